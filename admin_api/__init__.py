@@ -1,0 +1,1 @@
+"""FastAPI + SQLModel admin API on the PBX store."""

@@ -1,0 +1,1 @@
+"""IVR trees, time conditions and the open/closed state of the switchboard."""

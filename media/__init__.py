@@ -1,0 +1,1 @@
+"""Media engine: RTP, codecs, jitter buffers and the one-clock numpy mixer."""

@@ -1,0 +1,1 @@
+"""The PBX core: SIP stack, transports, registrar, router and the `pbx` command."""

@@ -1,0 +1,219 @@
+"""Typed configuration loaded from an Asterisk-style INI file (``sip.conf``).
+
+The file has a ``[general]`` section for the server and one section per
+extension (``[1001]``).  Everything is validated at load time; an error names
+the file, the section and the key so an operator can fix it without reading
+code (STYLE.md habit 7).  Extensions from the file only *seed* the store: the
+store is the source of truth once the PBX runs.
+"""
+
+from __future__ import annotations
+
+import configparser
+import ipaddress
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_CODECS = ("PCMU", "PCMA", "telephone-event")
+_EXTENSION_RE = re.compile(r"^[0-9A-Za-z_.+-]{1,40}$")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, located by file, section and key."""
+
+    def __init__(self, path: str, section: str | None, key: str | None, message: str) -> None:
+        where = path
+        if section is not None:
+            where += f" [{section}]"
+        if key is not None:
+            where += f" {key}"
+        super().__init__(f"{where}: {message}")
+        self.path, self.section, self.key = path, section, key
+
+
+class General(BaseModel):
+    """The ``[general]`` section: where the server listens and how it behaves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bind: str = "127.0.0.1"
+    udp_port: int = Field(5060, ge=0, le=65535)
+    tcp_port: int = Field(5060, ge=0, le=65535)
+    tls_port: int = Field(5061, ge=0, le=65535)
+    http_port: int = Field(8080, ge=0, le=65535)
+    transports: tuple[str, ...] = ("udp", "tcp", "tls")
+    realm: str = "pbx.local"
+    domains: tuple[str, ...] = ()
+    tls_cert: str = "auto"
+    tls_key: str = ""
+    rtp_port_min: int = Field(10000, ge=1024, le=65535)
+    rtp_port_max: int = Field(20000, ge=1024, le=65535)
+    codecs: tuple[str, ...] = DEFAULT_CODECS
+    database_url: str = ""
+    data_dir: str = "data"
+    user_agent: str = "pbx/0.1"
+    min_expires: int = Field(60, ge=1)
+    max_expires: int = Field(3600, ge=1)
+    default_expires: int = Field(3600, ge=1)
+    max_contacts: int = Field(10, ge=1)
+    nonce_ttl: int = Field(300, ge=10)
+    auth_max_failures: int = Field(10, ge=1)
+    auth_failure_window: int = Field(60, ge=1)
+    auth_block_time: int = Field(600, ge=0)
+    location_flush_ms: int = Field(200, ge=10)
+    tcp_idle_timeout: int = Field(3900, ge=10)
+    smtp_host: str = ""
+    smtp_port: int = Field(25, ge=0, le=65535)
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = ""
+    mqtt_url: str = ""
+    log_level: str = "INFO"
+
+    @field_validator("transports", "domains", "codecs", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("transports")
+    @classmethod
+    def _known_transports(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        lowered = tuple(t.lower() for t in value)
+        unknown = set(lowered) - {"udp", "tcp", "tls"}
+        if unknown:
+            raise ValueError(f"unknown transport(s) {sorted(unknown)}; use udp, tcp, tls")
+        return lowered
+
+    @field_validator("bind")
+    @classmethod
+    def _ip_address(cls, value: str) -> str:
+        ipaddress.ip_address(value)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return upper
+
+    @model_validator(mode="after")
+    def _consistent(self) -> General:
+        if self.rtp_port_min >= self.rtp_port_max:
+            raise ValueError("rtp_port_min must be below rtp_port_max")
+        if not self.min_expires <= self.default_expires <= self.max_expires:
+            raise ValueError("need min_expires <= default_expires <= max_expires")
+        return self
+
+
+class ExtensionConfig(BaseModel):
+    """One ``[NNNN]`` section: an extension and its SIP credentials."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: str
+    secret: str = Field(min_length=1)
+    callerid: str = ""
+    mailbox: str = ""
+    context: str = "default"
+
+    @field_validator("number")
+    @classmethod
+    def _number(cls, value: str) -> str:
+        if not _EXTENSION_RE.match(value):
+            raise ValueError("extension must be 1-40 characters of digits, letters, _ . + -")
+        return value
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated configuration."""
+
+    general: General
+    extensions: tuple[ExtensionConfig, ...] = ()
+    path: str = "<defaults>"
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.general.data_dir)
+
+    @property
+    def database_url(self) -> str:
+        """The store's URL: the configured one, else SQLite in the data directory."""
+        if self.general.database_url:
+            return self.general.database_url
+        return f"sqlite:///{(self.data_path / 'pbx.sqlite3').resolve()}"
+
+    def with_overrides(self, **overrides: Any) -> Config:
+        """Return a copy with command-line overrides applied to ``[general]`` (None = keep)."""
+        values = {k: v for k, v in overrides.items() if v is not None}
+        if not values:
+            return self
+        try:
+            general = General.model_validate({**self.general.model_dump(), **values})
+        except ValidationError as exc:
+            raise _config_error(self.path, "command line", exc) from None
+        return replace(self, general=general)
+
+
+def _config_error(path: str, section: str, exc: ValidationError) -> ConfigError:
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or None
+    return ConfigError(path, section, key, first["msg"])
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate a sip.conf-style file; ``None`` gives the built-in defaults."""
+    if path is None:
+        return Config(general=General())
+    path_str = str(path)
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except OSError as exc:
+        raise ConfigError(path_str, None, None, f"cannot read: {exc.strerror}") from None
+    except configparser.Error as exc:
+        raise ConfigError(path_str, None, None, f"syntax error: {exc.message}") from None
+
+    general_raw = dict(parser.items("general")) if parser.has_section("general") else {}
+    try:
+        general = General.model_validate(general_raw)
+    except ValidationError as exc:
+        raise _config_error(path_str, "general", exc) from None
+
+    extensions = []
+    for section in parser.sections():
+        if section == "general":
+            continue
+        try:
+            extensions.append(ExtensionConfig.model_validate({"number": section, **parser[section]}))
+        except ValidationError as exc:
+            raise _config_error(path_str, section, exc) from None
+    return Config(general=general, extensions=tuple(extensions), path=path_str)
+
+
+@dataclass
+class PortRange:
+    """An inclusive UDP port range such as ``10000-20000`` from ``--rtp-ports``."""
+
+    low: int
+    high: int = field(default=0)
+
+    @classmethod
+    def parse(cls, text: str) -> PortRange:
+        match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text)
+        if not match:
+            raise ValueError(f"expected a port range like 10000-20000, got {text!r}")
+        low, high = int(match[1]), int(match[2])
+        if not 1024 <= low < high <= 65535:
+            raise ValueError(f"port range {text!r} must satisfy 1024 <= A < B <= 65535")
+        return cls(low, high)

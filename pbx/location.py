@@ -1,0 +1,133 @@
+"""The location service (RFC 3261 §10): address-of-record → contact bindings.
+
+Pure and in memory, like Kamailio's usrloc in write-back mode: the registrar
+changes bindings here at once, and the server flushes the changed ones to the
+store in batches (``take_changes``), so a REGISTER never waits on a disk.
+Time is wall-clock seconds passed in, because expiry must survive a restart.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pbx.models import Binding
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Where a message came from: transport, remote host and port.
+
+    Requests to a registered phone go back along its flow (RFC 5626 §5.3 in
+    spirit, RFC 3581 for UDP) so phones behind NAT and on TCP/TLS stay reachable.
+    """
+
+    transport: str
+    host: str
+    port: int
+
+
+def binding_id(aor: str, key: str) -> str:
+    return f"{aor}|{key}"
+
+
+class LocationService:
+    """All bindings by AOR, with expiry and change tracking for write-back."""
+
+    def __init__(self) -> None:
+        self._by_aor: dict[str, dict[str, Binding]] = {}
+        self._expiry: list[tuple[float, str, str]] = []
+        self._dirty: dict[str, Binding] = {}
+        self._removed: set[str] = set()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def load(self, bindings: Iterable[Binding]) -> None:
+        """Restore bindings read from the store at start-up (not marked dirty)."""
+        for binding in bindings:
+            self._store(binding)
+            heapq.heappush(self._expiry, (binding.expires_at, binding.aor, binding.id))
+
+    def lookup(self, aor: str, now: float) -> list[Binding]:
+        """The live bindings of ``aor``, highest q first (RFC 3261 §16.6 order)."""
+        bindings = self._by_aor.get(aor)
+        if not bindings:
+            return []
+        live = [b for b in bindings.values() if b.expires_at > now]
+        live.sort(key=lambda b: -b.q)
+        return live
+
+    def _store(self, binding: Binding) -> None:
+        bindings = self._by_aor.setdefault(binding.aor, {})
+        if binding.id not in bindings:
+            self._count += 1
+        bindings[binding.id] = binding
+
+    def get(self, aor: str, key: str) -> Binding | None:
+        return self._by_aor.get(aor, {}).get(binding_id(aor, key))
+
+    def put(self, binding: Binding) -> None:
+        """Add or refresh a binding."""
+        self._store(binding)
+        heapq.heappush(self._expiry, (binding.expires_at, binding.aor, binding.id))
+        self._dirty[binding.id] = binding
+        self._removed.discard(binding.id)
+        if len(self._expiry) > 4 * len(self) + 64:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Rebuild the expiry heap from live bindings: refreshes leave stale entries."""
+        self._expiry = [
+            (b.expires_at, aor, ident)
+            for aor, bindings in self._by_aor.items()
+            for ident, b in bindings.items()
+        ]
+        heapq.heapify(self._expiry)
+
+    def remove(self, aor: str, ident: str) -> None:
+        bindings = self._by_aor.get(aor)
+        if bindings is None or bindings.pop(ident, None) is None:
+            return
+        self._count -= 1
+        if not bindings:
+            del self._by_aor[aor]
+        self._dirty.pop(ident, None)
+        self._removed.add(ident)
+
+    def remove_all(self, aor: str) -> None:
+        for ident in list(self._by_aor.get(aor, {})):
+            self.remove(aor, ident)
+
+    def next_expiry(self) -> float | None:
+        return self._expiry[0][0] if self._expiry else None
+
+    def expire(self, now: float) -> list[Binding]:
+        """Drop every binding whose time has come; returns the ones dropped."""
+        dropped = []
+        while self._expiry and self._expiry[0][0] <= now:
+            _, aor, ident = heapq.heappop(self._expiry)
+            binding = self._by_aor.get(aor, {}).get(ident)
+            if binding is not None and binding.expires_at <= now:
+                self.remove(aor, ident)
+                dropped.append(binding)
+        return dropped
+
+    def restore_changes(self, upserts: list[Binding], removals: list[str]) -> None:
+        """Mark a batch dirty again after a failed write, unless newer changes superseded it."""
+        for binding in upserts:
+            if self._by_aor.get(binding.aor, {}).get(binding.id) is binding:
+                self._dirty.setdefault(binding.id, binding)
+        for ident in removals:
+            aor = ident.split("|", 1)[0]
+            if ident not in self._by_aor.get(aor, {}):
+                self._removed.add(ident)
+
+    def take_changes(self) -> tuple[list[Binding], list[str]]:
+        """Changed bindings and removed ids since the last call (for the store)."""
+        upserts, removals = list(self._dirty.values()), list(self._removed)
+        self._dirty.clear()
+        self._removed.clear()
+        return upserts, removals

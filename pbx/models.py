@@ -1,0 +1,56 @@
+"""SQLModel tables of the one store (ARCHITECTURE.md principle 3).
+
+The SIP core, the admin API and later the switchboard services all read and
+write these tables; SQLite (WAL) by default, PostgreSQL with a URL.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Field, SQLModel, UniqueConstraint
+
+DEFAULT_ORGANISATION = "default"
+
+
+class Organisation(SQLModel, table=True):
+    """A tenant with its own SIP domain, users, extensions and numbers."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(index=True, unique=True, max_length=64)
+    name: str = Field(max_length=200)
+    domain: str = Field(default="", index=True, max_length=253)
+
+
+class Extension(SQLModel, table=True):
+    """A dialable extension with the SIP credentials its devices register with."""
+
+    __table_args__ = (UniqueConstraint("organisation_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    number: str = Field(index=True, max_length=40)
+    secret: str = Field(max_length=200)
+    display_name: str = Field(default="", max_length=200)
+    mailbox: str = Field(default="", max_length=40)
+    context: str = Field(default="default", max_length=80)
+
+
+class Binding(SQLModel, table=True):
+    """One registered contact of an address-of-record (RFC 3261 §10.3).
+
+    ``key`` identifies the binding within its AOR: the ``+sip.instance`` of the
+    device (RFC 5626) when it sends one, else the contact URI.  ``source_*`` is
+    where the REGISTER came from, so requests reach phones behind NAT.
+    """
+
+    id: str = Field(primary_key=True, max_length=600)
+    aor: str = Field(index=True, max_length=300)
+    contact: str = Field(max_length=1000)
+    expires_at: float = Field(index=True)
+    call_id: str = Field(max_length=300)
+    cseq: int
+    q: float = 1.0
+    instance: str = Field(default="", max_length=300)
+    source_transport: str = Field(max_length=8)
+    source_host: str = Field(max_length=64)
+    source_port: int
+    user_agent: str = Field(default="", max_length=300)

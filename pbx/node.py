@@ -1,0 +1,55 @@
+"""One PBX node (ARCHITECTURE.md principle 5): the store, the SIP server and
+the HTTP side in one process and one event loop, stopped cleanly on a signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import uvicorn
+
+from admin_api.app import create_app
+from pbx.config import Config
+from pbx.server import SipServer
+from pbx.store import Store
+
+log = logging.getLogger("pbx.node")
+
+
+async def run(config: Config) -> int:
+    """Run until SIGINT/SIGTERM; returns the process exit code."""
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    store = await asyncio.to_thread(Store, config.database_url)
+    await asyncio.to_thread(store.seed, config)
+    sip = SipServer(config, store)
+    await sip.start()
+    http = uvicorn.Server(
+        uvicorn.Config(
+            create_app(sip),
+            host=config.general.bind,
+            port=config.general.http_port,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
+    http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    http_task = asyncio.create_task(http.serve())
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("PBX ready (realm %s, data %s)", config.general.realm, config.data_path)
+    stop_wait = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({stop_wait, http_task}, return_when=asyncio.FIRST_COMPLETED)
+    if http_task in done and http_task.exception() is not None:
+        log.error("HTTP server failed: %s", http_task.exception())
+    log.info("stopping")
+    http.should_exit = True
+    await asyncio.gather(http_task, return_exceptions=True)
+    stop_wait.cancel()
+    await sip.stop()
+    store.close()
+    return 0

@@ -1,0 +1,158 @@
+"""The registrar: REGISTER processing per RFC 3261 §10.3 (pure).
+
+Authentication has already happened (``pbx.authn``); this module decides what a
+REGISTER does to the location service and what the answer is.  Time is
+wall-clock seconds passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from email.utils import formatdate
+
+from pbx.location import Flow, LocationService, binding_id
+from pbx.models import Binding
+from pbx.sip.errors import ParseError
+from pbx.sip.message import Address, Request, Response, make_response, new_tag
+
+log = logging.getLogger("pbx.registrar")
+
+
+@dataclass(frozen=True)
+class RegistrarPolicy:
+    """Expiry limits and contact count (Kamailio registrar module parameters)."""
+
+    min_expires: int = 60
+    max_expires: int = 3600
+    default_expires: int = 3600
+    max_contacts: int = 10
+
+
+def aor_for(user: str, realm: str) -> str:
+    """The canonical address-of-record: every served host maps to the realm."""
+    return f"sip:{user}@{realm}"
+
+
+class Registrar:
+    """Applies REGISTER requests to a :class:`LocationService`."""
+
+    def __init__(self, location: LocationService, realm: str, policy: RegistrarPolicy) -> None:
+        self.location = location
+        self.realm = realm
+        self.policy = policy
+
+    def register(self, request: Request, username: str, flow: Flow, now: float) -> Response:
+        """Process an authenticated REGISTER from ``username`` and build the answer."""
+        to_user = request.to_addr.uri.user
+        if to_user != username:
+            log.warning("REGISTER for %s by authenticated user %s refused", to_user, username)
+            return make_response(request, 403, "Forbidden - To does not match user", to_tag=new_tag())
+        aor = aor_for(username, self.realm)
+
+        if request.contact_star:
+            return self._remove_all(request, aor, now)
+        if not request.contacts:
+            return self._answer(request, aor, now)  # a query (§10.2.3)
+
+        header_expires = request.expires
+        changes: list[tuple[str, Binding | None]] = []
+        for contact in request.contacts:
+            expires = self._expires(contact, header_expires)
+            if 0 < expires < self.policy.min_expires:
+                response = make_response(request, 423, to_tag=new_tag())
+                response.headers.add("Min-Expires", str(self.policy.min_expires))
+                return response
+            key = contact.params.get("+sip.instance") or str(contact.uri)
+            ident = binding_id(aor, key)
+            existing = self.location.get(aor, key)
+            if existing is not None and existing.call_id == request.call_id:
+                if request.cseq.number <= existing.cseq:
+                    # §10.3 step 7: an out-of-order refresh must not win.
+                    return make_response(
+                        request, 500, "Server Internal Error - Out of order REGISTER",
+                        to_tag=new_tag(),
+                    )
+            if expires == 0:
+                changes.append((ident, None))
+                continue
+            changes.append(
+                (
+                    ident,
+                    Binding(
+                        id=ident,
+                        aor=aor,
+                        contact=str(contact.uri),
+                        expires_at=now + expires,
+                        call_id=request.call_id,
+                        cseq=request.cseq.number,
+                        q=_q_value(contact),
+                        instance=contact.params.get("+sip.instance") or "",
+                        source_transport=flow.transport,
+                        source_host=flow.host,
+                        source_port=flow.port,
+                        user_agent=(request.headers.get("User-Agent") or "")[:300],
+                    ),
+                )
+            )
+
+        current = {b.id for b in self.location.lookup(aor, now)}
+        after = set(current)
+        for ident, binding in changes:
+            if binding is None:
+                after.discard(ident)
+            else:
+                after.add(ident)
+        if len(after) > self.policy.max_contacts:
+            return make_response(request, 403, "Forbidden - Too many contacts", to_tag=new_tag())
+
+        for ident, binding in changes:
+            if binding is None:
+                self.location.remove(aor, ident)
+            else:
+                self.location.put(binding)
+        return self._answer(request, aor, now)
+
+    def _expires(self, contact: Address, header_expires: int | None) -> int:
+        raw = contact.params.get("expires")
+        if raw is not None:
+            try:
+                value = int(raw)
+            except ValueError:
+                value = self.policy.default_expires
+        elif header_expires is not None:
+            value = header_expires
+        else:
+            value = self.policy.default_expires
+        return max(0, min(value, self.policy.max_expires))
+
+    def _remove_all(self, request: Request, aor: str, now: float) -> Response:
+        """``Contact: *`` with ``Expires: 0`` removes every binding (§10.2.2)."""
+        if request.expires != 0 or len(request.headers.get_all("Contact")) != 1:
+            return make_response(
+                request, 400, "Bad Request - Contact * needs Expires: 0", to_tag=new_tag()
+            )
+        self.location.remove_all(aor)
+        return self._answer(request, aor, now)
+
+    def _answer(self, request: Request, aor: str, now: float) -> Response:
+        """200 OK listing every current binding with its remaining time (§10.3 step 8)."""
+        response = make_response(request, 200, to_tag=new_tag())
+        for binding in self.location.lookup(aor, now):
+            remaining = max(0, int(binding.expires_at - now))
+            response.headers.add("Contact", f"<{binding.contact}>;expires={remaining}")
+        response.headers.add("Date", formatdate(now, usegmt=True))
+        return response
+
+
+def _q_value(contact: Address) -> float:
+    raw = contact.params.get("q")
+    if raw is None:
+        return 1.0
+    try:
+        q = float(raw)
+    except ValueError:
+        raise ParseError("Bad Request - Malformed q value") from None
+    if not 0.0 <= q <= 1.0:
+        raise ParseError("Bad Request - q value out of range")
+    return q

@@ -1,0 +1,352 @@
+"""The SIP server: asyncio glue around the pure stack.
+
+Bytes arrive from a transport → parse → transaction layer → validation
+(RFC 3261 §8.2, §16.3) → the handler for the method (registrar, OPTIONS, later
+the B2BUA) → responses back through the transaction layer → the transport.
+This module owns the clock and the one timer; everything it calls is pure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import secrets
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pbx.authn import RequestAuthenticator
+from pbx.config import Config
+from pbx.directory import Directory
+from pbx.location import Flow, LocationService
+from pbx.pike import AuthFailureGuard
+from pbx.registrar import Registrar, RegistrarPolicy
+from pbx.sip.auth import DigestAuthenticator
+from pbx.sip.errors import ParseError, SipError
+from pbx.sip.message import Request, Response, make_response, new_tag
+from pbx.sip.parser import parse_message
+from pbx.sip.transaction import RequestReceived, TransactionLayer
+from pbx.store import Store
+from pbx.transport.stream import StreamTransport
+from pbx.transport.tls import self_signed, server_context
+from pbx.transport.udp import UdpTransport
+
+log = logging.getLogger("pbx.server")
+
+# Methods of RFC 3261 and its extensions that we recognise: a recognised method
+# we do not serve gets 405, anything else 501 (§8.2.1, §21.5.2).
+KNOWN_METHODS = frozenset(
+    "INVITE ACK CANCEL BYE OPTIONS REGISTER PRACK SUBSCRIBE NOTIFY PUBLISH INFO REFER "
+    "MESSAGE UPDATE".split()
+)
+SUPPORTED_OPTIONS: frozenset[str] = frozenset({"path"})
+
+Handler = Callable[[Request, Flow, object], None]
+
+
+def load_secret(path: Path) -> bytes:
+    """The server's nonce secret, made once and kept so nonces survive a restart."""
+    if path.exists():
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_bytes(32)
+    path.write_bytes(value)
+    path.chmod(0o600)
+    return value
+
+
+class SipServer:
+    """One PBX node's SIP side: transports, transactions, registrar, handlers."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        general = config.general
+        self.config = config
+        self.store = store
+        self.directory = Directory(store)
+        self.location = LocationService()
+        self.registrar = Registrar(
+            self.location,
+            general.realm,
+            RegistrarPolicy(
+                general.min_expires, general.max_expires, general.default_expires,
+                general.max_contacts,
+            ),
+        )
+        self.guard = AuthFailureGuard(
+            general.auth_max_failures, general.auth_failure_window, general.auth_block_time
+        )
+        digest = DigestAuthenticator(
+            general.realm,
+            load_secret(config.data_path / "nonce.secret"),
+            nonce_ttl=general.nonce_ttl,
+        )
+        self.authenticator = RequestAuthenticator(digest, self.guard, self.directory.password_for)
+        self.transactions = TransactionLayer()
+        self.transports: dict[str, UdpTransport | StreamTransport] = {}
+        self.handlers: dict[str, Handler] = {
+            "REGISTER": self._on_register,
+            "OPTIONS": self._on_options,
+        }
+        self.domains = {d.lower() for d in (general.realm, *general.domains, "localhost")}
+        self.domains.add(socket.gethostname().lower())
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._flush_task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---------------------------------------------------------------- life cycle
+
+    async def start(self) -> None:
+        general = self.config.general
+        self._loop = asyncio.get_running_loop()
+        self.location.load(await asyncio.to_thread(self.store.load_bindings, time.time()))
+        log.info("restored %d registrations", len(self.location))
+        if "udp" in general.transports:
+            self.transports["UDP"] = await UdpTransport.listen(
+                general.bind, general.udp_port, self.receive
+            )
+        if "tcp" in general.transports:
+            tcp = StreamTransport("TCP", self.receive, idle_timeout=general.tcp_idle_timeout)
+            await tcp.listen(general.bind, general.tcp_port)
+            self.transports["TCP"] = tcp
+        if "tls" in general.transports:
+            tls = StreamTransport(
+                "TLS", self.receive, self._tls_context(), idle_timeout=general.tcp_idle_timeout
+            )
+            await tls.listen(general.bind, general.tls_port)
+            self.transports["TLS"] = tls
+        for name, transport in self.transports.items():
+            log.info("listening on %s %s:%d", name, general.bind, transport.local_port)
+        self._flush_task = asyncio.create_task(self._flush_loop())
+
+    async def stop(self) -> None:
+        if self._flush_task is not None:
+            self._flush_task.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+        for transport in self.transports.values():
+            if isinstance(transport, StreamTransport):
+                await transport.close()
+            else:
+                transport.close()
+        await self._flush_once()
+
+    def _tls_context(self) -> ssl.SSLContext:
+        general = self.config.general
+        if general.tls_cert == "auto":
+            cert, key = self_signed(
+                self.config.data_path / "tls", general.realm,
+                sorted({general.realm, general.bind, "localhost", "127.0.0.1", "::1"}),
+            )
+        else:
+            cert, key = Path(general.tls_cert), Path(general.tls_key)
+        return server_context(cert, key)
+
+    # ------------------------------------------------------------------- input
+
+    def receive(self, data: bytes, flow: Flow) -> None:
+        """Entry point for every message from every transport."""
+        now = time.time()
+        if self.guard.is_blocked(flow.host, now):
+            return
+        try:
+            message = parse_message(data)
+        except ParseError as exc:
+            self._reject_unparsable(exc, flow)
+            return
+        if isinstance(message, Request):
+            self._stamp_via(message, flow)
+        reliable = flow.transport != "UDP"
+        assert self._loop is not None
+        self.transactions.receive(message, flow, reliable, self._loop.time())
+        self._process()
+
+    def _reject_unparsable(self, exc: ParseError, flow: Flow) -> None:
+        """400 (or 505) where a response can be built, else drop (RFC 3261 §16.3)."""
+        request = getattr(exc, "request", None)
+        log.info("bad message from %s:%d (%s)", flow.host, flow.port, exc.reason)
+        if request is None or request.method == "ACK":
+            return
+        self._send_direct(make_response(request, exc.status, exc.reason, to_tag=new_tag()), flow)
+
+    def _stamp_via(self, request: Request, flow: Flow) -> None:
+        """RFC 3581 §4 / RFC 3261 §18.2.1: record where the request really came from."""
+        top = request.vias[0]
+        changed = False
+        if top.host != flow.host:
+            top.params["received"] = flow.host
+            changed = True
+        if "rport" in top.params:
+            top.params["rport"] = str(flow.port)
+            changed = True
+        if changed:
+            values = [str(via) for via in request.vias]
+            request.headers.remove("Via")
+            for value in values:
+                request.headers.add("Via", value)
+
+    # -------------------------------------------------------------- processing
+
+    def _process(self) -> None:
+        """Drain the transaction layer: dispatch events, send, re-arm the timer."""
+        while (event := self.transactions.next_event()) is not None:
+            if isinstance(event, RequestReceived):
+                self._dispatch(event.request, event.tx)
+        self._flush_output()
+        self._arm_timer()
+
+    def _dispatch(self, request: Request, tx: object) -> None:
+        flow: Flow = tx.dest  # type: ignore[attr-defined]
+        try:
+            response = self._validate(request, flow)
+            if response is None:
+                handler = self.handlers.get(request.method)
+                if handler is None:
+                    response = self._not_allowed(request)
+                else:
+                    handler(request, flow, tx)
+                    return
+        except SipError as exc:
+            log.info("%s from %s: %d %s", request.method, flow.host, exc.status, exc.reason)
+            response = make_response(request, exc.status, exc.reason, to_tag=new_tag())
+        except Exception:
+            log.exception("error handling %s from %s", request.method, flow)
+            response = make_response(request, 500, to_tag=new_tag())
+        self.respond(response)
+
+    def respond(self, response: Response) -> None:
+        """Send a response through its server transaction."""
+        response.headers.set("Server", self.config.general.user_agent)
+        assert self._loop is not None
+        self.transactions.send_response(response, self._loop.time())
+        self._flush_output()
+        self._arm_timer()
+
+    def _validate(self, request: Request, flow: Flow) -> Response | None:
+        """The checks every request passes before its handler (§8.2.1-§8.2.3, §16.3)."""
+        if request.uri.scheme not in ("sip", "sips"):
+            response = make_response(request, 416, to_tag=new_tag())
+            return response
+        if self._is_loop(request):
+            return make_response(request, 482, to_tag=new_tag())
+        if request.method not in ("ACK", "CANCEL"):
+            unsupported = [
+                tag
+                for name in ("Require", "Proxy-Require")
+                for tag in request.headers.get_all(name)
+                if tag.strip().lower() not in SUPPORTED_OPTIONS
+            ]
+            if unsupported:
+                response = make_response(request, 420, to_tag=new_tag())
+                response.headers.add("Unsupported", ", ".join(t.strip() for t in unsupported))
+                return response
+        if request.max_forwards == 0 and request.method not in ("REGISTER", "OPTIONS"):
+            return make_response(request, 483, to_tag=new_tag())
+        return None
+
+    def _is_loop(self, request: Request) -> bool:
+        """A request carrying one of our own Vias came back to us (§16.3 step 4)."""
+        ours = {(t.local_port, name) for name, t in self.transports.items()}
+        bind = self.config.general.bind
+        for via in request.vias[1:]:
+            if via.host == bind and (via.port, via.transport.upper()) in ours:
+                return True
+        return False
+
+    def _not_allowed(self, request: Request) -> Response:
+        status = 405 if request.method in KNOWN_METHODS else 501
+        response = make_response(request, status, to_tag=new_tag())
+        response.headers.add("Allow", self.allow_header())
+        return response
+
+    def allow_header(self) -> str:
+        return ", ".join(sorted(set(self.handlers) | {"ACK"}))
+
+    def serves_host(self, host: str) -> bool:
+        """Is ``host`` one of ours?  IP literals are: a B2BUA never relays by IP."""
+        try:
+            ipaddress.ip_address(host)
+            return True
+        except ValueError:
+            return host.lower() in self.domains
+
+    # ---------------------------------------------------------------- handlers
+
+    def _on_options(self, request: Request, flow: Flow, tx: object) -> None:
+        """Phones ping with OPTIONS: answer 200 with what we can do (RFC 3261 §11.2)."""
+        response = make_response(request, 200, to_tag=new_tag())
+        response.headers.add("Allow", self.allow_header())
+        response.headers.add("Accept", "application/sdp")
+        response.headers.add("Supported", ", ".join(sorted(SUPPORTED_OPTIONS)))
+        self.respond(response)
+
+    def _on_register(self, request: Request, flow: Flow, tx: object) -> None:
+        if not self.serves_host(request.uri.host):
+            log.info("REGISTER for foreign domain %s from %s", request.uri.host, flow.host)
+            self.respond(make_response(request, 403, "Forbidden - Domain not served", to_tag=new_tag()))
+            return
+        now = time.time()
+        decision = self.authenticator.check(request, flow.host, now)
+        if decision.response is not None:
+            self.respond(decision.response)
+            return
+        assert decision.username is not None
+        response = self.registrar.register(request, decision.username, flow, now)
+        if response.status == 200:
+            log.debug("REGISTER %s from %s:%d ok", decision.username, flow.host, flow.port)
+        self.respond(response)
+
+    # ------------------------------------------------------------------ output
+
+    def _flush_output(self) -> None:
+        for dest, message in self.transactions.messages_to_send():
+            self._send_direct(message, dest)
+
+    def _send_direct(self, message: Request | Response, flow: Flow) -> None:
+        transport = self.transports.get(flow.transport)
+        if transport is None or not transport.send(bytes(message), flow):
+            log.info("cannot send to %s", flow)
+
+    def _arm_timer(self) -> None:
+        deadline = self.transactions.get_timer()
+        if deadline is None or deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        assert self._loop is not None
+        self._timer_at = deadline
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer, self._timer_at = None, None
+        assert self._loop is not None
+        self.transactions.handle_timer(self._loop.time())
+        self._process()
+
+    # ------------------------------------------------------------- persistence
+
+    async def _flush_loop(self) -> None:
+        """Write changed registrations to the store in batches, and expire old ones."""
+        interval = self.config.general.location_flush_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            expired = self.location.expire(time.time())
+            for binding in expired:
+                log.info("registration of %s expired (%s)", binding.aor, binding.contact)
+            try:
+                await self._flush_once()
+            except Exception:
+                log.exception("cannot save registrations; will retry")
+
+    async def _flush_once(self) -> None:
+        upserts, removals = self.location.take_changes()
+        if not upserts and not removals:
+            return
+        try:
+            await asyncio.to_thread(self.store.save_bindings, upserts, removals)
+        except Exception:
+            self.location.restore_changes(upserts, removals)
+            raise

@@ -1,0 +1,122 @@
+"""The store: engine set-up, seeding from the config file, and the queries the
+SIP core needs.  Blocking database calls live here and are run in a worker
+thread by the asyncio side, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+from sqlalchemy import delete, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from pbx.config import Config
+from pbx.models import DEFAULT_ORGANISATION, Binding, Extension, Organisation
+
+log = logging.getLogger("pbx.store")
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine; SQLite gets WAL and a busy timeout so the API and the
+    SIP core can share one file safely."""
+    if url.startswith("sqlite"):
+        memory = url in ("sqlite://", "sqlite:///:memory:")
+        if not memory:
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            poolclass=StaticPool if memory else None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            if not memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Store:
+    """The PBX's persistent state, shared by the SIP core and the admin API."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        SQLModel.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def seed(self, config: Config) -> None:
+        """Create the default organisation and the extensions of the config file.
+
+        Existing extensions are left as they are: once seeded, the store (and
+        the admin API that edits it) owns them.
+        """
+        with Session(self.engine) as session:
+            org = session.exec(
+                select(Organisation).where(Organisation.slug == DEFAULT_ORGANISATION)
+            ).first()
+            if org is None:
+                org = Organisation(
+                    slug=DEFAULT_ORGANISATION, name="Default", domain=config.general.realm
+                )
+                session.add(org)
+                session.flush()
+            assert org.id is not None
+            known = set(
+                session.exec(
+                    select(Extension.number).where(Extension.organisation_id == org.id)
+                ).all()
+            )
+            for ext in config.extensions:
+                if ext.number in known:
+                    continue
+                display = ext.callerid
+                session.add(
+                    Extension(
+                        organisation_id=org.id,
+                        number=ext.number,
+                        secret=ext.secret,
+                        display_name=display,
+                        mailbox=ext.mailbox,
+                        context=ext.context,
+                    )
+                )
+                log.info("seeded extension %s", ext.number)
+            session.commit()
+
+    def extension_secrets(self) -> dict[str, str]:
+        """Every extension's SIP password, by number (the digest lookup table)."""
+        with Session(self.engine) as session:
+            rows = session.exec(select(Extension.number, Extension.secret)).all()
+        return {number: secret for number, secret in rows}
+
+    def load_bindings(self, now: float) -> list[Binding]:
+        """The registrations still valid at wall-clock ``now`` (for a restart)."""
+        with Session(self.engine) as session:
+            session.exec(delete(Binding).where(Binding.expires_at <= now))  # type: ignore[call-overload]
+            session.commit()
+            return list(session.exec(select(Binding)).all())
+
+    def save_bindings(self, upserts: Iterable[Binding], removals: Iterable[str]) -> None:
+        """Write a batch of changed and removed bindings in one transaction."""
+        with Session(self.engine) as session:
+            removal_ids = list(removals)
+            if removal_ids:
+                session.exec(delete(Binding).where(Binding.id.in_(removal_ids)))  # type: ignore[call-overload,attr-defined]
+            for binding in upserts:
+                session.merge(binding)
+            session.commit()

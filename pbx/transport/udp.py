@@ -1,0 +1,79 @@
+"""SIP over UDP (RFC 3261 §18): one datagram is one message.
+
+IPv4-mapped IPv6 source addresses (from a dual-stack ``::`` socket) are
+reported as plain IPv4 so a phone has one identity whichever way it arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+
+from pbx.location import Flow
+
+log = logging.getLogger("pbx.transport.udp")
+
+Receiver = Callable[[bytes, Flow], None]
+
+
+def plain_host(host: str) -> str:
+    """``::ffff:192.0.2.1`` → ``192.0.2.1``; anything else unchanged."""
+    return host[7:] if host.startswith("::ffff:") and "." in host else host
+
+
+class UdpTransport(asyncio.DatagramProtocol):
+    """The UDP listener; also the socket every UDP request from us leaves by."""
+
+    name = "UDP"
+
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+        self.transport: asyncio.DatagramTransport | None = None
+        self.family = socket.AF_INET
+
+    @classmethod
+    async def listen(cls, host: str, port: int, receiver: Receiver) -> UdpTransport:
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        if family == socket.AF_INET6 and host == "::":
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+        sock.bind((host, port))
+        _, protocol = await loop.create_datagram_endpoint(lambda: cls(receiver), sock=sock)
+        protocol.family = family
+        return protocol
+
+    @property
+    def local_port(self) -> int:
+        assert self.transport is not None
+        return int(self.transport.get_extra_info("sockname")[1])
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[type-arg]
+        if not data.strip(b"\r\n\x00 "):
+            return  # CRLF / NUL keep-alives some phones send to hold a NAT binding open
+        self.receiver(data, Flow("UDP", plain_host(addr[0]), addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("UDP error: %s", exc)
+
+    def send(self, data: bytes, flow: Flow) -> bool:
+        if self.transport is None or self.transport.is_closing():
+            return False
+        host = flow.host
+        if self.family == socket.AF_INET6 and ":" not in host:
+            host = "::ffff:" + host
+        elif self.family == socket.AF_INET and ":" in host:
+            return False
+        self.transport.sendto(data, (host, flow.port))
+        return True
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

@@ -1,0 +1,1 @@
+"""Configuration files for desk phones and DECT bases, generated from the store."""

@@ -1,0 +1,1 @@
+"""ACD queues: callers, agents, ring strategies, wrap-up and statistics."""

@@ -1,0 +1,1 @@
+"""The agents' browser softphone and its aiortc gateway."""

@@ -1,0 +1,259 @@
+"""Helpers that run real processes for integration tests: the PBX itself,
+sipp and baresip, each on free loopback ports, each stopped afterwards."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> int:
+    """First of ``count`` consecutive ports free for both UDP and TCP on ``host``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - count)
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    s = socket.socket(family, kind)
+                    sockets.append(s)
+                    s.bind((host, port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free port block found")
+
+
+@dataclass
+class Pbx:
+    """A running ``pbx serve`` process."""
+
+    host: str
+    sip_port: int
+    http_port: int
+    data_dir: Path
+    config: Path
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(default_factory=Path)
+
+    @property
+    def tls_port(self) -> int:
+        return self.sip_port + 1
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.log_path = self.data_dir / f"pbx-{int(time.time() * 1000)}.log"
+        log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "pbx", "serve",
+                "--config", str(self.config),
+                "--bind", self.host,
+                "--sip-port", str(self.sip_port),
+                "--http-port", str(self.http_port),
+                "--data-dir", str(self.data_dir),
+                "--rtp-ports", f"{self.sip_port + 2}-{self.sip_port + 200}",
+            ],
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+        )
+        log.close()
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"pbx exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"http://{host}:{self.http_port}/api/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"pbx did not come up:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def health(self) -> dict:  # type: ignore[type-arg]
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return httpx.get(f"http://{host}:{self.http_port}/api/health", timeout=5).json()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def write_config(path: Path, extensions: dict[str, str], **general: object) -> Path:
+    lines = ["[general]", "realm = pbx.test", "domains = pbx.test", "log_level = DEBUG"]
+    lines += [f"{key} = {value}" for key, value in general.items()]
+    for number, secret in extensions.items():
+        lines += ["", f"[{number}]", f"secret = {secret}", f'callerid = "User {number}" <{number}>']
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@contextmanager
+def running_pbx(
+    tmp: Path, extensions: dict[str, str], host: str = "127.0.0.1", **general: object
+) -> Iterator[Pbx]:
+    base = free_ports(2, host)
+    http = free_ports(1, host)
+    pbx = Pbx(host, base, http, tmp / "data", write_config(tmp / "sip.conf", extensions, **general))
+    pbx.data_dir.mkdir(exist_ok=True)
+    pbx.start()
+    try:
+        yield pbx
+    finally:
+        pbx.stop()
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    successful: int
+    failed: int
+    output: str
+
+
+def run_sipp(
+    scenario: str,
+    pbx: Pbx,
+    users: list[tuple[str, str]] | list[tuple[str, str, int]],
+    *,
+    transport: str = "u1",
+    calls: int | None = None,
+    rate: int = 10,
+    timeout: float = 30.0,
+    extra: list[str] | None = None,
+    tmp: Path,
+) -> SippResult:
+    """Run a sipp scenario against the PBX; users are (number, password[, expires])."""
+    csv = tmp / f"users-{random.randrange(1 << 30)}.csv"
+    rows = ["SEQUENTIAL"]
+    for user in users:
+        number, password = user[0], user[1]
+        expires = user[2] if len(user) > 2 else 300  # type: ignore[misc]
+        rows.append(f"{number};[authentication username={number} password={password}];{expires}")
+    csv.write_text("\n".join(rows) + "\n")
+    stats = tmp / f"sipp-{random.randrange(1 << 30)}.screen"
+    local_port = free_ports(1, pbx.host)
+    host = f"[{pbx.host}]" if ":" in pbx.host else pbx.host
+    port = pbx.tls_port if transport.startswith("l") else pbx.sip_port
+    cmd = [
+        "sipp", f"{host}:{port}",
+        "-sf", str(SCENARIOS / scenario),
+        "-inf", str(csv),
+        "-i", pbx.host, "-p", str(local_port),
+        "-t", transport,
+        "-m", str(calls if calls is not None else len(users)),
+        "-r", str(rate),
+        "-timeout", f"{int(timeout)}s", "-timeout_error",
+        "-nostdin", "-trace_screen", "-screen_file", str(stats),
+        *(extra or []),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, timeout=timeout + 30, cwd=tmp)
+    text = stats.read_text(errors="replace") if stats.exists() else ""
+    return SippResult(
+        proc.returncode,
+        _sipp_count(text, "Successful call"),
+        _sipp_count(text, "Failed call"),
+        text + proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace"),
+    )
+
+
+def _sipp_count(screen: str, label: str) -> int:
+    for line in screen.splitlines():
+        if line.strip().startswith(label):
+            parts = [p.strip() for p in line.split("|")]
+            try:
+                return int(parts[-2])
+            except (ValueError, IndexError):
+                return 0
+    return 0
+
+
+@dataclass
+class Baresip:
+    """A headless baresip phone (see shared/TOOLING.md)."""
+
+    directory: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    def log(self) -> str:
+        path = self.directory / "baresip.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+@contextmanager
+def baresip_phone(
+    tmp: Path, pbx: Pbx, number: str, password: str, *, transport: str = "udp",
+    seconds: int = 30, extra_config: str = "",
+) -> Iterator[Baresip]:
+    if shutil.which("baresip") is None:
+        raise RuntimeError("baresip is not installed (apt-get install baresip-core)")
+    directory = tmp / f"baresip-{number}-{random.randrange(1 << 20)}"
+    directory.mkdir()
+    port = free_ports(2, pbx.host)
+    (directory / "config").write_text(textwrap.dedent(f"""\
+        poll_method epoll
+        sip_listen {pbx.host}:{port}
+        net_interface {pbx.host}
+        audio_player aubridge,nil
+        audio_source aubridge,nil
+        module_path /usr/lib/baresip/modules
+        module stdio.so
+        module g711.so
+        module account.so
+        module menu.so
+        module_app account.so
+        module_app menu.so
+        {extra_config}
+        """))
+    port_sip = pbx.tls_port if transport == "tls" else pbx.sip_port
+    (directory / "accounts").write_text(
+        f"<sip:{number}@{pbx.host}:{port_sip};transport={transport}>;auth_pass={password};"
+        f"answermode=auto;regint=60\n"
+    )
+    log = open(directory / "baresip.log", "wb")
+    phone = Baresip(directory, port)
+    phone.process = subprocess.Popen(
+        ["baresip", "-f", str(directory), "-t", str(seconds)],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        env={**os.environ, "HOME": str(directory)},
+    )
+    log.close()
+    try:
+        yield phone
+    finally:
+        if phone.process.poll() is None:
+            phone.process.terminate()
+            try:
+                phone.process.wait(5)
+            except subprocess.TimeoutExpired:
+                phone.process.kill()
+                phone.process.wait()

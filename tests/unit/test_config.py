@@ -1,0 +1,76 @@
+"""sip.conf loading: defaults, the demo file, overrides, and errors that name file, section and key."""
+
+from pathlib import Path
+
+import pytest
+
+from pbx.cli import build_parser
+from pbx.config import ConfigError, PortRange, load_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_demo_config_has_the_demo_extensions() -> None:
+    config = load_config(REPO / "sip.conf.example")
+    assert [e.number for e in config.extensions] == ["1001", "1002", "1003", "1004"]
+    assert config.general.transports == ("udp", "tcp", "tls")
+    assert config.extensions[0].callerid == '"Alice Andersson" <1001>'
+    assert config.database_url.startswith("sqlite:///") and config.database_url.endswith("pbx.sqlite3")
+
+
+def test_overrides_replace_general_values(tmp_path: Path) -> None:
+    config = load_config(REPO / "sip.conf.example").with_overrides(
+        udp_port=6000, data_dir=str(tmp_path), bind="::1", http_port=None
+    )
+    assert config.general.udp_port == 6000 and config.general.http_port == 8080
+    assert config.general.bind == "::1"
+    assert config.data_path == tmp_path
+
+
+@pytest.mark.parametrize(
+    ("text", "section", "key"),
+    [
+        ("[general]\nudp_port = 70000\n", "general", "udp_port"),
+        ("[general]\nbind = not-an-ip\n", "general", "bind"),
+        ("[general]\ntransports = udp, sctp\n", "general", "transports"),
+        ("[general]\nfrobnicate = 1\n", "general", "frobnicate"),
+        ("[1001]\ncallerid = x\n", "1001", "secret"),
+        ("[bad ext!]\nsecret = x\n", "bad ext!", "number"),
+    ],
+)
+def test_errors_name_file_section_and_key(tmp_path: Path, text: str, section: str, key: str) -> None:
+    path = tmp_path / "sip.conf"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert (info.value.section, info.value.key) == (section, key)
+    assert str(path) in str(info.value)
+
+
+def test_unreadable_and_broken_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.conf")
+    broken = tmp_path / "broken.conf"
+    broken.write_text("no section header\n")
+    with pytest.raises(ConfigError, match="syntax error"):
+        load_config(broken)
+
+
+def test_bad_override_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="command line"):
+        load_config(None).with_overrides(rtp_port_min=30000, rtp_port_max=20000)
+
+
+def test_port_range_parsing() -> None:
+    assert PortRange.parse("10000-20000") == PortRange(10000, 20000)
+    for bad in ("20000-10000", "80-90", "x-y", "10000"):
+        with pytest.raises(ValueError):
+            PortRange.parse(bad)
+
+
+def test_cli_accepts_every_documented_override() -> None:
+    args = build_parser().parse_args(
+        ["serve", "--config", "x.conf", "--bind", "::1", "--sip-port", "5070", "--tls-port", "5071",
+         "--http-port", "8081", "--rtp-ports", "30000-30100", "--data-dir", "/tmp/d"]
+    )
+    assert (args.sip_port, args.rtp_ports.low, args.rtp_ports.high) == (5070, 30000, 30100)

@@ -1,0 +1,67 @@
+"""The location service: bindings per AOR, expiry, write-back change tracking."""
+
+from pbx.location import LocationService, binding_id
+from pbx.models import Binding
+
+
+def binding(aor: str, contact: str, expires_at: float, q: float = 1.0) -> Binding:
+    return Binding(
+        id=binding_id(aor, contact), aor=aor, contact=contact, expires_at=expires_at,
+        call_id="c", cseq=1, q=q, source_transport="UDP", source_host="127.0.0.1", source_port=5060,
+    )
+
+
+def test_lookup_orders_by_q_and_hides_expired() -> None:
+    location = LocationService()
+    location.put(binding("sip:1@x", "sip:a@h", 100, q=0.5))
+    location.put(binding("sip:1@x", "sip:b@h", 200, q=0.9))
+    location.put(binding("sip:1@x", "sip:c@h", 50))
+    assert [b.contact for b in location.lookup("sip:1@x", now=60)] == ["sip:b@h", "sip:a@h"]
+    assert len(location) == 3
+
+
+def test_expire_drops_only_due_bindings_and_refresh_wins() -> None:
+    location = LocationService()
+    location.put(binding("sip:1@x", "sip:a@h", 100))
+    location.put(binding("sip:1@x", "sip:a@h", 300))  # refreshed before expiry
+    location.put(binding("sip:2@x", "sip:b@h", 150))
+    assert location.next_expiry() == 100
+    assert location.expire(now=120) == []
+    dropped = location.expire(now=200)
+    assert [b.aor for b in dropped] == ["sip:2@x"]
+    assert len(location) == 1
+    location.expire(now=400)
+    assert len(location) == 0 and location.lookup("sip:1@x", 0) == []
+
+
+def test_changes_are_taken_once_and_removals_tracked() -> None:
+    location = LocationService()
+    location.put(binding("sip:1@x", "sip:a@h", 100))
+    location.put(binding("sip:1@x", "sip:b@h", 100))
+    upserts, removals = location.take_changes()
+    assert len(upserts) == 2 and removals == []
+    assert location.take_changes() == ([], [])
+    location.remove_all("sip:1@x")
+    upserts, removals = location.take_changes()
+    assert upserts == [] and sorted(removals) == sorted(
+        [binding_id("sip:1@x", "sip:a@h"), binding_id("sip:1@x", "sip:b@h")]
+    )
+
+
+def test_failed_write_is_restored_unless_superseded() -> None:
+    location = LocationService()
+    old = binding("sip:1@x", "sip:a@h", 100)
+    location.put(old)
+    upserts, removals = location.take_changes()
+    newer = binding("sip:1@x", "sip:a@h", 200)
+    location.put(newer)
+    location.take_changes()
+    location.restore_changes(upserts, removals)  # the old write failed after the newer one was taken
+    assert location.take_changes() == ([], [])
+
+
+def test_refreshes_do_not_grow_the_expiry_heap_without_bound() -> None:
+    location = LocationService()
+    for i in range(10_000):
+        location.put(binding("sip:1@x", "sip:a@h", 1000 + i))
+    assert len(location._expiry) < 4 * len(location) + 65
