@@ -1,0 +1,37 @@
+"""Errors of the SIP stack.
+
+A :class:`SipError` carries the status and reason phrase the peer should see,
+so whoever catches it can answer without knowing what went wrong.  A
+:class:`ParseError` also keeps what could be salvaged of the request, because a
+400 can only be sent when Via, From, To, Call-ID and CSeq were readable.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pbx.sip.message import Request
+
+
+class SipError(Exception):
+    """A request cannot be served; answer with ``status`` and ``reason``."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+class ParseError(SipError):
+    """Bytes that are not a valid SIP message (RFC 3261 §25; 505 for a bad version)."""
+
+    def __init__(
+        self, reason: str = "Bad Request", *, status: int = 400, request: Request | None = None
+    ) -> None:
+        super().__init__(status, reason)
+        self.request = request
+
+
+class LocalProtocolError(Exception):
+    """Our own code misused the stack (e.g. a response with no transaction)."""
