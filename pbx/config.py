@@ -61,11 +61,18 @@ class General(BaseModel):
     default_expires: int = Field(3600, ge=1)
     max_contacts: int = Field(10, ge=1)
     nonce_ttl: int = Field(300, ge=10)
+    # digest challenges offered, preferred first (RFC 8760).  MD5 alone by
+    # default: sipp reads only the first challenge and baresip/libre fails on
+    # any it cannot do, as do many desk phones.  "SHA-256, MD5" for modern fleets.
+    auth_algorithms: tuple[str, ...] = ("MD5",)
     auth_max_failures: int = Field(10, ge=1)
     auth_failure_window: int = Field(60, ge=1)
     auth_block_time: int = Field(600, ge=0)
     location_flush_ms: int = Field(200, ge=10)
     tcp_idle_timeout: int = Field(3900, ge=10)
+    external_address: str = ""  # address put in SDP/Contact when bind is 0.0.0.0 or behind NAT
+    session_expires: int = Field(1800, ge=90)  # RFC 4028 session timer we ask for
+    max_call_duration: int = Field(0, ge=0)  # 0 = unlimited
     smtp_host: str = ""
     smtp_port: int = Field(25, ge=0, le=65535)
     smtp_user: str = ""
@@ -74,7 +81,7 @@ class General(BaseModel):
     mqtt_url: str = ""
     log_level: str = "INFO"
 
-    @field_validator("transports", "domains", "codecs", mode="before")
+    @field_validator("transports", "domains", "codecs", "auth_algorithms", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -123,6 +130,11 @@ class ExtensionConfig(BaseModel):
     callerid: str = ""
     mailbox: str = ""
     context: str = "default"
+    dnd: bool = False
+    forward_always: str = ""
+    forward_busy: str = ""
+    forward_noanswer: str = ""
+    ring_timeout: int = Field(30, ge=5, le=600)
 
     @field_validator("number")
     @classmethod
@@ -132,12 +144,45 @@ class ExtensionConfig(BaseModel):
         return value
 
 
+RING_STRATEGIES = ("ringall", "linear", "roundrobin", "leastrecent", "fewestcalls", "random")
+
+
+class RingGroupConfig(BaseModel):
+    """A ``[NNN]`` section with ``type = ringgroup``: several extensions behind one number."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: str
+    type: str = "ringgroup"
+    name: str = ""
+    strategy: str = "ringall"
+    members: tuple[str, ...] = ()
+    member_timeout: int = Field(15, ge=1, le=600)
+    timeout: int = Field(60, ge=1, le=3600)
+    fallback: str = ""
+
+    @field_validator("members", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, value: str) -> str:
+        if value not in RING_STRATEGIES:
+            raise ValueError(f"unknown strategy; use one of {', '.join(RING_STRATEGIES)}")
+        return value
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole validated configuration."""
 
     general: General
     extensions: tuple[ExtensionConfig, ...] = ()
+    ring_groups: tuple[RingGroupConfig, ...] = ()
     path: str = "<defaults>"
 
     @property
@@ -190,15 +235,27 @@ def load_config(path: str | Path | None) -> Config:
     except ValidationError as exc:
         raise _config_error(path_str, "general", exc) from None
 
-    extensions = []
+    extensions: list[ExtensionConfig] = []
+    ring_groups: list[RingGroupConfig] = []
     for section in parser.sections():
         if section == "general":
             continue
+        values = {"number": section, **parser[section]}
+        kind = values.get("type", "extension")
         try:
-            extensions.append(ExtensionConfig.model_validate({"number": section, **parser[section]}))
+            if kind == "ringgroup":
+                ring_groups.append(RingGroupConfig.model_validate(values))
+            elif kind == "extension":
+                values.pop("type", None)
+                extensions.append(ExtensionConfig.model_validate(values))
+            else:
+                raise ConfigError(path_str, section, "type", "must be extension or ringgroup")
         except ValidationError as exc:
             raise _config_error(path_str, section, exc) from None
-    return Config(general=general, extensions=tuple(extensions), path=path_str)
+    return Config(
+        general=general, extensions=tuple(extensions), ring_groups=tuple(ring_groups),
+        path=path_str,
+    )
 
 
 @dataclass

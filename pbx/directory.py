@@ -1,29 +1,34 @@
 """The extension directory the SIP core consults on every request.
 
-A read-mostly copy of the store's extensions kept in memory: digest auth needs a
-password lookup per REGISTER, and a database round trip per REGISTER would cap
-the registration rate.  Whoever changes extensions in the store (the admin API)
-calls :meth:`Directory.reload`, so a change takes effect at once.
+A read-mostly copy of the store's extensions and ring groups kept in memory:
+digest auth needs a password lookup per REGISTER and the router a lookup per
+INVITE, and a database round trip each would cap the rates.  Whoever changes
+them in the store (the admin API) calls :meth:`Directory.reload`, so a change
+takes effect at once.
 """
 
 from __future__ import annotations
 
+from pbx.models import Extension, RingGroup
 from pbx.store import Store
 
 
 class Directory:
-    """Extension number → SIP password, refreshed from the store."""
+    """Extension number → extension (with its SIP password) and ring groups."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._secrets: dict[str, str] = {}
+        self.extensions: dict[str, Extension] = {}
+        self.ring_groups: dict[str, RingGroup] = {}
         self.reload()
 
     def reload(self) -> None:
-        self._secrets = self.store.extension_secrets()
+        self.extensions = {ext.number: ext for ext in self.store.extensions()}
+        self.ring_groups = {group.number: group for group in self.store.ring_groups()}
 
     def password_for(self, username: str) -> str | None:
-        return self._secrets.get(username)
+        ext = self.extensions.get(username)
+        return ext.secret if ext is not None else None
 
     def __contains__(self, number: str) -> bool:
-        return number in self._secrets
+        return number in self.extensions

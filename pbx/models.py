@@ -32,6 +32,12 @@ class Extension(SQLModel, table=True):
     display_name: str = Field(default="", max_length=200)
     mailbox: str = Field(default="", max_length=40)
     context: str = Field(default="default", max_length=80)
+    # call features the router applies (Asterisk/3CX names)
+    dnd: bool = False
+    forward_always: str = Field(default="", max_length=80)
+    forward_busy: str = Field(default="", max_length=80)
+    forward_noanswer: str = Field(default="", max_length=80)
+    ring_timeout: int = Field(default=30, ge=5, le=600)
 
 
 class Binding(SQLModel, table=True):
@@ -54,3 +60,40 @@ class Binding(SQLModel, table=True):
     source_host: str = Field(max_length=64)
     source_port: int
     user_agent: str = Field(default="", max_length=300)
+
+
+class RingGroup(SQLModel, table=True):
+    """A number that rings several extensions with a ring strategy."""
+
+    __table_args__ = (UniqueConstraint("organisation_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    number: str = Field(index=True, max_length=40)
+    name: str = Field(default="", max_length=200)
+    strategy: str = Field(default="ringall", max_length=20)
+    members: str = Field(default="", max_length=2000)  # comma-separated extensions, in order
+    member_timeout: int = Field(default=15, ge=1, le=600)
+    timeout: int = Field(default=60, ge=1, le=3600)
+    fallback: str = Field(default="", max_length=80)
+
+
+class Cdr(SQLModel, table=True):
+    """One call attempt: who called whom, what happened, and how it sounded."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: str = Field(index=True, max_length=300)
+    organisation_id: int | None = Field(default=None, index=True)
+    caller: str = Field(index=True, max_length=80)
+    callee: str = Field(index=True, max_length=80)
+    answered_by: str = Field(default="", max_length=300)
+    path: str = Field(default="", max_length=4000)  # forks, forwards, transfers: JSON list
+    started_at: float = Field(index=True)
+    answered_at: float | None = None
+    ended_at: float | None = None
+    disposition: str = Field(default="", max_length=20)  # answered, busy, noanswer, cancelled, failed
+    status: int = 0
+    duration: float = 0.0
+    billsec: float = 0.0
+    hangup_by: str = Field(default="", max_length=20)
+    quality: str = Field(default="", max_length=2000)  # per-leg RTP figures: JSON

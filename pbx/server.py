@@ -82,6 +82,7 @@ class SipServer:
             general.realm,
             load_secret(config.data_path / "nonce.secret"),
             nonce_ttl=general.nonce_ttl,
+            algorithms=general.auth_algorithms,
         )
         self.authenticator = RequestAuthenticator(digest, self.guard, self.directory.password_for)
         self.transactions = TransactionLayer()

@@ -15,7 +15,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from pbx.config import Config
-from pbx.models import DEFAULT_ORGANISATION, Binding, Extension, Organisation
+from pbx.models import DEFAULT_ORGANISATION, Binding, Cdr, Extension, Organisation, RingGroup
 
 log = logging.getLogger("pbx.store")
 
@@ -93,16 +93,54 @@ class Store:
                         display_name=display,
                         mailbox=ext.mailbox,
                         context=ext.context,
+                        dnd=ext.dnd,
+                        forward_always=ext.forward_always,
+                        forward_busy=ext.forward_busy,
+                        forward_noanswer=ext.forward_noanswer,
+                        ring_timeout=ext.ring_timeout,
                     )
                 )
                 log.info("seeded extension %s", ext.number)
+            groups = set(
+                session.exec(select(RingGroup.number).where(RingGroup.organisation_id == org.id)).all()
+            )
+            for group in config.ring_groups:
+                if group.number in groups:
+                    continue
+                session.add(
+                    RingGroup(
+                        organisation_id=org.id,
+                        number=group.number,
+                        name=group.name,
+                        strategy=group.strategy,
+                        members=",".join(group.members),
+                        member_timeout=group.member_timeout,
+                        timeout=group.timeout,
+                        fallback=group.fallback,
+                    )
+                )
+                log.info("seeded ring group %s", group.number)
             session.commit()
 
-    def extension_secrets(self) -> dict[str, str]:
-        """Every extension's SIP password, by number (the digest lookup table)."""
+    def extensions(self) -> list[Extension]:
+        """Every extension (detached copies: the directory keeps them in memory)."""
         with Session(self.engine) as session:
-            rows = session.exec(select(Extension.number, Extension.secret)).all()
-        return {number: secret for number, secret in rows}
+            return list(session.exec(select(Extension)).all())
+
+    def ring_groups(self) -> list[RingGroup]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(RingGroup)).all())
+
+    def add_cdr(self, cdr: Cdr) -> None:
+        with Session(self.engine) as session:
+            session.add(cdr)
+            session.commit()
+
+    def cdrs(self, limit: int = 100) -> list[Cdr]:
+        """The newest call records first."""
+        with Session(self.engine) as session:
+            query = select(Cdr).order_by(Cdr.id.desc()).limit(limit)  # type: ignore[union-attr]
+            return list(session.exec(query).all())
 
     def load_bindings(self, now: float) -> list[Binding]:
         """The registrations still valid at wall-clock ``now`` (for a restart)."""

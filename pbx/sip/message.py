@@ -164,6 +164,8 @@ def _split_hostport(text: str) -> tuple[str, int | None]:
         host, _, port_text = text.partition(":")
     if not host or not _HOST.match(host):
         raise ParseError(f"Bad Request - Malformed host {host!r}")
+    if host.startswith("["):
+        host = host[1:-1]  # kept bare; _format_host brackets it again
     if not port_text:
         return host, None
     if not port_text.isdigit() or int(port_text) > 65535:
@@ -173,7 +175,7 @@ def _split_hostport(text: str) -> tuple[str, int | None]:
 
 def _format_host(host: str) -> str:
     """Bracket a bare IPv6 address for use in a URI or Via."""
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"[{host}]" if ":" in host else host
 
 
 @dataclass(slots=True)
@@ -182,7 +184,7 @@ class URI:
 
     scheme: str
     user: str | None = None
-    host: str = ""
+    host: str = ""  # IPv6 addresses without brackets
     port: int | None = None
     params: dict[str, str | None] = field(default_factory=dict)
     headers: str = ""
@@ -231,11 +233,6 @@ class URI:
         if self.headers:
             out.append("?" + self.headers)
         return "".join(out)
-
-    @property
-    def host_plain(self) -> str:
-        """The host without IPv6 brackets, as sockets want it."""
-        return self.host[1:-1] if self.host.startswith("[") else self.host
 
 
 @dataclass(slots=True)
@@ -374,13 +371,13 @@ class Headers:
             name = canonical(name)
             self._items.append((name.lower(), name, value))
 
-    def get(self, name: str) -> str | None:
-        """The first field's raw value, or None."""
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first field's raw value, or ``default``."""
         key = canonical(name).lower()
         for k, _, value in self._items:
             if k == key:
                 return value
-        return None
+        return default
 
     def get_all(self, name: str) -> list[str]:
         """Every value, list-valued headers split at their commas."""

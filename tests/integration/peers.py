@@ -188,9 +188,9 @@ def run_sipp(
 def _sipp_count(screen: str, label: str) -> int:
     for line in screen.splitlines():
         if line.strip().startswith(label):
-            parts = [p.strip() for p in line.split("|")]
+            parts = [p.strip() for p in line.split("|") if p.strip()]
             try:
-                return int(parts[-2])
+                return int(parts[-1])  # the cumulative column
             except (ValueError, IndexError):
                 return 0
     return 0
@@ -223,20 +223,20 @@ def baresip_phone(
         poll_method epoll
         sip_listen {pbx.host}:{port}
         net_interface {pbx.host}
+        dns_server 127.0.0.1:53
         audio_player aubridge,nil
         audio_source aubridge,nil
         module_path /usr/lib/baresip/modules
-        module stdio.so
         module g711.so
-        module account.so
-        module menu.so
         module_app account.so
         module_app menu.so
         {extra_config}
         """))
     port_sip = pbx.tls_port if transport == "tls" else pbx.sip_port
+    host = f"[{pbx.host}]" if ":" in pbx.host else pbx.host
+    param = f";transport={transport}"  # without it libre tries a DNS lookup (ENOSYS)
     (directory / "accounts").write_text(
-        f"<sip:{number}@{pbx.host}:{port_sip};transport={transport}>;auth_pass={password};"
+        f"<sip:{number}@{host}:{port_sip}{param}>;auth_pass={password};"
         f"answermode=auto;regint=60\n"
     )
     log = open(directory / "baresip.log", "wb")

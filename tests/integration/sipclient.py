@@ -58,16 +58,15 @@ class SipClient:
         try:
             while True:
                 if self.pending:
-                    message = parse_message(self.pending.pop(0))
+                    message = parse_message(self.pending.pop(0), check=False)
                     assert isinstance(message, Response)
                     if message.status == 100:
                         continue
                     return message
-                data, _ = self.sock.recvfrom(65535)
                 if self.transport == "UDP":
-                    self.pending.append(data)
+                    self.pending.append(self.sock.recvfrom(65535)[0])
                 else:
-                    self.pending.extend(self.framer.feed(data))
+                    self.pending.extend(self.framer.feed(self.sock.recv(65535)))
         except (TimeoutError, socket.timeout):
             return None
 
