@@ -11,8 +11,7 @@ import logging
 from dataclasses import dataclass
 from email.utils import formatdate
 
-from pbx.location import Flow, LocationService, binding_id
-from pbx.models import Binding
+from pbx.location import Binding, Flow, LocationService, binding_id
 from pbx.sip.errors import ParseError
 from pbx.sip.message import Address, Request, Response, make_response, new_tag
 

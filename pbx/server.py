@@ -184,10 +184,7 @@ class SipServer:
             top.params["rport"] = str(flow.port)
             changed = True
         if changed:
-            values = [str(via) for via in request.vias]
-            request.headers.remove("Via")
-            for value in values:
-                request.headers.add("Via", value)
+            request.rewrite_top_via()
 
     # -------------------------------------------------------------- processing
 

@@ -15,6 +15,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from pbx.config import Config
+from pbx.location import Binding as Registration
 from pbx.models import DEFAULT_ORGANISATION, Binding, Cdr, Extension, Organisation, RingGroup
 
 log = logging.getLogger("pbx.store")
@@ -46,6 +47,15 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return create_engine(url, pool_pre_ping=True)
+
+
+def _upsert_insert(engine: Engine):  # type: ignore[no-untyped-def]
+    """The dialect's INSERT that knows ON CONFLICT."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
 
 
 class Store:
@@ -142,19 +152,30 @@ class Store:
             query = select(Cdr).order_by(Cdr.id.desc()).limit(limit)  # type: ignore[union-attr]
             return list(session.exec(query).all())
 
-    def load_bindings(self, now: float) -> list[Binding]:
+    def load_bindings(self, now: float) -> list[Registration]:
         """The registrations still valid at wall-clock ``now`` (for a restart)."""
         with Session(self.engine) as session:
             session.exec(delete(Binding).where(Binding.expires_at <= now))  # type: ignore[call-overload]
             session.commit()
-            return list(session.exec(select(Binding)).all())
+            rows = session.exec(select(Binding)).all()
+            return [Registration(**row.model_dump()) for row in rows]
 
-    def save_bindings(self, upserts: Iterable[Binding], removals: Iterable[str]) -> None:
-        """Write a batch of changed and removed bindings in one transaction."""
-        with Session(self.engine) as session:
-            removal_ids = list(removals)
+    def save_bindings(self, upserts: Iterable[Registration], removals: Iterable[str]) -> None:
+        """Write a batch of changed and removed bindings in one transaction.
+
+        One multi-row ``INSERT … ON CONFLICT DO UPDATE`` (SQLite and PostgreSQL
+        both have it) instead of an ORM merge per row: a registration storm
+        must not hold the interpreter in the database thread.
+        """
+        columns = list(Binding.model_fields)
+        rows = [{name: getattr(binding, name) for name in columns} for binding in upserts]
+        removal_ids = list(removals)
+        with self.engine.begin() as connection:
             if removal_ids:
-                session.exec(delete(Binding).where(Binding.id.in_(removal_ids)))  # type: ignore[call-overload,attr-defined]
-            for binding in upserts:
-                session.merge(binding)
-            session.commit()
+                connection.execute(delete(Binding).where(Binding.id.in_(removal_ids)))  # type: ignore[attr-defined]
+            if rows:
+                insert = _upsert_insert(self.engine)(Binding)
+                update = {name: insert.excluded[name] for name in columns if name != "id"}
+                connection.execute(
+                    insert.on_conflict_do_update(index_elements=["id"], set_=update), rows
+                )

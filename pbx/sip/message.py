@@ -458,7 +458,8 @@ class Message:
             return value
 
     def _single(self, name: str) -> str:
-        values = [v for n, v in self.headers if n == name]
+        key = name.lower()
+        values = [v for k, _, v in self.headers._items if k == key]
         if not values:
             raise ParseError(f"Bad Request - Missing {name}")
         if len(values) > 1:
@@ -496,6 +497,21 @@ class Message:
             return vias
 
         return self._cached("vias", compute)
+
+    def rewrite_top_via(self) -> None:
+        """Write a changed ``vias[0]`` (received/rport, §18.2.1) back to its header.
+
+        The parsed values stay cached: this runs on every request, and
+        clearing the cache would parse all the headers again.
+        """
+        top = str(self.vias[0])
+        items = self.headers._items
+        for i, (key, name, value) in enumerate(items):
+            if key == "via":
+                parts = split_outside_quotes(value, ",")
+                parts[0] = top
+                items[i] = (key, name, ", ".join(part.strip() for part in parts))
+                return
 
     @property
     def contact_star(self) -> bool:

@@ -108,8 +108,9 @@ class Pbx:
 
 
 def write_config(path: Path, extensions: dict[str, str], **general: object) -> Path:
-    lines = ["[general]", "realm = pbx.test", "domains = pbx.test", "log_level = DEBUG"]
-    lines += [f"{key} = {value}" for key, value in general.items()]
+    settings: dict[str, object] = {"realm": "pbx.test", "domains": "pbx.test", "log_level": "DEBUG"}
+    settings.update(general)
+    lines = ["[general]"] + [f"{key} = {value}" for key, value in settings.items()]
     for number, secret in extensions.items():
         lines += ["", f"[{number}]", f"secret = {secret}", f'callerid = "User {number}" <{number}>']
     path.write_text("\n".join(lines) + "\n")

@@ -1,7 +1,7 @@
 """The location service: bindings per AOR, expiry, write-back change tracking."""
 
 from pbx.location import LocationService, binding_id
-from pbx.models import Binding
+from pbx.location import Binding
 
 
 def binding(aor: str, contact: str, expires_at: float, q: float = 1.0) -> Binding:

@@ -225,3 +225,12 @@ def test_framer_rejects_broken_framing() -> None:
         StreamFramer().feed(b"OPTIONS sip:a SIP/2.0\r\nContent-Length: x\r\n\r\n")
     with pytest.raises(ParseError):
         StreamFramer().feed(b"A" * 70000)
+
+
+def test_rewrite_top_via_keeps_the_others() -> None:
+    message = parse_message(REGISTER)
+    message.vias[0].params["received"] = "192.0.2.7"
+    message.rewrite_top_via()
+    again = parse_message(bytes(message))
+    assert again.vias[0].params["received"] == "192.0.2.7"
+    assert [v.branch for v in again.vias] == ["z9hG4bKabc", "z9hG4bKdef"]
