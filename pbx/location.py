@@ -9,6 +9,7 @@ Time is wall-clock seconds passed in, because expiry must survive a restart.
 from __future__ import annotations
 
 import heapq
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -43,6 +44,27 @@ class Binding:
     q: float = 1.0
     instance: str = ""
     user_agent: str = ""
+
+
+def reach(binding: Binding, contact_host: str, contact_port: int | None) -> Flow:
+    """Where requests to a registered device go.
+
+    Over TCP/TLS: the connection it registered on (RFC 5626), the only way
+    through its NAT or firewall.  Over UDP: the Contact address, unless that
+    is a private address other than the one the REGISTER came from, i.e. the
+    phone sits behind NAT (Kamailio's ``nat_uac_test``): then the source.
+    """
+    source = Flow(binding.source_transport, binding.source_host, binding.source_port)
+    if binding.source_transport != "UDP":
+        return source
+    try:
+        address = ipaddress.ip_address(contact_host)
+    except ValueError:
+        return source  # a host name we would have to resolve: the source is sure
+    behind_nat = address.is_private and not address.is_loopback and contact_host != binding.source_host
+    if behind_nat:
+        return source
+    return Flow("UDP", contact_host, contact_port or 5060)
 
 
 def binding_id(aor: str, key: str) -> str:

@@ -18,17 +18,25 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from media.ports import PortPool
+from media.relay import MediaRelay
 from pbx.authn import RequestAuthenticator
+from pbx.b2bua import B2BUA
 from pbx.config import Config
 from pbx.directory import Directory
 from pbx.location import Flow, LocationService
 from pbx.pike import AuthFailureGuard
+from pbx.models import Cdr
 from pbx.registrar import Registrar, RegistrarPolicy
+from pbx.router import Router
 from pbx.sip.auth import DigestAuthenticator
 from pbx.sip.errors import ParseError, SipError
 from pbx.sip.message import Request, Response, make_response, new_tag
 from pbx.sip.parser import parse_message
-from pbx.sip.transaction import RequestReceived, TransactionLayer
+from pbx.sip.transaction import (
+    AckReceived, RequestReceived, ResponseReceived, StrayResponse, TransactionLayer,
+    TransactionTimeout,
+)
 from pbx.store import Store
 from pbx.transport.stream import StreamTransport
 from pbx.transport.tls import self_signed, server_context
@@ -87,10 +95,14 @@ class SipServer:
         self.authenticator = RequestAuthenticator(digest, self.guard, self.directory.password_for)
         self.transactions = TransactionLayer()
         self.transports: dict[str, UdpTransport | StreamTransport] = {}
+        self.router = Router(self.directory)
+        self.relay: MediaRelay | None = None
+        self.b2bua: B2BUA | None = None
         self.handlers: dict[str, Handler] = {
             "REGISTER": self._on_register,
             "OPTIONS": self._on_options,
         }
+        self._cdr_tasks: set[asyncio.Task[None]] = set()
         self.domains = {d.lower() for d in (general.realm, *general.domains, "localhost")}
         self.domains.add(socket.gethostname().lower())
         self._timer: asyncio.TimerHandle | None = None
@@ -121,6 +133,14 @@ class SipServer:
             self.transports["TLS"] = tls
         for name, transport in self.transports.items():
             log.info("listening on %s %s:%d", name, general.bind, transport.local_port)
+        self.relay = MediaRelay(general.bind, PortPool(general.rtp_port_min, general.rtp_port_max))
+        self.b2bua = B2BUA(self, self.relay)
+        b2bua = self.b2bua
+        self.handlers.update(
+            INVITE=b2bua.on_invite, BYE=b2bua.on_bye, CANCEL=b2bua.on_cancel,
+            REFER=b2bua.on_refer, INFO=b2bua.on_info, NOTIFY=b2bua.on_notify,
+            UPDATE=b2bua.on_update,
+        )
         self._flush_task = asyncio.create_task(self._flush_loop())
 
     async def stop(self) -> None:
@@ -190,9 +210,20 @@ class SipServer:
 
     def _process(self) -> None:
         """Drain the transaction layer: dispatch events, send, re-arm the timer."""
+        b2bua = self.b2bua
         while (event := self.transactions.next_event()) is not None:
             if isinstance(event, RequestReceived):
                 self._dispatch(event.request, event.tx)
+            elif b2bua is None:
+                continue
+            elif isinstance(event, ResponseReceived):
+                self._guard(b2bua.on_response, event.tx, event.response)
+            elif isinstance(event, AckReceived):
+                self._guard(b2bua.on_ack, event.request, event.dest)
+            elif isinstance(event, StrayResponse):
+                self._guard(b2bua.on_stray_response, event.response)
+            elif isinstance(event, TransactionTimeout):
+                self._guard(b2bua.on_timeout, event.tx)
         self._flush_output()
         self._arm_timer()
 
@@ -214,6 +245,56 @@ class SipServer:
             log.exception("error handling %s from %s", request.method, flow)
             response = make_response(request, 500, to_tag=new_tag())
         self.respond(response)
+
+    @staticmethod
+    def _guard(handler: Callable[..., None], *args: object) -> None:
+        """A bug in one call's handling must not take the others down."""
+        try:
+            handler(*args)
+        except SipError as exc:
+            log.info("%s: %d %s", handler.__name__, exc.status, exc.reason)
+        except Exception:
+            log.exception("error in %s", handler.__name__)
+
+    def send_request(self, request: Request, flow: Flow) -> object:
+        """Start a client transaction to ``flow``; returns it for matching responses."""
+        assert self._loop is not None
+        tx = self.transactions.send_request(
+            request, flow, flow.transport != "UDP", self._loop.time()
+        )
+        self._flush_output()
+        self._arm_timer()
+        return tx
+
+    def send_direct(self, message: Request | Response, flow: Flow) -> None:
+        """Send outside any transaction (ACK for a 2xx, a resent 2xx)."""
+        self._send_direct(message, flow)
+
+    def sent_by(self, transport: str) -> str:
+        """Our ``host:port`` for Via and Contact on ``transport``."""
+        host = self.media_address()
+        port = self.transports[transport].local_port if transport in self.transports else 0
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def media_address(self) -> str:
+        """The address phones reach us at (SDP c=, Contact, Via)."""
+        general = self.config.general
+        if general.external_address:
+            return general.external_address
+        if general.bind in ("0.0.0.0", "::"):
+            return socket.gethostbyname(socket.gethostname())
+        return general.bind
+
+    def write_cdr(self, cdr: Cdr) -> None:
+        """Store a call record off the event loop; a failure is logged, never raised."""
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.store.add_cdr, cdr))
+        self._cdr_tasks.add(task)
+        task.add_done_callback(self._cdr_done)
+
+    def _cdr_done(self, task: asyncio.Task[None]) -> None:
+        self._cdr_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("cannot store CDR: %s", task.exception())
 
     def respond(self, response: Response) -> None:
         """Send a response through its server transaction."""

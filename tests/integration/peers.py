@@ -107,23 +107,26 @@ class Pbx:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def write_config(path: Path, extensions: dict[str, str], **general: object) -> Path:
+def write_config(
+    path: Path, extensions: dict[str, str], sections: str = "", **general: object
+) -> Path:
     settings: dict[str, object] = {"realm": "pbx.test", "domains": "pbx.test", "log_level": "DEBUG"}
     settings.update(general)
     lines = ["[general]"] + [f"{key} = {value}" for key, value in settings.items()]
     for number, secret in extensions.items():
         lines += ["", f"[{number}]", f"secret = {secret}", f'callerid = "User {number}" <{number}>']
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n" + textwrap.dedent(sections))
     return path
 
 
 @contextmanager
 def running_pbx(
-    tmp: Path, extensions: dict[str, str], host: str = "127.0.0.1", **general: object
+    tmp: Path, extensions: dict[str, str], host: str = "127.0.0.1", sections: str = "",
+    **general: object,
 ) -> Iterator[Pbx]:
     base = free_ports(2, host)
     http = free_ports(1, host)
-    pbx = Pbx(host, base, http, tmp / "data", write_config(tmp / "sip.conf", extensions, **general))
+    pbx = Pbx(host, base, http, tmp / "data", write_config(tmp / "sip.conf", extensions, sections, **general))
     pbx.data_dir.mkdir(exist_ok=True)
     pbx.start()
     try:

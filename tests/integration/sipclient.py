@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 import uuid
 
 from pbx.sip.auth import build_authorization
-from pbx.sip.message import Response
+from pbx.sip.message import Request, Response, make_response
 from pbx.sip.parser import StreamFramer, parse_message
 
 
@@ -36,6 +37,10 @@ class SipClient:
         self.pending: list[bytes] = []
         self.call_id = uuid.uuid4().hex
         self.cseq = 0
+        self.tag = uuid.uuid4().hex[:10]
+        self.requests: list[Request] = []
+        self.last_source: tuple[str, int] | None = None
+        self.invite_text = ""
 
     def close(self) -> None:
         self.sock.close()
@@ -53,22 +58,157 @@ class SipClient:
             self.sock.sendall(data)
 
     def receive(self, timeout: float = 3.0) -> Response | None:
-        """The next response, or None when nothing comes within ``timeout``."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                if self.pending:
-                    message = parse_message(self.pending.pop(0), check=False)
-                    assert isinstance(message, Response)
-                    if message.status == 100:
-                        continue
-                    return message
+        """The next response (100 Trying skipped), or None after ``timeout``.
+
+        Requests arriving meanwhile are kept for :meth:`receive_request`.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self._next(deadline)
+            if message is None:
+                return None
+            if isinstance(message, Request):
+                self.requests.append(message)
+                continue
+            if message.status == 100:
+                continue
+            return message
+
+    def receive_request(self, timeout: float = 3.0, method: str | None = None) -> Request | None:
+        """The next request (of ``method``), answering nothing; None after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, request in enumerate(self.requests):
+                if method is None or request.method == method:
+                    return self.requests.pop(i)
+            message = self._next(deadline)
+            if message is None:
+                return None
+            if isinstance(message, Request):
+                self.requests.append(message)
+
+    def _next(self, deadline: float) -> Request | Response | None:
+        while not self.pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
                 if self.transport == "UDP":
-                    self.pending.append(self.sock.recvfrom(65535)[0])
+                    data, self.last_source = self.sock.recvfrom(65535)
+                    self.pending.append(data)
                 else:
                     self.pending.extend(self.framer.feed(self.sock.recv(65535)))
-        except (TimeoutError, socket.timeout):
-            return None
+            except (TimeoutError, socket.timeout):
+                return None
+        return parse_message(self.pending.pop(0), check=False)
+
+    def respond(
+        self, request: Request, status: int, *, body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        """Answer a request the PBX sent us (as a phone would)."""
+        response = make_response(request, status, to_tag=self.tag)
+        if 100 < status < 300 and request.method == "INVITE":
+            response.headers.add("Contact", f"<sip:phone@{self.host_port()}>")
+        for name, value in (headers or {}).items():
+            response.headers.add(name, value)
+        if body:
+            response.headers.add("Content-Type", "application/sdp")
+            response.body = body
+        self.send_to_pbx(bytes(response))
+        return response
+
+    def send_to_pbx(self, data: bytes) -> None:
+        if self.transport == "UDP":
+            self.sock.sendto(data, self.last_source or (self.host, self.port))
+        else:
+            self.sock.sendall(data)
+
+    def sdp(self, port: int = 40000, codecs: str = "0 8 101") -> bytes:
+        """A phone's audio offer/answer on ``port``."""
+        return (
+            f"v=0\r\no=phone 1 1 IN IP4 {self.local_host}\r\ns=-\r\nc=IN IP4 {self.local_host}\r\n"
+            f"t=0 0\r\nm=audio {port} RTP/AVP {codecs}\r\na=rtpmap:0 PCMU/8000\r\n"
+            "a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+        ).encode()
+
+    def invite(
+        self, user: str, password: str, target: str, *, body: bytes | None = None,
+        wait: float = 5.0,
+    ) -> tuple[list[Response], Response | None]:
+        """INVITE ``target`` through the PBX with digest auth.
+
+        Returns the provisional responses and the final one (None if none
+        came within ``wait``).  Non-2xx finals are ACKed here; a 2xx is left
+        to the caller (:meth:`ack`).
+        """
+        body = self.sdp() if body is None else body
+        self.invite_text = self.request("INVITE", user, to=target, body=body,
+                                        headers={"Content-Type": "application/sdp"})
+        first = self.receive(wait)
+        if first is not None and first.status == 407:
+            self.ack_failure(first)
+            server = f"[{self.host}]" if ":" in self.host else self.host
+            authorization = build_authorization(
+                first.headers.get("Proxy-Authenticate") or "", method="INVITE",
+                uri=f"sip:{target}@{server}:{self.port}", username=user, password=password,
+            )
+            self.invite_text = self.request(
+                "INVITE", user, to=target, body=body, authorization=authorization,
+                headers={"Content-Type": "application/sdp"},
+            )
+            first = self.receive(wait)
+        provisional: list[Response] = []
+        final = first
+        while final is not None and final.status < 200:
+            provisional.append(final)
+            final = self.receive(wait)
+        if final is not None and final.status >= 300:
+            self.ack_failure(final)
+        return provisional, final
+
+    def cancel(self) -> None:
+        """CANCEL the pending INVITE (§9.1: same branch, Call-ID, From, To, CSeq number)."""
+        head = self.invite_text.split("\r\n")
+        keep = [line for line in head[1:] if line.split(":")[0] in ("Via", "From", "To", "Call-ID")]
+        number = next(line for line in head if line.startswith("CSeq:")).split()[1]
+        uri = head[0].split(" ")[1]
+        lines = [f"CANCEL {uri} SIP/2.0", *keep, f"CSeq: {number} CANCEL", "Max-Forwards: 70",
+                 "Content-Length: 0"]
+        self.send_raw(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+    def ack_failure(self, response: Response) -> None:
+        """ACK a non-2xx final: same branch as the INVITE (§17.1.1.3)."""
+        via = next(line for line in self.invite_text.split("\r\n") if line.startswith("Via:"))
+        uri = self.invite_text.split(" ", 2)[1]
+        lines = [
+            f"ACK {uri} SIP/2.0", via, f"From: {response.headers.get('From')}",
+            f"To: {response.headers.get('To')}", f"Call-ID: {response.call_id}",
+            f"CSeq: {response.cseq.number} ACK", "Max-Forwards: 70", "Content-Length: 0",
+        ]
+        self.send_raw(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+    def in_dialog(self, method: str, ok: Response, *, cseq: int | None = None,
+                  body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        """ACK/BYE/re-INVITE… inside the dialog the 2xx ``ok`` created (UAC side)."""
+        target = ok.contacts[0].uri
+        if cseq is None:
+            self.cseq += 1
+            cseq = self.cseq
+        lines = [
+            f"{method} {target} SIP/2.0",
+            f"Via: SIP/2.0/{self.transport} {self.host_port()};branch=z9hG4bK{uuid.uuid4().hex};rport",
+            f"From: {ok.headers.get('From')}", f"To: {ok.headers.get('To')}",
+            f"Call-ID: {ok.call_id}", f"CSeq: {cseq} {method}", "Max-Forwards: 70",
+            f"Contact: <sip:phone@{self.host_port()}>",
+        ]
+        for name, value in (headers or {}).items():
+            lines.append(f"{name}: {value}")
+        if body:
+            lines.append("Content-Type: application/sdp")
+        lines.append(f"Content-Length: {len(body)}")
+        self.send_raw(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
 
     def host_port(self) -> str:
         host = f"[{self.local_host}]" if ":" in self.local_host else self.local_host
@@ -83,19 +223,23 @@ class SipClient:
         headers: dict[str, str] | None = None,
         authorization: str | None = None,
         body: bytes = b"",
+        to: str | None = None,
     ) -> str:
         """Send a request from ``user``; returns its text (without a final body)."""
         self.cseq += 1
         server = f"[{self.host}]" if ":" in self.host else self.host
+        target = f"sip:{to}@{server}:{self.port}" if to else f"sip:{server}:{self.port}"
         lines = [
-            f"{method} sip:{server}:{self.port} SIP/2.0",
+            f"{method} {target} SIP/2.0",
             f"Via: SIP/2.0/{self.transport} {self.host_port()};branch=z9hG4bK{uuid.uuid4().hex};rport",
-            f"From: <sip:{user}@{server}>;tag={uuid.uuid4().hex[:10]}",
-            f"To: <sip:{user}@{server}>",
+            f"From: <sip:{user}@{server}>;tag={self.tag}",
+            f"To: <sip:{to or user}@{server}>",
             f"Call-ID: {self.call_id}",
             f"CSeq: {self.cseq} {method}",
             "Max-Forwards: 70",
         ]
+        if method == "INVITE" and not contacts:
+            contacts = [f"<sip:{user}@{self.host_port()}>"]
         for contact in contacts or []:
             lines.append(f"Contact: {contact}")
         for name, value in (headers or {}).items():

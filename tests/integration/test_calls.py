@@ -1,0 +1,325 @@
+"""Calls through the B2BUA between real SIP peers: sipp as caller and callee,
+scripted raw-socket phones for ringing, busy, forking, cancel and transfer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pbx.sip.auth import build_authorization
+from pbx.sip.message import Headers, Request, Response
+from pbx.store import Store
+from tests.integration.peers import Pbx, free_ports, run_sipp, running_pbx
+from tests.integration.sipclient import SipClient
+
+pytestmark = pytest.mark.integration
+
+USERS = {n: f"pw-{n}-secret" for n in ("1001", "1002", "1003", "1004", "1005", "1006", "1007")}
+SECTIONS = """
+[1005]
+secret = pw-1005-secret
+ring_timeout = 5
+
+[1006]
+secret = pw-1006-secret
+forward_busy = 1007
+
+[600]
+type = ringgroup
+strategy = linear
+members = 1003, 1004
+member_timeout = 5
+"""
+
+
+@pytest.fixture(scope="module")
+def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
+    users = {n: p for n, p in USERS.items() if n not in ("1005", "1006")}
+    with running_pbx(tmp_path_factory.mktemp("calls"), users, sections=SECTIONS) as server:
+        yield server
+
+
+def register(phone: SipClient, number: str) -> None:
+    response = phone.register(number, USERS[number], contacts=[f"<sip:{number}@{phone.host_port()}>"])
+    assert response is not None and response.status == 200
+
+
+def cdrs(pbx: Pbx) -> list:  # type: ignore[type-arg]
+    time.sleep(0.3)  # CDRs are written off the event loop
+    store = Store(f"sqlite:///{pbx.data_dir / 'pbx.sqlite3'}")
+    try:
+        return store.cdrs()
+    finally:
+        store.close()
+
+
+def answer(phone: SipClient, port: int = 41000) -> tuple[Request, Response]:
+    """The phone rings and picks up."""
+    invite = phone.receive_request(5, "INVITE")
+    assert invite is not None
+    phone.respond(invite, 180)
+    ok = phone.respond(invite, 200, body=phone.sdp(port))
+    return invite, ok
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed")
+def test_sipp_calls_sipp_with_audio_both_ways(pbx: Pbx, tmp_path: Path) -> None:
+    """sipp (PCMA) → PBX → sipp uas (PCMU, echoing RTP): set-up, transcoded RTP, BYE."""
+    port = free_ports(1)
+    uas = subprocess.Popen(
+        ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-rtp_echo", "-nostdin",
+         "-m", "1", "-timeout", "20s"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        with SipClient(pbx.host, pbx.sip_port) as registrar:
+            response = registrar.register(
+                "1002", USERS["1002"], contacts=[f"<sip:1002@127.0.0.1:{port}>"], expires=120
+            )
+            assert response is not None and response.status == 200
+        result = run_sipp("call_uac.xml", pbx, [("1001", USERS["1001"], "1002")], tmp=tmp_path)
+        assert result.returncode == 0 and result.successful == 1, result.output[-2000:]
+        assert uas.wait(15) == 0
+    finally:
+        if uas.poll() is None:
+            uas.kill()
+            uas.wait()
+    record = next(c for c in cdrs(pbx) if c.caller == "1001" and c.callee == "1002")
+    assert record.disposition == "answered" and record.billsec >= 1.5
+    quality = json.loads(record.quality)
+    # the caller's pcap went out to the callee and its echo came back, both transcoded
+    assert quality["1001"]["packets_in"] > 40 and quality["1001"]["packets_out"] > 40
+    assert quality["1002"]["packets_in"] > 40 and quality["1002"]["packets_out"] > 40
+    assert quality["1001"]["malformed"] == 0 and quality["1001"]["mos"] > 4.0
+
+
+def test_all_devices_ring_and_the_first_answer_wins(pbx: Pbx) -> None:
+    desk, dect, caller = (SipClient(pbx.host, pbx.sip_port) for _ in range(3))
+    try:
+        register(desk, "1003")
+        register(dect, "1003")
+        register(caller, "1001")
+        caller.invite_text = caller.request(
+            "INVITE", "1001", to="1003", body=caller.sdp(), headers={"Content-Type": "application/sdp"}
+        )
+        challenge = caller.receive()
+        assert challenge is not None and challenge.status == 407
+        caller.ack_failure(challenge)
+        _auth_invite(caller, "1003", challenge)
+        ring_desk = desk.receive_request(5, "INVITE")
+        ring_dect = dect.receive_request(5, "INVITE")
+        assert ring_desk is not None and ring_dect is not None
+        desk.respond(ring_desk, 180)
+        assert caller.receive(5).status == 180  # type: ignore[union-attr]
+        dect.respond(ring_dect, 200, body=dect.sdp(41002))
+        final = caller.receive(5)
+        assert final is not None and final.status == 200
+        assert b"m=audio" in final.body and final.to_addr.tag
+        caller.in_dialog("ACK", final, cseq=final.cseq.number)
+        cancel = desk.receive_request(5, "CANCEL")
+        assert cancel is not None  # the desk phone stops ringing
+        desk.respond(cancel, 200)
+        desk.respond(ring_desk, 487)
+        assert dect.receive_request(3, "ACK") is not None
+        caller.in_dialog("BYE", final)
+        bye = dect.receive_request(5, "BYE")
+        assert bye is not None
+        dect.respond(bye, 200)
+        assert caller.receive(5).status == 200  # type: ignore[union-attr]
+    finally:
+        for phone in (desk, dect, caller):
+            phone.close()
+    record = next(c for c in cdrs(pbx) if c.callee == "1003")
+    assert record.disposition == "answered" and "ring:1003x2" in record.path
+
+
+def _auth_invite(caller: SipClient, target: str, challenge: Response) -> None:
+    """Send the INVITE again with credentials (the test then reads the answers itself)."""
+    authorization = build_authorization(
+        challenge.headers.get("Proxy-Authenticate") or "", method="INVITE",
+        uri=f"sip:{target}@{caller.host}:{caller.port}", username="1001", password=USERS["1001"],
+    )
+    caller.invite_text = caller.request(
+        "INVITE", "1001", to=target, body=caller.sdp(), authorization=authorization,
+        headers={"Content-Type": "application/sdp"},
+    )
+
+
+def test_busy_callee(pbx: Pbx) -> None:
+    with SipClient(pbx.host, pbx.sip_port) as phone, SipClient(pbx.host, pbx.sip_port) as caller:
+        register(phone, "1004")
+        caller.call_id += "-busy"
+        invite_seen: list = []  # type: ignore[type-arg]
+
+        def busy() -> None:
+            invite = phone.receive_request(5, "INVITE")
+            invite_seen.append(invite)
+            phone.respond(invite, 486)  # type: ignore[arg-type]
+
+        worker = threading.Thread(target=busy)
+        worker.start()
+        _, final = caller.invite("1001", USERS["1001"], "1004")
+        worker.join()
+        assert final is not None and final.status == 486
+        assert phone.receive_request(3, "ACK") is not None  # the PBX ACKs the 486
+    assert any(c.callee == "1004" and c.disposition == "busy" for c in cdrs(pbx))
+
+
+def test_no_answer_times_out(tmp_path: Path) -> None:
+    with running_pbx(tmp_path, {"1001": USERS["1001"]}, sections=SECTIONS) as server:
+        with SipClient(server.host, server.sip_port) as phone, SipClient(
+            server.host, server.sip_port
+        ) as caller:
+            register(phone, "1005")
+            started = time.monotonic()
+
+            def ring() -> None:
+                invite = phone.receive_request(5, "INVITE")
+                phone.respond(invite, 180)  # type: ignore[arg-type]
+                cancel = phone.receive_request(10, "CANCEL")
+                phone.respond(cancel, 200)  # type: ignore[arg-type]
+                phone.respond(invite, 487)  # type: ignore[arg-type]
+
+            worker = threading.Thread(target=ring)
+            worker.start()
+            provisional, final = caller.invite("1001", USERS["1001"], "1005", wait=10)
+            worker.join()
+            assert [p.status for p in provisional] == [180]
+            assert final is not None and final.status == 480
+            assert 4.5 < time.monotonic() - started < 9  # ring_timeout = 5
+        assert any(c.callee == "1005" and c.disposition == "noanswer" for c in cdrs(server))
+
+
+def test_caller_cancels(pbx: Pbx) -> None:
+    with SipClient(pbx.host, pbx.sip_port) as phone, SipClient(pbx.host, pbx.sip_port) as caller:
+        register(phone, "1002")
+        caller.call_id += "-cancel"
+        caller.invite_text = caller.request(
+            "INVITE", "1001", to="1002", body=caller.sdp(), headers={"Content-Type": "application/sdp"}
+        )
+        challenge = caller.receive()
+        caller.ack_failure(challenge)  # type: ignore[arg-type]
+        _auth_invite(caller, "1002", challenge)
+        invite = phone.receive_request(5, "INVITE")
+        assert invite is not None
+        phone.respond(invite, 180)
+        assert caller.receive(5).status == 180  # type: ignore[union-attr]
+        caller.cancel()
+        answers = sorted(r.status for r in (caller.receive(5), caller.receive(5)) if r)
+        assert answers == [200, 487]
+        cancel = phone.receive_request(5, "CANCEL")
+        assert cancel is not None
+        phone.respond(cancel, 200)
+        phone.respond(invite, 487)
+    assert any(c.callee == "1002" and c.disposition == "cancelled" for c in cdrs(pbx))
+
+
+@pytest.mark.parametrize("target, status", [("4711", 404), ("1007", 480)])
+def test_unknown_and_unregistered(pbx: Pbx, target: str, status: int) -> None:
+    with SipClient(pbx.host, pbx.sip_port) as caller:
+        caller.call_id += f"-{target}"
+        _, final = caller.invite("1001", USERS["1001"], target)
+        assert final is not None and final.status == status
+
+
+def test_no_calls_without_credentials(pbx: Pbx) -> None:
+    """No open relay: unauthenticated or wrongly authenticated INVITEs never ring anyone."""
+    with SipClient(pbx.host, pbx.sip_port) as phone, SipClient(pbx.host, pbx.sip_port) as caller:
+        register(phone, "1004")
+        caller.request("INVITE", "1001", to="1004", body=caller.sdp(),
+                       headers={"Content-Type": "application/sdp"})
+        challenge = caller.receive()
+        assert challenge is not None and challenge.status == 407
+        caller.call_id += "-wrong"
+        _, final = caller.invite("1001", "not-the-password", "1004")
+        assert final is not None and final.status == 403
+        assert phone.receive_request(1.0, "INVITE") is None
+
+
+def test_bad_requests_get_clear_answers(pbx: Pbx) -> None:
+    with SipClient(pbx.host, pbx.sip_port) as caller:
+        # a BYE for a dialog that does not exist
+        caller.request("BYE", "1001", to="1002", headers={})
+        response = caller.receive()
+        assert response is not None and response.status == 481
+        # a broken SDP body
+        caller.call_id += "-sdp"
+        _, final = caller.invite("1001", USERS["1001"], "1002", body=b"v=0\r\nthis is not sdp\r\n")
+        assert final is not None and final.status == 400 and "SDP" in final.reason
+
+
+def test_hold_and_blind_transfer(pbx: Pbx) -> None:
+    """1001 calls 1002; 1002 holds, resumes, then REFERs 1001 to 1003, who answers."""
+    with SipClient(pbx.host, pbx.sip_port) as alice, SipClient(
+        pbx.host, pbx.sip_port
+    ) as bob, SipClient(pbx.host, pbx.sip_port) as carol:
+        register(bob, "1002")
+        register(carol, "1003")
+        alice.call_id += "-transfer"
+        picked: list = []  # type: ignore[type-arg]
+        worker = threading.Thread(target=lambda: picked.append(answer(bob, 41010)))
+        worker.start()
+        _, ok = alice.invite("1001", USERS["1001"], "1002")
+        worker.join()
+        assert ok is not None and ok.status == 200
+        alice.in_dialog("ACK", ok, cseq=ok.cseq.number)
+        invite, bob_ok = picked[0]
+        # Bob's dialog with the PBX: he is the UAS, so From/To are swapped for his requests
+        bob_dialog = _uas_dialog(invite, bob_ok)
+        assert bob.receive_request(3, "ACK") is not None
+        # hold: Bob sends a re-INVITE with a=sendonly
+        hold_sdp = bob.sdp(41010).replace(b"a=fmtp:101 0-15\r\n", b"a=fmtp:101 0-15\r\na=sendonly\r\n")
+        bob.in_dialog("INVITE", bob_dialog, body=hold_sdp)
+        held = bob.receive(5)
+        assert held is not None and held.status == 200 and b"a=recvonly" in held.body
+        bob.in_dialog("ACK", bob_dialog, cseq=held.cseq.number)
+        bob.in_dialog("INVITE", bob_dialog, body=bob.sdp(41010))
+        resumed = bob.receive(5)
+        assert resumed is not None and resumed.status == 200 and b"a=sendrecv" in resumed.body
+        bob.in_dialog("ACK", bob_dialog, cseq=resumed.cseq.number)
+        # blind transfer: REFER to 1003
+        worker = threading.Thread(target=lambda: picked.append(answer(carol, 41020)))
+        worker.start()
+        bob.in_dialog("REFER", bob_dialog, headers={
+            "Refer-To": f"<sip:1003@{pbx.host}>", "Referred-By": f"<sip:1002@{pbx.host}>",
+        })
+        accepted = bob.receive(5)
+        assert accepted is not None and accepted.status == 202
+        worker.join()
+        carol_invite, carol_ok = picked[1]
+        assert carol.receive_request(3, "ACK") is not None
+        notes = []
+        for _ in range(2):
+            notify = bob.receive_request(5, "NOTIFY")
+            assert notify is not None
+            bob.respond(notify, 200)
+            notes.append(notify.body.decode())
+        assert notes[0].startswith("SIP/2.0 100") and notes[1].startswith("SIP/2.0 200")
+        bye = bob.receive_request(5, "BYE")
+        assert bye is not None  # Bob is out of the call
+        bob.respond(bye, 200)
+        # Alice now talks to Carol: her hang-up reaches Carol
+        alice.in_dialog("BYE", ok)
+        carol_bye = carol.receive_request(5, "BYE")
+        assert carol_bye is not None
+        carol.respond(carol_bye, 200)
+    record = next(c for c in cdrs(pbx) if c.callee == "1002" and "transfer:1003" in c.path)
+    assert record.disposition == "answered"
+
+
+def _uas_dialog(invite: Request, ok: Response) -> Response:
+    """A Response-shaped view of a dialog from the UAS side (for SipClient.in_dialog)."""
+    headers = Headers([
+        ("From", ok.headers.get("To")), ("To", invite.headers.get("From")),
+        ("Call-ID", invite.call_id), ("CSeq", f"{invite.cseq.number} INVITE"),
+        ("Contact", invite.headers.get("Contact")),
+        ("Via", invite.headers.get_all("Via")[0]),
+    ])
+    return Response(200, "OK", headers)
