@@ -216,8 +216,15 @@ class Baresip:
 @contextmanager
 def baresip_phone(
     tmp: Path, pbx: Pbx, number: str, password: str, *, transport: str = "udp",
-    seconds: int = 30, extra_config: str = "",
+    seconds: int = 30, extra_config: str = "", audio_file: Path | None = None,
+    command: str | None = None,
 ) -> Iterator[Baresip]:
+    """A baresip phone registered as ``number``; it auto-answers.
+
+    With ``audio_file`` (S16LE WAV, 8 kHz) it sends that file as its microphone
+    and records what it hears to ``dump-*-dec.wav`` in its directory (the
+    sndfile module).  ``command`` runs at start-up, e.g. ``/dial 1002``.
+    """
     if shutil.which("baresip") is None:
         raise RuntimeError("baresip is not installed (apt-get install baresip-core)")
     directory = tmp / f"baresip-{number}-{random.randrange(1 << 20)}"
@@ -229,9 +236,13 @@ def baresip_phone(
         net_interface {pbx.host}
         dns_server 127.0.0.1:53
         audio_player aubridge,nil
-        audio_source aubridge,nil
+        audio_source {f"aufile,{audio_file}" if audio_file else "aubridge,nil"}
         module_path /usr/lib/baresip/modules
         module g711.so
+        module aubridge.so
+        module aufile.so
+        {"module sndfile.so" if audio_file else ""}
+        snd_path {directory}
         module_app account.so
         module_app menu.so
         {extra_config}
@@ -246,7 +257,7 @@ def baresip_phone(
     log = open(directory / "baresip.log", "wb")
     phone = Baresip(directory, port)
     phone.process = subprocess.Popen(
-        ["baresip", "-f", str(directory), "-t", str(seconds)],
+        ["baresip", "-f", str(directory), "-t", str(seconds), *(["-e", command] if command else [])],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         env={**os.environ, "HOME": str(directory)},
     )

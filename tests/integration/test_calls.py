@@ -323,3 +323,68 @@ def _uas_dialog(invite: Request, ok: Response) -> Response:
         ("Via", invite.headers.get_all("Via")[0]),
     ])
     return Response(200, "OK", headers)
+
+
+def _tone_file(path: Path, frequency: float, seconds: float = 4.0) -> Path:
+    import numpy as np
+    import soundfile
+
+    t = np.arange(int(8000 * seconds)) / 8000
+    soundfile.write(path, (np.sin(2 * np.pi * frequency * t) * 8000).astype(np.int16), 8000,
+                    subtype="PCM_16")
+    return path
+
+
+def _dominant_frequency(path: Path) -> float:
+    import numpy as np
+    import soundfile
+
+    audio, rate = soundfile.read(path, dtype="float64")
+    if audio.ndim > 1:
+        audio = audio[:, 0]
+    audio = audio[int(rate * 0.5):]  # skip the first half second (set-up, jitter buffer)
+    assert np.sqrt(np.mean(audio**2)) > 0.01, f"{path.name} is silent"
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+    return float(np.fft.rfftfreq(len(audio), 1 / rate)[np.argmax(spectrum)])
+
+
+@pytest.mark.skipif(shutil.which("baresip") is None, reason="baresip not installed")
+def test_baresip_phones_hear_each_other(pbx: Pbx, tmp_path: Path) -> None:
+    """1001 dials 1002 (auto-answer); each phone's tone arrives at the other."""
+    from tests.integration.peers import baresip_phone
+
+    low, high = _tone_file(tmp_path / "low.wav", 600), _tone_file(tmp_path / "high.wav", 1000)
+    before = {c.id for c in cdrs(pbx)}
+    with baresip_phone(tmp_path, pbx, "1002", USERS["1002"], audio_file=low, seconds=25) as callee:
+        deadline = time.monotonic() + 10
+        while not _registered(pbx, "1002", callee.port):
+            assert time.monotonic() < deadline, callee.log()
+            time.sleep(0.2)
+        with baresip_phone(
+            tmp_path, pbx, "1001", USERS["1001"], audio_file=high, seconds=20,
+            command=f"/dial sip:1002@{pbx.host}:{pbx.sip_port}",
+        ) as caller:
+            deadline = time.monotonic() + 20
+            while not (list(caller.directory.glob("dump-*-dec.wav"))
+                       and list(callee.directory.glob("dump-*-dec.wav"))
+                       and _call_over(pbx, before)):
+                assert time.monotonic() < deadline, caller.log() + callee.log() + pbx.log()[-3000:]
+                time.sleep(0.3)
+        heard_by_callee = next(callee.directory.glob("dump-*-dec.wav"))
+        heard_by_caller = next(caller.directory.glob("dump-*-dec.wav"))
+        assert abs(_dominant_frequency(heard_by_callee) - 1000) < 15
+        assert abs(_dominant_frequency(heard_by_caller) - 600) < 15
+
+
+def _registered(pbx: Pbx, number: str, port: int) -> bool:
+    with SipClient(pbx.host, pbx.sip_port) as client:
+        response = client.register(number, USERS[number], contacts=[], expires=None)
+    return response is not None and any(c.uri.port == port for c in response.contacts)
+
+
+def _call_over(pbx: Pbx, before: set[int | None]) -> bool:
+    """The call has ended and has its record (the caller hangs up when its file ends)."""
+    return any(
+        c.id not in before and c.caller == "1001" and c.callee == "1002" and c.answered_by
+        for c in cdrs(pbx)
+    )
