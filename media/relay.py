@@ -158,13 +158,18 @@ class RelayLeg(asyncio.DatagramProtocol):
 
         A new address lifts the latch at once (the phone said it moved); the
         same address again (a session refresh) keeps it, so a refresh opens
-        no window for a hijacker.
+        no window for a hijacker.  Port 0 or a null address means "send
+        nothing" and refuses the phone's packets until the next SDP.
         """
-        if (host, port) != self.remote:
+        if self.relay.dual_stack and ":" not in host:
+            host = "::ffff:" + host  # IPv4 through the dual-stack socket
+        if not port or host in ("0.0.0.0", "::", "::ffff:0.0.0.0"):
+            self.remote = self.source = self.send_to = self.rtcp_send_to = None  # RFC 2543 hold
+        elif (host, port) != self.remote:
             self.source = None
             self.send_to = (host, port)
             self.rtcp_send_to = (host, port + 1)
-        self.remote = (host, port)
+            self.remote = (host, port)
         self.payload_type = payload_type
         self.codec = codec.upper()
         self.clock_rate = CLOCK_RATES.get(self.codec, 8000)
@@ -478,6 +483,7 @@ class MediaRelay:
         self.max_pps = MAX_PPS
         self.cname = f"pbx-{secrets.token_hex(6)}".encode()  # RFC 7022: random, not an address
         self._family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
+        self.dual_stack = bind_host == "::"
         self._rtcp_timer: asyncio.TimerHandle | None = None
 
     @property
@@ -528,6 +534,10 @@ class MediaRelay:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
             if self._family == socket.AF_INET:
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, DSCP_EF)
+            else:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, DSCP_EF)
+                if self.dual_stack:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             sock.bind((self.bind_host, port))
         except OSError:
             sock.close()

@@ -448,7 +448,8 @@ async def test_rtcp_reports_are_our_own_and_phone_reports_feed_the_stats(relay) 
     block_ssrc, lost_word, highest, _, lsr, _ = struct.unpack_from("!IIIIII", report, 28)
     assert block_ssrc == 0xB and lost_word & 0xFFFFFF == 1 and highest == 4
     assert report[4 * (length + 1) + 1] == 202  # SDES with our CNAME follows
-    assert not any(data[1] == 201 for data, _ in pa.packets + pb.packets)  # nothing forwarded
+    phone_rtcp = [data for data, _ in pa.packets + pb.packets if data[4:8] == rr[4:8]]
+    assert phone_rtcp == []  # the phone's own RTCP is not forwarded
     stats = b.stats()
     assert stats.remote_fraction_lost == 0.25 and stats.lost == 1
     assert stats.mos < 3.5  # 25 % loss
@@ -462,3 +463,21 @@ async def test_rtcp_reports_are_our_own_and_phone_reports_feed_the_stats(relay) 
     assert 90 <= b.stats().rtt_ms <= 400
     for phone in (pa, pb, rtcp_b):
         phone.close()
+
+
+async def test_dual_stack_relay_carries_ipv4_phones_and_port_zero_sends_nothing() -> None:
+    base = random.randrange(20000, 60000, 2)
+    relay = MediaRelay("::", PortPool(base, base + 9))
+    try:
+        pa, a, pb, b = await call(relay)
+        await talk(pa, a, range(3), ssrc=0xA)
+        assert len(await pb.wait_for(3)) == 3
+        b.set_remote("127.0.0.1", 0, payload_type=0, codec="PCMU", dtmf_pt=None)  # m=audio 0
+        await talk(pa, a, range(3, 6), ssrc=0xA)
+        await talk(pb, b, range(2), ssrc=0xB)
+        await asyncio.sleep(0.1)
+        assert len(pb.packets) == 3 and pa.packets == [] and b.stats().rejected == 2
+        pa.close()
+        pb.close()
+    finally:
+        await relay.close()
