@@ -17,6 +17,9 @@ class Health(BaseModel):
     status: str
     registrations: int
     transports: dict[str, int]
+    calls: int = 0
+    media_ports_free: int = 0
+    media_ports_total: int = 0
 
 
 def create_app(sip: SipServer) -> FastAPI:
@@ -28,6 +31,9 @@ def create_app(sip: SipServer) -> FastAPI:
             status="ok",
             registrations=len(sip.location),
             transports={name: t.local_port for name, t in sip.transports.items()},
+            calls=sip.b2bua.active_calls if sip.b2bua else 0,
+            media_ports_free=sip.relay.pool.free if sip.relay else 0,
+            media_ports_total=sip.relay.pool.size if sip.relay else 0,
         )
 
     return app
