@@ -55,6 +55,7 @@ class Pbx:
     config: Path
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(default_factory=Path)
+    rtp_ports: str = ""  # A-B; default: the 198 ports above the SIP port
 
     @property
     def tls_port(self) -> int:
@@ -71,7 +72,7 @@ class Pbx:
                 "--sip-port", str(self.sip_port),
                 "--http-port", str(self.http_port),
                 "--data-dir", str(self.data_dir),
-                "--rtp-ports", f"{self.sip_port + 2}-{self.sip_port + 200}",
+                "--rtp-ports", self.rtp_ports or f"{self.sip_port + 2}-{self.sip_port + 200}",
             ],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
         )
@@ -122,11 +123,12 @@ def write_config(
 @contextmanager
 def running_pbx(
     tmp: Path, extensions: dict[str, str], host: str = "127.0.0.1", sections: str = "",
-    **general: object,
+    rtp_ports: str = "", **general: object,
 ) -> Iterator[Pbx]:
     base = free_ports(2, host)
     http = free_ports(1, host)
-    pbx = Pbx(host, base, http, tmp / "data", write_config(tmp / "sip.conf", extensions, sections, **general))
+    config = write_config(tmp / "sip.conf", extensions, sections, **general)
+    pbx = Pbx(host, base, http, tmp / "data", config, rtp_ports=rtp_ports)
     pbx.data_dir.mkdir(exist_ok=True)
     pbx.start()
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pbx.models import Cdr
 from pbx.sip.auth import build_authorization
 from pbx.sip.message import Headers, Request, Response
 from pbx.store import Store
@@ -51,11 +52,11 @@ def register(phone: SipClient, number: str) -> None:
     assert response is not None and response.status == 200
 
 
-def cdrs(pbx: Pbx) -> list:  # type: ignore[type-arg]
+def cdrs(pbx: Pbx, limit: int = 100) -> list[Cdr]:
     time.sleep(0.3)  # CDRs are written off the event loop
     store = Store(f"sqlite:///{pbx.data_dir / 'pbx.sqlite3'}")
     try:
-        return store.cdrs()
+        return store.cdrs(limit)
     finally:
         store.close()
 
@@ -84,7 +85,10 @@ def test_sipp_calls_sipp_with_audio_both_ways(pbx: Pbx, tmp_path: Path) -> None:
                 "1002", USERS["1002"], contacts=[f"<sip:1002@127.0.0.1:{port}>"], expires=120
             )
             assert response is not None and response.status == 200
-        result = run_sipp("call_uac.xml", pbx, [("1001", USERS["1001"], "1002")], tmp=tmp_path)
+        result = run_sipp(
+            "call_uac.xml", pbx, [("1001", USERS["1001"], "1002")], tmp=tmp_path,
+            extra=["-d", "2000"],
+        )
         assert result.returncode == 0 and result.successful == 1, result.output[-2000:]
         assert uas.wait(15) == 0
     finally:
@@ -388,3 +392,39 @@ def _call_over(pbx: Pbx, before: set[int | None]) -> bool:
         c.id not in before and c.caller == "1001" and c.callee == "1002" and c.answered_by
         for c in cdrs(pbx)
     )
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed")
+def test_media_ports_and_calls_are_freed_after_1000_calls(tmp_path: Path) -> None:
+    users = {"1001": USERS["1001"], "1002": USERS["1002"]}
+    with running_pbx(tmp_path, users, rtp_ports="30000-31000", log_level="INFO") as server:
+        port = free_ports(1)
+        uas = subprocess.Popen(
+            ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-rtp_echo", "-nostdin",
+             "-l", "1000"],
+            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            with SipClient(server.host, server.sip_port) as registrar:
+                response = registrar.register(
+                    "1002", USERS["1002"], contacts=[f"<sip:1002@127.0.0.1:{port}>"], expires=300
+                )
+                assert response is not None and response.status == 200
+            result = run_sipp(
+                "call_uac.xml", server, [("1001", USERS["1001"], "1002")], tmp=tmp_path,
+                calls=1000, rate=200, timeout=60, extra=["-d", "100", "-l", "1000"],
+            )
+            assert result.successful == 1000 and result.failed == 0, result.output[-2000:]
+        finally:
+            uas.terminate()
+            uas.wait()
+        deadline = time.monotonic() + 10
+        while True:
+            health = server.health()
+            if health["calls"] == 0 and health["media_ports_free"] == health["media_ports_total"]:
+                break
+            assert time.monotonic() < deadline, health
+            time.sleep(0.2)
+        assert health["media_ports_total"] == 500
+        records = cdrs(server, limit=2000)
+        assert len(records) == 1000 and all(c.disposition == "answered" for c in records)
