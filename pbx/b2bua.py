@@ -113,6 +113,7 @@ class Call:
     busy_target: str = ""
     caller_name: str = ""
     caller_number: str = ""
+    rung: str = ""  # the extension or group being rung, for Diversion when it forwards
     diverted_from: str = ""
     diversion_reason: str = ""
     transfer: Transfer | None = None
@@ -246,6 +247,7 @@ class B2BUA:
             group = self.server.directory.ring_groups[dest.number]
             call.group = group.number
             call.noanswer_target = group.fallback
+            call.rung = group.number
             call.steps = self.server.router.plan(group, time.time())
             self._next_step(call)
         elif isinstance(dest, PickupDest):
@@ -259,6 +261,7 @@ class B2BUA:
             return
         call.busy_target = ext.forward_busy
         call.noanswer_target = ext.forward_noanswer
+        call.rung = ext.number
         if ext.dnd:
             call.path.append(f"dnd:{ext.number}")
             if ext.forward_busy:
@@ -288,10 +291,12 @@ class B2BUA:
         status = call.failure or 480
         if status in (486, 600) and call.busy_target:
             target, call.busy_target = call.busy_target, ""
+            call.diverted_from, call.diversion_reason = call.rung, "user-busy"
             self._route(call, target, "user-busy")
             return
         if status in (408, 480) and call.noanswer_target:
             target, call.noanswer_target = call.noanswer_target, ""
+            call.diverted_from, call.diversion_reason = call.rung, "no-answer"
             self._route(call, target, "no-answer")
             return
         self._fail(call, status)

@@ -22,7 +22,8 @@ from tests.integration.sipclient import SipClient
 
 pytestmark = pytest.mark.integration
 
-USERS = {n: f"pw-{n}-secret" for n in ("1001", "1002", "1003", "1004", "1005", "1006", "1007")}
+USERS = {n: f"pw-{n}-secret" for n in ("1001", "1002", "1003", "1004", "1005", "1006", "1007",
+                                       "1008")}
 SECTIONS = """
 [1005]
 secret = pw-1005-secret
@@ -31,6 +32,10 @@ ring_timeout = 5
 [1006]
 secret = pw-1006-secret
 forward_busy = 1007
+
+[1008]
+secret = pw-1008-secret
+dnd = yes
 
 [600]
 type = ringgroup
@@ -42,7 +47,7 @@ member_timeout = 5
 
 @pytest.fixture(scope="module")
 def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
-    users = {n: p for n, p in USERS.items() if n not in ("1005", "1006")}
+    users = {n: p for n, p in USERS.items() if n not in ("1005", "1006", "1008")}
     with running_pbx(tmp_path_factory.mktemp("calls"), users, sections=SECTIONS) as server:
         yield server
 
@@ -428,3 +433,96 @@ def test_media_ports_and_calls_are_freed_after_1000_calls(tmp_path: Path) -> Non
         assert health["media_ports_total"] == 500
         records = cdrs(server, limit=2000)
         assert len(records) == 1000 and all(c.disposition == "answered" for c in records)
+
+
+def _ring_and(phone: SipClient, then: int, port: int = 41100) -> threading.Thread:
+    """In the background: the phone rings (180) and then answers ``then`` (200, 486…)."""
+
+    def run() -> None:
+        invite = phone.receive_request(10, "INVITE")
+        if invite is None:
+            return
+        phone.seen.append(invite)  # type: ignore[attr-defined]
+        phone.respond(invite, 180)
+        phone.respond(invite, then, body=phone.sdp(port) if then == 200 else b"")
+
+    phone.seen = []  # type: ignore[attr-defined]
+    worker = threading.Thread(target=run)
+    worker.start()
+    return worker
+
+
+def test_forward_on_busy_with_diversion(pbx: Pbx) -> None:
+    with SipClient(pbx.host, pbx.sip_port) as busy, SipClient(pbx.host, pbx.sip_port) as other, \
+            SipClient(pbx.host, pbx.sip_port) as caller:
+        register(busy, "1006")
+        register(other, "1007")
+        workers = [_ring_and(busy, 486), _ring_and(other, 200)]
+        caller.call_id += "-fwd"
+        _, final = caller.invite("1001", USERS["1001"], "1006", wait=8)
+        for worker in workers:
+            worker.join()
+        assert final is not None and final.status == 200
+        diverted = other.seen[0]  # type: ignore[attr-defined]
+        assert "reason=user-busy" in (diverted.headers.get("Diversion") or "")
+        assert "1006" in diverted.headers.get("Diversion")
+        caller.in_dialog("ACK", final, cseq=final.cseq.number)
+        caller.in_dialog("BYE", final)
+    record = next(c for c in cdrs(pbx) if c.callee == "1006")
+    assert record.answered_by == "1007" and "user-busy:1007" in record.path
+
+
+def test_do_not_disturb(pbx: Pbx) -> None:
+    with SipClient(pbx.host, pbx.sip_port) as caller:
+        caller.call_id += "-dnd"
+        _, final = caller.invite("1001", USERS["1001"], "1008")
+        assert final is not None and final.status == 486 and "disturb" in final.reason
+
+
+def test_linear_ring_group_hunts_to_the_next_member(pbx: Pbx) -> None:
+    with SipClient(pbx.host, pbx.sip_port) as first, SipClient(pbx.host, pbx.sip_port) as second, \
+            SipClient(pbx.host, pbx.sip_port) as caller:
+        register(first, "1003")
+        register(second, "1004")
+        ignored = threading.Thread(target=lambda: first.receive_request(8, "INVITE"))
+        ignored.start()
+        picker = _ring_and(second, 200)
+        caller.call_id += "-group"
+        started = time.monotonic()
+        _, final = caller.invite("1001", USERS["1001"], "600", wait=12)
+        ignored.join()
+        picker.join()
+        assert final is not None and final.status == 200
+        assert 4.5 < time.monotonic() - started < 9  # member_timeout = 5 on the first member
+        assert first.receive_request(5, "CANCEL") is not None
+        caller.in_dialog("ACK", final, cseq=final.cseq.number)
+        caller.in_dialog("BYE", final)
+    record = next(c for c in cdrs(pbx) if c.callee == "600")
+    assert record.answered_by == "1004"
+
+
+def test_pickup_of_a_ringing_colleague(pbx: Pbx) -> None:
+    with SipClient(pbx.host, pbx.sip_port) as ringing, SipClient(pbx.host, pbx.sip_port) as picker, \
+            SipClient(pbx.host, pbx.sip_port) as caller:
+        register(ringing, "1004")
+        caller.call_id += "-pickup"
+        results: list = []  # type: ignore[type-arg]
+        worker = threading.Thread(
+            target=lambda: results.append(caller.invite("1001", USERS["1001"], "1004", wait=10))
+        )
+        worker.start()
+        invite = ringing.receive_request(5, "INVITE")
+        assert invite is not None
+        ringing.respond(invite, 180)
+        time.sleep(0.3)
+        picker.call_id += "-picker"
+        _, picked = picker.invite("1003", USERS["1003"], "**1004")
+        worker.join()
+        assert picked is not None and picked.status == 200 and b"m=audio" in picked.body
+        _, final = results[0]
+        assert final is not None and final.status == 200
+        assert ringing.receive_request(5, "CANCEL") is not None
+        picker.in_dialog("ACK", picked, cseq=picked.cseq.number)
+        caller.in_dialog("ACK", final, cseq=final.cseq.number)
+        caller.in_dialog("BYE", final)
+        assert picker.receive_request(5, "BYE") is not None
