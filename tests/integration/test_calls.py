@@ -526,3 +526,85 @@ def test_pickup_of_a_ringing_colleague(pbx: Pbx) -> None:
         caller.in_dialog("ACK", final, cseq=final.cseq.number)
         caller.in_dialog("BYE", final)
         assert picker.receive_request(5, "BYE") is not None
+
+
+def test_attended_transfer_with_replaces(pbx: Pbx) -> None:
+    """Bob talks to Alice, calls Carol, then joins Alice and Carol (REFER with Replaces)."""
+    with SipClient(pbx.host, pbx.sip_port) as alice, SipClient(pbx.host, pbx.sip_port) as bob, \
+            SipClient(pbx.host, pbx.sip_port) as carol:
+        register(bob, "1002")
+        register(carol, "1003")
+        picked: list = []  # type: ignore[type-arg]
+        worker = threading.Thread(target=lambda: picked.append(answer(bob, 41030)))
+        worker.start()
+        alice.call_id += "-attended"
+        _, alice_ok = alice.invite("1001", USERS["1001"], "1002")
+        worker.join()
+        assert alice_ok is not None and alice_ok.status == 200
+        alice.in_dialog("ACK", alice_ok, cseq=alice_ok.cseq.number)
+        bob_invite, bob_ok = picked[0]
+        bob_dialog = _uas_dialog(bob_invite, bob_ok)
+        # Bob calls Carol on a second line
+        worker = threading.Thread(target=lambda: picked.append(answer(carol, 41040)))
+        worker.start()
+        second = SipClient(pbx.host, pbx.sip_port)
+        try:
+            second.call_id += "-consult"
+            _, consult_ok = second.invite("1002", USERS["1002"], "1003")
+            worker.join()
+            assert consult_ok is not None and consult_ok.status == 200
+            second.in_dialog("ACK", consult_ok, cseq=consult_ok.cseq.number)
+            replaces = (f"{consult_ok.call_id}%3Bto-tag%3D{consult_ok.to_addr.tag}"
+                        f"%3Bfrom-tag%3D{consult_ok.from_addr.tag}")
+            bob.in_dialog("REFER", bob_dialog, headers={
+                "Refer-To": f"<sip:1003@{pbx.host}?Replaces={replaces}>",
+            })
+            accepted = bob.receive(5)
+            assert accepted is not None and accepted.status == 202
+            notify = bob.receive_request(5, "NOTIFY")
+            assert notify is not None and notify.body.startswith(b"SIP/2.0 200")
+            bob.respond(notify, 200)
+            assert bob.receive_request(5, "BYE") is not None  # Bob leaves the first call
+            assert second.receive_request(5, "BYE") is not None  # and the consultation
+        finally:
+            second.close()
+        # Alice and Carol now talk: Alice's hang-up reaches Carol
+        alice.in_dialog("BYE", alice_ok)
+        assert carol.receive_request(5, "BYE") is not None
+
+
+def test_session_timer_is_granted(pbx: Pbx) -> None:
+    with SipClient(pbx.host, pbx.sip_port) as phone, SipClient(pbx.host, pbx.sip_port) as caller:
+        register(phone, "1004")
+        worker = threading.Thread(target=lambda: answer(phone, 41050))
+        worker.start()
+        caller.call_id += "-timer"
+        caller.invite_text = caller.request(
+            "INVITE", "1001", to="1004", body=caller.sdp(),
+            headers={"Content-Type": "application/sdp", "Supported": "timer",
+                     "Session-Expires": "120"},
+        )
+        challenge = caller.receive()
+        caller.ack_failure(challenge)  # type: ignore[arg-type]
+        authorization = build_authorization(
+            challenge.headers.get("Proxy-Authenticate") or "", method="INVITE",  # type: ignore[union-attr]
+            uri=f"sip:1004@{caller.host}:{caller.port}", username="1001", password=USERS["1001"],
+        )
+        caller.invite_text = caller.request(
+            "INVITE", "1001", to="1004", body=caller.sdp(), authorization=authorization,
+            headers={"Content-Type": "application/sdp", "Supported": "timer",
+                     "Session-Expires": "120"},
+        )
+        final = caller.receive(5)
+        while final is not None and final.status < 200:
+            final = caller.receive(5)
+        worker.join()
+        assert final is not None and final.status == 200
+        assert final.headers.get("Session-Expires") == "120;refresher=uac"
+        assert "timer" in final.headers.get_all("Require")
+        caller.in_dialog("ACK", final, cseq=final.cseq.number)
+        caller.in_dialog("UPDATE", final)  # the refresh
+        refreshed = caller.receive(5)
+        assert refreshed is not None and refreshed.status == 200
+        caller.in_dialog("BYE", final)
+        assert phone.receive_request(5, "BYE") is not None
