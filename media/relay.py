@@ -388,7 +388,7 @@ class RelayLeg(asyncio.DatagramProtocol):
             if expected_interval > 0 and lost_interval > 0:
                 fraction = min(255, (lost_interval << 8) // expected_interval)
             lost = max(-0x800000, min(0x7FFFFF, expected - self.received)) & 0xFFFFFF
-            dlsr = int((now - self.lsr_at) * 65536) if self.lsr else 0
+            dlsr = min(int((now - self.lsr_at) * 65536), 0xFFFFFFFF) if self.lsr else 0
             blocks = _REPORT_BLOCK.pack(
                 self.in_ssrc, fraction << 24 | lost, (self.cycles + self.max_seq) & 0xFFFFFFFF,
                 int(self.jitter), self.lsr, dlsr,
@@ -472,7 +472,11 @@ def _ntp_middle(wallclock: float) -> int:
 
 
 class MediaRelay:
-    """All relay legs of one PBX node, their ports and their RTCP clock."""
+    """All relay legs of one PBX node, their ports and their RTCP clock.
+
+    ``latch_silence``, ``rtcp_interval`` and ``max_pps`` are plain attributes
+    (seconds, seconds, packets per second per leg) a test or the config may set.
+    """
 
     def __init__(self, bind_host: str, pool: PortPool) -> None:
         self.bind_host = bind_host
@@ -596,6 +600,7 @@ class MediaRelay:
 
     def _rtcp_tick(self, loop: asyncio.AbstractEventLoop) -> None:
         """One timer for the whole node sends every report that is due."""
+        self._schedule_rtcp(loop)
         now, wallclock = _monotonic(), time.time()
         for leg in self.legs:
             if now >= leg.next_rtcp_at:
@@ -603,4 +608,3 @@ class MediaRelay:
                     leg.send_rtcp(now, wallclock)
                 except OSError as exc:
                     log.debug("RTCP for %s failed: %s", leg.label, exc)
-        self._schedule_rtcp(loop)
