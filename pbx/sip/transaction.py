@@ -32,6 +32,7 @@ Message = Request | Response
 MAGIC = "z9hG4bK"  # §8.1.1.7: branches of RFC 3261 elements start with this
 TIMER_D = 32.0  # §17.1.1.2: "at least 32 seconds" on unreliable transports
 _RETRANSMIT_TIMERS = frozenset(("A", "E", "G"))
+RFC2543 = "rfc2543"  # first item of the keys of transactions with pre-3261 branches
 
 
 class State(enum.Enum):
@@ -75,7 +76,7 @@ class ClientTransaction(Transaction):
 @dataclass(eq=False, slots=True)
 class ServerTransaction(Transaction):
     last_response: Response | None = None  # resent when the request is retransmitted
-    via_key: tuple[str, str] | None = None  # (raw top Via line, method): the quick way back
+    via_key: tuple[str | None, str | None] | None = None  # raw first Via line and CSeq
     response_key: tuple[Any, ...] | None = None  # RFC 2543 peers: how responses find it
 
 
@@ -144,7 +145,7 @@ def _server_key(request: Request, method: str) -> tuple[Any, ...]:
 def _key_2543(request: Request, method: str, to_tag: str | None) -> tuple[Any, ...]:
     """Request-URI, To tag, From tag, Call-ID, CSeq number, top Via and method (§17.2.3)."""
     return (
-        "2543", str(request.uri), to_tag, request.from_addr.tag, request.call_id,
+        RFC2543, str(request.uri), to_tag, request.from_addr.tag, request.call_id,
         request.cseq.number, str(request.vias[0]), method,
     )
 
@@ -210,7 +211,7 @@ class TransactionLayer:
         self.t1, self.t2, self.t4 = t1, t2, t4
         self._clients: dict[tuple[Any, ...], ClientTransaction] = {}
         self._servers: dict[tuple[Any, ...], ServerTransaction] = {}
-        self._servers_by_via: dict[tuple[str, str], ServerTransaction] = {}
+        self._servers_by_via: dict[tuple[str | None, str | None], ServerTransaction] = {}
         self._servers_2543: dict[tuple[Any, ...], ServerTransaction] = {}
         self._heap: list[tuple[float, int, Transaction, str]] = []
         self._seq = itertools.count(1)
@@ -411,16 +412,19 @@ class TransactionLayer:
         if tx is not None:
             # §17.2.1, §17.2.2: a retransmission; say again what we last said
             state = tx.state
-            if (state is State.PROCEEDING or state is State.COMPLETED) and tx.last_response:
-                self._outbox.append((tx.dest, tx.last_response))
+            response = tx.last_response
+            if response is not None and (state is State.PROCEEDING or state is State.COMPLETED):
+                self._outbox.append((tx.dest, response))
             return  # Trying: nothing said yet; Accepted, Confirmed: absorbed (RFC 6026 §7.1)
         invite = method == "INVITE"
         tx = ServerTransaction(
             key, message, method, dest, reliable, State.PROCEEDING if invite else State.TRYING
         )
         self._servers[key] = tx
-        if len(key) == 4:
-            via_key = (message.headers.get("Via") or "", method)
+        if key[0] != RFC2543:
+            # make_response copies these lines verbatim: equal text, equal key
+            headers = message.headers
+            via_key = (headers.get("Via"), headers.get("CSeq"))
             if via_key not in self._servers_by_via:
                 tx.via_key = via_key
                 self._servers_by_via[via_key] = tx
@@ -455,7 +459,7 @@ class TransactionLayer:
         """
         key = _server_key(ack, "INVITE")
         tx = self._servers.get(key)
-        if tx is not None or len(key) == 4:
+        if tx is not None or key[0] != RFC2543:
             return tx
         tx = self._servers.get(_key_2543(ack, "INVITE", None))
         if tx is None or tx.last_response is None:
@@ -469,19 +473,19 @@ class TransactionLayer:
         transaction has already sent its final response (except a 2xx for an
         INVITE in Accepted: the TU retransmits those itself, §13.3.1.4).
         """
-        method = response.cseq.method
-        tx = self._servers_by_via.get((response.headers.get("Via") or "", method))
+        headers = response.headers
+        tx = self._servers_by_via.get((headers.get("Via"), headers.get("CSeq")))
         if tx is None:
-            tx = self._find_server(response, method)
+            tx = self._find_server(response)
         if tx is None:
-            raise LocalProtocolError(f"no server transaction for {response!r} to a {method}")
+            raise LocalProtocolError(f"no server transaction for {response!r}")
         status = response.status
         state = tx.state
         if state is not State.TRYING and state is not State.PROCEEDING:
             if state is State.ACCEPTED and 200 <= status < 300:
                 self._outbox.append((tx.dest, response))
                 return
-            raise LocalProtocolError(f"{method} transaction {state.value}: cannot send {response!r}")
+            raise LocalProtocolError(f"{tx.method} transaction {state.value}: no {response!r}")
         tx.last_response = response
         self._outbox.append((tx.dest, response))
         if status < 200:
@@ -499,8 +503,9 @@ class TransactionLayer:
                 self._start(tx, "G", self.t1, now)
             self._start(tx, "H", 64 * self.t1, now)
 
-    def _find_server(self, response: Response, method: str) -> ServerTransaction | None:
-        """The slow way back from a response whose top Via text was rewritten."""
+    def _find_server(self, response: Response) -> ServerTransaction | None:
+        """The slow way back: a 2543 request, or the response's Via or CSeq text changed."""
+        method = response.cseq.method
         via = response.vias[0]
         branch = via.params.get("branch")
         if branch is not None and branch.startswith(MAGIC):

@@ -662,3 +662,36 @@ def test_handle_timer_late_fires_everything_due_in_order() -> None:
     layer.handle_timer(8.0)  # E due at 0.5 (then re-armed from 8.0)
     assert sent(layer) == ["OPTIONS"]
     assert layer.get_timer() == 9.0  # restarted from the late firing: 8.0 + 1
+
+
+def test_timers_follow_configured_t1_t2_t4() -> None:
+    """A LAN deployment may shorten T1: every 64*T1 timer and the caps follow."""
+    layer = TransactionLayer(t1=0.1, t2=0.4, t4=1.0)
+    options = request("OPTIONS")
+    layer.send_request(options, PHONE, reliable=False, now=0.0)
+    layer.messages_to_send()
+    steps = run_clock(layer, 100.0)
+    times = [round(t, 6) for t, out, _ in steps if out]
+    assert times[:5] == [0.1, 0.3, 0.7, 1.1, 1.5]  # E: 0.1, 0.2, 0.4, then T2 = 0.4
+    assert steps[-1][0] == pytest.approx(6.4) and steps[-1][2][0] == "TransactionTimeout"
+
+    invite = request(branch="z9hG4bKs")
+    layer.receive(invite, PHONE, False, 10.0)
+    layer.send_response(make_response(invite, 200, to_tag="b2"), 10.0)
+    layer.receive(options, PHONE, False, 10.0)
+    layer.send_response(make_response(options, 200, to_tag="b2"), 10.0)
+    events(layer)
+    layer.messages_to_send()
+    ends = [t for t, _, kind in run_clock(layer, 100.0) for k in kind if k.endswith("Terminated")]
+    assert ends == pytest.approx([16.4, 16.4])  # Timer L and Timer J: 64*T1
+
+    bye = request("BYE", branch="z9hG4bKc2", to_tag="b2")
+    layer.send_request(bye, PHONE, reliable=False, now=20.0)
+    layer.receive(response_to(bye, 200), PHONE, False, 20.0)
+    invite2 = request(branch="z9hG4bKc3")
+    layer.send_request(invite2, PHONE, reliable=False, now=20.0)
+    layer.receive(response_to(invite2, 500), PHONE, False, 20.0)
+    events(layer)
+    layer.messages_to_send()
+    ends = [t for t, _, kind in run_clock(layer, 100.0) if "TransactionTerminated" in kind]
+    assert ends == [21.0, 52.0]  # Timer K = T4; Timer D stays 32 s (§17.1.1.2)
