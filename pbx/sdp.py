@@ -1,51 +1,103 @@
 """SDP (RFC 8866) and the offer/answer model (RFC 3264) for an anchoring B2BUA.
 
-The PBX never passes a phone's SDP through: it answers each phone itself with
-its own address and relay port, choosing codecs it can relay or transcode.
-So this module parses what phones send (tolerantly: LF line ends, unknown
-lines kept), and builds offers and answers.
+The PBX never passes a phone's SDP through: every call's RTP goes through the
+PBX's own relay ports, so it answers each phone itself with its own address
+and chooses codecs it can relay or transcode. This module parses what phones
+send (tolerantly: LF line ends, unknown lines and attributes kept), builds the
+PBX's offers and answers, and rewrites a description onto the relay.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
-_MIRROR = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly",
-           "inactive": "inactive"}
+# (sends, receives) from the point of view of the side that wrote the description
+_FLOWS = {"sendrecv": (True, True), "sendonly": (True, False), "recvonly": (False, True),
+          "inactive": (False, False)}
+_DIRECTION_OF = {flow: name for name, flow in _FLOWS.items()}
+HOLD_ADDRESSES = ("0.0.0.0", "::")  # RFC 2543 §B.5 hold: "do not send to me"
+_SESSION_ORDER = "vosiuepcbtrzka"  # RFC 8866 §5: the order lines must appear in
+_MEDIA_ORDER = "micbka"
+# Attributes about the far side's transport: meaningless once media goes through our relay.
+_TRANSPORT_ATTRIBUTES = frozenset((
+    "candidate", "end-of-candidates", "remote-candidates", "ice-ufrag", "ice-pwd", "ice-lite",
+    "ice-options", "ice-mismatch", "rtcp-mux", "ssrc", "ssrc-group",
+))
 
 
 class SdpError(ValueError):
-    """A session description we cannot use; the message is a reason phrase."""
+    """A session description we cannot use; ``str()`` is the detail of a reason phrase.
+
+    ``status`` is the SIP answer: 400 for a description that breaks RFC 8866,
+    488 for a valid one we cannot accept (no common codec, no audio stream).
+    """
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def reason(self) -> str:
+        """A reason phrase for the SIP answer, e.g. ``Not Acceptable Here - no common codec``."""
+        phrase = "Not Acceptable Here" if self.status == 488 else "Bad Request"
+        return f"{phrase} - {self}"
+
+
+def _unacceptable(message: str) -> SdpError:
+    return SdpError(message, 488)
 
 
 @dataclass(frozen=True, slots=True)
 class Codec:
+    """One RTP payload format: what ``a=rtpmap`` (or the static table) and ``a=fmtp`` say."""
+
     payload_type: int
     name: str
     clock_rate: int
     channels: int = 1
     fmtp: str | None = None
 
+    @property
+    def is_event(self) -> bool:
+        """RFC 4733 telephone-event: rides along a voice codec, never chosen alone."""
+        return self.name.lower() == "telephone-event"
+
     def rtpmap(self) -> str:
         suffix = f"/{self.channels}" if self.channels != 1 else ""
         return f"{self.payload_type} {self.name}/{self.clock_rate}{suffix}"
 
 
+# RFC 3551 §6 table 4: audio payload types that need no rtpmap
 STATIC_PAYLOADS = {
     0: Codec(0, "PCMU", 8000),
     3: Codec(3, "GSM", 8000),
     4: Codec(4, "G723", 8000),
+    5: Codec(5, "DVI4", 8000),
+    6: Codec(6, "DVI4", 16000),
+    7: Codec(7, "LPC", 8000),
     8: Codec(8, "PCMA", 8000),
-    9: Codec(9, "G722", 8000),
+    9: Codec(9, "G722", 8000),  # 8000 by RFC 3551's historical error, though sampled at 16 kHz
+    10: Codec(10, "L16", 44100, 2),
+    11: Codec(11, "L16", 44100),
+    12: Codec(12, "QCELP", 8000),
+    13: Codec(13, "CN", 8000),
+    15: Codec(15, "G728", 8000),
     18: Codec(18, "G729", 8000),
 }
 TELEPHONE_EVENT = Codec(101, "telephone-event", 8000, fmtp="0-16")
+# Encoding names are case-insensitive (RFC 4855 §3); spell the known ones one way for callers.
+_CANONICAL = {name.lower(): name for name in (
+    "PCMU", "PCMA", "G722", "G729", "G723", "G728", "GSM", "DVI4", "LPC", "L16", "QCELP", "CN",
+    "opus", "telephone-event", "iLBC", "speex", "AMR", "AMR-WB", "H264", "VP8", "VP9",
+)}
 
 
 @dataclass(slots=True)
 class Origin:
+    """The ``o=`` line: the session id stays, the version grows with every change (RFC 3264 §8)."""
+
     username: str = "-"
     sess_id: str = "0"
     sess_version: str = "0"
@@ -60,269 +112,455 @@ class Origin:
 
 @dataclass(slots=True)
 class MediaDescription:
+    """One ``m=`` section. ``codecs`` follow ``formats`` (the offerer's preference order)."""
+
     kind: str
     port: int
     proto: str
     formats: list[str]
-    connection: str | None = None
+    connection: str | None = None  # media-level c= address; None: the session's applies
     direction: str = "sendrecv"
     codecs: list[Codec] = field(default_factory=list)
     ptime: int | None = None
-    rtcp_port: int | None = None
+    rtcp_port: int | None = None  # RFC 3605 a=rtcp; None: port + 1
+    rtcp_address: str | None = None
     attributes: list[tuple[str, str | None]] = field(default_factory=list)
-    bandwidth: list[str] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)  # i=, b=, k= lines as written
 
     @property
     def is_rtp_audio(self) -> bool:
+        """An audio stream our relay can carry: plain RTP (no SRTP), not rejected."""
         return self.kind == "audio" and self.proto.upper().startswith("RTP/AVP") and self.port > 0
+
+    @property
+    def rtcp(self) -> int:
+        """Where the far side wants RTCP: rtcp-mux, a=rtcp, or RTP port + 1 (RFC 3550 §11)."""
+        if any(name == "rtcp-mux" for name, _ in self.attributes):
+            return self.port
+        return self.rtcp_port if self.rtcp_port is not None else self.port + 1
+
+    @property
+    def telephone_event(self) -> Codec | None:
+        return next((c for c in self.codecs if c.is_event), None)
 
 
 @dataclass(slots=True)
 class SessionDescription:
+    """A whole SDP body. Lines this model does not interpret are kept and written back."""
+
     origin: Origin = field(default_factory=Origin)
     session_name: str = "-"
-    connection: str | None = None
-    direction: str | None = None  # session-level a=sendonly etc.
+    connection: str | None = None  # session-level c= address
+    direction: str | None = None  # session-level a=sendonly etc., inherited by the media
+    timing: str = "0 0"
     media: list[MediaDescription] = field(default_factory=list)
-    other: list[str] = field(default_factory=list)  # b=, t=, session attributes…
+    other: list[str] = field(default_factory=list)  # i=, u=, e=, p=, b=, r=, z=, k=, a= lines
 
     @property
     def audio(self) -> MediaDescription | None:
+        """The first audio stream the relay can carry (RTP, port not 0), or None."""
         return next((m for m in self.media if m.is_rtp_audio), None)
+
+    @property
+    def connection_addrtype(self) -> str:
+        return _addrtype(self.connection or self.origin.address)
 
     @classmethod
     def parse(cls, data: str | bytes) -> SessionDescription:
+        """Parse a phone's SDP; SdpError (status 400) names what is broken."""
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-        lines = [line.rstrip("\r") for line in text.split("\n") if line.strip()]
-        if not lines or not lines[0].startswith("v="):
+        lines = [line.rstrip("\r") for line in text.split("\n")]
+        lines = [line for line in lines if line.strip()]
+        if not lines:
+            raise SdpError("Empty SDP")
+        if not lines[0].startswith("v="):
             raise SdpError("SDP must start with v=")
-        if lines[0] != "v=0":
-            raise SdpError("Unsupported SDP version")
-        desc = cls()
-        seen_origin = seen_name = False
-        current: MediaDescription | None = None
-        explicit: set[int] = set()  # media with their own direction attribute
+        if lines[0].strip() != "v=0":
+            raise SdpError(f"Unsupported SDP version {lines[0][2:12]!r}")
+        session: list[str] = []
+        blocks: list[list[str]] = []
         for line in lines[1:]:
-            if len(line) < 2 or line[1] != "=":
-                raise SdpError(f"Malformed SDP line {line[:30]!r}")
-            kind, value = line[0], line[2:].strip()
-            if kind == "m":
-                current = _media(value)
-                desc.media.append(current)
-            elif kind == "o" and current is None:
-                parts = value.split()
-                if len(parts) != 6:
-                    raise SdpError("Malformed o= line")
-                desc.origin = Origin(*parts)
-                seen_origin = True
-            elif kind == "s" and current is None:
-                desc.session_name = value or "-"
-                seen_name = True
-            elif kind == "c":
-                address = _connection(value)
-                if current is None:
-                    desc.connection = address
-                else:
-                    current.connection = address
-            elif kind == "a":
-                name, sep, attr = value.partition(":")
-                if current is None:
-                    if name in DIRECTIONS:
-                        desc.direction = name
-                    else:
-                        desc.other.append(line)
-                else:
-                    if name in DIRECTIONS:
-                        explicit.add(id(current))
-                    _media_attribute(current, name, attr if sep else None)
-            elif kind == "b" and current is not None:
-                current.bandwidth.append(value)
-            elif current is None:
-                desc.other.append(line)
-        if not seen_origin:
-            raise SdpError("Missing o= line")
-        if not seen_name:
-            desc.session_name = "-"
-        for media in desc.media:
-            _resolve_codecs(media)
-            if media.port and media.connection is None and desc.connection is None:
-                raise SdpError("No connection address for an active stream")
-            if desc.direction and id(media) not in explicit:
-                media.direction = desc.direction
+            if len(line) < 2 or line[1] != "=" or not line[0].isalpha():
+                raise SdpError(f"Malformed SDP line {line[:40]!r}")
+            if line[0] == "m":
+                blocks.append([line])
+            elif blocks:
+                blocks[-1].append(line)
+            else:
+                session.append(line)
+        desc = _parse_session(session)
+        if not blocks:
+            raise SdpError("No m= line in SDP")
+        for block in blocks:
+            desc.media.append(_parse_media(block, desc))
         return desc
 
     def __str__(self) -> str:
-        addrtype = "IP6" if self.connection and ":" in self.connection else "IP4"
+        head = [f"c=IN {_addrtype(self.connection)} {self.connection}"] if self.connection else []
+        head.append(f"t={self.timing}")
+        head.extend(self.other)
+        if self.direction:
+            head.append(f"a={self.direction}")
         lines = ["v=0", f"o={self.origin}", f"s={self.session_name}"]
-        if self.connection:
-            lines.append(f"c=IN {addrtype} {self.connection}")
-        has_t = any(line.startswith("t=") for line in self.other)
-        if not has_t:
-            lines.append("t=0 0")
-        lines.extend(self.other)
+        lines.extend(sorted(head, key=lambda line: _position(line, _SESSION_ORDER)))
         for media in self.media:
-            lines.append(f"m={media.kind} {media.port} {media.proto} {' '.join(media.formats)}")
-            if media.connection:
-                mtype = "IP6" if ":" in media.connection else "IP4"
-                lines.append(f"c=IN {mtype} {media.connection}")
-            lines.extend(f"b={b}" for b in media.bandwidth)
-            for codec in media.codecs:
-                lines.append(f"a=rtpmap:{codec.rtpmap()}")
-                if codec.fmtp:
-                    lines.append(f"a=fmtp:{codec.payload_type} {codec.fmtp}")
-            if media.ptime:
-                lines.append(f"a=ptime:{media.ptime}")
-            for name, value in media.attributes:
-                lines.append(f"a={name}" if value is None else f"a={name}:{value}")
-            if media.port:
-                lines.append(f"a={media.direction}")
+            lines.extend(_media_lines(media))
         return "\r\n".join(lines) + "\r\n"
 
     def __bytes__(self) -> bytes:
         return str(self).encode()
 
 
-def _media(value: str) -> MediaDescription:
+def _parse_session(lines: list[str]) -> SessionDescription:
+    desc = SessionDescription()
+    seen: set[str] = set()
+    for line in lines:
+        kind, value = line[0], line[2:]
+        if kind in seen and kind in "ostc":
+            if kind == "t":
+                desc.other.append(line)  # further time descriptions: kept as written
+                continue
+            raise SdpError(f"Duplicate {kind}= line")
+        if kind == "o":
+            parts = value.split()
+            if len(parts) != 6:
+                raise SdpError(f"Malformed o= line {value[:40]!r}")
+            desc.origin = Origin(*parts)
+        elif kind == "s":
+            desc.session_name = value.strip() or "-"
+        elif kind == "c":
+            desc.connection = _connection(value)
+        elif kind == "t":
+            desc.timing = value.strip() or "0 0"
+        elif kind == "a" and value in DIRECTIONS:
+            desc.direction = value
+        else:
+            desc.other.append(line)
+        seen.add(kind)
+    if "o" not in seen:
+        raise SdpError("Missing o= line")
+    if "s" not in seen:
+        raise SdpError("Missing s= line")
+    return desc
+
+
+def _parse_media(lines: list[str], session: SessionDescription) -> MediaDescription:
+    media = _media_line(lines[0][2:])
+    rtpmaps: dict[int, Codec] = {}
+    fmtps: dict[int, str] = {}
+    explicit_direction = False
+    for line in lines[1:]:
+        kind, value = line[0], line[2:]
+        if kind == "c":
+            if media.connection is not None:
+                raise SdpError(f"Duplicate c= line in m={media.kind}")
+            media.connection = _connection(value)
+        elif kind != "a":
+            media.other.append(line)
+        elif value in DIRECTIONS:
+            media.direction = value
+            explicit_direction = True
+        else:
+            name, sep, attr = value.partition(":")
+            if not _media_attribute(media, name, attr, rtpmaps, fmtps):
+                media.attributes.append((name, attr if sep else None))
+    if not explicit_direction and session.direction:
+        media.direction = session.direction
+    if media.port and media.connection is None and session.connection is None:
+        raise SdpError(f"No connection address (c=) for the m={media.kind} stream")
+    if "RTP/" in media.proto.upper():
+        media.codecs = _codecs(media, rtpmaps, fmtps)
+    used = {c.payload_type for c in media.codecs}
+    media.attributes.extend(("fmtp", f"{pt} {params}") for pt, params in fmtps.items()
+                            if pt not in used)  # for a format we cannot name: kept as written
+    return media
+
+
+def _media_line(value: str) -> MediaDescription:
     parts = value.split()
     if len(parts) < 3:
-        raise SdpError("Malformed m= line")
+        raise SdpError(f"Malformed m= line {value[:40]!r}")
     kind, port_text, proto, *formats = parts
-    port_text = port_text.split("/")[0]
+    port_text = port_text.split("/")[0]  # <port>/<number of ports>
     if not port_text.isdigit() or int(port_text) > 65535:
-        raise SdpError(f"Malformed media port {port_text!r}")
-    return MediaDescription(kind, int(port_text), proto, formats)
+        raise SdpError(f"Malformed media port {port_text[:20]!r} in m={kind}")
+    port = int(port_text)
+    if not formats and port:
+        raise SdpError(f"No formats in m={kind} line")
+    if "RTP/" in proto.upper():
+        bad = next((f for f in formats if not f.isdigit() or int(f) > 127), None)
+        if bad is not None:
+            raise SdpError(f"Malformed payload type {bad[:20]!r} in m={kind}")
+    return MediaDescription(kind, port, proto, formats)
+
+
+def _media_attribute(
+    media: MediaDescription, name: str, value: str, rtpmaps: dict[int, Codec],
+    fmtps: dict[int, str],
+) -> bool:
+    """Interpret the attributes the model has fields for; False: keep it as written."""
+    if name == "rtpmap":
+        pt, _, encoding = value.strip().partition(" ")
+        pieces = encoding.strip().split("/")
+        if (not pt.isdigit() or int(pt) > 127 or len(pieces) not in (2, 3) or not pieces[0]
+                or not pieces[1].isdigit() or int(pieces[1]) == 0
+                or (len(pieces) == 3 and not pieces[2].isdigit())):
+            raise SdpError(f"Malformed rtpmap {value[:40]!r}")
+        name_ = _CANONICAL.get(pieces[0].lower(), pieces[0])
+        channels = int(pieces[2]) if len(pieces) == 3 else 1
+        if pt not in media.formats:
+            return False  # an rtpmap for a format not offered: harmless, kept as written
+        rtpmaps[int(pt)] = Codec(int(pt), name_, int(pieces[1]), channels)
+        return True
+    if name == "fmtp":
+        pt, _, params = value.partition(" ")
+        if not pt.isdigit() or pt not in media.formats:
+            return False
+        fmtps[int(pt)] = params.strip()
+        return True
+    if name == "ptime" and value.strip().isdigit():
+        media.ptime = int(value.strip())
+        return True
+    if name == "rtcp":
+        parts = value.split()
+        if not parts or not parts[0].isdigit() or int(parts[0]) > 65535:
+            raise SdpError(f"Malformed rtcp attribute {value[:40]!r}")
+        media.rtcp_port = int(parts[0])
+        if len(parts) > 1:
+            media.rtcp_address = _connection(" ".join(parts[1:]))
+        return True
+    return False
+
+
+def _codecs(media: MediaDescription, rtpmaps: dict[int, Codec], fmtps: dict[int, str]) -> list[Codec]:
+    """Codecs in m= order from rtpmap or the static table; dynamic types without one are unusable."""
+    codecs = []
+    for fmt in media.formats:
+        pt = int(fmt)
+        codec = rtpmaps.get(pt) or (STATIC_PAYLOADS.get(pt) if media.kind == "audio" else None)
+        if codec is None:
+            continue
+        if pt in fmtps:
+            codec = replace(codec, fmtp=fmtps[pt])
+        codecs.append(codec)
+    return codecs
 
 
 def _connection(value: str) -> str:
+    """The address of ``IN IP4 <addr>[/ttl]``: literal of the named family, or a host name."""
     parts = value.split()
     if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
-        raise SdpError("Malformed c= line")
+        raise SdpError(f"Malformed c= line {value[:40]!r}")
     address = parts[2].split("/")[0]
     try:
-        ipaddress.ip_address(address)
+        family = ipaddress.ip_address(address).version
     except ValueError:
-        if not address or any(c in address for c in " /"):
-            raise SdpError("Malformed connection address") from None
+        if not address or not all(c.isalnum() or c in ".-" for c in address):
+            raise SdpError(f"Malformed connection address {address[:40]!r}") from None
+        return address
+    if f"IP{family}" != parts[1]:
+        raise SdpError(f"Connection address {address!r} is not {parts[1]}")
     return address
 
 
-def _media_attribute(media: MediaDescription, name: str, value: str | None) -> None:
-    if name in DIRECTIONS:
-        media.direction = name
-        return
-    if name == "rtpmap" and value is not None:
-        pt, _, encoding = value.partition(" ")
-        pieces = encoding.split("/")
-        if not pt.isdigit() or len(pieces) < 2 or not pieces[1].isdigit():
-            raise SdpError(f"Malformed rtpmap {value[:30]!r}")
-        channels = int(pieces[2]) if len(pieces) > 2 and pieces[2].isdigit() else 1
-        media.codecs.append(Codec(int(pt), pieces[0], int(pieces[1]), channels))
-        return
-    if name == "fmtp" and value is not None:
-        pt, _, params = value.partition(" ")
-        media.attributes.append(("_fmtp", f"{pt} {params}"))
-        return
-    if name == "ptime" and value is not None and value.strip().isdigit():
-        media.ptime = int(value.strip())
-        return
-    if name == "rtcp" and value is not None and value.split()[0].isdigit():
-        media.rtcp_port = int(value.split()[0])
-        return
-    media.attributes.append((name, value))
+def _media_lines(media: MediaDescription) -> list[str]:
+    formats = " ".join(media.formats)
+    lines = [f"m={media.kind} {media.port} {media.proto} {formats}".rstrip()]
+    extra = list(media.other)
+    if media.connection:
+        extra.append(f"c=IN {_addrtype(media.connection)} {media.connection}")
+    lines.extend(sorted(extra, key=lambda line: _position(line, _MEDIA_ORDER)))
+    for codec in media.codecs:
+        lines.append(f"a=rtpmap:{codec.rtpmap()}")
+        if codec.fmtp:
+            lines.append(f"a=fmtp:{codec.payload_type} {codec.fmtp}")
+    if media.rtcp_port is not None:
+        where = (f" IN {_addrtype(media.rtcp_address)} {media.rtcp_address}"
+                 if media.rtcp_address else "")
+        lines.append(f"a=rtcp:{media.rtcp_port}{where}")
+    if media.ptime:
+        lines.append(f"a=ptime:{media.ptime}")
+    lines.extend(f"a={name}" if value is None else f"a={name}:{value}"
+                 for name, value in media.attributes)
+    if media.port or media.direction != "sendrecv":
+        lines.append(f"a={media.direction}")
+    return lines
 
 
-def _resolve_codecs(media: MediaDescription) -> None:
-    """Codecs in m= order, from rtpmap lines or the static payload table."""
-    mapped = {c.payload_type: c for c in media.codecs}
-    fmtps = {}
-    rest = []
-    for name, value in media.attributes:
-        if name == "_fmtp" and value is not None:
-            pt, _, params = value.partition(" ")
-            if pt.isdigit():
-                fmtps[int(pt)] = params
-        else:
-            rest.append((name, value))
-    media.attributes = rest
-    codecs = []
-    if media.proto.upper().startswith("RTP/"):
-        for fmt in media.formats:
-            if not fmt.isdigit():
-                raise SdpError(f"Malformed payload type {fmt!r}")
-            pt = int(fmt)
-            codec = mapped.get(pt) or STATIC_PAYLOADS.get(pt)
-            if codec is None:
-                continue  # dynamic type without rtpmap: unusable, ignore
-            if pt in fmtps:
-                codec = Codec(codec.payload_type, codec.name, codec.clock_rate, codec.channels,
-                              fmtps[pt])
-            codecs.append(codec)
-    media.codecs = codecs
+# ---------------------------------------------------------------- offer/answer (RFC 3264)
 
 
 def negotiate(offer_codecs: list[Codec], supported: list[str]) -> list[Codec]:
-    """The offerer's codecs we support, in the offerer's order and payload types."""
+    """The offered codecs we support, in the offerer's order with its payload types (§6.1).
+
+    telephone-event is kept only at the clock rate of a kept voice codec (RFC 4733 §7.1.1);
+    SdpError (488) when no voice codec is common.
+    """
     wanted = {name.lower() for name in supported}
-    common = [c for c in offer_codecs if c.name.lower() in wanted]
-    voice = [c for c in common if c.name.lower() != "telephone-event"]
-    if not voice:
-        raise SdpError("Not Acceptable Here - no common codec")
-    events = [c for c in common if c.name.lower() == "telephone-event"
-              and c.clock_rate == voice[0].clock_rate]
-    return voice[:1] + events[:1]
+    rates = {c.clock_rate for c in offer_codecs if not c.is_event and c.name.lower() in wanted}
+    if not rates:
+        raise _unacceptable("no common codec")
+    return [c for c in offer_codecs if c.name.lower() in wanted
+            and (not c.is_event or c.clock_rate in rates)]
 
 
 def make_offer(
     *, address: str, port: int, codecs: list[Codec], direction: str = "sendrecv",
     session_id: int, version: int, ptime: int = 20,
 ) -> SessionDescription:
-    """The PBX's own offer for one audio stream."""
+    """The PBX's own offer: one audio stream on our relay port (RTCP on port + 1)."""
+    _check_direction(direction)
+    if not codecs:
+        raise ValueError("an offer needs at least one codec")
     media = MediaDescription(
         "audio", port, "RTP/AVP", [str(c.payload_type) for c in codecs], direction=direction,
         codecs=list(codecs), ptime=ptime,
     )
-    return SessionDescription(
-        Origin("pbx", str(session_id), str(version), "IN", _addrtype(address), address),
-        "pbx", address, media=[media],
-    )
+    return SessionDescription(_our_origin(address, session_id, version), "pbx", address,
+                              media=[media])
 
 
 def make_answer(
     offer: SessionDescription, *, address: str, port: int, supported: list[str],
-    direction: str | None = None, session_id: int, version: int,
+    direction: str | None = None, session_id: int, version: int, ptime: int = 20,
 ) -> SessionDescription:
-    """Answer every m-line of ``offer`` (§6): audio with one codec, the rest rejected."""
-    answer = SessionDescription(
-        Origin("pbx", str(session_id), str(version), "IN", _addrtype(address), address),
-        "pbx", address,
-    )
-    answered = False
+    """Our answer (§6): one m-line per offered one, in order; the first audio stream accepted.
+
+    The audio stream gets one voice codec (the offerer's first we support) plus its
+    telephone-event: the relay follows one codec per leg, so we never let a phone
+    switch codecs mid-call. Other streams are rejected with port 0. The direction
+    mirrors the offer (sendonly → recvonly) and is narrowed by ``direction`` when we
+    want less (e.g. we hold too). SdpError (488) without a usable audio stream.
+    """
+    if direction is not None:
+        _check_direction(direction)
+    audio = offer.audio
+    if audio is None:
+        raise _unacceptable("no RTP/AVP audio stream")
+    answer = SessionDescription(_our_origin(address, session_id, version), "pbx", address)
     for media in offer.media:
-        if media.is_rtp_audio and not answered:
-            codecs = negotiate(media.codecs, supported)
-            answered = True
-            answer.media.append(MediaDescription(
-                "audio", port, media.proto, [str(c.payload_type) for c in codecs],
-                direction=direction or _MIRROR.get(hold_direction(offer, media), "sendrecv"),
-                codecs=codecs, ptime=media.ptime or 20,
-            ))
-        else:
-            answer.media.append(MediaDescription(media.kind, 0, media.proto, media.formats[:1]))
-    if not answered:
-        raise SdpError("Not Acceptable Here - no audio stream")
+        if media is not audio:
+            answer.media.append(_rejected(media))
+            continue
+        common = negotiate(audio.codecs, supported)
+        voice = next(c for c in common if not c.is_event)
+        event = next((c for c in common if c.is_event and c.clock_rate == voice.clock_rate), None)
+        codecs = [voice] if event is None else [voice, event]
+        answer.media.append(MediaDescription(
+            "audio", port, audio.proto, [str(c.payload_type) for c in codecs],
+            direction=_answer_direction(hold_direction(offer), direction), codecs=codecs,
+            ptime=ptime,
+        ))
     return answer
 
 
+def rewrite(
+    desc: SessionDescription, *, address: str, port: int, session_id: int, version: int,
+) -> SessionDescription:
+    """``desc`` as the other leg must see it once media is anchored at our relay.
+
+    Our c=, audio port and o=; the far side's codecs, payload types and direction
+    kept (an RFC 2543 c=0.0.0.0 hold becomes an explicit a=sendonly, since our
+    address replaces it). Its transport details (ICE, a=rtcp, rtcp-mux, SSRCs: the
+    relay rewrites SSRCs) are dropped, and streams the relay does not carry are
+    rejected with port 0. SdpError (488) without a usable audio stream.
+    """
+    audio = desc.audio
+    if audio is None:
+        raise _unacceptable("no RTP/AVP audio stream")
+    media = []
+    for m in desc.media:
+        if m is not audio:
+            media.append(_rejected(m))
+            continue
+        media.append(replace(
+            m, port=port, connection=None, direction=hold_direction(desc), rtcp_port=None,
+            rtcp_address=None, formats=list(m.formats), codecs=list(m.codecs),
+            attributes=[a for a in m.attributes if a[0] not in _TRANSPORT_ATTRIBUTES],
+            other=list(m.other),
+        ))
+    other = [line for line in desc.other
+             if not (line.startswith("a=") and line[2:].partition(":")[0] in _TRANSPORT_ATTRIBUTES)]
+    return SessionDescription(
+        _our_origin(address, session_id, version), desc.session_name, address, None,
+        desc.timing, media, other,
+    )
+
+
 def hold_direction(desc: SessionDescription, media: MediaDescription | None = None) -> str:
-    """The direction the far side asked for; c=0.0.0.0 is RFC 2543 hold (sendonly)."""
+    """The direction the far side asked for on its audio stream.
+
+    ``sendonly`` or ``inactive`` mean it holds the call; c=0.0.0.0 (RFC 2543 hold,
+    still sent by older phones) means "do not send to me", so it drops the receive
+    half: sendrecv → sendonly, recvonly → inactive. No audio stream is inactive.
+    """
     media = media or desc.audio
     if media is None:
         return "inactive"
-    connection = media.connection or desc.connection
-    if connection in ("0.0.0.0", "::") and media.direction == "sendrecv":
-        return "sendonly"
+    if (media.connection or desc.connection) in HOLD_ADDRESSES:
+        sends, _ = _FLOWS[media.direction]
+        return _DIRECTION_OF[(sends, False)]
     return media.direction
 
 
-def _addrtype(address: str) -> str:
-    return "IP6" if ":" in address else "IP4"
+@dataclass(slots=True)
+class SessionVersion:
+    """Our o= line across one dialog (RFC 3264 §8).
+
+    The session id never changes; the version grows by one whenever the
+    description changes and stays put when it does not (a session-refresh
+    re-INVITE must resend the identical SDP).
+    """
+
+    session_id: int
+    version: int = 1
+    _last: str | None = field(default=None, repr=False)
+
+    def stamp(self, desc: SessionDescription) -> SessionDescription:
+        """``desc`` with our session id and the version it deserves."""
+        stamped = self._with_origin(desc)
+        text = str(stamped)
+        if self._last is not None and text != self._last:
+            self.version += 1
+            stamped = self._with_origin(desc)
+            text = str(stamped)
+        self._last = text
+        return stamped
+
+    def _with_origin(self, desc: SessionDescription) -> SessionDescription:
+        origin = replace(desc.origin, sess_id=str(self.session_id), sess_version=str(self.version))
+        return replace(desc, origin=origin)
+
+
+def _rejected(media: MediaDescription) -> MediaDescription:
+    """A declined stream (§6): port 0, one of its formats to keep the m= line valid."""
+    return MediaDescription(media.kind, 0, media.proto, media.formats[:1] or ["0"])
+
+
+def _answer_direction(offered: str, wanted: str | None) -> str:
+    """Mirror the offer (§6.1), then drop what we do not want ourselves."""
+    they_send, they_receive = _FLOWS[offered]
+    send, receive = they_receive, they_send
+    if wanted is not None:
+        want_send, want_receive = _FLOWS[wanted]
+        send, receive = send and want_send, receive and want_receive
+    return _DIRECTION_OF[(send, receive)]
+
+
+def _check_direction(direction: str) -> None:
+    if direction not in _FLOWS:
+        raise ValueError(f"unknown media direction {direction!r}")
+
+
+def _our_origin(address: str, session_id: int, version: int) -> Origin:
+    return Origin("pbx", str(session_id), str(version), "IN", _addrtype(address), address)
+
+
+def _position(line: str, order: str) -> int:
+    """Where a line of this type belongs; types RFC 8866 does not know go last."""
+    index = order.find(line[0])
+    return index if index >= 0 else len(order)
+
+
+def _addrtype(address: str | None) -> str:
+    return "IP6" if address and ":" in address else "IP4"

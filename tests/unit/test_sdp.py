@@ -1,105 +1,378 @@
-"""SDP parsing and offer/answer with offers real phones send."""
+"""SDP parsing and offer/answer, checked against offers real phones send."""
 
 from __future__ import annotations
 
 import pytest
 
 from pbx.sdp import (
-    TELEPHONE_EVENT, Codec, SdpError, SessionDescription, hold_direction, make_answer, make_offer,
-    negotiate,
+    STATIC_PAYLOADS, TELEPHONE_EVENT, Codec, SdpError, SessionDescription, SessionVersion,
+    hold_direction, make_answer, make_offer, negotiate, rewrite,
 )
 
-BARESIP = (
-    "v=0\r\no=- 1414398478 1906396102 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
-    "t=0 0\r\nm=audio 10312 RTP/AVP 0 8 101\r\nb=AS:64\r\na=rtpmap:0 PCMU/8000\r\n"
-    "a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
-    "a=sendrecv\r\na=label:1\r\na=ssrc:1916235345 cname:4f1f\r\na=rtcp-mux\r\n"
+US = {"address": "192.0.2.1", "port": 20000, "session_id": 5, "version": 1}
+SUPPORTED = ["PCMU", "PCMA", "telephone-event"]
+
+BARESIP = (  # baresip 3.x with opus, g722 and g711 modules loaded
+    "v=0\r\no=- 1726843412 3271638478 IN IP4 192.168.1.20\r\ns=-\r\nc=IN IP4 192.168.1.20\r\n"
+    "t=0 0\r\na=tool:baresip 3.10.1\r\nm=audio 10196 RTP/AVP 96 9 0 8 101\r\nb=AS:128\r\n"
+    "a=rtpmap:96 opus/48000/2\r\na=fmtp:96 stereo=1;sprop-stereo=1\r\na=rtpmap:9 G722/8000\r\n"
+    "a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+    "a=fmtp:101 0-15\r\na=rtcp-mux\r\na=ptime:20\r\na=sendrecv\r\na=label:1\r\n"
+    "a=ssrc:2951347372 cname:6a1c4e2b-5fd7\r\n"
 )
-SIPP = (  # sipp's uac: static payload, no rtpmap, LF line ends
+SIPP = (  # sipp's built-in uac scenario: static payload type, LF line ends
     "v=0\no=user1 53655765 2353687637 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\n"
     "m=audio 6000 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n"
 )
-YEALINK = (
+YEALINK = (  # a desk phone offering everything it has, dynamic types with and without rtpmap
     "v=0\r\no=- 20034 20034 IN IP4 10.0.0.20\r\ns=SDP data\r\nc=IN IP4 10.0.0.20\r\nt=0 0\r\n"
-    "m=audio 11796 RTP/AVP 9 0 8 18 96 101\r\na=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\n"
-    "a=rtpmap:8 PCMA/8000\r\na=rtpmap:18 G729/8000\r\na=fmtp:18 annexb=no\r\n"
-    "a=rtpmap:96 opus/48000/2\r\na=fmtp:96 maxplaybackrate=16000\r\na=rtpmap:101 telephone-event/8000\r\n"
-    "a=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n"
+    "m=audio 11796 RTP/AVP 9 0 8 18 96 97 98 101\r\na=rtpmap:9 G722/8000\r\n"
+    "a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:18 G729/8000\r\n"
+    "a=fmtp:18 annexb=no\r\na=rtpmap:96 opus/48000/2\r\na=fmtp:96 maxplaybackrate=16000\r\n"
+    "a=rtpmap:97 iLBC/8000\r\na=fmtp:97 mode=30\r\na=fmtp:98 mode-set=0\r\n"
+    "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n"
 )
-VIDEO = (
+VIDEO_AUDIO_IP6 = (  # a video phone on IPv6: video first, c= only at media level
     "v=0\r\no=- 1 1 IN IP6 2001:db8::5\r\ns=-\r\nt=0 0\r\n"
     "m=video 5002 RTP/AVP 96\r\nc=IN IP6 2001:db8::5\r\na=rtpmap:96 H264/90000\r\n"
+    "a=fmtp:96 profile-level-id=42e01f\r\n"
     "m=audio 5000 RTP/AVP 8 101\r\nc=IN IP6 2001:db8::5\r\na=rtpmap:101 telephone-event/8000\r\n"
 )
+WEBRTC = (  # a browser: DTLS-SRTP only, which the relay does not terminate
+    "v=0\r\no=- 46117 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n"
+    "a=ice-ufrag:gydc\r\na=ice-pwd:qEA+KCGezaoGknNYbpAADXBK\r\na=rtcp-mux\r\n"
+)
+SAMPLES = [BARESIP, SIPP, YEALINK, VIDEO_AUDIO_IP6, WEBRTC]
 
 
-def test_parse_baresip_offer() -> None:
+def names(codecs: list[Codec]) -> list[tuple[int, str]]:
+    return [(c.payload_type, c.name) for c in codecs]
+
+
+def answer(offer: str, **kwargs: object) -> SessionDescription:
+    params: dict[object, object] = {**US, "supported": SUPPORTED, **kwargs}
+    return make_answer(SessionDescription.parse(offer), **params)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def test_baresip_offer() -> None:
     sdp = SessionDescription.parse(BARESIP)
     audio = sdp.audio
-    assert audio is not None and audio.port == 10312 and sdp.connection == "127.0.0.1"
-    assert [c.name for c in audio.codecs] == ["PCMU", "PCMA", "telephone-event"]
-    assert audio.codecs[2].fmtp == "0-15"
-    assert ("rtcp-mux", None) in audio.attributes
+    assert audio is not None
+    assert (sdp.connection, audio.port, audio.proto) == ("192.168.1.20", 10196, "RTP/AVP")
+    assert names(audio.codecs) == [(96, "opus"), (9, "G722"), (0, "PCMU"), (8, "PCMA"),
+                                   (101, "telephone-event")]
+    assert audio.codecs[0] == Codec(96, "opus", 48000, 2, "stereo=1;sprop-stereo=1")
+    assert audio.telephone_event == Codec(101, "telephone-event", 8000, fmtp="0-15")
+    assert audio.ptime == 20 and audio.direction == "sendrecv"
+    assert audio.rtcp == 10196  # rtcp-mux: RTCP on the RTP port
+    assert ("label", "1") in audio.attributes and ("rtcp-mux", None) in audio.attributes
+    assert audio.other == ["b=AS:128"] and "a=tool:baresip 3.10.1" in sdp.other
 
 
-def test_static_payloads_and_lf_endings() -> None:
+def test_sipp_offer_with_lf_line_ends_and_static_payload() -> None:
     sdp = SessionDescription.parse(SIPP)
-    assert sdp.audio is not None and [c.name for c in sdp.audio.codecs] == ["PCMU"]
+    assert sdp.origin.username == "user1" and sdp.origin.sess_version == "2353687637"
+    assert sdp.audio is not None and names(sdp.audio.codecs) == [(0, "PCMU")]
+    assert sdp.audio.rtcp == 6001
+    assert "\n" not in str(sdp).replace("\r\n", "")  # written back with CRLF only
 
 
-def test_round_trip() -> None:
-    for text in (BARESIP, SIPP, YEALINK, VIDEO):
-        once = SessionDescription.parse(text)
-        twice = SessionDescription.parse(bytes(once))
-        assert str(twice) == str(once)
-
-
-def test_negotiate_keeps_offer_order_and_events() -> None:
-    sdp = SessionDescription.parse(YEALINK)
+def test_static_payload_types_need_no_rtpmap() -> None:
+    sdp = SessionDescription.parse(SIPP.replace("a=rtpmap:0 PCMU/8000\n", "").replace(
+        "RTP/AVP 0", "RTP/AVP 8 0 9 18 13"))
     assert sdp.audio is not None
-    chosen = negotiate(sdp.audio.codecs, ["PCMA", "PCMU", "telephone-event"])
-    assert [(c.payload_type, c.name) for c in chosen] == [(0, "PCMU"), (101, "telephone-event")]
-    with pytest.raises(SdpError, match="no common codec"):
-        negotiate(sdp.audio.codecs, ["GSM"])
+    assert names(sdp.audio.codecs) == [(8, "PCMA"), (0, "PCMU"), (9, "G722"), (18, "G729"),
+                                       (13, "CN")]
+    assert STATIC_PAYLOADS[9].clock_rate == 8000  # G.722's RTP clock (RFC 3551 §4.5.2)
 
 
-def test_answer_rejects_video_and_mirrors_hold() -> None:
-    offer = SessionDescription.parse(VIDEO)
-    answer = make_answer(offer, address="192.0.2.1", port=20000, supported=["PCMA", "PCMU",
-                         "telephone-event"], session_id=5, version=1)
-    assert [(m.kind, m.port) for m in answer.media] == [("video", 0), ("audio", 20000)]
-    assert [c.name for c in answer.media[1].codecs] == ["PCMA", "telephone-event"]
-    held = SessionDescription.parse(BARESIP.replace("a=sendrecv", "a=sendonly"))
-    assert hold_direction(held) == "sendonly"
-    answer = make_answer(held, address="192.0.2.1", port=20000, supported=["PCMU"],
-                         session_id=5, version=2)
-    assert answer.audio is not None and answer.audio.direction == "recvonly"
-    old_style = SessionDescription.parse(SIPP.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0"))
-    assert hold_direction(old_style) == "sendonly"
+def test_many_codecs_dynamic_without_rtpmap_ignored() -> None:
+    sdp = SessionDescription.parse(YEALINK)
+    assert sdp.audio is not None and sdp.session_name == "SDP data"
+    assert sdp.audio.formats == ["9", "0", "8", "18", "96", "97", "98", "101"]
+    assert names(sdp.audio.codecs) == [(9, "G722"), (0, "PCMU"), (8, "PCMA"), (18, "G729"),
+                                       (96, "opus"), (97, "iLBC"), (101, "telephone-event")]
+    assert sdp.audio.codecs[3].fmtp == "annexb=no"
+    assert ("fmtp", "98 mode-set=0") in sdp.audio.attributes  # kept, though 98 has no rtpmap
 
 
-def test_offer_has_our_address_and_codecs() -> None:
-    offer = make_offer(address="192.0.2.1", port=30000,
-                       codecs=[Codec(8, "PCMA", 8000), TELEPHONE_EVENT], session_id=7, version=3)
-    text = str(offer)
-    assert "c=IN IP4 192.0.2.1" in text and "m=audio 30000 RTP/AVP 8 101" in text
-    assert "a=fmtp:101 0-16" in text and "o=pbx 7 3 IN IP4 192.0.2.1" in text
+def test_encoding_names_are_case_insensitive() -> None:
+    sdp = SessionDescription.parse(SIPP.replace("PCMU/8000", "pcmu/8000"))
+    assert sdp.audio is not None and sdp.audio.codecs[0].name == "PCMU"
+    assert names(negotiate(sdp.audio.codecs, ["pcmu"])) == [(0, "PCMU")]
+
+
+def test_ipv6_and_media_level_connection() -> None:
+    sdp = SessionDescription.parse(VIDEO_AUDIO_IP6)
+    assert sdp.connection is None and sdp.connection_addrtype == "IP6"
+    assert [m.kind for m in sdp.media] == ["video", "audio"]
+    assert sdp.audio is sdp.media[1] and sdp.audio.connection == "2001:db8::5"
+    assert names(sdp.audio.codecs) == [(8, "PCMA"), (101, "telephone-event")]
+    assert sdp.media[0].codecs == [Codec(96, "H264", 90000, fmtp="profile-level-id=42e01f")]
+
+
+def test_media_level_connection_overrides_session_level() -> None:
+    text = SIPP.replace("m=audio 6000 RTP/AVP 0\n", "m=audio 6000 RTP/AVP 0\nc=IN IP4 10.9.9.9\n")
+    sdp = SessionDescription.parse(text)
+    assert sdp.connection == "127.0.0.1" and sdp.audio is not None
+    assert sdp.audio.connection == "10.9.9.9"
+    assert "c=IN IP4 10.9.9.9" in str(sdp).split("m=audio")[1]
+
+
+def test_rejected_stream_needs_no_connection() -> None:
+    text = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\n"
+    sdp = SessionDescription.parse(text)
+    assert sdp.media[0].port == 0 and sdp.audio is None
+
+
+def test_rtcp_attribute_and_unknown_lines_kept() -> None:
+    text = YEALINK.replace("a=ptime:20", "a=ptime:20\r\na=rtcp:53020 IN IP4 10.0.0.21\r\n"
+                           "a=x-vendor-thing\r\ny=unknown line type")
+    sdp = SessionDescription.parse(text)
+    assert sdp.audio is not None
+    assert (sdp.audio.rtcp_port, sdp.audio.rtcp_address, sdp.audio.rtcp) == (
+        53020, "10.0.0.21", 53020)
+    written = str(sdp)
+    assert "a=rtcp:53020 IN IP4 10.0.0.21\r\n" in written
+    assert "a=x-vendor-thing\r\n" in written and "y=unknown line type\r\n" in written
+
+
+def test_session_level_direction_applies_to_streams() -> None:
+    sdp = SessionDescription.parse(SIPP.replace("t=0 0\n", "t=0 0\na=sendonly\n"))
+    assert sdp.direction == "sendonly" and sdp.audio is not None
+    assert sdp.audio.direction == "sendonly" and hold_direction(sdp) == "sendonly"
+
+
+@pytest.mark.parametrize("text", SAMPLES)
+def test_round_trip(text: str) -> None:
+    once = SessionDescription.parse(text)
+    written = bytes(once)
+    assert SessionDescription.parse(written) == once
+    assert bytes(SessionDescription.parse(written)) == written
+    assert written.endswith(b"\r\n") and b"\n" not in written.replace(b"\r\n", b"")
+
+
+def test_lines_written_in_rfc_order() -> None:
+    text = SIPP.replace("t=0 0\n", "t=0 0\ni=a call\nb=CT:64\nu=http://example.com/\n")
+    types = [line[0] for line in str(SessionDescription.parse(text)).split("\r\n")[:8]]
+    assert types == ["v", "o", "s", "i", "u", "c", "b", "t"]  # RFC 8866 §5
 
 
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("", "v="),
-        ("v=0\r\ns=-\r\nm=audio 1 RTP/AVP 0\r\n", "o="),
+        ("", "Empty SDP"),
+        ("\r\n\r\n", "Empty SDP"),
+        ("o=- 1 1 IN IP4 1.2.3.4\r\nv=0\r\n", "must start with v="),
+        ("v=1\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\n", "version"),
+        ("v=0\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 0\r\n", "Missing o="),
+        ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 0\r\n",
+         "Missing s="),
+        ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\n", "No m= line"),
+        ("v=0\r\no=- 1 1\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 0\r\n", "Malformed o="),
         ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nm=audio abc RTP/AVP 0\r\n",
-         "port"),
+         "Malformed media port 'abc'"),
+        ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nm=audio 70000 RTP/AVP 0\r\n",
+         "Malformed media port '70000'"),
+        ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP\r\n",
+         "No formats"),
+        ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 0 pcmu\r\n",
+         "Malformed payload type 'pcmu'"),
         ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 96\r\n"
-         "a=rtpmap:96 garbage\r\n", "rtpmap"),
-        ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nm=audio 1000 RTP/AVP 0\r\n", "connection"),
-        ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN XX 1.2.3.4\r\n", "c="),
-        ("v=0\r\nthis is not sdp\r\n", "Malformed"),
+         "a=rtpmap:96 garbage\r\n", "Malformed rtpmap '96 garbage'"),
+        ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 96\r\n"
+         "a=rtpmap:96 opus/fast\r\n", "Malformed rtpmap"),
+        ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nm=audio 1000 RTP/AVP 0\r\n",
+         "No connection address"),
+        ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN XX 1.2.3.4\r\nm=audio 1 RTP/AVP 0\r\n",
+         "Malformed c= line"),
+        ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 2001:db8::1\r\nm=audio 1 RTP/AVP 0\r\n",
+         "is not IP4"),
+        ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 0\r\n"
+         "a=rtcp:x\r\n", "Malformed rtcp"),
+        ("v=0\r\nthis is not sdp\r\n", "Malformed SDP line 'this is not sdp'"),
     ],
 )
 def test_broken_sdp(text: str, message: str) -> None:
-    with pytest.raises(SdpError, match=message):
+    with pytest.raises(SdpError, match=message) as caught:
         SessionDescription.parse(text)
+    assert caught.value.status == 400
+    assert caught.value.reason.startswith("Bad Request - ")
+    assert "\r" not in caught.value.reason and "\n" not in caught.value.reason
+
+
+def test_garbage_bytes_give_sdp_error() -> None:
+    with pytest.raises(SdpError):
+        SessionDescription.parse(b"\xff\xfe\x00garbage\r\n")
+
+
+# ---------------------------------------------------------------- offer/answer
+
+
+def test_negotiate_keeps_offer_order_and_payload_types() -> None:
+    sdp = SessionDescription.parse(YEALINK)
+    assert sdp.audio is not None
+    chosen = negotiate(sdp.audio.codecs, ["PCMA", "PCMU", "G722", "telephone-event"])
+    assert names(chosen) == [(9, "G722"), (0, "PCMU"), (8, "PCMA"), (101, "telephone-event")]
+    assert names(negotiate(sdp.audio.codecs, ["PCMA"])) == [(8, "PCMA")]  # no events unasked
+
+
+def test_telephone_event_only_at_the_voice_clock_rate() -> None:
+    codecs = [Codec(111, "opus", 48000, 2), Codec(0, "PCMU", 8000),
+              Codec(110, "telephone-event", 48000), Codec(101, "telephone-event", 8000)]
+    assert names(negotiate(codecs, SUPPORTED)) == [(0, "PCMU"), (101, "telephone-event")]
+    assert names(negotiate(codecs, ["opus", "telephone-event"])) == [
+        (111, "opus"), (110, "telephone-event")]
+
+
+def test_no_common_codec_is_488() -> None:
+    sdp = SessionDescription.parse(YEALINK)
+    assert sdp.audio is not None
+    with pytest.raises(SdpError, match="no common codec") as caught:
+        negotiate(sdp.audio.codecs, ["GSM", "telephone-event"])  # events alone are no call
+    assert caught.value.status == 488
+    assert caught.value.reason == "Not Acceptable Here - no common codec"
+    with pytest.raises(SdpError, match="no common codec"):
+        answer(SIPP, supported=["PCMA"])
+
+
+def test_srtp_only_offer_is_488() -> None:
+    with pytest.raises(SdpError, match="no RTP/AVP audio stream") as caught:
+        answer(WEBRTC)
+    assert caught.value.status == 488
+
+
+def test_answer_to_baresip() -> None:
+    sdp = answer(BARESIP)
+    text = str(sdp)
+    assert text == (
+        "v=0\r\no=pbx 5 1 IN IP4 192.0.2.1\r\ns=pbx\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+        "m=audio 20000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+        "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n"
+    )
+
+
+def test_answer_with_one_voice_codec_in_offer_order() -> None:
+    sdp = answer(YEALINK, supported=["PCMA", "PCMU", "telephone-event"])
+    assert sdp.audio is not None
+    assert names(sdp.audio.codecs) == [(0, "PCMU"), (101, "telephone-event")]
+    assert answer(SIPP).audio.codecs == [Codec(0, "PCMU", 8000)]  # type: ignore[union-attr]
+
+
+def test_answer_rejects_video_keeps_mline_order_ipv6() -> None:
+    sdp = answer(VIDEO_AUDIO_IP6, address="2001:db8::1")
+    assert [(m.kind, m.port) for m in sdp.media] == [("video", 0), ("audio", 20000)]
+    text = str(sdp)
+    assert "o=pbx 5 1 IN IP6 2001:db8::1\r\n" in text and "c=IN IP6 2001:db8::1\r\n" in text
+    assert "m=video 0 RTP/AVP 96\r\nm=audio 20000 RTP/AVP 8 101\r\n" in text
+    assert SessionDescription.parse(text) == sdp
+
+
+def test_second_audio_stream_rejected() -> None:
+    text = SIPP + "m=audio 6002 RTP/AVP 8\n"
+    sdp = answer(text)
+    assert [(m.kind, m.port) for m in sdp.media] == [("audio", 20000), ("audio", 0)]
+
+
+@pytest.mark.parametrize(
+    "offer_change, ours, expected",
+    [
+        ("a=sendrecv", None, "sendrecv"),
+        ("a=sendonly", None, "recvonly"),  # phone holds: we only listen
+        ("a=recvonly", None, "sendonly"),
+        ("a=inactive", None, "inactive"),
+        ("a=sendrecv", "sendonly", "sendonly"),  # we hold
+        ("a=sendonly", "sendonly", "inactive"),  # both hold
+        ("a=recvonly", "recvonly", "inactive"),
+    ],
+)
+def test_answer_direction(offer_change: str, ours: str | None, expected: str) -> None:
+    sdp = answer(BARESIP.replace("a=sendrecv", offer_change), direction=ours)
+    assert sdp.audio is not None and sdp.audio.direction == expected
+
+
+def test_hold() -> None:
+    assert hold_direction(SessionDescription.parse(BARESIP)) == "sendrecv"
+    for held in ("sendonly", "inactive"):
+        assert hold_direction(SessionDescription.parse(BARESIP.replace("sendrecv", held))) == held
+    old_style = SessionDescription.parse(SIPP.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0"))
+    assert hold_direction(old_style) == "sendonly"  # RFC 2543 hold
+    sdp = make_answer(old_style, supported=SUPPORTED, **US)  # type: ignore[arg-type]
+    assert sdp.audio is not None and sdp.audio.direction == "recvonly"
+    both = SessionDescription.parse(
+        BARESIP.replace("c=IN IP4 192.168.1.20", "c=IN IP4 0.0.0.0").replace("sendrecv", "recvonly"))
+    assert hold_direction(both) == "inactive"
+    rejected = SessionDescription.parse(SIPP.replace("audio 6000", "audio 0"))
+    assert hold_direction(rejected) == "inactive"
+
+
+def test_our_offer() -> None:
+    offer = make_offer(address="192.0.2.1", port=30000, session_id=7, version=3,
+                       codecs=[Codec(8, "PCMA", 8000), Codec(0, "PCMU", 8000), TELEPHONE_EVENT])
+    assert str(offer) == (
+        "v=0\r\no=pbx 7 3 IN IP4 192.0.2.1\r\ns=pbx\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+        "m=audio 30000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n"
+        "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
+    )
+    assert offer.audio is not None and offer.audio.rtcp == 30001
+    held = make_offer(address="192.0.2.1", port=30000, session_id=7, version=4,
+                      codecs=[Codec(8, "PCMA", 8000)], direction="sendonly")
+    assert "a=sendonly\r\n" in str(held)
+    # a phone answering our offer: we parse what it says about our stream
+    reply = answer(str(offer), address="10.0.0.7", port=4000, supported=["PCMU", "PCMA"])
+    assert reply.audio is not None and names(reply.audio.codecs) == [(8, "PCMA")]
+
+
+def test_bad_local_arguments() -> None:
+    with pytest.raises(ValueError, match="direction"):
+        make_offer(address="192.0.2.1", port=1, codecs=[TELEPHONE_EVENT], session_id=1,
+                   version=1, direction="hold")
+    with pytest.raises(ValueError, match="codec"):
+        make_offer(address="192.0.2.1", port=1, codecs=[], session_id=1, version=1)
+
+
+# ---------------------------------------------------------------- anchoring
+
+
+def test_rewrite_anchors_media_at_us() -> None:
+    phone = SessionDescription.parse(BARESIP.replace(
+        "a=label:1", "a=label:1\r\na=candidate:1 1 udp 2130706431 192.168.1.20 10196 typ host"))
+    ours = rewrite(phone, address="192.0.2.1", port=30000, session_id=9, version=2)
+    text = str(ours)
+    assert "192.168.1.20" not in text and "10196" not in text
+    assert "o=pbx 9 2 IN IP4 192.0.2.1\r\n" in text and "c=IN IP4 192.0.2.1\r\n" in text
+    assert "m=audio 30000 RTP/AVP 96 9 0 8 101\r\n" in text
+    assert ours.audio is not None and phone.audio is not None
+    assert ours.audio.codecs == phone.audio.codecs and ours.audio.direction == "sendrecv"
+    assert [a for a, _ in ours.audio.attributes] == ["label"]  # ICE, ssrc, rtcp-mux dropped
+    assert ours.audio.rtcp == 30001
+    assert phone.audio.port == 10196 and phone.connection == "192.168.1.20"  # a copy
+
+
+def test_rewrite_keeps_hold_and_rejects_video() -> None:
+    phone = SessionDescription.parse(VIDEO_AUDIO_IP6.replace("c=IN IP6 2001:db8::5\r\na=rtpmap:101",
+                                                             "c=IN IP6 ::\r\na=rtpmap:101"))
+    ours = rewrite(phone, address="192.0.2.1", port=30000, session_id=9, version=2)
+    assert [(m.kind, m.port) for m in ours.media] == [("video", 0), ("audio", 30000)]
+    assert ours.audio is not None and ours.audio.direction == "sendonly"  # c=:: hold made explicit
+    assert hold_direction(ours) == "sendonly"
+    with pytest.raises(SdpError, match="no RTP/AVP audio stream"):
+        rewrite(SessionDescription.parse(WEBRTC), address="192.0.2.1", port=1, session_id=1,
+                version=1)
+
+
+def test_session_version_grows_only_on_change() -> None:
+    versions = SessionVersion(session_id=42)
+    offer = make_offer(address="192.0.2.1", port=30000, codecs=[TELEPHONE_EVENT], session_id=0,
+                       version=0)
+    first = versions.stamp(offer)
+    assert (first.origin.sess_id, first.origin.sess_version) == ("42", "1")
+    assert bytes(versions.stamp(offer)) == bytes(first)  # session refresh: identical SDP
+    offer.media[0].direction = "sendonly"
+    held = versions.stamp(offer)
+    assert (held.origin.sess_id, held.origin.sess_version) == ("42", "2")
+    assert versions.stamp(offer).origin.sess_version == "2"
