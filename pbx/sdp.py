@@ -9,6 +9,7 @@ PBX's offers and answers, and rewrites a description onto the relay.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 from dataclasses import dataclass, field, replace
 
@@ -134,9 +135,11 @@ class MediaDescription:
 
     @property
     def rtcp(self) -> int:
-        """Where the far side wants RTCP: rtcp-mux, a=rtcp, or RTP port + 1 (RFC 3550 §11)."""
-        if any(name == "rtcp-mux" for name, _ in self.attributes):
-            return self.port
+        """Where the far side wants RTCP: a=rtcp (RFC 3605) or RTP port + 1 (RFC 3550 §11).
+
+        An offered a=rtcp-mux does not count: it applies only when the answer says it
+        too (RFC 5761 §5.1.1), and the PBX's answers never do.
+        """
         return self.rtcp_port if self.rtcp_port is not None else self.port + 1
 
     @property
@@ -232,8 +235,8 @@ def _parse_session(lines: list[str]) -> SessionDescription:
             desc.connection = _connection(value)
         elif kind == "t":
             desc.timing = value.strip() or "0 0"
-        elif kind == "a" and value in DIRECTIONS:
-            desc.direction = value
+        elif kind == "a" and value.strip() in DIRECTIONS:
+            desc.direction = value.strip()
         else:
             desc.other.append(line)
         seen.add(kind)
@@ -257,8 +260,8 @@ def _parse_media(lines: list[str], session: SessionDescription) -> MediaDescript
             media.connection = _connection(value)
         elif kind != "a":
             media.other.append(line)
-        elif value in DIRECTIONS:
-            media.direction = value
+        elif value.strip() in DIRECTIONS:
+            media.direction = value.strip()
             explicit_direction = True
         else:
             name, sep, attr = value.partition(":")
@@ -528,8 +531,9 @@ class SessionVersion:
         return stamped
 
     def _with_origin(self, desc: SessionDescription) -> SessionDescription:
-        origin = replace(desc.origin, sess_id=str(self.session_id), sess_version=str(self.version))
-        return replace(desc, origin=origin)
+        stamped = copy.deepcopy(desc)  # later edits of desc must not change what was sent
+        stamped.origin.sess_id, stamped.origin.sess_version = str(self.session_id), str(self.version)
+        return stamped
 
 
 def _rejected(media: MediaDescription) -> MediaDescription:

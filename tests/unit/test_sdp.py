@@ -68,7 +68,7 @@ def test_baresip_offer() -> None:
     assert audio.codecs[0] == Codec(96, "opus", 48000, 2, "stereo=1;sprop-stereo=1")
     assert audio.telephone_event == Codec(101, "telephone-event", 8000, fmtp="0-15")
     assert audio.ptime == 20 and audio.direction == "sendrecv"
-    assert audio.rtcp == 10196  # rtcp-mux: RTCP on the RTP port
+    assert audio.rtcp == 10197  # an offered rtcp-mux counts only if answered (RFC 5761)
     assert ("label", "1") in audio.attributes and ("rtcp-mux", None) in audio.attributes
     assert audio.other == ["b=AS:128"] and "a=tool:baresip 3.10.1" in sdp.other
 
@@ -272,6 +272,11 @@ def test_answer_rejects_video_keeps_mline_order_ipv6() -> None:
     assert SessionDescription.parse(text) == sdp
 
 
+def test_direction_with_spaces_is_understood() -> None:
+    sdp = SessionDescription.parse(SIPP.replace("PCMU/8000\n", "PCMU/8000\na=sendonly \n"))
+    assert hold_direction(sdp) == "sendonly"
+
+
 def test_second_audio_stream_rejected() -> None:
     text = SIPP + "m=audio 6002 RTP/AVP 8\n"
     sdp = answer(text)
@@ -376,3 +381,4 @@ def test_session_version_grows_only_on_change() -> None:
     held = versions.stamp(offer)
     assert (held.origin.sess_id, held.origin.sess_version) == ("42", "2")
     assert versions.stamp(offer).origin.sess_version == "2"
+    assert first.media[0].direction == "sendrecv"  # what was sent stays as it was sent
