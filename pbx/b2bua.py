@@ -29,7 +29,8 @@ from pbx.location import Flow, reach
 from pbx.models import Cdr, Extension
 from pbx.registrar import aor_for
 from pbx.router import (
-    MAX_FORWARD_HOPS, Destination, ExtensionDest, PickupDest, RingGroupDest, RingStep, Unknown,
+    MAX_FORWARD_HOPS, Destination, ExtensionDest, PickupDest, RingGroupDest, RingStep,
+    ServiceDest, Unknown,
 )
 from pbx.sdp import Codec, SdpError, SessionDescription, hold_direction, make_answer, make_offer
 from pbx.sip.dialog import Dialog, DialogId, request_dialog_id
@@ -252,6 +253,8 @@ class B2BUA:
             self._next_step(call)
         elif isinstance(dest, PickupDest):
             self._pickup(call, dest.number)
+        elif isinstance(dest, ServiceDest) and dest.kind == "conference":
+            self._conference(call, dest.ident)
         else:
             self._fail(call, 404, "Not Found - Service not available")
 
@@ -898,6 +901,72 @@ class B2BUA:
         tx = self.server.send_request(notify, leg.dialog.dest)
         self.client_legs[id(tx)] = leg
 
+    # ------------------------------------------------------------ conferences
+
+    def _conference(self, call: Call, room: str) -> None:
+        """Answer into a conference room; with a PIN the caller first keys it in (DTMF)."""
+        a = call.a
+        assert a is not None and a.media is not None
+        settings = self.server.conferences[room]
+        if a.offer is None:
+            self._fail(call, 488, "Not Acceptable Here - Conferences need an SDP offer")
+            return
+        try:
+            sdp = make_answer(
+                a.offer, address=self._address(), port=a.media.local_port,
+                supported=[c.name for c in self.codecs], session_id=next(_session_ids), version=1,
+            )
+        except SdpError as exc:
+            self._fail(call, 488, f"Not Acceptable Here - {exc}")
+            return
+        a.local_sdp = sdp
+        self._apply_remote(a, a.offer, sdp)
+        self._ensure_caller_dialog(call)
+        ok = self._respond(a.invite, 200, leg=a, sdp=sdp, headers=self._timer_headers(a))
+        a.state = "answered"
+        call.answered_at = time.time()
+        call.b = None
+        call.path.append(f"conference:{room}")
+        self._start_ok_resend(a, ok)
+        self._arm_session_timer(a)
+        engine = self.server.engine
+        if settings.pin:
+            digits: list[str] = []
+            tries = [0]
+
+            def on_digit(port: object, digit: str) -> None:
+                if digit != "#":
+                    digits.append(digit)
+                    if len(digits) < len(settings.pin):
+                        return
+                entered = "".join(digits)
+                digits.clear()
+                if entered == settings.pin:
+                    engine.leave(a.media)  # type: ignore[arg-type]
+                    self._enter_room(call, room)
+                    return
+                tries[0] += 1
+                log.info("call %s: wrong PIN for room %s (%d)", call.id, room, tries[0])
+                if tries[0] >= 3:
+                    self._hangup(call, a, 403)
+                    self._bye(a)
+
+            engine.join(f"lobby-{call.id}", a.media, on_dtmf=on_digit)
+        else:
+            self._enter_room(call, room)
+
+    def _enter_room(self, call: Call, room: str) -> None:
+        a = call.a
+        assert a is not None and a.media is not None
+        engine = self.server.engine
+        engine.join(room, a.media)
+        settings = self.server.conferences[room]
+        state = engine.rooms[room]
+        if settings.record and state.recorder is None:
+            path = self.server.config.data_path / "recordings" / f"conference-{room}-{call.id}.wav"
+            engine.record(state, path)
+            log.info("room %s: recording to %s", room, path)
+
     # ------------------------------------------------------------ pickup
 
     def _pickup(self, call: Call, number: str | None) -> None:
@@ -1060,6 +1129,7 @@ class B2BUA:
         if call.b_media is not None:
             media.add(call.b_media)
         for port in media:
+            self.server.engine.leave(port)
             await self.relay.close_leg(port)
 
 

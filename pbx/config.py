@@ -147,6 +147,18 @@ class ExtensionConfig(BaseModel):
 RING_STRATEGIES = ("ringall", "linear", "roundrobin", "leastrecent", "fewestcalls", "random")
 
 
+class ConferenceConfig(BaseModel):
+    """A ``[NNN]`` section with ``type = conference``: a dial-in conference room."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: str
+    type: str = "conference"
+    name: str = ""
+    pin: str = Field("", pattern=r"^[0-9]{0,12}$")
+    record: bool = False
+
+
 class RingGroupConfig(BaseModel):
     """A ``[NNN]`` section with ``type = ringgroup``: several extensions behind one number."""
 
@@ -183,6 +195,7 @@ class Config:
     general: General
     extensions: tuple[ExtensionConfig, ...] = ()
     ring_groups: tuple[RingGroupConfig, ...] = ()
+    conferences: tuple[ConferenceConfig, ...] = ()
     path: str = "<defaults>"
 
     @property
@@ -237,6 +250,7 @@ def load_config(path: str | Path | None) -> Config:
 
     extensions: list[ExtensionConfig] = []
     ring_groups: list[RingGroupConfig] = []
+    conferences: list[ConferenceConfig] = []
     for section in parser.sections():
         if section == "general":
             continue
@@ -245,16 +259,20 @@ def load_config(path: str | Path | None) -> Config:
         try:
             if kind == "ringgroup":
                 ring_groups.append(RingGroupConfig.model_validate(values))
+            elif kind == "conference":
+                conferences.append(ConferenceConfig.model_validate(values))
             elif kind == "extension":
                 values.pop("type", None)
                 extensions.append(ExtensionConfig.model_validate(values))
             else:
-                raise ConfigError(path_str, section, "type", "must be extension or ringgroup")
+                raise ConfigError(
+                    path_str, section, "type", "must be extension, ringgroup or conference"
+                )
         except ValidationError as exc:
             raise _config_error(path_str, section, exc) from None
     return Config(
         general=general, extensions=tuple(extensions), ring_groups=tuple(ring_groups),
-        path=path_str,
+        conferences=tuple(conferences), path=path_str,
     )
 
 

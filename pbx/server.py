@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from media.engine import MediaEngine
 from media.ports import PortPool
 from media.relay import MediaRelay
 from pbx.authn import RequestAuthenticator
@@ -28,7 +29,7 @@ from pbx.location import Flow, LocationService
 from pbx.pike import AuthFailureGuard
 from pbx.models import Cdr
 from pbx.registrar import Registrar, RegistrarPolicy
-from pbx.router import Router
+from pbx.router import Router, ServiceDest
 from pbx.sip.auth import DigestAuthenticator
 from pbx.sip.errors import ParseError, SipError
 from pbx.sip.message import Request, Response, make_response, new_tag
@@ -96,6 +97,10 @@ class SipServer:
         self.transactions = TransactionLayer()
         self.transports: dict[str, UdpTransport | StreamTransport] = {}
         self.router = Router(self.directory)
+        self.conferences = {room.number: room for room in config.conferences}
+        for room in config.conferences:
+            self.router.add_service(room.number, ServiceDest("conference", room.number))
+        self.engine = MediaEngine()
         self.relay: MediaRelay | None = None
         self.b2bua: B2BUA | None = None
         self.handlers: dict[str, Handler] = {

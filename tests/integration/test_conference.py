@@ -1,0 +1,112 @@
+"""Conference rooms in the media engine, with real baresip phones.
+
+Three phones dial the same room, each sending its own tone; what each one
+hears must hold the other two tones and not its own (N−1 mixing), and the
+room's recording must hold all three."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from tests.integration.peers import baresip_phone, running_pbx
+from tests.integration.sipclient import SipClient
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("baresip") is None, reason="baresip not installed"),
+]
+
+USERS = {"1001": "pw-1001-secret", "1002": "pw-1002-secret", "1003": "pw-1003-secret"}
+TONES = {"1001": 500.0, "1002": 900.0, "1003": 1300.0}
+ROOMS = """
+[800]
+type = conference
+record = yes
+
+[801]
+type = conference
+pin = 4711
+"""
+
+
+def tone_file(path: Path, frequency: float, seconds: float) -> Path:
+    t = np.arange(int(8000 * seconds)) / 8000
+    soundfile.write(path, (np.sin(2 * np.pi * frequency * t) * 6000).astype(np.int16), 8000,
+                    subtype="PCM_16")
+    return path
+
+
+def level(audio: np.ndarray, frequency: float) -> float:
+    """Spectral magnitude around ``frequency`` (±8 Hz)."""
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+    freqs = np.fft.rfftfreq(len(audio), 1 / 8000)
+    return float(spectrum[(freqs > frequency - 8) & (freqs < frequency + 8)].max())
+
+
+def test_three_phones_hear_each_other_not_themselves(tmp_path: Path) -> None:
+    with running_pbx(tmp_path, USERS, sections=ROOMS) as pbx:
+        phones = []
+        try:
+            for number, frequency in TONES.items():
+                wav = tone_file(tmp_path / f"tone-{number}.wav", frequency, 7.0)
+                phone = baresip_phone(
+                    tmp_path, pbx, number, USERS[number], audio_file=wav, seconds=15,
+                    command=f"/dial sip:800@{pbx.host}:{pbx.sip_port}",
+                )
+                phones.append((number, phone.__enter__(), phone))
+                time.sleep(0.3)
+            deadline = time.monotonic() + 20
+            while not all(list(p.directory.glob("dump-*-dec.wav")) for _, p, _ in phones) or (
+                pbx.health()["calls"] > 0
+            ):
+                assert time.monotonic() < deadline, pbx.log()[-3000:]
+                time.sleep(0.3)
+        finally:
+            for _, _, manager in phones:
+                manager.__exit__(None, None, None)
+        for number, phone, _ in phones:
+            heard, rate = soundfile.read(next(phone.directory.glob("dump-*-dec.wav")),
+                                         dtype="float64")
+            assert rate == 8000
+            middle = heard[int(2.5 * rate) : int(5.5 * rate)]  # everyone is in the room
+            own = level(middle, TONES[number])
+            others = [level(middle, f) for n, f in TONES.items() if n != number]
+            assert min(others) > 20 * max(own, 1e-3), (number, own, others)
+        recording = next((pbx.data_dir / "recordings").glob("conference-800-*.wav"))
+        audio, _ = soundfile.read(recording, dtype="float64")
+        window = audio[int(2.5 * 8000) : int(5.5 * 8000)]
+        assert all(level(window, f) > 50 for f in TONES.values())
+
+
+def test_pin_protected_room(tmp_path: Path) -> None:
+    """A wrong PIN three times ends the call; without one the caller never joins."""
+    with running_pbx(tmp_path, USERS, sections=ROOMS) as pbx:
+        with SipClient(pbx.host, pbx.sip_port) as caller:
+            _, ok = caller.invite("1001", USERS["1001"], "801")
+            assert ok is not None and ok.status == 200
+            caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
+            media = ok.body.decode()
+            port = int(media.split("m=audio ")[1].split()[0])
+            rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            rtp.bind(("127.0.0.1", 40000))  # the port our SDP announced
+            try:
+                for attempt, digit in enumerate((1, 2, 3)):
+                    for seq in range(4):  # a wrong 4-digit PIN, each digit as RFC 4733 end packets
+                        ts = 1000 * (attempt * 10 + seq)
+                        payload = struct.pack("!BBH", digit, 0x80 | 10, 800)
+                        for _ in range(3):
+                            rtp.sendto(struct.pack("!BBHII", 0x80, 101, seq, ts, 1234) + payload,
+                                       ("127.0.0.1", port))
+                bye = caller.receive_request(5, "BYE")
+                assert bye is not None  # three wrong PINs: the PBX hangs up
+            finally:
+                rtp.close()
+        assert "wrong PIN for room 801" in pbx.log()

@@ -1,0 +1,49 @@
+"""The engine's mix matrix on synthetic tones, checked with an FFT."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from media.engine import FRAME, Member, mix_matrix
+
+
+def tones(freqs: list[float]) -> np.ndarray:
+    t = np.arange(FRAME * 10) / 8000
+    return np.stack([np.sin(2 * np.pi * f * t) * 4000 for f in freqs]).astype(np.float32)
+
+
+def heard(output: np.ndarray, freq: float) -> float:
+    spectrum = np.abs(np.fft.rfft(output))
+    freqs = np.fft.rfftfreq(len(output), 1 / 8000)
+    return float(spectrum[np.abs(freqs - freq) < 10].max())
+
+
+def test_five_party_room_is_n_minus_one() -> None:
+    freqs = [400, 700, 1000, 1300, 1600]
+    members = [Member(port=None) for _ in freqs]  # type: ignore[arg-type]
+    matrix = mix_matrix(5, [list(enumerate(members))])
+    out = matrix @ tones(freqs)
+    for i, own in enumerate(freqs):
+        assert heard(out[i], own) < 1.0
+        assert all(heard(out[i], f) > 1e4 for f in freqs if f != own)
+
+
+def test_mute_listen_only_and_gain() -> None:
+    freqs = [500, 900, 1300]
+    members = [Member(port=None), Member(port=None, muted=True),  # type: ignore[arg-type]
+               Member(port=None, listen_only=True)]  # type: ignore[arg-type]
+    members[0].gain = 0.5
+    out = mix_matrix(3, [list(enumerate(members))]) @ tones(freqs)
+    assert heard(out[2], 500) > 1e4 and heard(out[2], 900) < 1.0  # the muted one is not heard
+    assert heard(out[0], 1300) < 1.0  # nor is the listener
+    assert heard(out[1], 500) == heard(out[2], 500)
+
+
+def test_separate_rooms_do_not_leak_and_sparse_matches_dense() -> None:
+    n = 100  # above the sparse threshold
+    members = [Member(port=None) for _ in range(n)]  # type: ignore[arg-type]
+    rooms = [list(enumerate(members))[:50], list(enumerate(members))[50:]]
+    matrix = mix_matrix(n, rooms)
+    assert hasattr(matrix, "tocsr")
+    dense = matrix.toarray()
+    assert dense[0, 1] == 1 and dense[0, 0] == 0 and dense[0, 60] == 0 and dense[70, 99] == 1
