@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from pbx.sdp import (
@@ -178,6 +180,8 @@ def test_lines_written_in_rfc_order() -> None:
          "Malformed media port 'abc'"),
         ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nm=audio 70000 RTP/AVP 0\r\n",
          "Malformed media port '70000'"),
+        ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nm=audio 5\u00b2 RTP/AVP 0\r\n",
+         "Malformed media port"),
         ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP\r\n",
          "No formats"),
         ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 0 pcmu\r\n",
@@ -186,6 +190,8 @@ def test_lines_written_in_rfc_order() -> None:
          "a=rtpmap:96 garbage\r\n", "Malformed rtpmap '96 garbage'"),
         ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 96\r\n"
          "a=rtpmap:96 opus/fast\r\n", "Malformed rtpmap"),
+        ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 96\r\n"
+         "a=rtpmap:96 opus/8000/\u00b2\r\n", "Malformed rtpmap"),
         ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nm=audio 1000 RTP/AVP 0\r\n",
          "No connection address"),
         ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN XX 1.2.3.4\r\nm=audio 1 RTP/AVP 0\r\n",
@@ -382,3 +388,26 @@ def test_session_version_grows_only_on_change() -> None:
     assert (held.origin.sess_id, held.origin.sess_version) == ("42", "2")
     assert versions.stamp(offer).origin.sess_version == "2"
     assert first.media[0].direction == "sendrecv"  # what was sent stays as it was sent
+
+
+def test_mangled_offers_raise_only_sdp_error() -> None:
+    """Whatever a broken phone sends, the PBX gets an SdpError (a 400/488), never a crash."""
+    rng = random.Random(3264)
+    alphabet = "0123456789 =:/-.\r\nabcmovst\u00b2\xff"
+    for _ in range(3000):
+        data = list(rng.choice(SAMPLES))
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(data))
+            if rng.random() < 0.5:
+                del data[at]
+            else:
+                data.insert(at, rng.choice(alphabet))
+        try:
+            sdp = SessionDescription.parse("".join(data))
+        except SdpError:
+            continue
+        assert SessionDescription.parse(bytes(sdp)) == sdp
+        try:
+            make_answer(sdp, supported=SUPPORTED, **US)  # type: ignore[arg-type]
+        except SdpError as exc:
+            assert exc.status == 488
