@@ -23,10 +23,13 @@ import heapq
 import itertools
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pbx.sip.errors import LocalProtocolError
 from pbx.sip.message import Headers, Request, Response, make_response
+
+if TYPE_CHECKING:
+    from pbx.location import Flow  # opaque here: where a message goes or came from
 
 Message = Request | Response
 MAGIC = "z9hG4bK"  # §8.1.1.7: branches of RFC 3261 elements start with this
@@ -56,16 +59,12 @@ class Transaction:
     key: tuple[Any, ...]
     request: Request
     method: str
-    dest: Any
+    dest: Flow
     reliable: bool
     state: State
     interval: float = 0.0  # current retransmission interval of A, E or G
     retransmit_seq: int = 0  # heap entry of the running A/E/G timer, 0 if none
     lifetime_seq: int = 0  # heap entry of the running B/D/F/H/I/J/K/L/M timer
-
-    @property
-    def is_invite(self) -> bool:
-        return self.method == "INVITE"
 
 
 @dataclass(eq=False, slots=True)
@@ -93,7 +92,7 @@ class AckReceived:
     """An ACK for a 2xx: end to end, outside any transaction (§17.2.1, RFC 6026 §7.1)."""
 
     request: Request
-    dest: Any
+    dest: Flow
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +108,7 @@ class StrayResponse:
     """A response that matches no client transaction (e.g. a 2xx after Timer M)."""
 
     response: Response
-    dest: Any
+    dest: Flow
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,12 +214,12 @@ class TransactionLayer:
         self._servers_2543: dict[tuple[Any, ...], ServerTransaction] = {}
         self._heap: list[tuple[float, int, Transaction, str]] = []
         self._seq = itertools.count(1)
-        self._outbox: list[tuple[Any, Message]] = []
+        self._outbox: list[tuple[Flow, Message]] = []
         self._events: deque[Event] = deque()
 
     # ------------------------------------------------------------ queues
 
-    def messages_to_send(self) -> list[tuple[Any, Message]]:
+    def messages_to_send(self) -> list[tuple[Flow, Message]]:
         """Everything to put on the wire since the last call, in order."""
         out, self._outbox = self._outbox, []
         return out
@@ -267,12 +266,10 @@ class TransactionLayer:
 
     def _fire(self, tx: Transaction, name: str, now: float) -> None:
         if name == "A":  # §17.1.1.2: doubles without a cap; B ends it
-            tx.retransmit_seq = 0
             tx.interval *= 2
             self._outbox.append((tx.dest, tx.request))
             self._start(tx, "A", tx.interval, now)
         elif name == "E":  # §17.1.2.2: doubles up to T2, and is T2 once Proceeding
-            tx.retransmit_seq = 0
             if tx.state is State.PROCEEDING:
                 tx.interval = self.t2
             else:
@@ -281,7 +278,6 @@ class TransactionLayer:
             self._start(tx, "E", tx.interval, now)
         elif name == "G":  # §17.2.1: the final response again, until the ACK
             assert isinstance(tx, ServerTransaction) and tx.last_response is not None
-            tx.retransmit_seq = 0
             tx.interval = min(tx.interval * 2, self.t2)
             self._outbox.append((tx.dest, tx.last_response))
             self._start(tx, "G", tx.interval, now)
@@ -318,7 +314,7 @@ class TransactionLayer:
     # ------------------------------------------------------------ client side
 
     def send_request(
-        self, request: Request, dest: Any, reliable: bool, now: float
+        self, request: Request, dest: Flow, reliable: bool, now: float
     ) -> ClientTransaction:
         """Start a client transaction and send ``request`` to ``dest``.
 
@@ -346,7 +342,7 @@ class TransactionLayer:
         self._start(tx, "B" if invite else "F", 64 * self.t1, now)
         return tx
 
-    def _receive_response(self, response: Response, dest: Any, now: float) -> None:
+    def _receive_response(self, response: Response, dest: Flow, now: float) -> None:
         """§17.1.3: the top Via branch and the CSeq method find the transaction."""
         tx = self._clients.get((response.vias[0].params.get("branch"), response.cseq.method))
         if tx is None:
@@ -398,7 +394,7 @@ class TransactionLayer:
 
     # ------------------------------------------------------------ server side
 
-    def receive(self, message: Message, dest: Any, reliable: bool, now: float) -> None:
+    def receive(self, message: Message, dest: Flow, reliable: bool, now: float) -> None:
         """Feed a parsed message that arrived from ``dest``."""
         if isinstance(message, Response):
             self._receive_response(message, dest, now)
@@ -441,7 +437,7 @@ class TransactionLayer:
             self._outbox.append((dest, tx.last_response))
         self._events.append(RequestReceived(tx, message))
 
-    def _receive_ack(self, ack: Request, dest: Any, now: float) -> None:
+    def _receive_ack(self, ack: Request, dest: Flow, now: float) -> None:
         """An ACK ends a Completed INVITE server transaction; one for a 2xx goes to the TU."""
         tx = self._ack_target(ack)
         if tx is None or tx.state is State.ACCEPTED:
