@@ -303,17 +303,17 @@ def _media_attribute(
 ) -> bool:
     """Interpret the attributes the model has fields for; False: keep it as written."""
     if name == "rtpmap":
-        pt, _, encoding = value.strip().partition(" ")
-        pieces = encoding.strip().split("/")
+        pt, _, rest = value.strip().partition(" ")
+        pieces = rest.strip().split("/")
         if (not _is_number(pt) or int(pt) > 127 or len(pieces) not in (2, 3) or not pieces[0]
                 or not _is_number(pieces[1]) or int(pieces[1]) == 0
                 or (len(pieces) == 3 and not _is_number(pieces[2]))):
             raise SdpError(f"Malformed rtpmap {value[:40]!r}")
-        name_ = _CANONICAL.get(pieces[0].lower(), pieces[0])
+        encoding = _CANONICAL.get(pieces[0].lower(), pieces[0])
         channels = int(pieces[2]) if len(pieces) == 3 else 1
         if int(pt) not in _payload_types(media):
             return False  # an rtpmap for a format not offered: harmless, kept as written
-        rtpmaps[int(pt)] = Codec(int(pt), name_, int(pieces[1]), channels)
+        rtpmaps[int(pt)] = Codec(int(pt), encoding, int(pieces[1]), channels)
         return True
     if name == "fmtp":
         pt, _, params = value.partition(" ")
