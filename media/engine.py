@@ -175,7 +175,8 @@ class MediaEngine:
         self._matrix: np.ndarray | sparse.csr_matrix | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._next_at = 0.0
-        self.tick_ms = 0.0  # telemetry: the last tick's cost
+        self.tick_ms = 0.0  # telemetry: the last tick's cost, all of it
+        self.mix_ms = 0.0  # ... and its compute part (decode, mix, encode)
         self.ticks = 0
 
     # ------------------------------------------------------------ rooms
@@ -272,10 +273,19 @@ class MediaEngine:
 
     def tick(self) -> None:
         """Gather one frame per port, mix, play tones, encode, send, record."""
+        started = time.perf_counter()
+        encoded = self.mix()
+        self.mix_ms = (time.perf_counter() - started) * 1000
+        if encoded is not None:
+            for i, port in enumerate(self.ports):
+                port.send(encoded[i].tobytes())
+
+    def mix(self) -> np.ndarray | None:
+        """The compute part of a tick: ``(ports, 160)`` encoded bytes, one row per port."""
         ports = self.ports
         n = len(ports)
         if n == 0:
-            return
+            return None
         frames = np.zeros((n, FRAME), dtype=np.float32)
         ulaw_rows: list[int] = []
         ulaw_data: list[bytes] = []
@@ -319,7 +329,9 @@ class MediaEngine:
                 speakers = [m.port.index for m in room.members if not m.muted]
                 total = frames[speakers].sum(axis=0) if speakers else np.zeros(FRAME)
                 room.recorder.write(np.clip(total, -32768, 32767).astype(np.int16))
-        out = (np.clip(mixed, -32768, 32767).astype(np.int32) + 32768)
-        for i, port in enumerate(ports):
-            table = ALAW_ENCODE if port.leg.codec == "PCMA" else ULAW_ENCODE
-            port.send(table[out[i]].tobytes())
+        out = np.clip(mixed, -32768, 32767).astype(np.int32) + 32768
+        encoded = ULAW_ENCODE[out]
+        alaw = [i for i, port in enumerate(ports) if port.leg.codec == "PCMA"]
+        if alaw:
+            encoded[alaw] = ALAW_ENCODE[out[alaw]]
+        return encoded

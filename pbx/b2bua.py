@@ -199,7 +199,7 @@ class B2BUA:
             try:
                 offer = SessionDescription.parse(request.body)
             except SdpError as exc:
-                self._respond(request, 400, f"Bad Request - {exc}")
+                self._respond(request, exc.status, exc.reason)
                 return
         call = Call(id=new_call_id(), dialled=request.uri.user or "")
         call.caller_name, call.caller_number = parse_callerid(caller.display_name, caller.number)
@@ -683,7 +683,7 @@ class B2BUA:
         try:
             offer = SessionDescription.parse(request.body)
         except SdpError as exc:
-            self._respond(request, 488, f"Not Acceptable Here - {exc}")
+            self._respond(request, exc.status, exc.reason)
             return
         assert leg.media is not None
         leg.sdp_version += 1
@@ -694,7 +694,7 @@ class B2BUA:
                 version=leg.sdp_version,
             )
         except SdpError as exc:
-            self._respond(request, 488, f"Not Acceptable Here - {exc}")
+            self._respond(request, exc.status, exc.reason)
             return
         leg.offer, leg.local_sdp = offer, answer
         self._apply_remote(leg, offer, answer)
@@ -917,7 +917,7 @@ class B2BUA:
                 supported=[c.name for c in self.codecs], session_id=next(_session_ids), version=1,
             )
         except SdpError as exc:
-            self._fail(call, 488, f"Not Acceptable Here - {exc}")
+            self._fail(call, exc.status, exc.reason)
             return
         a.local_sdp = sdp
         self._apply_remote(a, a.offer, sdp)
