@@ -128,6 +128,7 @@ class Room:
     members: list[Member] = field(default_factory=list)
     locked: bool = False
     recorder: soundfile.SoundFile | None = None
+    stereo: tuple[MixPort, MixPort] | None = None  # a call recording: left, right
     tone: np.ndarray | None = None  # samples still to play to the whole room
     tone_at: int = 0
 
@@ -184,7 +185,7 @@ class MediaEngine:
     def room(self, name: str) -> Room:
         return self.rooms.setdefault(name, Room(name))
 
-    def join(self, name: str, leg: RelayLeg, *, listen_only: bool = False,
+    def join(self, name: str, leg: RelayLeg, *, listen_only: bool = False, tone: bool = True,
              on_dtmf: Callable[[MixPort, str], None] | None = None) -> MixPort:
         """Put a call leg into room ``name``; the others hear a join tone."""
         room = self.room(name)
@@ -194,7 +195,8 @@ class MediaEngine:
         room.members.append(Member(port, listen_only=listen_only))
         self.ports.append(port)
         self._changed()
-        self.play(room, JOIN_TONE)
+        if tone:
+            self.play(room, JOIN_TONE)
         self._ensure_running()
         log.info("room %s: %s joined (%d members)", name, leg.label, len(room.members))
         return port
@@ -209,7 +211,7 @@ class MediaEngine:
                         leg.peer = None
                     log.info("room %s: %s left (%d members)", room.name, leg.label,
                              len(room.members))
-                    if room.members:
+                    if room.members and room.stereo is None:
                         self.play(room, LEAVE_TONE)
                     else:
                         self.stop_recording(room)
@@ -227,11 +229,16 @@ class MediaEngine:
         """A tone heard by every member of the room."""
         room.tone, room.tone_at = samples, 0
 
-    def record(self, room: Room, path: Path) -> None:
-        """Record the whole conference (everyone's voice) as a WAV/FLAC file."""
+    def record(
+        self, room: Room, path: Path, *, stereo: tuple[MixPort, MixPort] | None = None
+    ) -> None:
+        """Record a room to WAV or FLAC (by suffix): everyone mixed in mono, or for
+        a two-party call ``stereo`` = (left, right): caller left, callee right."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        room.recorder = soundfile.SoundFile(path, "w", samplerate=8000, channels=1,
-                                            subtype="PCM_16")
+        room.stereo = stereo
+        room.recorder = soundfile.SoundFile(
+            path, "w", samplerate=8000, channels=2 if stereo else 1, subtype="PCM_16"
+        )
 
     def stop_recording(self, room: Room) -> None:
         if room.recorder is not None:
@@ -326,9 +333,18 @@ class MediaEngine:
                 if room.tone_at >= len(room.tone):
                     room.tone = None
             if room.recorder is not None:
-                speakers = [m.port.index for m in room.members if not m.muted]
-                total = frames[speakers].sum(axis=0) if speakers else np.zeros(FRAME)
-                room.recorder.write(np.clip(total, -32768, 32767).astype(np.int16))
+                if room.stereo is not None:
+                    left, right = (p.index if p in ports else -1 for p in room.stereo)
+                    block = np.zeros((FRAME, 2), dtype=np.float32)
+                    if left >= 0:
+                        block[:, 0] = frames[left]
+                    if right >= 0:
+                        block[:, 1] = frames[right]
+                    room.recorder.write(block.astype(np.int16))
+                else:
+                    speakers = [m.port.index for m in room.members if not m.muted]
+                    total = frames[speakers].sum(axis=0) if speakers else np.zeros(FRAME)
+                    room.recorder.write(np.clip(total, -32768, 32767).astype(np.int16))
         out = np.clip(mixed, -32768, 32767).astype(np.int32) + 32768
         encoded = ULAW_ENCODE[out]
         alaw = [i for i, port in enumerate(ports) if port.leg.codec == "PCMA"]

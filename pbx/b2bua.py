@@ -21,6 +21,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote as url_unquote
 
@@ -118,6 +119,7 @@ class Call:
     diverted_from: str = ""
     diversion_reason: str = ""
     transfer: Transfer | None = None
+    recording: Path | None = None
 
     def legs(self) -> list[Leg]:
         return [leg for leg in (self.a, self.b, *self.forks) if leg is not None]
@@ -371,6 +373,7 @@ class B2BUA:
     def on_response(self, tx: object, response: Response) -> None:
         leg = self.client_legs.get(id(tx))
         if leg is None:
+            self.on_stray_response(response)  # a 2xx retransmission: ACK it again
             return
         method = response.cseq.method
         if method == "INVITE":
@@ -522,7 +525,7 @@ class B2BUA:
         call.answered_at = time.time()
         call.path.append(f"answer:{leg.number}")
         self.server.router.answered(call.group, leg.number, call.answered_at)
-        self.relay.bridge(call.a.media, call.b_media)  # type: ignore[arg-type]
+        self._bridge(call)
         self._ensure_caller_dialog(call)
         a = call.a
         ok = self._respond(a.invite, 200, leg=a, sdp=sdp, headers=self._timer_headers(a))
@@ -530,6 +533,29 @@ class B2BUA:
         self._start_ok_resend(a, ok)
         self._arm_session_timer(a)
         log.info("call %s answered by %s", call.id, leg.number)
+
+    def _bridge(self, call: Call) -> None:
+        """Connect the two sides' media: straight through the relay, or through the
+        engine (a two-party room) when either party's calls are recorded."""
+        a, b = call.a, call.b
+        assert a is not None and b is not None and a.media is not None and call.b_media is not None
+        directory = self.server.directory.extensions
+        recorded = [n for n in (a.number, b.number) if getattr(directory.get(n), "record", False)]
+        if not recorded:
+            self.relay.bridge(a.media, call.b_media)
+            return
+        engine = self.server.engine
+        room = f"call-{call.id}"
+        left = engine.join(room, a.media, tone=False)
+        right = engine.join(room, call.b_media, tone=False)
+        general = self.server.config.general
+        day = time.strftime("%Y/%m/%d")
+        path = (self.server.config.data_path / "recordings" / day
+                / f"call-{call.id}.{general.recording_format}")
+        engine.record(engine.rooms[room], path, stereo=(left, right))
+        call.recording = path
+        call.path.append(f"record:{','.join(recorded)}")
+        log.info("call %s: recording to %s", call.id, path)
 
     def _answer_caller(self, call: Call, callee_sdp: SessionDescription) -> SessionDescription | None:
         """Our answer to the caller's offer, preferring the codec the callee chose."""
@@ -1018,7 +1044,7 @@ class B2BUA:
         assert call.a is not None and leg.offer is not None
         sdp = self._answer_caller(call, leg.offer)
         call.answered_at = time.time()
-        self.relay.bridge(call.a.media, call.b_media)  # type: ignore[arg-type]
+        self._bridge(call)
         self._ensure_caller_dialog(call)
         ok = self._respond(call.a.invite, 200, leg=call.a, sdp=sdp)
         call.a.state = "answered"
@@ -1131,6 +1157,8 @@ class B2BUA:
         for port in media:
             self.server.engine.leave(port)
             await self.relay.close_leg(port)
+        if call.recording is not None and call.recording.exists():
+            self.server.write_recording(call, call.recording)
 
 
 def invite_sdp(invite: Request) -> SessionDescription | None:

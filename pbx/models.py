@@ -38,6 +38,7 @@ class Extension(SQLModel, table=True):
     forward_busy: str = Field(default="", max_length=80)
     forward_noanswer: str = Field(default="", max_length=80)
     ring_timeout: int = Field(default=30, ge=5, le=600)
+    record: bool = False  # record this extension's calls, both directions
 
 
 class Binding(SQLModel, table=True):
@@ -97,3 +98,18 @@ class Cdr(SQLModel, table=True):
     billsec: float = 0.0
     hangup_by: str = Field(default="", max_length=20)
     quality: str = Field(default="", max_length=2000)  # per-leg RTP figures: JSON
+
+
+class Recording(SQLModel, table=True):
+    """A recorded call or conference: the file under the data directory and its facts."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: str = Field(index=True, max_length=300)
+    organisation_id: int | None = Field(default=None, index=True)
+    kind: str = Field(default="call", max_length=20)  # call, conference
+    parties: str = Field(default="", max_length=500)  # "1001,1002": left and right channel
+    path: str = Field(max_length=1000)
+    started_at: float = Field(index=True)
+    duration: float = 0.0
+    size: int = 0
+    retain_until: float = Field(index=True)

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import soundfile
+
 from media.engine import MediaEngine
 from media.ports import PortPool
 from media.relay import MediaRelay
@@ -26,8 +28,8 @@ from pbx.b2bua import B2BUA
 from pbx.config import Config
 from pbx.directory import Directory
 from pbx.location import Flow, LocationService
+from pbx.models import Cdr, Recording
 from pbx.pike import AuthFailureGuard
-from pbx.models import Cdr
 from pbx.registrar import Registrar, RegistrarPolicy
 from pbx.router import Router, ServiceDest
 from pbx.sip.auth import DigestAuthenticator
@@ -296,6 +298,33 @@ class SipServer:
         self._cdr_tasks.add(task)
         task.add_done_callback(self._cdr_done)
 
+    def write_recording(self, call: object, path: Path) -> None:
+        """Store a finished recording's facts; the retention job deletes it later."""
+        info = soundfile.info(str(path))
+        general = self.config.general
+        legs = [leg.number for leg in (call.a, call.b) if leg is not None]  # type: ignore[attr-defined]
+        recording = Recording(
+            call_id=call.id,  # type: ignore[attr-defined]
+            kind="call",
+            parties=",".join(legs),
+            path=str(path),
+            started_at=call.answered_at or time.time(),  # type: ignore[attr-defined]
+            duration=info.duration,
+            size=path.stat().st_size,
+            retain_until=time.time() + general.recording_retention_days * 86400,
+        )
+        task = asyncio.get_running_loop().create_task(
+            asyncio.to_thread(self.store.add_recording, recording)
+        )
+        self._cdr_tasks.add(task)
+        task.add_done_callback(self._cdr_done)
+
+    async def expire_recordings(self) -> None:
+        """The retention job: delete recordings past their date, files and rows."""
+        for name in await asyncio.to_thread(self.store.expire_recordings, time.time()):
+            Path(name).unlink(missing_ok=True)
+            log.info("recording %s deleted (retention)", name)
+
     def _cdr_done(self, task: asyncio.Task[None]) -> None:
         self._cdr_tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
@@ -415,7 +444,14 @@ class SipServer:
     async def _flush_loop(self) -> None:
         """Write changed registrations to the store in batches, and expire old ones."""
         interval = self.config.general.location_flush_ms / 1000
+        retention_due = 0.0
         while True:
+            if time.monotonic() >= retention_due:
+                retention_due = time.monotonic() + 3600
+                try:
+                    await self.expire_recordings()
+                except Exception:
+                    log.exception("recording retention job failed")
             await asyncio.sleep(interval)
             expired = self.location.expire(time.time())
             for binding in expired:

@@ -16,7 +16,9 @@ from sqlmodel import Session, SQLModel, create_engine, select
 
 from pbx.config import Config
 from pbx.location import Binding as Registration
-from pbx.models import DEFAULT_ORGANISATION, Binding, Cdr, Extension, Organisation, RingGroup
+from pbx.models import (
+    DEFAULT_ORGANISATION, Binding, Cdr, Extension, Organisation, Recording, RingGroup,
+)
 
 log = logging.getLogger("pbx.store")
 
@@ -108,6 +110,7 @@ class Store:
                         forward_busy=ext.forward_busy,
                         forward_noanswer=ext.forward_noanswer,
                         ring_timeout=ext.ring_timeout,
+                        record=ext.record,
                     )
                 )
                 log.info("seeded extension %s", ext.number)
@@ -145,6 +148,25 @@ class Store:
         with Session(self.engine) as session:
             session.add(cdr)
             session.commit()
+
+    def add_recording(self, recording: Recording) -> None:
+        with Session(self.engine) as session:
+            session.add(recording)
+            session.commit()
+
+    def recordings(self, limit: int = 100) -> list[Recording]:
+        with Session(self.engine) as session:
+            query = select(Recording).order_by(Recording.id.desc()).limit(limit)  # type: ignore[union-attr]
+            return list(session.exec(query).all())
+
+    def expire_recordings(self, now: float) -> list[str]:
+        """Delete the records past their retention date; returns their file paths to remove."""
+        with Session(self.engine) as session:
+            old = list(session.exec(select(Recording).where(Recording.retain_until <= now)).all())
+            for recording in old:
+                session.delete(recording)
+            session.commit()
+            return [recording.path for recording in old]
 
     def cdrs(self, limit: int = 100) -> list[Cdr]:
         """The newest call records first."""

@@ -11,13 +11,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 
 from pbx.models import Cdr
 from pbx.sip.auth import build_authorization
 from pbx.sip.message import Headers, Request, Response
 from pbx.store import Store
-from tests.integration.peers import Pbx, free_ports, run_sipp, running_pbx
+from tests.integration.peers import Pbx, baresip_phone, free_ports, run_sipp, running_pbx
 from tests.integration.sipclient import SipClient
 
 pytestmark = pytest.mark.integration
@@ -335,9 +337,6 @@ def _uas_dialog(invite: Request, ok: Response) -> Response:
 
 
 def _tone_file(path: Path, frequency: float, seconds: float = 4.0) -> Path:
-    import numpy as np
-    import soundfile
-
     t = np.arange(int(8000 * seconds)) / 8000
     soundfile.write(path, (np.sin(2 * np.pi * frequency * t) * 8000).astype(np.int16), 8000,
                     subtype="PCM_16")
@@ -345,9 +344,6 @@ def _tone_file(path: Path, frequency: float, seconds: float = 4.0) -> Path:
 
 
 def _dominant_frequency(path: Path) -> float:
-    import numpy as np
-    import soundfile
-
     audio, rate = soundfile.read(path, dtype="float64")
     if audio.ndim > 1:
         audio = audio[:, 0]
@@ -360,8 +356,6 @@ def _dominant_frequency(path: Path) -> float:
 @pytest.mark.skipif(shutil.which("baresip") is None, reason="baresip not installed")
 def test_baresip_phones_hear_each_other(pbx: Pbx, tmp_path: Path) -> None:
     """1001 dials 1002 (auto-answer); each phone's tone arrives at the other."""
-    from tests.integration.peers import baresip_phone
-
     low, high = _tone_file(tmp_path / "low.wav", 600), _tone_file(tmp_path / "high.wav", 1000)
     before = {c.id for c in cdrs(pbx)}
     with baresip_phone(tmp_path, pbx, "1002", USERS["1002"], audio_file=low, seconds=25) as callee:
@@ -608,3 +602,42 @@ def test_session_timer_is_granted(pbx: Pbx) -> None:
         assert refreshed is not None and refreshed.status == 200
         caller.in_dialog("BYE", final)
         assert phone.receive_request(5, "BYE") is not None
+
+
+@pytest.mark.skipif(shutil.which("baresip") is None, reason="baresip not installed")
+def test_recorded_call_has_caller_left_and_callee_right(tmp_path: Path) -> None:
+    users = {"1001": USERS["1001"]}
+    sections = "\n[1002]\nsecret = pw-1002-secret\nrecord = yes\n"
+    low, high = _tone_file(tmp_path / "low.wav", 600), _tone_file(tmp_path / "high.wav", 1000)
+    with running_pbx(tmp_path, users, sections=sections) as server:
+        with baresip_phone(tmp_path, server, "1002", USERS["1002"], audio_file=low, seconds=25) as callee:
+            deadline = time.monotonic() + 10
+            while not _registered(server, "1002", callee.port):
+                assert time.monotonic() < deadline, callee.log()
+                time.sleep(0.2)
+            with baresip_phone(
+                tmp_path, server, "1001", USERS["1001"], audio_file=high, seconds=20,
+                command=f"/dial sip:1002@{server.host}:{server.sip_port}",
+            ):
+                deadline = time.monotonic() + 20
+                while not _call_over(server, set()):
+                    assert time.monotonic() < deadline, server.log()[-3000:]
+                    time.sleep(0.3)
+        time.sleep(0.5)
+        store = Store(f"sqlite:///{server.data_dir / 'pbx.sqlite3'}")
+        try:
+            (recording,) = store.recordings()
+        finally:
+            store.close()
+        assert recording.parties == "1001,1002" and recording.duration > 2.5
+        assert recording.retain_until - recording.started_at > 700 * 86400  # 24 months
+        audio, rate = soundfile.read(recording.path, dtype="float64")
+        assert rate == 8000 and audio.shape[1] == 2
+        middle = audio[int(0.5 * rate) : int(3 * rate)]
+
+        def peak(channel: np.ndarray) -> float:
+            spectrum = np.abs(np.fft.rfft(channel * np.hanning(len(channel))))
+            return float(np.fft.rfftfreq(len(channel), 1 / rate)[np.argmax(spectrum)])
+
+        assert abs(peak(middle[:, 0]) - 1000) < 15  # the caller, left
+        assert abs(peak(middle[:, 1]) - 600) < 15  # the callee, right
