@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
+import random
 import select
 import socket
 import sys
@@ -35,6 +36,20 @@ from media.relay import MediaRelay  # noqa: E402
 HOST = "127.0.0.1"
 PACKET_INTERVAL = 0.020  # 20 ms ptime: 50 packets/s per direction
 SLOTS = 10  # the phones' send times are spread over 10 slots of each 20 ms period
+
+
+def free_udp_range(count: int) -> int:
+    """An even port starting ``count`` UDP ports nobody holds, below the ephemeral range."""
+    for _ in range(100):
+        base = random.randrange(20000, 32768 - count, 2)
+        try:
+            for port in range(base, base + count):
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                    probe.bind((HOST, port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no {count} free UDP ports in a row for the relay")
 
 
 def udp_rcvbuf_errors() -> int:
@@ -60,7 +75,7 @@ def relay_main(conn: Connection, cpu: int, phone_ports: list[int], codecs: list[
 
 async def serve_relay(conn: Connection, phone_ports: list[int], codecs: list[str],
                       base_port: int) -> None:
-    relay = MediaRelay(HOST, PortPool(base_port, base_port + 2 * len(phone_ports) + 100))
+    relay = MediaRelay(HOST, PortPool(base_port, base_port + 2 * len(phone_ports) + 99))
     legs = [await relay.open_leg(f"leg{i}") for i in range(len(phone_ports))]
     for leg, port, codec in zip(legs, phone_ports, codecs):
         leg.set_remote(HOST, port, payload_type=0 if codec == "PCMU" else 8, codec=codec,
@@ -164,7 +179,8 @@ def receiver_main(cpu: int, socks: list[socket.socket], done: mp.Event,  # type:
 
 
 def run(calls: int, seconds: float, transcode: bool, loop_name: str, relay_cpu: int,
-        phone_cpus: list[int], base_port: int) -> dict[str, float]:
+        phone_cpus: list[int]) -> dict[str, float]:
+    base_port = free_udp_range(4 * calls + 100)
     socks = []
     for _ in range(2 * calls):
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -178,6 +194,7 @@ def run(calls: int, seconds: float, transcode: bool, loop_name: str, relay_cpu: 
     relay = ctx.Process(target=relay_main, args=(
         child, relay_cpu, [s.getsockname()[1] for s in socks], codecs, loop_name, base_port))
     relay.start()
+    child.close()  # so a relay that dies shows as EOFError here, not as a hang
     leg_ports = parent.recv()
     sent, received, done = ctx.Value("q", 0), ctx.Value("q", 0), ctx.Event()
     receiver = ctx.Process(target=receiver_main,
@@ -214,7 +231,6 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="per run, at least 3")
     parser.add_argument("--transcode", action="store_true", help="one side PCMU, the other PCMA")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
-    parser.add_argument("--base-port", type=int, default=30000)
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
     relay_cpu, phone_cpus = cpus[0], (cpus[1:] or cpus)[:2]
@@ -226,8 +242,7 @@ def main() -> int:
     print(f"{'calls':>6} {'relayed pkt/s':>14} {'loss %':>8} {'relay CPU %':>12} "
           f"{'of it kernel':>13} {'kernel drops':>13} {'min MOS':>8}")
     for calls in (int(n) for n in args.calls.split(",")):
-        f = run(calls, args.seconds, args.transcode, args.loop, relay_cpu, phone_cpus,
-                args.base_port)
+        f = run(calls, args.seconds, args.transcode, args.loop, relay_cpu, phone_cpus)
         print(f"{calls:>6} {f['relayed_pps']:>14.0f} {f['loss_pct']:>8.3f} "
               f"{100 * f['cpu']:>12.1f} {100 * f['kernel_share']:>12.0f}% {f['kernel_drops']:>13} "
               f"{f['mos_min']:>8.2f}", flush=True)

@@ -78,9 +78,23 @@ class Phone(asyncio.DatagramProtocol):
         self.transport.close()
 
 
+def free_udp_range(count: int) -> int:
+    """An even port starting ``count`` UDP ports nobody holds, below the ephemeral range."""
+    for _ in range(100):
+        base = random.randrange(20000, 32768 - count, 2)
+        try:
+            for port in range(base, base + count):
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no {count} free UDP ports in a row")
+
+
 @pytest.fixture
 async def relay():
-    base = random.randrange(20000, 60000, 2)
+    base = free_udp_range(400)
     relay = MediaRelay("127.0.0.1", PortPool(base, base + 399))
     yield relay
     await relay.close()
@@ -390,7 +404,7 @@ async def test_port_pool_is_whole_again_after_1000_legs(relay) -> None:
 
 
 async def test_a_port_taken_by_someone_else_is_skipped() -> None:
-    base = random.randrange(20000, 60000, 2)
+    base = free_udp_range(6)
     squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     squatter.bind(("127.0.0.1", base + 1))  # the RTCP half of the first pair
     relay = MediaRelay("127.0.0.1", PortPool(base, base + 5))
@@ -469,7 +483,7 @@ async def test_rtcp_reports_are_our_own_and_phone_reports_feed_the_stats(relay) 
 
 
 async def test_dual_stack_relay_carries_ipv4_phones_and_port_zero_sends_nothing() -> None:
-    base = random.randrange(20000, 60000, 2)
+    base = free_udp_range(10)
     relay = MediaRelay("::", PortPool(base, base + 9))
     try:
         pa, a, pb, b = await call(relay)
