@@ -148,6 +148,74 @@ JOIN_TONE = np.concatenate([beep(660, 0.12), beep(990, 0.12)])
 LEAVE_TONE = np.concatenate([beep(990, 0.12), beep(660, 0.12)])
 
 
+class MediaFileError(ValueError):
+    """An audio file we cannot play: corrupt, unsupported, or empty."""
+
+
+def load_audio(path: Path) -> np.ndarray:
+    """A prompt or music file as float32 mono at 8 kHz (soundfile; resampled properly)."""
+    try:
+        audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, OSError) as exc:
+        raise MediaFileError(f"{path}: cannot read audio ({exc})") from None
+    if audio.size == 0:
+        raise MediaFileError(f"{path}: no audio in file")
+    mono = audio.mean(axis=1)
+    if rate != 8000:
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        g = gcd(int(rate), 8000)
+        mono = resample_poly(mono, 8000 // g, int(rate) // g).astype(np.float32)
+    return mono * 32767
+
+
+def default_music(seconds: float = 16.0) -> np.ndarray:
+    """Gentle generated music for hold when no files are configured: slow arpeggios."""
+    notes = [261.63, 329.63, 392.0, 523.25, 392.0, 329.63, 293.66, 349.23, 440.0, 349.23]
+    per_note = int(8000 * seconds / len(notes))
+    t = np.arange(per_note) / 8000
+    envelope = np.exp(-3 * t) * np.minimum(1, t * 200)
+    melody = [np.sin(2 * np.pi * f * t) * envelope for f in notes]
+    return (np.concatenate(melody) * 5000).astype(np.float32)
+
+
+@dataclass(eq=False)
+class MusicClass:
+    """Music on hold: one shared playback position, so every held caller of the
+    class hears the same frame and it costs one slice per tick, not per caller."""
+
+    name: str
+    samples: np.ndarray
+    cursor: int = 0
+    tick: int = -1
+    current: np.ndarray = field(default_factory=lambda: np.zeros(FRAME, dtype=np.float32))
+
+    @classmethod
+    def from_folder(cls, name: str, folder: Path) -> MusicClass:
+        """All playable files of ``folder`` in name order; bad files are named and skipped."""
+        parts = []
+        for path in sorted(folder.glob("*")) if folder.is_dir() else []:
+            if path.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"):
+                try:
+                    parts.append(load_audio(path))
+                except MediaFileError as exc:
+                    log.error("music on hold %s: %s (skipped)", name, exc)
+        return cls(name, np.concatenate(parts) if parts else default_music())
+
+    def frame(self, tick: int) -> np.ndarray:
+        if tick != self.tick:
+            self.tick = tick
+            end = self.cursor + FRAME
+            chunk = self.samples[self.cursor : end]
+            if len(chunk) < FRAME:
+                chunk = np.concatenate([chunk, self.samples[: FRAME - len(chunk)]])
+            self.cursor = end % len(self.samples)
+            self.current = chunk
+        return self.current
+
+
 def mix_matrix(n: int, rooms: list[list[tuple[int, Member]]]) -> np.ndarray | sparse.csr_matrix:
     """``M[i, j]``: how much of input ``j`` output ``i`` hears (N−1 within each room)."""
     rows: list[int] = []
@@ -173,6 +241,8 @@ class MediaEngine:
     def __init__(self) -> None:
         self.rooms: dict[str, Room] = {}
         self.ports: list[MixPort] = []
+        self.music: dict[str, MusicClass] = {}
+        self.listening: dict[MixPort, MusicClass] = {}
         self._matrix: np.ndarray | sparse.csr_matrix | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._next_at = 0.0
@@ -205,6 +275,7 @@ class MediaEngine:
         for room in list(self.rooms.values()):
             for member in list(room.members):
                 if member.port.leg is leg:
+                    self.listening.pop(member.port, None)
                     room.members.remove(member)
                     self.ports.remove(member.port)
                     if leg.peer is member.port:
@@ -217,6 +288,19 @@ class MediaEngine:
                         self.stop_recording(room)
                         del self.rooms[room.name]
         self._changed()
+
+    def hold_music(self, leg: RelayLeg, music_class: str = "default") -> None:
+        """The leg hears music on hold until :meth:`stop_music`."""
+        music = self.music.get(music_class) or self.music.setdefault(
+            music_class, MusicClass(music_class, default_music())
+        )
+        port = self.join(f"moh-{id(leg)}", leg, tone=False)
+        self.listening[port] = music
+
+    def stop_music(self, leg: RelayLeg) -> None:
+        for port in [p for p in self.listening if p.leg is leg]:
+            del self.listening[port]
+        self.leave(leg)
 
     def set_muted(self, port: MixPort, muted: bool) -> None:
         for room in self.rooms.values():
@@ -324,6 +408,8 @@ class MediaEngine:
             groups = [[(m.port.index, m) for m in room.members] for room in self.rooms.values()]
             self._matrix = mix_matrix(n, groups)
         mixed = self._matrix @ frames
+        for port, music in self.listening.items():
+            mixed[port.index] = music.frame(self.ticks)
         for room in self.rooms.values():
             rows = [m.port.index for m in room.members]
             if room.tone is not None:

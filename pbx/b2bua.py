@@ -723,11 +723,31 @@ class B2BUA:
             self._respond(request, exc.status, exc.reason)
             return
         leg.offer, leg.local_sdp = offer, answer
+        was_held = leg.held
         self._apply_remote(leg, offer, answer)
+        if leg.held != was_held:
+            self._music_on_hold(leg)
         log.info("call %s: %s %s", leg.call.id, leg.number, "holds" if leg.held else "resumes")
         ok = self._respond(request, 200, leg=leg, sdp=answer, headers=self._timer_headers(leg))
         self._start_ok_resend(leg, ok)
         self._arm_session_timer(leg)
+
+    def _music_on_hold(self, leg: Leg) -> None:
+        """The party put on hold hears music; on resume the two are bridged again."""
+        call = leg.call
+        if call.recording is not None or call.a is None or call.b is None:
+            return  # recorded calls and conferences already run through the engine
+        mine = leg.media
+        other = call.b_media if leg is call.a else call.a.media
+        if mine is None or other is None:
+            return
+        engine = self.server.engine
+        if leg.held:
+            self.relay.unbridge(mine)
+            engine.hold_music(other)
+        else:
+            engine.stop_music(other)
+            self.relay.bridge(mine, other)
 
     def _session_id(self, leg: Leg) -> int:
         if leg.local_sdp is not None:

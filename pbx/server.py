@@ -20,7 +20,7 @@ from pathlib import Path
 
 import soundfile
 
-from media.engine import MediaEngine
+from media.engine import MediaEngine, MusicClass
 from media.ports import PortPool
 from media.relay import MediaRelay
 from pbx.authn import RequestAuthenticator
@@ -140,6 +140,10 @@ class SipServer:
             self.transports["TLS"] = tls
         for name, transport in self.transports.items():
             log.info("listening on %s %s:%d", name, general.bind, transport.local_port)
+        moh = self.config.data_path / "moh"
+        for folder in [moh / "default", *sorted(p for p in moh.glob("*") if p.is_dir())]:
+            music = await asyncio.to_thread(MusicClass.from_folder, folder.name, folder)
+            self.engine.music[folder.name] = music
         self.relay = MediaRelay(general.bind, PortPool(general.rtp_port_min, general.rtp_port_max))
         self.b2bua = B2BUA(self, self.relay)
         b2bua = self.b2bua

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from media.g711 import ulaw_decode
 from pbx.models import Cdr
 from pbx.sip.auth import build_authorization
 from pbx.sip.message import Headers, Request, Response
@@ -641,3 +643,54 @@ def test_recorded_call_has_caller_left_and_callee_right(tmp_path: Path) -> None:
 
         assert abs(peak(middle[:, 0]) - 1000) < 15  # the caller, left
         assert abs(peak(middle[:, 1]) - 600) < 15  # the callee, right
+
+
+def test_music_on_hold(pbx: Pbx) -> None:
+    """Bob holds: Alice hears music from the PBX; Bob resumes: the music stops."""
+    with SipClient(pbx.host, pbx.sip_port) as alice, SipClient(pbx.host, pbx.sip_port) as bob:
+        register(bob, "1002")
+        media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        media.bind(("127.0.0.1", 0))
+        media.settimeout(0.2)
+        alice_port = media.getsockname()[1]
+        picked: list = []  # type: ignore[type-arg]
+        worker = threading.Thread(target=lambda: picked.append(answer(bob, 41060)))
+        worker.start()
+        alice.call_id += "-moh"
+        _, ok = alice.invite("1001", USERS["1001"], "1002", body=alice.sdp(alice_port))
+        worker.join()
+        assert ok is not None and ok.status == 200
+        alice.in_dialog("ACK", ok, cseq=ok.cseq.number)
+        bob_dialog = _uas_dialog(*picked[0])
+        assert bob.receive_request(3, "ACK") is not None
+
+        def heard(seconds: float) -> float:
+            """RMS of what reaches Alice's RTP port (µ-law decoded)."""
+            samples = []
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                try:
+                    samples.append(ulaw_decode(media.recv(2048)[12:]).astype(float))
+                except socket.timeout:
+                    pass
+            return float(np.sqrt(np.mean(np.concatenate(samples) ** 2))) if samples else 0.0
+
+        try:
+            assert heard(0.5) == 0.0  # Bob says nothing
+            hold = bob.sdp(41060).replace(b"a=fmtp:101 0-15\r\n", b"a=fmtp:101 0-15\r\na=sendonly\r\n")
+            bob.in_dialog("INVITE", bob_dialog, body=hold)
+            held = bob.receive(5)
+            assert held is not None and held.status == 200
+            bob.in_dialog("ACK", bob_dialog, cseq=held.cseq.number)
+            assert heard(1.5) > 300  # music
+            bob.in_dialog("INVITE", bob_dialog, body=bob.sdp(41060))
+            resumed = bob.receive(5)
+            assert resumed is not None and resumed.status == 200
+            bob.in_dialog("ACK", bob_dialog, cseq=resumed.cseq.number)
+            time.sleep(0.3)
+            heard(0.2)  # drain what was in flight
+            assert heard(0.5) == 0.0
+        finally:
+            media.close()
+        alice.in_dialog("BYE", ok)
+        assert bob.receive_request(5, "BYE") is not None

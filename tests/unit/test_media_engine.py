@@ -47,3 +47,30 @@ def test_separate_rooms_do_not_leak_and_sparse_matches_dense() -> None:
     assert hasattr(matrix, "tocsr")
     dense = matrix.toarray()
     assert dense[0, 1] == 1 and dense[0, 0] == 0 and dense[0, 60] == 0 and dense[70, 99] == 1
+
+
+def test_music_class_loops_and_is_shared(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import soundfile
+
+    from media.engine import MusicClass
+
+    tone = (np.sin(2 * np.pi * 440 * np.arange(16000) / 16000) * 8000).astype(np.int16)
+    soundfile.write(tmp_path / "a.wav", tone, 16000)  # 1 s at 16 kHz: resampled to 8 kHz
+    (tmp_path / "broken.wav").write_bytes(b"RIFF not really a wave file")
+    music = MusicClass.from_folder("default", tmp_path)
+    assert len(music.samples) == 8000  # the broken file was skipped, the good one resampled
+    first = music.frame(1).copy()
+    assert np.array_equal(music.frame(1), first)  # same tick: the same frame for everyone
+    for tick in range(2, 60):
+        music.frame(tick)
+    assert music.cursor == (59 * 160) % 8000  # it loops
+
+
+def test_bad_audio_file_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from media.engine import MediaFileError, load_audio
+
+    (tmp_path / "x.wav").write_bytes(b"garbage")
+    with pytest.raises(MediaFileError, match="x.wav: cannot read audio"):
+        load_audio(tmp_path / "x.wav")
