@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote as url_unquote
 
+import numpy as np
+
 from media.relay import MediaRelay, RelayLeg
 from pbx.location import Flow, reach
 from pbx.models import Cdr, Extension
@@ -996,10 +998,21 @@ class B2BUA:
                 if tries[0] >= 3:
                     self._hangup(call, a, 403)
                     self._bye(a)
+                    return
+                self._say(lobby, "wrong_pin", "enter_pin")
 
-            engine.join(f"lobby-{call.id}", a.media, on_dtmf=on_digit)
+            lobby = f"lobby-{call.id}"
+            engine.join(lobby, a.media, tone=False, on_dtmf=on_digit)
+            self._say(lobby, "enter_pin")
         else:
             self._enter_room(call, room)
+
+    def _say(self, room: str, *names: str) -> None:
+        """Play system prompts (one after the other) into an engine room."""
+        parts = [p for p in (self.server.prompts.get(name) for name in names) if p is not None]
+        state = self.server.engine.rooms.get(room)
+        if parts and state is not None:
+            self.server.engine.play(state, np.concatenate(parts))
 
     def _enter_room(self, call: Call, room: str) -> None:
         a = call.a

@@ -72,6 +72,7 @@ class General(BaseModel):
     tcp_idle_timeout: int = Field(3900, ge=10)
     external_address: str = ""  # address put in SDP/Contact when bind is 0.0.0.0 or behind NAT
     session_expires: int = Field(1800, ge=90)  # RFC 4028 session timer we ask for
+    language: str = Field("en", pattern="^(en|sv)$")  # system prompts
     recording_format: str = Field("wav", pattern="^(wav|flac)$")
     recording_retention_days: int = Field(730, ge=1)  # 24 months
     max_call_duration: int = Field(0, ge=0)  # 0 = unlimited

@@ -22,6 +22,7 @@ import soundfile
 
 from media.engine import MediaEngine, MusicClass
 from media.ports import PortPool
+from media.prompts import PromptLibrary, build_prompts
 from media.relay import MediaRelay
 from pbx.authn import RequestAuthenticator
 from pbx.b2bua import B2BUA
@@ -103,6 +104,7 @@ class SipServer:
         for room in config.conferences:
             self.router.add_service(room.number, ServiceDest("conference", room.number))
         self.engine = MediaEngine()
+        self.prompts = PromptLibrary(config.data_path / "prompts", config.general.language)
         self.relay: MediaRelay | None = None
         self.b2bua: B2BUA | None = None
         self.handlers: dict[str, Handler] = {
@@ -140,6 +142,11 @@ class SipServer:
             self.transports["TLS"] = tls
         for name, transport in self.transports.items():
             log.info("listening on %s %s:%d", name, general.bind, transport.local_port)
+        prompts = self.config.data_path / "prompts"
+        made = await asyncio.to_thread(build_prompts, prompts)
+        if made:
+            log.info("rendered %d system prompts with espeak-ng", len(made))
+        self.prompts = PromptLibrary(prompts, general.language)
         moh = self.config.data_path / "moh"
         for folder in [moh / "default", *sorted(p for p in moh.glob("*") if p.is_dir())]:
             music = await asyncio.to_thread(MusicClass.from_folder, folder.name, folder)

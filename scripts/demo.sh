@@ -5,4 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+apt_install espeak-ng  # renders the system prompts on first start
 exec .venv/bin/pbx serve --config sip.conf.example "$@"

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from media.g711 import ulaw_decode
 from tests.integration.peers import baresip_phone, running_pbx
 from tests.integration.sipclient import SipClient
 
@@ -97,7 +98,17 @@ def test_pin_protected_room(tmp_path: Path) -> None:
             port = int(media.split("m=audio ")[1].split()[0])
             rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             rtp.bind(("127.0.0.1", 40000))  # the port our SDP announced
+            rtp.settimeout(0.2)
             try:
+                # the PBX asks for the PIN: a spoken prompt arrives
+                prompt = []
+                deadline = time.monotonic() + 2
+                while time.monotonic() < deadline:
+                    try:
+                        prompt.append(ulaw_decode(rtp.recv(2048)[12:]).astype(float))
+                    except socket.timeout:
+                        pass
+                assert prompt and np.sqrt(np.mean(np.concatenate(prompt) ** 2)) > 300
                 for attempt, digit in enumerate((1, 2, 3)):
                     for seq in range(4):  # a wrong 4-digit PIN, each digit as RFC 4733 end packets
                         ts = 1000 * (attempt * 10 + seq)

@@ -1,0 +1,82 @@
+"""System prompts: spoken with espeak-ng when the PBX is set up, per language.
+
+The repository holds only the texts; ``build_prompts`` renders the missing
+WAV files into the data directory (``prompts/<lang>/<name>.wav``), so
+deployments can also drop in recorded voices with the same names.  Files
+are loaded (and resampled) once, and a bad file is a clear error at start.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from media.engine import MediaFileError, load_audio
+
+log = logging.getLogger("media.prompts")
+
+TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "enter_pin": "Please enter the conference PIN, then press the hash key.",
+        "wrong_pin": "That PIN is not correct.",
+        "joined": "You are now in the conference.",
+        "recorded": "This call is recorded.",
+        "closed": "We are closed right now. Please call again during our opening hours.",
+        "unavailable": "The person you are calling is not available.",
+    },
+    "sv": {
+        "enter_pin": "Ange konferensens kod och avsluta med fyrkant.",
+        "wrong_pin": "Koden är inte rätt.",
+        "joined": "Du är nu med i konferensen.",
+        "recorded": "Samtalet spelas in.",
+        "closed": "Vi har stängt just nu. Välkommen att ringa under våra öppettider.",
+        "unavailable": "Den du söker är inte tillgänglig.",
+    },
+}
+
+
+def build_prompts(directory: Path, languages: tuple[str, ...] = ("en", "sv")) -> list[Path]:
+    """Render every missing prompt with espeak-ng; returns the files made."""
+    espeak = shutil.which("espeak-ng")
+    made: list[Path] = []
+    for language in languages:
+        for name, text in TEXTS[language].items():
+            path = directory / language / f"{name}.wav"
+            if path.exists():
+                continue
+            if espeak is None:
+                log.warning("espeak-ng is not installed: prompt %s/%s missing", language, name)
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run(
+                [espeak, "-v", language, "-s", "150", "-w", str(path), text],
+                check=True, capture_output=True, timeout=30,
+            )
+            made.append(path)
+    return made
+
+
+class PromptLibrary:
+    """Prompts by language and name, as 8 kHz samples ready for the engine."""
+
+    def __init__(self, directory: Path, language: str = "en") -> None:
+        self.directory = directory
+        self.language = language
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def get(self, name: str, language: str | None = None) -> np.ndarray | None:
+        """The prompt, or None when it does not exist (logged once)."""
+        key = (language or self.language, name)
+        if key not in self._cache:
+            path = self.directory / key[0] / f"{name}.wav"
+            try:
+                self._cache[key] = load_audio(path) * 0.8
+            except MediaFileError as exc:
+                log.error("prompt %s/%s: %s", key[0], name, exc)
+                self._cache[key] = np.zeros(0, dtype=np.float32)
+        samples = self._cache[key]
+        return samples if len(samples) else None
