@@ -550,13 +550,18 @@ class MediaRelay:
         return sock
 
     def bridge(self, a: RelayLeg, b: RelayLeg) -> None:
-        """Media from ``a`` goes to ``b``'s phone and back; former partners are let go."""
+        """Media from ``a`` goes to ``b``'s phone and back; former partners are let go.
+
+        Each leg's outgoing stream re-bases on the next packet: whatever fed it
+        meanwhile (another leg, the mixer), the phone sees seq + 1.
+        """
         if a is b:
             raise ValueError("cannot bridge a leg to itself")
         for leg in (a, b):
             if leg.peer is not None and leg.peer is not a and leg.peer is not b:
                 self.unbridge(leg)
         a.peer, b.peer = b, a
+        a._in_src = b._in_src = None
 
     def unbridge(self, leg: RelayLeg) -> None:
         if leg.peer is not None:

@@ -183,6 +183,13 @@ async def test_packets_arrive_with_the_legs_own_ssrc_and_continuous_sequence(rel
     assert after[0][1]  # marker: the phone's jitter buffer resynchronises
     assert 0 < (after[0][3] - got[-1][3]) & 0xFFFFFFFF < 8000  # timestamps move on, not back
 
+    # b spends a while in a conference (the mixer sends 50 frames on b's stream), then c again
+    b.out_seq, b.out_ts = (b.out_seq + 50) & 0xFFFF, (b.out_ts + 50 * 160) & 0xFFFFFFFF
+    relay.bridge(c, b)
+    await talk(pc, c, range(12, 14), ssrc=0x2222, ts_base=123456)
+    again = [parse(p) for p in (await pb.wait_for(17))[15:]]
+    assert [seq for _, _, seq, *_ in again] == [(after[-1][2] + 51 + i) & 0xFFFF for i in (0, 1)]
+
     # and back towards a phone: b answers c with c's own SSRC
     await talk(pb, b, range(3), ssrc=0x3333)
     back = [parse(p) for p in await pc.wait_for(3)]
