@@ -24,6 +24,7 @@ import numpy as np
 import scipy.sparse as sparse
 import soundfile
 
+from media.dtmf import DtmfDetector
 from media.g711 import ALAW_DECODE, ALAW_ENCODE, ULAW_DECODE, ULAW_ENCODE
 from media.relay import RelayLeg
 
@@ -78,13 +79,19 @@ class MixPort:
         if self.next_seq is None:
             if len(self.buffer) < JITTER_DEPTH:
                 return None
-            self.next_seq = min(self.buffer)
+            self.next_seq = _earliest(self.buffer)
         payload = self.buffer.pop(self.next_seq, None)
-        if payload is None and self.buffer:
+        if payload is None:
+            if not self.buffer:
+                # underrun: the packet is late, not lost; wait for it (and conceal)
+                self.idle += 1
+                if self.idle > STALL_FRAMES:
+                    self.next_seq = None  # re-buffer when packets come back
+                return None
             # far behind (the phone restarted its sequence)? jump to what we have
             ahead = [(s - self.next_seq) & 0xFFFF for s in self.buffer]
             if min(ahead) > 8:
-                self.next_seq = min(self.buffer)
+                self.next_seq = _earliest(self.buffer)
                 payload = self.buffer.pop(self.next_seq)
         self.next_seq = (self.next_seq + 1) & 0xFFFF
         if payload is None:
@@ -110,6 +117,12 @@ class MixPort:
         )
         leg.packets_out += 1
         leg.bytes_out += len(payload)
+
+
+def _earliest(seqs: dict[int, bytes]) -> int:
+    """The first of some 16-bit sequence numbers, across a wrap (65535 before 0)."""
+    ref = next(iter(seqs))
+    return min(seqs, key=lambda s: ((s - ref + 0x8000) & 0xFFFF) - 0x8000)
 
 
 @dataclass(eq=False)
@@ -242,6 +255,7 @@ class MediaEngine:
         self.rooms: dict[str, Room] = {}
         self.ports: list[MixPort] = []
         self.music: dict[str, MusicClass] = {}
+        self.detector = DtmfDetector()
         self.listening: dict[MixPort, MusicClass] = {}
         self._matrix: np.ndarray | sparse.csr_matrix | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -404,6 +418,10 @@ class MediaEngine:
             frames[alaw_rows] = ALAW_DECODE[raw]
         for i in ulaw_rows + alaw_rows:
             ports[i].last = frames[i].copy()
+        listeners = [i for i, port in enumerate(ports) if port.on_dtmf is not None]
+        if listeners:  # in-band DTMF from phones that do not send RFC 4733 events
+            for port, digit in self.detector.feed(frames[listeners], [ports[i] for i in listeners]):
+                port.on_dtmf(port, digit)  # type: ignore[attr-defined]
         if self._matrix is None or self._matrix.shape[0] != n:
             groups = [[(m.port.index, m) for m in room.members] for room in self.rooms.values()]
             self._matrix = mix_matrix(n, groups)

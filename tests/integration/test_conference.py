@@ -121,3 +121,36 @@ def test_pin_protected_room(tmp_path: Path) -> None:
             finally:
                 rtp.close()
         assert "wrong PIN for room 801" in pbx.log()
+
+
+def test_pin_keyed_in_band(tmp_path: Path) -> None:
+    """A phone without RFC 4733 plays the PIN as tones in the audio; the engine hears it."""
+    from media.dtmf import dtmf_tone
+    from media.g711 import ulaw_encode
+
+    with running_pbx(tmp_path, USERS, sections=ROOMS) as pbx:
+        with SipClient(pbx.host, pbx.sip_port) as caller:
+            rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            rtp.bind(("127.0.0.1", 0))
+            port = rtp.getsockname()[1]
+            _, ok = caller.invite("1001", USERS["1001"], "801", body=caller.sdp(port, codecs="0"))
+            assert ok is not None and ok.status == 200 and b"telephone-event" not in ok.body
+            caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
+            pbx_port = int(ok.body.decode().split("m=audio ")[1].split()[0])
+            audio = np.concatenate(
+                [np.concatenate([dtmf_tone(d, 100), np.zeros(800)]) for d in "4711#"]
+            )
+            audio = np.concatenate([np.zeros(1600), audio, np.zeros(1600)])
+            payload = ulaw_encode(np.clip(audio, -32768, 32767).astype(np.int16))
+            try:
+                for seq, start in enumerate(range(0, len(payload) - 159, 160)):
+                    header = struct.pack("!BBHII", 0x80, 0, seq, 160 * seq, 4321)
+                    rtp.sendto(header + payload[start : start + 160].tobytes(), ("127.0.0.1", pbx_port))
+                    time.sleep(0.02)
+                deadline = time.monotonic() + 3
+                while "room 801: " not in pbx.log():
+                    assert time.monotonic() < deadline, pbx.log()[-2000:]
+                    time.sleep(0.1)
+            finally:
+                rtp.close()
+            caller.in_dialog("BYE", ok)
