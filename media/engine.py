@@ -127,10 +127,17 @@ def _earliest(seqs: dict[int, bytes]) -> int:
 
 @dataclass(eq=False)
 class Member:
+    """One participant's place in the mix.
+
+    A supervisor is a member too: ``listen_only`` to listen, ``whisper_to``
+    the agent's port to be heard by the agent alone, neither to barge in.
+    """
+
     port: MixPort
     muted: bool = False
     listen_only: bool = False
     gain: float = 1.0
+    whisper_to: MixPort | None = None
 
 
 @dataclass(eq=False)
@@ -235,12 +242,15 @@ def mix_matrix(n: int, rooms: list[list[tuple[int, Member]]]) -> np.ndarray | sp
     cols: list[int] = []
     vals: list[float] = []
     for members in rooms:
-        for i, _ in members:
+        for i, listener in members:
             for j, speaker in members:
-                if i != j and not speaker.muted and not speaker.listen_only:
-                    rows.append(i)
-                    cols.append(j)
-                    vals.append(speaker.gain)
+                if i == j or speaker.muted or speaker.listen_only:
+                    continue
+                if speaker.whisper_to is not None and speaker.whisper_to is not listener.port:
+                    continue
+                rows.append(i)
+                cols.append(j)
+                vals.append(speaker.gain)
     if n > _SPARSE_ABOVE:
         return sparse.csr_matrix((vals, (rows, cols)), shape=(n, n), dtype=np.float32)
     dense = np.zeros((n, n), dtype=np.float32)
@@ -302,6 +312,17 @@ class MediaEngine:
                         self.stop_recording(room)
                         del self.rooms[room.name]
         self._changed()
+
+    def supervise(self, name: str, leg: RelayLeg, agent: MixPort, mode: str) -> MixPort:
+        """A supervisor joins room ``name``: ``listen``, ``whisper`` (to ``agent``) or ``barge``."""
+        if mode not in ("listen", "whisper", "barge"):
+            raise ValueError(f"unknown supervision mode {mode!r}")
+        port = self.join(name, leg, tone=False, listen_only=mode == "listen")
+        member = self.rooms[name].member(port)
+        assert member is not None
+        member.whisper_to = agent if mode == "whisper" else None
+        self._changed()
+        return port
 
     def hold_music(self, leg: RelayLeg, music_class: str = "default") -> None:
         """The leg hears music on hold until :meth:`stop_music`."""

@@ -103,3 +103,27 @@ def test_jitter_buffer_reorders_conceals_loss_and_waits_for_late_packets() -> No
 def test_sequence_wrap() -> None:
     port = _port_with([65534, 65535, 0, 1])
     assert [port.take()[0] for _ in range(4)] == [254, 255, 0, 1]  # type: ignore[index]
+
+
+def test_supervisor_listen_whisper_barge() -> None:
+    """Caller 500 Hz, agent 900 Hz, supervisor 1300 Hz."""
+    from media.engine import MixPort
+
+    caller, agent, supervisor = (Member(port=MixPort(leg=None)) for _ in range(3))  # type: ignore[arg-type]
+    signal = tones([500, 900, 1300])
+    members = list(enumerate([caller, agent, supervisor]))
+
+    supervisor.listen_only = True  # listen: hears both, heard by nobody
+    out = mix_matrix(3, [members]) @ signal
+    assert heard(out[2], 500) > 1e4 and heard(out[2], 900) > 1e4
+    assert heard(out[0], 1300) < 1.0 and heard(out[1], 1300) < 1.0
+
+    supervisor.listen_only, supervisor.whisper_to = False, agent.port  # whisper to the agent
+    out = mix_matrix(3, [members]) @ signal
+    assert heard(out[1], 1300) > 1e4 and heard(out[0], 1300) < 1.0
+    assert heard(out[0], 900) > 1e4  # the caller still hears the agent
+
+    supervisor.whisper_to = None  # barge: a normal three-way call
+    out = mix_matrix(3, [members]) @ signal
+    assert heard(out[0], 1300) > 1e4 and heard(out[1], 1300) > 1e4
+
