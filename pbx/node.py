@@ -5,6 +5,7 @@ the HTTP side in one process and one event loop, stopped cleanly on a signal.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 
@@ -25,6 +26,11 @@ async def run(config: Config) -> int:
     await asyncio.to_thread(store.seed, config)
     sip = SipServer(config, store)
     await sip.start()
+    # Everything loaded so far lives as long as the process: keep the collector
+    # from walking it again and again, and let it run less often under load
+    # (tens of thousands of short-lived transactions at registration storms).
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
     http = uvicorn.Server(
         uvicorn.Config(
             create_app(sip),
