@@ -35,7 +35,9 @@ from pbx.router import (
     MAX_FORWARD_HOPS, Destination, ExtensionDest, PickupDest, RingGroupDest, RingStep,
     ServiceDest, Unknown,
 )
-from pbx.sdp import Codec, SdpError, SessionDescription, hold_direction, make_answer, make_offer
+from pbx.sdp import (
+    Codec, SdpError, SessionDescription, hold_direction, make_answer, make_offer, negotiate,
+)
 from pbx.sip.dialog import Dialog, DialogId, request_dialog_id
 from pbx.sip.errors import ParseError, SipError
 from pbx.sip.message import (
@@ -202,7 +204,11 @@ class B2BUA:
                 return
             try:
                 offer = SessionDescription.parse(request.body)
+                if offer.audio is None:
+                    raise SdpError("no audio stream", 488)
+                negotiate(offer.audio.codecs, [c.name for c in self.codecs])
             except SdpError as exc:
+                # refused before anything rings: nothing we could answer with
                 self._respond(request, exc.status, exc.reason)
                 return
         call = Call(id=new_call_id(), dialled=request.uri.user or "")

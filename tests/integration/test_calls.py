@@ -694,3 +694,31 @@ def test_music_on_hold(pbx: Pbx) -> None:
             media.close()
         alice.in_dialog("BYE", ok)
         assert bob.receive_request(5, "BYE") is not None
+
+
+def test_unknown_codec_and_reinvite_glare(pbx: Pbx) -> None:
+    with SipClient(pbx.host, pbx.sip_port) as phone, SipClient(pbx.host, pbx.sip_port) as caller:
+        # an offer with only codecs the PBX does not do: 488 with a reason
+        caller.call_id += "-codec"
+        gsm_only = caller.sdp(40100, codecs="3").replace(b"a=rtpmap:0 PCMU/8000\r\n", b"")
+        _, final = caller.invite("1001", USERS["1001"], "1004", body=gsm_only)
+        assert final is not None and final.status == 488 and "codec" in final.reason
+        # a second re-INVITE while our 200 to the first is not yet ACKed: 491
+        register(phone, "1004")
+        picked: list = []  # type: ignore[type-arg]
+        worker = threading.Thread(target=lambda: picked.append(answer(phone, 41070)))
+        worker.start()
+        caller.call_id += "-glare"
+        _, ok = caller.invite("1001", USERS["1001"], "1004")
+        worker.join()
+        assert ok is not None and ok.status == 200
+        caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
+        caller.in_dialog("INVITE", ok, body=caller.sdp())
+        first = caller.receive(5)
+        assert first is not None and first.status == 200
+        caller.in_dialog("INVITE", ok, body=caller.sdp())  # no ACK for the first yet
+        second = caller.receive(5)
+        assert second is not None and second.status == 491
+        caller.in_dialog("ACK", ok, cseq=first.cseq.number)
+        caller.in_dialog("BYE", ok)
+        assert phone.receive_request(5, "BYE") is not None
