@@ -38,6 +38,7 @@ STALL_FRAMES = 50  # a second without packets: the port drops out of the mix
 DTMF_EVENTS = "0123456789*#ABCD"
 _HEADER = struct.Struct("!BBHII")
 _SPARSE_ABOVE = 48  # channels: a dense matrix is cheaper below this
+BIG_ROOM = 16  # members: above this a room is mixed as sum-minus-own, not by matrix
 
 
 @dataclass(eq=False)
@@ -268,6 +269,8 @@ class MediaEngine:
         self.detector = DtmfDetector()
         self.listening: dict[MixPort, MusicClass] = {}
         self._matrix: np.ndarray | sparse.csr_matrix | None = None
+        self._big: list[list[tuple[int, Member]]] = []
+        self._big_rows: list[tuple[np.ndarray, np.ndarray]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._next_at = 0.0
         self.tick_ms = 0.0  # telemetry: the last tick's cost, all of it
@@ -438,15 +441,29 @@ class MediaEngine:
             raw = np.frombuffer(b"".join(alaw_data), dtype=np.uint8).reshape(-1, FRAME)
             frames[alaw_rows] = ALAW_DECODE[raw]
         for i in ulaw_rows + alaw_rows:
-            ports[i].last = frames[i].copy()
+            ports[i].last = frames[i]  # a view: each tick has a new frame array
         listeners = [i for i, port in enumerate(ports) if port.on_dtmf is not None]
         if listeners:  # in-band DTMF from phones that do not send RFC 4733 events
             for port, digit in self.detector.feed(frames[listeners], [ports[i] for i in listeners]):
                 port.on_dtmf(port, digit)  # type: ignore[attr-defined]
         if self._matrix is None or self._matrix.shape[0] != n:
-            groups = [[(m.port.index, m) for m in room.members] for room in self.rooms.values()]
-            self._matrix = mix_matrix(n, groups)
+            small, self._big = [], []
+            for room in self.rooms.values():
+                members = [(m.port.index, m) for m in room.members]
+                plain = all(m.whisper_to is None for _, m in members)
+                (self._big if plain and len(members) > BIG_ROOM else small).append(members)
+            self._matrix = mix_matrix(n, small)
+            self._big_rows = [
+                (np.array([i for i, _ in members]),
+                 np.array([0.0 if m.muted or m.listen_only else m.gain for _, m in members],
+                          dtype=np.float32)[:, None])
+                for members in self._big
+            ]
         mixed = self._matrix @ frames
+        for rows, gains in self._big_rows:
+            # a big room is N−1 by subtraction: everyone's sum minus one's own, O(N)
+            spoken = frames[rows] * gains
+            mixed[rows] = spoken.sum(axis=0) - spoken
         for port, music in self.listening.items():
             mixed[port.index] = music.frame(self.ticks)
         for room in self.rooms.values():

@@ -127,3 +127,30 @@ def test_supervisor_listen_whisper_barge() -> None:
     out = mix_matrix(3, [members]) @ signal
     assert heard(out[0], 1300) > 1e4 and heard(out[1], 1300) > 1e4
 
+
+
+
+def test_big_room_by_subtraction_equals_the_matrix() -> None:
+    """Above BIG_ROOM members mix() uses sum-minus-own; it must equal N−1 by matrix."""
+    from media.engine import BIG_ROOM, MediaEngine, MixPort, Room
+    from media.g711 import ULAW_DECODE, ulaw_encode
+
+    n = BIG_ROOM + 4
+    engine = MediaEngine()
+    members = [Member(MixPort(leg=SimpleNamespace(codec="PCMU"))) for _ in range(n)]  # type: ignore[arg-type]
+    members[3].muted = True
+    members[5].gain = 0.5
+    engine.rooms["big"] = Room("big", members)
+    engine.ports = [m.port for m in members]
+    rng = np.random.default_rng(3)
+    payloads = ulaw_encode(rng.normal(0, 1000, (n, FRAME)).astype(np.int16))
+    for member, payload in zip(members, payloads):
+        member.port.buffer[0] = payload.tobytes()
+        member.port.next_seq = 0
+    encoded = engine.mix()
+    assert encoded is not None and engine._big  # the fast path was taken
+    frames = ULAW_DECODE[payloads].astype(np.float32)
+    expected = mix_matrix(n, [list(enumerate(members))]) @ frames
+    got = ULAW_DECODE[encoded].astype(np.float32)
+    again = ULAW_DECODE[ulaw_encode(np.clip(expected, -32768, 32767).astype(np.int16))]
+    assert np.array_equal(got, again)
