@@ -125,12 +125,18 @@ def running_pbx(
     tmp: Path, extensions: dict[str, str], host: str = "127.0.0.1", sections: str = "",
     rtp_ports: str = "", **general: object,
 ) -> Iterator[Pbx]:
-    base = free_ports(2, host)
-    http = free_ports(1, host)
     config = write_config(tmp / "sip.conf", extensions, sections, **general)
-    pbx = Pbx(host, base, http, tmp / "data", config, rtp_ports=rtp_ports)
-    pbx.data_dir.mkdir(exist_ok=True)
-    pbx.start()
+    (tmp / "data").mkdir(exist_ok=True)
+    for attempt in range(3):
+        # a port found free can be taken before the PBX binds it: pick again then
+        pbx = Pbx(host, free_ports(2, host), free_ports(1, host), tmp / "data", config,
+                  rtp_ports=rtp_ports)
+        try:
+            pbx.start()
+            break
+        except RuntimeError as exc:
+            if "Address already in use" not in str(exc) or attempt == 2:
+                raise
     try:
         yield pbx
     finally:
