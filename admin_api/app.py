@@ -36,4 +36,21 @@ def create_app(sip: SipServer) -> FastAPI:
             media_ports_total=sip.relay.pool.size if sip.relay else 0,
         )
 
+    @app.get("/api/conferences", tags=["conferences"])
+    def conferences() -> list[dict[str, object]]:
+        """The conference rooms in use and who is in them."""
+        return [
+            {
+                "room": room.name,
+                "locked": room.locked,
+                "recording": room.recorder is not None,
+                "participants": [
+                    {"leg": m.port.leg.label, "muted": m.muted, "moderator": m.moderator}
+                    for m in room.members
+                ],
+            }
+            for room in sip.engine.rooms.values()
+            if not room.name.startswith(("lobby-", "moh-", "call-"))
+        ]
+
     return app

@@ -75,6 +75,10 @@ class MixPort:
         if payload[0] < len(DTMF_EVENTS) and self.on_dtmf is not None:
             self.on_dtmf(self, DTMF_EVENTS[payload[0]])
 
+    def follow(self, previous: MixPort) -> None:
+        """Take over from the leg's previous port: its last DTMF event is not new here."""
+        self._dtmf_ts = previous._dtmf_ts
+
     def take(self) -> bytes | None:
         """This tick's payload, or None (lost, not yet started, or stalled)."""
         if self.next_seq is None:
@@ -139,6 +143,7 @@ class Member:
     listen_only: bool = False
     gain: float = 1.0
     whisper_to: MixPort | None = None
+    moderator: bool = False
 
 
 @dataclass(eq=False)
@@ -303,6 +308,7 @@ class MediaEngine:
             for member in list(room.members):
                 if member.port.leg is leg:
                     self.listening.pop(member.port, None)
+                    self.detector.forget(member.port)
                     room.members.remove(member)
                     self.ports.remove(member.port)
                     if leg.peer is member.port:

@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ from urllib.parse import unquote as url_unquote
 
 import numpy as np
 
+from media.engine import MixPort
 from media.relay import MediaRelay, RelayLeg
 from pbx.location import Flow, reach
 from pbx.models import Cdr, Extension
@@ -984,34 +986,39 @@ class B2BUA:
         self._start_ok_resend(a, ok)
         self._arm_session_timer(a)
         engine = self.server.engine
-        if settings.pin:
-            digits: list[str] = []
-            tries = [0]
+        if not settings.pin and not settings.moderator_pin:
+            self._enter_room(call, room, moderator=False)
+            return
+        # the PINs keyed in decide who comes in, and as what
+        pins = {settings.pin: False}
+        if settings.moderator_pin:
+            pins[settings.moderator_pin] = True
+        longest = max(len(pin) for pin in pins)
+        digits: list[str] = []
+        tries = [0]
+        lobby = f"lobby-{call.id}"
 
-            def on_digit(port: object, digit: str) -> None:
-                if digit != "#":
-                    digits.append(digit)
-                    if len(digits) < len(settings.pin):
-                        return
-                entered = "".join(digits)
-                digits.clear()
-                if entered == settings.pin:
-                    engine.leave(a.media)  # type: ignore[arg-type]
-                    self._enter_room(call, room)
+        def on_digit(port: object, digit: str) -> None:
+            if digit != "#":
+                digits.append(digit)
+                if len(digits) < longest:
                     return
-                tries[0] += 1
-                log.info("call %s: wrong PIN for room %s (%d)", call.id, room, tries[0])
-                if tries[0] >= 3:
-                    self._hangup(call, a, 403)
-                    self._bye(a)
-                    return
-                self._say(lobby, "wrong_pin", "enter_pin")
+            entered = "".join(digits)
+            digits.clear()
+            if entered in pins:
+                engine.leave(a.media)  # type: ignore[arg-type]
+                self._enter_room(call, room, moderator=pins[entered], lobby=port)
+                return
+            tries[0] += 1
+            log.info("call %s: wrong PIN for room %s (%d)", call.id, room, tries[0])
+            if tries[0] >= 3:
+                self._hangup(call, a, 403)
+                self._bye(a)
+                return
+            self._say(lobby, "wrong_pin", "enter_pin")
 
-            lobby = f"lobby-{call.id}"
-            engine.join(lobby, a.media, tone=False, on_dtmf=on_digit)
-            self._say(lobby, "enter_pin")
-        else:
-            self._enter_room(call, room)
+        engine.join(lobby, a.media, tone=False, on_dtmf=on_digit)
+        self._say(lobby, "enter_pin")
 
     def _say(self, room: str, *names: str) -> None:
         """Play system prompts (one after the other) into an engine room."""
@@ -1020,17 +1027,53 @@ class B2BUA:
         if parts and state is not None:
             self.server.engine.play(state, np.concatenate(parts))
 
-    def _enter_room(self, call: Call, room: str) -> None:
+    def _enter_room(
+        self, call: Call, room: str, *, moderator: bool, lobby: object = None
+    ) -> None:
         a = call.a
         assert a is not None and a.media is not None
         engine = self.server.engine
-        engine.join(room, a.media)
-        settings = self.server.conferences[room]
+        existing = engine.rooms.get(room)
+        if existing is not None and existing.locked and not moderator:
+            log.info("call %s: room %s is locked", call.id, room)
+            self._hangup(call, a, 403)
+            self._bye(a)
+            return
+        port = engine.join(
+            room, a.media, on_dtmf=self._moderator_menu(room) if moderator else None
+        )
+        if isinstance(lobby, MixPort):
+            port.follow(lobby)  # the PIN's last key must not also reach the menu
         state = engine.rooms[room]
+        member = state.member(port)
+        assert member is not None
+        member.moderator = moderator
+        settings = self.server.conferences[room]
         if settings.record and state.recorder is None:
             path = self.server.config.data_path / "recordings" / f"conference-{room}-{call.id}.wav"
             engine.record(state, path)
             log.info("room %s: recording to %s", room, path)
+
+    def _moderator_menu(self, room: str) -> Callable[[object, str], None]:
+        """A moderator's keys: 1 mutes/unmutes everyone else, 2 locks/unlocks the room."""
+        engine = self.server.engine
+
+        def on_digit(port: object, digit: str) -> None:
+            state = engine.rooms.get(room)
+            if state is None:
+                return
+            if digit == "1":
+                others = [m for m in state.members if not m.moderator]
+                mute = not all(m.muted for m in others)
+                for member in others:
+                    engine.set_muted(member.port, mute)
+                log.info("room %s: moderator %s the participants", room,
+                         "muted" if mute else "unmuted")
+            elif digit == "2":
+                state.locked = not state.locked
+                log.info("room %s: %s", room, "locked" if state.locked else "unlocked")
+
+        return on_digit
 
     # ------------------------------------------------------------ pickup
 

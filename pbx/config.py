@@ -160,6 +160,7 @@ class ConferenceConfig(BaseModel):
     type: str = "conference"
     name: str = ""
     pin: str = Field("", pattern=r"^[0-9]{0,12}$")
+    moderator_pin: str = Field("", pattern=r"^[0-9]{0,12}$")
     record: bool = False
 
 

@@ -154,3 +154,74 @@ def test_pin_keyed_in_band(tmp_path: Path) -> None:
             finally:
                 rtp.close()
             caller.in_dialog("BYE", ok)
+
+
+MODERATED = """
+[802]
+type = conference
+pin = 1111
+moderator_pin = 2222
+"""
+
+
+def key_in(rtp: socket.socket, port: int, keys: str, ts_base: int) -> None:
+    """Press keys as RFC 4733 events (three end packets each), from the phone's RTP socket."""
+    events = "0123456789*#"
+    for n, key in enumerate(keys):
+        payload = struct.pack("!BBH", events.index(key), 0x80 | 10, 800)
+        for _ in range(3):
+            header = struct.pack("!BBHII", 0x80, 101, ts_base + n, 1000 * (ts_base + n), 77)
+            rtp.sendto(header + payload, ("127.0.0.1", port))
+        time.sleep(0.05)
+
+
+def test_moderator_mutes_and_locks(tmp_path: Path) -> None:
+    import httpx
+
+    with running_pbx(tmp_path, USERS, sections=MODERATED) as pbx:
+        phones = []
+        try:
+            for number, keys in (("1001", "1111"), ("1002", "2222")):
+                client = SipClient(pbx.host, pbx.sip_port)
+                rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                rtp.bind(("127.0.0.1", 0))
+                _, ok = client.invite(number, USERS[number], "802",
+                                      body=client.sdp(rtp.getsockname()[1]))
+                assert ok is not None and ok.status == 200
+                client.in_dialog("ACK", ok, cseq=ok.cseq.number)
+                media_port = int(ok.body.decode().split("m=audio ")[1].split()[0])
+                key_in(rtp, media_port, keys, 100)
+                phones.append((client, rtp, media_port, ok))
+
+            def rooms() -> list[dict]:  # type: ignore[type-arg]
+                return httpx.get(f"http://{pbx.host}:{pbx.http_port}/api/conferences").json()
+
+            deadline = time.monotonic() + 3
+            while not rooms() or len(rooms()[0]["participants"]) < 2:
+                assert time.monotonic() < deadline, pbx.log()[-2000:]
+                time.sleep(0.1)
+            (room,) = rooms()
+            roles = sorted((p["moderator"], p["muted"]) for p in room["participants"])
+            assert roles == [(False, False), (True, False)]
+            moderator = phones[1]
+            key_in(moderator[1], moderator[2], "1", 200)  # mute the others
+            key_in(moderator[1], moderator[2], "2", 300)  # lock the room
+            time.sleep(0.3)
+            (room,) = rooms()
+            assert room["locked"] is True
+            assert sorted((p["moderator"], p["muted"]) for p in room["participants"]) == [
+                (False, True), (True, False)]
+            # a latecomer with the right PIN is turned away from a locked room
+            late = SipClient(pbx.host, pbx.sip_port)
+            rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            rtp.bind(("127.0.0.1", 0))
+            _, ok = late.invite("1003", USERS["1003"], "802", body=late.sdp(rtp.getsockname()[1]))
+            assert ok is not None and ok.status == 200
+            late.in_dialog("ACK", ok, cseq=ok.cseq.number)
+            key_in(rtp, int(ok.body.decode().split("m=audio ")[1].split()[0]), "1111", 400)
+            assert late.receive_request(5, "BYE") is not None
+            phones.append((late, rtp, 0, ok))
+        finally:
+            for client, rtp, _, _ in phones:
+                client.close()
+                rtp.close()
