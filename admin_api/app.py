@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
-from pydantic import BaseModel
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
     from pbx.server import SipServer
@@ -20,6 +20,10 @@ class Health(BaseModel):
     calls: int = 0
     media_ports_free: int = 0
     media_ports_total: int = 0
+
+
+class Invitation(BaseModel):
+    number: str = Field(pattern=r"^[0-9A-Za-z_.+*#-]{1,40}$", description="extension to call")
 
 
 def create_app(sip: SipServer) -> FastAPI:
@@ -37,7 +41,7 @@ def create_app(sip: SipServer) -> FastAPI:
         )
 
     @app.get("/api/conferences", tags=["conferences"])
-    def conferences() -> list[dict[str, object]]:
+    async def conferences() -> list[dict[str, object]]:
         """The conference rooms in use and who is in them."""
         return [
             {
@@ -52,5 +56,17 @@ def create_app(sip: SipServer) -> FastAPI:
             for room in sip.engine.rooms.values()
             if not room.name.startswith(("lobby-", "moh-", "call-"))
         ]
+
+    @app.post("/api/conferences/{room}/invite", status_code=202, tags=["conferences"],
+              responses={404: {"description": "no such conference room"}})
+    async def invite(room: str, body: Invitation) -> dict[str, str]:
+        """Call a number out of a conference room; it joins when it answers.
+
+        ``async``: it runs on the event loop the SIP side lives on, not in a thread.
+        """
+        if sip.b2bua is None or room not in sip.conferences:
+            raise HTTPException(404, f"no conference room {room}")
+        call = sip.b2bua.invite_to_room(room, body.number)
+        return {"call_id": call.id}
 
     return app

@@ -126,6 +126,8 @@ class Call:
     diversion_reason: str = ""
     transfer: Transfer | None = None
     recording: Path | None = None
+    on_answer: Callable[[Leg], None] | None = None  # set for calls the PBX places
+    on_fail: Callable[[int], None] | None = None
 
     def legs(self) -> list[Leg]:
         return [leg for leg in (self.a, self.b, *self.forks) if leg is not None]
@@ -324,7 +326,7 @@ class B2BUA:
             call.path.append(f"unavailable:{number}")
             call.failure = call.failure or 480
             return 0
-        assert call.a is not None and call.b_media is not None
+        assert call.b_media is not None
         for binding in bindings:
             target = URI.parse(binding.contact)
             flow = reach(binding, target.host, target.port)
@@ -415,7 +417,7 @@ class B2BUA:
             if status == 100 or leg.state != "trying" and leg.state != "ringing":
                 return
             leg.state = "ringing"
-            if call.b is None and not call.ended:
+            if call.b is None and not call.ended and call.a is not None:
                 self._early(call, leg, response)
             return
         if status >= 300:
@@ -529,6 +531,14 @@ class B2BUA:
             self._transfer_answered(call, leg)
             return
         call.b = leg
+        if call.on_answer is not None:  # a call the PBX placed (no caller leg)
+            assert leg.offer is not None
+            self._apply_remote(leg, leg.offer)
+            call.answered_at = time.time()
+            call.path.append(f"answer:{leg.number}")
+            log.info("call %s answered by %s", call.id, leg.number)
+            call.on_answer(leg)
+            return
         assert call.a is not None and leg.offer is not None
         self._apply_remote(leg, leg.offer)
         sdp = self._answer_caller(call, leg.offer)
@@ -957,6 +967,49 @@ class B2BUA:
         tx = self.server.send_request(notify, leg.dialog.dest)
         self.client_legs[id(tx)] = leg
 
+    # ------------------------------------------------------------ calls the PBX places
+
+    def originate(
+        self, number: str, *, caller_name: str, caller_number: str,
+        on_answer: Callable[[Leg], None], on_fail: Callable[[int], None] | None = None,
+    ) -> Call:
+        """Call ``number`` from the PBX itself (conference invitations, later
+        callbacks and click-to-call); ``on_answer`` gets the answered leg, whose
+        media port is ``leg.media``, ready for the engine."""
+        call = Call(id=new_call_id(), dialled=number, on_answer=on_answer, on_fail=on_fail)
+        call.caller_name, call.caller_number = caller_name, caller_number
+        self.calls[call.id] = call
+        self.active_calls += 1
+        log.info("call %s: the PBX calls %s for %s", call.id, number, caller_number)
+
+        async def start() -> None:
+            try:
+                call.b_media = await self.relay.open_leg(f"{call.id}/b")
+            except Exception as exc:
+                log.error("call %s: no media ports: %s", call.id, exc)
+                self._fail(call, 503, "Service Unavailable - No media ports")
+                return
+            dest = self.server.router.resolve(number)
+            if isinstance(dest, ExtensionDest):
+                ext = self.server.directory.extensions[dest.number]
+                call.steps = [RingStep((ext.number,), float(ext.ring_timeout))]
+                self._next_step(call)
+            else:
+                self._fail(call, 404)
+
+        self.loop.create_task(start())
+        return call
+
+    def invite_to_room(self, room: str, number: str) -> Call:
+        """Call ``number`` out of conference ``room``; it joins when answered."""
+        if room not in self.server.conferences:
+            raise KeyError(room)
+        name = self.server.conferences[room].name or f"Conference {room}"
+        return self.originate(
+            number, caller_name=name, caller_number=room,
+            on_answer=lambda leg: self.server.engine.join(room, leg.media),  # type: ignore[arg-type]
+        )
+
     # ------------------------------------------------------------ conferences
 
     def _conference(self, call: Call, room: str) -> None:
@@ -1169,6 +1222,8 @@ class B2BUA:
 
     def _fail(self, call: Call, status: int, reason: str | None = None) -> None:
         """No one will answer: give the caller the final answer."""
+        if call.on_fail is not None:
+            call.on_fail(status)
         a = call.a
         if a is not None and a.state != "answered" and not call.ended:
             self._ensure_caller_dialog(call)

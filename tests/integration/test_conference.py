@@ -225,3 +225,28 @@ def test_moderator_mutes_and_locks(tmp_path: Path) -> None:
             for client, rtp, _, _ in phones:
                 client.close()
                 rtp.close()
+
+
+def test_invite_a_participant_out_of_the_room(tmp_path: Path) -> None:
+    import httpx
+
+    with running_pbx(tmp_path, USERS, sections=ROOMS) as pbx:
+        api = f"http://{pbx.host}:{pbx.http_port}/api/conferences"
+        with SipClient(pbx.host, pbx.sip_port) as phone:
+            response = phone.register("1003", USERS["1003"],
+                                      contacts=[f"<sip:1003@{phone.host_port()}>"])
+            assert response is not None and response.status == 200
+            assert httpx.post(f"{api}/999/invite", json={"number": "1003"}).status_code == 404
+            assert httpx.post(f"{api}/800/invite", json={"number": "no spaces"}).status_code == 422
+            accepted = httpx.post(f"{api}/800/invite", json={"number": "1003"})
+            assert accepted.status_code == 202 and accepted.json()["call_id"]
+            invite = phone.receive_request(5, "INVITE")
+            assert invite is not None and invite.from_addr.uri.user == "800"
+            phone.respond(invite, 200, body=phone.sdp(41200))
+            assert phone.receive_request(3, "ACK") is not None
+            deadline = time.monotonic() + 3
+            while not httpx.get(api).json():
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            (room,) = httpx.get(api).json()
+            assert room["room"] == "800" and len(room["participants"]) == 1
