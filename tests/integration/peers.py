@@ -3,6 +3,7 @@ sipp and baresip, each on free loopback ports, each stopped afterwards."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -215,6 +216,14 @@ class Baresip:
     directory: Path
     port: int
     process: subprocess.Popen[bytes] | None = None
+    control_port: int = 0
+
+    def command(self, name: str, params: str = "") -> None:
+        """Run a menu command through the ctrl_tcp module (netstring JSON)."""
+        body = json.dumps({"command": name, "params": params, "token": name}).encode()
+        with socket.create_connection(("127.0.0.1", self.control_port), timeout=5) as conn:
+            conn.sendall(str(len(body)).encode() + b":" + body + b",")
+            conn.recv(4096)  # the response: the command was taken
 
     def log(self) -> str:
         path = self.directory / "baresip.log"
@@ -225,7 +234,7 @@ class Baresip:
 def baresip_phone(
     tmp: Path, pbx: Pbx, number: str, password: str, *, transport: str = "udp",
     seconds: int = 30, extra_config: str = "", audio_file: Path | None = None,
-    command: str | None = None,
+    command: str | None = None, control: bool = False,
 ) -> Iterator[Baresip]:
     """A baresip phone registered as ``number``; it auto-answers.
 
@@ -238,6 +247,9 @@ def baresip_phone(
     directory = tmp / f"baresip-{number}-{random.randrange(1 << 20)}"
     directory.mkdir()
     port = free_ports(2, pbx.host)
+    control_port = free_ports(1) if control else 0
+    if control:
+        extra_config += f"\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{control_port}\n"
     (directory / "config").write_text(textwrap.dedent(f"""\
         poll_method epoll
         sip_listen {pbx.host}:{port}
@@ -253,8 +265,7 @@ def baresip_phone(
         snd_path {directory}
         module_app account.so
         module_app menu.so
-        {extra_config}
-        """))
+        """) + extra_config + "\n")
     port_sip = pbx.tls_port if transport == "tls" else pbx.sip_port
     host = f"[{pbx.host}]" if ":" in pbx.host else pbx.host
     param = f";transport={transport}"  # without it libre tries a DNS lookup (ENOSYS)
@@ -263,7 +274,7 @@ def baresip_phone(
         f"answermode=auto;regint=60\n"
     )
     log = open(directory / "baresip.log", "wb")
-    phone = Baresip(directory, port)
+    phone = Baresip(directory, port, control_port=control_port)
     phone.process = subprocess.Popen(
         ["baresip", "-f", str(directory), "-t", str(seconds), *(["-e", command] if command else [])],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -722,3 +722,49 @@ def test_unknown_codec_and_reinvite_glare(pbx: Pbx) -> None:
         caller.in_dialog("ACK", ok, cseq=first.cseq.number)
         caller.in_dialog("BYE", ok)
         assert phone.receive_request(5, "BYE") is not None
+
+
+def _level(audio: np.ndarray, frequency: float) -> float:
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+    freqs = np.fft.rfftfreq(len(audio), 1 / 8000)
+    return float(spectrum[np.abs(freqs - frequency) < 8].max())
+
+
+@pytest.mark.skipif(shutil.which("baresip") is None, reason="baresip not installed")
+def test_baresip_hold_and_blind_transfer(tmp_path: Path) -> None:
+    """A (1001) calls B (1002); B holds (A hears music), resumes, and transfers A to C (1003)."""
+    users = {n: USERS[n] for n in ("1001", "1002", "1003")}
+    with running_pbx(tmp_path, users) as server:
+        a_tone, b_tone, c_tone = (
+            _tone_file(tmp_path / f"{n}.wav", f, 13.0) for n, f in (("a", 1000), ("b", 600), ("c", 1300))
+        )
+        with baresip_phone(tmp_path, server, "1002", users["1002"], audio_file=b_tone, seconds=30,
+                           control=True) as b, \
+                baresip_phone(tmp_path, server, "1003", users["1003"], audio_file=c_tone,
+                              seconds=30) as c:
+            deadline = time.monotonic() + 10
+            while not (_registered(server, "1002", b.port) and _registered(server, "1003", c.port)):
+                assert time.monotonic() < deadline, b.log() + c.log()
+                time.sleep(0.2)
+            with baresip_phone(tmp_path, server, "1001", users["1001"], audio_file=a_tone,
+                               seconds=30, command=f"/dial sip:1002@{server.host}:{server.sip_port}") as a:
+                time.sleep(3)
+                b.command("hold")
+                time.sleep(2)
+                b.command("resume")
+                time.sleep(2)
+                b.command("transfer", f"sip:1003@{server.host}:{server.sip_port}")
+                deadline = time.monotonic() + 15
+                while not _call_over(server, set()):
+                    assert time.monotonic() < deadline, server.log()[-3000:]
+                    time.sleep(0.3)
+            heard_by_a, _ = soundfile.read(next(a.directory.glob("dump-*-dec.wav")), dtype="float64")
+            heard_by_c, _ = soundfile.read(next(c.directory.glob("dump-*-dec.wav")), dtype="float64")
+        talk, held, after = heard_by_a[8000:20000], heard_by_a[28000:36000], heard_by_a[64000:88000]
+        assert _level(talk, 600) > 10 * _level(talk, 1300)  # B
+        assert _level(held, 600) < _level(talk, 600) / 10  # music, not B
+        assert np.sqrt(np.mean(held**2)) > 0.003  # ... but not silence either
+        assert _level(after, 1300) > 10 * _level(after, 600)  # C after the transfer
+        assert _level(heard_by_c[8000:], 1000) > 10 * _level(heard_by_c[8000:], 600)  # C hears A
+    record = next(r for r in cdrs(server) if r.callee == "1002")
+    assert "transfer:1003" in record.path and record.disposition == "answered"
