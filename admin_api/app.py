@@ -20,6 +20,9 @@ class Health(BaseModel):
     calls: int = 0
     media_ports_free: int = 0
     media_ports_total: int = 0
+    media_channels: int = 0  # channels the engine mixes (conferences, recorded and held calls)
+    media_tick_ms: float = 0.0  # the last 20 ms tick: all of it, and its compute part
+    media_mix_ms: float = 0.0
 
 
 class Invitation(BaseModel):
@@ -38,6 +41,9 @@ def create_app(sip: SipServer) -> FastAPI:
             calls=sip.b2bua.active_calls if sip.b2bua else 0,
             media_ports_free=sip.relay.pool.free if sip.relay else 0,
             media_ports_total=sip.relay.pool.size if sip.relay else 0,
+            media_channels=len(sip.engine.ports),
+            media_tick_ms=round(sip.engine.tick_ms, 3),
+            media_mix_ms=round(sip.engine.mix_ms, 3),
         )
 
     @app.get("/api/conferences", tags=["conferences"])

@@ -573,6 +573,8 @@ class B2BUA:
         path = (self.server.config.data_path / "recordings" / day
                 / f"call-{call.id}.{general.recording_format}")
         engine.record(engine.rooms[room], path, stereo=(left, right))
+        if general.record_announce:
+            self._say(room, "recorded")
         call.recording = path
         call.path.append(f"record:{','.join(recorded)}")
         log.info("call %s: recording to %s", call.id, path)

@@ -74,6 +74,7 @@ class General(BaseModel):
     session_expires: int = Field(1800, ge=90)  # RFC 4028 session timer we ask for
     language: str = Field("en", pattern="^(en|sv)$")  # system prompts
     recording_format: str = Field("wav", pattern="^(wav|flac)$")
+    record_announce: bool = False  # say "this call is recorded" to both parties
     recording_retention_days: int = Field(730, ge=1)  # 24 months
     max_call_duration: int = Field(0, ge=0)  # 0 = unlimited
     smtp_host: str = ""

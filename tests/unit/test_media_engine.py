@@ -154,3 +154,34 @@ def test_big_room_by_subtraction_equals_the_matrix() -> None:
     got = ULAW_DECODE[encoded].astype(np.float32)
     again = ULAW_DECODE[ulaw_encode(np.clip(expected, -32768, 32767).astype(np.int16))]
     assert np.array_equal(got, again)
+
+
+def test_a_silent_channel_is_concealed_then_dropped() -> None:
+    """A port whose packets stop: a few fading repeats, then silence; the others go on."""
+    from media.engine import CONCEAL_FRAMES, MediaEngine, MixPort, Room
+    from media.g711 import ulaw_encode
+
+    engine = MediaEngine()
+    ports = [MixPort(leg=SimpleNamespace(codec="PCMU")) for _ in range(3)]  # type: ignore[arg-type]
+    engine.rooms["r"] = Room("r", [Member(p) for p in ports])
+    engine.ports = ports
+    frames = tones([500, 900, 1300]).astype(np.int16)
+    outputs = []
+    for k in range(12):
+        for i, port in enumerate(ports):
+            if i == 0 and k >= 4:
+                continue  # the first phone goes quiet after 4 frames
+            port.buffer[k] = ulaw_encode(frames[i, :FRAME]).tobytes()
+            if port.next_seq is None:
+                port.next_seq = k
+        encoded = engine.mix()
+        assert encoded is not None
+        outputs.append(encoded)
+    from media.g711 import ULAW_DECODE
+
+    heard_by_2 = [ULAW_DECODE[o[2]].astype(float) for o in outputs]
+    first_level = [heard(frame, 500) for frame in heard_by_2]
+    assert first_level[3] > 1e5  # still talking
+    assert first_level[4] < first_level[3] and first_level[5] < first_level[4]  # fading
+    assert all(level < 1e4 for level in first_level[4 + CONCEAL_FRAMES:])  # gone (leakage only)
+    assert all(heard(frame, 900) > 1e5 for frame in heard_by_2)  # the others unaffected
