@@ -24,8 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pbx.store import Store  # noqa: E402
-from tests.integration.peers import free_ports, run_sipp, running_pbx  # noqa: E402
-from tests.integration.sipclient import SipClient  # noqa: E402
+from tests.integration.peers import run_sipp, running_pbx, sipp_callee  # noqa: E402
 
 
 def pin(pid: int, cpu: int) -> None:
@@ -46,19 +45,7 @@ def main() -> int:
                          auth_max_failures=1000000) as pbx:
             assert pbx.process is not None
             pin(pbx.process.pid, 0)
-            uas_port = free_ports(1)
-            uas = subprocess.Popen(
-                ["taskset", "-c", "1", "sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(uas_port),
-                 "-rtp_echo", "-nostdin", "-l", "5000", "-mp", str(free_ports(1) & ~1)],
-                cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )
-            try:
-                with SipClient(pbx.host, pbx.sip_port) as phone:
-                    response = phone.register(
-                        "1002", users["1002"], contacts=[f"<sip:1002@127.0.0.1:{uas_port}>"],
-                        expires=3600,
-                    )
-                    assert response is not None and response.status == 200
+            with sipp_callee(tmp, pbx, "1002", users["1002"], ["-l", "5000"], pin_cpu=1):
                 started = time.monotonic()
                 result = run_sipp(
                     "call_uac.xml", pbx, [("1001", users["1001"], "1002")], tmp=tmp,
@@ -66,9 +53,6 @@ def main() -> int:
                     extra=["-d", str(args.duration), "-l", "5000"],
                 )
                 elapsed = time.monotonic() - started
-            finally:
-                uas.terminate()
-                uas.wait()
             time.sleep(1.0)
             store = Store(f"sqlite:///{pbx.data_dir / 'pbx.sqlite3'}")
             records = store.cdrs(limit=args.calls + 10)

@@ -209,6 +209,37 @@ def _sipp_count(screen: str, label: str) -> int:
     return 0
 
 
+@contextmanager
+def sipp_callee(
+    tmp: Path, pbx: Pbx, number: str, password: str, extra: list[str] | None = None,
+    pin_cpu: int | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """sipp's built-in UAS echoing RTP, registered as extension ``number``."""
+    from tests.integration.sipclient import SipClient
+
+    port = free_ports(1)
+    command = ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-rtp_echo",
+               "-nostdin", *(extra or [])]
+    if pin_cpu is not None and shutil.which("taskset"):
+        command = ["taskset", "-c", str(pin_cpu), *command]
+    uas = subprocess.Popen(command, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with SipClient(pbx.host, pbx.sip_port) as registrar:
+            response = registrar.register(
+                number, password, contacts=[f"<sip:{number}@127.0.0.1:{port}>"], expires=3600
+            )
+            assert response is not None and response.status == 200, response
+        yield uas
+    finally:
+        if uas.poll() is None:
+            uas.terminate()
+            try:
+                uas.wait(5)
+            except subprocess.TimeoutExpired:
+                uas.kill()
+                uas.wait()
+
+
 @dataclass
 class Baresip:
     """A headless baresip phone (see shared/TOOLING.md)."""

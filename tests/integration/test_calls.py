@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from pbx.models import Cdr
 from pbx.sip.auth import build_authorization
 from pbx.sip.message import Headers, Request, Response
 from pbx.store import Store
-from tests.integration.peers import Pbx, baresip_phone, free_ports, run_sipp, running_pbx
+from tests.integration.peers import Pbx, baresip_phone, run_sipp, running_pbx, sipp_callee
 from tests.integration.sipclient import SipClient
 
 pytestmark = pytest.mark.integration
@@ -82,28 +81,13 @@ def answer(phone: SipClient, port: int = 41000) -> tuple[Request, Response]:
 @pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed")
 def test_sipp_calls_sipp_with_audio_both_ways(pbx: Pbx, tmp_path: Path) -> None:
     """sipp (PCMA) → PBX → sipp uas (PCMU, echoing RTP): set-up, transcoded RTP, BYE."""
-    port = free_ports(1)
-    uas = subprocess.Popen(
-        ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-rtp_echo", "-nostdin",
-         "-m", "1", "-timeout", "20s"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        with SipClient(pbx.host, pbx.sip_port) as registrar:
-            response = registrar.register(
-                "1002", USERS["1002"], contacts=[f"<sip:1002@127.0.0.1:{port}>"], expires=120
-            )
-            assert response is not None and response.status == 200
+    with sipp_callee(tmp_path, pbx, "1002", USERS["1002"], ["-m", "1", "-timeout", "20s"]) as uas:
         result = run_sipp(
             "call_uac.xml", pbx, [("1001", USERS["1001"], "1002")], tmp=tmp_path,
             extra=["-d", "2000"],
         )
         assert result.returncode == 0 and result.successful == 1, result.output[-2000:]
         assert uas.wait(15) == 0
-    finally:
-        if uas.poll() is None:
-            uas.kill()
-            uas.wait()
     record = next(c for c in cdrs(pbx) if c.caller == "1001" and c.callee == "1002")
     assert record.disposition == "answered" and record.billsec >= 1.5
     quality = json.loads(record.quality)
@@ -399,26 +383,12 @@ def _call_over(pbx: Pbx, before: set[int | None]) -> bool:
 def test_media_ports_and_calls_are_freed_after_1000_calls(tmp_path: Path) -> None:
     users = {"1001": USERS["1001"], "1002": USERS["1002"]}
     with running_pbx(tmp_path, users, rtp_ports="30000-32000", log_level="INFO") as server:
-        port = free_ports(1)
-        uas = subprocess.Popen(
-            ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-rtp_echo", "-nostdin",
-             "-l", "1000"],
-            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        try:
-            with SipClient(server.host, server.sip_port) as registrar:
-                response = registrar.register(
-                    "1002", USERS["1002"], contacts=[f"<sip:1002@127.0.0.1:{port}>"], expires=300
-                )
-                assert response is not None and response.status == 200
+        with sipp_callee(tmp_path, server, "1002", USERS["1002"], ["-l", "1000"]):
             result = run_sipp(
                 "call_uac.xml", server, [("1001", USERS["1001"], "1002")], tmp=tmp_path,
                 calls=1000, rate=150, timeout=90, extra=["-d", "100", "-l", "100"],
             )
             assert result.successful == 1000 and result.failed == 0, result.output[-2000:]
-        finally:
-            uas.terminate()
-            uas.wait()
         deadline = time.monotonic() + 10
         while True:
             health = server.health()
