@@ -738,3 +738,34 @@ def test_baresip_hold_and_blind_transfer(tmp_path: Path) -> None:
         assert _level(heard_by_c[8000:], 1000) > 10 * _level(heard_by_c[8000:], 600)  # C hears A
     record = next(r for r in cdrs(server) if r.callee == "1002")
     assert "transfer:1003" in record.path and record.disposition == "answered"
+
+
+@pytest.mark.parametrize("transport", ["TCP", "TLS"])
+def test_calls_reach_a_phone_over_the_connection_it_registered_on(
+    pbx: Pbx, transport: str
+) -> None:
+    """RFC 5626 in spirit: the INVITE to a TCP/TLS phone comes down its own connection."""
+    port = pbx.tls_port if transport == "TLS" else pbx.sip_port
+    with SipClient(pbx.host, port, transport) as phone, SipClient(pbx.host, pbx.sip_port) as caller:
+        response = phone.register(
+            "1004", USERS["1004"],
+            contacts=[f"<sip:1004@{phone.host_port()};transport={transport.lower()}>"],
+        )
+        assert response is not None and response.status == 200
+        picked: list = []  # type: ignore[type-arg]
+        worker = threading.Thread(target=lambda: picked.append(answer(phone, 41300)))
+        worker.start()
+        caller.call_id += f"-{transport}"
+        _, ok = caller.invite("1001", USERS["1001"], "1004")
+        worker.join()
+        assert ok is not None and ok.status == 200
+        invite, _ = picked[0]
+        assert invite.vias[0].transport == transport
+        caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
+        assert phone.receive_request(3, "ACK") is not None
+        caller.in_dialog("BYE", ok)
+        bye = phone.receive_request(5, "BYE")
+        assert bye is not None
+        phone.respond(bye, 200)
+        phone.register("1004", USERS["1004"], contacts=[
+            f"<sip:1004@{phone.host_port()};transport={transport.lower()}>"], expires=0)
