@@ -24,6 +24,7 @@ import numpy as np
 import scipy.sparse as sparse
 import soundfile
 
+from media.codecs import WIDEBAND, WidebandChannel
 from media.dtmf import DtmfDetector
 from media.g711 import ALAW_DECODE, ALAW_ENCODE, ULAW_DECODE, ULAW_ENCODE
 from media.relay import RelayLeg
@@ -54,7 +55,13 @@ class MixPort:
     missing: int = 0
     idle: int = 0
     index: int = -1  # row in the current tick's frame array
+    wide: WidebandChannel | None = None  # G.722 / Opus codec state, None for G.711
     _dtmf_ts: int = -1
+
+    def __post_init__(self) -> None:
+        codec = getattr(self.leg, "codec", "PCMU")
+        if codec in WIDEBAND:
+            self.wide = WidebandChannel(codec)
 
     def relay_from(
         self, src: RelayLeg, data: bytes, start: int, end: int, pt: int, seq: int, ts: int,
@@ -115,7 +122,7 @@ class MixPort:
         if to is None or leg.held or leg.transport is None:
             return
         leg.out_seq = (leg.out_seq + 1) & 0xFFFF
-        leg.out_ts = (leg.out_ts + FRAME) & 0xFFFFFFFF
+        leg.out_ts = (leg.out_ts + (self.wide.clock_step if self.wide else FRAME)) & 0xFFFFFFFF
         leg.out_at = time.monotonic()
         leg.transport.sendto(
             _HEADER.pack(0x80, leg.payload_type, leg.out_seq, leg.out_ts, leg.ssrc) + payload, to
@@ -276,6 +283,7 @@ class MediaEngine:
         self._matrix: np.ndarray | sparse.csr_matrix | None = None
         self._big: list[list[tuple[int, Member]]] = []
         self._big_rows: list[tuple[np.ndarray, np.ndarray]] = []
+        self._mixed = np.zeros((0, FRAME), dtype=np.float32)
         self._timer: asyncio.TimerHandle | None = None
         self._next_at = 0.0
         self.tick_ms = 0.0  # telemetry: the last tick's cost, all of it
@@ -412,8 +420,12 @@ class MediaEngine:
         encoded = self.mix()
         self.mix_ms = (time.perf_counter() - started) * 1000
         if encoded is not None:
+            mixed = self._mixed
             for i, port in enumerate(self.ports):
-                port.send(encoded[i].tobytes())
+                if port.wide is not None:
+                    port.send(port.wide.encode(mixed[i]))
+                else:
+                    port.send(encoded[i].tobytes())
 
     def mix(self) -> np.ndarray | None:
         """The compute part of a tick: ``(ports, 160)`` encoded bytes, one row per port."""
@@ -429,7 +441,11 @@ class MediaEngine:
         for i, port in enumerate(ports):
             port.index = i
             payload = port.take()
-            if payload is not None and len(payload) == FRAME:
+            if payload is not None and port.wide is not None:
+                frames[i] = port.wide.decode(payload)  # G.722 / Opus: per channel
+                port.last = frames[i]
+                port.missing = 0
+            elif payload is not None and len(payload) == FRAME:
                 if port.leg.codec == "PCMA":
                     alaw_rows.append(i)
                     alaw_data.append(payload)
@@ -493,6 +509,7 @@ class MediaEngine:
                     speakers = [m.port.index for m in room.members if not m.muted]
                     total = frames[speakers].sum(axis=0) if speakers else np.zeros(FRAME)
                     room.recorder.write(np.clip(total, -32768, 32767).astype(np.int16))
+        self._mixed = mixed  # the wideband channels encode from it
         out = np.clip(mixed, -32768, 32767).astype(np.int32) + 32768
         encoded = ULAW_ENCODE[out]
         alaw = [i for i, port in enumerate(ports) if port.leg.codec == "PCMA"]

@@ -29,6 +29,7 @@ from urllib.parse import unquote as url_unquote
 import numpy as np
 
 from media.engine import MixPort
+from media.g711 import TRANSCODE
 from media.relay import MediaRelay, RelayLeg
 from pbx.location import Flow, reach
 from pbx.models import Cdr, Extension
@@ -57,6 +58,7 @@ STATIC_CODECS = {
     "PCMU": Codec(0, "PCMU", 8000),
     "PCMA": Codec(8, "PCMA", 8000),
     "G722": Codec(9, "G722", 8000),
+    "opus": Codec(111, "opus", 48000, 2, fmtp="minptime=10;useinbandfec=1"),
     "telephone-event": Codec(101, "telephone-event", 8000, fmtp="0-16"),
 }
 _CALLERID = re.compile(r'\s*(?:"([^"]*)"|([^<]*?))\s*<([^>]*)>\s*$')
@@ -561,13 +563,20 @@ class B2BUA:
         assert a is not None and b is not None and a.media is not None and call.b_media is not None
         directory = self.server.directory.extensions
         recorded = [n for n in (a.number, b.number) if getattr(directory.get(n), "record", False)]
-        if not recorded:
+        codecs = (a.media.codec, call.b_media.codec)
+        relayable = codecs[0] == codecs[1] or codecs in TRANSCODE
+        if not recorded and relayable:
             self.relay.bridge(a.media, call.b_media)
             return
+        # through the engine: to record, or to transcode what the relay cannot
+        # (G.722 or Opus against G.711)
         engine = self.server.engine
         room = f"call-{call.id}"
         left = engine.join(room, a.media, tone=False)
         right = engine.join(room, call.b_media, tone=False)
+        if not recorded:
+            call.path.append(f"transcode:{codecs[0]}-{codecs[1]}")
+            return
         general = self.server.config.general
         day = time.strftime("%Y/%m/%d")
         path = (self.server.config.data_path / "recordings" / day
@@ -757,8 +766,10 @@ class B2BUA:
     def _music_on_hold(self, leg: Leg) -> None:
         """The party put on hold hears music; on resume the two are bridged again."""
         call = leg.call
-        if call.recording is not None or call.a is None or call.b is None:
-            return  # recorded calls and conferences already run through the engine
+        if call.recording is not None or call.a is None or call.b is None or (
+            leg.media is not None and isinstance(leg.media.peer, MixPort)
+        ):
+            return  # recorded, transcoded and conference calls already run through the engine
         mine = leg.media
         other = call.b_media if leg is call.a else call.a.media
         if mine is None or other is None:

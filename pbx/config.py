@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-DEFAULT_CODECS = ("PCMU", "PCMA", "telephone-event")
+DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "telephone-event")
 _EXTENSION_RE = re.compile(r"^[0-9A-Za-z_.+-]{1,40}$")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 import socket
 import threading
 import time
@@ -769,3 +770,51 @@ def test_calls_reach_a_phone_over_the_connection_it_registered_on(
         phone.respond(bye, 200)
         phone.register("1004", USERS["1004"], contacts=[
             f"<sip:1004@{phone.host_port()};transport={transport.lower()}>"], expires=0)
+
+
+def test_g722_phone_talks_to_a_g711_phone(pbx: Pbx) -> None:
+    """Wideband against narrowband: the engine transcodes G.722 ↔ PCMU (the relay cannot)."""
+    from media.codecs import WidebandChannel
+
+    with SipClient(pbx.host, pbx.sip_port) as phone, SipClient(pbx.host, pbx.sip_port) as caller:
+        register(phone, "1004")
+        caller_rtp, phone_rtp = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2))
+        for sock in (caller_rtp, phone_rtp):
+            sock.bind(("127.0.0.1", 0))
+        phone_rtp.setblocking(False)
+        picked: list = []  # type: ignore[type-arg]
+        worker = threading.Thread(target=lambda: picked.append(answer(phone, phone_rtp.getsockname()[1])))
+        worker.start()
+        caller.call_id += "-g722"
+        wideband = caller.sdp(caller_rtp.getsockname()[1], codecs="9 101").replace(
+            b"a=rtpmap:0 PCMU/8000\r\n", b"a=rtpmap:9 G722/8000\r\n")
+        _, ok = caller.invite("1001", USERS["1001"], "1004", body=wideband)
+        worker.join()
+        assert ok is not None and ok.status == 200 and b"G722" in ok.body
+        caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
+        pbx_port = int(ok.body.decode().split("m=audio ")[1].split()[0])
+        encoder = WidebandChannel("G722")
+        tone = np.sin(2 * np.pi * 1000 * np.arange(8000 * 2) / 8000) * 8000
+        received = []
+        try:
+            for k in range(100):
+                payload = encoder.encode(tone[k * 160 : (k + 1) * 160])
+                caller_rtp.sendto(struct.pack("!BBHII", 0x80, 9, k, 160 * k, 99) + payload,
+                                  ("127.0.0.1", pbx_port))
+                time.sleep(0.02)
+                try:
+                    while True:  # drain what arrived meanwhile
+                        packet = phone_rtp.recv(2048)
+                        assert packet[1] & 0x7F == 0  # PCMU to the narrowband phone
+                        received.append(ulaw_decode(packet[12:]).astype(float))
+                except BlockingIOError:
+                    pass
+        finally:
+            caller_rtp.close()
+            phone_rtp.close()
+        audio = np.concatenate(received[-50:])
+        spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+        assert abs(np.fft.rfftfreq(len(audio), 1 / 8000)[np.argmax(spectrum)] - 1000) < 10
+        caller.in_dialog("BYE", ok)
+    record = next(c for c in cdrs(pbx) if c.callee == "1004" and "transcode" in c.path)
+    assert "transcode:G722-PCMU" in record.path
