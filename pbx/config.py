@@ -165,6 +165,16 @@ class ConferenceConfig(BaseModel):
     record: bool = False
 
 
+class NumberConfig(BaseModel):
+    """A ``[+4681234567]`` section with ``type = number``: a DID and where it goes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: str = Field(pattern=r"^\+?[0-9]{3,20}$")
+    type: str = "number"
+    target: str = Field(min_length=1, max_length=40)
+
+
 class RingGroupConfig(BaseModel):
     """A ``[NNN]`` section with ``type = ringgroup``: several extensions behind one number."""
 
@@ -202,6 +212,7 @@ class Config:
     extensions: tuple[ExtensionConfig, ...] = ()
     ring_groups: tuple[RingGroupConfig, ...] = ()
     conferences: tuple[ConferenceConfig, ...] = ()
+    numbers: tuple[NumberConfig, ...] = ()
     path: str = "<defaults>"
 
     @property
@@ -257,6 +268,7 @@ def load_config(path: str | Path | None) -> Config:
     extensions: list[ExtensionConfig] = []
     ring_groups: list[RingGroupConfig] = []
     conferences: list[ConferenceConfig] = []
+    numbers: list[NumberConfig] = []
     for section in parser.sections():
         if section == "general":
             continue
@@ -267,18 +279,20 @@ def load_config(path: str | Path | None) -> Config:
                 ring_groups.append(RingGroupConfig.model_validate(values))
             elif kind == "conference":
                 conferences.append(ConferenceConfig.model_validate(values))
+            elif kind == "number":
+                numbers.append(NumberConfig.model_validate(values))
             elif kind == "extension":
                 values.pop("type", None)
                 extensions.append(ExtensionConfig.model_validate(values))
             else:
                 raise ConfigError(
-                    path_str, section, "type", "must be extension, ringgroup or conference"
+                    path_str, section, "type", "must be extension, ringgroup, conference or number"
                 )
         except ValidationError as exc:
             raise _config_error(path_str, section, exc) from None
     return Config(
         general=general, extensions=tuple(extensions), ring_groups=tuple(ring_groups),
-        conferences=tuple(conferences), path=path_str,
+        conferences=tuple(conferences), numbers=tuple(numbers), path=path_str,
     )
 
 

@@ -9,7 +9,7 @@ takes effect at once.
 
 from __future__ import annotations
 
-from pbx.models import Extension, RingGroup
+from pbx.models import Extension, Number, RingGroup
 from pbx.store import Store
 
 
@@ -20,11 +20,13 @@ class Directory:
         self.store = store
         self.extensions: dict[str, Extension] = {}
         self.ring_groups: dict[str, RingGroup] = {}
+        self.numbers: dict[str, Number] = {}
         self.reload()
 
     def reload(self) -> None:
         self.extensions = {ext.number: ext for ext in self.store.extensions()}
         self.ring_groups = {group.number: group for group in self.store.ring_groups()}
+        self.numbers = {entry.number: entry for entry in self.store.numbers()}
 
     def password_for(self, username: str) -> str | None:
         ext = self.extensions.get(username)

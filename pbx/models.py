@@ -63,6 +63,18 @@ class Binding(SQLModel, table=True):
     user_agent: str = Field(default="", max_length=300)
 
 
+class Number(SQLModel, table=True):
+    """A phone number (DID) and what it reaches: an extension, a ring group or a service."""
+
+    __table_args__ = (UniqueConstraint("organisation_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    number: str = Field(index=True, max_length=40)
+    target: str = Field(max_length=40)
+    caller_id: bool = False  # shown as the outgoing caller ID of the target extension
+
+
 class RingGroup(SQLModel, table=True):
     """A number that rings several extensions with a ring strategy."""
 

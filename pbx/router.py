@@ -83,7 +83,10 @@ class Router:
     def add_service(self, number: str, dest: ServiceDest) -> None:
         self.services[number] = dest
 
-    def resolve(self, number: str) -> Destination:
+    def resolve(self, number: str, _hops: int = 0) -> Destination:
+        did = self.directory.numbers.get(number)
+        if did is not None and _hops < MAX_FORWARD_HOPS:
+            return self.resolve(did.target, _hops + 1)  # a DID reaches whatever its target is
         if number == "*8":
             return PickupDest()
         if number.startswith("**") and number[2:] in self.directory.extensions:

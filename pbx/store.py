@@ -17,7 +17,7 @@ from sqlmodel import Session, SQLModel, create_engine, select
 from pbx.config import Config
 from pbx.location import Binding as Registration
 from pbx.models import (
-    DEFAULT_ORGANISATION, Binding, Cdr, Extension, Organisation, Recording, RingGroup,
+    DEFAULT_ORGANISATION, Binding, Cdr, Extension, Number, Organisation, Recording, RingGroup,
 )
 
 log = logging.getLogger("pbx.store")
@@ -133,7 +133,19 @@ class Store:
                     )
                 )
                 log.info("seeded ring group %s", group.number)
+            numbers = set(
+                session.exec(select(Number.number).where(Number.organisation_id == org.id)).all()
+            )
+            for entry in config.numbers:
+                if entry.number not in numbers:
+                    session.add(Number(organisation_id=org.id, number=entry.number,
+                                       target=entry.target))
+                    log.info("seeded number %s → %s", entry.number, entry.target)
             session.commit()
+
+    def numbers(self) -> list[Number]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(Number)).all())
 
     def extensions(self) -> list[Extension]:
         """Every extension (detached copies: the directory keeps them in memory)."""

@@ -41,6 +41,10 @@ forward_busy = 1007
 secret = pw-1008-secret
 dnd = yes
 
+[+4681234567]
+type = number
+target = 1004
+
 [600]
 type = ringgroup
 strategy = linear
@@ -818,3 +822,17 @@ def test_g722_phone_talks_to_a_g711_phone(pbx: Pbx) -> None:
         caller.in_dialog("BYE", ok)
     record = next(c for c in cdrs(pbx) if c.callee == "1004" and "transcode" in c.path)
     assert "transcode:G722-PCMU" in record.path
+
+
+def test_a_did_rings_its_extension(pbx: Pbx) -> None:
+    with SipClient(pbx.host, pbx.sip_port) as phone, SipClient(pbx.host, pbx.sip_port) as caller:
+        register(phone, "1004")
+        worker = threading.Thread(target=lambda: answer(phone, 41400))
+        worker.start()
+        caller.call_id += "-did"
+        _, ok = caller.invite("1001", USERS["1001"], "+4681234567")
+        worker.join()
+        assert ok is not None and ok.status == 200
+        caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
+        caller.in_dialog("BYE", ok)
+        assert phone.receive_request(5, "BYE") is not None

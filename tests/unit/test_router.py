@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pbx.config import ExtensionConfig, General, RingGroupConfig, Config
+from pbx.config import Config, ExtensionConfig, General, NumberConfig, RingGroupConfig
 from pbx.directory import Directory
 from pbx.router import (
     ExtensionDest, PickupDest, RingGroupDest, RingStep, Router, ServiceDest, Unknown,
@@ -25,6 +25,8 @@ def make_router(strategy: str, **group: object) -> Router:
                 number="600", strategy=strategy, members=MEMBERS + ("9999",), **group  # type: ignore[arg-type]
             ),
         ),
+        numbers=(NumberConfig(number="+4681234567", target="600"),
+                 NumberConfig(number="+4681234568", target="1004")),
     )
     store = Store("sqlite://")
     store.seed(config)
@@ -41,6 +43,9 @@ def test_resolve_kinds() -> None:
     assert router.resolve("**1002") == PickupDest("1002")
     assert router.resolve("**5555") == Unknown("**5555")
     assert router.resolve("5555") == Unknown("5555")
+    # DIDs reach what they point at
+    assert router.resolve("+4681234567") == RingGroupDest("600")
+    assert router.resolve("+4681234568") == ExtensionDest("1004")
 
 
 def test_ringall_rings_every_known_member_at_once() -> None:
