@@ -506,7 +506,8 @@ class B2BUA:
         if call.b is not None or call.ended:
             return
         call.path.append("timeout")
-        call.failure = 480
+        if call.failure not in (486, 600, 603):
+            call.failure = 480  # nobody answered; a device that said busy still counts
         forks, call.forks = list(call.forks), []
         for leg in forks:
             self._cancel_fork(leg)

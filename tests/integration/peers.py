@@ -212,13 +212,15 @@ def _sipp_count(screen: str, label: str) -> int:
 @contextmanager
 def sipp_callee(
     tmp: Path, pbx: Pbx, number: str, password: str, extra: list[str] | None = None,
-    pin_cpu: int | None = None,
+    pin_cpu: int | None = None, scenario: str | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """sipp's built-in UAS echoing RTP, registered as extension ``number``."""
+    """A sipp phone registered as extension ``number``: the built-in UAS echoing
+    RTP, or ``scenario`` from tests/integration/scenarios."""
     from tests.integration.sipclient import SipClient
 
     port = free_ports(1)
-    command = ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-rtp_echo",
+    script = ["-sf", str(SCENARIOS / scenario)] if scenario else ["-sn", "uas"]
+    command = ["sipp", *script, "-i", "127.0.0.1", "-p", str(port), "-rtp_echo",
                "-nostdin", *(extra or [])]
     if pin_cpu is not None and shutil.which("taskset"):
         command = ["taskset", "-c", str(pin_cpu), *command]
