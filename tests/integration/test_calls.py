@@ -836,3 +836,35 @@ def test_a_did_rings_its_extension(pbx: Pbx) -> None:
         caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
         caller.in_dialog("BYE", ok)
         assert phone.receive_request(5, "BYE") is not None
+
+
+def test_offerless_invite(pbx: Pbx) -> None:
+    """An INVITE without SDP: the PBX offers in its 200 and takes the answer from the ACK."""
+    with SipClient(pbx.host, pbx.sip_port) as phone, SipClient(pbx.host, pbx.sip_port) as caller:
+        register(phone, "1004")
+        media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        media.bind(("127.0.0.1", 0))
+        media.settimeout(2)
+        picked: list = []  # type: ignore[type-arg]
+        worker = threading.Thread(target=lambda: picked.append(answer(phone, 41500)))
+        worker.start()
+        caller.call_id += "-offerless"
+        _, ok = caller.invite("1001", USERS["1001"], "1004", body=b"")
+        worker.join()
+        assert ok is not None and ok.status == 200 and b"m=audio" in ok.body  # the PBX's offer
+        caller.in_dialog("ACK", ok, cseq=ok.cseq.number, body=caller.sdp(media.getsockname()[1], "0"))
+        # the callee's audio now reaches the caller's answered address
+        callee_invite, _ = picked[0]
+        pbx_port = int(callee_invite.body.decode().split("m=audio ")[1].split()[0])
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sender.bind(("127.0.0.1", 41500))
+        try:
+            for seq in range(10):
+                sender.sendto(struct.pack("!BBHII", 0x80, 0, seq, 160 * seq, 5) + b"\xff" * 160,
+                              ("127.0.0.1", pbx_port))
+            assert len(media.recv(2048)) == 172
+        finally:
+            sender.close()
+            media.close()
+        caller.in_dialog("BYE", ok)
+        assert phone.receive_request(5, "BYE") is not None
