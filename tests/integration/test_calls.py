@@ -868,3 +868,69 @@ def test_offerless_invite(pbx: Pbx) -> None:
             media.close()
         caller.in_dialog("BYE", ok)
         assert phone.receive_request(5, "BYE") is not None
+
+
+FORWARDS = """
+[3001]
+secret = pw-3001
+forward_always = 3002
+
+[3003]
+secret = pw-3003
+ring_timeout = 5
+forward_noanswer = 3002
+
+[3004]
+secret = pw-3004
+"""
+
+
+def test_forward_always_no_answer_and_decline(tmp_path: Path) -> None:
+    users = {"1001": USERS["1001"], "3002": "pw-3002"}
+    with running_pbx(tmp_path, users, sections=FORWARDS) as server:
+        with SipClient(server.host, server.sip_port) as target, \
+                SipClient(server.host, server.sip_port) as slow, \
+                SipClient(server.host, server.sip_port) as decliner, \
+                SipClient(server.host, server.sip_port) as caller:
+            for phone, number, secret in ((target, "3002", "pw-3002"), (slow, "3003", "pw-3003"),
+                                          (decliner, "3004", "pw-3004")):
+                response = phone.register(number, secret, contacts=[f"<sip:{number}@{phone.host_port()}>"])
+                assert response is not None and response.status == 200
+            # unconditional: 3001 has no phone at all, 3002 rings
+            worker = _ring_and(target, 200)
+            caller.call_id += "-always"
+            _, ok = caller.invite("1001", USERS["1001"], "3001")
+            worker.join()
+            assert ok is not None and ok.status == 200
+            assert "reason=unconditional" in (target.seen[0].headers.get("Diversion") or "")  # type: ignore[attr-defined]
+            caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
+            caller.in_dialog("BYE", ok)
+            bye = target.receive_request(5, "BYE")
+            assert bye is not None
+            target.respond(bye, 200)
+            assert caller.receive(5).status == 200  # type: ignore[union-attr]
+            # no answer: 3003 rings 5 s, then 3002
+            ignored = threading.Thread(target=lambda: slow.receive_request(5, "INVITE"))
+            ignored.start()
+            worker = _ring_and(target, 200)
+            caller.call_id += "-noanswer"
+            started = time.monotonic()
+            _, ok = caller.invite("1001", USERS["1001"], "3003", wait=12)
+            worker.join()
+            ignored.join()
+            assert ok is not None and ok.status == 200 and time.monotonic() - started > 4.5
+            assert "reason=no-answer" in (target.seen[0].headers.get("Diversion") or "")  # type: ignore[attr-defined]
+            caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
+            caller.in_dialog("BYE", ok)
+            bye = target.receive_request(5, "BYE")
+            assert bye is not None
+            target.respond(bye, 200)
+            assert caller.receive(5).status == 200  # type: ignore[union-attr]
+            # decline: 603 ends the call at once
+            worker = _ring_and(decliner, 603)
+            caller.call_id += "-decline"
+            _, final = caller.invite("1001", USERS["1001"], "3004")
+            worker.join()
+            assert final is not None and final.status == 603
+        dispositions = {c.callee: c.disposition for c in cdrs(server)}
+        assert dispositions == {"3001": "answered", "3003": "answered", "3004": "declined"}
