@@ -830,11 +830,18 @@ class B2BUA:
         self._end(call, "cancelled", 487, hangup_by="caller")
 
     def on_info(self, request: Request, flow: Flow, tx: object) -> None:
-        """SIP INFO DTMF (application/dtmf-relay) is accepted; the engine will use it."""
+        """SIP INFO DTMF (``application/dtmf-relay`` ``Signal=5``, or ``application/dtmf``):
+        the digit reaches whatever listens on the leg, as RFC 4733 and in-band digits do."""
         leg = self._leg_for(request)
+        digit = _info_digit(request)
+        if request.body and digit is None:
+            self._respond(request, 415, headers=[("Accept", "application/dtmf-relay")])
+            return
         self._respond(request, 200)
-        if request.content_type in ("application/dtmf-relay", "application/dtmf"):
-            log.info("call %s: DTMF INFO from %s: %r", leg.call.id, leg.number, request.body[:40])
+        port = leg.media.peer if leg.media is not None else None
+        if digit is not None and isinstance(port, MixPort) and port.on_dtmf is not None:
+            log.info("call %s: DTMF %s by INFO from %s", leg.call.id, digit, leg.number)
+            port.on_dtmf(port, digit)
 
     def on_notify(self, request: Request, flow: Flow, tx: object) -> None:
         self._leg_for(request)
@@ -1314,6 +1321,23 @@ class B2BUA:
 
 def invite_sdp(invite: Request) -> SessionDescription | None:
     return SessionDescription.parse(invite.body) if invite.body else None
+
+
+def _info_digit(request: Request) -> str | None:
+    """The key of a DTMF INFO body, if it is one."""
+    body = request.body.decode("utf-8", "replace").strip()
+    if request.content_type == "application/dtmf-relay":
+        for line in body.splitlines():
+            name, _, value = line.partition("=")
+            if name.strip().lower() == "signal":
+                body = value.strip()
+                break
+        else:
+            return None
+    elif request.content_type != "application/dtmf":
+        return None
+    key = body[:1].upper()
+    return key if len(body) == 1 and key in "0123456789*#ABCD" else None
 
 
 def _replaces(target: URI) -> tuple[str, str, str] | None:

@@ -205,7 +205,7 @@ class SipClient:
         ]
         for name, value in (headers or {}).items():
             lines.append(f"{name}: {value}")
-        if body:
+        if body and "Content-Type" not in (headers or {}):
             lines.append("Content-Type: application/sdp")
         lines.append(f"Content-Length: {len(body)}")
         self.send_raw(("\r\n".join(lines) + "\r\n\r\n").encode() + body)

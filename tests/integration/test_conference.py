@@ -250,3 +250,22 @@ def test_invite_a_participant_out_of_the_room(tmp_path: Path) -> None:
                 time.sleep(0.1)
             (room,) = httpx.get(api).json()
             assert room["room"] == "800" and len(room["participants"]) == 1
+
+
+def test_pin_by_sip_info(tmp_path: Path) -> None:
+    """The third way to send digits: SIP INFO (application/dtmf-relay)."""
+    with running_pbx(tmp_path, USERS, sections=ROOMS) as pbx:
+        with SipClient(pbx.host, pbx.sip_port) as caller:
+            _, ok = caller.invite("1001", USERS["1001"], "801")
+            assert ok is not None and ok.status == 200
+            caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
+            for key in "4711":
+                caller.in_dialog("INFO", ok, body=f"Signal={key}\r\nDuration=160\r\n".encode(),
+                                 headers={"Content-Type": "application/dtmf-relay"})
+                assert caller.receive(3).status == 200  # type: ignore[union-attr]
+            caller.in_dialog("INFO", ok, body=b"<xml/>", headers={"Content-Type": "application/xml"})
+            assert caller.receive(3).status == 415  # type: ignore[union-attr]
+            deadline = time.monotonic() + 3
+            while "room 801: " not in pbx.log():
+                assert time.monotonic() < deadline, pbx.log()[-2000:]
+                time.sleep(0.1)
