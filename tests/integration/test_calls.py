@@ -83,6 +83,24 @@ def answer(phone: SipClient, port: int = 41000) -> tuple[Request, Response]:
     return invite, ok
 
 
+def place_call(
+    caller: SipClient, phone: SipClient, number: str, port: int, label: str,
+    body: bytes | None = None,
+) -> tuple[Response, tuple[Request, Response]]:
+    """1001 calls ``number``; ``phone`` rings and answers on RTP ``port``; the caller ACKs.
+
+    Returns the caller's 200 and the phone's (INVITE, 200)."""
+    picked: list[tuple[Request, Response]] = []
+    worker = threading.Thread(target=lambda: picked.append(answer(phone, port)))
+    worker.start()
+    caller.call_id += f"-{label.lstrip('-')}"
+    _, ok = caller.invite("1001", USERS["1001"], number, body=body)
+    worker.join()
+    assert ok is not None and ok.status == 200, ok
+    caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
+    return ok, picked[0]
+
+
 @pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed")
 def test_sipp_calls_sipp_with_audio_both_ways(pbx: Pbx, tmp_path: Path) -> None:
     """sipp (PCMA) → PBX → sipp uas (PCMU, echoing RTP): set-up, transcoded RTP, BYE."""
@@ -505,18 +523,11 @@ def test_attended_transfer_with_replaces(pbx: Pbx) -> None:
             SipClient(pbx.host, pbx.sip_port) as carol:
         register(bob, "1002")
         register(carol, "1003")
-        picked: list = []  # type: ignore[type-arg]
-        worker = threading.Thread(target=lambda: picked.append(answer(bob, 41030)))
-        worker.start()
-        alice.call_id += "-attended"
-        _, alice_ok = alice.invite("1001", USERS["1001"], "1002")
-        worker.join()
-        assert alice_ok is not None and alice_ok.status == 200
-        alice.in_dialog("ACK", alice_ok, cseq=alice_ok.cseq.number)
-        bob_invite, bob_ok = picked[0]
+        alice_ok, (bob_invite, bob_ok) = place_call(alice, bob, "1002", 41030, "attended")
         bob_dialog = _uas_dialog(bob_invite, bob_ok)
         # Bob calls Carol on a second line
-        worker = threading.Thread(target=lambda: picked.append(answer(carol, 41040)))
+        consulted: list[tuple[Request, Response]] = []
+        worker = threading.Thread(target=lambda: consulted.append(answer(carol, 41040)))
         worker.start()
         second = SipClient(pbx.host, pbx.sip_port)
         try:
@@ -628,15 +639,8 @@ def test_music_on_hold(pbx: Pbx) -> None:
         media.bind(("127.0.0.1", 0))
         media.settimeout(0.2)
         alice_port = media.getsockname()[1]
-        picked: list = []  # type: ignore[type-arg]
-        worker = threading.Thread(target=lambda: picked.append(answer(bob, 41060)))
-        worker.start()
-        alice.call_id += "-moh"
-        _, ok = alice.invite("1001", USERS["1001"], "1002", body=alice.sdp(alice_port))
-        worker.join()
-        assert ok is not None and ok.status == 200
-        alice.in_dialog("ACK", ok, cseq=ok.cseq.number)
-        bob_dialog = _uas_dialog(*picked[0])
+        ok, picked = place_call(alice, bob, "1002", 41060, "moh", body=alice.sdp(alice_port))
+        bob_dialog = _uas_dialog(*picked)
         assert bob.receive_request(3, "ACK") is not None
 
         def heard(seconds: float) -> float:
@@ -680,14 +684,7 @@ def test_unknown_codec_and_reinvite_glare(pbx: Pbx) -> None:
         assert final is not None and final.status == 488 and "codec" in final.reason
         # a second re-INVITE while our 200 to the first is not yet ACKed: 491
         register(phone, "1004")
-        picked: list = []  # type: ignore[type-arg]
-        worker = threading.Thread(target=lambda: picked.append(answer(phone, 41070)))
-        worker.start()
-        caller.call_id += "-glare"
-        _, ok = caller.invite("1001", USERS["1001"], "1004")
-        worker.join()
-        assert ok is not None and ok.status == 200
-        caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
+        ok, _ = place_call(caller, phone, "1004", 41070, "glare")
         caller.in_dialog("INVITE", ok, body=caller.sdp())
         first = caller.receive(5)
         assert first is not None and first.status == 200
