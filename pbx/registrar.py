@@ -57,6 +57,14 @@ class Registrar:
         header_expires = request.expires
         changes: list[tuple[str, Binding | None]] = []
         for contact in request.contacts:
+            if contact.uri.scheme not in ("sip", "sips"):
+                return make_response(request, 416, "Unsupported URI Scheme - Contact",
+                                     to_tag=new_tag())
+            if contact.uri.headers:
+                # RFC 4475 regescrt: headers in a registered contact would be
+                # copied into every request sent there
+                return make_response(request, 400, "Bad Request - Contact URI with headers",
+                                     to_tag=new_tag())
             expires = self._expires(contact, header_expires)
             if 0 < expires < self.policy.min_expires:
                 response = make_response(request, 423, to_tag=new_tag())

@@ -408,6 +408,10 @@ class SipServer:
         self.respond(response)
 
     def _on_register(self, request: Request, flow: Flow, tx: object) -> None:
+        if any(addr.uri.scheme not in ("sip", "sips") for addr in (request.to_addr, request.from_addr)):
+            self.respond(make_response(request, 416, "Unsupported URI Scheme - To/From",
+                                       to_tag=new_tag()))
+            return
         if not self.serves_host(request.uri.host):
             log.info("REGISTER for foreign domain %s from %s", request.uri.host, flow.host)
             self.respond(make_response(request, 403, "Forbidden - Domain not served", to_tag=new_tag()))

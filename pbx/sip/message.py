@@ -269,6 +269,7 @@ class Address:
         else:
             # addr-spec: parameters after the URI belong to the header (§20.10).
             uri_text, _, rest = text.partition(";")
+            uri_text = uri_text.rstrip(" \t")  # LWS before ;params is allowed (RFC 4475 wsinv)
             if not uri_text or any(c in uri_text for c in ", ?"):
                 raise ParseError("Bad Request - Malformed address")
             uri = URI.parse(uri_text)
