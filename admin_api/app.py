@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
+from admin_api.routes import bootstrap_admin, build_router
+
 if TYPE_CHECKING:
     from pbx.server import SipServer
 
@@ -75,4 +77,6 @@ def create_app(sip: SipServer) -> FastAPI:
         call = sip.b2bua.invite_to_room(room, body.number)
         return {"call_id": call.id}
 
+    bootstrap_admin(sip)
+    app.include_router(build_router(sip))
     return app

@@ -125,3 +125,38 @@ class Recording(SQLModel, table=True):
     duration: float = 0.0
     size: int = 0
     retain_until: float = Field(index=True)
+
+
+class ApiUser(SQLModel, table=True):
+    """Someone who uses the admin API or web pages, with a role in one organisation."""
+
+    __table_args__ = (UniqueConstraint("username"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    username: str = Field(max_length=80)
+    password_hash: str = Field(max_length=300)
+    role: str = Field(default="user", max_length=20)  # admin, supervisor, agent, user
+    extension: str = Field(default="", max_length=40)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token, stored as its SHA-256 only."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="apiuser.id", index=True)
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    created_at: float
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who changed what, when, from what to what."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(index=True)
+    actor: str = Field(max_length=80)
+    action: str = Field(max_length=40)
+    target: str = Field(max_length=200)
+    before: str = Field(default="", max_length=4000)
+    after: str = Field(default="", max_length=4000)
+    at: float = Field(index=True)

@@ -1,0 +1,76 @@
+"""Passwords, tokens and the login rate limit of the admin API.
+
+Passwords are stored as scrypt hashes with a per-user salt; API tokens are
+random and stored as SHA-256 only, so a stolen database yields neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections import defaultdict, deque
+
+SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+
+def weak_password_reason(password: str) -> str | None:
+    """Why a password is refused, or None: 12+ characters with letters and digits."""
+    if len(password) < 12:
+        return "at least 12 characters"
+    if not re.search(r"[A-Za-z]", password) or not re.search(r"\d", password):
+        return "letters and digits"
+    return None
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, **SCRYPT)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        _, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    candidate = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), **SCRYPT)
+    return hmac.compare_digest(candidate.hex(), digest)
+
+
+def new_token() -> tuple[str, str]:
+    """A bearer token and the hash to keep of it."""
+    token = secrets.token_urlsafe(32)
+    return token, token_hash(token)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_sip_secret() -> str:
+    """A strong SIP password a phone can be typed with (no ambiguous characters)."""
+    alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    return "".join(secrets.choice(alphabet) for _ in range(20))
+
+
+class LoginLimiter:
+    """At most ``attempts`` logins per source per ``window`` seconds."""
+
+    def __init__(self, attempts: int = 10, window: float = 60.0) -> None:
+        self.attempts = attempts
+        self.window = window
+        self._seen: dict[str, deque[float]] = defaultdict(deque)
+
+    def allow(self, source: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        seen = self._seen[source]
+        while seen and now - seen[0] > self.window:
+            seen.popleft()
+        if len(seen) >= self.attempts:
+            return False
+        seen.append(now)
+        return True

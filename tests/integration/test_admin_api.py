@@ -1,0 +1,146 @@
+"""The admin API over HTTP against a running PBX: login, roles, extensions
+that take effect on the SIP side at once, call records, audit, tenants."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import Session
+
+from admin_api.security import hash_password
+from pbx.models import ApiUser, Extension, Organisation
+from pbx.store import make_engine
+from tests.integration.peers import Pbx, running_pbx
+from tests.integration.sipclient import SipClient
+
+pytestmark = pytest.mark.integration
+
+ADMIN_PASSWORD = "admin-pass-1234"
+
+
+@pytest.fixture(scope="module")
+def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PBX_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    try:
+        with running_pbx(tmp_path_factory.mktemp("api"), {"1001": "pw-1001-secret"}) as server:
+            yield server
+    finally:
+        mp.undo()
+
+
+def api(pbx: Pbx) -> str:
+    return f"http://{pbx.host}:{pbx.http_port}/api"
+
+
+def login(pbx: Pbx, username: str, password: str) -> dict[str, str]:
+    response = httpx.post(f"{api(pbx)}/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+def test_login_and_tokens(pbx: Pbx) -> None:
+    assert httpx.post(f"{api(pbx)}/login", json={"username": "admin", "password": "nope"}).status_code == 401
+    assert httpx.get(f"{api(pbx)}/extensions").status_code == 401
+    assert httpx.get(f"{api(pbx)}/extensions", headers={"Authorization": "Bearer forged"}).status_code == 401
+    headers = login(pbx, "admin", ADMIN_PASSWORD)
+    assert httpx.get(f"{api(pbx)}/me", headers=headers).json()["role"] == "admin"
+
+
+def test_a_new_extension_registers_at_once_and_secrets_stay_hidden(pbx: Pbx) -> None:
+    headers = login(pbx, "admin", ADMIN_PASSWORD)
+    created = httpx.post(f"{api(pbx)}/extensions", headers=headers,
+                         json={"number": "2001", "display_name": "Nora Nilsson"})
+    assert created.status_code == 201
+    secret = created.json()["secret"]
+    assert len(secret) == 20
+    assert httpx.post(f"{api(pbx)}/extensions", headers=headers, json={"number": "2001"}).status_code == 409
+    listing = httpx.get(f"{api(pbx)}/extensions", headers=headers, params={"limit": 1, "offset": 1})
+    assert listing.status_code == 200 and listing.json()["total"] == 2 and len(listing.json()["items"]) == 1
+    assert "secret" not in listing.text and secret not in listing.text
+    with SipClient(pbx.host, pbx.sip_port) as phone:
+        assert phone.register("2001", secret).status == 200  # type: ignore[union-attr]
+    # DND set through the API: the next call is refused as busy
+    patched = httpx.patch(f"{api(pbx)}/extensions/2001", headers=headers, json={"dnd": True})
+    assert patched.status_code == 200 and patched.json()["dnd"] is True
+    with SipClient(pbx.host, pbx.sip_port) as caller:
+        _, final = caller.invite("1001", "pw-1001-secret", "2001")
+        assert final is not None and final.status == 486
+    actions = [(e["action"], e["target"]) for e in httpx.get(f"{api(pbx)}/audit", headers=headers).json()]
+    assert ("extension.create", "2001") in actions and ("extension.update", "2001") in actions
+    update = next(e for e in httpx.get(f"{api(pbx)}/audit", headers=headers).json()
+                  if e["action"] == "extension.update")
+    assert '"dnd": false' in update["before"] and '"dnd": true' in update["after"]
+
+
+def test_validation_errors_name_the_field(pbx: Pbx) -> None:
+    headers = login(pbx, "admin", ADMIN_PASSWORD)
+    bad = httpx.post(f"{api(pbx)}/extensions", headers=headers, json={"number": "no spaces here"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "number"
+    weak = httpx.post(f"{api(pbx)}/users", headers=headers,
+                      json={"username": "weak", "password": "short", "role": "agent"})
+    assert weak.status_code == 422 and "password" in weak.text
+    assert httpx.patch(f"{api(pbx)}/extensions/2001", headers=headers,
+                       json={"ring_timeout": 1}).status_code == 422
+
+
+def test_roles(pbx: Pbx) -> None:
+    headers = login(pbx, "admin", ADMIN_PASSWORD)
+    created = httpx.post(f"{api(pbx)}/users", headers=headers, json={
+        "username": "agent1", "password": "agent-pass-12345", "role": "agent", "extension": "1001"})
+    assert created.status_code == 201
+    agent = login(pbx, "agent1", "agent-pass-12345")
+    assert httpx.post(f"{api(pbx)}/extensions", headers=agent, json={"number": "2002"}).status_code == 403
+    assert httpx.get(f"{api(pbx)}/audit", headers=agent).status_code == 403
+    assert httpx.get(f"{api(pbx)}/extensions", headers=agent).status_code == 200
+
+
+def test_call_records_and_csv(pbx: Pbx) -> None:
+    with SipClient(pbx.host, pbx.sip_port) as caller:
+        caller.call_id += "-cdr"
+        _, final = caller.invite("1001", "pw-1001-secret", "9999")
+        assert final is not None and final.status == 404
+    time.sleep(0.5)
+    headers = login(pbx, "admin", ADMIN_PASSWORD)
+    page = httpx.get(f"{api(pbx)}/cdrs", headers=headers, params={"disposition": "failed"}).json()
+    assert any(c["callee"] == "9999" and c["status"] == 404 for c in page["items"])
+    csv_text = httpx.get(f"{api(pbx)}/cdrs.csv", headers=headers).text
+    assert csv_text.splitlines()[0].startswith("call_id,caller,callee") and ",9999," in csv_text
+
+
+def test_one_organisation_cannot_see_another(pbx: Pbx) -> None:
+    engine = make_engine(f"sqlite:///{pbx.data_dir / 'pbx.sqlite3'}")
+    with Session(engine) as session:
+        other = Organisation(slug="other", name="Other AB", domain="other.test")
+        session.add(other)
+        session.commit()
+        assert other.id is not None
+        session.add(ApiUser(organisation_id=other.id, username="other-admin",
+                            password_hash=hash_password("other-pass-1234"), role="admin"))
+        session.add(Extension(organisation_id=other.id, number="3001", secret="x" * 20))
+        session.commit()
+    engine.dispose()
+    theirs = login(pbx, "other-admin", "other-pass-1234")
+    numbers = [e["number"] for e in httpx.get(f"{api(pbx)}/extensions", headers=theirs).json()["items"]]
+    assert numbers == ["3001"]
+    assert httpx.get(f"{api(pbx)}/extensions/1001", headers=theirs).status_code == 404
+    assert httpx.patch(f"{api(pbx)}/extensions/1001", headers=theirs, json={"dnd": True}).status_code == 404
+    assert httpx.delete(f"{api(pbx)}/extensions/1001", headers=theirs).status_code == 404
+    assert not any(c["caller"] == "1001" for c in
+                   httpx.get(f"{api(pbx)}/cdrs", headers=theirs).json()["items"])
+    ours = login(pbx, "admin", ADMIN_PASSWORD)
+    assert httpx.get(f"{api(pbx)}/extensions/3001", headers=ours).status_code == 404
+
+
+def test_login_is_rate_limited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PBX_ADMIN_PASSWORD", raising=False)  # the generated password then
+    with running_pbx(tmp_path, {"1001": "pw-1001-secret"}) as server:
+        statuses = [httpx.post(f"{api(server)}/login",
+                               json={"username": "admin", "password": "guess"}).status_code
+                    for _ in range(12)]
+        assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
+        assert (server.data_dir / "admin-password").stat().st_mode & 0o777 == 0o600
