@@ -251,7 +251,7 @@ def build_router(sip: "SipServer") -> APIRouter:
     @router.get("/extensions", response_model=ExtensionPage, tags=["extensions"], responses=ERRORS)
     def list_extensions(
         user: User, db: Db, limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> ExtensionPage:
         scope = Extension.organisation_id == user.organisation_id
         total = db.exec(select(func.count()).select_from(Extension).where(scope)).one()
@@ -324,9 +324,11 @@ def build_router(sip: "SipServer") -> APIRouter:
 
     @router.get("/cdrs", response_model=CdrPage, tags=["calls"], responses=ERRORS)
     def list_cdrs(
-        user: User, db: Db, since: float | None = None, until: float | None = None,
+        user: User, db: Db,
+        since: Annotated[float | None, Query(ge=0, le=1e11)] = None,
+        until: Annotated[float | None, Query(ge=0, le=1e11)] = None,
         disposition: Annotated[str | None, Query(max_length=20)] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> CdrPage:
         query = cdr_query(user, since, until, disposition)
         total = db.exec(select(func.count()).select_from(query.subquery())).one()
@@ -335,7 +337,9 @@ def build_router(sip: "SipServer") -> APIRouter:
         return CdrPage(total=total, limit=limit, offset=offset, items=items)
 
     @router.get("/cdrs.csv", tags=["calls"], responses={**ERRORS, 200: {"content": {"text/csv": {}}}})
-    def export_cdrs(user: User, db: Db, since: float | None = None, until: float | None = None,
+    def export_cdrs(user: User, db: Db,
+                    since: Annotated[float | None, Query(ge=0, le=1e11)] = None,
+                    until: Annotated[float | None, Query(ge=0, le=1e11)] = None,
                     disposition: Annotated[str | None, Query(max_length=20)] = None) -> Response:
         rows = db.exec(cdr_query(user, since, until, disposition).order_by(col(Cdr.id))).all()
         out = io.StringIO()

@@ -144,3 +144,23 @@ def test_login_is_rate_limited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
                     for _ in range(12)]
         assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
         assert (server.data_dir / "admin-password").stat().st_mode & 0o777 == 0o600
+
+
+def test_schemathesis_finds_no_server_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Property-based requests from the OpenAPI schema: no input may cause a 5xx."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("PBX_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    with running_pbx(tmp_path, {"1001": "pw-1001-secret"}) as server:
+        headers = login(server, "admin", ADMIN_PASSWORD)
+        tool = Path(sys.executable).with_name("schemathesis")
+        result = subprocess.run(
+            [str(tool), "run", f"http://{server.host}:{server.http_port}/openapi.json",
+             "-H", f"Authorization: {headers['Authorization']}", "--checks", "not_a_server_error",
+             "--max-examples", "20", "--seed", "4475"],
+            capture_output=True, text=True, timeout=240, cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert "passed" in result.stdout and server.process is not None
+        assert server.process.poll() is None
