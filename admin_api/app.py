@@ -72,7 +72,7 @@ def create_app(sip: SipServer) -> FastAPI:
 
         ``async``: it runs on the event loop the SIP side lives on, not in a thread.
         """
-        if sip.b2bua is None or room not in sip.conferences:
+        if sip.b2bua is None or sip.conference(room) is None:
             raise HTTPException(404, f"no conference room {room}")
         call = sip.b2bua.invite_to_room(room, body.number)
         return {"call_id": call.id}

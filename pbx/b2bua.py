@@ -1023,9 +1023,10 @@ class B2BUA:
 
     def invite_to_room(self, room: str, number: str) -> Call:
         """Call ``number`` out of conference ``room``; it joins when answered."""
-        if room not in self.server.conferences:
+        settings = self.server.conference(room)
+        if settings is None:
             raise KeyError(room)
-        name = self.server.conferences[room].name or f"Conference {room}"
+        name = settings.name or f"Conference {room}"
         return self.originate(
             number, caller_name=name, caller_number=room,
             on_answer=lambda leg: self.server.engine.join(room, leg.media),  # type: ignore[arg-type]
@@ -1037,7 +1038,8 @@ class B2BUA:
         """Answer into a conference room; with a PIN the caller first keys it in (DTMF)."""
         a = call.a
         assert a is not None and a.media is not None
-        settings = self.server.conferences[room]
+        settings = self.server.conference(room)
+        assert settings is not None
         if a.offer is None:
             self._fail(call, 488, "Not Acceptable Here - Conferences need an SDP offer")
             return
@@ -1061,7 +1063,8 @@ class B2BUA:
         self._arm_session_timer(a)
         engine = self.server.engine
         if not settings.pin and not settings.moderator_pin:
-            self._enter_room(call, room, moderator=False)
+            # in a personal room its owner is the moderator
+            self._enter_room(call, room, moderator=bool(settings.owner) and a.number == settings.owner)
             return
         # the PINs keyed in decide who comes in, and as what
         pins = {settings.pin: False}
@@ -1122,8 +1125,8 @@ class B2BUA:
         member = state.member(port)
         assert member is not None
         member.moderator = moderator
-        settings = self.server.conferences[room]
-        if settings.record and state.recorder is None:
+        settings = self.server.conference(room)
+        if settings is not None and settings.record and state.recorder is None:
             path = self.server.config.data_path / "recordings" / f"conference-{room}-{call.id}.wav"
             engine.record(state, path)
             log.info("room %s: recording to %s", room, path)

@@ -73,6 +73,7 @@ class General(BaseModel):
     external_address: str = ""  # address put in SDP/Contact when bind is 0.0.0.0 or behind NAT
     session_expires: int = Field(1800, ge=90)  # RFC 4028 session timer we ask for
     language: str = Field("en", pattern="^(en|sv)$")  # system prompts
+    personal_room_prefix: str = Field("8", pattern=r"^[0-9*#]{0,4}$")  # 8 + 1001: 1001's room
     recording_format: str = Field("wav", pattern="^(wav|flac)$")
     record_announce: bool = False  # say "this call is recorded" to both parties
     recording_retention_days: int = Field(730, ge=1)  # 24 months
@@ -163,6 +164,7 @@ class ConferenceConfig(BaseModel):
     pin: str = Field("", pattern=r"^[0-9]{0,12}$")
     moderator_pin: str = Field("", pattern=r"^[0-9]{0,12}$")
     record: bool = False
+    owner: str = ""  # a personal room: its extension joins as moderator
 
 
 class NumberConfig(BaseModel):

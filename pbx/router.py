@@ -77,6 +77,7 @@ class Router:
     def __init__(self, directory: Directory, rng: random.Random | None = None) -> None:
         self.directory = directory
         self.services: dict[str, ServiceDest] = {}
+        self.personal_prefix = ""  # dial prefix + extension for its personal conference room
         self.memory = RingMemory()
         self.rng = rng or random.Random()
 
@@ -97,7 +98,16 @@ class Router:
             return RingGroupDest(number)
         if number in self.services:
             return self.services[number]
+        if self.room_owner(number) is not None:
+            return ServiceDest("conference", number)
         return Unknown(number)
+
+    def room_owner(self, number: str) -> str | None:
+        """The extension whose personal room ``number`` is (Telavox: everyone has one)."""
+        prefix = self.personal_prefix
+        if prefix and number.startswith(prefix) and number[len(prefix):] in self.directory.extensions:
+            return number[len(prefix):]
+        return None
 
     def plan(self, group: RingGroup, now: float) -> list[RingStep]:
         """The order a ring group's members are rung in, by its strategy."""

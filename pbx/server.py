@@ -26,7 +26,7 @@ from media.prompts import PromptLibrary, build_prompts
 from media.relay import MediaRelay
 from pbx.authn import RequestAuthenticator
 from pbx.b2bua import B2BUA
-from pbx.config import Config
+from pbx.config import Config, ConferenceConfig
 from pbx.directory import Directory
 from pbx.location import Flow, LocationService
 from pbx.models import Cdr, Recording
@@ -101,6 +101,7 @@ class SipServer:
         self.transports: dict[str, UdpTransport | StreamTransport] = {}
         self.router = Router(self.directory)
         self.conferences = {room.number: room for room in config.conferences}
+        self.router.personal_prefix = config.general.personal_room_prefix
         for room in config.conferences:
             self.router.add_service(room.number, ServiceDest("conference", room.number))
         self.engine = MediaEngine()
@@ -302,6 +303,15 @@ class SipServer:
         if general.bind in ("0.0.0.0", "::"):
             return socket.gethostbyname(socket.gethostname())
         return general.bind
+
+    def conference(self, room: str) -> ConferenceConfig | None:
+        """A configured room, or an extension's personal room (prefix + number)."""
+        if room in self.conferences:
+            return self.conferences[room]
+        owner = self.router.room_owner(room)
+        if owner is None:
+            return None
+        return ConferenceConfig(number=room, name=f"Room of {owner}", owner=owner)
 
     def write_cdr(self, cdr: Cdr) -> None:
         """Store a call record off the event loop; a failure is logged, never raised."""

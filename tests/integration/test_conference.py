@@ -269,3 +269,28 @@ def test_pin_by_sip_info(tmp_path: Path) -> None:
             while "room 801: " not in pbx.log():
                 assert time.monotonic() < deadline, pbx.log()[-2000:]
                 time.sleep(0.1)
+
+
+def test_everyone_has_a_personal_room(tmp_path: Path) -> None:
+    """8 + extension: the owner joins as moderator, colleagues as participants."""
+    import httpx
+
+    with running_pbx(tmp_path, USERS) as pbx:
+        with SipClient(pbx.host, pbx.sip_port) as guest, SipClient(pbx.host, pbx.sip_port) as owner:
+            for client, number in ((guest, "1002"), (owner, "1001")):
+                client.call_id += f"-{number}"
+                _, ok = client.invite(number, USERS[number], "81001")
+                assert ok is not None and ok.status == 200
+                client.in_dialog("ACK", ok, cseq=ok.cseq.number)
+            deadline = time.monotonic() + 3
+            while True:
+                rooms = httpx.get(f"http://{pbx.host}:{pbx.http_port}/api/conferences").json()
+                if rooms and len(rooms[0]["participants"]) == 2:
+                    break
+                assert time.monotonic() < deadline, rooms
+                time.sleep(0.1)
+            assert rooms[0]["room"] == "81001"
+            assert sorted(p["moderator"] for p in rooms[0]["participants"]) == [False, True]
+        with SipClient(pbx.host, pbx.sip_port) as stranger:
+            _, refused = stranger.invite("1003", USERS["1003"], "89999")  # nobody's room
+            assert refused is not None and refused.status == 404
