@@ -127,7 +127,9 @@ class Call:
     diverted_from: str = ""
     diversion_reason: str = ""
     transfer: Transfer | None = None
-    recording: Path | None = None
+    recording: Path | None = None  # the file being written now
+    recordings: list[Path] = field(default_factory=list)
+    stereo: tuple[MixPort, MixPort] | None = None
     on_answer: Callable[[Leg], None] | None = None  # set for calls the PBX places
     on_fail: Callable[[int], None] | None = None
 
@@ -559,35 +561,72 @@ class B2BUA:
 
     def _bridge(self, call: Call) -> None:
         """Connect the two sides' media: straight through the relay, or through the
-        engine (a two-party room) when either party's calls are recorded."""
+        engine (a two-party room) when a party's calls are recorded (always or on
+        demand) or the relay cannot transcode between their codecs."""
         a, b = call.a, call.b
         assert a is not None and b is not None and a.media is not None and call.b_media is not None
         directory = self.server.directory.extensions
         recorded = [n for n in (a.number, b.number) if getattr(directory.get(n), "record", False)]
+        on_demand = [n for n in (a.number, b.number)
+                     if getattr(directory.get(n), "record_on_demand", False)]
         codecs = (a.media.codec, call.b_media.codec)
         relayable = codecs[0] == codecs[1] or codecs in TRANSCODE
-        if not recorded and relayable:
+        if not recorded and not on_demand and relayable:
             self.relay.bridge(a.media, call.b_media)
             return
-        # through the engine: to record, or to transcode what the relay cannot
-        # (G.722 or Opus against G.711)
         engine = self.server.engine
         room = f"call-{call.id}"
-        left = engine.join(room, a.media, tone=False)
-        right = engine.join(room, call.b_media, tone=False)
-        if not recorded:
+        keys = self._recording_keys(call) if on_demand else None
+        left = engine.join(room, a.media, tone=False,
+                           on_dtmf=keys if a.number in on_demand else None)
+        right = engine.join(room, call.b_media, tone=False,
+                            on_dtmf=keys if b.number in on_demand else None)
+        call.stereo = (left, right)
+        if not relayable:
             call.path.append(f"transcode:{codecs[0]}-{codecs[1]}")
-            return
+        if recorded:
+            self._start_recording(call, recorded)
+
+    def _start_recording(self, call: Call, who: list[str]) -> None:
+        engine = self.server.engine
+        room = f"call-{call.id}"
         general = self.server.config.general
         day = time.strftime("%Y/%m/%d")
+        part = f"-{len(call.recordings)}" if call.recordings else ""
         path = (self.server.config.data_path / "recordings" / day
-                / f"call-{call.id}.{general.recording_format}")
-        engine.record(engine.rooms[room], path, stereo=(left, right))
+                / f"call-{call.id}{part}.{general.recording_format}")
+        engine.record(engine.rooms[room], path, stereo=call.stereo)
         if general.record_announce:
             self._say(room, "recorded")
         call.recording = path
-        call.path.append(f"record:{','.join(recorded)}")
+        call.recordings.append(path)
+        call.path.append(f"record:{','.join(who)}")
         log.info("call %s: recording to %s", call.id, path)
+
+    def _recording_keys(self, call: Call) -> Callable[[object, str], None]:
+        """``*1`` during the call starts recording; ``*1`` again stops it (feature code)."""
+        last: dict[int, str] = {}
+
+        def on_digit(port: object, digit: str) -> None:
+            previous, last[id(port)] = last.get(id(port)), digit
+            if previous != "*" or digit != "1" or call.ended:
+                return
+            state = self.server.engine.rooms.get(f"call-{call.id}")
+            if state is None:
+                return
+            who = next((leg.number for leg in (call.a, call.b)
+                        if leg is not None and leg.media is getattr(port, "leg", None)), "?")
+            if state.recorder is None:
+                self._start_recording(call, [who])
+            else:
+                self.server.engine.stop_recording(state)
+                call.path.append(f"record-stop:{who}")
+                log.info("call %s: %s stopped the recording", call.id, who)
+                if call.recording is not None:
+                    self.server.write_recording(call, call.recording)
+                call.recording = None
+
+        return on_digit
 
     def _answer_caller(self, call: Call, callee_sdp: SessionDescription) -> SessionDescription | None:
         """Our answer to the caller's offer, preferring the codec the callee chose."""

@@ -141,6 +141,7 @@ class ExtensionConfig(BaseModel):
     forward_noanswer: str = ""
     ring_timeout: int = Field(30, ge=5, le=600)
     record: bool = False
+    record_on_demand: bool = False
 
     @field_validator("number")
     @classmethod

@@ -39,6 +39,7 @@ class Extension(SQLModel, table=True):
     forward_noanswer: str = Field(default="", max_length=80)
     ring_timeout: int = Field(default=30, ge=5, le=600)
     record: bool = False  # record this extension's calls, both directions
+    record_on_demand: bool = False  # *1 during a call starts/stops recording
 
 
 class Binding(SQLModel, table=True):

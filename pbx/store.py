@@ -111,6 +111,7 @@ class Store:
                         forward_noanswer=ext.forward_noanswer,
                         ring_timeout=ext.ring_timeout,
                         record=ext.record,
+                        record_on_demand=ext.record_on_demand,
                     )
                 )
                 log.info("seeded extension %s", ext.number)

@@ -931,3 +931,47 @@ def test_forward_always_no_answer_and_decline(tmp_path: Path) -> None:
             assert final is not None and final.status == 603
         dispositions = {c.callee: c.disposition for c in cdrs(server)}
         assert dispositions == {"3001": "answered", "3003": "answered", "3004": "declined"}
+
+
+
+def test_recording_on_demand_with_star_one(tmp_path: Path) -> None:
+    """*1 from the phone of an extension with record_on_demand starts recording the
+    call, *1 again stops it; the recording is stored with its length."""
+    users = {"1001": USERS["1001"]}
+    sections = "\n[1006]\nsecret = pw-1006-secret\nrecord_on_demand = yes\n"
+    with running_pbx(tmp_path, users, sections=sections) as server:
+        with SipClient(server.host, server.sip_port) as caller, \
+                SipClient(server.host, server.sip_port) as phone:
+            response = phone.register("1006", "pw-1006-secret",
+                                      contacts=[f"<sip:1006@{phone.host_port()}>"])
+            assert response is not None and response.status == 200
+            phone_rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            phone_rtp.bind(("127.0.0.1", 0))
+            ok, (invite, _) = place_call(caller, phone, "1006", phone_rtp.getsockname()[1], "ondemand")
+            pbx_port = int(invite.body.decode().split("m=audio ")[1].split()[0])
+
+            def press(keys: str, base: int) -> None:
+                """Keys as RFC 4733 events from the callee's phone."""
+                for n, key in enumerate(keys):
+                    event = struct.pack("!BBH", "0123456789*#".index(key), 0x80 | 10, 800)
+                    header = struct.pack("!BBHII", 0x80, 101, base + n, 1000 * (base + n), 9)
+                    for _ in range(3):
+                        phone_rtp.sendto(header + event, ("127.0.0.1", pbx_port))
+                    time.sleep(0.1)
+
+            try:
+                press("*1", 10)
+                time.sleep(1.0)
+                press("*1", 20)
+                time.sleep(0.3)
+            finally:
+                phone_rtp.close()
+            caller.in_dialog("BYE", ok)
+        time.sleep(0.5)
+        store = Store(f"sqlite:///{server.data_dir / 'pbx.sqlite3'}")
+        try:
+            recordings = store.recordings()
+        finally:
+            store.close()
+        assert len(recordings) == 1 and 0.5 < recordings[0].duration < 3, recordings
+        assert "1006 stopped the recording" in server.log()
