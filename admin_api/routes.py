@@ -303,6 +303,9 @@ def build_router(sip: "SipServer") -> APIRouter:
         db.delete(ext)
         db.commit()
         sip.directory.reload()  # its call records stay
+        if sip.b2bua is not None and sip.loop is not None:
+            # live calls end cleanly, on the SIP side's own loop
+            sip.loop.call_soon_threadsafe(sip.b2bua.end_calls_of, number)
         return Response(status_code=204)
 
     def cdr_query(user: ApiUser, since: float | None, until: float | None,

@@ -1256,6 +1256,26 @@ class B2BUA:
 
     # ------------------------------------------------------------ hang-up
 
+    def end_calls_of(self, number: str) -> int:
+        """End every call ``number`` takes part in (its extension is being removed)."""
+        ended = 0
+        for call in list(self.calls.values()):
+            if not any(leg.number == number for leg in call.legs()):
+                continue
+            for leg in call.legs():
+                if leg in call.forks:
+                    self._cancel_fork(leg)
+                elif leg.dialog is not None and leg.state == "answered":
+                    self._bye(leg)
+                elif not leg.outgoing and leg.state != "answered":
+                    self._respond(leg.invite, 480, "Temporarily Unavailable - Removed", leg=leg)
+            call.path.append(f"removed:{number}")
+            self._end(call, "answered" if call.answered_at else "failed", 200, hangup_by="admin")
+            ended += 1
+        if ended:
+            log.info("ended %d call(s) of removed extension %s", ended, number)
+        return ended
+
     def _hangup(self, call: Call, leg: Leg, status: int) -> None:
         """``leg`` left the call: BYE the other side and end the call."""
         if call.ended:

@@ -275,6 +275,11 @@ class SipServer:
         except Exception:
             log.exception("error in %s", handler.__name__)
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the SIP side runs on (for threads that must hand work to it)."""
+        return self._loop
+
     def send_request(self, request: Request, flow: Flow) -> object:
         """Start a client transaction to ``flow``; returns it for matching responses."""
         assert self._loop is not None

@@ -3,6 +3,7 @@ that take effect on the SIP side at once, call records, audit, tenants."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,3 +165,32 @@ def test_schemathesis_finds_no_server_error(tmp_path: Path, monkeypatch: pytest.
         assert result.returncode == 0, result.stdout[-3000:]
         assert "passed" in result.stdout and server.process is not None
         assert server.process.poll() is None
+
+
+def test_deleting_an_extension_ends_its_calls_and_keeps_the_record(pbx: Pbx) -> None:
+    headers = login(pbx, "admin", ADMIN_PASSWORD)
+    created = httpx.post(f"{api(pbx)}/extensions", headers=headers, json={"number": "2005"})
+    assert created.status_code == 201
+    secret = created.json()["secret"]
+    with SipClient(pbx.host, pbx.sip_port) as phone, SipClient(pbx.host, pbx.sip_port) as caller:
+        assert phone.register("2005", secret, contacts=[f"<sip:2005@{phone.host_port()}>"]).status == 200  # type: ignore[union-attr]
+        picked: list = []  # type: ignore[type-arg]
+
+        def pick_up() -> None:
+            invite = phone.receive_request(5, "INVITE")
+            assert invite is not None
+            picked.append(phone.respond(invite, 200, body=phone.sdp(41700)))
+
+        worker = threading.Thread(target=pick_up)
+        worker.start()
+        caller.call_id += "-removed"
+        _, ok = caller.invite("1001", "pw-1001-secret", "2005")
+        worker.join()
+        assert ok is not None and ok.status == 200
+        caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
+        assert httpx.delete(f"{api(pbx)}/extensions/2005", headers=headers).status_code == 204
+        assert caller.receive_request(5, "BYE") is not None  # both ends are hung up
+        assert phone.receive_request(5, "BYE") is not None
+    time.sleep(0.5)
+    page = httpx.get(f"{api(pbx)}/cdrs", headers=headers).json()["items"]
+    assert any(c["callee"] == "2005" and c["disposition"] == "answered" for c in page)  # kept
