@@ -280,6 +280,12 @@ class SipServer:
         """The event loop the SIP side runs on (for threads that must hand work to it)."""
         return self._loop
 
+    def end_calls_of(self, number: str) -> None:
+        """End the live calls of extension ``number``; callable from any thread
+        (the admin API's workers), the work runs on the SIP side's loop."""
+        if self.b2bua is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self.b2bua.end_calls_of, number)
+
     def send_request(self, request: Request, flow: Flow) -> object:
         """Start a client transaction to ``flow``; returns it for matching responses."""
         assert self._loop is not None

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from sqlalchemy import delete, event
+from sqlalchemy import delete, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine, select
@@ -51,6 +51,32 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def add_missing_columns(engine: Engine) -> None:
+    """Add the columns a newer version's models have and an older store lacks.
+
+    ``create_all`` makes missing tables but never alters existing ones; new
+    columns always have defaults, so adding them is all an upgrade needs.
+    """
+    existing = inspect(engine)
+    with engine.begin() as connection:
+        for table in SQLModel.metadata.sorted_tables:
+            if not existing.has_table(table.name):
+                continue
+            present = {column["name"] for column in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                kind = column.type.compile(dialect=engine.dialect)
+                default = column.default.arg if column.default is not None else None
+                clause = "" if default is None or callable(default) else f" DEFAULT {default!r}"
+                if isinstance(default, bool):
+                    clause = f" DEFAULT {int(default)}" if engine.dialect.name == "sqlite" \
+                        else f" DEFAULT {str(default).lower()}"
+                connection.execute(text(
+                    f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}{clause}'))
+                log.info("store: added column %s.%s", table.name, column.name)
+
+
 def _upsert_insert(engine: Engine):  # type: ignore[no-untyped-def]
     """The dialect's INSERT that knows ON CONFLICT."""
     if engine.dialect.name == "postgresql":
@@ -67,6 +93,7 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         SQLModel.metadata.create_all(self.engine)
+        add_missing_columns(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
