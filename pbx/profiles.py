@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Literal, Protocol
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
 import recurring_ical_events
@@ -40,6 +40,13 @@ WILDCARD = "*"
 MAX_EVENTS = 5000  # occurrences kept from one calendar (a daily series over a year fits)
 CallKind = Literal["direct", "queue"]
 Reason = Literal["manual", "calendar", "schedule", "none"]
+# The profiles every extension starts with: (name, accept, divert, calendar_match).
+DEFAULT_PROFILES = (
+    ("Working", "both", VOICEMAIL, ""),
+    ("Lunch", "queue", VOICEMAIL, "lunch"),
+    ("Meeting", "none", VOICEMAIL, WILDCARD),
+    ("Off", "none", VOICEMAIL, "vacation, holiday, out of office"),
+)
 
 
 class Event(Protocol):
@@ -70,6 +77,14 @@ class Admission:
 
 
 # ------------------------------------------------------------------ the rules
+
+
+def zone(name: str) -> ZoneInfo:
+    """The organisation's time zone; UTC when the name is empty or unknown."""
+    try:
+        return ZoneInfo(name) if name else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 def active_profile(

@@ -26,6 +26,7 @@ from media.prompts import PromptLibrary, build_prompts
 from media.relay import MediaRelay
 from pbx.authn import RequestAuthenticator
 from pbx.b2bua import B2BUA
+from pbx.calendars import CalendarSync
 from pbx.config import Config, ConferenceConfig
 from pbx.directory import Directory
 from pbx.location import Flow, LocationService
@@ -118,6 +119,7 @@ class SipServer:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flush_task: asyncio.Task[None] | None = None
+        self._calendar_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---------------------------------------------------------------- life cycle
@@ -161,10 +163,13 @@ class SipServer:
             UPDATE=b2bua.on_update,
         )
         self._flush_task = asyncio.create_task(self._flush_loop())
+        self._calendar_task = asyncio.create_task(
+            CalendarSync(self.store, self.directory.reload).run())
 
     async def stop(self) -> None:
-        if self._flush_task is not None:
-            self._flush_task.cancel()
+        for task in (self._flush_task, self._calendar_task):
+            if task is not None:
+                task.cancel()
         if self._timer is not None:
             self._timer.cancel()
         for transport in self.transports.values():
