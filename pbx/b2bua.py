@@ -33,6 +33,7 @@ from media.g711 import TRANSCODE
 from media.relay import MediaRelay, RelayLeg
 from pbx.location import Flow, reach
 from pbx.models import Cdr, Extension
+from pbx.profiles import VOICEMAIL
 from pbx.registrar import aor_for
 from pbx.router import (
     MAX_FORWARD_HOPS, Destination, ExtensionDest, PickupDest, RingGroupDest, RingStep,
@@ -47,6 +48,7 @@ from pbx.sip.message import (
     URI, Address, Headers, Request, Response, make_response, new_branch, new_call_id, new_tag,
 )
 from pbx.sip.transaction import build_cancel
+from pbx.voicemail import VoicemailApp
 
 if TYPE_CHECKING:
     from pbx.server import SipServer
@@ -132,6 +134,7 @@ class Call:
     stereo: tuple[MixPort, MixPort] | None = None
     on_answer: Callable[[Leg], None] | None = None  # set for calls the PBX places
     on_fail: Callable[[int], None] | None = None
+    on_end: Callable[[], None] | None = None  # the app that answered it (voicemail) learns it is over
 
     def legs(self) -> list[Leg]:
         return [leg for leg in (self.a, self.b, *self.forks) if leg is not None]
@@ -158,6 +161,7 @@ class B2BUA:
         self.server_invites: dict[int, Leg] = {}
         self.codecs = [STATIC_CODECS[c] for c in server.config.general.codecs if c in STATIC_CODECS]
         self.active_calls = 0
+        self.voicemail = VoicemailApp(server)
 
     # ------------------------------------------------------------ helpers
 
@@ -252,6 +256,8 @@ class B2BUA:
     def _route(self, call: Call, number: str, reason: str | None = None) -> None:
         """Ring what ``number`` means; ``reason`` marks a diversion (RFC 5806)."""
         dest: Destination = self.server.router.resolve(number)
+        if number == VOICEMAIL and call.diverted_from:  # a forward to the diverter's mailbox
+            dest = ServiceDest(VOICEMAIL, call.diverted_from)
         call.path.append(f"{reason or 'dial'}:{number}")
         if reason is not None:
             call.hops += 1
@@ -273,6 +279,8 @@ class B2BUA:
             self._pickup(call, dest.number)
         elif isinstance(dest, ServiceDest) and dest.kind == "conference":
             self._conference(call, dest.ident)
+        elif isinstance(dest, ServiceDest) and dest.kind == VOICEMAIL:
+            self._voicemail(call, dest.ident)
         else:
             self._fail(call, 404, "Not Found - Service not available")
 
@@ -1073,15 +1081,14 @@ class B2BUA:
 
     # ------------------------------------------------------------ conferences
 
-    def _conference(self, call: Call, room: str) -> None:
-        """Answer into a conference room; with a PIN the caller first keys it in (DTMF)."""
+    def _answer_here(self, call: Call, service: str) -> bool:
+        """The PBX itself answers the caller (a conference, voicemail): from then on
+        the caller's media port feeds the engine.  False: refused, the call failed."""
         a = call.a
         assert a is not None and a.media is not None
-        settings = self.server.conference(room)
-        assert settings is not None
         if a.offer is None:
-            self._fail(call, 488, "Not Acceptable Here - Conferences need an SDP offer")
-            return
+            self._fail(call, 488, f"Not Acceptable Here - {service.capitalize()} needs an SDP offer")
+            return False
         try:
             sdp = make_answer(
                 a.offer, address=self._address(), port=a.media.local_port,
@@ -1089,7 +1096,7 @@ class B2BUA:
             )
         except SdpError as exc:
             self._fail(call, exc.status, exc.reason)
-            return
+            return False
         a.local_sdp = sdp
         self._apply_remote(a, a.offer, sdp)
         self._ensure_caller_dialog(call)
@@ -1097,9 +1104,38 @@ class B2BUA:
         a.state = "answered"
         call.answered_at = time.time()
         call.b = None
-        call.path.append(f"conference:{room}")
         self._start_ok_resend(a, ok)
         self._arm_session_timer(a)
+        return True
+
+    def _voicemail(self, call: Call, number: str) -> None:
+        """Answer for the mailbox of extension ``number`` and take a message."""
+        ext = self.server.directory.extensions.get(number)
+        if ext is None:
+            self._fail(call, 404, "Not Found - No such mailbox")
+            return
+        if not self._answer_here(call, VOICEMAIL):
+            return
+        call.path.append(f"voicemail:{number}")
+        assert call.a is not None and call.a.media is not None
+        message = self.voicemail.take(call.id, call.a.media, ext, call.caller_number,
+                                      hang_up=lambda: self._hangup_by_pbx(call))
+        call.on_end = lambda: self.voicemail.finish(message)
+
+    def _hangup_by_pbx(self, call: Call) -> None:
+        if call.a is not None and not call.ended:
+            self._bye(call.a)
+            self._end(call, "answered", 200, hangup_by="pbx")
+
+    def _conference(self, call: Call, room: str) -> None:
+        """Answer into a conference room; with a PIN the caller first keys it in (DTMF)."""
+        settings = self.server.conference(room)
+        assert settings is not None
+        if not self._answer_here(call, "conference"):
+            return
+        call.path.append(f"conference:{room}")
+        a = call.a
+        assert a is not None and a.media is not None
         engine = self.server.engine
         if not settings.pin and not settings.moderator_pin:
             # in a personal room its owner is the moderator
@@ -1379,6 +1415,8 @@ class B2BUA:
             await self.relay.close_leg(port)
         if call.recording is not None and call.recording.exists():
             self.server.write_recording(call, call.recording)
+        if call.on_end is not None:
+            call.on_end()
 
 
 def invite_sdp(invite: Request) -> SessionDescription | None:

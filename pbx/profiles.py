@@ -35,7 +35,7 @@ import recurring_ical_events
 from pbx.models import CalendarEvent, Extension, Profile, ProfileSchedule
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-VOICEMAIL = "voicemail"
+VOICEMAIL = "voicemail"  # the divert target (and forward target) that reaches the mailbox
 WILDCARD = "*"
 MAX_EVENTS = 5000  # occurrences kept from one calendar (a daily series over a year fits)
 CallKind = Literal["direct", "queue"]
