@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 
 from admin_api.security import token_hash
@@ -59,6 +59,7 @@ def current_user(db: Db, authorization: Annotated[str | None, Header()] = None) 
 User = Annotated[ApiUser, Depends(current_user)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+RowId = Annotated[int, Field(ge=1, le=2**63 - 1)]  # a row's id, in a path or a body: fits the store
 
 
 class Page(BaseModel):

@@ -22,7 +22,7 @@ from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from sqlmodel import Session, col, func, select
 
 from admin_api.deps import (
-    NOT_FOUND, TARGET, Db, Offset, Page, Sip, User, audit, fields_of, own_extension,
+    NOT_FOUND, TARGET, Db, Offset, Page, RowId, Sip, User, audit, fields_of, own_extension,
 )
 from pbx.calendars import FEED_DAYS, UPLOAD_DAYS, FetchError, events_from, fetch, replace_events
 from pbx.models import (
@@ -81,7 +81,7 @@ class ProfilePage(Page):
 
 
 class Switch(BaseModel):
-    profile_id: int | None = Field(description="the profile chosen by hand; null: none")
+    profile_id: RowId | None = Field(description="the profile chosen by hand; null: none")
     until: AwareDatetime | None = Field(None, description="when the choice ends (with offset)")
 
 
@@ -93,7 +93,7 @@ class ActiveOut(BaseModel):
 
 
 class ScheduleIn(BaseModel):
-    profile_id: int
+    profile_id: RowId
     days: list[Day] = Field(default=["mon", "tue", "wed", "thu", "fri"], min_length=1,
                             max_length=7)
     start: str = Field(pattern=START, description="HH:MM in the organisation's time zone")
@@ -101,7 +101,7 @@ class ScheduleIn(BaseModel):
 
 
 class SchedulePatch(BaseModel):
-    profile_id: int | None = None
+    profile_id: RowId | None = None
     days: list[Day] | None = Field(None, min_length=1, max_length=7)
     start: str | None = Field(None, pattern=START)
     end: str | None = Field(None, pattern=END)
@@ -264,7 +264,7 @@ def create_profile(number: str, body: ProfileIn, user: User, db: Db, sip: Sip) -
 
 
 @router.patch("/profiles/{profile_id}", response_model=ProfileOut, responses=CONFLICT)
-def update_profile(profile_id: int, body: ProfilePatch, user: User, db: Db, sip: Sip) -> ProfileOut:
+def update_profile(profile_id: RowId, body: ProfilePatch, user: User, db: Db, sip: Sip) -> ProfileOut:
     profile = owned_profile(db, user, profile_id, change=True)
     before = shown(profile).model_dump()
     changes = body.model_dump(exclude_none=True)
@@ -281,7 +281,7 @@ def update_profile(profile_id: int, body: ProfilePatch, user: User, db: Db, sip:
 
 @router.delete("/profiles/{profile_id}", status_code=204,
                responses={**NOT_FOUND, 409: {"description": "the extension's last profile"}})
-def delete_profile(profile_id: int, user: User, db: Db, sip: Sip) -> Response:
+def delete_profile(profile_id: RowId, user: User, db: Db, sip: Sip) -> Response:
     profile = owned_profile(db, user, profile_id, change=True)
     ext = own_extension(db, user, profile.extension)
     if len(profiles_of(db, user, ext)) == 1:
@@ -377,7 +377,7 @@ def _owned_schedule(db: Session, user: ApiUser, schedule_id: int, number: str) -
 
 @router.patch("/extensions/{number}/schedules/{schedule_id}", response_model=ScheduleOut,
               responses=WRITE)
-def update_schedule(number: str, schedule_id: int, body: SchedulePatch, user: User, db: Db,
+def update_schedule(number: str, schedule_id: RowId, body: SchedulePatch, user: User, db: Db,
                     sip: Sip) -> ScheduleOut:
     ext, row = _owned_schedule(db, user, schedule_id, number)
     before = shown_schedule(row).model_dump()
@@ -398,7 +398,7 @@ def update_schedule(number: str, schedule_id: int, body: SchedulePatch, user: Us
 
 @router.delete("/extensions/{number}/schedules/{schedule_id}", status_code=204,
                responses=NOT_FOUND)
-def delete_schedule(number: str, schedule_id: int, user: User, db: Db, sip: Sip) -> Response:
+def delete_schedule(number: str, schedule_id: RowId, user: User, db: Db, sip: Sip) -> Response:
     _, row = _owned_schedule(db, user, schedule_id, number)
     audit(db, user, "schedule.delete", number, shown_schedule(row).model_dump(), None)
     db.delete(row)
@@ -456,8 +456,9 @@ def put_calendar(number: str, user: User, db: Db, sip: Sip,
             try:
                 url = CalendarUrl.model_validate_json(data).url
             except ValidationError as exc:
-                raise RequestValidationError([{**e, "loc": ("body", *e["loc"])}
-                                              for e in exc.errors(include_url=False)]) from None
+                raise RequestValidationError([  # without the input: it may not be text
+                    {"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"]}
+                    for e in exc.errors()]) from None
             rows = events_from(fetch(url), ext, tz, now, FEED_DAYS)
             ext.calendar_url = url
         elif kind == "text/calendar":

@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, func, select
 
-from admin_api.deps import ERRORS, NOT_FOUND, NUMBER, Db, Offset, Page, User, audit
+from admin_api.deps import ERRORS, NOT_FOUND, NUMBER, Db, Offset, Page, RowId, User, audit
 from pbx.models import ApiUser, Extension, Voicemail
 from pbx.voicemail import mailbox_of
 
@@ -92,7 +92,7 @@ def list_messages(
 @router.get("/voicemail/{message_id}/audio", response_class=FileResponse,
             responses={**NOT_FOUND, 200: {"content": {"audio/wav": {}},
                                           "description": "the message, 8 kHz mono WAV"}})
-def message_audio(message_id: int, user: User, db: Db) -> FileResponse:
+def message_audio(message_id: RowId, user: User, db: Db) -> FileResponse:
     message = message_for(db, user, message_id, change=False)
     path = Path(message.path)
     if not path.exists():
@@ -102,7 +102,7 @@ def message_audio(message_id: int, user: User, db: Db) -> FileResponse:
 
 
 @router.patch("/voicemail/{message_id}", response_model=MessageOut, responses=NOT_FOUND)
-def mark_message(message_id: int, body: MessagePatch, user: User, db: Db) -> MessageOut:
+def mark_message(message_id: RowId, body: MessagePatch, user: User, db: Db) -> MessageOut:
     message = message_for(db, user, message_id, change=True)
     before = {"heard": message.heard}
     message.heard = body.heard
@@ -114,7 +114,7 @@ def mark_message(message_id: int, body: MessagePatch, user: User, db: Db) -> Mes
 
 
 @router.delete("/voicemail/{message_id}", status_code=204, responses=NOT_FOUND)
-def delete_message(message_id: int, user: User, db: Db) -> Response:
+def delete_message(message_id: RowId, user: User, db: Db) -> Response:
     message = message_for(db, user, message_id, change=True)
     audit(db, user, "voicemail.delete", f"{message.mailbox}/{message_id}",
           shown(message).model_dump(), None)

@@ -42,18 +42,21 @@ def fetch(url: str) -> bytes:
     """GET an ICS feed (``webcal://`` is ``https://``), at most :data:`MAX_BYTES`."""
     if url.startswith("webcal://"):
         url = "https://" + url.removeprefix("webcal://")
+    body = bytearray()
     try:
         with httpx.stream("GET", url, timeout=FETCH_TIMEOUT, follow_redirects=True) as response:
-            if response.status_code != 200:
-                raise FetchError(f"{url} answered {response.status_code}")
-            body = bytearray()
-            for chunk in response.iter_bytes():
+            status = response.status_code
+            for chunk in response.iter_bytes() if status == 200 else ():
                 body += chunk
                 if len(body) > MAX_BYTES:
-                    raise FetchError(f"{url} sent more than {MAX_BYTES} bytes")
-            return bytes(body)
-    except httpx.HTTPError as exc:
+                    break
+    except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:  # idna: a bad host name
         raise FetchError(f"cannot fetch {url}: {exc or type(exc).__name__}") from None
+    if status != 200:
+        raise FetchError(f"{url} answered {status}")
+    if len(body) > MAX_BYTES:
+        raise FetchError(f"{url} sent more than {MAX_BYTES} bytes")
+    return bytes(body)
 
 
 def window(now: float, days: int) -> tuple[float, float]:
