@@ -23,10 +23,10 @@ rows are passed in, so the rules are tested with vectors.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
@@ -76,6 +76,37 @@ class Admission:
     profile: str = ""  # the name of the profile that decided
 
 
+@dataclass
+class Presence:
+    """An organisation's profiles, schedules and calendar events by extension:
+    what the router consults on every call (the directory keeps one per
+    organisation, rebuilt on reload)."""
+
+    tz: ZoneInfo
+    profiles: dict[str, list[Profile]] = field(default_factory=dict)
+    schedules: dict[str, list[ProfileSchedule]] = field(default_factory=dict)
+    events: dict[str, list[Event]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, tz: ZoneInfo, profiles: Iterable[Profile], schedules: Iterable[ProfileSchedule],
+           events: Iterable[CalendarEvent]) -> Presence:
+        """Group an organisation's rows by extension."""
+        presence = cls(tz)
+        pairs: tuple[tuple[Iterable[Any], dict[str, list[Any]]], ...] = (
+            (profiles, presence.profiles), (schedules, presence.schedules),
+            (events, presence.events),
+        )
+        for rows, by_extension in pairs:
+            for row in rows:
+                by_extension.setdefault(row.extension, []).append(row)
+        return presence
+
+    def active(self, ext: Extension, now: float) -> ActiveProfile:
+        number = ext.number
+        return active_profile(ext, self.profiles.get(number, ()), self.schedules.get(number, ()),
+                              self.events.get(number, ()), now, self.tz)
+
+
 # ------------------------------------------------------------------ the rules
 
 
@@ -121,12 +152,12 @@ def admit(active: ActiveProfile, kind: CallKind) -> Admission:
     return Admission(False, profile.divert, profile.name)
 
 
-def caller_id(active: ActiveProfile, ext: Extension) -> str:
-    """The number the user shows on outgoing calls: the profile's, the
-    extension's, or else the extension number itself."""
+def caller_id(active: ActiveProfile, default: str) -> str:
+    """The number the user shows on the calls they make: the active profile's
+    ``caller_id`` when it sets one, else ``default`` (their own)."""
     if active.profile is not None and active.profile.caller_id:
         return active.profile.caller_id
-    return ext.caller_id_number or ext.number
+    return default
 
 
 def matches(profile: Profile, summary: str) -> bool:

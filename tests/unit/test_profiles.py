@@ -11,7 +11,7 @@ import pytest
 
 from pbx.models import CalendarEvent, Extension, Profile, ProfileSchedule
 from pbx.profiles import (
-    ActiveProfile, CalendarError, active_profile, admit, calendar_events, caller_id, minutes,
+    ActiveProfile, CalendarError, Presence, active_profile, admit, calendar_events, caller_id, minutes,
     parse_days,
 )
 
@@ -156,11 +156,23 @@ def test_what_a_profile_does_to_calls_and_the_caller_id() -> None:
     assert admit(off, "queue") == admit(off, "direct") == type(refused)(False, "", "Off")
     working = ActiveProfile(WORKING, "manual")
     assert admit(working, "direct").through and admit(working, "queue").through
-    plain = ext()
-    assert caller_id(ActiveProfile(MEETING, "calendar"), plain) == "+46812345"
-    assert caller_id(working, plain) == "1001"
-    plain.caller_id_number = "+4681000"
-    assert caller_id(working, plain) == "+4681000"
+    assert caller_id(ActiveProfile(MEETING, "calendar"), "1001") == "+46812345"
+    assert caller_id(working, "1001") == "1001"
+    assert caller_id(ActiveProfile(None, "none"), "1001") == "1001"
+
+
+def test_presence_groups_an_organisations_rows_by_extension() -> None:
+    other = Profile(id=9, organisation_id=1, extension="1002", name="Off", accept="none")
+    presence = Presence.of(
+        TZ, [*PROFILES, other], [schedule(LUNCH, "12:00", "13:00")],
+        [event("Standup", "2026-11-30 09:00", "2026-11-30 09:15")],
+    )
+    assert presence.active(ext(), local("2026-11-30 09:05")).profile is MEETING
+    assert presence.active(ext(), local("2026-11-30 12:05")).profile is LUNCH
+    colleague = Extension(organisation_id=1, number="1002", secret="x", profile_id=9)
+    assert presence.active(colleague, local("2026-11-30 09:05")).profile is other
+    stranger = Extension(organisation_id=1, number="1009", secret="x")
+    assert presence.active(stranger, local("2026-11-30 09:05")).reason == "none"
 
 
 @pytest.mark.parametrize("text, value", [("00:00", 0), ("12:30", 750), ("24:00", 1440),
