@@ -34,7 +34,7 @@ from media.relay import MediaRelay, RelayLeg
 from pbx.location import Flow, reach
 from pbx.directory import Tenant
 from pbx.models import Cdr, ConferenceRoom, Extension
-from pbx.profiles import VOICEMAIL
+from pbx.profiles import VOICEMAIL, caller_id
 from pbx.router import (
     MAX_FORWARD_HOPS, Destination, ExtensionDest, PickupDest, RingGroupDest, RingStep,
     ServiceDest, Unknown,
@@ -234,7 +234,8 @@ class B2BUA:
                 self._respond(request, exc.status, exc.reason)
                 return
         call = Call(id=new_call_id(), tenant=tenant, dialled=request.uri.user or "")
-        call.caller_name, call.caller_number = parse_callerid(caller.display_name, caller.number)
+        call.caller_name, number = parse_callerid(caller.display_name, caller.number)
+        call.caller_number = caller_id(tenant.presence.active(caller, time.time()), number)
         leg = Leg(call, flow, caller.number, request, outgoing=False, tx=tx, offer=offer)
         leg.dialog = None
         call.a = leg
@@ -302,6 +303,14 @@ class B2BUA:
         call.busy_target = ext.forward_busy
         call.noanswer_target = ext.forward_noanswer
         call.rung = ext.number
+        admission = call.tenant.presence.admission(ext, "direct", time.time())
+        if not admission.through:
+            call.path.append(f"profile:{ext.number}:{admission.profile}")
+            if admission.divert:
+                self._divert(call, ext, admission.divert, "unavailable")
+            else:
+                self._fail(call, 486, f"Busy Here - Profile {admission.profile}")
+            return
         if ext.dnd:
             call.path.append(f"dnd:{ext.number}")
             if ext.forward_busy:

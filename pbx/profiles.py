@@ -106,6 +106,10 @@ class Presence:
         return active_profile(ext, self.profiles.get(number, ()), self.schedules.get(number, ()),
                               self.events.get(number, ()), now, self.tz)
 
+    def admission(self, ext: Extension, kind: CallKind, now: float) -> Admission:
+        """Does a ``kind`` call to ``ext`` come through at ``now``, and if not, where to?"""
+        return admit(self.active(ext, now), kind)
+
 
 # ------------------------------------------------------------------ the rules
 

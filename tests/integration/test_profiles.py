@@ -15,15 +15,19 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 import soundfile
+from sqlmodel import Session
 
 from media.g711 import ulaw_decode, ulaw_encode
-from pbx.sip.message import Response
+from pbx.models import ApiUser, License
+from pbx.sip.message import Request, Response
+from pbx.store import make_engine
 from tests.integration.peers import Pbx, running_pbx
 from tests.integration.sipclient import SipClient
 
@@ -78,9 +82,18 @@ def user_of(pbx: Pbx, extension: str) -> dict[str, str]:
     name = f"user{extension}"
     if (pbx.http_port, name) in _tokens:
         return _tokens[(pbx.http_port, name)]
-    httpx.post(f"{api(pbx)}/users", headers=admin(pbx), json={
+    created = httpx.post(f"{api(pbx)}/users", headers=admin(pbx), json={
         "username": name, "password": f"{name}-Pass-12345", "role": "user",
         "extension": extension})
+    assert created.status_code == 201, created.text
+    engine = make_engine(f"sqlite:///{pbx.data_dir / 'pbx.sqlite3'}")
+    with Session(engine) as db:  # a user with an extension needs a license to call
+        user = db.get(ApiUser, created.json()["id"])
+        assert user is not None
+        db.add(License(organisation_id=user.organisation_id, user_id=user.id, state="active"))
+        db.commit()
+    engine.dispose()
+    httpx.patch(f"{api(pbx)}/extensions/{extension}", headers=admin(pbx), json={})  # reload
     return login(pbx, name, f"{name}-Pass-12345")
 
 
@@ -334,3 +347,125 @@ def test_calendar_upload_and_url_switch_to_meeting(pbx: Pbx, feed: tuple[str, li
     assert httpx.get(f"{api(pbx)}/extensions/1002/profile", headers=own).json()["reason"] == "none"
     assert httpx.put(f"{api(pbx)}/extensions/1001/calendar", headers=own,
                      json={"url": url}).status_code == 403
+
+
+# ------------------------------------------------------------------ the router uses the profile
+
+
+@contextmanager
+def phone(pbx: Pbx, number: str) -> Iterator[SipClient]:
+    """A scripted phone registered as ``number``, unregistered afterwards."""
+    with SipClient(pbx.host, pbx.sip_port) as client:
+        contact = [f"<sip:{number}@{client.host_port()}>"]
+        registered = client.register(number, USERS[number], contacts=contact)
+        assert registered is not None and registered.status == 200
+        try:
+            yield client
+        finally:
+            client.register(number, USERS[number], contacts=contact, expires=0)
+
+
+def ring_and_refuse(client: SipClient, status: int = 486) -> tuple[threading.Thread, list[Request]]:
+    """In the background: wait for an INVITE and answer it ``status``."""
+    seen: list[Request] = []
+
+    def run() -> None:
+        invite = client.receive_request(5, "INVITE")
+        if invite is not None:
+            seen.append(invite)
+            client.respond(invite, status)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    return worker, seen
+
+
+def call(pbx: Pbx, target: str, label: str) -> Response | None:
+    with SipClient(pbx.host, pbx.sip_port) as caller:
+        caller.call_id += f"-{label}"
+        _, final = caller.invite("1001", USERS["1001"], target)
+        return final
+
+
+def switch(pbx: Pbx, number: str, profile: str | None) -> dict:  # type: ignore[type-arg]
+    chosen = profile_id(pbx, number, profile) if profile else None
+    reply = httpx.post(f"{api(pbx)}/extensions/{number}/profile", headers=user_of(pbx, number),
+                       json={"profile_id": chosen})
+    assert reply.status_code == 200, reply.text
+    return reply.json()  # type: ignore[no-any-return]
+
+
+def test_lunch_sends_direct_calls_to_voicemail_while_group_calls_still_ring(pbx: Pbx) -> None:
+    with phone(pbx, "1002") as desk:
+        assert switch(pbx, "1002", "Lunch")["profile"]["name"] == "Lunch"
+        try:
+            before = len(messages(pbx, user_of(pbx, "1002"), 0))
+            leave_message(pbx, "1001", "1002", seconds=2.0, frequency=900.0)
+            assert desk.receive_request(0.5, "INVITE") is None  # the phone never rang
+            found = messages(pbx, user_of(pbx, "1002"), before + 1)
+            assert len(found) == before + 1
+            newest = found[0]
+            assert newest["mailbox"] == "1002" and abs(newest["duration"] - 2.0) < 0.5, newest
+            audio = audio_of(pbx, user_of(pbx, "1002"), newest["id"])
+            assert level(audio, 900.0) > 20 * max(level(audio, BEEP_HZ), 1e-3)
+            # a ring group call is a queue call: Lunch takes those, the phone rings
+            worker, seen = ring_and_refuse(desk)
+            final = call(pbx, "600", "group-at-lunch")
+            worker.join()
+            assert seen and final is not None and final.status == 486
+        finally:
+            switch(pbx, "1002", "Working")
+        worker, seen = ring_and_refuse(desk)
+        final = call(pbx, "1002", "back-at-work")
+        worker.join()
+        assert seen and final is not None and final.status == 486  # it rang again
+
+
+def test_meeting_skips_group_calls_and_diverts_or_refuses_direct_ones(pbx: Pbx) -> None:
+    headers = admin(pbx)
+    meeting = profile_id(pbx, "1002", "Meeting")
+    with phone(pbx, "1002") as desk, phone(pbx, "1003") as colleague:
+        switch(pbx, "1002", "Meeting")
+        try:
+            # no queue calls in a meeting: the group has nobody to ring
+            final = call(pbx, "600", "group-in-meeting")
+            assert final is not None and final.status == 480
+            assert desk.receive_request(0.5, "INVITE") is None
+            # divert to a colleague: forwarded with Diversion
+            httpx.patch(f"{api(pbx)}/profiles/{meeting}", headers=headers, json={"divert": "1003"})
+            worker, seen = ring_and_refuse(colleague)
+            final = call(pbx, "1002", "meeting-divert")
+            worker.join()
+            assert seen and final is not None and final.status == 486
+            diversion = seen[0].headers.get("Diversion") or ""
+            assert "<sip:1002@" in diversion and "reason=unavailable" in diversion
+            # no divert: busy, and the profile is named
+            httpx.patch(f"{api(pbx)}/profiles/{meeting}", headers=headers, json={"divert": ""})
+            final = call(pbx, "1002", "meeting-busy")
+            assert final is not None and (final.status, final.reason) == (
+                486, "Busy Here - Profile Meeting")
+        finally:
+            httpx.patch(f"{api(pbx)}/profiles/{meeting}", headers=headers,
+                        json={"divert": "voicemail"})
+            switch(pbx, "1002", None)
+
+
+def test_the_profiles_caller_id_is_shown_on_outgoing_calls(pbx: Pbx) -> None:
+    headers = admin(pbx)
+    working = profile_id(pbx, "1001", "Working")
+    httpx.patch(f"{api(pbx)}/profiles/{working}", headers=headers,
+                json={"caller_id": "+46812345678"})
+    try:
+        with phone(pbx, "1002") as desk:
+            worker, seen = ring_and_refuse(desk)
+            assert call(pbx, "1002", "plain-id") is not None
+            worker.join()
+            assert seen and seen[0].from_addr.uri.user == "1001"  # not chosen yet
+            switch(pbx, "1001", "Working")
+            worker, seen = ring_and_refuse(desk)
+            assert call(pbx, "1002", "profile-id") is not None
+            worker.join()
+            assert seen and seen[0].from_addr.uri.user == "+46812345678"
+    finally:
+        switch(pbx, "1001", None)
+        httpx.patch(f"{api(pbx)}/profiles/{working}", headers=headers, json={"caller_id": ""})
