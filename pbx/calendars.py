@@ -116,7 +116,7 @@ class CalendarSync:
         while True:
             try:
                 if await asyncio.to_thread(refresh, self.store, time.time()):
-                    self.on_change()
+                    await asyncio.to_thread(self.on_change)  # reads the store: not on the loop
             except Exception:
                 log.exception("calendar refresh failed; next try in %d s", self.interval)
             await asyncio.sleep(self.interval)
