@@ -13,7 +13,7 @@ read everyone's.  Every change is audited and reloads the directory.
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -29,6 +29,7 @@ from pbx.models import (
     ApiUser, CalendarEvent, Extension, Organisation, Profile, ProfileSchedule,
 )
 from pbx.profiles import DAYS, DEFAULT_PROFILES, CalendarError, active_profile, zone
+from pbx.server import SipServer
 
 log = logging.getLogger("admin_api")
 router = APIRouter(prefix="/api", tags=["profiles"])
@@ -164,6 +165,14 @@ def profiles_of(db: Session, user: ApiUser, ext: Extension) -> list[Profile]:
     return list(db.exec(select(Profile).where(*scope).order_by(col(Profile.id))).all())
 
 
+def commit_change(db: Session, sip: SipServer, user: ApiUser, action: str, target: str,
+                  before: Any, after: Any) -> None:
+    """Audit a change, commit it with its entry, and let the SIP side see it."""
+    audit(db, user, action, target, before, after)
+    db.commit()
+    sip.directory.reload()
+
+
 def shown(profile: Profile) -> ProfileOut:
     return ProfileOut(**fields_of(ProfileOut, profile))
 
@@ -191,7 +200,8 @@ def profile_of_extension(db: Session, ext: Extension, profile_id: int) -> Profil
     profile = db.get(Profile, profile_id)
     if profile is None or profile.organisation_id != ext.organisation_id \
             or profile.extension != ext.number:
-        raise HTTPException(422, f"profile_id: {profile_id} is not a profile of extension {ext.number}")
+        raise HTTPException(
+            422, f"profile_id: {profile_id} is not a profile of extension {ext.number}")
     return profile
 
 
@@ -257,14 +267,13 @@ def create_profile(number: str, body: ProfileIn, user: User, db: Db, sip: Sip) -
                       **body.model_dump())
     db.add(profile)
     db.flush()
-    audit(db, user, "profile.create", number, None, shown(profile).model_dump())
-    db.commit()
-    sip.directory.reload()
+    commit_change(db, sip, user, "profile.create", number, None, shown(profile).model_dump())
     return shown(profile)
 
 
 @router.patch("/profiles/{profile_id}", response_model=ProfileOut, responses=CONFLICT)
-def update_profile(profile_id: RowId, body: ProfilePatch, user: User, db: Db, sip: Sip) -> ProfileOut:
+def update_profile(profile_id: RowId, body: ProfilePatch, user: User, db: Db,
+                   sip: Sip) -> ProfileOut:
     profile = owned_profile(db, user, profile_id, change=True)
     before = shown(profile).model_dump()
     changes = body.model_dump(exclude_none=True)
@@ -273,9 +282,8 @@ def update_profile(profile_id: RowId, body: ProfilePatch, user: User, db: Db, si
     for name, value in changes.items():
         setattr(profile, name, value)
     db.add(profile)
-    audit(db, user, "profile.update", profile.extension, before, shown(profile).model_dump())
-    db.commit()
-    sip.directory.reload()
+    commit_change(db, sip, user, "profile.update", profile.extension, before,
+                  shown(profile).model_dump())
     return shown(profile)
 
 
@@ -293,10 +301,9 @@ def delete_profile(profile_id: RowId, user: User, db: Db, sip: Sip) -> Response:
         ext.profile_id, ext.profile_until = None, None
         db.add(ext)
     db.flush()
-    audit(db, user, "profile.delete", profile.extension, shown(profile).model_dump(), None)
     db.delete(profile)
-    db.commit()
-    sip.directory.reload()
+    commit_change(db, sip, user, "profile.delete", profile.extension, shown(profile).model_dump(),
+                  None)
     return Response(status_code=204)
 
 
@@ -324,10 +331,8 @@ def switch_profile(number: str, body: Switch, user: User, db: Db, sip: Sip) -> A
     before = {"profile_id": ext.profile_id, "until": instant(ext.profile_until)}
     ext.profile_id, ext.profile_until = body.profile_id, until
     db.add(ext)
-    audit(db, user, "profile.switch", number, before,
-          {"profile_id": ext.profile_id, "until": instant(until)})
-    db.commit()
-    sip.directory.reload()
+    commit_change(db, sip, user, "profile.switch", number, before,
+                  {"profile_id": ext.profile_id, "until": instant(until)})
     log.info("%s switched %s to profile %s until %s", user.username, number, body.profile_id,
              body.until)
     return current(db, user, ext)
@@ -361,13 +366,13 @@ def create_schedule(number: str, body: ScheduleIn, user: User, db: Db, sip: Sip)
                           start=body.start, end=body.end)
     db.add(row)
     db.flush()
-    audit(db, user, "schedule.create", number, None, shown_schedule(row).model_dump())
-    db.commit()
-    sip.directory.reload()
+    commit_change(db, sip, user, "schedule.create", number, None,
+                  shown_schedule(row).model_dump())
     return shown_schedule(row)
 
 
-def _owned_schedule(db: Session, user: ApiUser, schedule_id: int, number: str) -> tuple[Extension, ProfileSchedule]:
+def _owned_schedule(db: Session, user: ApiUser, schedule_id: int,
+                    number: str) -> tuple[Extension, ProfileSchedule]:
     ext = extension_for(db, user, number, change=True)
     row = db.get(ProfileSchedule, schedule_id)
     if row is None or row.organisation_id != ext.organisation_id or row.extension != ext.number:
@@ -390,9 +395,8 @@ def update_schedule(number: str, schedule_id: RowId, body: SchedulePatch, user: 
     row.end = body.end or row.end
     _check_times(row.start, row.end)
     db.add(row)
-    audit(db, user, "schedule.update", number, before, shown_schedule(row).model_dump())
-    db.commit()
-    sip.directory.reload()
+    commit_change(db, sip, user, "schedule.update", number, before,
+                  shown_schedule(row).model_dump())
     return shown_schedule(row)
 
 
@@ -400,10 +404,8 @@ def update_schedule(number: str, schedule_id: RowId, body: SchedulePatch, user: 
                responses=NOT_FOUND)
 def delete_schedule(number: str, schedule_id: RowId, user: User, db: Db, sip: Sip) -> Response:
     _, row = _owned_schedule(db, user, schedule_id, number)
-    audit(db, user, "schedule.delete", number, shown_schedule(row).model_dump(), None)
     db.delete(row)
-    db.commit()
-    sip.directory.reload()
+    commit_change(db, sip, user, "schedule.delete", number, shown_schedule(row).model_dump(), None)
     return Response(status_code=204)
 
 
@@ -471,10 +473,8 @@ def put_calendar(number: str, user: User, db: Db, sip: Sip,
         raise HTTPException(422, str(exc)) from None
     replace_events(db, ext, rows)
     db.add(ext)
-    audit(db, user, "calendar.set", number, before,
-          {"url": ext.calendar_url, "events": len(rows)})
-    db.commit()
-    sip.directory.reload()
+    commit_change(db, sip, user, "calendar.set", number, before,
+                  {"url": ext.calendar_url, "events": len(rows)})
     return calendar_of(db, ext)
 
 
@@ -486,9 +486,7 @@ def delete_calendar(number: str, user: User, db: Db, sip: Sip) -> Response:
     ext.calendar_url = ""
     replace_events(db, ext, [])
     db.add(ext)
-    audit(db, user, "calendar.delete", number, before, None)
-    db.commit()
-    sip.directory.reload()
+    commit_change(db, sip, user, "calendar.delete", number, before, None)
     return Response(status_code=204)
 
 

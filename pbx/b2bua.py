@@ -135,7 +135,7 @@ class Call:
     stereo: tuple[MixPort, MixPort] | None = None
     on_answer: Callable[[Leg], None] | None = None  # set for calls the PBX places
     on_fail: Callable[[int], None] | None = None
-    on_end: Callable[[], None] | None = None  # the app that answered it (voicemail) learns it is over
+    on_end: Callable[[], None] | None = None  # tells the app that answered (voicemail): it is over
 
     def legs(self) -> list[Leg]:
         return [leg for leg in (self.a, self.b, *self.forks) if leg is not None]
@@ -1110,7 +1110,8 @@ class B2BUA:
         a = call.a
         assert a is not None and a.media is not None
         if a.offer is None:
-            self._fail(call, 488, f"Not Acceptable Here - {service.capitalize()} needs an SDP offer")
+            reason = f"Not Acceptable Here - {service.capitalize()} needs an SDP offer"
+            self._fail(call, 488, reason)
             return False
         try:
             sdp = make_answer(

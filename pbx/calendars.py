@@ -73,7 +73,9 @@ def replace_events(db: Session, ext: Extension, rows: Sequence[CalendarEvent]) -
     db.add_all(rows)
 
 
-def events_from(ics: bytes | str, ext: Extension, tz: ZoneInfo, now: float, days: int) -> list[CalendarEvent]:
+def events_from(
+    ics: bytes | str, ext: Extension, tz: ZoneInfo, now: float, days: int,
+) -> list[CalendarEvent]:
     """Parse ``ics`` into the extension's rows for the window (CalendarError if invalid)."""
     start, end = window(now, days)
     return calendar_events(ics, start, end, tz, organisation_id=ext.organisation_id,
@@ -92,7 +94,8 @@ def refresh(store: Store, now: float) -> int:
             rows = events_from(fetch(ext.calendar_url), ext, zones.get(ext.organisation_id,
                                                                        zone("")), now, FEED_DAYS)
         except ValueError as exc:  # FetchError, CalendarError
-            log.warning("calendar of %s (organisation %d): %s", ext.number, ext.organisation_id, exc)
+            log.warning("calendar of %s (organisation %d): %s", ext.number,
+                        ext.organisation_id, exc)
             continue
         with Session(store.engine) as db:
             replace_events(db, ext, rows)

@@ -171,7 +171,9 @@ def matches(profile: Profile, summary: str) -> bool:
     return any(w == WILDCARD or w in title for w in words)
 
 
-def _calendar(profiles: Sequence[Profile], events: Sequence[Event], now: float) -> ActiveProfile | None:
+def _calendar(
+    profiles: Sequence[Profile], events: Sequence[Event], now: float,
+) -> ActiveProfile | None:
     current = sorted((e for e in events if e.starts_at <= now < e.ends_at),
                      key=lambda e: -e.starts_at)  # the latest started first
     if not current:
@@ -185,7 +187,8 @@ def _calendar(profiles: Sequence[Profile], events: Sequence[Event], now: float) 
 
 
 def _schedule(
-    by_id: dict[int | None, Profile], schedules: Sequence[ProfileSchedule], now: float, tz: ZoneInfo,
+    by_id: dict[int | None, Profile], schedules: Sequence[ProfileSchedule], now: float,
+    tz: ZoneInfo,
 ) -> ActiveProfile | None:
     local = datetime.fromtimestamp(now, tz).replace(tzinfo=None)  # wall clock
     in_force: list[tuple[datetime, datetime, ProfileSchedule]] = []

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -201,13 +200,15 @@ def test_forward_to_voicemail_takes_a_message(pbx: Pbx) -> None:
     # another user neither lists it nor hears it; an admin sees every mailbox
     other = user_of(pbx, "1001")
     assert messages(pbx, other, 0) == []
-    assert httpx.get(f"{api(pbx)}/voicemail/{message['id']}/audio", headers=other).status_code == 403
+    audio_url = f"{api(pbx)}/voicemail/{message['id']}/audio"
+    assert httpx.get(audio_url, headers=other).status_code == 403
     assert httpx.delete(f"{api(pbx)}/voicemail/{message['id']}", headers=other).status_code == 403
     assert any(m["id"] == message["id"] for m in messages(pbx, headers, 1))
-    marked = httpx.patch(f"{api(pbx)}/voicemail/{message['id']}", headers=mine, json={"heard": True})
+    marked = httpx.patch(f"{api(pbx)}/voicemail/{message['id']}", headers=mine,
+                         json={"heard": True})
     assert marked.status_code == 200 and marked.json()["heard"] is True
     assert httpx.delete(f"{api(pbx)}/voicemail/{message['id']}", headers=mine).status_code == 204
-    assert httpx.get(f"{api(pbx)}/voicemail/{message['id']}/audio", headers=mine).status_code == 404
+    assert httpx.get(audio_url, headers=mine).status_code == 404
     assert not list((pbx.data_dir / "voicemail").rglob("*.wav"))
 
 
@@ -222,7 +223,8 @@ def test_profiles_api_defaults_roles_and_schedules(pbx: Pbx) -> None:
     # the user of 1002 switches their own profile, not someone else's
     own = user_of(pbx, "1002")
     switched = httpx.post(f"{api(pbx)}/extensions/1002/profile", headers=own,
-                          json={"profile_id": profiles["Off"]["id"], "until": "2099-01-01T12:00:00+01:00"})
+                          json={"profile_id": profiles["Off"]["id"],
+                                "until": "2099-01-01T12:00:00+01:00"})
     assert switched.status_code == 200, switched.text
     body = switched.json()
     assert (body["profile"]["name"], body["reason"]) == ("Off", "manual")
@@ -319,7 +321,8 @@ def feed() -> Iterator[tuple[str, list[str]]]:
 def test_calendar_upload_and_url_switch_to_meeting(pbx: Pbx, feed: tuple[str, list[str]]) -> None:
     own = user_of(pbx, "1002")
     now = time.time()
-    uploaded = httpx.put(f"{api(pbx)}/extensions/1002/calendar", content=ics("Board meeting", now - 600, now + 600),
+    uploaded = httpx.put(f"{api(pbx)}/extensions/1002/calendar",
+                         content=ics("Board meeting", now - 600, now + 600),
                          headers={**own, "Content-Type": "text/calendar"})
     assert uploaded.status_code == 200, uploaded.text
     assert [e["summary"] for e in uploaded.json()["events"]] == ["Board meeting"]
@@ -341,7 +344,8 @@ def test_calendar_upload_and_url_switch_to_meeting(pbx: Pbx, feed: tuple[str, li
     assert missing.status_code == 422 and "404" in missing.json()["detail"]
     assert httpx.put(f"{api(pbx)}/extensions/1002/calendar", headers=own,
                      json={"url": "file:///etc/passwd"}).status_code == 422
-    assert httpx.put(f"{api(pbx)}/extensions/1002/calendar", headers={**own, "Content-Type": "text/plain"},
+    assert httpx.put(f"{api(pbx)}/extensions/1002/calendar",
+                     headers={**own, "Content-Type": "text/plain"},
                      content="x").status_code == 415
     assert httpx.delete(f"{api(pbx)}/extensions/1002/calendar", headers=own).status_code == 204
     assert httpx.get(f"{api(pbx)}/extensions/1002/profile", headers=own).json()["reason"] == "none"

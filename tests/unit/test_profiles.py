@@ -4,6 +4,7 @@ Every case passes ``now`` in: a fake clock, no sleeping."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -11,8 +12,8 @@ import pytest
 
 from pbx.models import CalendarEvent, Extension, Profile, ProfileSchedule
 from pbx.profiles import (
-    ActiveProfile, CalendarError, Presence, active_profile, admit, calendar_events, caller_id, minutes,
-    parse_days,
+    ActiveProfile, CalendarError, Presence, active_profile, admit, calendar_events, caller_id,
+    minutes, parse_days,
 )
 
 TZ = ZoneInfo("Europe/Stockholm")
@@ -46,13 +47,18 @@ def event(summary: str, start: str, end: str) -> CalendarEvent:
                          starts_at=local(start), ends_at=local(end))
 
 
-def schedule(profile: Profile, start: str, end: str, days: str = WEEKDAYS, id: int = 1) -> ProfileSchedule:
+def schedule(
+    profile: Profile, start: str, end: str, days: str = WEEKDAYS, id: int = 1,
+) -> ProfileSchedule:
     return ProfileSchedule(id=id, organisation_id=1, extension="1001", profile_id=profile.id,
                            days=days, start=start, end=end)
 
 
-def active(now: float, extension: Extension | None = None, schedules=(), events=()) -> ActiveProfile:  # type: ignore[no-untyped-def]
-    return active_profile(extension or ext(), PROFILES, list(schedules), list(events), now, TZ)
+def active(
+    now: float, extension: Extension | None = None,
+    schedules: Sequence[ProfileSchedule] = (), events: Sequence[CalendarEvent] = (),
+) -> ActiveProfile:
+    return active_profile(extension or ext(), PROFILES, schedules, events, now, TZ)
 
 
 def test_nothing_set_lets_everything_through() -> None:
@@ -86,7 +92,8 @@ def test_lunch_schedule_on_weekdays_inside_working_hours() -> None:
     assert active(local(f"{monday} 07:59"), schedules=rules).reason == "none"
     assert active(local(f"{monday} 11:00"), schedules=rules).profile is WORKING
     lunch = active(local(f"{monday} 12:00"), schedules=rules)
-    assert (lunch.profile, lunch.reason, lunch.until) == (LUNCH, "schedule", local(f"{monday} 13:00"))
+    assert (lunch.profile, lunch.reason) == (LUNCH, "schedule")
+    assert lunch.until == local(f"{monday} 13:00")
     assert lunch.detail == f"{WEEKDAYS} 12:00-13:00"
     assert active(local(f"{monday} 13:00"), schedules=rules).profile is WORKING
     assert active(local("2026-12-05 12:30"), schedules=rules).reason == "none"  # a Saturday
@@ -105,7 +112,7 @@ def test_schedule_over_midnight_and_to_the_end_of_the_day() -> None:
 
 def test_schedules_keep_wall_clock_time_across_dst() -> None:
     """08:00 in Stockholm is 07:00 UTC before the spring change and 06:00 after it."""
-    rules = [schedule(WORKING, "08:00", "17:00", days=",".join(("mon", "tue", "wed", "thu", "fri")))]
+    rules = [schedule(WORKING, "08:00", "17:00")]  # weekdays
     assert active(utc("2026-03-27 06:30"), schedules=rules).reason == "none"  # Fri, 07:30 local
     assert active(utc("2026-03-27 07:00"), schedules=rules).profile is WORKING
     assert active(utc("2026-03-30 06:00"), schedules=rules).profile is WORKING  # Mon, 08:00 CEST
@@ -124,7 +131,8 @@ def test_manual_with_an_end_time_beats_everything_until_it_ends() -> None:
     rules = [schedule(LUNCH, "10:00", "14:00")]
     chosen = ext(WORKING.id, until=local("2026-11-30 11:00"))
     found = active(local("2026-11-30 10:30"), chosen, rules, meeting)
-    assert (found.profile, found.reason, found.until) == (WORKING, "manual", local("2026-11-30 11:00"))
+    assert (found.profile, found.reason) == (WORKING, "manual")
+    assert found.until == local("2026-11-30 11:00")
     after = active(local("2026-11-30 11:00"), chosen, rules, meeting)
     assert (after.profile, after.reason) == (MEETING, "calendar")  # an ended choice is gone
     assert active(local("2026-11-30 13:00"), chosen, rules, meeting).profile is LUNCH
