@@ -473,3 +473,22 @@ def test_the_profiles_caller_id_is_shown_on_outgoing_calls(pbx: Pbx) -> None:
     finally:
         switch(pbx, "1001", None)
         httpx.patch(f"{api(pbx)}/profiles/{working}", headers=headers, json={"caller_id": ""})
+
+
+def test_deleting_an_extension_takes_its_profiles_along(pbx: Pbx) -> None:
+    headers = admin(pbx)
+    assert httpx.post(f"{api(pbx)}/extensions", headers=headers,
+                      json={"number": "2050"}).status_code == 201
+    off = profile_id(pbx, "2050", "Off")
+    assert httpx.post(f"{api(pbx)}/extensions/2050/profile", headers=headers,
+                      json={"profile_id": off}).status_code == 200
+    assert httpx.post(f"{api(pbx)}/extensions/2050/schedules", headers=headers, json={
+        "profile_id": off, "start": "18:00", "end": "08:00"}).status_code == 201
+    assert httpx.delete(f"{api(pbx)}/extensions/2050", headers=headers).status_code == 204
+    assert httpx.post(f"{api(pbx)}/extensions", headers=headers,
+                      json={"number": "2050"}).status_code == 201
+    fresh = httpx.get(f"{api(pbx)}/extensions/2050/profile", headers=headers).json()
+    assert fresh["reason"] == "none"  # nothing of the old one's choices
+    assert httpx.get(f"{api(pbx)}/extensions/2050/schedules", headers=headers).json()["total"] == 0
+    listing = httpx.get(f"{api(pbx)}/extensions/2050/profiles", headers=headers).json()
+    assert [p["name"] for p in listing["items"]] == ["Working", "Lunch", "Meeting", "Off"]
