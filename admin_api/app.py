@@ -10,7 +10,9 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from admin_api import audit, auth, calls, conferences, extensions, organisations, users
+from admin_api import (
+    audit, auth, calls, conferences, events, extensions, organisations, users,
+)
 from admin_api.users import bootstrap_admin
 from pbx.server import SipServer
 
@@ -53,6 +55,6 @@ def create_app(sip: SipServer) -> FastAPI:
 
     bootstrap_admin(sip)
     app.mount("/admin", StaticFiles(directory=Path(__file__).parent / "web", html=True), name="admin")
-    for module in (auth, organisations, users, extensions, calls, audit, conferences):
+    for module in (auth, organisations, users, extensions, calls, audit, conferences, events):
         app.include_router(module.router)
     return app
