@@ -11,7 +11,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from admin_api import (
-    audit, auth, calls, conferences, extensions, organisations, profiles, users, voicemail,
+    audit, auth, calls, conferences, events, extensions, organisations, profiles, users,
+    voicemail,
 )
 from admin_api.users import bootstrap_admin
 from pbx.server import SipServer
@@ -55,7 +56,8 @@ def create_app(sip: SipServer) -> FastAPI:
 
     bootstrap_admin(sip)
     app.mount("/admin", StaticFiles(directory=Path(__file__).parent / "web", html=True), name="admin")
-    modules = (auth, organisations, users, extensions, calls, audit, conferences, profiles, voicemail)
+    modules = (auth, organisations, users, extensions, calls, audit, conferences, events,
+               profiles, voicemail)
     for module in modules:
         app.include_router(module.router)
     return app
