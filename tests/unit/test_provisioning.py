@@ -32,6 +32,13 @@ def phone(**overrides: object) -> PhoneSettings:
     return PhoneSettings(**values)  # type: ignore[arg-type]
 
 
+def make(vendor: str, settings: PhoneSettings, kind: str = "desk") -> dict[str, bytes]:
+    """The files of a ``vendor`` phone (or DECT base) with ``settings``."""
+    files = generator(vendor, kind)
+    assert files is not None
+    return files(settings)
+
+
 def cfg(body: bytes) -> dict[str, str]:
     """A Yealink .cfg as the phone reads it: header line, then key = value."""
     lines = body.decode().splitlines()
@@ -108,7 +115,7 @@ def test_which_devices_have_files() -> None:
 # ---------------------------------------------------------------------- Yealink
 
 def test_yealink_desk_phone() -> None:
-    files = generator("yealink", "desk")(phone())  # type: ignore[misc]
+    files = make("yealink", phone())
     assert list(files) == ["001565aabbcc.cfg"]
     keys = cfg(files["001565aabbcc.cfg"])
     assert keys["account.1.enable"] == "1"
@@ -143,13 +150,13 @@ def test_yealink_values_stay_on_their_line_and_firmware_is_offered() -> None:
 
 
 def yealink_file(settings: PhoneSettings) -> bytes:
-    return generator("yealink", "desk")(settings)[f"{settings.mac}.cfg"]  # type: ignore[misc]
+    return make("yealink", settings)[f"{settings.mac}.cfg"]
 
 
 def test_yealink_dect_base_has_one_account_per_handset() -> None:
     handset = Account("1004", "Lager", "1004-aaaaaaaaaa", "handset-secret", label="Lager 1")
-    files = generator("yealink", "dect")(phone(model="W60B", accounts=(  # type: ignore[misc]
-        phone().accounts[0], handset), timezone=UTC))
+    base = phone(model="W60B", accounts=(phone().accounts[0], handset), timezone=UTC)
+    files = make("yealink", base, "dect")
     keys = cfg(files["001565aabbcc.cfg"])
     assert keys["account.2.user_name"] == "1004"
     assert keys["account.2.auth_name"] == "1004-aaaaaaaaaa"
@@ -173,12 +180,13 @@ def test_no_outbound_proxy_when_the_domain_is_the_server() -> None:
 # ------------------------------------------------------------------------- Snom
 
 def test_snom() -> None:
-    files = generator("snom", "desk")(phone(model="snom D785"))  # type: ignore[misc]
+    files = make("snom", phone(model="snom D785"))
     assert sorted(files) == ["001565AABBCC.xml", "snomD785-001565AABBCC.htm"]
     index = ET.fromstring(files["snomD785-001565AABBCC.htm"])
     assert index.tag == "setting-files"
-    assert index.find("file").get("url") == \
-        "http://192.0.2.10:8080/provision/tok/001565AABBCC.xml"  # type: ignore[union-attr]
+    entry = index.find("file")
+    assert entry is not None
+    assert entry.get("url") == "http://192.0.2.10:8080/provision/tok/001565AABBCC.xml"
     root = ET.fromstring(files["001565AABBCC.xml"])
     settings = root.find("phone-settings")
     assert settings is not None
@@ -208,14 +216,14 @@ def test_snom() -> None:
 
 
 def test_snom_without_a_model_serves_the_settings_file_alone() -> None:
-    files = generator("snom", "desk")(phone(model=""))  # type: ignore[misc]
+    files = make("snom", phone(model=""))
     assert list(files) == ["001565AABBCC.xml"]
 
 
 # ------------------------------------------------------------------ Grandstream
 
 def test_grandstream() -> None:
-    files = generator("grandstream", "desk")(phone(model="GXP2170"))  # type: ignore[misc]
+    files = make("grandstream", phone(model="GXP2170"))
     root = ET.fromstring(files["cfg001565aabbcc.xml"])
     assert root.tag == "gs_provision" and root.get("version") == "1"
     assert root.findtext("mac") == "001565aabbcc"
@@ -241,7 +249,7 @@ def test_grandstream() -> None:
 def test_grandstream_has_seven_blf_keys_and_a_firmware_server() -> None:
     many = tuple(BlfKey(str(2000 + n), f"User {n}") for n in range(10))
     settings = phone(blf=many, firmware_url="https://fw.example/gs/gxp2170")
-    body = generator("grandstream", "desk")(settings)["cfg001565aabbcc.xml"]  # type: ignore[misc]
+    body = make("grandstream", settings)["cfg001565aabbcc.xml"]
     p = {e.tag: e.text for e in ET.fromstring(body).find("config")}  # type: ignore[union-attr]
     assert p["P329"] == "1" and p["P321"] == "2006" and "P330" not in p
     assert (p["P212"], p["P192"]) == ("2", "fw.example/gs/gxp2170")
@@ -250,7 +258,7 @@ def test_grandstream_has_seven_blf_keys_and_a_firmware_server() -> None:
 # ---------------------------------------------------------------------- Polycom
 
 def test_polycom() -> None:
-    files = generator("polycom", "desk")(phone(model="VVX450"))  # type: ignore[misc]
+    files = make("polycom", phone(model="VVX450"))
     master = ET.fromstring(files["001565aabbcc.cfg"])
     assert master.tag == "APPLICATION"
     assert master.get("CONFIG_FILES") == "001565aabbcc-phone.cfg"
@@ -280,7 +288,7 @@ def test_polycom() -> None:
 
 
 def test_polycom_second_sunday_is_the_eighth() -> None:
-    files = generator("polycom", "desk")(phone(timezone=zone_rule("America/New_York")))  # type: ignore[misc]
+    files = make("polycom", phone(timezone=zone_rule("America/New_York")))
     a = ET.fromstring(files["001565aabbcc-phone.cfg"]).find("ALL").attrib  # type: ignore[union-attr]
     assert a["tcpIpApp.sntp.gmtOffset"] == "-18000"
     assert a["tcpIpApp.sntp.daylightSavings.start.date"] == "8"
