@@ -63,19 +63,18 @@ def provision(token: str, filename: str, request: Request, db: Db, sip: Sip) -> 
     device = db.exec(select(Device).where(Device.mac == mac)).first() if mac else None
     matches = hmac.compare_digest(device.provisioning_token if device else NO_TOKEN,
                                   token_hash(token))
-    body, reason = None, "no MAC in the file name"
-    if mac is not None:
-        reason = "unknown MAC"
-    if device is not None:
-        reason = "the token is not this MAC's"
-        if matches:
-            body, reason = _file(db, sip, device, filename, request)
-    if body is None:
-        log.warning("provisioning refused %s: %s (MAC %s, from %s, user agent %r)",
+    if device is None:
+        body, reason = None, "unknown MAC" if mac else "no MAC in the file name"
+    elif not matches:
+        body, reason = None, "the token is not this MAC's"
+    else:
+        body, reason = _file(db, sip, device, filename, request)
+    if device is None or body is None:
+        log.warning("provisioning refused %r: %s (MAC %s, from %s, user agent %r)",
                     filename, reason, mac, source, agent)
         return Response(status_code=404, content="not found\n", media_type="text/plain")
-    log.info("provisioning served %s to device %s (MAC %s, from %s, user agent %r)",
-             filename, device.id if device else None, mac, source, agent)
+    log.info("provisioning served %r to device %s (MAC %s, from %s, user agent %r)",
+             filename, device.id, mac, source, agent)
     return Response(content=body, media_type=content_type(body),
                     headers={"Cache-Control": "no-store"})
 

@@ -145,10 +145,10 @@ def test_files_only_for_the_right_token_and_mac(pbx: Pbx, admin: dict[str, str])
     assert fetch(mine + "y000000000028.cfg", YEALINK_UA).status_code == 404
     assert fetch(mine.replace("/provision/", "/provision/x"), YEALINK_UA).status_code == 404
     log = pbx.log()
-    assert "provisioning refused 001565ffffff.cfg: unknown MAC" in log
+    assert "provisioning refused '001565ffffff.cfg': unknown MAC" in log
     assert "'scanner/1.0'" in log and "from 127.0.0.1" in log
-    assert "provisioning refused 001565aabb03.cfg: the token is not this MAC's" in log
-    assert "provisioning served cfg000b82aabb04.xml" in log
+    assert "provisioning refused '001565aabb03.cfg': the token is not this MAC's" in log
+    assert "provisioning served 'cfg000b82aabb04.xml'" in log
     # a new secret reaches the phone with its next fetch; a deleted device gets nothing
     rotated = httpx.post(f"{api(pbx)}/devices/{yealink['id']}/rotate-secret", headers=admin)
     assert rotated.status_code == 200 and rotated.json()["secret"] != yealink["secret"]
