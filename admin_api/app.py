@@ -3,10 +3,16 @@ per resource, all sharing ``admin_api.deps``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from admin_api import audit, auth, calls, conferences, devices, extensions, provision, users
+from admin_api import (
+    audit, auth, calls, conferences, devices, extensions, organisations, provision, users,
+)
 from admin_api.users import bootstrap_admin
 from pbx.server import SipServer
 
@@ -43,7 +49,13 @@ def create_app(sip: SipServer) -> FastAPI:
             media_mix_ms=round(sip.engine.mix_ms, 3),
         )
 
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/admin/")
+
     bootstrap_admin(sip)
-    for module in (auth, users, extensions, devices, provision, calls, audit, conferences):
+    app.mount("/admin", StaticFiles(directory=Path(__file__).parent / "web", html=True), name="admin")
+    for module in (auth, organisations, users, extensions, devices, provision, calls, audit,
+                   conferences):
         app.include_router(module.router)
     return app

@@ -120,9 +120,11 @@ def phone_settings(db: Session, sip: SipNode, device: Device,
         ).order_by(col(Extension.number)).limit(BLF_KEYS)).all()
         blf = [BlfKey(e.number, e.display_name or e.number) for e in colleagues]
     folder = str(request.url).rsplit("/", 1)[0] + "/"
+    tenant = sip.directory.tenants.get(org.id or 0)  # the domain the SIP side serves for it
+    domain = tenant.domain if tenant is not None else org.domain
     return PhoneSettings(
         mac=device.mac, model=device.model, accounts=tuple(accounts),
-        server=sip_server(sip, org.domain, request.url.hostname or ""),
+        server=sip_server(sip, domain, request.url.hostname or ""),
         timezone=_zone(org), base_url=folder, language=sip.config.general.language,
         blf=tuple(blf), firmware_url=device.firmware_url,
     )

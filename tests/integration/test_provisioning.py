@@ -234,3 +234,11 @@ def test_roles_and_tenants(pbx: Pbx, admin: dict[str, str]) -> None:
     assert httpx.delete(f"{api(pbx)}/devices/{ours['id']}", headers=theirs).status_code == 404
     stolen = httpx.post(f"{api(pbx)}/devices", headers=theirs, json={"extension": "2001"})
     assert stolen.status_code == 422  # no extension 2001 in their organisation
+    # their phones register in their own SIP domain, and see only their colleagues
+    for number in ("3001", "3002"):
+        assert httpx.post(f"{api(pbx)}/extensions", headers=theirs,
+                          json={"number": number}).status_code == 201
+    phone = new_device(pbx, theirs, extension="3001", vendor="yealink", mac="001565cccc01")
+    keys = cfg(fetch(phone["provisioning_url"] + phone["provisioning_file"], YEALINK_UA).text)
+    assert keys["account.1.sip_server.1.address"] == "other.test"
+    assert keys["linekey.2.value"] == "3002" and "linekey.3.value" not in keys
