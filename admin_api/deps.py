@@ -43,18 +43,21 @@ def db_session(sip: Sip) -> Iterator[Session]:
 Db = Annotated[Session, Depends(db_session)]
 
 
-def current_token(db: Db, authorization: Annotated[str | None, Header()] = None) -> ApiToken:
-    """The request's bearer token (RFC 6750), known and unexpired, or 401."""
-    if not authorization or not authorization.lower().startswith("bearer "):
-        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    found = db.exec(
-        select(ApiToken).where(ApiToken.token_hash == token_hash(authorization[7:].strip()))
-    ).first()
+def find_token(db: Session, raw: str) -> ApiToken:
+    """The stored token ``raw`` hashes to, if known and unexpired, else 401."""
+    found = db.exec(select(ApiToken).where(ApiToken.token_hash == token_hash(raw.strip()))).first()
     if found is None:
         raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
     if found.expires_at is not None and found.expires_at <= time.time():
         raise HTTPException(401, "token expired", headers={"WWW-Authenticate": "Bearer"})
     return found
+
+
+def current_token(db: Db, authorization: Annotated[str | None, Header()] = None) -> ApiToken:
+    """The request's bearer token (RFC 6750), or 401."""
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    return find_token(db, authorization[7:])
 
 
 Token = Annotated[ApiToken, Depends(current_token)]
