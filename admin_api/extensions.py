@@ -11,6 +11,7 @@ from admin_api.deps import (
     ERRORS, NOT_FOUND, NUMBER, TARGET, Db, Offset, Page, Sip, User, audit, fields_of,
     own_extension, require,
 )
+from admin_api.devices import drop_devices_of
 from admin_api.security import new_sip_secret
 from pbx.models import Extension
 
@@ -109,6 +110,7 @@ def delete_extension(number: str, user: User, db: Db, sip: Sip) -> Response:
     require(user, "admin")
     ext = own_extension(db, user, number)
     audit(db, user, "extension.delete", number, shown(ext).model_dump(), None)
+    drop_devices_of(db, user.organisation_id, number)
     db.delete(ext)
     db.commit()
     sip.directory.reload()  # its call records stay

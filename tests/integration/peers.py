@@ -169,7 +169,7 @@ class SippResult:
 def run_sipp(
     scenario: str,
     pbx: Pbx,
-    users: list[tuple[str, str]] | list[tuple[str, str, int]],
+    users: list[tuple[str, str]] | list[tuple[str, str, int]] | list[tuple[str, str, int, str]],
     *,
     transport: str = "u1",
     calls: int | None = None,
@@ -178,13 +178,15 @@ def run_sipp(
     extra: list[str] | None = None,
     tmp: Path,
 ) -> SippResult:
-    """Run a sipp scenario against the PBX; users are (number, password[, expires])."""
+    """Run a sipp scenario against the PBX; users are (number, password[, expires[,
+    authentication username]]): a device's own login differs from its extension."""
     csv = tmp / f"users-{random.randrange(1 << 30)}.csv"
     rows = ["SEQUENTIAL"]
     for user in users:
         number, password = user[0], user[1]
         expires = user[2] if len(user) > 2 else 300  # type: ignore[misc]
-        rows.append(f"{number};[authentication username={number} password={password}];{expires}")
+        auth = user[3] if len(user) > 3 else number  # type: ignore[misc]
+        rows.append(f"{number};[authentication username={auth} password={password}];{expires}")
     csv.write_text("\n".join(rows) + "\n")
     stats = tmp / f"sipp-{random.randrange(1 << 30)}.screen"
     local_port = free_ports(1, pbx.host)
