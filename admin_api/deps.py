@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, HTTPException, Query, Request
+from fastapi import Depends, Header, HTTPException, Path, Query, Request
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
@@ -59,6 +59,7 @@ def current_user(db: Db, authorization: Annotated[str | None, Header()] = None) 
 User = Annotated[ApiUser, Depends(current_user)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # a row id in a path: bounded, never an overflow
 
 
 class Page(BaseModel):
@@ -94,3 +95,9 @@ def own_extension(db: Session, user: ApiUser, number: str) -> Extension:
 def fields_of(model: type[BaseModel], row: Any) -> dict[str, Any]:
     """The values of ``row`` that the response ``model`` shows."""
     return {name: getattr(row, name) for name in model.model_fields}
+
+
+def one_of(values: tuple[str, ...]) -> str:
+    """A pattern accepting exactly ``values`` (so 422 names the field and the choices stay
+    in one place: the model's tuple)."""
+    return "^(" + "|".join(values) + ")$"
