@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from admin_api import audit, auth, calls, conferences, extensions, licenses, users
+from admin_api import audit, auth, calls, conferences, extensions, licenses, ringgroups, services, users
 from admin_api.users import bootstrap_admin
 from pbx.server import SipServer
 
@@ -44,6 +44,7 @@ def create_app(sip: SipServer) -> FastAPI:
         )
 
     bootstrap_admin(sip)
-    for module in (auth, users, extensions, calls, audit, conferences, licenses):
+    for module in (auth, users, extensions, calls, audit, conferences, licenses, services,
+                   ringgroups):
         app.include_router(module.router)
     return app
