@@ -6,7 +6,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from admin_api import audit, auth, calls, conferences, extensions, licenses, ringgroups, services, users
+from admin_api import (
+    audit, auth, calls, conferences, extensions, licenses, numbers, ringgroups, services, users,
+)
 from admin_api.users import bootstrap_admin
 from pbx.server import SipServer
 
@@ -45,6 +47,6 @@ def create_app(sip: SipServer) -> FastAPI:
 
     bootstrap_admin(sip)
     for module in (auth, users, extensions, calls, audit, conferences, licenses, services,
-                   ringgroups):
+                   ringgroups, numbers):
         app.include_router(module.router)
     return app

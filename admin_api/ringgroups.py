@@ -14,7 +14,7 @@ from admin_api.deps import (
     ERRORS, NOT_FOUND, NUMBER, TARGET, Db, Offset, Page, Sip, User, one_of, require,
 )
 from admin_api.services import (
-    IN_USE, OVER_PLAN, check_plan, delete_row, number_owner, own_row, refuse_taken, save_row,
+    IN_USE, OVER_PLAN, check_plan, delete_row, kind_of, own_row, refuse_taken, save_row,
 )
 from pbx.config import RING_STRATEGIES
 from pbx.models import ApiUser, Extension, RingGroup
@@ -84,7 +84,7 @@ def _check(db: Session, user: ApiUser, number: str, members: list[str] | None,
     if fallback:
         if fallback == number:
             raise _invalid("fallback", "the group cannot fall back to itself")
-        if number_owner(db, user.organisation_id, fallback) is None:
+        if kind_of(db, user.organisation_id, fallback) is None:
             raise _invalid("fallback", f"no extension, service or number {fallback}")
 
 

@@ -92,21 +92,21 @@ def check_plan(db: Session, organisation_id: int) -> None:
                                  f"{use.used} in use")
 
 
-def number_owner(db: Session, organisation_id: int, number: str) -> str | None:
-    """What ``number`` already is in the organisation ("extension 1001"), or None."""
-    for kind in NUMBERED.values():
+def kind_of(db: Session, organisation_id: int, number: str) -> str | None:
+    """What ``number`` is in the organisation (a key of ``NUMBERED``), or None."""
+    for name, kind in NUMBERED.items():
         table = kind.table
         if db.exec(select(table).where(table.organisation_id == organisation_id,
                                        table.number == number)).first() is not None:
-            return f"{kind.label} {number}"
+            return name
     return None
 
 
 def refuse_taken(db: Session, organisation_id: int, number: str) -> None:
     """One number, one meaning: a number in use by anything of the organisation is a 409."""
-    owner = number_owner(db, organisation_id, number)
-    if owner is not None:
-        raise HTTPException(409, f"number {number} is taken by {owner}")
+    kind = kind_of(db, organisation_id, number)
+    if kind is not None:
+        raise HTTPException(409, f"number {number} is taken by {NUMBERED[kind].label} {number}")
 
 
 def referrers(db: Session, organisation_id: int, number: str) -> list[str]:

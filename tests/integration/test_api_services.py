@@ -168,3 +168,60 @@ def test_a_ring_group_made_by_api_rings_its_member(pbx: Pbx, admin: dict[str, st
         worker.join()
         assert rung == ["1003"]  # the member's phone rang
         assert final is not None and final.status >= 400
+
+
+def test_numbers_reach_their_target_and_serve_as_caller_id(pbx: Pbx, admin: dict[str, str]) -> None:
+    url = f"{api(pbx)}/numbers"
+    made = httpx.post(url, headers=admin, json={"number": "+46812345678", "target": "1002"})
+    assert made.status_code == 201
+    assert made.json() == {"number": "+46812345678", "target": "1002", "target_kind": "extension"}
+    assert httpx.post(url, headers=admin, json={"number": "+46812345678", "target": "1001"}
+                      ).status_code == 409
+    assert httpx.post(f"{api(pbx)}/ringgroups", headers=admin,
+                      json={"number": "+46812345678"}).status_code == 409
+    unknown = httpx.post(url, headers=admin, json={"number": "+46700000000", "target": "4444"})
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "target"]
+    assert httpx.post(url, headers=admin, json={"number": "46-8-123", "target": "1002"}
+                      ).json()["detail"][0]["loc"] == ["body", "number"]
+    chained = httpx.post(url, headers=admin, json={"number": "+46811111111",
+                                                   "target": "+46812345678"})
+    assert chained.json()["target_kind"] == "number"
+    loop = httpx.patch(f"{url}/+46812345678", headers=admin, json={"target": "+46811111111"})
+    assert loop.status_code == 422 and "loop" in loop.json()["detail"][0]["msg"]
+    national = httpx.post(url, headers=admin, json={"number": "0812345", "target": "600"})
+    assert national.json()["target_kind"] == "ringgroup"
+
+    shows = httpx.patch(f"{api(pbx)}/extensions/1001", headers=admin,
+                        json={"caller_id_number": "+46812345678"})
+    assert shows.status_code == 200 and shows.json()["caller_id_number"] == "+46812345678"
+    foreign = httpx.patch(f"{api(pbx)}/extensions/1001", headers=admin,
+                          json={"caller_id_number": "+46999999999"})
+    assert foreign.status_code == 422
+    assert foreign.json()["detail"][0]["loc"] == ["body", "caller_id_number"]
+    assert httpx.patch(f"{api(pbx)}/extensions/1001", headers=admin,
+                       json={"caller_id_number": "1002"}).status_code == 422  # not a number
+    busy = httpx.delete(f"{url}/+46812345678", headers=admin)
+    assert busy.status_code == 409
+    assert busy.json()["detail"] == ("number +46812345678 is in use by number +46811111111, "
+                                     "extension 1001")
+    assert httpx.delete(f"{url}/0812345", headers=admin).status_code == 204
+    assert [n["number"] for n in httpx.get(url, headers=admin).json()["items"]] == [
+        "+46811111111", "+46812345678"]
+
+    with SipClient(pbx.host, pbx.sip_port) as callee, SipClient(pbx.host, pbx.sip_port) as caller:
+        contact = f"<sip:1002@{callee.host_port()}>"
+        assert callee.register("1002", PHONES["1002"], contacts=[contact]).status == 200  # type: ignore[union-attr]
+        rung: list[str] = []
+
+        def ring() -> None:
+            invite = callee.receive_request(5, "INVITE")
+            assert invite is not None
+            rung.append(invite.uri.user or "")
+            callee.respond(invite, 486)
+
+        worker = threading.Thread(target=ring)
+        worker.start()
+        _, final = caller.invite("1003", PHONES["1003"], "+46811111111")
+        worker.join()
+        assert rung == ["1002"]  # the DID reached its target through the other number
+        assert final is not None and final.status == 486
