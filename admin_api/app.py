@@ -7,7 +7,8 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from admin_api import (
-    audit, auth, calls, conferences, extensions, licenses, numbers, ringgroups, services, users,
+    audit, auth, calls, conferences, extensions, licenses, numbers, recordings, ringgroups,
+    services, users,
 )
 from admin_api.users import bootstrap_admin
 from pbx.server import SipServer
@@ -47,6 +48,6 @@ def create_app(sip: SipServer) -> FastAPI:
 
     bootstrap_admin(sip)
     for module in (auth, users, extensions, calls, audit, conferences, licenses, services,
-                   ringgroups, numbers):
+                   ringgroups, numbers, recordings):
         app.include_router(module.router)
     return app

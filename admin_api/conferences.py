@@ -122,7 +122,8 @@ def update_room(number: str, body: RoomFields, user: User, db: Db, sip: Sip) -> 
     room = own_row(db, user, "conference", number)
     before = shown_room(room).model_dump()
     changes = body.model_dump(exclude_unset=True)
-    _refuse_same_pins(changes.get("pin", room.pin), changes.get("moderator_pin", room.moderator_pin))
+    _refuse_same_pins(changes.get("pin", room.pin),
+                      changes.get("moderator_pin", room.moderator_pin))
     for name, value in changes.items():
         setattr(room, name, value)
     save_row(db, user, sip, "conference", room, before, shown_room(room).model_dump())

@@ -92,9 +92,11 @@ def own_extension(db: Session, user: ApiUser, number: str) -> Extension:
     return ext
 
 
-def fields_of(model: type[BaseModel], row: Any) -> dict[str, Any]:
-    """The values of ``row`` that the response ``model`` shows."""
-    return {name: getattr(row, name) for name in model.model_fields}
+def fields_of(model: type[BaseModel], row: Any, **extra: Any) -> dict[str, Any]:
+    """The values of ``row`` that the response ``model`` shows; ``extra`` gives the
+    ones the row does not have (a derived or joined value)."""
+    return {name: extra[name] if name in extra else getattr(row, name)
+            for name in model.model_fields}
 
 
 def one_of(values: tuple[str, ...]) -> str:

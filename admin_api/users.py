@@ -93,8 +93,8 @@ def bootstrap_admin(sip: SipServer) -> None:
 def shown(db: Session, person: ApiUser) -> UserOut:
     assert person.id is not None
     held = licenses.held_license(db, person.id)
-    facts = {name: getattr(person, name) for name in UserOut.model_fields if name != "license"}
-    return UserOut(**facts, license=HeldLicense(**fields_of(HeldLicense, held)) if held else None)
+    license = HeldLicense(**fields_of(HeldLicense, held)) if held is not None else None
+    return UserOut(**fields_of(UserOut, person, license=license))
 
 
 def _refuse_weak(password: str) -> None:

@@ -335,8 +335,10 @@ class SipServer:
         info = soundfile.info(str(path))
         general = self.config.general
         legs = [leg.number for leg in (call.a, call.b) if leg is not None]  # type: ignore[attr-defined]
+        party = next((self.directory.extensions[n] for n in legs if n in self.directory), None)
         recording = Recording(
             call_id=call.id,  # type: ignore[attr-defined]
+            organisation_id=party.organisation_id if party is not None else None,
             kind="call",
             parties=",".join(legs),
             path=str(path),

@@ -68,7 +68,8 @@ def test_a_license_moves_between_users_who_hold_one_each(pbx: Pbx, admin: dict[s
     assert post(pbx, admin, f"/licenses/{second['id']}/assign",
                 {"user_id": 999999}).json()["detail"][0]["loc"] == ["body", "user_id"]
 
-    assert post(pbx, admin, f"/licenses/{second['id']}/assign", {"user_id": bert}).status_code == 200
+    given = post(pbx, admin, f"/licenses/{second['id']}/assign", {"user_id": bert})
+    assert given.status_code == 200
     assert post(pbx, admin, f"/licenses/{second['id']}/unassign").json()["user_id"] is None
     moved = post(pbx, admin, f"/licenses/{first_id}/assign", {"user_id": bert})
     assert moved.status_code == 200 and moved.json()["user_id"] == bert
@@ -89,7 +90,9 @@ def test_a_license_moves_between_users_who_hold_one_each(pbx: Pbx, admin: dict[s
     assert f'"user_id": {anna}' in move["before"] and f'"user_id": {bert}' in move["after"]
 
 
-def test_freeze_upgrade_and_terminate_follow_the_state_table(pbx: Pbx, admin: dict[str, str]) -> None:
+def test_freeze_upgrade_and_terminate_follow_the_state_table(
+    pbx: Pbx, admin: dict[str, str],
+) -> None:
     cleo = add_user(pbx, admin, "cleo", extension="1003")
     lic = post(pbx, admin, "/licenses", {"kind": "fixed", "user_id": cleo}).json()
     path = f"/licenses/{lic['id']}"
@@ -125,7 +128,8 @@ def test_only_admins_change_licenses(pbx: Pbx, admin: dict[str, str]) -> None:
     mine = post(pbx, admin, "/licenses", {"kind": "fixed", "user_id": dana}).json()
     agent, supervisor = login(pbx, "dana", "dana-pass-1234"), login(pbx, "erik", "erik-pass-1234")
     for headers in (agent, supervisor):
-        for path, body in [("/licenses", {"kind": "fixed"}), (f"/licenses/{mine['id']}/freeze", None),
+        for path, body in [("/licenses", {"kind": "fixed"}),
+                           (f"/licenses/{mine['id']}/freeze", None),
                            (f"/licenses/{mine['id']}/assign", {"user_id": dana}),
                            (f"/licenses/{mine['id']}/terminate", None)]:
             refused = post(pbx, headers, path, body)
@@ -151,7 +155,8 @@ def test_users_are_changed_by_admins_with_the_same_rules(pbx: Pbx, admin: dict[s
         "display_name": "Fred Fransson", "email": "fred@example.se", "license": None}
 
     unknown = httpx.patch(url, headers=admin, json={"extension": "7777"})
-    assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "extension"]
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"][0]["loc"] == ["body", "extension"]
     taken = httpx.patch(url, headers=admin, json={"extension": "1001"})
     assert taken.status_code == 409 and "belongs to user anna" in taken.json()["detail"]
     assert httpx.patch(url, headers=admin, json={"email": "not an address"}).status_code == 422

@@ -125,20 +125,23 @@ def test_ring_group_rules(pbx: Pbx, admin: dict[str, str]) -> None:
     agent = login(pbx, "svc-agent", agent_pass)
     assert httpx.patch(f"{url}/610", headers=agent, json={"name": "x"}).status_code == 403
     assert httpx.get(url, headers=agent).json()["total"] == 2
-    audit = [(e["action"], e["target"]) for e in httpx.get(f"{api(pbx)}/audit", headers=admin).json()]
+    audit = [(e["action"], e["target"])
+             for e in httpx.get(f"{api(pbx)}/audit", headers=admin).json()]
     assert ("ringgroup.create", "610") in audit and ("ringgroup.update", "600") in audit
 
 
 def test_conference_room_rules(pbx: Pbx, admin: dict[str, str]) -> None:
     url = f"{api(pbx)}/conferences/rooms"
-    same = httpx.post(url, headers=admin, json={"number": "820", "pin": "11", "moderator_pin": "11"})
+    same = httpx.post(url, headers=admin,
+                      json={"number": "820", "pin": "11", "moderator_pin": "11"})
     assert same.status_code == 422 and same.json()["detail"][0]["loc"][-1] == "moderator_pin"
     assert httpx.post(url, headers=admin, json={"number": "820", "pin": "abc"}).status_code == 422
     made = httpx.post(url, headers=admin, json={"number": "820", "name": "Weekly", "pin": "4321",
                                                 "moderator_pin": "9876", "record": True})
     assert made.status_code == 201
     assert httpx.post(url, headers=admin, json={"number": "820"}).status_code == 409
-    assert httpx.patch(f"{url}/820", headers=admin, json={"moderator_pin": "4321"}).status_code == 422
+    assert httpx.patch(f"{url}/820", headers=admin,
+                       json={"moderator_pin": "4321"}).status_code == 422
     assert httpx.patch(f"{url}/820", headers=admin, json={"pin": ""}).json() == {
         "number": "820", "name": "Weekly", "pin": "", "moderator_pin": "9876", "record": True}
     assert httpx.get(url, headers=admin).json()["items"][0]["number"] == "820"
