@@ -35,7 +35,7 @@ SERVICE_KINDS: dict[str, Numbered] = {
     "ringgroup": Numbered(RingGroup, "ring group"),
     "conference": Numbered(ConferenceRoom, "conference room"),
 }
-# Everything else a number of the organisation can be (not counted by the plan).
+# Everything a number of the organisation can be; the plan counts only the services.
 NUMBERED: dict[str, Numbered] = {
     "extension": Numbered(Extension, "extension"),
     "number": Numbered(Number, "number"),

@@ -5,18 +5,17 @@ import logging
 import os
 import secrets
 from pathlib import Path
-
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, func, select
 
+from admin_api import licenses
 from admin_api.deps import (
     ERRORS, NOT_FOUND, Db, Limit, Offset, Page, RowId, Sip, User, audit, fields_of, one_of,
     own_extension, require,
 )
-from admin_api import licenses
 from admin_api.security import hash_password, weak_password_reason
 from pbx.models import DEFAULT_ORGANISATION, ApiToken, ApiUser, License, Organisation
 from pbx.server import SipServer
@@ -93,8 +92,8 @@ def bootstrap_admin(sip: SipServer) -> None:
 def shown(db: Session, person: ApiUser) -> UserOut:
     assert person.id is not None
     held = licenses.held_license(db, person.id)
-    license = HeldLicense(**fields_of(HeldLicense, held)) if held is not None else None
-    return UserOut(**fields_of(UserOut, person, license=license))
+    holding = HeldLicense(**fields_of(HeldLicense, held)) if held is not None else None
+    return UserOut(**fields_of(UserOut, person, license=holding))
 
 
 def _refuse_weak(password: str) -> None:
@@ -191,7 +190,7 @@ def create_user(body: UserIn, user: User, db: Db) -> UserOut:
 
 @router.patch("/users/{user_id}", response_model=UserOut, responses=CHANGES)
 def update_user(user_id: RowId, body: UserPatch, user: User, db: Db, sip: Sip) -> UserOut:
-    """Change a user; a new password ends the user's other sessions (their tokens)."""
+    """Change a user; a new password set for someone else ends their sessions (tokens)."""
     require(user, "admin")
     person = _own_user(db, user, user_id)
     changes = body.model_dump(exclude_none=True)

@@ -17,7 +17,7 @@ from tests.integration.test_admin_api import ADMIN_PASSWORD, api, login
 
 pytestmark = pytest.mark.integration
 
-PHONES = {n: f"pw-{n}-secret" for n in ("1001", "1002", "1003", "1004", "1005")}
+PHONES = {f"100{i}": f"pw-100{i}-secret" for i in range(1, 8)}
 
 
 @pytest.fixture(scope="module")
@@ -211,3 +211,42 @@ def test_deleting_a_user_ends_their_calls_and_frees_their_license(
     time.sleep(0.5)
     calls = httpx.get(f"{api(pbx)}/cdrs", headers=admin).json()["items"]
     assert any(c["callee"] == "1005" and c["disposition"] == "answered" for c in calls)
+
+
+def test_a_frozen_license_stops_register_and_calls_until_unfrozen(
+    pbx: Pbx, admin: dict[str, str],
+) -> None:
+    hal = add_user(pbx, admin, "hal", extension="1006")
+    lic = post(pbx, admin, "/licenses", {"kind": "fixed", "user_id": hal}).json()
+    with SipClient(pbx.host, pbx.sip_port) as phone, SipClient(pbx.host, pbx.sip_port) as callee:
+        contact = f"<sip:1007@{callee.host_port()}>"
+        assert callee.register("1007", PHONES["1007"], contacts=[contact]).status == 200  # type: ignore[union-attr]
+        assert phone.register("1006", PHONES["1006"]).status == 200  # type: ignore[union-attr]
+
+        assert post(pbx, admin, f"/licenses/{lic['id']}/freeze").status_code == 200
+        refused = phone.register("1006", PHONES["1006"])
+        assert refused is not None and refused.status == 403
+        _, final = phone.invite("1006", PHONES["1006"], "1007")
+        assert final is not None and final.status == 403
+
+        assert post(pbx, admin, f"/licenses/{lic['id']}/unfreeze").status_code == 200
+        assert phone.register("1006", PHONES["1006"]).status == 200  # type: ignore[union-attr]
+
+        def answer() -> None:
+            invite = callee.receive_request(5, "INVITE")
+            assert invite is not None
+            callee.respond(invite, 200, body=callee.sdp(41730))
+
+        worker = threading.Thread(target=answer)
+        worker.start()
+        _, ok = phone.invite("1006", PHONES["1006"], "1007")
+        worker.join()
+        assert ok is not None and ok.status == 200
+        phone.in_dialog("ACK", ok, cseq=ok.cseq.number)
+        phone.in_dialog("BYE", ok)
+        assert phone.receive(5) is not None
+
+        # an unassigned license is no license either
+        assert post(pbx, admin, f"/licenses/{lic['id']}/unassign").status_code == 200
+        refused = phone.register("1006", PHONES["1006"])
+        assert refused is not None and refused.status == 403

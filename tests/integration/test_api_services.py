@@ -228,3 +228,16 @@ def test_numbers_reach_their_target_and_serve_as_caller_id(pbx: Pbx, admin: dict
         worker.join()
         assert rung == ["1002"]  # the DID reached its target through the other number
         assert final is not None and final.status == 486
+
+
+def test_a_room_made_by_api_answers_a_call(pbx: Pbx, admin: dict[str, str]) -> None:
+    made = httpx.post(f"{api(pbx)}/conferences/rooms", headers=admin,
+                      json={"number": "850", "name": "Daily stand-up"})
+    assert made.status_code == 201
+    with SipClient(pbx.host, pbx.sip_port) as caller:
+        _, ok = caller.invite("1001", PHONES["1001"], "850")
+        assert ok is not None and ok.status == 200
+        assert ok.headers.get("Content-Type") == "application/sdp" and b"m=audio" in ok.body
+        caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
+        caller.in_dialog("BYE", ok)
+        assert caller.receive(5) is not None
