@@ -3,12 +3,16 @@ per resource, all sharing ``admin_api.deps``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from admin_api import (
-    audit, auth, calls, conferences, extensions, licenses, numbers, recordings, ringgroups,
-    services, users,
+    audit, auth, calls, conferences, extensions, licenses, numbers, organisations, recordings,
+    ringgroups, services, users,
 )
 from admin_api.users import bootstrap_admin
 from pbx.server import SipServer
@@ -46,8 +50,13 @@ def create_app(sip: SipServer) -> FastAPI:
             media_mix_ms=round(sip.engine.mix_ms, 3),
         )
 
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/admin/")
+
     bootstrap_admin(sip)
-    for module in (auth, users, extensions, calls, audit, conferences, licenses, services,
-                   ringgroups, numbers, recordings):
+    app.mount("/admin", StaticFiles(directory=Path(__file__).parent / "web", html=True), name="admin")
+    for module in (auth, organisations, users, extensions, calls, audit, conferences, licenses,
+                   services, ringgroups, numbers, recordings):
         app.include_router(module.router)
     return app

@@ -1,24 +1,62 @@
-"""Login: bearer tokens for the API and the web pages, with a rate limit."""
+"""Login: bearer tokens for the API and the web pages, with a rate limit and
+an optional second factor (TOTP, RFC 6238) that each user turns on for
+themselves."""
 
 import logging
 import time
 
+import pyotp
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
-from admin_api.deps import Db
+from admin_api.deps import ERRORS, Db, User
 from admin_api.security import LoginLimiter, check_password, new_token
 from pbx.models import ApiToken, ApiUser
 
 log = logging.getLogger("admin_api")
 router = APIRouter(prefix="/api", tags=["auth"])
 limiter = LoginLimiter()
+OTP = r"^[0-9]{6}$"
 
 
 class Login(BaseModel):
     username: str = Field(min_length=1, max_length=80)
     password: str = Field(min_length=1, max_length=200)
+    otp: str | None = Field(default=None, pattern=OTP, description="the 6-digit code, with 2FA on")
+
+
+class TotpEnrolment(BaseModel):
+    secret: str
+    uri: str = Field(description="otpauth:// URI for an authenticator app (as a QR code)")
+
+
+class TotpCode(BaseModel):
+    otp: str = Field(pattern=OTP)
+
+
+class TotpState(BaseModel):
+    enabled: bool
+
+
+class OneTimeCodes:
+    """Checks TOTP codes, each accepted once (RFC 6238 §5.2: no replay within its window)."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, int] = {}  # user id → time step of the last accepted code
+
+    def accept(self, user_id: int, secret: str, code: str, now: float | None = None) -> bool:
+        totp = pyotp.TOTP(secret)
+        now = time.time() if now is None else now
+        for drift in (0, -1, 1):  # one step of clock drift either way
+            step = int(now // totp.interval) + drift
+            if totp.at(step * totp.interval) == code and step > self._last.get(user_id, -1):
+                self._last[user_id] = step
+                return True
+        return False
+
+
+codes = OneTimeCodes()
 
 
 class TokenOut(BaseModel):
@@ -28,7 +66,8 @@ class TokenOut(BaseModel):
 
 @router.post("/login", response_model=TokenOut,
              responses={401: {"description": "wrong username or password"},
-                        429: {"description": "too many attempts from this address"}})
+                        429: {"description": "too many attempts from this address"}},
+             description="With two-factor authentication on, `otp` carries the current code.")
 def login(body: Login, request: Request, db: Db) -> TokenOut:
     source = request.client.host if request.client else "?"
     if not limiter.allow(source):
@@ -37,9 +76,64 @@ def login(body: Login, request: Request, db: Db) -> TokenOut:
     user = db.exec(select(ApiUser).where(ApiUser.username == body.username)).first()
     if user is None or not check_password(body.password, user.password_hash):
         log.info("failed login for %r from %s", body.username, source)
+        limiter.failed(source)
         raise HTTPException(401, "wrong username or password")
-    token, hashed = new_token()
     assert user.id is not None
+    if user.totp_secret:
+        if body.otp is None:
+            raise HTTPException(401, "one-time code required (otp)")
+        if not codes.accept(user.id, user.totp_secret, body.otp):
+            log.info("wrong one-time code for %r from %s", body.username, source)
+            limiter.failed(source)
+            raise HTTPException(401, "wrong or used one-time code")
+    token, hashed = new_token()
     db.add(ApiToken(user_id=user.id, token_hash=hashed, created_at=time.time()))
     db.commit()
     return TokenOut(token=token, role=user.role)
+
+
+@router.get("/me/totp", response_model=TotpState, responses=ERRORS)
+def totp_state(user: User) -> TotpState:
+    return TotpState(enabled=bool(user.totp_secret))
+
+
+@router.post("/me/totp", response_model=TotpEnrolment, responses=ERRORS)
+def totp_enrol(user: User, db: Db) -> TotpEnrolment:
+    """Start turning on two-factor login: a new secret, active once confirmed."""
+    user.totp_pending = pyotp.random_base32()
+    db.add(user)
+    db.commit()
+    uri = pyotp.TOTP(user.totp_pending).provisioning_uri(name=user.username, issuer_name="PBX")
+    return TotpEnrolment(secret=user.totp_pending, uri=uri)
+
+
+@router.post("/me/totp/confirm", response_model=TotpState,
+             responses={**ERRORS, 409: {"description": "nothing to confirm"},
+                        422: {"description": "wrong code"}})
+def totp_confirm(body: TotpCode, user: User, db: Db) -> TotpState:
+    """A code from the authenticator app proves it holds the secret: 2FA is on."""
+    if not user.totp_pending:
+        raise HTTPException(409, "no enrolment to confirm; POST /api/me/totp first")
+    assert user.id is not None
+    if not codes.accept(user.id, user.totp_pending, body.otp):
+        raise HTTPException(422, [{"loc": ["body", "otp"], "msg": "wrong code",
+                                   "type": "value_error.otp"}])
+    user.totp_secret, user.totp_pending = user.totp_pending, ""
+    db.add(user)
+    db.commit()
+    log.info("two-factor login turned on for %s", user.username)
+    return TotpState(enabled=True)
+
+
+@router.post("/me/totp/disable", response_model=TotpState,
+             responses={**ERRORS, 422: {"description": "wrong code"}})
+def totp_disable(body: TotpCode, user: User, db: Db) -> TotpState:
+    """Turning 2FA off needs a current code too, so a stolen token cannot."""
+    assert user.id is not None
+    if user.totp_secret and not codes.accept(user.id, user.totp_secret, body.otp):
+        raise HTTPException(422, [{"loc": ["body", "otp"], "msg": "wrong code",
+                                   "type": "value_error.otp"}])
+    user.totp_secret = ""
+    db.add(user)
+    db.commit()
+    return TotpState(enabled=False)

@@ -237,5 +237,5 @@ def delete_user(user_id: RowId, user: User, db: Db, sip: Sip) -> Response:
     db.commit()
     sip.directory.reload()
     if extension:
-        sip.end_calls_of(extension)
+        sip.end_calls_of(user.organisation_id, extension)
     return Response(status_code=204)

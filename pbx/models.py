@@ -290,3 +290,4 @@ class ConferenceRoom(SQLModel, table=True):
     pin: str = Field(default="", max_length=12)
     moderator_pin: str = Field(default="", max_length=12)
     record: bool = False
+    owner: str = Field(default="", max_length=40)  # a personal room: its extension moderates

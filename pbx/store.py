@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 from pathlib import Path
 
 from sqlalchemy import delete, event, inspect, text
@@ -17,7 +18,8 @@ from sqlmodel import Session, SQLModel, create_engine, select
 from pbx.config import Config
 from pbx.location import Binding as Registration
 from pbx.models import (
-    DEFAULT_ORGANISATION, Binding, Cdr, Extension, Number, Organisation, Recording, RingGroup,
+    DEFAULT_ORGANISATION, Binding, Cdr, ConferenceRoom, Extension, Number, Organisation,
+    Recording, RingGroup,
 )
 
 log = logging.getLogger("pbx.store")
@@ -99,10 +101,11 @@ class Store:
         self.engine.dispose()
 
     def seed(self, config: Config) -> None:
-        """Create the default organisation and the extensions of the config file.
+        """Create the default organisation and the extensions, ring groups,
+        conference rooms and numbers of the config file.
 
-        Existing extensions are left as they are: once seeded, the store (and
-        the admin API that edits it) owns them.
+        Existing ones are left as they are: once seeded, the store (and the
+        admin API that edits it) owns them.
         """
         with Session(self.engine) as session:
             org = session.exec(
@@ -161,6 +164,16 @@ class Store:
                     )
                 )
                 log.info("seeded ring group %s", group.number)
+            rooms = set(session.exec(
+                select(ConferenceRoom.number).where(ConferenceRoom.organisation_id == org.id)
+            ).all())
+            for room in config.conferences:
+                if room.number not in rooms:
+                    session.add(ConferenceRoom(
+                        organisation_id=org.id, number=room.number, name=room.name,
+                        pin=room.pin, moderator_pin=room.moderator_pin, record=room.record,
+                    ))
+                    log.info("seeded conference room %s", room.number)
             numbers = set(
                 session.exec(select(Number.number).where(Number.organisation_id == org.id)).all()
             )
@@ -171,18 +184,11 @@ class Store:
                     log.info("seeded number %s → %s", entry.number, entry.target)
             session.commit()
 
-    def numbers(self) -> list[Number]:
+    def rows(self, *models: type[SQLModel]) -> list[list[Any]]:
+        """Every row of each table, in one session (detached copies: the
+        directory keeps them in memory)."""
         with Session(self.engine) as session:
-            return list(session.exec(select(Number)).all())
-
-    def extensions(self) -> list[Extension]:
-        """Every extension (detached copies: the directory keeps them in memory)."""
-        with Session(self.engine) as session:
-            return list(session.exec(select(Extension)).all())
-
-    def ring_groups(self) -> list[RingGroup]:
-        with Session(self.engine) as session:
-            return list(session.exec(select(RingGroup)).all())
+            return [list(session.exec(select(model)).all()) for model in models]
 
     def add_cdr(self, cdr: Cdr) -> None:
         with Session(self.engine) as session:

@@ -108,6 +108,20 @@ class Pbx:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    @property
+    def api(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.http_port}/api"
+
+    def admin_headers(self) -> dict[str, str]:
+        """A bearer token of the bootstrap admin (password from the environment
+        or the file the PBX generated)."""
+        password = os.environ.get("PBX_ADMIN_PASSWORD") or (
+            self.data_dir / "admin-password").read_text().strip()
+        response = httpx.post(f"{self.api}/login", json={"username": "admin", "password": password})
+        response.raise_for_status()
+        return {"Authorization": f"Bearer {response.json()['token']}"}
+
 
 def write_config(
     path: Path, extensions: dict[str, str], sections: str = "", **general: object

@@ -14,8 +14,7 @@ import pytest
 import soundfile
 from sqlmodel import Session, select
 
-from admin_api.security import hash_password
-from pbx.models import ApiUser, Cdr, Organisation
+from pbx.models import Cdr, Organisation
 from pbx.store import make_engine
 from tests.integration.peers import Pbx, running_pbx
 from tests.integration.sipclient import SipClient
@@ -144,16 +143,10 @@ def test_a_recorded_call_is_listed_and_downloaded(
     assert httpx.get(f"{api(pbx)}/recordings", headers=agents["1003"]).json()["total"] == 0
     assert httpx.get(f"{api(pbx)}/recordings/{recording['id']}/audio",
                      headers=agents["1003"]).status_code == 404  # not a party to the call
-    engine = make_engine(f"sqlite:///{pbx.data_dir / 'pbx.sqlite3'}")
-    with Session(engine) as session:
-        other = Organisation(slug="elsewhere", name="Elsewhere AB", domain="elsewhere.test")
-        session.add(other)
-        session.commit()
-        assert other.id is not None
-        session.add(ApiUser(organisation_id=other.id, username="elsewhere-admin",
-                            password_hash=hash_password("elsewhere-pass-1234"), role="admin"))
-        session.commit()
-    engine.dispose()
+    assert httpx.post(f"{api(pbx)}/organisations", headers=admin, json={
+        "slug": "elsewhere", "name": "Elsewhere AB", "domain": "elsewhere.test",
+        "admin": {"username": "elsewhere-admin", "password": "elsewhere-pass-1234"}},
+    ).status_code == 201
     stranger = login(pbx, "elsewhere-admin", "elsewhere-pass-1234")
     assert httpx.get(f"{api(pbx)}/recordings", headers=stranger).json()["items"] == []
     assert httpx.get(f"{api(pbx)}/recordings/{recording['id']}/audio",

@@ -9,11 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlmodel import Session
 
-from admin_api.security import hash_password
-from pbx.models import ApiUser, Organisation
-from pbx.store import make_engine
 from tests.integration.peers import Pbx, running_pbx
 from tests.integration.sipclient import SipClient
 from tests.integration.test_admin_api import ADMIN_PASSWORD, api, login
@@ -45,18 +41,12 @@ def admin(pbx: Pbx) -> dict[str, str]:
 
 
 def organisation(pbx: Pbx, slug: str, plan: str) -> dict[str, str]:
-    """A second tenant on the plan under test, and its admin's token.  (Plans are
-    sold, not chosen through the API: the store is where they are set.)"""
-    engine = make_engine(f"sqlite:///{pbx.data_dir / 'pbx.sqlite3'}")
-    with Session(engine) as session:
-        org = Organisation(slug=slug, name=f"{slug} AB", domain=f"{slug}.test", plan=plan)
-        session.add(org)
-        session.commit()
-        assert org.id is not None
-        session.add(ApiUser(organisation_id=org.id, username=f"{slug}-admin",
-                            password_hash=hash_password(f"{slug}-pass-1234"), role="admin"))
-        session.commit()
-    engine.dispose()
+    """A second tenant on the plan under test (made by the operator), and its admin's token."""
+    made = httpx.post(f"{api(pbx)}/organisations", headers=login(pbx, "admin", ADMIN_PASSWORD),
+                      json={"slug": slug, "name": f"{slug} AB", "domain": f"{slug}.test",
+                            "plan": plan, "admin": {"username": f"{slug}-admin",
+                                                    "password": f"{slug}-pass-1234"}})
+    assert made.status_code == 201, made.text
     return login(pbx, f"{slug}-admin", f"{slug}-pass-1234")
 
 
