@@ -9,6 +9,7 @@ have; creating one more is refused with 402 Payment Required, the answer that
 says "upgrade the plan" rather than "fix the request".
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,7 +145,7 @@ def save_row(db: Session, user: ApiUser, sip: SipServer, kind: str, row: Any,
 
 
 def delete_row(db: Session, user: ApiUser, sip: SipServer, kind: str, number: str,
-               shown: Any) -> None:
+               shown: Callable[[Any], BaseModel]) -> None:
     """Delete the organisation's ``kind`` ``number`` unless something still points at it."""
     require(user, "admin")
     row = own_row(db, user, kind, number)
