@@ -1,16 +1,16 @@
-"""Login: bearer tokens for the API and the web pages, with a rate limit and
-an optional second factor (TOTP, RFC 6238) that each user turns on for
-themselves."""
+"""Login and tokens: bearer tokens for the web pages (expiring) and named API
+tokens for integrations, a rate limit, and an optional second factor (TOTP,
+RFC 6238) that each user turns on for themselves."""
 
 import logging
 import time
 
 import pyotp
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
-from admin_api.deps import ERRORS, Db, User
+from admin_api.deps import ERRORS, NOT_FOUND, Db, Token, User, audit, fields_of
 from admin_api.security import LoginLimiter, check_password, new_token
 from pbx.models import ApiToken, ApiUser
 
@@ -18,6 +18,7 @@ log = logging.getLogger("admin_api")
 router = APIRouter(prefix="/api", tags=["auth"])
 limiter = LoginLimiter()
 OTP = r"^[0-9]{6}$"
+LOGIN_TTL = 12 * 3600.0  # a working day; API tokens for integrations are separate
 
 
 class Login(BaseModel):
@@ -62,6 +63,23 @@ codes = OneTimeCodes()
 class TokenOut(BaseModel):
     token: str
     role: str
+    expires_at: float
+
+
+class ApiTokenIn(BaseModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9 _.-]{1,80}$")
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class ApiTokenOut(BaseModel):
+    id: int
+    name: str
+    created_at: float
+    expires_at: float | None
+
+
+class ApiTokenCreated(ApiTokenOut):
+    token: str = Field(description="the bearer token; shown this once only")
 
 
 @router.post("/login", response_model=TokenOut,
@@ -87,9 +105,55 @@ def login(body: Login, request: Request, db: Db) -> TokenOut:
             limiter.failed(source)
             raise HTTPException(401, "wrong or used one-time code")
     token, hashed = new_token()
-    db.add(ApiToken(user_id=user.id, token_hash=hashed, created_at=time.time()))
+    now = time.time()
+    db.add(ApiToken(user_id=user.id, token_hash=hashed, created_at=now,
+                    expires_at=now + LOGIN_TTL))
     db.commit()
-    return TokenOut(token=token, role=user.role)
+    return TokenOut(token=token, role=user.role, expires_at=now + LOGIN_TTL)
+
+
+@router.post("/logout", status_code=204, responses=ERRORS)
+def logout(token: Token, db: Db) -> Response:
+    """End this login (or revoke this API token): it stops working at once."""
+    db.delete(token)
+    db.commit()
+    return Response(status_code=204)
+
+
+@router.get("/tokens", response_model=list[ApiTokenOut], responses=ERRORS)
+def list_tokens(user: User, db: Db) -> list[ApiTokenOut]:
+    """The caller's named API tokens (never the tokens themselves)."""
+    rows = db.exec(select(ApiToken).where(ApiToken.user_id == user.id,
+                                          ApiToken.name != "login")).all()
+    return [ApiTokenOut(**fields_of(ApiTokenOut, row)) for row in rows]
+
+
+@router.post("/tokens", response_model=ApiTokenCreated, status_code=201, responses=ERRORS)
+def create_token(body: ApiTokenIn, user: User, db: Db) -> ApiTokenCreated:
+    """A named token for an integration (a CRM, a wallboard), acting as the
+    caller with the caller's role; shown once, stored hashed."""
+    assert user.id is not None
+    token, hashed = new_token()
+    now = time.time()
+    expires = now + body.expires_in_days * 86400 if body.expires_in_days else None
+    row = ApiToken(user_id=user.id, token_hash=hashed, created_at=now, name=body.name,
+                   expires_at=expires)
+    db.add(row)
+    audit(db, user, "token.create", body.name, None, {"expires_at": expires})
+    db.commit()
+    db.refresh(row)
+    return ApiTokenCreated(**fields_of(ApiTokenOut, row), token=token)
+
+
+@router.delete("/tokens/{token_id}", status_code=204, responses=NOT_FOUND)
+def revoke_token(token_id: int, user: User, db: Db) -> Response:
+    row = db.get(ApiToken, token_id)
+    if row is None or row.user_id != user.id or row.name == "login":
+        raise HTTPException(404, f"no API token {token_id}")
+    audit(db, user, "token.revoke", row.name, {"id": token_id}, None)
+    db.delete(row)
+    db.commit()
+    return Response(status_code=204)
 
 
 @router.get("/me/totp", response_model=TotpState, responses=ERRORS)

@@ -43,14 +43,29 @@ def db_session(sip: Sip) -> Iterator[Session]:
 Db = Annotated[Session, Depends(db_session)]
 
 
-def current_user(db: Db, authorization: Annotated[str | None, Header()] = None) -> ApiUser:
-    """The token's owner, or 401 (RFC 6750 bearer tokens, stored hashed)."""
+def find_token(db: Session, raw: str) -> ApiToken:
+    """The stored token ``raw`` hashes to, if known and unexpired, else 401."""
+    found = db.exec(select(ApiToken).where(ApiToken.token_hash == token_hash(raw.strip()))).first()
+    if found is None:
+        raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
+    if found.expires_at is not None and found.expires_at <= time.time():
+        raise HTTPException(401, "token expired", headers={"WWW-Authenticate": "Bearer"})
+    return found
+
+
+def current_token(db: Db, authorization: Annotated[str | None, Header()] = None) -> ApiToken:
+    """The request's bearer token (RFC 6750), or 401."""
     if not authorization or not authorization.lower().startswith("bearer "):
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    found = db.exec(
-        select(ApiToken).where(ApiToken.token_hash == token_hash(authorization[7:].strip()))
-    ).first()
-    user = db.get(ApiUser, found.user_id) if found is not None else None
+    return find_token(db, authorization[7:])
+
+
+Token = Annotated[ApiToken, Depends(current_token)]
+
+
+def current_user(db: Db, token: Token) -> ApiUser:
+    """The token's owner."""
+    user = db.get(ApiUser, token.user_id)
     if user is None:
         raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
     return user

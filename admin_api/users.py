@@ -190,7 +190,7 @@ def create_user(body: UserIn, user: User, db: Db) -> UserOut:
 
 @router.patch("/users/{user_id}", response_model=UserOut, responses=CHANGES)
 def update_user(user_id: RowId, body: UserPatch, user: User, db: Db, sip: Sip) -> UserOut:
-    """Change a user; a new password set for someone else ends their sessions (tokens)."""
+    """Change a user; a new password set for someone else ends their logins."""
     require(user, "admin")
     person = _own_user(db, user, user_id)
     changes = body.model_dump(exclude_none=True)
@@ -204,8 +204,9 @@ def update_user(user_id: RowId, body: UserPatch, user: User, db: Db, sip: Sip) -
     password = changes.pop("password", None)
     if password is not None:
         person.password_hash = hash_password(password)
-        if person.id != user.id:
-            for token in db.exec(select(ApiToken).where(ApiToken.user_id == person.id)).all():
+        if person.id != user.id:  # their logins end; integrations' API tokens stay
+            for token in db.exec(select(ApiToken).where(ApiToken.user_id == person.id,
+                                                        ApiToken.name == "login")).all():
                 db.delete(token)
     for name, value in changes.items():
         setattr(person, name, value)
@@ -219,7 +220,7 @@ def update_user(user_id: RowId, body: UserPatch, user: User, db: Db, sip: Sip) -
 
 @router.delete("/users/{user_id}", status_code=204, responses=CHANGES)
 def delete_user(user_id: RowId, user: User, db: Db, sip: Sip) -> Response:
-    """Remove a user and their tokens; their license stays with the organisation,
+    """Remove a user and all their tokens; their license stays with the organisation,
     unassigned; call records and voicemail stay; live calls of their extension end."""
     require(user, "admin")
     person = _own_user(db, user, user_id)

@@ -33,6 +33,7 @@ from media.g711 import TRANSCODE
 from media.relay import MediaRelay, RelayLeg
 from pbx.location import Flow, reach
 from pbx.directory import Tenant
+from pbx.events import CallAnswered, CallEnded, CallStarted
 from pbx.models import Cdr, ConferenceRoom, Extension
 from pbx.router import (
     MAX_FORWARD_HOPS, Destination, ExtensionDest, PickupDest, RingGroupDest, RingStep,
@@ -238,6 +239,8 @@ class B2BUA:
         self.server_invites[id(tx)] = leg
         self.active_calls += 1
         log.info("call %s: %s → %s", call.id, caller.number, call.dialled)
+        self.server.events.publish(
+            CallStarted(tenant.id, call.id, caller.number, call.dialled, call.started_at))
         self.loop.create_task(self._start(call))
 
     async def _start(self, call: Call) -> None:
@@ -561,6 +564,8 @@ class B2BUA:
         call.answered_at = time.time()
         call.path.append(f"answer:{leg.number}")
         self.server.router.answered(call.tenant, call.group, leg.number, call.answered_at)
+        self.server.events.publish(
+            CallAnswered(call.tenant.id, call.id, leg.number, call.answered_at))
         self._bridge(call)
         self._ensure_caller_dialog(call)
         a = call.a
@@ -1054,6 +1059,8 @@ class B2BUA:
         self.calls[call.id] = call
         self.active_calls += 1
         log.info("call %s: the PBX calls %s for %s", call.id, number, caller_number)
+        self.server.events.publish(
+            CallStarted(tenant.id, call.id, caller_number, number, call.started_at))
 
         async def start() -> None:
             try:
@@ -1361,13 +1368,15 @@ class B2BUA:
                 self.server_invites.pop(id(leg.tx), None)
         self.loop.call_later(32, self._forget_dialogs, call)
         now = time.time()
+        caller = call.a.number if call.a else call.caller_number
+        answered_by = call.b.number if call.b and call.answered_at else ""
         if write_cdr:
             cdr = Cdr(
                 call_id=call.id,
                 organisation_id=call.tenant.id,
-                caller=call.a.number if call.a else call.caller_number,
+                caller=caller,
                 callee=call.dialled,
-                answered_by=call.b.number if call.b and call.answered_at else "",
+                answered_by=answered_by,
                 path=json.dumps(call.path),
                 started_at=call.started_at,
                 answered_at=call.answered_at,
@@ -1381,6 +1390,10 @@ class B2BUA:
             )
             self.server.write_cdr(cdr)
         log.info("call %s ended: %s (%d)", call.id, disposition, status)
+        self.server.events.publish(CallEnded(
+            call.tenant.id, call.id, caller, call.dialled, answered_by, disposition, status,
+            now - call.started_at, now,
+        ))
         self.loop.create_task(self._release_media(call))
 
     def _forget_dialogs(self, call: Call) -> None:

@@ -161,12 +161,15 @@ class ApiUser(SQLModel, table=True):
 
 
 class ApiToken(SQLModel, table=True):
-    """A bearer token, stored as its SHA-256 only."""
+    """A bearer token, stored as its SHA-256 only: a login's (named "login",
+    expiring) or a named API token for an integration (expiring or not)."""
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="apiuser.id", index=True)
     token_hash: str = Field(index=True, unique=True, max_length=64)
     created_at: float
+    name: str = Field(default="login", max_length=80)
+    expires_at: float | None = None
 
 
 class AuditEntry(SQLModel, table=True):

@@ -27,8 +27,10 @@ from pbx.authn import RequestAuthenticator
 from pbx.b2bua import B2BUA
 from pbx.config import Config
 from pbx.directory import Directory, Tenant
+from pbx.events import EventBus, Registered
 from pbx.location import Flow, LocationService
 from pbx.models import Cdr, ConferenceRoom, Recording
+from pbx.mqtt import MqttPublisher
 from pbx.pike import AuthFailureGuard
 from pbx.registrar import Registrar, RegistrarPolicy
 from pbx.router import Router
@@ -99,6 +101,8 @@ class SipServer:
         self.transactions = TransactionLayer()
         self.transports: dict[str, UdpTransport | StreamTransport] = {}
         self.router = Router(general.personal_room_prefix)
+        self.events = EventBus()
+        self.mqtt: MqttPublisher | None = None
         self.engine = MediaEngine()
         self.prompts = PromptLibrary(config.data_path / "prompts", config.general.language)
         self.relay: MediaRelay | None = None
@@ -154,8 +158,17 @@ class SipServer:
             UPDATE=b2bua.on_update,
         )
         self._flush_task = asyncio.create_task(self._flush_loop())
+        if general.mqtt_url:
+            self.mqtt = MqttPublisher(general.mqtt_url, self.events, self._slug_of)
+            self.mqtt.start()
+
+    def _slug_of(self, organisation: int) -> str:
+        tenant = self.directory.tenants.get(organisation)
+        return tenant.slug if tenant is not None else str(organisation)
 
     async def stop(self) -> None:
+        if self.mqtt is not None:
+            await self.mqtt.stop()
         if self._flush_task is not None:
             self._flush_task.cancel()
         if self._timer is not None:
@@ -440,11 +453,14 @@ class SipServer:
             self.respond(make_response(request, 403, "Forbidden - No active license",
                                        to_tag=new_tag()))
             return
-        response = self.registrar.register(request, ext.number, tenant.aor(ext.number), flow, now)
+        aor = tenant.aor(ext.number)
+        response = self.registrar.register(request, ext.number, aor, flow, now)
+        self.respond(response)
         if response.status == 200:
             log.debug("REGISTER %s (%s) from %s:%d ok", ext.number, decision.username,
                       flow.host, flow.port)
-        self.respond(response)
+            contacts = len(self.location.lookup(aor, now))
+            self.events.publish(Registered(tenant.id, ext.number, contacts, now))
 
     # ------------------------------------------------------------------ output
 

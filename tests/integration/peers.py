@@ -338,3 +338,35 @@ def baresip_phone(
             except subprocess.TimeoutExpired:
                 phone.process.kill()
                 phone.process.wait()
+
+
+@contextmanager
+def mqtt_broker(tmp: Path) -> Iterator[tuple[str, int]]:
+    """The machine's MQTT broker on 127.0.0.1:1883 when one runs, else a
+    mosquitto of our own on a free loopback port, stopped afterwards."""
+    try:
+        socket.create_connection(("127.0.0.1", 1883), timeout=1).close()
+        yield "127.0.0.1", 1883
+        return
+    except OSError:
+        pass
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = free_ports(1)
+    config = tmp / "mosquitto.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    broker = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or broker.poll() is not None:
+                    raise RuntimeError("mosquitto did not start") from None
+                time.sleep(0.1)
+        yield "127.0.0.1", port
+    finally:
+        broker.terminate()
+        broker.wait(10)

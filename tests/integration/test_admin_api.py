@@ -78,6 +78,20 @@ def test_a_new_extension_registers_at_once_and_secrets_stay_hidden(pbx: Pbx) -> 
     assert '"dnd": false' in update["before"] and '"dnd": true' in update["after"]
 
 
+def test_api_tokens_and_logout(pbx: Pbx) -> None:
+    headers = login(pbx, "admin", ADMIN_PASSWORD)
+    made = httpx.post(f"{api(pbx)}/tokens", headers=headers, json={"name": "crm", "expires_in_days": 30})
+    assert made.status_code == 201 and made.json()["expires_at"] > time.time() + 29 * 86400
+    crm = {"Authorization": f"Bearer {made.json()['token']}"}
+    assert httpx.get(f"{api(pbx)}/me", headers=crm).json()["username"] == "admin"
+    listed = httpx.get(f"{api(pbx)}/tokens", headers=headers).json()
+    assert [t["name"] for t in listed] == ["crm"] and made.json()["token"] not in str(listed)
+    assert httpx.delete(f"{api(pbx)}/tokens/{made.json()['id']}", headers=headers).status_code == 204
+    assert httpx.get(f"{api(pbx)}/me", headers=crm).status_code == 401
+    assert httpx.post(f"{api(pbx)}/logout", headers=headers).status_code == 204
+    assert httpx.get(f"{api(pbx)}/me", headers=headers).status_code == 401
+
+
 def test_two_factor_login(pbx: Pbx) -> None:
     import pyotp
 
