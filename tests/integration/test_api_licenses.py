@@ -164,8 +164,11 @@ def test_users_are_changed_by_admins_with_the_same_rules(pbx: Pbx, admin: dict[s
     assert weak.status_code == 422 and weak.json()["detail"][0]["loc"] == ["body", "password"]
 
     session = login(pbx, "fred", "fred-pass-1234")
+    integration = post(pbx, session, "/tokens", {"name": "crm"}).json()["token"]
     assert httpx.patch(url, headers=admin, json={"password": "fresh-pass-5678"}).status_code == 200
-    assert httpx.get(f"{api(pbx)}/me", headers=session).status_code == 401  # sessions end
+    assert httpx.get(f"{api(pbx)}/me", headers=session).status_code == 401  # logins end
+    crm = {"Authorization": f"Bearer {integration}"}
+    assert httpx.get(f"{api(pbx)}/me", headers=crm).status_code == 200  # integrations stay
     login(pbx, "fred", "fresh-pass-5678")
     assert httpx.patch(url, headers=session, json={"role": "admin"}).status_code == 401
 
