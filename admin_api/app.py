@@ -11,8 +11,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from admin_api import (
-    audit, auth, calls, conferences, devices, events, extensions, organisations, provision,
-    users,
+    audit, auth, calls, conferences, devices, events, extensions, licenses, numbers,
+    organisations, provision, recordings, ringgroups, services, users,
 )
 from admin_api.users import bootstrap_admin
 from pbx.server import SipServer
@@ -56,7 +56,7 @@ def create_app(sip: SipServer) -> FastAPI:
 
     bootstrap_admin(sip)
     app.mount("/admin", StaticFiles(directory=Path(__file__).parent / "web", html=True), name="admin")
-    for module in (auth, organisations, users, extensions, devices, provision, calls, audit,
-                   conferences, events):
+    for module in (auth, organisations, users, extensions, devices, provision, licenses,
+                   services, ringgroups, numbers, calls, recordings, audit, conferences, events):
         app.include_router(module.router)
     return app
