@@ -11,7 +11,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from admin_api import (
-    audit, auth, calls, conferences, events, extensions, organisations, profiles, users,
+    audit, auth, calls, conferences, devices, events, extensions, licenses, numbers,
+    organisations, profiles, provision, recordings, ringgroups, services, users,
     voicemail,
 )
 from admin_api.users import bootstrap_admin
@@ -56,8 +57,8 @@ def create_app(sip: SipServer) -> FastAPI:
 
     bootstrap_admin(sip)
     app.mount("/admin", StaticFiles(directory=Path(__file__).parent / "web", html=True), name="admin")
-    modules = (auth, organisations, users, extensions, calls, audit, conferences, events,
-               profiles, voicemail)
-    for module in modules:
+    for module in (auth, organisations, users, extensions, devices, provision, licenses,
+                   services, ringgroups, numbers, calls, recordings, audit, conferences, events,
+                   profiles, voicemail):
         app.include_router(module.router)
     return app

@@ -3,7 +3,7 @@ SIP side at once (the directory is reloaded) and go to the audit log."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 from sqlmodel import col, func, select
 
@@ -11,8 +11,11 @@ from admin_api.deps import (
     ERRORS, NOT_FOUND, NUMBER, TARGET, Db, Offset, Page, Sip, User, audit, fields_of,
     own_extension, require,
 )
+from admin_api.devices import drop_devices_of
+from admin_api.numbers import check_caller_id
 from admin_api.profiles import forget_extension
 from admin_api.security import new_sip_secret
+from admin_api.services import refuse_taken
 from pbx.models import Extension
 
 router = APIRouter(prefix="/api", tags=["extensions"])
@@ -32,6 +35,8 @@ class ExtensionPatch(BaseModel):
     forward_noanswer: str | None = Field(default=None, pattern=TARGET)
     ring_timeout: int | None = Field(default=None, ge=5, le=600)
     record: bool | None = None
+    caller_id_number: str | None = Field(default=None, pattern=TARGET,
+                                         description="a number of the organisation; empty: none")
 
 
 class ExtensionOut(BaseModel):
@@ -44,6 +49,7 @@ class ExtensionOut(BaseModel):
     forward_noanswer: str
     ring_timeout: int
     record: bool
+    caller_id_number: str
 
 
 class ExtensionCreated(ExtensionOut):
@@ -75,12 +81,10 @@ def get_extension(number: str, user: User, db: Db) -> ExtensionOut:
 
 
 @router.post("/extensions", response_model=ExtensionCreated, status_code=201,
-             responses={**ERRORS, 409: {"description": "number taken"}})
+             responses={**ERRORS, 409: {"description": "the number is taken"}})
 def create_extension(body: ExtensionIn, user: User, db: Db, sip: Sip) -> ExtensionCreated:
     require(user, "admin")
-    if db.exec(select(Extension).where(Extension.organisation_id == user.organisation_id,
-                                       Extension.number == body.number)).first():
-        raise HTTPException(409, f"extension {body.number} exists")
+    refuse_taken(db, user.organisation_id, body.number)
     secret = new_sip_secret()
     ext = Extension(organisation_id=user.organisation_id, number=body.number, secret=secret,
                     display_name=body.display_name, mailbox=body.mailbox)
@@ -91,10 +95,13 @@ def create_extension(body: ExtensionIn, user: User, db: Db, sip: Sip) -> Extensi
     return ExtensionCreated(**shown(ext).model_dump(), secret=secret)
 
 
-@router.patch("/extensions/{number}", response_model=ExtensionOut, responses=NOT_FOUND)
+@router.patch("/extensions/{number}", response_model=ExtensionOut,
+              responses={**NOT_FOUND, 422: {"description": "invalid fields or a caller ID "
+                                                          "number the organisation lacks"}})
 def update_extension(number: str, body: ExtensionPatch, user: User, db: Db, sip: Sip) -> ExtensionOut:
     require(user, "admin")
     ext = own_extension(db, user, number)
+    check_caller_id(db, user, body.caller_id_number or "")
     before = shown(ext).model_dump()
     for name, value in body.model_dump(exclude_none=True).items():
         setattr(ext, name, value)
@@ -110,6 +117,7 @@ def delete_extension(number: str, user: User, db: Db, sip: Sip) -> Response:
     require(user, "admin")
     ext = own_extension(db, user, number)
     audit(db, user, "extension.delete", number, shown(ext).model_dump(), None)
+    drop_devices_of(db, user.organisation_id, number)
     forget_extension(db, ext)
     db.delete(ext)
     db.commit()

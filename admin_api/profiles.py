@@ -24,6 +24,7 @@ from sqlmodel import Session, col, func, select
 from admin_api.deps import (
     NOT_FOUND, TARGET, Db, Offset, Page, RowId, Sip, User, audit, fields_of, own_extension,
 )
+from admin_api.services import kind_of
 from pbx.calendars import FEED_DAYS, UPLOAD_DAYS, FetchError, events_from, fetch, replace_events
 from pbx.models import (
     ApiUser, CalendarEvent, Extension, Organisation, Profile, ProfileSchedule,
@@ -42,6 +43,7 @@ START = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 END = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
 CALENDAR_URL = r"^(https?|webcal)://[^\s]{1,1990}$"
 Limit = Annotated[int, Query(ge=1, le=500)]
+ProfileRef = Annotated[int, Field(ge=1, le=2**31 - 1)]  # a profile's id in a body, like RowId
 WRITE = {**NOT_FOUND, 422: {"description": "invalid fields, with the reason"}}
 CONFLICT = {**WRITE, 409: {"description": "conflicts with another profile of the extension"}}
 
@@ -82,7 +84,7 @@ class ProfilePage(Page):
 
 
 class Switch(BaseModel):
-    profile_id: RowId | None = Field(description="the profile chosen by hand; null: none")
+    profile_id: ProfileRef | None = Field(description="the profile chosen by hand; null: none")
     until: AwareDatetime | None = Field(None, description="when the choice ends (with offset)")
 
 
@@ -94,7 +96,7 @@ class ActiveOut(BaseModel):
 
 
 class ScheduleIn(BaseModel):
-    profile_id: RowId
+    profile_id: ProfileRef
     days: list[Day] = Field(default=["mon", "tue", "wed", "thu", "fri"], min_length=1,
                             max_length=7)
     start: str = Field(pattern=START, description="HH:MM in the organisation's time zone")
@@ -102,7 +104,7 @@ class ScheduleIn(BaseModel):
 
 
 class SchedulePatch(BaseModel):
-    profile_id: RowId | None = None
+    profile_id: ProfileRef | None = None
     days: list[Day] | None = Field(None, min_length=1, max_length=7)
     start: str | None = Field(None, pattern=START)
     end: str | None = Field(None, pattern=END)
@@ -236,6 +238,13 @@ def _unique_name(db: Session, ext: Extension, name: str, other_than: int | None 
         raise HTTPException(409, f"extension {ext.number} already has a profile {name!r}")
 
 
+def _check_caller_id(db: Session, ext: Extension, caller_id: str | None) -> None:
+    """A profile shows only a number the organisation has, as an extension does."""
+    if caller_id and kind_of(db, ext.organisation_id, caller_id) != "number":
+        raise HTTPException(422, [{"loc": ["body", "caller_id"], "type": "value_error",
+                                   "msg": f"{caller_id} is not a number of the organisation"}])
+
+
 def _ordered_days(days: list[str]) -> str:
     return ",".join(d for d in DAYS if d in days)
 
@@ -263,6 +272,7 @@ def create_profile(number: str, body: ProfileIn, user: User, db: Db, sip: Sip) -
     ext = extension_for(db, user, number, change=True)
     profiles_of(db, user, ext)
     _unique_name(db, ext, body.name)
+    _check_caller_id(db, ext, body.caller_id)
     profile = Profile(organisation_id=ext.organisation_id, extension=ext.number,
                       **body.model_dump())
     db.add(profile)
@@ -277,8 +287,10 @@ def update_profile(profile_id: RowId, body: ProfilePatch, user: User, db: Db,
     profile = owned_profile(db, user, profile_id, change=True)
     before = shown(profile).model_dump()
     changes = body.model_dump(exclude_none=True)
+    ext = own_extension(db, user, profile.extension)
     if "name" in changes:
-        _unique_name(db, own_extension(db, user, profile.extension), changes["name"], profile.id)
+        _unique_name(db, ext, changes["name"], profile.id)
+    _check_caller_id(db, ext, body.caller_id)
     for name, value in changes.items():
         setattr(profile, name, value)
     db.add(profile)

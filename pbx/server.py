@@ -349,6 +349,7 @@ class SipServer:
         legs = [leg.number for leg in (call.a, call.b) if leg is not None]  # type: ignore[attr-defined]
         recording = Recording(
             call_id=call.id,  # type: ignore[attr-defined]
+            organisation_id=call.tenant.id,  # type: ignore[attr-defined]
             kind="call",
             parties=",".join(legs),
             path=str(path),

@@ -21,12 +21,9 @@ import httpx
 import numpy as np
 import pytest
 import soundfile
-from sqlmodel import Session
 
 from media.g711 import ulaw_decode, ulaw_encode
-from pbx.models import ApiUser, License
 from pbx.sip.message import Request, Response
-from pbx.store import make_engine
 from tests.integration.peers import Pbx, running_pbx
 from tests.integration.sipclient import SipClient
 
@@ -85,14 +82,9 @@ def user_of(pbx: Pbx, extension: str) -> dict[str, str]:
         "username": name, "password": f"{name}-Pass-12345", "role": "user",
         "extension": extension})
     assert created.status_code == 201, created.text
-    engine = make_engine(f"sqlite:///{pbx.data_dir / 'pbx.sqlite3'}")
-    with Session(engine) as db:  # a user with an extension needs a license to call
-        user = db.get(ApiUser, created.json()["id"])
-        assert user is not None
-        db.add(License(organisation_id=user.organisation_id, user_id=user.id, state="active"))
-        db.commit()
-    engine.dispose()
-    httpx.patch(f"{api(pbx)}/extensions/{extension}", headers=admin(pbx), json={})  # reload
+    licensed = httpx.post(f"{api(pbx)}/licenses", headers=admin(pbx),  # no license, no calls
+                          json={"user_id": created.json()["id"]})
+    assert licensed.status_code == 201, licensed.text
     return login(pbx, name, f"{name}-Pass-12345")
 
 
@@ -239,7 +231,12 @@ def test_profiles_api_defaults_roles_and_schedules(pbx: Pbx) -> None:
     assert past.status_code == 422 and "until" in past.json()["detail"]
     assert httpx.post(f"{api(pbx)}/extensions/1002/profile", headers=own,
                       json={"profile_id": None}).json()["reason"] == "none"
-    # profiles: create, rename clash, patch, delete
+    # profiles: create, rename clash, patch, delete; a caller ID is one of the organisation's
+    assert httpx.post(f"{api(pbx)}/numbers", headers=headers,
+                      json={"number": "+46701234567", "target": "1002"}).status_code == 201
+    foreign = httpx.post(f"{api(pbx)}/extensions/1002/profiles", headers=own, json={
+        "name": "Spoof", "caller_id": "+46709999999"})
+    assert foreign.status_code == 422 and foreign.json()["detail"][0]["loc"][-1] == "caller_id"
     created = httpx.post(f"{api(pbx)}/extensions/1002/profiles", headers=own, json={
         "name": "Travel", "accept": "direct", "divert": "1001", "caller_id": "+46701234567"})
     assert created.status_code == 201, created.text
@@ -457,8 +454,14 @@ def test_meeting_skips_group_calls_and_diverts_or_refuses_direct_ones(pbx: Pbx) 
 def test_the_profiles_caller_id_is_shown_on_outgoing_calls(pbx: Pbx) -> None:
     headers = admin(pbx)
     working = profile_id(pbx, "1001", "Working")
-    httpx.patch(f"{api(pbx)}/profiles/{working}", headers=headers,
-                json={"caller_id": "+46812345678"})
+    assert httpx.post(f"{api(pbx)}/numbers", headers=headers,
+                      json={"number": "+46812345678", "target": "1001"}).status_code == 201
+    shows = httpx.patch(f"{api(pbx)}/profiles/{working}", headers=headers,
+                        json={"caller_id": "+46812345678"})
+    assert shows.status_code == 200, shows.text
+    # the number cannot go while the profile shows it
+    taken = httpx.delete(f"{api(pbx)}/numbers/+46812345678", headers=headers)
+    assert taken.status_code == 409 and "profile Working of 1001" in taken.json()["detail"]
     try:
         with phone(pbx, "1002") as desk:
             worker, seen = ring_and_refuse(desk)
