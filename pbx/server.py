@@ -180,16 +180,19 @@ class SipServer:
                 transport.close()
         await self._flush_once()
 
-    def _tls_context(self) -> ssl.SSLContext:
+    def tls_files(self) -> tuple[Path, Path]:
+        """Certificate and key for SIP over TLS and HTTPS: configured, or a
+        self-signed pair made once in the data directory."""
         general = self.config.general
         if general.tls_cert == "auto":
-            cert, key = self_signed(
+            return self_signed(
                 self.config.data_path / "tls", general.realm,
                 sorted({general.realm, general.bind, "localhost", "127.0.0.1", "::1"}),
             )
-        else:
-            cert, key = Path(general.tls_cert), Path(general.tls_key)
-        return server_context(cert, key)
+        return Path(general.tls_cert), Path(general.tls_key)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        return server_context(*self.tls_files())
 
     # ------------------------------------------------------------------- input
 
