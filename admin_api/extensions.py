@@ -136,5 +136,6 @@ def delete_extension(number: str, user: User, db: Db, sip: Sip) -> Response:
     db.delete(ext)
     db.commit()
     sip.directory.reload()  # its call records stay
+    sip.unregister(user.organisation_id, number)
     sip.end_calls_of(user.organisation_id, number)
     return Response(status_code=204)

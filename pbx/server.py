@@ -295,6 +295,23 @@ class SipServer:
         if self.b2bua is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self.b2bua.end_calls_of, organisation, number)
 
+    def unregister(self, organisation: int, extension: str, login: str | None = None) -> None:
+        """Drop an extension's registrations (only one device's, with ``login``)
+        when it or the device is removed or its secret changes: a stolen phone
+        stops ringing at once.  Callable from any thread."""
+        tenant = self.directory.tenants.get(organisation)
+        if tenant is None or self._loop is None:
+            return
+        aor = tenant.aor(extension)
+
+        def drop() -> None:
+            dropped = self.location.remove_all(aor, login)
+            if dropped:
+                log.info("dropped %d registration(s) of %s%s", dropped, aor,
+                         f" by {login}" if login else "")
+
+        self._loop.call_soon_threadsafe(drop)
+
     def send_request(self, request: Request, flow: Flow) -> object:
         """Start a client transaction to ``flow``; returns it for matching responses."""
         assert self._loop is not None
@@ -457,7 +474,8 @@ class SipServer:
                                        to_tag=new_tag()))
             return
         aor = tenant.aor(ext.number)
-        response = self.registrar.register(request, ext.number, aor, flow, now)
+        response = self.registrar.register(request, ext.number, aor, flow, now,
+                                           login=decision.username)
         self.respond(response)
         if response.status == 200:
             log.debug("REGISTER %s (%s) from %s:%d ok", ext.number, decision.username,

@@ -5,6 +5,7 @@ peer (sipp) registering with the credentials it found in the file."""
 from __future__ import annotations
 
 import ssl
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -245,3 +246,27 @@ def test_roles_and_tenants(pbx: Pbx, admin: dict[str, str]) -> None:
     keys = cfg(fetch(pbx, phone["provisioning_url"] + phone["provisioning_file"], YEALINK_UA).text)
     assert keys["account.1.sip_server.1.address"] == "other.test"
     assert keys["linekey.2.value"] == "3002" and "linekey.3.value" not in keys
+
+
+def test_a_removed_or_rekeyed_device_stops_ringing_at_once(pbx: Pbx, admin: dict[str, str]) -> None:
+    """A stolen phone: the admin deletes it and it must not ring for the hour
+    its registration still had."""
+    from tests.integration.sipclient import SipClient
+
+    made = httpx.post(f"{api(pbx)}/extensions", headers=admin, json={"number": "2077"})
+    assert made.status_code == 201
+    desk = new_device(pbx, admin, extension="2077", label="Desk")
+    dect = new_device(pbx, admin, extension="2077", kind="dect", label="DECT")
+    with SipClient(pbx.host, pbx.sip_port) as first, SipClient(pbx.host, pbx.sip_port) as second:
+        for phone, device in ((first, desk), (second, dect)):
+            answer = phone.register("2077", device["secret"], auth_user=device["sip_username"],
+                                    expires=3600, contacts=[f"<sip:2077@{phone.host_port()}>"])
+            assert answer is not None and answer.status == 200
+        before = pbx.health()["registrations"]
+        assert httpx.delete(f"{api(pbx)}/devices/{desk['id']}", headers=admin).status_code == 204
+        rekeyed = httpx.post(f"{api(pbx)}/devices/{dect['id']}/rotate-secret", headers=admin)
+        assert rekeyed.status_code == 200 and rekeyed.json()["secret"] != dect["secret"]
+        time.sleep(0.3)
+        assert pbx.health()["registrations"] == before - 2
+        again = second.register("2077", dect["secret"], auth_user=dect["sip_username"])
+        assert again is not None and again.status == 403  # the old secret is gone
