@@ -50,6 +50,9 @@ async def run(config: Config) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("PBX ready (realm %s, data %s)", config.general.realm, config.data_path)
+    host = f"[{general.bind}]" if ":" in general.bind else general.bind
+    log.info("admin pages: http://%s:%d/admin/%s", host, general.http_port,
+             f" and https://{host}:{general.https_port}/admin/" if general.https_port else "")
     stop_wait = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({stop_wait, *http_tasks}, return_when=asyncio.FIRST_COMPLETED)
     for task in done & http_tasks:
