@@ -222,6 +222,7 @@ def update_device(device_id: int, body: DevicePatch, user: User, db: Db, sip: Si
     require(user, "admin")
     device = _own_device(db, user, device_id)
     before = shown(device).model_dump()
+    old_extension = device.extension
     for name, value in body.model_dump(exclude_unset=True).items():
         if value is not None or name in ("mac", "base_id"):  # these two can be cleared
             setattr(device, name, value)
@@ -230,6 +231,8 @@ def update_device(device_id: int, body: DevicePatch, user: User, db: Db, sip: Si
     audit(db, user, "device.update", f"device {device_id}", before, shown(device).model_dump())
     db.commit()
     sip.directory.reload()
+    if device.extension != old_extension:  # it rings for its new extension once it re-registers
+        sip.unregister(user.organisation_id, old_extension, device.sip_username)
     return shown(device)
 
 
@@ -241,6 +244,7 @@ def delete_device(device_id: int, user: User, db: Db, sip: Sip) -> Response:
     _forget(db, device)
     db.commit()
     sip.directory.reload()  # its login stops working at once
+    sip.unregister(user.organisation_id, device.extension, device.sip_username)  # and it stops ringing
     return Response(status_code=204)
 
 
@@ -254,5 +258,6 @@ def rotate_secret(device_id: int, user: User, db: Db, sip: Sip) -> DeviceSecret:
     audit(db, user, "device.rotate_secret", f"device {device_id}", None, None)
     db.commit()
     sip.directory.reload()
+    sip.unregister(user.organisation_id, device.extension, device.sip_username)
     assert device.id is not None
     return DeviceSecret(id=device.id, sip_username=device.sip_username, secret=device.secret)

@@ -3,7 +3,7 @@ SIP side at once (the directory is reloaded) and go to the audit log."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 from sqlmodel import col, func, select
 
@@ -15,8 +15,8 @@ from admin_api.devices import drop_devices_of
 from admin_api.numbers import check_caller_id
 from admin_api.profiles import forget_extension
 from admin_api.security import new_sip_secret
-from admin_api.services import refuse_taken
-from pbx.models import Extension
+from admin_api.services import referrers, refuse_taken
+from pbx.models import ApiUser, Extension, RingGroup
 
 router = APIRouter(prefix="/api", tags=["extensions"])
 
@@ -112,15 +112,32 @@ def update_extension(number: str, body: ExtensionPatch, user: User, db: Db, sip:
     return shown(ext)
 
 
-@router.delete("/extensions/{number}", status_code=204, responses=NOT_FOUND)
+@router.delete("/extensions/{number}", status_code=204,
+               responses={**NOT_FOUND, 409: {"description": "a number, forward or fallback leads to it"}})
 def delete_extension(number: str, user: User, db: Db, sip: Sip) -> Response:
+    """Remove an extension: its devices go, it leaves its ring groups and its
+    user keeps their login without it; refused (409) while a number, a
+    forward or a fallback still leads to it."""
     require(user, "admin")
     ext = own_extension(db, user, number)
+    pointing = [r for r in referrers(db, user.organisation_id, number) if r != f"extension {number}"]
+    if pointing:
+        raise HTTPException(409, f"extension {number} is in use by {', '.join(pointing)}")
     audit(db, user, "extension.delete", number, shown(ext).model_dump(), None)
     drop_devices_of(db, user.organisation_id, number)
+    for group in db.exec(select(RingGroup).where(RingGroup.organisation_id == user.organisation_id)):
+        members = [m for m in group.members.split(",") if m]
+        if number in members:
+            group.members = ",".join(m for m in members if m != number)
+            db.add(group)
+    for owner in db.exec(select(ApiUser).where(ApiUser.organisation_id == user.organisation_id,
+                                                ApiUser.extension == number)):
+        owner.extension = ""
+        db.add(owner)
     forget_extension(db, ext)
     db.delete(ext)
     db.commit()
     sip.directory.reload()  # its call records stay
+    sip.unregister(user.organisation_id, number)
     sip.end_calls_of(user.organisation_id, number)
     return Response(status_code=204)

@@ -31,10 +31,14 @@ WILDCARDS = ("0.0.0.0", "::")
 
 
 def provisioning_folder(request: Request, sip: SipNode, token: str) -> str:
-    """The URL a phone is pointed at: this server as the admin reached it (or
-    the configured external address), ``/provision/<token>/``."""
-    host = sip.config.general.external_address or request.url.hostname or "localhost"
+    """The URL a phone is pointed at: HTTPS when it listens (the file holds SIP
+    secrets), else this server as the admin reached it; the configured
+    external address or the host the admin used; ``/provision/<token>/``."""
+    general = sip.config.general
+    host = general.external_address or request.url.hostname or "localhost"
     host = f"[{host}]" if ":" in host else host
+    if general.https_port:
+        return f"https://{host}:{general.https_port}/provision/{quote(token)}/"
     port = f":{request.url.port}" if request.url.port else ""
     return f"{request.url.scheme}://{host}{port}/provision/{quote(token)}/"
 

@@ -77,6 +77,7 @@ class Binding(SQLModel, table=True):
     source_host: str = Field(max_length=64)
     source_port: int
     user_agent: str = Field(default="", max_length=300)
+    login: str = Field(default="", max_length=80)
 
 
 class Number(SQLModel, table=True):

@@ -185,16 +185,19 @@ class SipServer:
                 transport.close()
         await self._flush_once()
 
-    def _tls_context(self) -> ssl.SSLContext:
+    def tls_files(self) -> tuple[Path, Path]:
+        """Certificate and key for SIP over TLS and HTTPS: configured, or a
+        self-signed pair made once in the data directory."""
         general = self.config.general
         if general.tls_cert == "auto":
-            cert, key = self_signed(
+            return self_signed(
                 self.config.data_path / "tls", general.realm,
                 sorted({general.realm, general.bind, "localhost", "127.0.0.1", "::1"}),
             )
-        else:
-            cert, key = Path(general.tls_cert), Path(general.tls_key)
-        return server_context(cert, key)
+        return Path(general.tls_cert), Path(general.tls_key)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        return server_context(*self.tls_files())
 
     # ------------------------------------------------------------------- input
 
@@ -296,6 +299,23 @@ class SipServer:
         from any thread (the admin API's workers), the work runs on the SIP loop."""
         if self.b2bua is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self.b2bua.end_calls_of, organisation, number)
+
+    def unregister(self, organisation: int, extension: str, login: str | None = None) -> None:
+        """Drop an extension's registrations (only one device's, with ``login``)
+        when it or the device is removed or its secret changes: a stolen phone
+        stops ringing at once.  Callable from any thread."""
+        tenant = self.directory.tenants.get(organisation)
+        if tenant is None or self._loop is None:
+            return
+        aor = tenant.aor(extension)
+
+        def drop() -> None:
+            dropped = self.location.remove_all(aor, login)
+            if dropped:
+                log.info("dropped %d registration(s) of %s%s", dropped, aor,
+                         f" by {login}" if login else "")
+
+        self._loop.call_soon_threadsafe(drop)
 
     def send_request(self, request: Request, flow: Flow) -> object:
         """Start a client transaction to ``flow``; returns it for matching responses."""
@@ -459,7 +479,8 @@ class SipServer:
                                        to_tag=new_tag()))
             return
         aor = tenant.aor(ext.number)
-        response = self.registrar.register(request, ext.number, aor, flow, now)
+        response = self.registrar.register(request, ext.number, aor, flow, now,
+                                           login=decision.username)
         self.respond(response)
         if response.status == 200:
             log.debug("REGISTER %s (%s) from %s:%d ok", ext.number, decision.username,

@@ -57,6 +57,7 @@ class Pbx:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(default_factory=Path)
     rtp_ports: str = ""  # A-B; default: the 198 ports above the SIP port
+    https_port: int = field(default_factory=lambda: free_ports(1))
 
     @property
     def tls_port(self) -> int:
@@ -72,6 +73,7 @@ class Pbx:
                 "--bind", self.host,
                 "--sip-port", str(self.sip_port),
                 "--http-port", str(self.http_port),
+                "--https-port", str(self.https_port),
                 "--data-dir", str(self.data_dir),
                 "--rtp-ports", self.rtp_ports or f"{self.sip_port + 2}-{self.sip_port + 200}",
             ],

@@ -4,6 +4,8 @@ peer (sipp) registering with the credentials it found in the file."""
 
 from __future__ import annotations
 
+import ssl
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,8 +62,10 @@ def new_device(pbx: Pbx, headers: dict[str, str], **fields: object) -> dict:  # 
     return response.json()  # type: ignore[no-any-return]
 
 
-def fetch(url: str, agent: str) -> httpx.Response:
-    return httpx.get(url, headers={"User-Agent": agent})
+def fetch(pbx: Pbx, url: str, agent: str) -> httpx.Response:
+    """As a phone does: over HTTPS, trusting the PBX's own (self-signed) certificate."""
+    trust = ssl.create_default_context(cafile=str(pbx.data_dir / "tls" / "sip-cert.pem"))
+    return httpx.get(url, headers={"User-Agent": agent}, verify=trust)
 
 
 def cfg(text: str) -> dict[str, str]:
@@ -87,9 +91,9 @@ def test_a_yealink_phone_gets_its_file_and_registers_with_it(
     assert len(device["secret"]) == 20
     assert device["provisioning_file"] == "001565aabb01.cfg"
     url = device["provisioning_url"] + device["provisioning_file"]
-    assert url.startswith(f"http://{pbx.host}:{pbx.http_port}/provision/")
+    assert url.startswith(f"https://{pbx.host}:{pbx.https_port}/provision/")  # secrets inside
 
-    served = fetch(url, YEALINK_UA)
+    served = fetch(pbx, url, YEALINK_UA)
     assert served.status_code == 200 and served.headers["cache-control"] == "no-store"
     keys = cfg(served.text)
     assert keys["account.1.user_name"] == "2001"
@@ -114,11 +118,11 @@ def test_a_snom_phone_follows_its_index_to_its_settings_and_registers(
     device = new_device(pbx, admin, extension="2001", vendor="snom", model="D785",
                         mac="0004-13aa-bb02")
     assert device["provisioning_file"] == "snomD785-000413AABB02.htm"
-    index = fetch(device["provisioning_url"] + device["provisioning_file"], SNOM_UA)
+    index = fetch(pbx, device["provisioning_url"] + device["provisioning_file"], SNOM_UA)
     assert index.status_code == 200
     settings_url = ET.fromstring(index.content).find("file").get("url")  # type: ignore[union-attr]
     assert settings_url == device["provisioning_url"] + "000413AABB02.xml"
-    settings = ET.fromstring(fetch(settings_url, SNOM_UA).content).find("phone-settings")
+    settings = ET.fromstring(fetch(pbx, settings_url, SNOM_UA).content).find("phone-settings")
     assert settings is not None
 
     def value(tag: str) -> str:
@@ -137,13 +141,13 @@ def test_files_only_for_the_right_token_and_mac(pbx: Pbx, admin: dict[str, str])
                              mac="000b82aabb04")
     mine = yealink["provisioning_url"]
     theirs = grandstream["provisioning_url"]
-    assert fetch(theirs + "cfg000b82aabb04.xml", "Grandstream GXP2170").status_code == 200
+    assert fetch(pbx, theirs + "cfg000b82aabb04.xml", "Grandstream GXP2170").status_code == 200
     # another device's token with this MAC, an unknown MAC, a file of another vendor
-    assert fetch(theirs + "001565aabb03.cfg", YEALINK_UA).status_code == 404
-    assert fetch(mine + "001565ffffff.cfg", "scanner/1.0").status_code == 404
-    assert fetch(mine + "cfg001565aabb03.xml", YEALINK_UA).status_code == 404
-    assert fetch(mine + "y000000000028.cfg", YEALINK_UA).status_code == 404
-    assert fetch(mine.replace("/provision/", "/provision/x"), YEALINK_UA).status_code == 404
+    assert fetch(pbx, theirs + "001565aabb03.cfg", YEALINK_UA).status_code == 404
+    assert fetch(pbx, mine + "001565ffffff.cfg", "scanner/1.0").status_code == 404
+    assert fetch(pbx, mine + "cfg001565aabb03.xml", YEALINK_UA).status_code == 404
+    assert fetch(pbx, mine + "y000000000028.cfg", YEALINK_UA).status_code == 404
+    assert fetch(pbx, mine.replace("/provision/", "/provision/x"), YEALINK_UA).status_code == 404
     log = pbx.log()
     assert "provisioning refused '001565ffffff.cfg': unknown MAC" in log
     assert "'scanner/1.0'" in log and "from 127.0.0.1" in log
@@ -152,10 +156,10 @@ def test_files_only_for_the_right_token_and_mac(pbx: Pbx, admin: dict[str, str])
     # a new secret reaches the phone with its next fetch; a deleted device gets nothing
     rotated = httpx.post(f"{api(pbx)}/devices/{yealink['id']}/rotate-secret", headers=admin)
     assert rotated.status_code == 200 and rotated.json()["secret"] != yealink["secret"]
-    keys = cfg(fetch(mine + "001565aabb03.cfg", YEALINK_UA).text)
+    keys = cfg(fetch(pbx, mine + "001565aabb03.cfg", YEALINK_UA).text)
     assert keys["account.1.password"] == rotated.json()["secret"]
     assert httpx.delete(f"{api(pbx)}/devices/{yealink['id']}", headers=admin).status_code == 204
-    assert fetch(mine + "001565aabb03.cfg", YEALINK_UA).status_code == 404
+    assert fetch(pbx, mine + "001565aabb03.cfg", YEALINK_UA).status_code == 404
 
 
 def test_devices_api_rules(pbx: Pbx, admin: dict[str, str]) -> None:
@@ -196,7 +200,7 @@ def test_dect_handsets_are_accounts_of_their_base(pbx: Pbx, admin: dict[str, str
     not_a_base = httpx.post(f"{api(pbx)}/devices", headers=admin,
                             json={"extension": "2010", "kind": "dect", "base_id": handset["id"]})
     assert not_a_base.status_code == 422
-    keys = cfg(fetch(base["provisioning_url"] + "805ec0aabb06.cfg", "Yealink W70B").text)
+    keys = cfg(fetch(pbx, base["provisioning_url"] + "805ec0aabb06.cfg", "Yealink W70B").text)
     assert keys["account.1.user_name"] == "2001"
     assert keys["account.2.user_name"] == "2010"
     assert keys["account.2.auth_name"] == handset["sip_username"]
@@ -239,6 +243,30 @@ def test_roles_and_tenants(pbx: Pbx, admin: dict[str, str]) -> None:
         assert httpx.post(f"{api(pbx)}/extensions", headers=theirs,
                           json={"number": number}).status_code == 201
     phone = new_device(pbx, theirs, extension="3001", vendor="yealink", mac="001565cccc01")
-    keys = cfg(fetch(phone["provisioning_url"] + phone["provisioning_file"], YEALINK_UA).text)
+    keys = cfg(fetch(pbx, phone["provisioning_url"] + phone["provisioning_file"], YEALINK_UA).text)
     assert keys["account.1.sip_server.1.address"] == "other.test"
     assert keys["linekey.2.value"] == "3002" and "linekey.3.value" not in keys
+
+
+def test_a_removed_or_rekeyed_device_stops_ringing_at_once(pbx: Pbx, admin: dict[str, str]) -> None:
+    """A stolen phone: the admin deletes it and it must not ring for the hour
+    its registration still had."""
+    from tests.integration.sipclient import SipClient
+
+    made = httpx.post(f"{api(pbx)}/extensions", headers=admin, json={"number": "2077"})
+    assert made.status_code == 201
+    desk = new_device(pbx, admin, extension="2077", label="Desk")
+    dect = new_device(pbx, admin, extension="2077", kind="dect", label="DECT")
+    with SipClient(pbx.host, pbx.sip_port) as first, SipClient(pbx.host, pbx.sip_port) as second:
+        for phone, device in ((first, desk), (second, dect)):
+            answer = phone.register("2077", device["secret"], auth_user=device["sip_username"],
+                                    expires=3600, contacts=[f"<sip:2077@{phone.host_port()}>"])
+            assert answer is not None and answer.status == 200
+        before = pbx.health()["registrations"]
+        assert httpx.delete(f"{api(pbx)}/devices/{desk['id']}", headers=admin).status_code == 204
+        rekeyed = httpx.post(f"{api(pbx)}/devices/{dect['id']}/rotate-secret", headers=admin)
+        assert rekeyed.status_code == 200 and rekeyed.json()["secret"] != dect["secret"]
+        time.sleep(0.3)
+        assert pbx.health()["registrations"] == before - 2
+        again = second.register("2077", dect["secret"], auth_user=dect["sip_username"])
+        assert again is not None and again.status == 403  # the old secret is gone
