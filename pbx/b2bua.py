@@ -206,20 +206,10 @@ class B2BUA:
         directory = self.server.directory
         tenant = (directory.tenant_for(request.from_addr.uri.host)
                   or directory.tenant_for(request.uri.host) or directory.default)
-        decision = self.server.authenticator.check(
-            request, flow.host, time.time(), tenant.password_for
-        )
-        if decision.response is not None:
-            self.server.respond(decision.response)
+        found = self.server.authenticate(request, flow, tenant, time.time())
+        if found is None:
             return
-        assert decision.username is not None
-        login = tenant.login(decision.username)
-        assert login is not None
-        caller = login[0]
-        if caller.number in tenant.unlicensed:
-            log.info("INVITE from %s@%s refused: no active license", caller.number, tenant.domain)
-            self._respond(request, 403, "Forbidden - No active license")
-            return
+        caller = found[0]
         offer = None
         if request.body:
             if request.content_type != SDP:

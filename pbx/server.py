@@ -30,7 +30,7 @@ from pbx.config import Config
 from pbx.directory import Directory, Tenant
 from pbx.events import EventBus, Registered
 from pbx.location import Flow, LocationService
-from pbx.models import Cdr, ConferenceRoom, Recording
+from pbx.models import Cdr, ConferenceRoom, Extension, Recording
 from pbx.mqtt import MqttPublisher
 from pbx.pike import AuthFailureGuard
 from pbx.registrar import Registrar, RegistrarPolicy
@@ -446,6 +446,29 @@ class SipServer:
 
     # ---------------------------------------------------------------- handlers
 
+    def authenticate(
+        self, request: Request, flow: Flow, tenant: Tenant, now: float,
+    ) -> tuple[Extension, str] | None:
+        """Who sends ``request`` in ``tenant``: its extension and the login used
+        (the extension's or a device's).  None after answering the request
+        with a challenge, a 403 for wrong credentials, or a 403 when the
+        extension's user holds no active license."""
+        decision = self.authenticator.check(request, flow.host, now, tenant.password_for)
+        if decision.response is not None:
+            self.respond(decision.response)
+            return None
+        assert decision.username is not None
+        login = tenant.login(decision.username)
+        assert login is not None
+        ext = login[0]
+        if ext.number in tenant.unlicensed:
+            log.info("%s from %s@%s refused: no active license", request.method, ext.number,
+                     tenant.domain)
+            self.respond(make_response(request, 403, "Forbidden - No active license",
+                                       to_tag=new_tag()))
+            return None
+        return ext, decision.username
+
     def _on_options(self, request: Request, flow: Flow, tx: object) -> None:
         """Phones ping with OPTIONS: answer 200 with what we can do (RFC 3261 §11.2)."""
         response = make_response(request, 200, to_tag=new_tag())
@@ -465,26 +488,15 @@ class SipServer:
             self.respond(make_response(request, 403, "Forbidden - Domain not served", to_tag=new_tag()))
             return
         now = time.time()
-        decision = self.authenticator.check(request, flow.host, now, tenant.password_for)
-        if decision.response is not None:
-            self.respond(decision.response)
+        found = self.authenticate(request, flow, tenant, now)
+        if found is None:
             return
-        assert decision.username is not None
-        login = tenant.login(decision.username)
-        assert login is not None
-        ext = login[0]
-        if ext.number in tenant.unlicensed:
-            log.info("REGISTER %s@%s refused: no active license", ext.number, tenant.domain)
-            self.respond(make_response(request, 403, "Forbidden - No active license",
-                                       to_tag=new_tag()))
-            return
+        ext, login = found
         aor = tenant.aor(ext.number)
-        response = self.registrar.register(request, ext.number, aor, flow, now,
-                                           login=decision.username)
+        response = self.registrar.register(request, ext.number, aor, flow, now, login=login)
         self.respond(response)
         if response.status == 200:
-            log.debug("REGISTER %s (%s) from %s:%d ok", ext.number, decision.username,
-                      flow.host, flow.port)
+            log.debug("REGISTER %s (%s) from %s:%d ok", ext.number, login, flow.host, flow.port)
             contacts = len(self.location.lookup(aor, now))
             self.events.publish(Registered(tenant.id, ext.number, contacts, now))
 
