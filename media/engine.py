@@ -4,10 +4,17 @@ A relay leg whose call is in a conference is not bridged to another leg:
 its packets go to a :class:`MixPort` (the leg's ``peer``), which keeps them
 in a small jitter buffer.  Every tick the engine takes one frame from every
 port into a ``(channels, 160)`` array (G.711 decoded by table lookup, lost
-frames concealed), multiplies it by the mix matrix ``M`` — who hears whom:
-N−1 mixing in a room, muted and listen-only members, gains — adds the tone
-players, clips to int16, encodes and sends each row back out of its leg.
-Recorders write the room mix.  No per-sample Python anywhere.
+frames concealed), mixes — who hears whom is the matrix ``M``: N−1 mixing
+in a room, muted and listen-only members, gains — adds the tone players,
+clips to int16, encodes and sends each row back out of its leg.  Recorders
+write the room mix.  No per-sample Python anywhere.
+
+``M`` is applied in the cheapest form that gives the same result: a
+two-party room is a swap (``out[a] = in[b]``, ``out[b] = in[a]``), a larger
+room without whispers is everyone's sum minus one's own, and only rooms
+with a whispering supervisor are multiplied by a matrix.  That layout, the
+index arrays and the ``(channels, 160)`` buffers are built when someone
+joins, leaves or is muted, and reused by every tick until then.
 """
 
 from __future__ import annotations
@@ -39,7 +46,10 @@ STALL_FRAMES = 50  # a second without packets: the port drops out of the mix
 DTMF_EVENTS = "0123456789*#ABCD"
 _HEADER = struct.Struct("!BBHII")
 _SPARSE_ABOVE = 48  # channels: a dense matrix is cheaper below this
-BIG_ROOM = 16  # members: above this a room is mixed as sum-minus-own, not by matrix
+BIG_ROOM = 2  # members: above this a room is mixed as sum-minus-own; two are a swap
+_ULAW_IN = ULAW_DECODE.astype(np.float32)  # decoded straight into the float mix
+_ALAW_IN = ALAW_DECODE.astype(np.float32)
+_SAMPLES = np.arange(FRAME)
 
 
 @dataclass(eq=False)
@@ -51,17 +61,20 @@ class MixPort:
     peer: object = None  # the relay's bridge slot (unused: the engine is our peer)
     buffer: dict[int, bytes] = field(default_factory=dict)
     next_seq: int | None = None
-    last: np.ndarray | None = None
-    missing: int = 0
     idle: int = 0
-    index: int = -1  # row in the current tick's frame array
+    index: int = -1  # row in the engine's frame arrays (set when the tick is laid out)
     wide: WidebandChannel | None = None  # G.722 / Opus codec state, None for G.711
     _dtmf_ts: int = -1
 
     def __post_init__(self) -> None:
-        codec = getattr(self.leg, "codec", "PCMU")
-        if codec in WIDEBAND:
-            self.wide = WidebandChannel(codec)
+        self.follow_codec()
+
+    def follow_codec(self) -> None:
+        """Speak the codec the leg's phone agreed on last (a re-INVITE may change it);
+        wideband codec state is kept while the codec stays the same."""
+        codec = getattr(self.leg, "codec", "PCMU").upper()
+        if self.wide is None or self.wide.name.upper() != codec:
+            self.wide = _wideband(codec)
 
     def relay_from(
         self, src: RelayLeg, data: bytes, start: int, end: int, pt: int, seq: int, ts: int,
@@ -88,6 +101,17 @@ class MixPort:
 
     def take(self) -> bytes | None:
         """This tick's payload, or None (lost, not yet started, or stalled)."""
+        seq = self.next_seq
+        if seq is not None:  # the common case first: the expected packet is there
+            payload = self.buffer.pop(seq, None)
+            if payload is not None:
+                self.next_seq = (seq + 1) & 0xFFFF
+                self.idle = 0
+                return payload
+        return self._take_late()
+
+    def _take_late(self) -> bytes | None:
+        """Not started, a gap, a late packet, a restarted sequence, or a stall."""
         if self.next_seq is None:
             if len(self.buffer) < JITTER_DEPTH:
                 return None
@@ -115,20 +139,30 @@ class MixPort:
             self.idle = 0
         return payload
 
-    def send(self, payload: bytes) -> None:
-        """One frame of the mix to the phone, continuing the leg's own stream."""
+    def send(self, payload: bytes, now: float) -> None:
+        """One frame of the mix to the phone, continuing the leg's own stream.
+
+        ``now`` is the tick's time, read once for all ports: it is when the
+        frame was mixed, which is what RTCP relates the RTP timestamp to.
+        """
         leg = self.leg
         to = leg.send_to
         if to is None or leg.held or leg.transport is None:
             return
         leg.out_seq = (leg.out_seq + 1) & 0xFFFF
         leg.out_ts = (leg.out_ts + (self.wide.clock_step if self.wide else FRAME)) & 0xFFFFFFFF
-        leg.out_at = time.monotonic()
+        leg.out_at = now
         leg.transport.sendto(
             _HEADER.pack(0x80, leg.payload_type, leg.out_seq, leg.out_ts, leg.ssrc) + payload, to
         )
         leg.packets_out += 1
         leg.bytes_out += len(payload)
+
+
+def _wideband(codec: str) -> WidebandChannel | None:
+    """G.722 or Opus codec state, None for G.711 (RTP codec names ignore case, RFC 4855 §3)."""
+    name = next((name for name in WIDEBAND if name.upper() == codec.upper()), None)
+    return WidebandChannel(name) if name is not None else None
 
 
 def _earliest(seqs: dict[int, bytes]) -> int:
@@ -271,6 +305,102 @@ def mix_matrix(n: int, rooms: list[list[tuple[int, Member]]]) -> np.ndarray | sp
     return dense
 
 
+def _gains(members: list[Member]) -> np.ndarray | None:
+    """Each member's voice as a column of factors (0 when muted or listening only),
+    or None when everyone counts fully and there is nothing to multiply."""
+    gains = [0.0 if m.muted or m.listen_only else m.gain for m in members]
+    if all(g == 1.0 for g in gains):
+        return None
+    return np.array(gains, dtype=np.float32)[:, None]
+
+
+@dataclass(eq=False)
+class _Swap:
+    """All two-party rooms at once: each side hears the other, ``out[dst] = in[src]``."""
+
+    dst: np.ndarray  # ascending
+    src: np.ndarray
+    gain: np.ndarray | None
+    heard: np.ndarray | None  # scratch (len(dst), FRAME); None when dst is every row
+
+    @classmethod
+    def of(cls, rooms: list[list[tuple[int, Member]]], n: int) -> _Swap | None:
+        if not rooms:
+            return None
+        heard_by = {i: (j, speaker) for (i, _), (j, speaker) in
+                    (pair for members in rooms for pair in (members, members[::-1]))}
+        dst = sorted(heard_by)
+        src, speakers = zip(*(heard_by[i] for i in dst))
+        everyone = dst == list(range(n))  # then one gather writes the whole mix
+        return cls(np.array(dst), np.array(src), _gains(list(speakers)),
+                   None if everyone else np.empty((len(dst), FRAME), dtype=np.float32))
+
+    def apply(self, frames: np.ndarray, mixed: np.ndarray) -> None:
+        heard = mixed if self.heard is None else self.heard
+        np.take(frames, self.src, axis=0, out=heard)
+        if self.gain is not None:
+            np.multiply(heard, self.gain, out=heard)
+        if self.heard is not None:
+            mixed[self.dst] = heard
+
+
+@dataclass(eq=False)
+class _SumMinusOwn:
+    """All larger rooms without whispers at once: a member hears the room's sum
+    minus their own voice, N−1 mixing in O(N) per room where a matrix is O(N²)."""
+
+    rows: np.ndarray  # the rooms' rows, room after room
+    starts: np.ndarray  # where each room begins in ``rows``
+    room_of_row: np.ndarray
+    gain: np.ndarray | None
+    spoken: np.ndarray  # scratch (len(rows), FRAME), reused every tick
+    heard: np.ndarray
+
+    @classmethod
+    def of(cls, rooms: list[list[tuple[int, Member]]]) -> _SumMinusOwn | None:
+        if not rooms:
+            return None
+        sizes = [len(members) for members in rooms]
+        rows = np.array([i for members in rooms for i, _ in members])
+        shape = (len(rows), FRAME)
+        return cls(
+            rows, np.cumsum([0, *sizes[:-1]]), np.repeat(np.arange(len(rooms)), sizes),
+            _gains([m for members in rooms for _, m in members]),
+            np.empty(shape, dtype=np.float32), np.empty(shape, dtype=np.float32),
+        )
+
+    def apply(self, frames: np.ndarray, mixed: np.ndarray) -> None:
+        np.take(frames, self.rows, axis=0, out=self.spoken)
+        if self.gain is not None:
+            np.multiply(self.spoken, self.gain, out=self.spoken)
+        sums = np.add.reduceat(self.spoken, self.starts, axis=0)  # (rooms, FRAME): small
+        np.take(sums, self.room_of_row, axis=0, out=self.heard)
+        np.subtract(self.heard, self.spoken, out=self.heard)
+        mixed[self.rows] = self.heard
+
+
+@dataclass(eq=False)
+class _MatrixMix:
+    """Rooms where a supervisor whispers to one member: ``M @ frames`` over their rows."""
+
+    rows: np.ndarray
+    matrix: np.ndarray | sparse.csr_matrix
+
+    @classmethod
+    def of(cls, rooms: list[list[tuple[int, Member]]]) -> _MatrixMix | None:
+        if not rooms:
+            return None
+        rows = [i for members in rooms for i, _ in members]
+        local: list[list[tuple[int, Member]]] = []
+        for members in rooms:
+            first = sum(len(r) for r in local)
+            local.append([(first + k, m) for k, (_, m) in enumerate(members)])
+        return cls(np.array(rows), mix_matrix(len(rows), local))
+
+    def apply(self, frames: np.ndarray, mixed: np.ndarray) -> None:
+        mixed[self.rows] = self.matrix @ frames[self.rows]
+
+
 class MediaEngine:
     """The clock, the rooms and their recorders."""
 
@@ -280,10 +410,26 @@ class MediaEngine:
         self.music: dict[str, MusicClass] = {}
         self.detector = DtmfDetector()
         self.listening: dict[MixPort, MusicClass] = {}
-        self._matrix: np.ndarray | sparse.csr_matrix | None = None
-        self._big: list[list[tuple[int, Member]]] = []
-        self._big_rows: list[tuple[np.ndarray, np.ndarray]] = []
+        self._stale = True  # rooms changed: lay the tick out again before the next one
+        self._pairs: _Swap | None = None
+        self._big: _SumMinusOwn | None = None
+        self._whispered: _MatrixMix | None = None
+        self._silent = np.zeros(0, dtype=np.intp)  # rows that hear nobody (alone, on hold)
+        self._music: list[tuple[MusicClass, np.ndarray]] = []
+        self._room_rows: dict[Room, np.ndarray] = {}
+        self._recorded: list[tuple[Room, np.ndarray]] = []
+        self._playing: set[Room] = set()
+        self._wide: list[tuple[int, MixPort]] = []
+        self._narrow = np.zeros(0, dtype=bool)
+        self._listeners: tuple[np.ndarray, list[MixPort]] = (np.zeros(0, dtype=np.intp), [])
+        self._alaw = np.zeros(0, dtype=np.intp)  # rows in A-law; the others are µ-law
+        # buffers reused by every tick; this tick's frames and the last tick's swap
+        # places, so concealment needs no copy
+        self._frames = np.zeros((0, FRAME), dtype=np.float32)
+        self._last = np.zeros((0, FRAME), dtype=np.float32)
+        self._missing = np.zeros(0, dtype=np.int8)  # frames lost in a row, per port
         self._mixed = np.zeros((0, FRAME), dtype=np.float32)
+        self._index = np.zeros((0, FRAME), dtype=np.int32)
         self._timer: asyncio.TimerHandle | None = None
         self._next_at = 0.0
         self.tick_ms = 0.0  # telemetry: the last tick's cost, all of it
@@ -327,6 +473,7 @@ class MediaEngine:
                         self.play(room, LEAVE_TONE)
                     else:
                         self.stop_recording(room)
+                        self._playing.discard(room)
                         del self.rooms[room.name]
         self._changed()
 
@@ -354,6 +501,14 @@ class MediaEngine:
             del self.listening[port]
         self.leave(leg)
 
+    def renegotiated(self, leg: RelayLeg) -> None:
+        """The leg's phone agreed on its codec again (a re-INVITE): from the next
+        tick its frames are decoded and encoded in what it agreed on."""
+        for port in self.ports:
+            if port.leg is leg:
+                port.follow_codec()
+        self._changed()
+
     def set_muted(self, port: MixPort, muted: bool) -> None:
         for room in self.rooms.values():
             member = room.member(port)
@@ -364,6 +519,7 @@ class MediaEngine:
     def play(self, room: Room, samples: np.ndarray) -> None:
         """A tone heard by every member of the room."""
         room.tone, room.tone_at = samples, 0
+        self._playing.add(room)
 
     def record(
         self, room: Room, path: Path, *, stereo: tuple[MixPort, MixPort] | None = None
@@ -375,18 +531,20 @@ class MediaEngine:
         room.recorder = soundfile.SoundFile(
             path, "w", samplerate=8000, channels=2 if stereo else 1, subtype="PCM_16"
         )
+        self._changed()
 
     def stop_recording(self, room: Room) -> None:
         if room.recorder is not None:
             room.recorder.close()
             room.recorder = None
+            self._changed()
 
     def participants(self, name: str) -> list[str]:
         room = self.rooms.get(name)
         return [m.port.leg.label for m in room.members] if room else []
 
     def _changed(self) -> None:
-        self._matrix = None
+        self._stale = True
 
     # ------------------------------------------------------------ the clock
 
@@ -419,100 +577,170 @@ class MediaEngine:
         started = time.perf_counter()
         encoded = self.mix()
         self.mix_ms = (time.perf_counter() - started) * 1000
-        if encoded is not None:
-            mixed = self._mixed
-            for i, port in enumerate(self.ports):
-                if port.wide is not None:
-                    port.send(port.wide.encode(mixed[i]))
-                else:
-                    port.send(encoded[i].tobytes())
+        if encoded is None:
+            return
+        data = encoded.tobytes()
+        now = time.monotonic()
+        mixed = self._mixed
+        for i, port in enumerate(self.ports):
+            if port.wide is not None:
+                port.send(port.wide.encode(mixed[i]), now)
+            else:
+                port.send(data[i * FRAME : (i + 1) * FRAME], now)
 
     def mix(self) -> np.ndarray | None:
         """The compute part of a tick: ``(ports, 160)`` encoded bytes, one row per port."""
         ports = self.ports
-        n = len(ports)
-        if n == 0:
+        if not ports:
             return None
-        frames = np.zeros((n, FRAME), dtype=np.float32)
-        ulaw_rows: list[int] = []
-        ulaw_data: list[bytes] = []
-        alaw_rows: list[int] = []
-        alaw_data: list[bytes] = []
+        if self._stale or len(self._frames) != len(ports):
+            self._lay_out()
+        self._last, self._frames = self._frames, self._last
+        frames, mixed = self._frames, self._mixed
+        self._conceal(self._decode([port.take() or b"" for port in ports]))
+        rows, listeners = self._listeners
+        if listeners:  # in-band DTMF from phones that do not send RFC 4733 events
+            for port, digit in self.detector.feed(frames[rows], listeners):
+                port.on_dtmf(port, digit)  # type: ignore[attr-defined]
+        for group in (self._pairs, self._big, self._whispered):
+            if group is not None:
+                group.apply(frames, mixed)
+        mixed[self._silent] = 0
+        for music, rows in self._music:
+            mixed[rows] = music.frame(self.ticks)
+        self._play_tones(mixed)
+        self._record(frames)
+        index = self._index  # the sample + 32768: the encoding tables' index
+        np.clip(mixed, -32768, 32767, out=index, casting="unsafe")  # rounds toward zero
+        np.add(index, 32768, out=index)
+        encoded = np.take(ULAW_ENCODE, index)  # a new array: handed to the sender
+        if len(self._alaw):
+            encoded[self._alaw] = np.take(ALAW_ENCODE, index[self._alaw])
+        return encoded
+
+    def _lay_out(self) -> None:
+        """Index arrays and buffers for the ticks to come, built only when rooms change."""
+        ports = self.ports
+        n = len(ports)
+        previous = np.array([port.index for port in ports], dtype=np.intp)
         for i, port in enumerate(ports):
             port.index = i
-            payload = port.take()
-            if payload is not None and port.wide is not None:
-                frames[i] = port.wide.decode(payload)  # G.722 / Opus: per channel
-                port.last = frames[i]
-                port.missing = 0
-            elif payload is not None and len(payload) == FRAME:
-                if port.leg.codec == "PCMA":
-                    alaw_rows.append(i)
-                    alaw_data.append(payload)
-                else:
-                    ulaw_rows.append(i)
-                    ulaw_data.append(payload)
-                port.missing = 0
-            elif port.last is not None and port.missing < CONCEAL_FRAMES:
-                port.missing += 1
-                frames[i] = port.last * (0.5 ** port.missing)  # repeat, fading
-        if ulaw_rows:
-            raw = np.frombuffer(b"".join(ulaw_data), dtype=np.uint8).reshape(-1, FRAME)
-            frames[ulaw_rows] = ULAW_DECODE[raw]
-        if alaw_rows:
-            raw = np.frombuffer(b"".join(alaw_data), dtype=np.uint8).reshape(-1, FRAME)
-            frames[alaw_rows] = ALAW_DECODE[raw]
-        for i in ulaw_rows + alaw_rows:
-            ports[i].last = frames[i]  # a view: each tick has a new frame array
-        listeners = [i for i, port in enumerate(ports) if port.on_dtmf is not None]
-        if listeners:  # in-band DTMF from phones that do not send RFC 4733 events
-            for port, digit in self.detector.feed(frames[listeners], [ports[i] for i in listeners]):
-                port.on_dtmf(port, digit)  # type: ignore[attr-defined]
-        if self._matrix is None or self._matrix.shape[0] != n:
-            small, self._big = [], []
-            for room in self.rooms.values():
-                members = [(m.port.index, m) for m in room.members]
-                plain = all(m.whisper_to is None for _, m in members)
-                (self._big if plain and len(members) > BIG_ROOM else small).append(members)
-            self._matrix = mix_matrix(n, small)
-            self._big_rows = [
-                (np.array([i for i, _ in members]),
-                 np.array([0.0 if m.muted or m.listen_only else m.gain for _, m in members],
-                          dtype=np.float32)[:, None])
-                for members in self._big
-            ]
-        mixed = self._matrix @ frames
-        for rows, gains in self._big_rows:
-            # a big room is N−1 by subtraction: everyone's sum minus one's own, O(N)
-            spoken = frames[rows] * gains
-            mixed[rows] = spoken.sum(axis=0) - spoken
-        for port, music in self.listening.items():
-            mixed[port.index] = music.frame(self.ticks)
+        kept = np.flatnonzero((previous >= 0) & (previous < len(self._frames)))
+        frames = np.zeros((n, FRAME), dtype=np.float32)  # the last tick's, for concealment
+        missing = np.zeros(n, dtype=np.int8)
+        frames[kept] = self._frames[previous[kept]]
+        missing[kept] = self._missing[previous[kept]]
+        self._frames, self._missing = frames, missing
+        self._last = np.zeros((n, FRAME), dtype=np.float32)
+        self._alaw = np.flatnonzero([port.leg.codec == "PCMA" for port in ports])
+        self._narrow = np.array([port.wide is None for port in ports], dtype=bool)
+        self._wide = [(i, port) for i, port in enumerate(ports) if port.wide is not None]
+        listening = [i for i, port in enumerate(ports) if port.on_dtmf is not None]
+        self._listeners = (np.array(listening, dtype=np.intp), [ports[i] for i in listening])
+        self._mixed = np.zeros((n, FRAME), dtype=np.float32)
+        self._index = np.zeros((n, FRAME), dtype=np.int32)
+
+        pairs, big, whispered = [], [], []
+        covered = np.zeros(n, dtype=bool)
+        self._room_rows = {}
         for room in self.rooms.values():
-            rows = [m.port.index for m in room.members]
-            if room.tone is not None:
-                chunk = room.tone[room.tone_at : room.tone_at + FRAME]
-                mixed[rows, : len(chunk)] += chunk
-                room.tone_at += FRAME
-                if room.tone_at >= len(room.tone):
-                    room.tone = None
-            if room.recorder is not None:
-                if room.stereo is not None:
-                    left, right = (p.index if p in ports else -1 for p in room.stereo)
-                    block = np.zeros((FRAME, 2), dtype=np.float32)
-                    if left >= 0:
-                        block[:, 0] = frames[left]
-                    if right >= 0:
-                        block[:, 1] = frames[right]
-                    room.recorder.write(block.astype(np.int16))
-                else:
-                    speakers = [m.port.index for m in room.members if not m.muted]
-                    total = frames[speakers].sum(axis=0) if speakers else np.zeros(FRAME)
-                    room.recorder.write(np.clip(total, -32768, 32767).astype(np.int16))
-        self._mixed = mixed  # the wideband channels encode from it
-        out = np.clip(mixed, -32768, 32767).astype(np.int32) + 32768
-        encoded = ULAW_ENCODE[out]
-        alaw = [i for i, port in enumerate(ports) if port.leg.codec == "PCMA"]
-        if alaw:
-            encoded[alaw] = ALAW_ENCODE[out[alaw]]
-        return encoded
+            members = [(m.port.index, m) for m in room.members]
+            rows = np.array([i for i, _ in members], dtype=np.intp)
+            self._room_rows[room] = rows
+            if any(m.whisper_to is not None for _, m in members):
+                whispered.append(members)
+            elif len(members) > BIG_ROOM:
+                big.append(members)
+            elif len(members) == 2:
+                pairs.append(members)
+            else:
+                continue
+            covered[rows] = True
+        self._recorded = [(room, self._recorded_rows(room))
+                          for room in self.rooms.values() if room.recorder is not None]
+        self._pairs, self._big = _Swap.of(pairs, n), _SumMinusOwn.of(big)
+        self._whispered = _MatrixMix.of(whispered)
+        by_class: dict[MusicClass, list[int]] = {}
+        for port, music in self.listening.items():
+            by_class.setdefault(music, []).append(port.index)
+        self._music = [(music, np.array(rows, dtype=np.intp)) for music, rows in by_class.items()]
+        for _, rows in self._music:
+            covered[rows] = True
+        self._silent = np.flatnonzero(~covered)
+        self._stale = False
+
+    def _recorded_rows(self, room: Room) -> np.ndarray:
+        """The rows a room's recorder writes: (left, right) of a call (−1 when that
+        party is gone), or every member who is not muted for a conference."""
+        if room.stereo is not None:
+            return np.array([p.index if self._in_layout(p) else -1 for p in room.stereo])
+        return np.array([m.port.index for m in room.members if not m.muted], dtype=np.intp)
+
+    def _in_layout(self, port: MixPort) -> bool:
+        return 0 <= port.index < len(self.ports) and self.ports[port.index] is port
+
+    def _decode(self, payloads: list[bytes]) -> np.ndarray:
+        """Payloads (b"" when none) into ``self._frames``; True where a frame arrived."""
+        frames = self._frames
+        lengths = np.fromiter(map(len, payloads), dtype=np.intp, count=len(payloads))
+        fresh = (lengths == FRAME) & self._narrow
+        data = np.frombuffer(b"".join(payloads), dtype=np.uint8)
+        if fresh.all():  # the common tick: one G.711 frame from every port, no copying
+            codes = data.reshape(-1, FRAME)
+            np.take(_ULAW_IN, codes, out=frames)
+        elif fresh.any():
+            codes = np.zeros((len(payloads), FRAME), dtype=np.uint8)
+            rows = np.flatnonzero(fresh)
+            codes[rows] = data[(np.cumsum(lengths)[rows] - FRAME)[:, None] + _SAMPLES]
+            frames[rows] = _ULAW_IN[codes[rows]]
+        else:
+            codes = None
+        if codes is not None and len(self._alaw):
+            alaw = self._alaw[fresh[self._alaw]]
+            frames[alaw] = _ALAW_IN[codes[alaw]]
+        for i, port in self._wide:  # G.722 / Opus: stateful, one channel at a time
+            if payloads[i]:
+                frames[i] = port.wide.decode(payloads[i])  # type: ignore[union-attr]
+                fresh[i] = True
+        return fresh
+
+    def _conceal(self, fresh: np.ndarray) -> None:
+        """A lost frame repeats the last one at half the level (so the last good
+        one fades: ½, ¼, ⅛) for a few frames; then silence."""
+        self._missing[fresh] = 0
+        if fresh.all():
+            return
+        lost = np.flatnonzero(~fresh)
+        missing = self._missing[lost]
+        fade = np.where(missing < CONCEAL_FRAMES, 0.5, 0.0).astype(np.float32)[:, None]
+        self._frames[lost] = self._last[lost] * fade
+        self._missing[lost] = np.minimum(missing + 1, CONCEAL_FRAMES)
+
+    def _play_tones(self, mixed: np.ndarray) -> None:
+        """Join/leave signals and prompts: added to what every member of the room hears."""
+        for room in list(self._playing):
+            rows = self._room_rows.get(room)
+            if room.tone is None or rows is None:
+                self._playing.discard(room)
+                continue
+            chunk = room.tone[room.tone_at : room.tone_at + FRAME]
+            mixed[rows, : len(chunk)] += chunk
+            room.tone_at += FRAME
+            if room.tone_at >= len(room.tone):
+                room.tone = None
+                self._playing.discard(room)
+
+    def _record(self, frames: np.ndarray) -> None:
+        """What the recorders hear: the two parties in stereo, or the room in mono."""
+        for room, rows in self._recorded:
+            if room.recorder is None:
+                continue
+            if room.stereo is not None:
+                block = np.zeros((FRAME, 2), dtype=np.int16)
+                for channel, row in enumerate(rows):
+                    if row >= 0:
+                        block[:, channel] = frames[row]
+                room.recorder.write(block)
+            else:
+                total = frames[rows].sum(axis=0)
+                room.recorder.write(np.clip(total, -32768, 32767).astype(np.int16))
