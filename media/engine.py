@@ -305,10 +305,10 @@ def mix_matrix(n: int, rooms: list[list[tuple[int, Member]]]) -> np.ndarray | sp
     return dense
 
 
-def _gains(members: list[Member]) -> np.ndarray | None:
+def _gains(rooms: list[Room]) -> np.ndarray | None:
     """Each member's voice as a column of factors (0 when muted or listening only),
     or None when everyone counts fully and there is nothing to multiply."""
-    gains = [0.0 if m.muted or m.listen_only else m.gain for m in members]
+    gains = [0.0 if m.muted or m.listen_only else m.gain for room in rooms for m in room.members]
     if all(g == 1.0 for g in gains):
         return None
     return np.array(gains, dtype=np.float32)[:, None]
@@ -316,86 +316,81 @@ def _gains(members: list[Member]) -> np.ndarray | None:
 
 @dataclass(eq=False)
 class _Swap:
-    """All two-party rooms at once: each side hears the other, ``out[dst] = in[src]``."""
+    """Two-party rooms, laid out side by side: row 2k hears row 2k+1 and back."""
 
-    dst: np.ndarray  # ascending
-    src: np.ndarray
-    gain: np.ndarray | None
-    heard: np.ndarray | None  # scratch (len(dst), FRAME); None when dst is every row
+    rows: slice
+    gain: np.ndarray | None  # of the voice each row hears
 
     @classmethod
-    def of(cls, rooms: list[list[tuple[int, Member]]], n: int) -> _Swap | None:
+    def of(cls, start: int, rooms: list[Room]) -> _Swap | None:
         if not rooms:
             return None
-        heard_by = {i: (j, speaker) for (i, _), (j, speaker) in
-                    (pair for members in rooms for pair in (members, members[::-1]))}
-        dst = sorted(heard_by)
-        src, speakers = zip(*(heard_by[i] for i in dst))
-        everyone = dst == list(range(n))  # then one gather writes the whole mix
-        return cls(np.array(dst), np.array(src), _gains(list(speakers)),
-                   None if everyone else np.empty((len(dst), FRAME), dtype=np.float32))
+        gains = _gains(rooms)
+        heard = None if gains is None else gains.reshape(-1, 2, 1)[:, ::-1].reshape(-1, 1).copy()
+        return cls(slice(start, start + 2 * len(rooms)), heard)
 
     def apply(self, frames: np.ndarray, mixed: np.ndarray) -> None:
-        heard = mixed if self.heard is None else self.heard
-        np.take(frames, self.src, axis=0, out=heard)
+        out = mixed[self.rows]
+        np.copyto(out.reshape(-1, 2, FRAME), frames[self.rows].reshape(-1, 2, FRAME)[:, ::-1])
         if self.gain is not None:
-            np.multiply(heard, self.gain, out=heard)
-        if self.heard is not None:
-            mixed[self.dst] = heard
+            np.multiply(out, self.gain, out=out)
 
 
 @dataclass(eq=False)
 class _SumMinusOwn:
-    """All larger rooms without whispers at once: a member hears the room's sum
-    minus their own voice, N−1 mixing in O(N) per room where a matrix is O(N²)."""
+    """Rooms of three or more without whispers, laid out one after the other: a
+    member hears the room's sum minus their own voice, N−1 mixing in O(N) per
+    room where a matrix is O(N²).  The sums are one sparse product with the
+    rooms' membership (gains as its entries)."""
 
-    rows: np.ndarray  # the rooms' rows, room after room
-    starts: np.ndarray  # where each room begins in ``rows``
+    rows: slice
+    membership: sparse.csr_matrix  # (rooms, members): the gain of member j in room r
     room_of_row: np.ndarray
     gain: np.ndarray | None
-    spoken: np.ndarray  # scratch (len(rows), FRAME), reused every tick
-    heard: np.ndarray
+    own: np.ndarray | None  # scratch for one's own voice times its gain
 
     @classmethod
-    def of(cls, rooms: list[list[tuple[int, Member]]]) -> _SumMinusOwn | None:
+    def of(cls, start: int, rooms: list[Room]) -> _SumMinusOwn | None:
         if not rooms:
             return None
-        sizes = [len(members) for members in rooms]
-        rows = np.array([i for members in rooms for i, _ in members])
-        shape = (len(rows), FRAME)
-        return cls(
-            rows, np.cumsum([0, *sizes[:-1]]), np.repeat(np.arange(len(rooms)), sizes),
-            _gains([m for members in rooms for _, m in members]),
-            np.empty(shape, dtype=np.float32), np.empty(shape, dtype=np.float32),
+        sizes = [len(room.members) for room in rooms]
+        room_of_row = np.repeat(np.arange(len(rooms)), sizes)
+        gains = _gains(rooms)
+        values = np.ones(len(room_of_row), dtype=np.float32) if gains is None else gains[:, 0]
+        membership = sparse.csr_matrix(
+            (values, (room_of_row, np.arange(len(room_of_row)))),
+            shape=(len(rooms), len(room_of_row)), dtype=np.float32,
         )
+        own = None if gains is None else np.empty((len(room_of_row), FRAME), dtype=np.float32)
+        return cls(slice(start, start + len(room_of_row)), membership, room_of_row, gains, own)
 
     def apply(self, frames: np.ndarray, mixed: np.ndarray) -> None:
-        np.take(frames, self.rows, axis=0, out=self.spoken)
-        if self.gain is not None:
-            np.multiply(self.spoken, self.gain, out=self.spoken)
-        sums = np.add.reduceat(self.spoken, self.starts, axis=0)  # (rooms, FRAME): small
-        np.take(sums, self.room_of_row, axis=0, out=self.heard)
-        np.subtract(self.heard, self.spoken, out=self.heard)
-        mixed[self.rows] = self.heard
+        spoken = frames[self.rows]
+        sums = self.membership @ spoken  # (rooms, FRAME): small
+        heard = mixed[self.rows]
+        np.take(sums, self.room_of_row, axis=0, out=heard)
+        if self.own is not None:
+            spoken = np.multiply(spoken, self.gain, out=self.own)
+        np.subtract(heard, spoken, out=heard)
 
 
 @dataclass(eq=False)
 class _MatrixMix:
     """Rooms where a supervisor whispers to one member: ``M @ frames`` over their rows."""
 
-    rows: np.ndarray
+    rows: slice
     matrix: np.ndarray | sparse.csr_matrix
 
     @classmethod
-    def of(cls, rooms: list[list[tuple[int, Member]]]) -> _MatrixMix | None:
+    def of(cls, start: int, rooms: list[Room]) -> _MatrixMix | None:
         if not rooms:
             return None
-        rows = [i for members in rooms for i, _ in members]
         local: list[list[tuple[int, Member]]] = []
-        for members in rooms:
-            first = sum(len(r) for r in local)
-            local.append([(first + k, m) for k, (_, m) in enumerate(members)])
-        return cls(np.array(rows), mix_matrix(len(rows), local))
+        row = 0
+        for room in rooms:
+            local.append([(row + k, m) for k, m in enumerate(room.members)])
+            row += len(room.members)
+        return cls(slice(start, start + row), mix_matrix(row, local))
 
     def apply(self, frames: np.ndarray, mixed: np.ndarray) -> None:
         mixed[self.rows] = self.matrix @ frames[self.rows]
@@ -414,7 +409,8 @@ class MediaEngine:
         self._pairs: _Swap | None = None
         self._big: _SumMinusOwn | None = None
         self._whispered: _MatrixMix | None = None
-        self._silent = np.zeros(0, dtype=np.intp)  # rows that hear nobody (alone, on hold)
+        self._order: list[MixPort] = []  # the ports by row
+        self._alone = slice(0, 0)  # the rows that hear nobody (alone, on hold), last
         self._music: list[tuple[MusicClass, np.ndarray]] = []
         self._room_rows: dict[Room, np.ndarray] = {}
         self._recorded: list[tuple[Room, np.ndarray]] = []
@@ -582,22 +578,23 @@ class MediaEngine:
         data = encoded.tobytes()
         now = time.monotonic()
         mixed = self._mixed
-        for i, port in enumerate(self.ports):
+        for row, port in enumerate(self._order):
             if port.wide is not None:
-                port.send(port.wide.encode(mixed[i]), now)
+                port.send(port.wide.encode(mixed[row]), now)
             else:
-                port.send(data[i * FRAME : (i + 1) * FRAME], now)
+                port.send(data[row * FRAME : (row + 1) * FRAME], now)
 
     def mix(self) -> np.ndarray | None:
-        """The compute part of a tick: ``(ports, 160)`` encoded bytes, one row per port."""
+        """The compute part of a tick: ``(ports, 160)`` encoded bytes; row ``port.index``
+        is what ``port`` sends."""
         ports = self.ports
         if not ports:
             return None
-        if self._stale or len(self._frames) != len(ports):
+        if self._stale or len(self._order) != len(ports):
             self._lay_out()
         self._last, self._frames = self._frames, self._last
         frames, mixed = self._frames, self._mixed
-        self._conceal(self._decode([port.take() or b"" for port in ports]))
+        self._conceal(self._decode([port.take() or b"" for port in self._order]))
         rows, listeners = self._listeners
         if listeners:  # in-band DTMF from phones that do not send RFC 4733 events
             for port, digit in self.detector.feed(frames[rows], listeners):
@@ -605,7 +602,7 @@ class MediaEngine:
         for group in (self._pairs, self._big, self._whispered):
             if group is not None:
                 group.apply(frames, mixed)
-        mixed[self._silent] = 0
+        mixed[self._alone] = 0
         for music, rows in self._music:
             mixed[rows] = music.frame(self.ticks)
         self._play_tones(mixed)
@@ -619,12 +616,38 @@ class MediaEngine:
         return encoded
 
     def _lay_out(self) -> None:
-        """Index arrays and buffers for the ticks to come, built only when rooms change."""
-        ports = self.ports
-        n = len(ports)
-        previous = np.array([port.index for port in ports], dtype=np.intp)
-        for i, port in enumerate(ports):
-            port.index = i
+        """Rows, index arrays and buffers for the ticks to come, built only when rooms
+        change.  Rows go room by room, grouped by how they are mixed, so each mixing
+        method works on one contiguous block: views, not gathers."""
+        pairs: list[Room] = []
+        big: list[Room] = []
+        whispered: list[Room] = []
+        others: list[Room] = []  # alone (on hold, waiting in a lobby) or empty
+        for room in self.rooms.values():
+            if any(m.whisper_to is not None for m in room.members):
+                whispered.append(room)
+            elif len(room.members) > BIG_ROOM:
+                big.append(room)
+            else:
+                (pairs if len(room.members) == 2 else others).append(room)
+        order = [m.port for rooms in (pairs, big, whispered, others)
+                 for room in rooms for m in room.members]
+        placed = set(order)
+        order += [port for port in self.ports if port not in placed]
+        n = len(order)
+        previous = np.array([port.index for port in order], dtype=np.intp)
+        for row, port in enumerate(order):
+            port.index = row
+        self._order = order
+        start = 0
+        self._pairs = _Swap.of(start, pairs)
+        start += 2 * len(pairs)
+        self._big = _SumMinusOwn.of(start, big)
+        start += sum(len(room.members) for room in big)
+        self._whispered = _MatrixMix.of(start, whispered)
+        start += sum(len(room.members) for room in whispered)
+        self._alone = slice(start, n)
+
         kept = np.flatnonzero((previous >= 0) & (previous < len(self._frames)))
         frames = np.zeros((n, FRAME), dtype=np.float32)  # the last tick's, for concealment
         missing = np.zeros(n, dtype=np.int8)
@@ -632,41 +655,21 @@ class MediaEngine:
         missing[kept] = self._missing[previous[kept]]
         self._frames, self._missing = frames, missing
         self._last = np.zeros((n, FRAME), dtype=np.float32)
-        self._alaw = np.flatnonzero([port.leg.codec == "PCMA" for port in ports])
-        self._narrow = np.array([port.wide is None for port in ports], dtype=bool)
-        self._wide = [(i, port) for i, port in enumerate(ports) if port.wide is not None]
-        listening = [i for i, port in enumerate(ports) if port.on_dtmf is not None]
-        self._listeners = (np.array(listening, dtype=np.intp), [ports[i] for i in listening])
         self._mixed = np.zeros((n, FRAME), dtype=np.float32)
         self._index = np.zeros((n, FRAME), dtype=np.int32)
-
-        pairs, big, whispered = [], [], []
-        covered = np.zeros(n, dtype=bool)
-        self._room_rows = {}
-        for room in self.rooms.values():
-            members = [(m.port.index, m) for m in room.members]
-            rows = np.array([i for i, _ in members], dtype=np.intp)
-            self._room_rows[room] = rows
-            if any(m.whisper_to is not None for _, m in members):
-                whispered.append(members)
-            elif len(members) > BIG_ROOM:
-                big.append(members)
-            elif len(members) == 2:
-                pairs.append(members)
-            else:
-                continue
-            covered[rows] = True
+        self._alaw = np.flatnonzero([port.leg.codec == "PCMA" for port in order])
+        self._narrow = np.array([port.wide is None for port in order], dtype=bool)
+        self._wide = [(row, port) for row, port in enumerate(order) if port.wide is not None]
+        listening = [port for port in order if port.on_dtmf is not None]
+        self._listeners = (np.array([port.index for port in listening], dtype=np.intp), listening)
+        self._room_rows = {room: np.array([m.port.index for m in room.members], dtype=np.intp)
+                           for room in self.rooms.values()}
         self._recorded = [(room, self._recorded_rows(room))
                           for room in self.rooms.values() if room.recorder is not None]
-        self._pairs, self._big = _Swap.of(pairs, n), _SumMinusOwn.of(big)
-        self._whispered = _MatrixMix.of(whispered)
         by_class: dict[MusicClass, list[int]] = {}
         for port, music in self.listening.items():
             by_class.setdefault(music, []).append(port.index)
         self._music = [(music, np.array(rows, dtype=np.intp)) for music, rows in by_class.items()]
-        for _, rows in self._music:
-            covered[rows] = True
-        self._silent = np.flatnonzero(~covered)
         self._stale = False
 
     def _recorded_rows(self, room: Room) -> np.ndarray:
@@ -677,7 +680,7 @@ class MediaEngine:
         return np.array([m.port.index for m in room.members if not m.muted], dtype=np.intp)
 
     def _in_layout(self, port: MixPort) -> bool:
-        return 0 <= port.index < len(self.ports) and self.ports[port.index] is port
+        return 0 <= port.index < len(self._order) and self._order[port.index] is port
 
     def _decode(self, payloads: list[bytes]) -> np.ndarray:
         """Payloads (b"" when none) into ``self._frames``; True where a frame arrived."""
