@@ -15,7 +15,6 @@ to one core to get the figure for one core:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import socket
 import statistics
