@@ -31,7 +31,8 @@ import numpy as np
 import scipy.sparse as sparse
 import soundfile
 
-from media.codecs import WIDEBAND, WidebandChannel
+from media.audiofile import SUFFIXES, AudioFileError, read_audio
+from media.codecs import ENGINE_RATE, WIDEBAND, WidebandChannel
 from media.dtmf import DtmfDetector
 from media.g711 import ALAW_DECODE, ALAW_ENCODE, ULAW_DECODE, ULAW_ENCODE
 from media.relay import RelayLeg
@@ -215,29 +216,6 @@ JOIN_TONE = np.concatenate([beep(660, 0.12), beep(990, 0.12)])
 LEAVE_TONE = np.concatenate([beep(990, 0.12), beep(660, 0.12)])
 
 
-class MediaFileError(ValueError):
-    """An audio file we cannot play: corrupt, unsupported, or empty."""
-
-
-def load_audio(path: Path) -> np.ndarray:
-    """A prompt or music file as float32 mono at 8 kHz (soundfile; resampled properly)."""
-    try:
-        audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, OSError) as exc:
-        raise MediaFileError(f"{path}: cannot read audio ({exc})") from None
-    if audio.size == 0:
-        raise MediaFileError(f"{path}: no audio in file")
-    mono = audio.mean(axis=1)
-    if rate != 8000:
-        from math import gcd
-
-        from scipy.signal import resample_poly
-
-        g = gcd(int(rate), 8000)
-        mono = resample_poly(mono, 8000 // g, int(rate) // g).astype(np.float32)
-    return mono * 32767
-
-
 def default_music(seconds: float = 16.0) -> np.ndarray:
     """Gentle generated music for hold when no files are configured: slow arpeggios."""
     notes = [261.63, 329.63, 392.0, 523.25, 392.0, 329.63, 293.66, 349.23, 440.0, 349.23]
@@ -245,7 +223,7 @@ def default_music(seconds: float = 16.0) -> np.ndarray:
     t = np.arange(per_note) / 8000
     envelope = np.exp(-3 * t) * np.minimum(1, t * 200)
     melody = [np.sin(2 * np.pi * f * t) * envelope for f in notes]
-    return (np.concatenate(melody) * 5000).astype(np.float32)
+    return (np.concatenate(melody) * 5000).astype(np.int16)
 
 
 @dataclass(eq=False)
@@ -254,22 +232,37 @@ class MusicClass:
     class hears the same frame and it costs one slice per tick, not per caller."""
 
     name: str
-    samples: np.ndarray
+    samples: np.ndarray  # int16 at 8 kHz
+    files: dict[str, float] = field(default_factory=dict)  # what plays: file → seconds
+    skipped: dict[str, str] = field(default_factory=dict)  # files that cannot play → why
     cursor: int = 0
     tick: int = -1
-    current: np.ndarray = field(default_factory=lambda: np.zeros(FRAME, dtype=np.float32))
+    current: np.ndarray = field(default_factory=lambda: np.zeros(FRAME, dtype=np.int16))
+
+    def __post_init__(self) -> None:
+        if len(self.samples) < FRAME:  # a blip of a file still fills whole frames
+            self.samples = np.resize(self.samples, FRAME)
 
     @classmethod
     def from_folder(cls, name: str, folder: Path) -> MusicClass:
-        """All playable files of ``folder`` in name order; bad files are named and skipped."""
-        parts = []
-        for path in sorted(folder.glob("*")) if folder.is_dir() else []:
-            if path.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"):
-                try:
-                    parts.append(load_audio(path))
-                except MediaFileError as exc:
-                    log.error("music on hold %s: %s (skipped)", name, exc)
-        return cls(name, np.concatenate(parts) if parts else default_music())
+        """The audio files of ``folder`` in name order, or generated music when there
+        are none; a file that cannot play is named in the log and in ``skipped``."""
+        parts: list[np.ndarray] = []
+        files: dict[str, float] = {}
+        skipped: dict[str, str] = {}
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if path.suffix.lower() not in SUFFIXES or not path.is_file():
+                continue
+            try:
+                samples = read_audio(path, ENGINE_RATE)
+            except AudioFileError as exc:
+                log.error("music on hold %s: %s (skipped)", name, exc)
+                skipped[path.name] = exc.reason
+                continue
+            parts.append(samples)
+            files[path.name] = len(samples) / ENGINE_RATE
+        samples = np.concatenate(parts) if parts else default_music()
+        return cls(name, samples, files, skipped)
 
     def frame(self, tick: int) -> np.ndarray:
         if tick != self.tick:
@@ -491,6 +484,16 @@ class MediaEngine:
         )
         port = self.join(f"moh-{id(leg)}", leg, tone=False)
         self.listening[port] = music
+
+    def set_music(self, music: MusicClass) -> None:
+        """Add or replace a music class; whoever is on hold with it hears the new
+        music from the next tick (an upload needs no restart)."""
+        old = self.music.get(music.name)
+        self.music[music.name] = music
+        for port, playing in self.listening.items():
+            if playing is old:
+                self.listening[port] = music
+        self._changed()
 
     def stop_music(self, leg: RelayLeg) -> None:
         for port in [p for p in self.listening if p.leg is leg]:

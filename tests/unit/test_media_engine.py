@@ -72,11 +72,11 @@ def test_music_class_loops_and_is_shared(tmp_path) -> None:  # type: ignore[no-u
 def test_bad_audio_file_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import pytest
 
-    from media.engine import MediaFileError, load_audio
+    from media.audiofile import AudioFileError, read_audio
 
     (tmp_path / "x.wav").write_bytes(b"garbage")
-    with pytest.raises(MediaFileError, match="x.wav: cannot read audio"):
-        load_audio(tmp_path / "x.wav")
+    with pytest.raises(AudioFileError, match="x.wav: cannot read audio"):
+        read_audio(tmp_path / "x.wav", 8000)
 
 
 SOURCE = SimpleNamespace(dtmf_pt=101)  # the sending leg: only its event payload type matters
