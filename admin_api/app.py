@@ -1,16 +1,20 @@
-"""The HTTP application served by ``pbx serve`` on ``--http-port``."""
+"""The HTTP application served by ``pbx serve`` on ``--http-port``: one router
+per resource, all sharing ``admin_api.deps``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
 
-from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel, Field
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 
-from admin_api.routes import bootstrap_admin, build_router
-
-if TYPE_CHECKING:
-    from pbx.server import SipServer
+from admin_api import (
+    audit, auth, calls, conferences, events, extensions, organisations, users,
+)
+from admin_api.users import bootstrap_admin
+from pbx.server import SipServer
 
 
 class Health(BaseModel):
@@ -27,12 +31,9 @@ class Health(BaseModel):
     media_mix_ms: float = 0.0
 
 
-class Invitation(BaseModel):
-    number: str = Field(pattern=r"^[0-9A-Za-z_.+*#-]{1,40}$", description="extension to call")
-
-
 def create_app(sip: SipServer) -> FastAPI:
     app = FastAPI(title="PBX admin API", version="0.1.0")
+    app.state.sip = sip
 
     @app.get("/api/health", response_model=Health, tags=["system"])
     def health() -> Health:
@@ -48,35 +49,12 @@ def create_app(sip: SipServer) -> FastAPI:
             media_mix_ms=round(sip.engine.mix_ms, 3),
         )
 
-    @app.get("/api/conferences", tags=["conferences"])
-    async def conferences() -> list[dict[str, object]]:
-        """The conference rooms in use and who is in them."""
-        return [
-            {
-                "room": room.name,
-                "locked": room.locked,
-                "recording": room.recorder is not None,
-                "participants": [
-                    {"leg": m.port.leg.label, "muted": m.muted, "moderator": m.moderator}
-                    for m in room.members
-                ],
-            }
-            for room in sip.engine.rooms.values()
-            if not room.name.startswith(("lobby-", "moh-", "call-"))
-        ]
-
-    @app.post("/api/conferences/{room}/invite", status_code=202, tags=["conferences"],
-              responses={404: {"description": "no such conference room"}})
-    async def invite(room: str, body: Invitation) -> dict[str, str]:
-        """Call a number out of a conference room; it joins when it answers.
-
-        ``async``: it runs on the event loop the SIP side lives on, not in a thread.
-        """
-        if sip.b2bua is None or sip.conference(room) is None:
-            raise HTTPException(404, f"no conference room {room}")
-        call = sip.b2bua.invite_to_room(room, body.number)
-        return {"call_id": call.id}
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/admin/")
 
     bootstrap_admin(sip)
-    app.include_router(build_router(sip))
+    app.mount("/admin", StaticFiles(directory=Path(__file__).parent / "web", html=True), name="admin")
+    for module in (auth, organisations, users, extensions, calls, audit, conferences, events):
+        app.include_router(module.router)
     return app

@@ -58,19 +58,25 @@ def new_sip_secret() -> str:
 
 
 class LoginLimiter:
-    """At most ``attempts`` logins per source per ``window`` seconds."""
+    """At most ``attempts`` failed logins per source per ``window`` seconds;
+    successful logins do not count, so a busy office is never locked out."""
 
     def __init__(self, attempts: int = 10, window: float = 60.0) -> None:
         self.attempts = attempts
         self.window = window
-        self._seen: dict[str, deque[float]] = defaultdict(deque)
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
 
     def allow(self, source: str, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
-        seen = self._seen[source]
-        while seen and now - seen[0] > self.window:
-            seen.popleft()
-        if len(seen) >= self.attempts:
-            return False
-        seen.append(now)
-        return True
+        failures = self._failures.get(source)
+        if failures is None:
+            return True
+        while failures and now - failures[0] > self.window:
+            failures.popleft()
+        if not failures:
+            del self._failures[source]
+            return True
+        return len(failures) < self.attempts
+
+    def failed(self, source: str, now: float | None = None) -> None:
+        self._failures[source].append(time.monotonic() if now is None else now)

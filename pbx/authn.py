@@ -30,25 +30,23 @@ class AuthDecision:
 
 
 class RequestAuthenticator:
-    """Authenticates requests against the extension directory."""
+    """Authenticates requests against an organisation's credentials."""
 
-    def __init__(
-        self,
-        digest: DigestAuthenticator,
-        guard: AuthFailureGuard,
-        password_for: Callable[[str], str | None],
-    ) -> None:
+    def __init__(self, digest: DigestAuthenticator, guard: AuthFailureGuard) -> None:
         self.digest = digest
         self.guard = guard
-        self.password_for = password_for
 
-    def check(self, request: Request, source: str, now: float) -> AuthDecision:
-        """Decide on ``request`` from IP ``source`` at wall-clock ``now``."""
+    def check(
+        self, request: Request, source: str, now: float,
+        password_for: Callable[[str], str | None],
+    ) -> AuthDecision:
+        """Decide on ``request`` from IP ``source`` at wall-clock ``now``;
+        ``password_for`` looks a user name up in the organisation addressed."""
         proxy = request.method != "REGISTER"
         credentials = self._credentials(request, proxy)
         if credentials is None:
             return AuthDecision(response=self._challenge(request, proxy, now))
-        result = self.digest.verify(request.method, credentials, self.password_for, now)
+        result = self.digest.verify(request.method, credentials, password_for, now)
         if result.outcome is AuthOutcome.OK:
             self.guard.record_success(source, now)
             return AuthDecision(username=result.username)

@@ -32,8 +32,9 @@ from media.engine import MixPort
 from media.g711 import TRANSCODE
 from media.relay import MediaRelay, RelayLeg
 from pbx.location import Flow, reach
-from pbx.models import Cdr, Extension
-from pbx.registrar import aor_for
+from pbx.directory import Tenant
+from pbx.events import CallAnswered, CallEnded, CallStarted
+from pbx.models import Cdr, ConferenceRoom, Extension
 from pbx.router import (
     MAX_FORWARD_HOPS, Destination, ExtensionDest, PickupDest, RingGroupDest, RingStep,
     ServiceDest, Unknown,
@@ -104,6 +105,7 @@ class Call:
     """A call from side ``a`` to side ``b``; ``forks`` ring until one answers."""
 
     id: str
+    tenant: Tenant  # the organisation the call is in: its dial plan, its domain
     a: Leg | None = None
     b: Leg | None = None
     b_media: RelayLeg | None = None  # the relay port every fork is offered
@@ -196,14 +198,23 @@ class B2BUA:
         if request.to_addr.tag is not None:
             self._on_reinvite(request, flow)
             return
-        decision = self.server.authenticator.check(request, flow.host, time.time())
+        # the caller's organisation: by its From domain, else the one it calls
+        directory = self.server.directory
+        tenant = (directory.tenant_for(request.from_addr.uri.host)
+                  or directory.tenant_for(request.uri.host) or directory.default)
+        decision = self.server.authenticator.check(
+            request, flow.host, time.time(), tenant.password_for
+        )
         if decision.response is not None:
             self.server.respond(decision.response)
             return
         assert decision.username is not None
-        caller = self.server.directory.extensions.get(decision.username)
-        if caller is None:
-            self._respond(request, 403)
+        login = tenant.login(decision.username)
+        assert login is not None
+        caller = login[0]
+        if caller.number in tenant.unlicensed:
+            log.info("INVITE from %s@%s refused: no active license", caller.number, tenant.domain)
+            self._respond(request, 403, "Forbidden - No active license")
             return
         offer = None
         if request.body:
@@ -219,7 +230,7 @@ class B2BUA:
                 # refused before anything rings: nothing we could answer with
                 self._respond(request, exc.status, exc.reason)
                 return
-        call = Call(id=new_call_id(), dialled=request.uri.user or "")
+        call = Call(id=new_call_id(), tenant=tenant, dialled=request.uri.user or "")
         call.caller_name, call.caller_number = parse_callerid(caller.display_name, caller.number)
         leg = Leg(call, flow, caller.number, request, outgoing=False, tx=tx, offer=offer)
         leg.dialog = None
@@ -228,6 +239,8 @@ class B2BUA:
         self.server_invites[id(tx)] = leg
         self.active_calls += 1
         log.info("call %s: %s → %s", call.id, caller.number, call.dialled)
+        self.server.events.publish(
+            CallStarted(tenant.id, call.id, caller.number, call.dialled, call.started_at))
         self.loop.create_task(self._start(call))
 
     async def _start(self, call: Call) -> None:
@@ -251,7 +264,8 @@ class B2BUA:
 
     def _route(self, call: Call, number: str, reason: str | None = None) -> None:
         """Ring what ``number`` means; ``reason`` marks a diversion (RFC 5806)."""
-        dest: Destination = self.server.router.resolve(number)
+        tenant = call.tenant
+        dest: Destination = self.server.router.resolve(tenant, number)
         call.path.append(f"{reason or 'dial'}:{number}")
         if reason is not None:
             call.hops += 1
@@ -261,13 +275,13 @@ class B2BUA:
         if isinstance(dest, Unknown):
             self._fail(call, 404)
         elif isinstance(dest, ExtensionDest):
-            self._ring_extension(call, self.server.directory.extensions[dest.number], reason)
+            self._ring_extension(call, tenant.extensions[dest.number], reason)
         elif isinstance(dest, RingGroupDest):
-            group = self.server.directory.ring_groups[dest.number]
+            group = tenant.ring_groups[dest.number]
             call.group = group.number
             call.noanswer_target = group.fallback
             call.rung = group.number
-            call.steps = self.server.router.plan(group, time.time())
+            call.steps = self.server.router.plan(tenant, group, time.time())
             self._next_step(call)
         elif isinstance(dest, PickupDest):
             self._pickup(call, dest.number)
@@ -325,7 +339,7 @@ class B2BUA:
     def _fork(self, call: Call, number: str) -> int:
         """INVITE every registered device of extension ``number``; how many were called."""
         server = self.server
-        bindings = server.location.lookup(aor_for(number, server.registrar.realm), time.time())
+        bindings = server.location.lookup(call.tenant.aor(number), time.time())
         if not bindings:
             call.path.append(f"unavailable:{number}")
             call.failure = call.failure or 480
@@ -347,7 +361,7 @@ class B2BUA:
 
     def _build_invite(self, call: Call, number: str, target: URI, flow: Flow) -> Request:
         assert call.b_media is not None
-        realm = self.server.registrar.realm
+        realm = call.tenant.domain
         headers = Headers()
         sent_by = self.server.sent_by(flow.transport)
         headers.add("Via", f"SIP/2.0/{flow.transport} {sent_by};branch={new_branch()};rport")
@@ -549,7 +563,9 @@ class B2BUA:
         sdp = self._answer_caller(call, leg.offer)
         call.answered_at = time.time()
         call.path.append(f"answer:{leg.number}")
-        self.server.router.answered(call.group, leg.number, call.answered_at)
+        self.server.router.answered(call.tenant, call.group, leg.number, call.answered_at)
+        self.server.events.publish(
+            CallAnswered(call.tenant.id, call.id, leg.number, call.answered_at))
         self._bridge(call)
         self._ensure_caller_dialog(call)
         a = call.a
@@ -565,7 +581,7 @@ class B2BUA:
         demand) or the relay cannot transcode between their codecs."""
         a, b = call.a, call.b
         assert a is not None and b is not None and a.media is not None and call.b_media is not None
-        directory = self.server.directory.extensions
+        directory = call.tenant.extensions
         recorded = [n for n in (a.number, b.number) if getattr(directory.get(n), "record", False)]
         on_demand = [n for n in (a.number, b.number)
                      if getattr(directory.get(n), "record_on_demand", False)]
@@ -932,14 +948,15 @@ class B2BUA:
         transfer.old_b_media = call.b_media
         call.b_media = future.result()
         call.hops = 0
-        dest = self.server.router.resolve(number)
+        tenant = call.tenant
+        dest = self.server.router.resolve(tenant, number)
         if isinstance(dest, ExtensionDest):
-            ext = self.server.directory.extensions[dest.number]
+            ext = tenant.extensions[dest.number]
             call.steps = [RingStep((ext.number,), float(ext.ring_timeout))]
             self._next_step(call)
         elif isinstance(dest, RingGroupDest):
-            group = self.server.directory.ring_groups[dest.number]
-            call.steps = self.server.router.plan(group, time.time())
+            group = tenant.ring_groups[dest.number]
+            call.steps = self.server.router.plan(tenant, group, time.time())
             self._next_step(call)
         else:
             self._transfer_failed(call, 404)
@@ -1032,17 +1049,20 @@ class B2BUA:
     # ------------------------------------------------------------ calls the PBX places
 
     def originate(
-        self, number: str, *, caller_name: str, caller_number: str,
+        self, tenant: Tenant, number: str, *, caller_name: str, caller_number: str,
         on_answer: Callable[[Leg], None], on_fail: Callable[[int], None] | None = None,
     ) -> Call:
         """Call ``number`` from the PBX itself (conference invitations, later
         callbacks and click-to-call); ``on_answer`` gets the answered leg, whose
         media port is ``leg.media``, ready for the engine."""
-        call = Call(id=new_call_id(), dialled=number, on_answer=on_answer, on_fail=on_fail)
+        call = Call(id=new_call_id(), tenant=tenant, dialled=number, on_answer=on_answer,
+                    on_fail=on_fail)
         call.caller_name, call.caller_number = caller_name, caller_number
         self.calls[call.id] = call
         self.active_calls += 1
         log.info("call %s: the PBX calls %s for %s", call.id, number, caller_number)
+        self.server.events.publish(
+            CallStarted(tenant.id, call.id, caller_number, number, call.started_at))
 
         async def start() -> None:
             try:
@@ -1051,9 +1071,9 @@ class B2BUA:
                 log.error("call %s: no media ports: %s", call.id, exc)
                 self._fail(call, 503, "Service Unavailable - No media ports")
                 return
-            dest = self.server.router.resolve(number)
+            dest = self.server.router.resolve(tenant, number)
             if isinstance(dest, ExtensionDest):
-                ext = self.server.directory.extensions[dest.number]
+                ext = tenant.extensions[dest.number]
                 call.steps = [RingStep((ext.number,), float(ext.ring_timeout))]
                 self._next_step(call)
             else:
@@ -1062,25 +1082,27 @@ class B2BUA:
         self.loop.create_task(start())
         return call
 
-    def invite_to_room(self, room: str, number: str) -> Call:
-        """Call ``number`` out of conference ``room``; it joins when answered."""
-        settings = self.server.conference(room)
+    def invite_to_room(self, tenant: Tenant, number: str, invitee: str) -> Call:
+        """Call ``invitee`` out of conference room ``number``; it joins when answered."""
+        settings = self.server.conference(tenant, number)
         if settings is None:
-            raise KeyError(room)
-        name = settings.name or f"Conference {room}"
+            raise KeyError(number)
+        room = tenant.room_key(number)
         return self.originate(
-            number, caller_name=name, caller_number=room,
+            tenant, invitee, caller_name=settings.name or f"Conference {number}",
+            caller_number=number,
             on_answer=lambda leg: self.server.engine.join(room, leg.media),  # type: ignore[arg-type]
         )
 
     # ------------------------------------------------------------ conferences
 
-    def _conference(self, call: Call, room: str) -> None:
+    def _conference(self, call: Call, number: str) -> None:
         """Answer into a conference room; with a PIN the caller first keys it in (DTMF)."""
         a = call.a
         assert a is not None and a.media is not None
-        settings = self.server.conference(room)
+        settings = self.server.conference(call.tenant, number)
         assert settings is not None
+        room = call.tenant.room_key(number)
         if a.offer is None:
             self._fail(call, 488, "Not Acceptable Here - Conferences need an SDP offer")
             return
@@ -1105,7 +1127,8 @@ class B2BUA:
         engine = self.server.engine
         if not settings.pin and not settings.moderator_pin:
             # in a personal room its owner is the moderator
-            self._enter_room(call, room, moderator=bool(settings.owner) and a.number == settings.owner)
+            self._enter_room(call, room, settings,
+                             moderator=bool(settings.owner) and a.number == settings.owner)
             return
         # the PINs keyed in decide who comes in, and as what
         pins = {settings.pin: False}
@@ -1125,7 +1148,7 @@ class B2BUA:
             digits.clear()
             if entered in pins:
                 engine.leave(a.media)  # type: ignore[arg-type]
-                self._enter_room(call, room, moderator=pins[entered], lobby=port)
+                self._enter_room(call, room, settings, moderator=pins[entered], lobby=port)
                 return
             tries[0] += 1
             log.info("call %s: wrong PIN for room %s (%d)", call.id, room, tries[0])
@@ -1146,7 +1169,8 @@ class B2BUA:
             self.server.engine.play(state, np.concatenate(parts))
 
     def _enter_room(
-        self, call: Call, room: str, *, moderator: bool, lobby: object = None
+        self, call: Call, room: str, settings: ConferenceRoom, *, moderator: bool,
+        lobby: object = None,
     ) -> None:
         a = call.a
         assert a is not None and a.media is not None
@@ -1166,8 +1190,7 @@ class B2BUA:
         member = state.member(port)
         assert member is not None
         member.moderator = moderator
-        settings = self.server.conference(room)
-        if settings is not None and settings.record and state.recorder is None:
+        if settings.record and state.recorder is None:
             path = self.server.config.data_path / "recordings" / f"conference-{room}-{call.id}.wav"
             engine.record(state, path)
             log.info("room %s: recording to %s", room, path)
@@ -1201,6 +1224,7 @@ class B2BUA:
             (
                 c for c in self.calls.values()
                 if c is not call and c.b is None and not c.ended and c.forks
+                and c.tenant.id == call.tenant.id
                 and (number is None or any(f.number == number for f in c.forks))
             ),
             None,
@@ -1258,11 +1282,12 @@ class B2BUA:
 
     # ------------------------------------------------------------ hang-up
 
-    def end_calls_of(self, number: str) -> int:
-        """End every call ``number`` takes part in (its extension is being removed)."""
+    def end_calls_of(self, organisation: int, number: str) -> int:
+        """End every call extension ``number`` of ``organisation`` takes part in
+        (it is being removed)."""
         ended = 0
         for call in list(self.calls.values()):
-            if not any(leg.number == number for leg in call.legs()):
+            if call.tenant.id != organisation or not any(leg.number == number for leg in call.legs()):
                 continue
             for leg in call.legs():
                 if leg in call.forks:
@@ -1345,12 +1370,15 @@ class B2BUA:
                 self.server_invites.pop(id(leg.tx), None)
         self.loop.call_later(32, self._forget_dialogs, call)
         now = time.time()
+        caller = call.a.number if call.a else call.caller_number
+        answered_by = call.b.number if call.b and call.answered_at else ""
         if write_cdr:
             cdr = Cdr(
                 call_id=call.id,
-                caller=call.a.number if call.a else call.caller_number,
+                organisation_id=call.tenant.id,
+                caller=caller,
                 callee=call.dialled,
-                answered_by=call.b.number if call.b and call.answered_at else "",
+                answered_by=answered_by,
                 path=json.dumps(call.path),
                 started_at=call.started_at,
                 answered_at=call.answered_at,
@@ -1364,6 +1392,10 @@ class B2BUA:
             )
             self.server.write_cdr(cdr)
         log.info("call %s ended: %s (%d)", call.id, disposition, status)
+        self.server.events.publish(CallEnded(
+            call.tenant.id, call.id, caller, call.dialled, answered_by, disposition, status,
+            now - call.started_at, now,
+        ))
         self.loop.create_task(self._release_media(call))
 
     def _forget_dialogs(self, call: Call) -> None:

@@ -102,6 +102,13 @@ class General(BaseModel):
             raise ValueError(f"unknown transport(s) {sorted(unknown)}; use udp, tcp, tls")
         return lowered
 
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str) -> str:
+        if value and not re.fullmatch(r"mqtt://([^@/]+@)?[^:/@]+(:\d{1,5})?/?", value):
+            raise ValueError("must look like mqtt://host:1883 (or mqtt://user:password@host)")
+        return value
+
     @field_validator("bind")
     @classmethod
     def _ip_address(cls, value: str) -> str:

@@ -1,36 +1,124 @@
-"""The extension directory the SIP core consults on every request.
+"""The directory the SIP core consults on every request: one :class:`Tenant`
+per organisation.
 
-A read-mostly copy of the store's extensions and ring groups kept in memory:
-digest auth needs a password lookup per REGISTER and the router a lookup per
-INVITE, and a database round trip each would cap the rates.  Whoever changes
-them in the store (the admin API) calls :meth:`Directory.reload`, so a change
-takes effect at once.
+A read-mostly copy of the store's organisations, extensions, devices, ring
+groups, numbers and conference rooms kept in memory: digest auth needs a
+password lookup per REGISTER and the router a lookup per INVITE, and a
+database round trip each would cap the rates.  Whoever changes them in the
+store (the admin API) calls :meth:`Directory.reload`, which builds new
+tenants and swaps them in whole, so a change takes effect at once and a
+reader never sees half of one.
 """
 
 from __future__ import annotations
 
-from pbx.models import Extension, Number, RingGroup
+import ipaddress
+from dataclasses import dataclass, field
+
+from pbx.models import (
+    DEFAULT_ORGANISATION, ApiUser, ConferenceRoom, Device, Extension, License, Number,
+    Organisation, RingGroup,
+)
 from pbx.store import Store
 
 
-class Directory:
-    """Extension number → extension (with its SIP password) and ring groups."""
+@dataclass(frozen=True)
+class Tenant:
+    """One organisation as the SIP side sees it: its SIP domain and dial plan data."""
 
-    def __init__(self, store: Store) -> None:
+    id: int
+    slug: str
+    domain: str
+    plan: str = "unlimited"
+    timezone: str = "Europe/Stockholm"
+    extensions: dict[str, Extension] = field(default_factory=dict)
+    devices: dict[str, Device] = field(default_factory=dict)  # by SIP user name
+    ring_groups: dict[str, RingGroup] = field(default_factory=dict)
+    numbers: dict[str, Number] = field(default_factory=dict)
+    rooms: dict[str, ConferenceRoom] = field(default_factory=dict)
+    # extensions of users who hold no active license: no registering, no calls
+    unlicensed: frozenset[str] = frozenset()
+    default: bool = False
+
+    def login(self, username: str) -> tuple[Extension, str] | None:
+        """The extension a SIP user name logs in to and its password: the
+        extension's own credentials, or one of its devices'."""
+        ext = self.extensions.get(username)
+        if ext is not None:
+            return ext, ext.secret
+        device = self.devices.get(username)
+        if device is not None and device.extension in self.extensions:
+            return self.extensions[device.extension], device.secret
+        return None
+
+    def password_for(self, username: str) -> str | None:
+        found = self.login(username)
+        return found[1] if found is not None else None
+
+    def aor(self, number: str) -> str:
+        """The address-of-record of extension ``number`` (RFC 3261 §10)."""
+        return f"sip:{number}@{self.domain}"
+
+    def room_key(self, number: str) -> str:
+        """The media engine's name for room ``number``: unique across tenants."""
+        return number if self.default else f"{number}@{self.domain}"
+
+
+class Directory:
+    """Organisation → :class:`Tenant`, and SIP host → organisation."""
+
+    def __init__(self, store: Store, realm: str, domains: tuple[str, ...] = ()) -> None:
         self.store = store
-        self.extensions: dict[str, Extension] = {}
-        self.ring_groups: dict[str, RingGroup] = {}
-        self.numbers: dict[str, Number] = {}
+        self.realm = realm.lower()
+        self.local_names = {self.realm, *(d.lower() for d in domains), "localhost"}
+        self.tenants: dict[int, Tenant] = {}
+        self.by_domain: dict[str, Tenant] = {}
+        self.default = Tenant(0, DEFAULT_ORGANISATION, self.realm, default=True)
         self.reload()
 
     def reload(self) -> None:
-        self.extensions = {ext.number: ext for ext in self.store.extensions()}
-        self.ring_groups = {group.number: group for group in self.store.ring_groups()}
-        self.numbers = {entry.number: entry for entry in self.store.numbers()}
+        """Rebuild every tenant from the store (after any admin change)."""
+        rows = self.store.rows(Organisation, Extension, Device, RingGroup, Number,
+                               ConferenceRoom, ApiUser, License)
+        orgs, exts, devices, groups, numbers, rooms, users, licenses = rows
+        licensed = {lic.user_id for lic in licenses if lic.state == "active" and lic.user_id}
+        tenants: dict[int, Tenant] = {}
+        for org in orgs:
+            assert org.id is not None
+            default = org.slug == DEFAULT_ORGANISATION
+            mine = [e for e in exts if e.organisation_id == org.id]
+            tenants[org.id] = Tenant(
+                id=org.id, slug=org.slug, domain=self.realm if default else org.domain.lower(),
+                plan=org.plan, timezone=org.timezone, default=default,
+                extensions={e.number: e for e in mine},
+                devices={d.sip_username: d for d in devices if d.organisation_id == org.id},
+                ring_groups={g.number: g for g in groups if g.organisation_id == org.id},
+                numbers={n.number: n for n in numbers if n.organisation_id == org.id},
+                rooms={r.number: r for r in rooms if r.organisation_id == org.id},
+                unlicensed=frozenset(
+                    u.extension for u in users
+                    if u.organisation_id == org.id and u.extension and u.id not in licensed
+                ),
+            )
+        by_domain = {t.domain: t for t in tenants.values() if t.domain and not t.default}
+        self.default = next((t for t in tenants.values() if t.default), self.default)
+        self.tenants, self.by_domain = tenants, by_domain
 
-    def password_for(self, username: str) -> str | None:
-        ext = self.extensions.get(username)
-        return ext.secret if ext is not None else None
+    def tenant_for(self, host: str) -> Tenant | None:
+        """The organisation a SIP host (Request-URI, From or To domain) belongs to:
+        its own domain, or the default organisation for our own names and IP
+        literals (phones set up with the bare address).  None: not ours."""
+        host = host.lower()
+        tenant = self.by_domain.get(host)
+        if tenant is not None:
+            return tenant
+        if host in self.local_names:
+            return self.default
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return None
+        return self.default
 
-    def __contains__(self, number: str) -> bool:
-        return number in self.extensions
+    def serves(self, host: str) -> bool:
+        return self.tenant_for(host) is not None

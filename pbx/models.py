@@ -10,6 +10,14 @@ from sqlmodel import Field, SQLModel, UniqueConstraint
 
 DEFAULT_ORGANISATION = "default"
 
+# Telavox plans: how many switchboard services (ring groups, conference rooms,
+# later IVRs, queues, shared voicemail) an organisation may have; None = unlimited.
+PLANS: dict[str, int | None] = {"free": 1, "business": 3, "enterprise": 8, "unlimited": None}
+LICENSE_KINDS = ("free", "fixed", "mobile")
+LICENSE_STATES = ("active", "frozen", "terminated")
+DEVICE_KINDS = ("desk", "dect", "softphone")
+PROFILE_ACCEPTS = ("direct", "queue", "both", "none")
+
 
 class Organisation(SQLModel, table=True):
     """A tenant with its own SIP domain, users, extensions and numbers."""
@@ -18,6 +26,8 @@ class Organisation(SQLModel, table=True):
     slug: str = Field(index=True, unique=True, max_length=64)
     name: str = Field(max_length=200)
     domain: str = Field(default="", index=True, max_length=253)
+    plan: str = Field(default="unlimited", max_length=20)  # a key of PLANS
+    timezone: str = Field(default="Europe/Stockholm", max_length=64)
 
 
 class Extension(SQLModel, table=True):
@@ -40,6 +50,11 @@ class Extension(SQLModel, table=True):
     ring_timeout: int = Field(default=30, ge=5, le=600)
     record: bool = False  # record this extension's calls, both directions
     record_on_demand: bool = False  # *1 during a call starts/stops recording
+    caller_id_number: str = Field(default="", max_length=40)  # a Number shown outward
+    # presence profiles (pbx.profiles): the one chosen by hand, until when
+    profile_id: int | None = Field(default=None, foreign_key="profile.id")
+    profile_until: float | None = None
+    calendar_url: str = Field(default="", max_length=2000)  # ICS feed read periodically
 
 
 class Binding(SQLModel, table=True):
@@ -139,15 +154,22 @@ class ApiUser(SQLModel, table=True):
     password_hash: str = Field(max_length=300)
     role: str = Field(default="user", max_length=20)  # admin, supervisor, agent, user
     extension: str = Field(default="", max_length=40)
+    display_name: str = Field(default="", max_length=200)
+    email: str = Field(default="", max_length=254)
+    totp_secret: str = Field(default="", max_length=64)  # set once confirmed
+    totp_pending: str = Field(default="", max_length=64)  # enrolled, not yet confirmed
 
 
 class ApiToken(SQLModel, table=True):
-    """A bearer token, stored as its SHA-256 only."""
+    """A bearer token, stored as its SHA-256 only: a login's (named "login",
+    expiring) or a named API token for an integration (expiring or not)."""
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="apiuser.id", index=True)
     token_hash: str = Field(index=True, unique=True, max_length=64)
     created_at: float
+    name: str = Field(default="login", max_length=80)
+    expires_at: float | None = None
 
 
 class AuditEntry(SQLModel, table=True):
@@ -161,3 +183,114 @@ class AuditEntry(SQLModel, table=True):
     before: str = Field(default="", max_length=4000)
     after: str = Field(default="", max_length=4000)
     at: float = Field(index=True)
+
+
+class Device(SQLModel, table=True):
+    """A user's phone (desk phone, DECT handset, softphone) with its own SIP login.
+
+    Every device of an extension rings together; a device registers with its
+    own ``sip_username``/``secret`` (generated, never listed) into the
+    extension's AOR.  ``mac`` lets the provisioning server give a desk phone or
+    DECT base its configuration file, and only its own.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    extension: str = Field(index=True, max_length=40)
+    kind: str = Field(default="desk", max_length=20)  # a DEVICE_KINDS value
+    vendor: str = Field(default="", max_length=40)  # yealink, snom, grandstream, polycom
+    model: str = Field(default="", max_length=40)
+    mac: str | None = Field(default=None, unique=True, max_length=12)  # 12 lower-case hex digits
+    label: str = Field(default="", max_length=200)
+    sip_username: str = Field(index=True, unique=True, max_length=80)
+    secret: str = Field(max_length=200)
+    provisioning_token: str = Field(default="", index=True, max_length=64)
+    created_at: float = 0.0
+
+
+class License(SQLModel, table=True):
+    """A Telavox-style license: owned by the organisation, assigned to a user,
+    movable between users; a user needs an active one to register and call."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    kind: str = Field(default="fixed", max_length=20)  # a LICENSE_KINDS value
+    state: str = Field(default="active", max_length=20)  # a LICENSE_STATES value
+    user_id: int | None = Field(default=None, foreign_key="apiuser.id", index=True)
+    created_at: float = 0.0
+    changed_at: float = 0.0
+
+
+class Profile(SQLModel, table=True):
+    """A presence profile of an extension (Working, Lunch, Meeting, Off …).
+
+    ``accept`` says which calls come through (direct calls, queue/group calls,
+    both, none); the others go to ``divert``: ``voicemail``, a number, or
+    nothing (busy).  ``caller_id`` is the number shown on outgoing calls.
+    ``calendar_match`` lists words of calendar event titles that switch to it
+    (``*`` = any event).
+    """
+
+    __table_args__ = (UniqueConstraint("organisation_id", "extension", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    extension: str = Field(index=True, max_length=40)
+    name: str = Field(max_length=40)
+    accept: str = Field(default="both", max_length=10)  # a PROFILE_ACCEPTS value
+    divert: str = Field(default="", max_length=80)
+    caller_id: str = Field(default="", max_length=40)
+    calendar_match: str = Field(default="", max_length=400)
+
+
+class ProfileSchedule(SQLModel, table=True):
+    """A weekly rule: on these days between start and end, this profile is active."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    extension: str = Field(index=True, max_length=40)
+    profile_id: int = Field(foreign_key="profile.id", index=True)
+    days: str = Field(default="mon,tue,wed,thu,fri", max_length=40)
+    start: str = Field(max_length=5)  # HH:MM, organisation time zone
+    end: str = Field(max_length=5)
+
+
+class CalendarEvent(SQLModel, table=True):
+    """An event of an extension's calendar (from its ICS URL or an upload)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    extension: str = Field(index=True, max_length=40)
+    uid: str = Field(default="", max_length=300)
+    summary: str = Field(default="", max_length=400)
+    starts_at: float = Field(index=True)
+    ends_at: float = Field(index=True)
+
+
+class Voicemail(SQLModel, table=True):
+    """A message left in a mailbox: the WAV under the data directory and its facts."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int | None = Field(default=None, index=True)
+    mailbox: str = Field(index=True, max_length=40)
+    caller: str = Field(default="", max_length=80)
+    call_id: str = Field(default="", max_length=300)
+    path: str = Field(max_length=1000)
+    duration: float = 0.0
+    created_at: float = Field(index=True)
+    heard: bool = False
+
+
+class ConferenceRoom(SQLModel, table=True):
+    """A dial-in conference room (a switchboard service counted by the plan)."""
+
+    __table_args__ = (UniqueConstraint("organisation_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    number: str = Field(index=True, max_length=40)
+    name: str = Field(default="", max_length=200)
+    pin: str = Field(default="", max_length=12)
+    moderator_pin: str = Field(default="", max_length=12)
+    record: bool = False
+    owner: str = Field(default="", max_length=40)  # a personal room: its extension moderates

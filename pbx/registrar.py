@@ -28,26 +28,20 @@ class RegistrarPolicy:
     max_contacts: int = 10
 
 
-def aor_for(user: str, realm: str) -> str:
-    """The canonical address-of-record: every served host maps to the realm."""
-    return f"sip:{user}@{realm}"
-
-
 class Registrar:
     """Applies REGISTER requests to a :class:`LocationService`."""
 
-    def __init__(self, location: LocationService, realm: str, policy: RegistrarPolicy) -> None:
+    def __init__(self, location: LocationService, policy: RegistrarPolicy) -> None:
         self.location = location
-        self.realm = realm
         self.policy = policy
 
-    def register(self, request: Request, username: str, flow: Flow, now: float) -> Response:
-        """Process an authenticated REGISTER from ``username`` and build the answer."""
+    def register(self, request: Request, user: str, aor: str, flow: Flow, now: float) -> Response:
+        """Process a REGISTER authenticated for extension ``user`` (whose
+        address-of-record is ``aor``) and build the answer."""
         to_user = request.to_addr.uri.user
-        if to_user != username:
-            log.warning("REGISTER for %s by authenticated user %s refused", to_user, username)
+        if to_user != user:
+            log.warning("REGISTER for %s by a login of %s refused", to_user, user)
             return make_response(request, 403, "Forbidden - To does not match user", to_tag=new_tag())
-        aor = aor_for(username, self.realm)
 
         if request.contact_star:
             return self._remove_all(request, aor, now)

@@ -1,11 +1,12 @@
 """The dial plan: what a dialled number means (pure).
 
-``Router.resolve`` turns a number into a small typed destination.  Extensions
-and ring groups come from the directory; switchboard services (IVR, queues,
-voicemail, conference rooms: later issues) register their numbers with
-``Router.add_service``, so the B2BUA never learns their insides.  Ring
-strategies order the members of a ring group into ring steps, remembering
-who answered so round-robin and least-recent spread the calls.
+``Router.resolve`` turns a number dialled within an organisation (a
+:class:`~pbx.directory.Tenant`) into a small typed destination: extensions,
+ring groups, numbers and switchboard services (conference rooms today; IVRs,
+queues and shared voicemail join the same way) all come from the tenant, so
+the B2BUA never learns their insides.  Ring strategies order the members of
+a ring group into ring steps, remembering who answered so round-robin and
+least-recent spread the calls.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pbx.directory import Directory
+from pbx.directory import Tenant
 from pbx.models import RingGroup
 
 MAX_FORWARD_HOPS = 5
@@ -66,85 +67,78 @@ class RingStep:
 class RingMemory:
     """What strategies remember between calls: answers per member and when."""
 
-    last_answer: dict[str, float] = field(default_factory=dict)
-    answers: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    next_start: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    last_answer: dict[tuple[int, str], float] = field(default_factory=dict)
+    answers: dict[tuple[int, str], int] = field(default_factory=lambda: defaultdict(int))
+    next_start: dict[tuple[int, str], int] = field(default_factory=lambda: defaultdict(int))
 
 
 class Router:
-    """Resolves numbers and plans ring groups."""
+    """Resolves numbers and plans ring groups, within one tenant at a time."""
 
-    def __init__(self, directory: Directory, rng: random.Random | None = None) -> None:
-        self.directory = directory
-        self.services: dict[str, ServiceDest] = {}
-        self.personal_prefix = ""  # dial prefix + extension for its personal conference room
+    def __init__(self, personal_prefix: str = "", rng: random.Random | None = None) -> None:
+        self.personal_prefix = personal_prefix  # prefix + extension: its personal conference room
         self.memory = RingMemory()
         self.rng = rng or random.Random()
 
-    def add_service(self, number: str, dest: ServiceDest) -> None:
-        self.services[number] = dest
-
-    def resolve(self, number: str, _hops: int = 0) -> Destination:
-        did = self.directory.numbers.get(number)
+    def resolve(self, tenant: Tenant, number: str, _hops: int = 0) -> Destination:
+        did = tenant.numbers.get(number)
         if did is not None and _hops < MAX_FORWARD_HOPS:
-            return self.resolve(did.target, _hops + 1)  # a DID reaches whatever its target is
+            return self.resolve(tenant, did.target, _hops + 1)  # a DID reaches its target
         if number == "*8":
             return PickupDest()
-        if number.startswith("**") and number[2:] in self.directory.extensions:
+        if number.startswith("**") and number[2:] in tenant.extensions:
             return PickupDest(number[2:])
-        if number in self.directory.extensions:
+        if number in tenant.extensions:
             return ExtensionDest(number)
-        if number in self.directory.ring_groups:
+        if number in tenant.ring_groups:
             return RingGroupDest(number)
-        if number in self.services:
-            return self.services[number]
-        if self.room_owner(number) is not None:
+        if number in tenant.rooms or self.room_owner(tenant, number) is not None:
             return ServiceDest("conference", number)
         return Unknown(number)
 
-    def room_owner(self, number: str) -> str | None:
+    def room_owner(self, tenant: Tenant, number: str) -> str | None:
         """The extension whose personal room ``number`` is (Telavox: everyone has one)."""
         prefix = self.personal_prefix
-        if prefix and number.startswith(prefix) and number[len(prefix):] in self.directory.extensions:
+        if prefix and number.startswith(prefix) and number[len(prefix):] in tenant.extensions:
             return number[len(prefix):]
         return None
 
-    def plan(self, group: RingGroup, now: float) -> list[RingStep]:
+    def plan(self, tenant: Tenant, group: RingGroup, now: float) -> list[RingStep]:
         """The order a ring group's members are rung in, by its strategy."""
-        members = [m for m in group.members.split(",") if m in self.directory.extensions]
+        members = [m for m in group.members.split(",") if m in tenant.extensions]
         if not members:
             return []
         if group.strategy == "ringall":
             return [RingStep(tuple(members), group.timeout)]
-        ordered = self._order(group, members, now)
+        ordered = self._order(tenant.id, group, members)
         steps = [RingStep((m,), group.member_timeout) for m in ordered]
         return _clip(steps, group.timeout)
 
-    def _order(self, group: RingGroup, members: list[str], now: float) -> list[str]:
+    def _order(self, org: int, group: RingGroup, members: list[str]) -> list[str]:
         memory = self.memory
         if group.strategy == "linear":
             return members
         if group.strategy == "roundrobin":
-            start = memory.next_start[group.number] % len(members)
+            start = memory.next_start[org, group.number] % len(members)
             return members[start:] + members[:start]
         if group.strategy == "leastrecent":
-            return sorted(members, key=lambda m: memory.last_answer.get(m, 0.0))
+            return sorted(members, key=lambda m: memory.last_answer.get((org, m), 0.0))
         if group.strategy == "fewestcalls":
-            return sorted(members, key=lambda m: memory.answers[m])
+            return sorted(members, key=lambda m: memory.answers[org, m])
         shuffled = list(members)
         self.rng.shuffle(shuffled)
         return shuffled
 
-    def answered(self, group_number: str | None, member: str, now: float) -> None:
+    def answered(self, tenant: Tenant, group_number: str | None, member: str, now: float) -> None:
         """Remember who answered, for the strategies that spread calls."""
-        self.memory.last_answer[member] = now
-        self.memory.answers[member] += 1
-        if group_number is not None:
-            group = self.directory.ring_groups.get(group_number)
-            if group is not None:
-                members = [m for m in group.members.split(",") if m]
-                if member in members:
-                    self.memory.next_start[group_number] = members.index(member) + 1
+        org = tenant.id
+        self.memory.last_answer[org, member] = now
+        self.memory.answers[org, member] += 1
+        group = tenant.ring_groups.get(group_number) if group_number is not None else None
+        if group is not None:
+            members = [m for m in group.members.split(",") if m]
+            if member in members:
+                self.memory.next_start[org, group.number] = members.index(member) + 1
 
 
 def _clip(steps: Sequence[RingStep], total: float) -> list[RingStep]:

@@ -9,7 +9,6 @@ This module owns the clock and the one timer; everything it calls is pure.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import secrets
 import socket
@@ -26,13 +25,15 @@ from media.prompts import PromptLibrary, build_prompts
 from media.relay import MediaRelay
 from pbx.authn import RequestAuthenticator
 from pbx.b2bua import B2BUA
-from pbx.config import Config, ConferenceConfig
-from pbx.directory import Directory
+from pbx.config import Config
+from pbx.directory import Directory, Tenant
+from pbx.events import EventBus, Registered
 from pbx.location import Flow, LocationService
-from pbx.models import Cdr, Recording
+from pbx.models import Cdr, ConferenceRoom, Recording
+from pbx.mqtt import MqttPublisher
 from pbx.pike import AuthFailureGuard
 from pbx.registrar import Registrar, RegistrarPolicy
-from pbx.router import Router, ServiceDest
+from pbx.router import Router
 from pbx.sip.auth import DigestAuthenticator
 from pbx.sip.errors import ParseError, SipError
 from pbx.sip.message import Request, Response, make_response, new_tag
@@ -77,11 +78,11 @@ class SipServer:
         general = config.general
         self.config = config
         self.store = store
-        self.directory = Directory(store)
+        hostname = socket.gethostname().lower()
+        self.directory = Directory(store, general.realm, (*general.domains, hostname))
         self.location = LocationService()
         self.registrar = Registrar(
             self.location,
-            general.realm,
             RegistrarPolicy(
                 general.min_expires, general.max_expires, general.default_expires,
                 general.max_contacts,
@@ -96,14 +97,12 @@ class SipServer:
             nonce_ttl=general.nonce_ttl,
             algorithms=general.auth_algorithms,
         )
-        self.authenticator = RequestAuthenticator(digest, self.guard, self.directory.password_for)
+        self.authenticator = RequestAuthenticator(digest, self.guard)
         self.transactions = TransactionLayer()
         self.transports: dict[str, UdpTransport | StreamTransport] = {}
-        self.router = Router(self.directory)
-        self.conferences = {room.number: room for room in config.conferences}
-        self.router.personal_prefix = config.general.personal_room_prefix
-        for room in config.conferences:
-            self.router.add_service(room.number, ServiceDest("conference", room.number))
+        self.router = Router(general.personal_room_prefix)
+        self.events = EventBus()
+        self.mqtt: MqttPublisher | None = None
         self.engine = MediaEngine()
         self.prompts = PromptLibrary(config.data_path / "prompts", config.general.language)
         self.relay: MediaRelay | None = None
@@ -113,8 +112,6 @@ class SipServer:
             "OPTIONS": self._on_options,
         }
         self._cdr_tasks: set[asyncio.Task[None]] = set()
-        self.domains = {d.lower() for d in (general.realm, *general.domains, "localhost")}
-        self.domains.add(socket.gethostname().lower())
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flush_task: asyncio.Task[None] | None = None
@@ -161,8 +158,17 @@ class SipServer:
             UPDATE=b2bua.on_update,
         )
         self._flush_task = asyncio.create_task(self._flush_loop())
+        if general.mqtt_url:
+            self.mqtt = MqttPublisher(general.mqtt_url, self.events, self._slug_of)
+            self.mqtt.start()
+
+    def _slug_of(self, organisation: int) -> str:
+        tenant = self.directory.tenants.get(organisation)
+        return tenant.slug if tenant is not None else str(organisation)
 
     async def stop(self) -> None:
+        if self.mqtt is not None:
+            await self.mqtt.stop()
         if self._flush_task is not None:
             self._flush_task.cancel()
         if self._timer is not None:
@@ -280,6 +286,12 @@ class SipServer:
         """The event loop the SIP side runs on (for threads that must hand work to it)."""
         return self._loop
 
+    def end_calls_of(self, organisation: int, number: str) -> None:
+        """End the live calls of an organisation's extension ``number``; callable
+        from any thread (the admin API's workers), the work runs on the SIP loop."""
+        if self.b2bua is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self.b2bua.end_calls_of, organisation, number)
+
     def send_request(self, request: Request, flow: Flow) -> object:
         """Start a client transaction to ``flow``; returns it for matching responses."""
         assert self._loop is not None
@@ -309,14 +321,15 @@ class SipServer:
             return socket.gethostbyname(socket.gethostname())
         return general.bind
 
-    def conference(self, room: str) -> ConferenceConfig | None:
-        """A configured room, or an extension's personal room (prefix + number)."""
-        if room in self.conferences:
-            return self.conferences[room]
-        owner = self.router.room_owner(room)
+    def conference(self, tenant: Tenant, number: str) -> ConferenceRoom | None:
+        """A tenant's conference room, or an extension's personal room (prefix + number)."""
+        if number in tenant.rooms:
+            return tenant.rooms[number]
+        owner = self.router.room_owner(tenant, number)
         if owner is None:
             return None
-        return ConferenceConfig(number=room, name=f"Room of {owner}", owner=owner)
+        return ConferenceRoom(organisation_id=tenant.id, number=number,
+                              name=f"Room of {owner}", owner=owner)
 
     def write_cdr(self, cdr: Cdr) -> None:
         """Store a call record off the event loop; a failure is logged, never raised."""
@@ -404,13 +417,6 @@ class SipServer:
     def allow_header(self) -> str:
         return ", ".join(sorted(set(self.handlers) | {"ACK"}))
 
-    def serves_host(self, host: str) -> bool:
-        """Is ``host`` one of ours?  IP literals are: a B2BUA never relays by IP."""
-        try:
-            ipaddress.ip_address(host)
-            return True
-        except ValueError:
-            return host.lower() in self.domains
 
     # ---------------------------------------------------------------- handlers
 
@@ -427,20 +433,33 @@ class SipServer:
             self.respond(make_response(request, 416, "Unsupported URI Scheme - To/From",
                                        to_tag=new_tag()))
             return
-        if not self.serves_host(request.uri.host):
+        tenant = self.directory.tenant_for(request.uri.host)
+        if tenant is None:
             log.info("REGISTER for foreign domain %s from %s", request.uri.host, flow.host)
             self.respond(make_response(request, 403, "Forbidden - Domain not served", to_tag=new_tag()))
             return
         now = time.time()
-        decision = self.authenticator.check(request, flow.host, now)
+        decision = self.authenticator.check(request, flow.host, now, tenant.password_for)
         if decision.response is not None:
             self.respond(decision.response)
             return
         assert decision.username is not None
-        response = self.registrar.register(request, decision.username, flow, now)
-        if response.status == 200:
-            log.debug("REGISTER %s from %s:%d ok", decision.username, flow.host, flow.port)
+        login = tenant.login(decision.username)
+        assert login is not None
+        ext = login[0]
+        if ext.number in tenant.unlicensed:
+            log.info("REGISTER %s@%s refused: no active license", ext.number, tenant.domain)
+            self.respond(make_response(request, 403, "Forbidden - No active license",
+                                       to_tag=new_tag()))
+            return
+        aor = tenant.aor(ext.number)
+        response = self.registrar.register(request, ext.number, aor, flow, now)
         self.respond(response)
+        if response.status == 200:
+            log.debug("REGISTER %s (%s) from %s:%d ok", ext.number, decision.username,
+                      flow.host, flow.port)
+            contacts = len(self.location.lookup(aor, now))
+            self.events.publish(Registered(tenant.id, ext.number, contacts, now))
 
     # ------------------------------------------------------------------ output
 

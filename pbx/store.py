@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 from pathlib import Path
 
-from sqlalchemy import delete, event
+from sqlalchemy import delete, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine, select
@@ -17,7 +18,8 @@ from sqlmodel import Session, SQLModel, create_engine, select
 from pbx.config import Config
 from pbx.location import Binding as Registration
 from pbx.models import (
-    DEFAULT_ORGANISATION, Binding, Cdr, Extension, Number, Organisation, Recording, RingGroup,
+    DEFAULT_ORGANISATION, Binding, Cdr, ConferenceRoom, Extension, Number, Organisation,
+    Recording, RingGroup,
 )
 
 log = logging.getLogger("pbx.store")
@@ -51,6 +53,32 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def add_missing_columns(engine: Engine) -> None:
+    """Add the columns a newer version's models have and an older store lacks.
+
+    ``create_all`` makes missing tables but never alters existing ones; new
+    columns always have defaults, so adding them is all an upgrade needs.
+    """
+    existing = inspect(engine)
+    with engine.begin() as connection:
+        for table in SQLModel.metadata.sorted_tables:
+            if not existing.has_table(table.name):
+                continue
+            present = {column["name"] for column in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                kind = column.type.compile(dialect=engine.dialect)
+                default = column.default.arg if column.default is not None else None
+                clause = "" if default is None or callable(default) else f" DEFAULT {default!r}"
+                if isinstance(default, bool):
+                    clause = f" DEFAULT {int(default)}" if engine.dialect.name == "sqlite" \
+                        else f" DEFAULT {str(default).lower()}"
+                connection.execute(text(
+                    f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}{clause}'))
+                log.info("store: added column %s.%s", table.name, column.name)
+
+
 def _upsert_insert(engine: Engine):  # type: ignore[no-untyped-def]
     """The dialect's INSERT that knows ON CONFLICT."""
     if engine.dialect.name == "postgresql":
@@ -67,15 +95,17 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         SQLModel.metadata.create_all(self.engine)
+        add_missing_columns(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
 
     def seed(self, config: Config) -> None:
-        """Create the default organisation and the extensions of the config file.
+        """Create the default organisation and the extensions, ring groups,
+        conference rooms and numbers of the config file.
 
-        Existing extensions are left as they are: once seeded, the store (and
-        the admin API that edits it) owns them.
+        Existing ones are left as they are: once seeded, the store (and the
+        admin API that edits it) owns them.
         """
         with Session(self.engine) as session:
             org = session.exec(
@@ -134,6 +164,16 @@ class Store:
                     )
                 )
                 log.info("seeded ring group %s", group.number)
+            rooms = set(session.exec(
+                select(ConferenceRoom.number).where(ConferenceRoom.organisation_id == org.id)
+            ).all())
+            for room in config.conferences:
+                if room.number not in rooms:
+                    session.add(ConferenceRoom(
+                        organisation_id=org.id, number=room.number, name=room.name,
+                        pin=room.pin, moderator_pin=room.moderator_pin, record=room.record,
+                    ))
+                    log.info("seeded conference room %s", room.number)
             numbers = set(
                 session.exec(select(Number.number).where(Number.organisation_id == org.id)).all()
             )
@@ -144,18 +184,11 @@ class Store:
                     log.info("seeded number %s → %s", entry.number, entry.target)
             session.commit()
 
-    def numbers(self) -> list[Number]:
+    def rows(self, *models: type[SQLModel]) -> list[list[Any]]:
+        """Every row of each table, in one session (detached copies: the
+        directory keeps them in memory)."""
         with Session(self.engine) as session:
-            return list(session.exec(select(Number)).all())
-
-    def extensions(self) -> list[Extension]:
-        """Every extension (detached copies: the directory keeps them in memory)."""
-        with Session(self.engine) as session:
-            return list(session.exec(select(Extension)).all())
-
-    def ring_groups(self) -> list[RingGroup]:
-        with Session(self.engine) as session:
-            return list(session.exec(select(RingGroup)).all())
+            return [list(session.exec(select(model)).all()) for model in models]
 
     def add_cdr(self, cdr: Cdr) -> None:
         with Session(self.engine) as session:

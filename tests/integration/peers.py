@@ -108,6 +108,20 @@ class Pbx:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    @property
+    def api(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.http_port}/api"
+
+    def admin_headers(self) -> dict[str, str]:
+        """A bearer token of the bootstrap admin (password from the environment
+        or the file the PBX generated)."""
+        password = os.environ.get("PBX_ADMIN_PASSWORD") or (
+            self.data_dir / "admin-password").read_text().strip()
+        response = httpx.post(f"{self.api}/login", json={"username": "admin", "password": password})
+        response.raise_for_status()
+        return {"Authorization": f"Bearer {response.json()['token']}"}
+
 
 def write_config(
     path: Path, extensions: dict[str, str], sections: str = "", **general: object
@@ -324,3 +338,35 @@ def baresip_phone(
             except subprocess.TimeoutExpired:
                 phone.process.kill()
                 phone.process.wait()
+
+
+@contextmanager
+def mqtt_broker(tmp: Path) -> Iterator[tuple[str, int]]:
+    """The machine's MQTT broker on 127.0.0.1:1883 when one runs, else a
+    mosquitto of our own on a free loopback port, stopped afterwards."""
+    try:
+        socket.create_connection(("127.0.0.1", 1883), timeout=1).close()
+        yield "127.0.0.1", 1883
+        return
+    except OSError:
+        pass
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = free_ports(1)
+    config = tmp / "mosquitto.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    broker = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or broker.poll() is not None:
+                    raise RuntimeError("mosquitto did not start") from None
+                time.sleep(0.1)
+        yield "127.0.0.1", port
+    finally:
+        broker.terminate()
+        broker.wait(10)

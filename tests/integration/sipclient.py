@@ -18,8 +18,11 @@ from pbx.sip.parser import StreamFramer, parse_message
 class SipClient:
     """One socket (UDP, TCP or TLS) to the PBX, sending requests and reading responses."""
 
-    def __init__(self, host: str, port: int, transport: str = "UDP", source: str | None = None):
+    def __init__(self, host: str, port: int, transport: str = "UDP", source: str | None = None,
+                 domain: str | None = None):
+        """``domain``: the SIP domain in URIs (an organisation's); default the PBX's address."""
         self.host, self.port, self.transport = host, port, transport.upper()
+        self.domain = domain
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         kind = socket.SOCK_DGRAM if self.transport == "UDP" else socket.SOCK_STREAM
         self.sock = socket.socket(family, kind)
@@ -149,10 +152,9 @@ class SipClient:
         first = self.receive(wait)
         if first is not None and first.status == 407:
             self.ack_failure(first)
-            server = f"[{self.host}]" if ":" in self.host else self.host
             authorization = build_authorization(
                 first.headers.get("Proxy-Authenticate") or "", method="INVITE",
-                uri=f"sip:{target}@{server}:{self.port}", username=user, password=password,
+                uri=self.uri(target), username=user, password=password,
             )
             self.invite_text = self.request(
                 "INVITE", user, to=target, body=body, authorization=authorization,
@@ -214,6 +216,16 @@ class SipClient:
         host = f"[{self.local_host}]" if ":" in self.local_host else self.local_host
         return f"{host}:{self.local_port}"
 
+    def uri(self, user: str | None = None, *, port: bool = True) -> str:
+        """``sip:user@`` our domain, or the PBX's address (with its port for a Request-URI)."""
+        if self.domain:
+            server = self.domain
+        else:
+            server = f"[{self.host}]" if ":" in self.host else self.host
+            if port:
+                server += f":{self.port}"
+        return f"sip:{user}@{server}" if user else f"sip:{server}"
+
     def request(
         self,
         method: str,
@@ -227,13 +239,11 @@ class SipClient:
     ) -> str:
         """Send a request from ``user``; returns its text (without a final body)."""
         self.cseq += 1
-        server = f"[{self.host}]" if ":" in self.host else self.host
-        target = f"sip:{to}@{server}:{self.port}" if to else f"sip:{server}:{self.port}"
         lines = [
-            f"{method} {target} SIP/2.0",
+            f"{method} {self.uri(to)} SIP/2.0",
             f"Via: SIP/2.0/{self.transport} {self.host_port()};branch=z9hG4bK{uuid.uuid4().hex};rport",
-            f"From: <sip:{user}@{server}>;tag={self.tag}",
-            f"To: <sip:{to or user}@{server}>",
+            f"From: <{self.uri(user, port=False)}>;tag={self.tag}",
+            f"To: <{self.uri(to or user, port=False)}>",
             f"Call-ID: {self.call_id}",
             f"CSeq: {self.cseq} {method}",
             "Max-Forwards: 70",
@@ -271,11 +281,10 @@ class SipClient:
         challenge = self.receive()
         if challenge is None or challenge.status != 401:
             return challenge
-        server = f"[{self.host}]" if ":" in self.host else self.host
         authorization = build_authorization(
             challenge.headers.get("WWW-Authenticate") or "",
             method="REGISTER",
-            uri=f"sip:{server}:{self.port}",
+            uri=self.uri(),
             username=user,
             password=password,
         )

@@ -78,6 +78,45 @@ def test_a_new_extension_registers_at_once_and_secrets_stay_hidden(pbx: Pbx) -> 
     assert '"dnd": false' in update["before"] and '"dnd": true' in update["after"]
 
 
+def test_api_tokens_and_logout(pbx: Pbx) -> None:
+    headers = login(pbx, "admin", ADMIN_PASSWORD)
+    made = httpx.post(f"{api(pbx)}/tokens", headers=headers, json={"name": "crm", "expires_in_days": 30})
+    assert made.status_code == 201 and made.json()["expires_at"] > time.time() + 29 * 86400
+    crm = {"Authorization": f"Bearer {made.json()['token']}"}
+    assert httpx.get(f"{api(pbx)}/me", headers=crm).json()["username"] == "admin"
+    listed = httpx.get(f"{api(pbx)}/tokens", headers=headers).json()
+    assert [t["name"] for t in listed] == ["crm"] and made.json()["token"] not in str(listed)
+    assert httpx.delete(f"{api(pbx)}/tokens/{made.json()['id']}", headers=headers).status_code == 204
+    assert httpx.get(f"{api(pbx)}/me", headers=crm).status_code == 401
+    assert httpx.post(f"{api(pbx)}/logout", headers=headers).status_code == 204
+    assert httpx.get(f"{api(pbx)}/me", headers=headers).status_code == 401
+
+
+def test_two_factor_login(pbx: Pbx) -> None:
+    import pyotp
+
+    headers = login(pbx, "admin", ADMIN_PASSWORD)
+    assert httpx.post(f"{api(pbx)}/users", headers=headers, json={
+        "username": "careful", "password": "careful-pass-123", "role": "supervisor"}).status_code == 201
+    mine = login(pbx, "careful", "careful-pass-123")
+    assert httpx.post(f"{api(pbx)}/me/totp/confirm", headers=mine, json={"otp": "123456"}).status_code == 409
+    enrolment = httpx.post(f"{api(pbx)}/me/totp", headers=mine).json()
+    assert enrolment["uri"].startswith("otpauth://totp/")
+    totp = pyotp.TOTP(enrolment["secret"])
+    wrong = str((int(totp.now()) + 1) % 1_000_000).zfill(6)
+    assert httpx.post(f"{api(pbx)}/me/totp/confirm", headers=mine, json={"otp": wrong}).status_code == 422
+    assert httpx.post(f"{api(pbx)}/me/totp/confirm", headers=mine,
+                      json={"otp": totp.now()}).json() == {"enabled": True}
+    body = {"username": "careful", "password": "careful-pass-123"}
+    refused = httpx.post(f"{api(pbx)}/login", json=body)
+    assert refused.status_code == 401 and "one-time code" in refused.text
+    assert httpx.post(f"{api(pbx)}/login", json={**body, "otp": wrong}).status_code == 401
+    # the code of the next time step (the confirmation used this one's)
+    code = totp.at(time.time() + 30)
+    assert httpx.post(f"{api(pbx)}/login", json={**body, "otp": code}).status_code == 200
+    assert httpx.post(f"{api(pbx)}/login", json={**body, "otp": code}).status_code == 401  # replay
+
+
 def test_validation_errors_name_the_field(pbx: Pbx) -> None:
     headers = login(pbx, "admin", ADMIN_PASSWORD)
     bad = httpx.post(f"{api(pbx)}/extensions", headers=headers, json={"number": "no spaces here"})
@@ -92,7 +131,7 @@ def test_validation_errors_name_the_field(pbx: Pbx) -> None:
 def test_roles(pbx: Pbx) -> None:
     headers = login(pbx, "admin", ADMIN_PASSWORD)
     created = httpx.post(f"{api(pbx)}/users", headers=headers, json={
-        "username": "agent1", "password": "agent-pass-12345", "role": "agent", "extension": "1001"})
+        "username": "agent1", "password": "agent-pass-12345", "role": "agent", "extension": "2001"})
     assert created.status_code == 201
     agent = login(pbx, "agent1", "agent-pass-12345")
     assert httpx.post(f"{api(pbx)}/extensions", headers=agent, json={"number": "2002"}).status_code == 403
@@ -114,27 +153,55 @@ def test_call_records_and_csv(pbx: Pbx) -> None:
 
 
 def test_one_organisation_cannot_see_another(pbx: Pbx) -> None:
-    engine = make_engine(f"sqlite:///{pbx.data_dir / 'pbx.sqlite3'}")
-    with Session(engine) as session:
-        other = Organisation(slug="other", name="Other AB", domain="other.test")
-        session.add(other)
-        session.commit()
-        assert other.id is not None
-        session.add(ApiUser(organisation_id=other.id, username="other-admin",
-                            password_hash=hash_password("other-pass-1234"), role="admin"))
-        session.add(Extension(organisation_id=other.id, number="3001", secret="x" * 20))
-        session.commit()
-    engine.dispose()
+    ours = login(pbx, "admin", ADMIN_PASSWORD)
+    other = {"slug": "other", "name": "Other AB", "domain": "other.test", "plan": "free",
+             "admin": {"username": "other-admin", "password": "other-pass-1234"}}
+    created = httpx.post(f"{api(pbx)}/organisations", headers=ours, json=other)
+    assert created.status_code == 201, created.text
+    assert httpx.post(f"{api(pbx)}/organisations", headers=ours, json=other).status_code == 409
     theirs = login(pbx, "other-admin", "other-pass-1234")
+    # their own organisation only; no creating others, no plan changes
+    assert [o["slug"] for o in httpx.get(f"{api(pbx)}/organisations", headers=theirs).json()["items"]] == ["other"]
+    assert httpx.post(f"{api(pbx)}/organisations", headers=theirs,
+                      json={**other, "slug": "third", "domain": "third.test"}).status_code == 403
+    assert httpx.patch(f"{api(pbx)}/organisations/{created.json()['id']}", headers=theirs,
+                       json={"plan": "unlimited"}).status_code == 403
+    secrets = {}
+    for number in ("3001", "1001"):  # 1001 exists in both organisations
+        made = httpx.post(f"{api(pbx)}/extensions", headers=theirs, json={"number": number})
+        assert made.status_code == 201
+        secrets[number] = made.json()["secret"]
     numbers = [e["number"] for e in httpx.get(f"{api(pbx)}/extensions", headers=theirs).json()["items"]]
-    assert numbers == ["3001"]
-    assert httpx.get(f"{api(pbx)}/extensions/1001", headers=theirs).status_code == 404
-    assert httpx.patch(f"{api(pbx)}/extensions/1001", headers=theirs, json={"dnd": True}).status_code == 404
-    assert httpx.delete(f"{api(pbx)}/extensions/1001", headers=theirs).status_code == 404
+    assert numbers == ["1001", "3001"]
+    assert httpx.get(f"{api(pbx)}/extensions/2001", headers=theirs).status_code == 404
+    assert httpx.patch(f"{api(pbx)}/extensions/2001", headers=theirs, json={"dnd": True}).status_code == 404
+    assert httpx.delete(f"{api(pbx)}/extensions/2001", headers=theirs).status_code == 404
     assert not any(c["caller"] == "1001" for c in
                    httpx.get(f"{api(pbx)}/cdrs", headers=theirs).json()["items"])
-    ours = login(pbx, "admin", ADMIN_PASSWORD)
     assert httpx.get(f"{api(pbx)}/extensions/3001", headers=ours).status_code == 404
+    assert httpx.get(f"{api(pbx)}/organisations/1", headers=theirs).status_code == 404
+    # SIP: phones of the other organisation live in its own domain
+    with SipClient(pbx.host, pbx.sip_port, domain="other.test") as phone, \
+            SipClient(pbx.host, pbx.sip_port, domain="other.test") as caller:
+        wrong = phone.register("1001", "pw-1001-secret")  # our 1001's password
+        assert wrong is not None and wrong.status == 403
+        phone.call_id += "-2"
+        assert phone.register("1001", secrets["1001"],
+                              contacts=[f"<sip:1001@{phone.host_port()}>"]).status == 200  # type: ignore[union-attr]
+        picked: list = []  # type: ignore[type-arg]
+
+        def pick_up() -> None:
+            invite = phone.receive_request(5, "INVITE")
+            assert invite is not None and invite.from_addr.uri.host == "other.test"
+            picked.append(phone.respond(invite, 486))
+
+        worker = threading.Thread(target=pick_up)
+        worker.start()
+        _, busy = caller.invite("3001", secrets["3001"], "1001")
+        worker.join()
+        assert picked and busy is not None and busy.status == 486  # their 1001 rang, not ours
+    with SipClient(pbx.host, pbx.sip_port) as stranger:  # by IP: the default organisation
+        assert stranger.register("3001", secrets["3001"]).status == 403  # type: ignore[union-attr]
 
 
 def test_login_is_rate_limited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

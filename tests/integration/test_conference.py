@@ -193,8 +193,10 @@ def test_moderator_mutes_and_locks(tmp_path: Path) -> None:
                 key_in(rtp, media_port, keys, 100)
                 phones.append((client, rtp, media_port, ok))
 
+            headers = pbx.admin_headers()
+
             def rooms() -> list[dict]:  # type: ignore[type-arg]
-                return httpx.get(f"http://{pbx.host}:{pbx.http_port}/api/conferences").json()
+                return httpx.get(f"{pbx.api}/conferences", headers=headers).json()
 
             deadline = time.monotonic() + 3
             while not rooms() or len(rooms()[0]["participants"]) < 2:
@@ -231,24 +233,28 @@ def test_invite_a_participant_out_of_the_room(tmp_path: Path) -> None:
     import httpx
 
     with running_pbx(tmp_path, USERS, sections=ROOMS) as pbx:
-        api = f"http://{pbx.host}:{pbx.http_port}/api/conferences"
+        api = f"{pbx.api}/conferences"
+        headers = pbx.admin_headers()
         with SipClient(pbx.host, pbx.sip_port) as phone:
             response = phone.register("1003", USERS["1003"],
                                       contacts=[f"<sip:1003@{phone.host_port()}>"])
             assert response is not None and response.status == 200
-            assert httpx.post(f"{api}/999/invite", json={"number": "1003"}).status_code == 404
-            assert httpx.post(f"{api}/800/invite", json={"number": "no spaces"}).status_code == 422
-            accepted = httpx.post(f"{api}/800/invite", json={"number": "1003"})
+            assert httpx.post(f"{api}/800/invite", json={"number": "1003"}).status_code == 401
+            assert httpx.post(f"{api}/999/invite", json={"number": "1003"},
+                              headers=headers).status_code == 404
+            assert httpx.post(f"{api}/800/invite", json={"number": "no spaces"},
+                              headers=headers).status_code == 422
+            accepted = httpx.post(f"{api}/800/invite", json={"number": "1003"}, headers=headers)
             assert accepted.status_code == 202 and accepted.json()["call_id"]
             invite = phone.receive_request(5, "INVITE")
             assert invite is not None and invite.from_addr.uri.user == "800"
             phone.respond(invite, 200, body=phone.sdp(41200))
             assert phone.receive_request(3, "ACK") is not None
             deadline = time.monotonic() + 3
-            while not httpx.get(api).json():
+            while not httpx.get(api, headers=headers).json():
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
-            (room,) = httpx.get(api).json()
+            (room,) = httpx.get(api, headers=headers).json()
             assert room["room"] == "800" and len(room["participants"]) == 1
 
 
@@ -276,6 +282,7 @@ def test_everyone_has_a_personal_room(tmp_path: Path) -> None:
     import httpx
 
     with running_pbx(tmp_path, USERS) as pbx:
+        headers = pbx.admin_headers()
         with SipClient(pbx.host, pbx.sip_port) as guest, SipClient(pbx.host, pbx.sip_port) as owner:
             for client, number in ((guest, "1002"), (owner, "1001")):
                 client.call_id += f"-{number}"
@@ -284,7 +291,7 @@ def test_everyone_has_a_personal_room(tmp_path: Path) -> None:
                 client.in_dialog("ACK", ok, cseq=ok.cseq.number)
             deadline = time.monotonic() + 3
             while True:
-                rooms = httpx.get(f"http://{pbx.host}:{pbx.http_port}/api/conferences").json()
+                rooms = httpx.get(f"{pbx.api}/conferences", headers=headers).json()
                 if rooms and len(rooms[0]["participants"]) == 2:
                     break
                 assert time.monotonic() < deadline, rooms

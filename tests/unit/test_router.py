@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from pbx.config import Config, ExtensionConfig, General, NumberConfig, RingGroupConfig
-from pbx.directory import Directory
+from pbx.config import Config, ConferenceConfig, ExtensionConfig, General, NumberConfig, RingGroupConfig
+from pbx.directory import Directory, Tenant
 from pbx.router import (
     ExtensionDest, PickupDest, RingGroupDest, RingStep, Router, ServiceDest, Unknown,
 )
@@ -16,7 +16,7 @@ from pbx.store import Store
 MEMBERS = ("1001", "1002", "1003")
 
 
-def make_router(strategy: str, **group: object) -> Router:
+def make_router(strategy: str, **group: object) -> tuple[Router, Tenant]:
     config = Config(
         general=General(),
         extensions=tuple(ExtensionConfig(number=n, secret="s3cret") for n in (*MEMBERS, "1004")),
@@ -25,70 +25,71 @@ def make_router(strategy: str, **group: object) -> Router:
                 number="600", strategy=strategy, members=MEMBERS + ("9999",), **group  # type: ignore[arg-type]
             ),
         ),
+        conferences=(ConferenceConfig(number="800"),),
         numbers=(NumberConfig(number="+4681234567", target="600"),
                  NumberConfig(number="+4681234568", target="1004")),
     )
     store = Store("sqlite://")
     store.seed(config)
-    return Router(Directory(store), rng=random.Random(7))
+    return Router("8", rng=random.Random(7)), Directory(store, "pbx.test").default
 
 
 def test_resolve_kinds() -> None:
-    router = make_router("ringall")
-    router.add_service("700", ServiceDest("ivr", "main"))
-    assert router.resolve("1001") == ExtensionDest("1001")
-    assert router.resolve("600") == RingGroupDest("600")
-    assert router.resolve("700") == ServiceDest("ivr", "main")
-    assert router.resolve("*8") == PickupDest()
-    assert router.resolve("**1002") == PickupDest("1002")
-    assert router.resolve("**5555") == Unknown("**5555")
-    assert router.resolve("5555") == Unknown("5555")
+    router, tenant = make_router("ringall")
+    assert router.resolve(tenant, "1001") == ExtensionDest("1001")
+    assert router.resolve(tenant, "600") == RingGroupDest("600")
+    assert router.resolve(tenant, "800") == ServiceDest("conference", "800")
+    assert router.resolve(tenant, "81002") == ServiceDest("conference", "81002")  # personal room
+    assert router.resolve(tenant, "*8") == PickupDest()
+    assert router.resolve(tenant, "**1002") == PickupDest("1002")
+    assert router.resolve(tenant, "**5555") == Unknown("**5555")
+    assert router.resolve(tenant, "5555") == Unknown("5555")
     # DIDs reach what they point at
-    assert router.resolve("+4681234567") == RingGroupDest("600")
-    assert router.resolve("+4681234568") == ExtensionDest("1004")
+    assert router.resolve(tenant, "+4681234567") == RingGroupDest("600")
+    assert router.resolve(tenant, "+4681234568") == ExtensionDest("1004")
 
 
 def test_ringall_rings_every_known_member_at_once() -> None:
-    router = make_router("ringall", timeout=40)
-    group = router.directory.ring_groups["600"]
-    assert router.plan(group, 0.0) == [RingStep(MEMBERS, 40)]  # 9999 is no extension
+    router, tenant = make_router("ringall", timeout=40)
+    group = tenant.ring_groups["600"]
+    assert router.plan(tenant, group, 0.0) == [RingStep(MEMBERS, 40)]  # 9999 is no extension
 
 
 def test_linear_hunts_in_order_within_the_group_timeout() -> None:
-    router = make_router("linear", member_timeout=15, timeout=40)
-    group = router.directory.ring_groups["600"]
-    assert router.plan(group, 0.0) == [
+    router, tenant = make_router("linear", member_timeout=15, timeout=40)
+    group = tenant.ring_groups["600"]
+    assert router.plan(tenant, group, 0.0) == [
         RingStep(("1001",), 15), RingStep(("1002",), 15), RingStep(("1003",), 10),
     ]
 
 
 def test_roundrobin_starts_after_the_last_answerer() -> None:
-    router = make_router("roundrobin")
-    group = router.directory.ring_groups["600"]
-    first = [s.members[0] for s in router.plan(group, 0.0)]
+    router, tenant = make_router("roundrobin")
+    group = tenant.ring_groups["600"]
+    first = [s.members[0] for s in router.plan(tenant, group, 0.0)]
     assert first == ["1001", "1002", "1003"]
-    router.answered("600", "1002", 10.0)
-    assert [s.members[0] for s in router.plan(group, 11.0)] == ["1003", "1001", "1002"]
+    router.answered(tenant, "600", "1002", 10.0)
+    assert [s.members[0] for s in router.plan(tenant, group, 11.0)] == ["1003", "1001", "1002"]
 
 
 def test_leastrecent_and_fewestcalls() -> None:
-    router = make_router("leastrecent")
-    group = router.directory.ring_groups["600"]
-    router.answered("600", "1001", 10.0)
-    router.answered("600", "1003", 20.0)
-    assert [s.members[0] for s in router.plan(group, 30.0)] == ["1002", "1001", "1003"]
-    fewest = make_router("fewestcalls")
-    group = fewest.directory.ring_groups["600"]
+    router, tenant = make_router("leastrecent")
+    group = tenant.ring_groups["600"]
+    router.answered(tenant, "600", "1001", 10.0)
+    router.answered(tenant, "600", "1003", 20.0)
+    assert [s.members[0] for s in router.plan(tenant, group, 30.0)] == ["1002", "1001", "1003"]
+    fewest, tenant = make_router("fewestcalls")
+    group = tenant.ring_groups["600"]
     for member, times in (("1001", 3), ("1002", 1), ("1003", 2)):
         for _ in range(times):
-            fewest.answered("600", member, 1.0)
-    assert [s.members[0] for s in fewest.plan(group, 2.0)] == ["1002", "1003", "1001"]
+            fewest.answered(tenant, "600", member, 1.0)
+    assert [s.members[0] for s in fewest.plan(tenant, group, 2.0)] == ["1002", "1003", "1001"]
 
 
 def test_random_is_a_permutation() -> None:
-    router = make_router("random")
-    group = router.directory.ring_groups["600"]
-    orders = {tuple(s.members[0] for s in router.plan(group, 0.0)) for _ in range(30)}
+    router, tenant = make_router("random")
+    group = tenant.ring_groups["600"]
+    orders = {tuple(s.members[0] for s in router.plan(tenant, group, 0.0)) for _ in range(30)}
     assert all(sorted(order) == sorted(MEMBERS) for order in orders)
     assert len(orders) > 1
 

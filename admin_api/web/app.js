@@ -1,0 +1,242 @@
+// The admin pages: plain JS over the admin API (no build step).  The bearer
+// token lives in sessionStorage only; every view is a list with actions and
+// an "Add" form, described by the VIEWS table below.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+let token = sessionStorage.getItem("pbx-token");
+
+async function api(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    headers: { "Authorization": `Bearer ${token}`, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 401 && path !== "/api/login") { logout(); throw new Error("logged out"); }
+  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) throw new Error(reason(data) || `${response.status} ${response.statusText}`);
+  return data;
+}
+
+function reason(data) {
+  if (!data || data.detail === undefined) return "";
+  if (typeof data.detail === "string") return data.detail;
+  return data.detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
+}
+
+const post = (path) => (row) => api("POST", path.replace(/{(\w+)}/g, (_, k) => row[k]));
+const remove = (path) => (row) => api("DELETE", path.replace(/{(\w+)}/g, (_, k) => row[k]));
+
+// Each view: what to list, which columns, what can be added, what each row can do.
+const VIEWS = {
+  users: {
+    title: "Users", list: "/api/users", columns: ["id", "username", "role", "extension"],
+    create: { path: "/api/users", fields: ["username", "password:password", "role:admin|supervisor|agent|user", "extension"] },
+    actions: { Delete: remove("/api/users/{id}") },
+  },
+  extensions: {
+    title: "Extensions", list: "/api/extensions",
+    columns: ["number", "display_name", "dnd", "forward_always", "ring_timeout", "record"],
+    create: { path: "/api/extensions", fields: ["number", "display_name"], shows: "secret" },
+    actions: {
+      "DND on/off": (row) => api("PATCH", `/api/extensions/${row.number}`, { dnd: !row.dnd }),
+      Delete: remove("/api/extensions/{number}"),
+    },
+  },
+  devices: {
+    title: "Devices", list: "/api/devices",
+    columns: ["id", "extension", "kind", "vendor", "model", "mac", "label"],
+    create: { path: "/api/devices", fields: ["extension", "kind:desk|dect|softphone", "vendor:yealink|snom|grandstream|polycom|", "model", "mac", "label"], shows: "secret" },
+    actions: { Delete: remove("/api/devices/{id}") },
+  },
+  licenses: {
+    title: "Licenses", list: "/api/licenses", columns: ["id", "kind", "state", "user_id"],
+    create: { path: "/api/licenses", fields: ["kind:fixed|mobile|free"] },
+    actions: {
+      Assign: (row) => {
+        const user = prompt("Assign to user id");
+        return user && api("POST", `/api/licenses/${row.id}/assign`, { user_id: Number(user) });
+      },
+      Freeze: post("/api/licenses/{id}/freeze"),
+      Unfreeze: post("/api/licenses/{id}/unfreeze"),
+      Upgrade: post("/api/licenses/{id}/upgrade"),
+      Terminate: post("/api/licenses/{id}/terminate"),
+    },
+  },
+  numbers: {
+    title: "Numbers", list: "/api/numbers", columns: ["number", "target"],
+    create: { path: "/api/numbers", fields: ["number", "target"] },
+    actions: { Delete: remove("/api/numbers/{number}") },
+  },
+  services: {
+    title: "Switchboard services", list: "/api/services", columns: ["kind", "number", "name"],
+  },
+  ringgroups: {
+    title: "Ring groups", list: "/api/ringgroups", columns: ["number", "name", "strategy", "members"],
+    create: { path: "/api/ringgroups", fields: ["number", "name", "strategy:ringall|linear|roundrobin|leastrecent|fewestcalls|random", "members:list"] },
+    actions: { Delete: remove("/api/ringgroups/{number}") },
+  },
+  profiles: {
+    title: "Profiles", needs: "extension",
+    list: "/api/extensions/{extension}/profiles", columns: ["id", "name", "accept", "divert", "caller_id"],
+    create: { path: "/api/extensions/{extension}/profiles", fields: ["name", "accept:both|direct|queue|none", "divert", "caller_id"] },
+    actions: {
+      "Switch to": (row, ctx) => api("POST", `/api/extensions/${ctx.extension}/profile`, { profile_id: row.id }),
+      Delete: remove("/api/profiles/{id}"),
+    },
+  },
+  calls: {
+    title: "Calls", list: "/api/cdrs",
+    columns: ["started_at", "caller", "callee", "answered_by", "disposition", "billsec"],
+  },
+  audit: { title: "Audit log", list: "/api/audit", columns: ["at", "actor", "action", "target"] },
+};
+
+let current = "extensions";
+const context = {};
+
+function fill(path) { return path.replace(/{(\w+)}/g, (_, k) => encodeURIComponent(context[k] || "")); }
+
+function cell(name, value) {
+  if (value === null || value === undefined) return "";
+  if (name.endsWith("_at") || name === "at") return new Date(value * 1000).toLocaleString();
+  if (Array.isArray(value)) return value.join(", ");
+  return String(value);
+}
+
+async function show(name) {
+  current = name;
+  const view = VIEWS[name];
+  document.querySelectorAll("#tabs button").forEach((b) => b.setAttribute("aria-selected", b.dataset.view === name));
+  $("#view-title").textContent = view.title;
+  $("#view-error").textContent = "";
+  const tools = $("#view-tools");
+  tools.replaceChildren();
+  if (view.needs) {
+    const input = Object.assign(document.createElement("input"), { placeholder: view.needs, value: context[view.needs] || "" });
+    input.addEventListener("change", () => { context[view.needs] = input.value; show(name); });
+    tools.append(Object.assign(document.createElement("label"), { textContent: `${view.needs} ` }), input);
+    if (!context[view.needs]) { render(view, []); return; }
+  }
+  try {
+    const data = await api("GET", fill(view.list));
+    const rows = Array.isArray(data) ? data : (data.items || data.services || []);
+    render(view, rows);
+    $("#view-more").textContent = data && data.total !== undefined ? `${rows.length} of ${data.total}` : "";
+  } catch (error) {
+    render(view, []);
+    $("#view-error").textContent = error.message;
+  }
+}
+
+function render(view, rows) {
+  const head = $("#view-table thead");
+  const body = $("#view-table tbody");
+  const actions = Object.entries(view.actions || {});
+  head.replaceChildren(row(view.columns.concat(actions.length ? [""] : []), "th"));
+  body.replaceChildren(...rows.map((item) => {
+    const tr = row(view.columns.map((c) => cell(c, item[c])), "td");
+    if (actions.length) {
+      const td = document.createElement("td");
+      for (const [label, act] of actions) {
+        const button = Object.assign(document.createElement("button"), { textContent: label, type: "button" });
+        button.addEventListener("click", async () => {
+          try { await act(item, context); show(current); } catch (e) { $("#view-error").textContent = e.message; }
+        });
+        td.append(button);
+      }
+      tr.append(td);
+    }
+    return tr;
+  }));
+  const form = $("#create");
+  form.hidden = !view.create;
+  if (view.create) {
+    $("#create-fields").replaceChildren(...view.create.fields.map(field));
+  }
+}
+
+function row(values, tag) {
+  const tr = document.createElement("tr");
+  for (const value of values) tr.append(Object.assign(document.createElement(tag), { textContent: value }));
+  return tr;
+}
+
+function field(spec) {
+  const [name, kind] = spec.split(":");
+  const label = Object.assign(document.createElement("label"), { textContent: name });
+  let input;
+  if (kind && kind.includes("|")) {
+    input = document.createElement("select");
+    for (const option of kind.split("|")) input.append(new Option(option || "—", option));
+  } else {
+    input = Object.assign(document.createElement("input"), { type: kind === "password" ? "password" : "text" });
+  }
+  input.name = name;
+  input.dataset.kind = kind || "";
+  label.append(input);
+  return label;
+}
+
+$("#create").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const view = VIEWS[current];
+  const body = {};
+  for (const input of event.target.querySelectorAll("input, select")) {
+    if (input.value === "" && input.tagName === "INPUT") continue;
+    body[input.name] = input.dataset.kind === "list" ? input.value.split(",").map((s) => s.trim()) : input.value;
+  }
+  try {
+    const created = await api("POST", fill(view.create.path), body);
+    if (view.create.shows && created && created[view.create.shows]) {
+      alert(`${view.create.shows} (shown once): ${created[view.create.shows]}`);
+    }
+    event.target.reset();
+    show(current);
+  } catch (error) {
+    $("#view-error").textContent = error.message;
+  }
+});
+
+$("#login").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const body = { username: form.get("username"), password: form.get("password") };
+  if (form.get("otp")) body.otp = form.get("otp");
+  try {
+    const answer = await api("POST", "/api/login", body);
+    token = answer.token;
+    sessionStorage.setItem("pbx-token", token);
+    start();
+  } catch (error) {
+    $("#login-error").textContent = error.message;
+  }
+});
+
+function logout() {
+  token = null;
+  sessionStorage.removeItem("pbx-token");
+  $("#app").hidden = true;
+  $("#logout").hidden = true;
+  $("#login").hidden = false;
+  $("#who").textContent = "";
+}
+$("#logout").addEventListener("click", logout);
+
+async function start() {
+  const me = await api("GET", "/api/me");
+  $("#who").textContent = `${me.username} (${me.role})`;
+  $("#login").hidden = true;
+  $("#app").hidden = false;
+  $("#logout").hidden = false;
+  context.extension = me.extension || "";
+  $("#tabs").replaceChildren(...Object.entries(VIEWS).map(([name, view]) => {
+    const button = Object.assign(document.createElement("button"), { textContent: view.title, type: "button" });
+    button.dataset.view = name;
+    button.addEventListener("click", () => show(name));
+    return button;
+  }));
+  show(current);
+}
+
+if (token) start().catch(logout);

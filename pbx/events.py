@@ -1,0 +1,125 @@
+"""The in-process event bus (ARCHITECTURE.md principle 4: events, not polling).
+
+Call control publishes what happens as small immutable events; call records,
+live statistics, the WebSocket feed of the admin API and the MQTT publisher
+subscribe.  Publishing never blocks and never fails the publisher: a broken
+subscriber is logged and the others still get the event; a slow queue
+subscriber loses its oldest events, not the PBX its calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("pbx.events")
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    """A call came in (or the PBX placed one) and is being routed."""
+
+    organisation: int
+    call_id: str
+    caller: str
+    dialled: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    organisation: int
+    call_id: str
+    answered_by: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    organisation: int
+    call_id: str
+    caller: str
+    dialled: str
+    answered_by: str
+    disposition: str  # answered, busy, noanswer, cancelled, declined, failed
+    status: int
+    duration: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """An extension's set of registered devices changed (a REGISTER succeeded)."""
+
+    organisation: int
+    extension: str
+    contacts: int
+    at: float
+
+
+Event = CallStarted | CallAnswered | CallEnded | Registered
+
+
+def event_type(event: Event) -> str:
+    """``call.started``, ``call.answered``, ``call.ended``, ``registration``."""
+    return {
+        CallStarted: "call.started", CallAnswered: "call.answered", CallEnded: "call.ended",
+        Registered: "registration",
+    }[type(event)]
+
+
+def as_dict(event: Event) -> dict[str, Any]:
+    """The event as JSON-ready fields, with its type."""
+    return {"type": event_type(event), **dataclasses.asdict(event)}
+
+
+class Subscription:
+    """A bounded queue of events for an asyncio consumer (a WebSocket, MQTT)."""
+
+    def __init__(self, bus: EventBus, size: int) -> None:
+        self.bus = bus
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(size)
+        self.dropped = 0
+
+    def put(self, event: Event) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()  # the oldest goes: a stalled reader must not grow us
+            self.dropped += 1
+        self.queue.put_nowait(event)
+
+    async def get(self) -> Event:
+        return await self.queue.get()
+
+    def close(self) -> None:
+        self.bus.unsubscribe(self.put)
+
+
+class EventBus:
+    """Synchronous fan-out on the event loop's thread."""
+
+    def __init__(self) -> None:
+        self._handlers: list[Callable[[Event], None]] = []
+
+    def subscribe(self, handler: Callable[[Event], None]) -> None:
+        self._handlers.append(handler)
+
+    def unsubscribe(self, handler: Callable[[Event], None]) -> None:
+        if handler in self._handlers:
+            self._handlers.remove(handler)
+
+    def queue(self, size: int = 1000) -> Subscription:
+        """A queue subscription; ``close()`` it when done."""
+        subscription = Subscription(self, size)
+        self.subscribe(subscription.put)
+        return subscription
+
+    def publish(self, event: Event) -> None:
+        for handler in list(self._handlers):
+            try:
+                handler(event)
+            except Exception:
+                log.exception("event subscriber %r failed on %s", handler, event_type(event))

@@ -1,0 +1,114 @@
+"""A real headless Chromium driven over the DevTools protocol (no WebDriver):
+load a page, run JavaScript in it, wait for what a person would see."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from websockets.sync.client import ClientConnection, connect
+
+from tests.integration.peers import free_ports
+
+CHROMIUM_FLAGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class Page:
+    """One browser tab."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+        self.ids = itertools.count(1)
+
+    def send(self, method: str, **params: Any) -> dict[str, Any]:
+        ident = next(self.ids)
+        self.connection.send(json.dumps({"id": ident, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.connection.recv(timeout=30))
+            if message.get("id") == ident:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message.get("result", {})
+
+    def goto(self, url: str) -> None:
+        self.send("Page.navigate", url=url)
+        self.wait_for("document.readyState === 'complete'")
+
+    def eval(self, expression: str) -> Any:
+        """The value of a JavaScript expression (promises awaited)."""
+        result = self.send("Runtime.evaluate", expression=expression, awaitPromise=True,
+                           returnByValue=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(result["exceptionDetails"].get("text", "script error"))
+        return result["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 10.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.eval(expression)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited {timeout}s for {expression}")
+            time.sleep(0.1)
+
+    def screenshot(self, path: str) -> None:
+        import base64
+
+        data = self.send("Page.captureScreenshot", format="png")["data"]
+        with open(path, "wb") as handle:
+            handle.write(base64.b64decode(data))
+
+
+@contextmanager
+def chromium_page() -> Iterator[Page]:
+    """A headless Chromium with one tab, stopped afterwards."""
+    binary = chromium_path()
+    if binary is None:
+        raise RuntimeError("chromium is not installed (apt-get install chromium)")
+    port = free_ports(1)
+    with tempfile.TemporaryDirectory() as profile:
+        process = subprocess.Popen(
+            [binary, *CHROMIUM_FLAGS, f"--remote-debugging-port={port}",
+             "--remote-debugging-address=127.0.0.1", f"--user-data-dir={profile}", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    tabs = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=1).json()
+                    target = next(t for t in tabs if t["type"] == "page")
+                    break
+                except (httpx.HTTPError, StopIteration, ValueError):
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise RuntimeError("chromium did not start") from None
+                    time.sleep(0.2)
+            with connect(target["webSocketDebuggerUrl"], max_size=None) as connection:
+                page = Page(connection)
+                page.send("Page.enable")
+                page.send("Runtime.enable")
+                yield page
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -1,0 +1,54 @@
+"""The admin web pages in a real headless Chromium: log in, see the
+extensions, add one through the form, and find it through the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.browser import chromium_page, chromium_path
+from tests.integration.peers import running_pbx
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(chromium_path() is None, reason="chromium not installed"),
+]
+
+PASSWORD = "admin-pass-1234"
+
+
+def test_log_in_list_and_add_an_extension(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PBX_ADMIN_PASSWORD", PASSWORD)
+    with running_pbx(tmp_path, {"1001": "pw-1001-secret"}) as pbx, chromium_page() as page:
+        page.goto(f"http://{pbx.host}:{pbx.http_port}/")  # redirects to /admin/
+        assert page.eval("document.title") == "PBX admin"
+        page.eval(f"""(() => {{
+            const form = document.querySelector('#login');
+            form.username.value = 'admin'; form.password.value = 'wrong-password-1';
+            form.requestSubmit(); }})()""")
+        assert "wrong username or password" in page.wait_for(
+            "document.querySelector('#login-error').textContent")
+        page.eval(f"""(() => {{
+            const form = document.querySelector('#login');
+            form.password.value = {PASSWORD!r}; form.requestSubmit(); }})()""")
+        page.wait_for("!document.querySelector('#app').hidden")
+        assert page.eval("document.querySelector('#who').textContent") == "admin (admin)"
+        assert page.eval("getComputedStyle(document.querySelector('#login')).display") == "none"
+        page.wait_for("document.querySelector('#view-table tbody').textContent.includes('1001')")
+        page.eval("""(() => {
+            window.alert = (text) => { window.lastAlert = text; };
+            const form = document.querySelector('#create');
+            form.number.value = '2042'; form.display_name.value = 'Nils Holgersson';
+            form.requestSubmit(); })()""")
+        page.wait_for("document.querySelector('#view-table tbody').textContent.includes('Nils Holgersson')")
+        assert page.eval("window.lastAlert").startswith("secret (shown once): ")
+        page.eval("""(() => {
+            const form = document.querySelector('#create');
+            form.number.value = 'no spaces'; form.requestSubmit(); })()""")
+        assert "number" in page.wait_for("document.querySelector('#view-error').textContent")
+        page.screenshot(str(tmp_path / "admin.png"))
+        token = page.eval("sessionStorage.getItem('pbx-token')")
+        listed = httpx.get(f"{pbx.api}/extensions/2042", headers={"Authorization": f"Bearer {token}"})
+        assert listed.status_code == 200 and listed.json()["display_name"] == "Nils Holgersson"
