@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from admin_api import (
-    audit, auth, calls, conferences, events, extensions, organisations, users,
+    audit, auth, calls, conferences, events, extensions, media, organisations, users,
 )
 from admin_api.users import bootstrap_admin
 from pbx.server import SipServer
@@ -55,6 +55,7 @@ def create_app(sip: SipServer) -> FastAPI:
 
     bootstrap_admin(sip)
     app.mount("/admin", StaticFiles(directory=Path(__file__).parent / "web", html=True), name="admin")
-    for module in (auth, organisations, users, extensions, calls, audit, conferences, events):
+    for module in (auth, organisations, users, extensions, calls, audit, conferences, events,
+                   media):
         app.include_router(module.router)
     return app
