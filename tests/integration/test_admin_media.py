@@ -83,7 +83,7 @@ def test_music_is_checked_listed_and_played_at_once(pbx: Pbx) -> None:
             while time.monotonic() < deadline:
                 try:
                     samples.append(ulaw_decode(media.recv(2048)[12:]).astype(float))
-                except socket.timeout:
+                except TimeoutError:
                     pass
         finally:
             media.close()
