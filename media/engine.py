@@ -362,7 +362,7 @@ class _SumMinusOwn:
         sums = self.membership @ spoken  # (rooms, FRAME): small
         heard = mixed[self.rows]
         np.take(sums, self.room_of_row, axis=0, out=heard)
-        if self.own is not None:
+        if self.gain is not None:
             spoken = np.multiply(spoken, self.gain, out=self.own)
         np.subtract(heard, spoken, out=heard)
 
