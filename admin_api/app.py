@@ -11,7 +11,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from admin_api import (
-    audit, auth, calls, conferences, events, extensions, media, organisations, users,
+    audit, auth, calls, conferences, devices, events, extensions, licenses, media, numbers,
+    organisations, profiles, provision, recordings, ringgroups, services, users,
+    voicemail,
 )
 from admin_api.users import bootstrap_admin
 from pbx.server import SipServer
@@ -55,7 +57,8 @@ def create_app(sip: SipServer) -> FastAPI:
 
     bootstrap_admin(sip)
     app.mount("/admin", StaticFiles(directory=Path(__file__).parent / "web", html=True), name="admin")
-    for module in (auth, organisations, users, extensions, calls, audit, conferences, events,
-                   media):
+    for module in (auth, organisations, users, extensions, devices, provision, licenses,
+                   services, ringgroups, numbers, calls, recordings, audit, conferences, events,
+                   profiles, voicemail, media):
         app.include_router(module.router)
     return app

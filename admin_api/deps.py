@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, HTTPException, Query, Request
+from fastapi import Depends, Header, HTTPException, Path, Query, Request
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
@@ -74,6 +74,7 @@ def current_user(db: Db, token: Token) -> ApiUser:
 User = Annotated[ApiUser, Depends(current_user)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # a row id in a path: bounded, never an overflow
 
 
 class Page(BaseModel):
@@ -106,6 +107,14 @@ def own_extension(db: Session, user: ApiUser, number: str) -> Extension:
     return ext
 
 
-def fields_of(model: type[BaseModel], row: Any) -> dict[str, Any]:
-    """The values of ``row`` that the response ``model`` shows."""
-    return {name: getattr(row, name) for name in model.model_fields}
+def fields_of(model: type[BaseModel], row: Any, **extra: Any) -> dict[str, Any]:
+    """The values of ``row`` that the response ``model`` shows; ``extra`` gives the
+    ones the row does not have (a derived or joined value)."""
+    return {name: extra[name] if name in extra else getattr(row, name)
+            for name in model.model_fields}
+
+
+def one_of(values: tuple[str, ...]) -> str:
+    """A pattern accepting exactly ``values`` (so 422 names the field and the choices stay
+    in one place: the model's tuple)."""
+    return "^(" + "|".join(values) + ")$"

@@ -11,8 +11,12 @@ from admin_api.deps import (
     ERRORS, NOT_FOUND, NUMBER, TARGET, Db, Offset, Page, Sip, User, audit, fields_of,
     own_extension, require,
 )
+from admin_api.devices import drop_devices_of
+from admin_api.numbers import check_caller_id
+from admin_api.profiles import forget_extension
 from admin_api.security import new_sip_secret
-from pbx.models import Extension
+from admin_api.services import referrers, refuse_taken
+from pbx.models import ApiUser, Extension, RingGroup
 
 router = APIRouter(prefix="/api", tags=["extensions"])
 
@@ -31,6 +35,8 @@ class ExtensionPatch(BaseModel):
     forward_noanswer: str | None = Field(default=None, pattern=TARGET)
     ring_timeout: int | None = Field(default=None, ge=5, le=600)
     record: bool | None = None
+    caller_id_number: str | None = Field(default=None, pattern=TARGET,
+                                         description="a number of the organisation; empty: none")
 
 
 class ExtensionOut(BaseModel):
@@ -43,6 +49,7 @@ class ExtensionOut(BaseModel):
     forward_noanswer: str
     ring_timeout: int
     record: bool
+    caller_id_number: str
 
 
 class ExtensionCreated(ExtensionOut):
@@ -74,12 +81,10 @@ def get_extension(number: str, user: User, db: Db) -> ExtensionOut:
 
 
 @router.post("/extensions", response_model=ExtensionCreated, status_code=201,
-             responses={**ERRORS, 409: {"description": "number taken"}})
+             responses={**ERRORS, 409: {"description": "the number is taken"}})
 def create_extension(body: ExtensionIn, user: User, db: Db, sip: Sip) -> ExtensionCreated:
     require(user, "admin")
-    if db.exec(select(Extension).where(Extension.organisation_id == user.organisation_id,
-                                       Extension.number == body.number)).first():
-        raise HTTPException(409, f"extension {body.number} exists")
+    refuse_taken(db, user.organisation_id, body.number)
     secret = new_sip_secret()
     ext = Extension(organisation_id=user.organisation_id, number=body.number, secret=secret,
                     display_name=body.display_name, mailbox=body.mailbox)
@@ -90,10 +95,13 @@ def create_extension(body: ExtensionIn, user: User, db: Db, sip: Sip) -> Extensi
     return ExtensionCreated(**shown(ext).model_dump(), secret=secret)
 
 
-@router.patch("/extensions/{number}", response_model=ExtensionOut, responses=NOT_FOUND)
+@router.patch("/extensions/{number}", response_model=ExtensionOut,
+              responses={**NOT_FOUND, 422: {"description": "invalid fields or a caller ID "
+                                                          "number the organisation lacks"}})
 def update_extension(number: str, body: ExtensionPatch, user: User, db: Db, sip: Sip) -> ExtensionOut:
     require(user, "admin")
     ext = own_extension(db, user, number)
+    check_caller_id(db, user, body.caller_id_number or "")
     before = shown(ext).model_dump()
     for name, value in body.model_dump(exclude_none=True).items():
         setattr(ext, name, value)
@@ -104,13 +112,32 @@ def update_extension(number: str, body: ExtensionPatch, user: User, db: Db, sip:
     return shown(ext)
 
 
-@router.delete("/extensions/{number}", status_code=204, responses=NOT_FOUND)
+@router.delete("/extensions/{number}", status_code=204,
+               responses={**NOT_FOUND, 409: {"description": "a number, forward or fallback leads to it"}})
 def delete_extension(number: str, user: User, db: Db, sip: Sip) -> Response:
+    """Remove an extension: its devices go, it leaves its ring groups and its
+    user keeps their login without it; refused (409) while a number, a
+    forward or a fallback still leads to it."""
     require(user, "admin")
     ext = own_extension(db, user, number)
+    pointing = [r for r in referrers(db, user.organisation_id, number) if r != f"extension {number}"]
+    if pointing:
+        raise HTTPException(409, f"extension {number} is in use by {', '.join(pointing)}")
     audit(db, user, "extension.delete", number, shown(ext).model_dump(), None)
+    drop_devices_of(db, user.organisation_id, number)
+    for group in db.exec(select(RingGroup).where(RingGroup.organisation_id == user.organisation_id)):
+        members = [m for m in group.members.split(",") if m]
+        if number in members:
+            group.members = ",".join(m for m in members if m != number)
+            db.add(group)
+    for owner in db.exec(select(ApiUser).where(ApiUser.organisation_id == user.organisation_id,
+                                                ApiUser.extension == number)):
+        owner.extension = ""
+        db.add(owner)
+    forget_extension(db, ext)
     db.delete(ext)
     db.commit()
     sip.directory.reload()  # its call records stay
+    sip.unregister(user.organisation_id, number)
     sip.end_calls_of(user.organisation_id, number)
     return Response(status_code=204)

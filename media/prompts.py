@@ -29,6 +29,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "recorded": "This call is recorded.",
         "closed": "We are closed right now. Please call again during our opening hours.",
         "unavailable": "The person you are calling is not available.",
+        "leave_message": "Please leave a message after the tone.",
     },
     "sv": {
         "enter_pin": "Ange konferensens kod och avsluta med fyrkant.",
@@ -37,6 +38,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "recorded": "Samtalet spelas in.",
         "closed": "Vi har stängt just nu. Välkommen att ringa under våra öppettider.",
         "unavailable": "Den du söker är inte tillgänglig.",
+        "leave_message": "Lämna ett meddelande efter tonen.",
     },
 }
 

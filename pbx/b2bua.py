@@ -35,6 +35,7 @@ from pbx.location import Flow, reach
 from pbx.directory import Tenant
 from pbx.events import CallAnswered, CallEnded, CallStarted
 from pbx.models import Cdr, ConferenceRoom, Extension
+from pbx.profiles import VOICEMAIL, caller_id
 from pbx.router import (
     MAX_FORWARD_HOPS, Destination, ExtensionDest, PickupDest, RingGroupDest, RingStep,
     ServiceDest, Unknown,
@@ -48,6 +49,7 @@ from pbx.sip.message import (
     URI, Address, Headers, Request, Response, make_response, new_branch, new_call_id, new_tag,
 )
 from pbx.sip.transaction import build_cancel
+from pbx.voicemail import VoicemailApp
 
 if TYPE_CHECKING:
     from pbx.server import SipServer
@@ -134,6 +136,7 @@ class Call:
     stereo: tuple[MixPort, MixPort] | None = None
     on_answer: Callable[[Leg], None] | None = None  # set for calls the PBX places
     on_fail: Callable[[int], None] | None = None
+    on_end: Callable[[], None] | None = None  # tells the app that answered (voicemail): it is over
 
     def legs(self) -> list[Leg]:
         return [leg for leg in (self.a, self.b, *self.forks) if leg is not None]
@@ -160,6 +163,7 @@ class B2BUA:
         self.server_invites: dict[int, Leg] = {}
         self.codecs = [STATIC_CODECS[c] for c in server.config.general.codecs if c in STATIC_CODECS]
         self.active_calls = 0
+        self.voicemail = VoicemailApp(server)
 
     # ------------------------------------------------------------ helpers
 
@@ -231,7 +235,8 @@ class B2BUA:
                 self._respond(request, exc.status, exc.reason)
                 return
         call = Call(id=new_call_id(), tenant=tenant, dialled=request.uri.user or "")
-        call.caller_name, call.caller_number = parse_callerid(caller.display_name, caller.number)
+        call.caller_name, number = parse_callerid(caller.display_name, caller.number)
+        call.caller_number = caller_id(tenant.presence.active(caller, time.time()), number)
         leg = Leg(call, flow, caller.number, request, outgoing=False, tx=tx, offer=offer)
         leg.dialog = None
         call.a = leg
@@ -266,6 +271,8 @@ class B2BUA:
         """Ring what ``number`` means; ``reason`` marks a diversion (RFC 5806)."""
         tenant = call.tenant
         dest: Destination = self.server.router.resolve(tenant, number)
+        if number == VOICEMAIL and call.diverted_from:  # a forward to the diverter's mailbox
+            dest = ServiceDest(VOICEMAIL, call.diverted_from)
         call.path.append(f"{reason or 'dial'}:{number}")
         if reason is not None:
             call.hops += 1
@@ -287,6 +294,8 @@ class B2BUA:
             self._pickup(call, dest.number)
         elif isinstance(dest, ServiceDest) and dest.kind == "conference":
             self._conference(call, dest.ident)
+        elif isinstance(dest, ServiceDest) and dest.kind == VOICEMAIL:
+            self._voicemail(call, dest.ident)
         else:
             self._fail(call, 404, "Not Found - Service not available")
 
@@ -297,6 +306,14 @@ class B2BUA:
         call.busy_target = ext.forward_busy
         call.noanswer_target = ext.forward_noanswer
         call.rung = ext.number
+        admission = call.tenant.presence.admission(ext, "direct", time.time())
+        if not admission.through:
+            call.path.append(f"profile:{ext.number}:{admission.profile}")
+            if admission.divert:
+                self._divert(call, ext, admission.divert, "unavailable")
+            else:
+                self._fail(call, 486, f"Busy Here - Profile {admission.profile}")
+            return
         if ext.dnd:
             call.path.append(f"dnd:{ext.number}")
             if ext.forward_busy:
@@ -1096,16 +1113,15 @@ class B2BUA:
 
     # ------------------------------------------------------------ conferences
 
-    def _conference(self, call: Call, number: str) -> None:
-        """Answer into a conference room; with a PIN the caller first keys it in (DTMF)."""
+    def _answer_here(self, call: Call, service: str) -> bool:
+        """The PBX itself answers the caller (a conference, voicemail): from then on
+        the caller's media port feeds the engine.  False: refused, the call failed."""
         a = call.a
         assert a is not None and a.media is not None
-        settings = self.server.conference(call.tenant, number)
-        assert settings is not None
-        room = call.tenant.room_key(number)
         if a.offer is None:
-            self._fail(call, 488, "Not Acceptable Here - Conferences need an SDP offer")
-            return
+            reason = f"Not Acceptable Here - {service.capitalize()} needs an SDP offer"
+            self._fail(call, 488, reason)
+            return False
         try:
             sdp = make_answer(
                 a.offer, address=self._address(), port=a.media.local_port,
@@ -1113,7 +1129,7 @@ class B2BUA:
             )
         except SdpError as exc:
             self._fail(call, exc.status, exc.reason)
-            return
+            return False
         a.local_sdp = sdp
         self._apply_remote(a, a.offer, sdp)
         self._ensure_caller_dialog(call)
@@ -1121,9 +1137,39 @@ class B2BUA:
         a.state = "answered"
         call.answered_at = time.time()
         call.b = None
-        call.path.append(f"conference:{room}")
         self._start_ok_resend(a, ok)
         self._arm_session_timer(a)
+        return True
+
+    def _voicemail(self, call: Call, number: str) -> None:
+        """Answer for the mailbox of extension ``number`` and take a message."""
+        ext = call.tenant.extensions.get(number)
+        if ext is None:
+            self._fail(call, 404, "Not Found - No such mailbox")
+            return
+        if not self._answer_here(call, VOICEMAIL):
+            return
+        call.path.append(f"voicemail:{number}")
+        assert call.a is not None and call.a.media is not None
+        message = self.voicemail.take(call.id, call.a.media, ext, call.caller_number,
+                                      hang_up=lambda: self._hangup_by_pbx(call))
+        call.on_end = lambda: self.voicemail.finish(message)
+
+    def _hangup_by_pbx(self, call: Call) -> None:
+        if call.a is not None and not call.ended:
+            self._bye(call.a)
+            self._end(call, "answered", 200, hangup_by="pbx")
+
+    def _conference(self, call: Call, number: str) -> None:
+        """Answer into a conference room; with a PIN the caller first keys it in (DTMF)."""
+        settings = self.server.conference(call.tenant, number)
+        assert settings is not None
+        room = call.tenant.room_key(number)
+        if not self._answer_here(call, "conference"):
+            return
+        call.path.append(f"conference:{room}")
+        a = call.a
+        assert a is not None and a.media is not None
         engine = self.server.engine
         if not settings.pin and not settings.moderator_pin:
             # in a personal room its owner is the moderator
@@ -1413,6 +1459,8 @@ class B2BUA:
             await self.relay.close_leg(port)
         if call.recording is not None and call.recording.exists():
             self.server.write_recording(call, call.recording)
+        if call.on_end is not None:
+            call.on_end()
 
 
 def invite_sdp(invite: Request) -> SessionDescription | None:

@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-port", type=int, metavar="PORT",
                        help="SIP port for TLS (default: --sip-port + 1 when --sip-port is given)")
     serve.add_argument("--http-port", type=int, metavar="PORT", help="admin API / web port")
+    serve.add_argument("--https-port", type=int, metavar="PORT",
+                       help="admin API / web / provisioning port over TLS (0: off)")
     serve.add_argument("--rtp-ports", type=_port_range, metavar="A-B", help="RTP port range")
     serve.add_argument("--data-dir", metavar="DIR", help="data directory (database, recordings)")
     serve.add_argument("--database-url", metavar="URL",
@@ -60,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tcp_port=args.sip_port,
             tls_port=tls_port,
             http_port=args.http_port,
+            https_port=args.https_port,
             rtp_port_min=args.rtp_ports.low if args.rtp_ports else None,
             rtp_port_max=args.rtp_ports.high if args.rtp_ports else None,
             data_dir=args.data_dir,

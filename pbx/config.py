@@ -45,6 +45,7 @@ class General(BaseModel):
     tcp_port: int = Field(5060, ge=0, le=65535)
     tls_port: int = Field(5061, ge=0, le=65535)
     http_port: int = Field(8080, ge=0, le=65535)
+    https_port: int = Field(8443, ge=0, le=65535)  # the same over TLS (0: off)
     transports: tuple[str, ...] = ("udp", "tcp", "tls")
     realm: str = "pbx.local"
     domains: tuple[str, ...] = ()

@@ -16,9 +16,10 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from pbx.models import (
-    DEFAULT_ORGANISATION, ApiUser, ConferenceRoom, Device, Extension, License, Number,
-    Organisation, RingGroup,
+    DEFAULT_ORGANISATION, ApiUser, CalendarEvent, ConferenceRoom, Device, Extension, License,
+    Number, Organisation, Profile, ProfileSchedule, RingGroup,
 )
+from pbx.profiles import Presence, zone
 from pbx.store import Store
 
 
@@ -38,6 +39,8 @@ class Tenant:
     rooms: dict[str, ConferenceRoom] = field(default_factory=dict)
     # extensions of users who hold no active license: no registering, no calls
     unlicensed: frozenset[str] = frozenset()
+    # presence profiles, their schedules and calendars: what calls each extension takes
+    presence: Presence = field(default_factory=lambda: Presence(zone("")))
     default: bool = False
 
     def login(self, username: str) -> tuple[Extension, str] | None:
@@ -79,8 +82,10 @@ class Directory:
     def reload(self) -> None:
         """Rebuild every tenant from the store (after any admin change)."""
         rows = self.store.rows(Organisation, Extension, Device, RingGroup, Number,
-                               ConferenceRoom, ApiUser, License)
-        orgs, exts, devices, groups, numbers, rooms, users, licenses = rows
+                               ConferenceRoom, ApiUser, License, Profile, ProfileSchedule,
+                               CalendarEvent)
+        orgs, exts, devices, groups, numbers, rooms, users, licenses, *presence = rows
+        profiles, schedules, events = presence
         licensed = {lic.user_id for lic in licenses if lic.state == "active" and lic.user_id}
         tenants: dict[int, Tenant] = {}
         for org in orgs:
@@ -98,6 +103,10 @@ class Directory:
                 unlicensed=frozenset(
                     u.extension for u in users
                     if u.organisation_id == org.id and u.extension and u.id not in licensed
+                ),
+                presence=Presence.of(
+                    zone(org.timezone), *([r for r in table if r.organisation_id == org.id]
+                                          for table in (profiles, schedules, events)),
                 ),
             )
         by_domain = {t.domain: t for t in tenants.values() if t.domain and not t.default}

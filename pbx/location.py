@@ -44,6 +44,7 @@ class Binding:
     q: float = 1.0
     instance: str = ""
     user_agent: str = ""
+    login: str = ""  # the SIP user name that registered it: the extension's or a device's
 
 
 def reach(binding: Binding, contact_host: str, contact_port: int | None) -> Flow:
@@ -136,9 +137,13 @@ class LocationService:
         self._dirty.pop(ident, None)
         self._removed.add(ident)
 
-    def remove_all(self, aor: str) -> None:
-        for ident in list(self._by_aor.get(aor, {})):
+    def remove_all(self, aor: str, login: str | None = None) -> int:
+        """Drop the bindings of ``aor`` (only those ``login`` made, if given)."""
+        idents = [ident for ident, binding in self._by_aor.get(aor, {}).items()
+                  if login is None or binding.login == login]
+        for ident in idents:
             self.remove(aor, ident)
+        return len(idents)
 
     def next_expiry(self) -> float | None:
         return self._expiry[0][0] if self._expiry else None

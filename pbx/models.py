@@ -77,6 +77,7 @@ class Binding(SQLModel, table=True):
     source_host: str = Field(max_length=64)
     source_port: int
     user_agent: str = Field(default="", max_length=300)
+    login: str = Field(default="", max_length=80)
 
 
 class Number(SQLModel, table=True):
@@ -204,8 +205,10 @@ class Device(SQLModel, table=True):
     label: str = Field(default="", max_length=200)
     sip_username: str = Field(index=True, unique=True, max_length=80)
     secret: str = Field(max_length=200)
-    provisioning_token: str = Field(default="", index=True, max_length=64)
+    provisioning_token: str = Field(default="", index=True, max_length=64)  # its SHA-256
     created_at: float = 0.0
+    base_id: int | None = Field(default=None, index=True)  # a DECT handset's base (a Device)
+    firmware_url: str = Field(default="", max_length=2000)  # offered to the phone when set
 
 
 class License(SQLModel, table=True):

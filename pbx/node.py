@@ -31,30 +31,37 @@ async def run(config: Config) -> int:
     # (tens of thousands of short-lived transactions at registration storms).
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    http = uvicorn.Server(
-        uvicorn.Config(
-            create_app(sip),
-            host=config.general.bind,
-            port=config.general.http_port,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
-    http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    http_task = asyncio.create_task(http.serve())
+    app = create_app(sip)
+    general = config.general
+    web = [uvicorn.Config(app, host=general.bind, port=general.http_port, log_level="warning",
+                          lifespan="off")]
+    if general.https_port:
+        cert, key = sip.tls_files()
+        web.append(uvicorn.Config(app, host=general.bind, port=general.https_port,
+                                  log_level="warning", lifespan="off", ssl_certfile=str(cert),
+                                  ssl_keyfile=str(key)))
+    servers = [uvicorn.Server(settings) for settings in web]
+    for server in servers:
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    http_tasks = {asyncio.create_task(server.serve()) for server in servers}
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("PBX ready (realm %s, data %s)", config.general.realm, config.data_path)
+    host = f"[{general.bind}]" if ":" in general.bind else general.bind
+    log.info("admin pages: http://%s:%d/admin/%s", host, general.http_port,
+             f" and https://{host}:{general.https_port}/admin/" if general.https_port else "")
     stop_wait = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait({stop_wait, http_task}, return_when=asyncio.FIRST_COMPLETED)
-    if http_task in done and http_task.exception() is not None:
-        log.error("HTTP server failed: %s", http_task.exception())
+    done, _ = await asyncio.wait({stop_wait, *http_tasks}, return_when=asyncio.FIRST_COMPLETED)
+    for task in done & http_tasks:
+        if task.exception() is not None:
+            log.error("HTTP server failed: %s", task.exception())
     log.info("stopping")
-    http.should_exit = True
-    await asyncio.gather(http_task, return_exceptions=True)
+    for server in servers:
+        server.should_exit = True
+    await asyncio.gather(*http_tasks, return_exceptions=True)
     stop_wait.cancel()
     await sip.stop()
     store.close()

@@ -35,9 +35,12 @@ class Registrar:
         self.location = location
         self.policy = policy
 
-    def register(self, request: Request, user: str, aor: str, flow: Flow, now: float) -> Response:
+    def register(
+        self, request: Request, user: str, aor: str, flow: Flow, now: float, login: str = "",
+    ) -> Response:
         """Process a REGISTER authenticated for extension ``user`` (whose
-        address-of-record is ``aor``) and build the answer."""
+        address-of-record is ``aor``) by ``login`` (the extension's or one of
+        its devices' SIP user name) and build the answer."""
         to_user = request.to_addr.uri.user
         if to_user != user:
             log.warning("REGISTER for %s by a login of %s refused", to_user, user)
@@ -93,6 +96,7 @@ class Registrar:
                         source_host=flow.host,
                         source_port=flow.port,
                         user_agent=(request.headers.get("User-Agent") or "")[:300],
+                        login=login or user,
                     ),
                 )
             )

@@ -104,8 +104,11 @@ class Router:
         return None
 
     def plan(self, tenant: Tenant, group: RingGroup, now: float) -> list[RingStep]:
-        """The order a ring group's members are rung in, by its strategy."""
-        members = [m for m in group.members.split(",") if m in tenant.extensions]
+        """The order a ring group's members are rung in, by its strategy; members
+        whose presence profile takes no queue calls at ``now`` are left out."""
+        extensions, presence = tenant.extensions, tenant.presence
+        members = [m for m in group.members.split(",") if m in extensions
+                   and presence.admission(extensions[m], "queue", now).through]
         if not members:
             return []
         if group.strategy == "ringall":

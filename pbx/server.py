@@ -25,6 +25,7 @@ from media.prompts import PromptLibrary, build_prompts
 from media.relay import MediaRelay
 from pbx.authn import RequestAuthenticator
 from pbx.b2bua import B2BUA
+from pbx.calendars import CalendarSync
 from pbx.config import Config
 from pbx.directory import Directory, Tenant
 from pbx.events import EventBus, Registered
@@ -115,6 +116,7 @@ class SipServer:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flush_task: asyncio.Task[None] | None = None
+        self._calendar_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---------------------------------------------------------------- life cycle
@@ -158,6 +160,8 @@ class SipServer:
             UPDATE=b2bua.on_update,
         )
         self._flush_task = asyncio.create_task(self._flush_loop())
+        self._calendar_task = asyncio.create_task(
+            CalendarSync(self.store, self.directory.reload).run())
         if general.mqtt_url:
             self.mqtt = MqttPublisher(general.mqtt_url, self.events, self._slug_of)
             self.mqtt.start()
@@ -169,8 +173,9 @@ class SipServer:
     async def stop(self) -> None:
         if self.mqtt is not None:
             await self.mqtt.stop()
-        if self._flush_task is not None:
-            self._flush_task.cancel()
+        for task in (self._flush_task, self._calendar_task):
+            if task is not None:
+                task.cancel()
         if self._timer is not None:
             self._timer.cancel()
         for transport in self.transports.values():
@@ -180,16 +185,19 @@ class SipServer:
                 transport.close()
         await self._flush_once()
 
-    def _tls_context(self) -> ssl.SSLContext:
+    def tls_files(self) -> tuple[Path, Path]:
+        """Certificate and key for SIP over TLS and HTTPS: configured, or a
+        self-signed pair made once in the data directory."""
         general = self.config.general
         if general.tls_cert == "auto":
-            cert, key = self_signed(
+            return self_signed(
                 self.config.data_path / "tls", general.realm,
                 sorted({general.realm, general.bind, "localhost", "127.0.0.1", "::1"}),
             )
-        else:
-            cert, key = Path(general.tls_cert), Path(general.tls_key)
-        return server_context(cert, key)
+        return Path(general.tls_cert), Path(general.tls_key)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        return server_context(*self.tls_files())
 
     # ------------------------------------------------------------------- input
 
@@ -292,6 +300,23 @@ class SipServer:
         if self.b2bua is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self.b2bua.end_calls_of, organisation, number)
 
+    def unregister(self, organisation: int, extension: str, login: str | None = None) -> None:
+        """Drop an extension's registrations (only one device's, with ``login``)
+        when it or the device is removed or its secret changes: a stolen phone
+        stops ringing at once.  Callable from any thread."""
+        tenant = self.directory.tenants.get(organisation)
+        if tenant is None or self._loop is None:
+            return
+        aor = tenant.aor(extension)
+
+        def drop() -> None:
+            dropped = self.location.remove_all(aor, login)
+            if dropped:
+                log.info("dropped %d registration(s) of %s%s", dropped, aor,
+                         f" by {login}" if login else "")
+
+        self._loop.call_soon_threadsafe(drop)
+
     def send_request(self, request: Request, flow: Flow) -> object:
         """Start a client transaction to ``flow``; returns it for matching responses."""
         assert self._loop is not None
@@ -344,6 +369,7 @@ class SipServer:
         legs = [leg.number for leg in (call.a, call.b) if leg is not None]  # type: ignore[attr-defined]
         recording = Recording(
             call_id=call.id,  # type: ignore[attr-defined]
+            organisation_id=call.tenant.id,  # type: ignore[attr-defined]
             kind="call",
             parties=",".join(legs),
             path=str(path),
@@ -453,7 +479,8 @@ class SipServer:
                                        to_tag=new_tag()))
             return
         aor = tenant.aor(ext.number)
-        response = self.registrar.register(request, ext.number, aor, flow, now)
+        response = self.registrar.register(request, ext.number, aor, flow, now,
+                                           login=decision.username)
         self.respond(response)
         if response.status == 200:
             log.debug("REGISTER %s (%s) from %s:%d ok", ext.number, decision.username,

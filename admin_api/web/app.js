@@ -46,8 +46,11 @@ const VIEWS = {
   devices: {
     title: "Devices", list: "/api/devices",
     columns: ["id", "extension", "kind", "vendor", "model", "mac", "label"],
-    create: { path: "/api/devices", fields: ["extension", "kind:desk|dect|softphone", "vendor:yealink|snom|grandstream|polycom|", "model", "mac", "label"], shows: "secret" },
-    actions: { Delete: remove("/api/devices/{id}") },
+    create: { path: "/api/devices", fields: ["extension", "kind:desk|dect|softphone", "vendor:yealink|snom|grandstream|polycom|", "model", "mac", "label"], shows: "sip_username,secret,provisioning_url,provisioning_file" },
+    actions: {
+      "New secret": async (row) => showOnce(await api("POST", `/api/devices/${row.id}/rotate-secret`), "sip_username,secret"),
+      Delete: remove("/api/devices/{id}"),
+    },
   },
   licenses: {
     title: "Licenses", list: "/api/licenses", columns: ["id", "kind", "state", "user_id"],
@@ -178,6 +181,13 @@ function field(spec) {
   return label;
 }
 
+// Secrets the API answers with once (comma-separated field names).
+function showOnce(data, fields) {
+  const lines = fields.split(",").filter((name) => data && data[name])
+    .map((name) => `${name} (shown once): ${data[name]}`);
+  if (lines.length) alert(lines.join("\n"));
+}
+
 $("#create").addEventListener("submit", async (event) => {
   event.preventDefault();
   const view = VIEWS[current];
@@ -188,9 +198,7 @@ $("#create").addEventListener("submit", async (event) => {
   }
   try {
     const created = await api("POST", fill(view.create.path), body);
-    if (view.create.shows && created && created[view.create.shows]) {
-      alert(`${view.create.shows} (shown once): ${created[view.create.shows]}`);
-    }
+    if (view.create.shows) showOnce(created, view.create.shows);
     event.target.reset();
     show(current);
   } catch (error) {

@@ -57,6 +57,7 @@ class Pbx:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(default_factory=Path)
     rtp_ports: str = ""  # A-B; default: the 198 ports above the SIP port
+    https_port: int = field(default_factory=lambda: free_ports(1))
 
     @property
     def tls_port(self) -> int:
@@ -72,6 +73,7 @@ class Pbx:
                 "--bind", self.host,
                 "--sip-port", str(self.sip_port),
                 "--http-port", str(self.http_port),
+                "--https-port", str(self.https_port),
                 "--data-dir", str(self.data_dir),
                 "--rtp-ports", self.rtp_ports or f"{self.sip_port + 2}-{self.sip_port + 200}",
             ],
@@ -169,7 +171,7 @@ class SippResult:
 def run_sipp(
     scenario: str,
     pbx: Pbx,
-    users: list[tuple[str, str]] | list[tuple[str, str, int]],
+    users: list[tuple[str, str]] | list[tuple[str, str, int]] | list[tuple[str, str, int, str]],
     *,
     transport: str = "u1",
     calls: int | None = None,
@@ -178,13 +180,15 @@ def run_sipp(
     extra: list[str] | None = None,
     tmp: Path,
 ) -> SippResult:
-    """Run a sipp scenario against the PBX; users are (number, password[, expires])."""
+    """Run a sipp scenario against the PBX; users are (number, password[, expires[,
+    authentication username]]): a device's own login differs from its extension."""
     csv = tmp / f"users-{random.randrange(1 << 30)}.csv"
     rows = ["SEQUENTIAL"]
     for user in users:
         number, password = user[0], user[1]
         expires = user[2] if len(user) > 2 else 300  # type: ignore[misc]
-        rows.append(f"{number};[authentication username={number} password={password}];{expires}")
+        auth = user[3] if len(user) > 3 else number  # type: ignore[misc]
+        rows.append(f"{number};[authentication username={auth} password={password}];{expires}")
     csv.write_text("\n".join(rows) + "\n")
     stats = tmp / f"sipp-{random.randrange(1 << 30)}.screen"
     local_port = free_ports(1, pbx.host)
@@ -370,3 +374,56 @@ def mqtt_broker(tmp: Path) -> Iterator[tuple[str, int]]:
     finally:
         broker.terminate()
         broker.wait(10)
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def postgres_url(tmp: Path) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database: on the server at 127.0.0.1:5432 when
+    one runs, else on a cluster of our own (initdb as the ``postgres`` user),
+    dropped or stopped afterwards."""
+    import getpass
+
+    import psycopg
+
+    name = f"pbx_test_{random.randrange(1 << 30)}"
+    if _reachable("127.0.0.1", 5432):
+        admin = "postgresql://postgres@127.0.0.1:5432/test"
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+        finally:
+            with psycopg.connect(admin, autocommit=True) as connection:
+                connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return
+    bindir = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
+    if bindir is None:
+        raise RuntimeError("no PostgreSQL server running and none installed")
+    as_user = ["runuser", "-u", "postgres", "--"] if getpass.getuser() == "root" else []
+    cluster = tmp / "pgdata"
+    cluster.mkdir()
+    if as_user:
+        shutil.chown(cluster, "postgres")
+        shutil.chown(tmp, "postgres")
+    port = free_ports(1)
+    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(cluster), "-U", "postgres",
+                    "-A", "trust"], check=True, capture_output=True)
+    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(cluster), "-w", "-l",
+                    str(cluster / "server.log"), "-o", f"-p {port} -k {cluster} -h 127.0.0.1",
+                    "start"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres",
+                             autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        yield f"postgresql://postgres@127.0.0.1:{port}/{name}"
+    finally:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(cluster), "-m", "fast",
+                        "stop"], capture_output=True)

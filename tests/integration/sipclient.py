@@ -270,8 +270,10 @@ class SipClient:
         contacts: list[str] | None = None,
         expires: int | None = 300,
         headers: dict[str, str] | None = None,
+        auth_user: str | None = None,
     ) -> Response | None:
-        """REGISTER with digest auth: the unauthenticated try, then the answer to the challenge."""
+        """REGISTER with digest auth: the unauthenticated try, then the answer to the
+        challenge (as ``auth_user``, a device's own login, when given)."""
         if contacts is None:
             contacts = [f"<sip:{user}@{self.host_port()};transport={self.transport.lower()}>"]
         extra = dict(headers or {})
@@ -285,7 +287,7 @@ class SipClient:
             challenge.headers.get("WWW-Authenticate") or "",
             method="REGISTER",
             uri=self.uri(),
-            username=user,
+            username=auth_user or user,
             password=password,
         )
         self.request("REGISTER", user, contacts=contacts, headers=extra, authorization=authorization)

@@ -261,3 +261,20 @@ def test_deleting_an_extension_ends_its_calls_and_keeps_the_record(pbx: Pbx) -> 
     time.sleep(0.5)
     page = httpx.get(f"{api(pbx)}/cdrs", headers=headers).json()["items"]
     assert any(c["callee"] == "2005" and c["disposition"] == "answered" for c in page)  # kept
+
+
+def test_an_extension_something_leads_to_is_not_deleted(pbx: Pbx) -> None:
+    headers = login(pbx, "admin", ADMIN_PASSWORD)
+    for number in ("2006", "2007"):
+        assert httpx.post(f"{api(pbx)}/extensions", headers=headers, json={"number": number}).status_code == 201
+    assert httpx.post(f"{api(pbx)}/ringgroups", headers=headers, json={
+        "number": "650", "members": ["2006", "2007"]}).status_code == 201
+    assert httpx.patch(f"{api(pbx)}/extensions/2007", headers=headers,
+                       json={"forward_noanswer": "2006"}).status_code == 200
+    refused = httpx.delete(f"{api(pbx)}/extensions/2006", headers=headers)
+    assert refused.status_code == 409 and "extension 2007" in refused.json()["detail"]
+    assert httpx.patch(f"{api(pbx)}/extensions/2007", headers=headers,
+                       json={"forward_noanswer": ""}).status_code == 200
+    assert httpx.delete(f"{api(pbx)}/extensions/2006", headers=headers).status_code == 204
+    group = httpx.get(f"{api(pbx)}/ringgroups/650", headers=headers).json()
+    assert group["members"] == ["2007"]  # it left its ring group

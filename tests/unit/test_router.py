@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from pbx.config import Config, ConferenceConfig, ExtensionConfig, General, NumberConfig, RingGroupConfig
 from pbx.directory import Directory, Tenant
+from pbx.models import Profile, ProfileSchedule
+from pbx.profiles import Presence
 from pbx.router import (
     ExtensionDest, PickupDest, RingGroupDest, RingStep, Router, ServiceDest, Unknown,
 )
@@ -97,3 +102,25 @@ def test_random_is_a_permutation() -> None:
 def test_unknown_strategy_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="unknown strategy"):
         RingGroupConfig(number="600", strategy="sometimes")
+
+
+def test_members_whose_profile_takes_no_queue_calls_are_skipped() -> None:
+    """1002 takes direct calls only, all week; 1003 is away 12:00-13:00 on Mondays."""
+    router, tenant = make_router("linear", member_timeout=15, timeout=60)
+    direct_only = Profile(id=1, organisation_id=tenant.id, extension="1002", name="Focus",
+                          accept="direct")
+    away = Profile(id=2, organisation_id=tenant.id, extension="1003", name="Lunch", accept="none")
+    every_day = "mon,tue,wed,thu,fri,sat,sun"
+    schedules = [
+        ProfileSchedule(id=1, organisation_id=tenant.id, extension="1002", profile_id=1,
+                        days=every_day, start="00:00", end="24:00"),
+        ProfileSchedule(id=2, organisation_id=tenant.id, extension="1003", profile_id=2,
+                        days="mon", start="12:00", end="13:00"),
+    ]
+    tz = ZoneInfo(tenant.timezone)
+    tenant = dataclasses.replace(tenant, presence=Presence.of(tz, [direct_only, away], schedules, []))
+    group = tenant.ring_groups["600"]
+    lunch = datetime(2026, 11, 30, 12, 30, tzinfo=tz).timestamp()  # a Monday
+    after = datetime(2026, 11, 30, 13, 0, tzinfo=tz).timestamp()
+    assert [s.members for s in router.plan(tenant, group, lunch)] == [("1001",)]
+    assert [s.members for s in router.plan(tenant, group, after)] == [("1001",), ("1003",)]

@@ -1,0 +1,124 @@
+"""Voicemail messages: listing, listening (the WAV), marking heard, deleting.
+
+Agents and users see their own mailbox (that of the extension on their
+login); admins and supervisors see every mailbox of the organisation.  Only
+admins and the mailbox's owner change or delete a message.
+"""
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from sqlmodel import Session, col, func, select
+
+from admin_api.deps import ERRORS, NOT_FOUND, NUMBER, Db, Offset, Page, RowId, User, audit
+from pbx.models import ApiUser, Extension, Voicemail
+from pbx.voicemail import mailbox_of
+
+log = logging.getLogger("admin_api")
+router = APIRouter(prefix="/api", tags=["voicemail"])
+EVERY_MAILBOX = ("admin", "supervisor")
+
+
+class MessageOut(BaseModel):
+    id: int
+    mailbox: str
+    caller: str
+    duration: float = Field(description="seconds")
+    created_at: datetime
+    heard: bool
+
+
+class MessagePage(Page):
+    items: list[MessageOut]
+
+
+class MessagePatch(BaseModel):
+    heard: bool
+
+
+def own_mailbox(db: Session, user: ApiUser) -> str | None:
+    """The mailbox of the extension on the user's login, if there is one."""
+    if not user.extension:
+        return None
+    ext = db.exec(select(Extension).where(Extension.organisation_id == user.organisation_id,
+                                          Extension.number == user.extension)).first()
+    return mailbox_of(ext) if ext is not None else None
+
+
+def shown(message: Voicemail) -> MessageOut:
+    assert message.id is not None
+    return MessageOut(id=message.id, mailbox=message.mailbox, caller=message.caller,
+                      duration=message.duration, heard=message.heard,
+                      created_at=datetime.fromtimestamp(message.created_at, timezone.utc))
+
+
+def message_for(db: Session, user: ApiUser, message_id: int, *, change: bool) -> Voicemail:
+    """The message if ``user`` may see (or ``change``) it; else 404 (another
+    organisation's, or nobody's) or 403 (a colleague's)."""
+    message = db.get(Voicemail, message_id)
+    if message is None or message.organisation_id != user.organisation_id:
+        raise HTTPException(404, f"no voicemail message {message_id}")
+    allowed = ("admin",) if change else EVERY_MAILBOX
+    if user.role not in allowed and message.mailbox != own_mailbox(db, user):
+        raise HTTPException(403, "this message is in another user's mailbox")
+    return message
+
+
+@router.get("/voicemail", response_model=MessagePage, responses=ERRORS)
+def list_messages(
+    user: User, db: Db, limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Offset = 0,
+    mailbox: Annotated[str | None, Query(pattern=NUMBER)] = None,
+) -> MessagePage:
+    """The newest messages first: one's own mailbox, or every mailbox for admins
+    and supervisors (``mailbox`` narrows it down)."""
+    scope = [col(Voicemail.organisation_id) == user.organisation_id]
+    if user.role not in EVERY_MAILBOX:
+        mailbox = own_mailbox(db, user)
+        if mailbox is None:
+            return MessagePage(total=0, limit=limit, offset=offset, items=[])
+    if mailbox is not None:
+        scope.append(col(Voicemail.mailbox) == mailbox)
+    total = db.exec(select(func.count()).select_from(Voicemail).where(*scope)).one()
+    rows = db.exec(select(Voicemail).where(*scope).order_by(col(Voicemail.id).desc())
+                   .offset(offset).limit(limit)).all()
+    return MessagePage(total=total, limit=limit, offset=offset, items=[shown(m) for m in rows])
+
+
+@router.get("/voicemail/{message_id}/audio", response_class=FileResponse,
+            responses={**NOT_FOUND, 200: {"content": {"audio/wav": {}},
+                                          "description": "the message, 8 kHz mono WAV"}})
+def message_audio(message_id: RowId, user: User, db: Db) -> FileResponse:
+    message = message_for(db, user, message_id, change=False)
+    path = Path(message.path)
+    if not path.exists():
+        log.error("voicemail %d: file %s is missing", message_id, path)
+        raise HTTPException(404, f"the audio of message {message_id} is missing")
+    return FileResponse(path, media_type="audio/wav", filename=f"voicemail-{message_id}.wav")
+
+
+@router.patch("/voicemail/{message_id}", response_model=MessageOut, responses=NOT_FOUND)
+def mark_message(message_id: RowId, body: MessagePatch, user: User, db: Db) -> MessageOut:
+    message = message_for(db, user, message_id, change=True)
+    before = {"heard": message.heard}
+    message.heard = body.heard
+    db.add(message)
+    audit(db, user, "voicemail.update", f"{message.mailbox}/{message_id}", before,
+          {"heard": body.heard})
+    db.commit()
+    return shown(message)
+
+
+@router.delete("/voicemail/{message_id}", status_code=204, responses=NOT_FOUND)
+def delete_message(message_id: RowId, user: User, db: Db) -> Response:
+    message = message_for(db, user, message_id, change=True)
+    audit(db, user, "voicemail.delete", f"{message.mailbox}/{message_id}",
+          shown(message).model_dump(), None)
+    db.delete(message)
+    db.commit()
+    Path(message.path).unlink(missing_ok=True)
+    return Response(status_code=204)

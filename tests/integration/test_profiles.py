@@ -1,0 +1,497 @@
+"""Presence profiles and voicemail through the admin API and real SIP peers.
+
+A scripted phone leaves a message: it waits for the greeting's tone, sends a
+tone of its own, hangs up; the API then lists the message and its WAV holds
+that tone.  Profiles switched by hand, by calendar and back decide whether a
+direct call rings the phone or reaches voicemail, while ring group calls
+still ring it."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import numpy as np
+import pytest
+import soundfile
+
+from media.g711 import ulaw_decode, ulaw_encode
+from pbx.sip.message import Request, Response
+from tests.integration.peers import Pbx, running_pbx
+from tests.integration.sipclient import SipClient
+
+pytestmark = pytest.mark.integration
+
+ADMIN_PASSWORD = "admin-pass-1234"
+USERS = {"1001": "pw-1001-secret", "1002": "pw-1002-secret", "1003": "pw-1003-secret"}
+SECTIONS = """
+[600]
+type = ringgroup
+members = 1002
+timeout = 10
+"""
+BEEP_HZ = 1000.0  # the tone after the greeting (pbx.voicemail.TONE)
+
+
+@pytest.fixture(scope="module")
+def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PBX_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    try:
+        with running_pbx(tmp_path_factory.mktemp("profiles"), USERS, sections=SECTIONS) as server:
+            yield server
+    finally:
+        mp.undo()
+
+
+def api(pbx: Pbx) -> str:
+    return f"http://{pbx.host}:{pbx.http_port}/api"
+
+
+_tokens: dict[tuple[int, str], dict[str, str]] = {}
+
+
+def login(pbx: Pbx, username: str, password: str) -> dict[str, str]:
+    """A bearer header, one login per user (logins are rate limited)."""
+    key = (pbx.http_port, username)
+    if key not in _tokens:
+        response = httpx.post(f"{api(pbx)}/login",
+                              json={"username": username, "password": password})
+        assert response.status_code == 200, response.text
+        _tokens[key] = {"Authorization": f"Bearer {response.json()['token']}"}
+    return _tokens[key]
+
+
+def admin(pbx: Pbx) -> dict[str, str]:
+    return login(pbx, "admin", ADMIN_PASSWORD)
+
+
+def user_of(pbx: Pbx, extension: str) -> dict[str, str]:
+    """A login of role ``user`` owning ``extension`` (made once)."""
+    name = f"user{extension}"
+    if (pbx.http_port, name) in _tokens:
+        return _tokens[(pbx.http_port, name)]
+    created = httpx.post(f"{api(pbx)}/users", headers=admin(pbx), json={
+        "username": name, "password": f"{name}-Pass-12345", "role": "user",
+        "extension": extension})
+    assert created.status_code == 201, created.text
+    licensed = httpx.post(f"{api(pbx)}/licenses", headers=admin(pbx),  # no license, no calls
+                          json={"user_id": created.json()["id"]})
+    assert licensed.status_code == 201, licensed.text
+    return login(pbx, name, f"{name}-Pass-12345")
+
+
+def profile_id(pbx: Pbx, extension: str, name: str) -> int:
+    items = httpx.get(f"{api(pbx)}/extensions/{extension}/profiles", headers=admin(pbx)).json()
+    return next(p["id"] for p in items["items"] if p["name"] == name)
+
+
+def tone_share(frame: np.ndarray, frequency: float) -> float:
+    """How much of a 20 ms frame's energy lies at ``frequency`` (50 Hz bins)."""
+    power = np.abs(np.fft.rfft(frame)) ** 2
+    k = int(round(frequency / 50))
+    return float(power[k - 1 : k + 2].sum() / max(power.sum(), 1e-9))
+
+
+def level(audio: np.ndarray, frequency: float) -> float:
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+    freqs = np.fft.rfftfreq(len(audio), 1 / 8000)
+    return float(spectrum[(freqs > frequency - 8) & (freqs < frequency + 8)].max())
+
+
+def leave_message(pbx: Pbx, caller: str, target: str, seconds: float, frequency: float) -> None:
+    """Call ``target``, expect the PBX to answer, wait for the greeting's tone to
+    end, send ``seconds`` of ``frequency`` and hang up."""
+    with SipClient(pbx.host, pbx.sip_port) as phone:
+        rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rtp.bind(("127.0.0.1", 0))
+        rtp.settimeout(0.5)
+        try:
+            phone.call_id += f"-vm-{frequency:.0f}"
+            _, ok = phone.invite(caller, USERS[caller], target,
+                                 body=phone.sdp(rtp.getsockname()[1], codecs="0 101"))
+            assert ok is not None and ok.status == 200, ok  # voicemail answers
+            phone.in_dialog("ACK", ok, cseq=ok.cseq.number)
+            pbx_port = int(ok.body.decode().split("m=audio ")[1].split()[0])
+            wait_for_tone_end(rtp, BEEP_HZ)
+            t = np.arange(int(8000 * seconds)) / 8000
+            payload = ulaw_encode((np.sin(2 * np.pi * frequency * t) * 8000).astype(np.int16))
+            for seq, start in enumerate(range(0, len(payload), 160)):
+                header = struct.pack("!BBHII", 0x80, 0, seq, 160 * seq, 0x5151)
+                rtp.sendto(header + payload[start : start + 160].tobytes(), ("127.0.0.1", pbx_port))
+                time.sleep(0.02)
+            phone.in_dialog("BYE", ok)
+            bye_ok = phone.receive(5)
+            assert bye_ok is not None and bye_ok.status == 200
+        finally:
+            rtp.close()
+
+
+def wait_for_tone_end(rtp: socket.socket, frequency: float) -> None:
+    """Read the PBX's audio until a tone of ``frequency`` has played and stopped."""
+    toned = 0
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            packet = rtp.recv(2048)
+        except socket.timeout:
+            continue
+        frame = ulaw_decode(packet[12:]).astype(np.float64)
+        if len(frame) == 160 and tone_share(frame, frequency) > 0.8:
+            toned += 1
+        elif toned >= 5:
+            return
+    raise AssertionError("the greeting's tone never came")
+
+
+def messages(pbx: Pbx, headers: dict[str, str], count: int) -> list[dict]:  # type: ignore[type-arg]
+    """The mailbox listing once it holds ``count`` messages (they are stored off the call)."""
+    deadline = time.monotonic() + 10
+    while True:
+        page = httpx.get(f"{api(pbx)}/voicemail", headers=headers)
+        assert page.status_code == 200, page.text
+        if page.json()["total"] >= count or time.monotonic() > deadline:
+            return page.json()["items"]  # type: ignore[no-any-return]
+        time.sleep(0.2)
+
+
+def audio_of(pbx: Pbx, headers: dict[str, str], message_id: int) -> np.ndarray:
+    response = httpx.get(f"{api(pbx)}/voicemail/{message_id}/audio", headers=headers)
+    assert response.status_code == 200 and response.headers["content-type"] == "audio/wav"
+    audio, rate = soundfile.read(io.BytesIO(response.content), dtype="float64")
+    assert rate == 8000
+    return audio  # type: ignore[no-any-return]
+
+
+def test_forward_to_voicemail_takes_a_message(pbx: Pbx) -> None:
+    """forward_always = voicemail: the PBX answers, greets, records after the tone."""
+    headers = admin(pbx)
+    patched = httpx.patch(f"{api(pbx)}/extensions/1003", headers=headers,
+                          json={"forward_always": "voicemail"})
+    assert patched.status_code == 200
+    try:
+        leave_message(pbx, "1001", "1003", seconds=2.0, frequency=700.0)
+    finally:
+        httpx.patch(f"{api(pbx)}/extensions/1003", headers=headers, json={"forward_always": ""})
+    mine = user_of(pbx, "1003")
+    found = messages(pbx, mine, 1)
+    assert len(found) == 1
+    message = found[0]
+    assert (message["mailbox"], message["caller"], message["heard"]) == ("1003", "1001", False)
+    assert abs(message["duration"] - 2.0) < 0.5, message
+    audio = audio_of(pbx, mine, message["id"])
+    assert abs(len(audio) / 8000 - message["duration"]) < 0.05
+    assert level(audio, 700.0) > 20 * max(level(audio, BEEP_HZ), 1e-3)  # the caller, not the tone
+    # another user neither lists it nor hears it; an admin sees every mailbox
+    other = user_of(pbx, "1001")
+    assert messages(pbx, other, 0) == []
+    audio_url = f"{api(pbx)}/voicemail/{message['id']}/audio"
+    assert httpx.get(audio_url, headers=other).status_code == 403
+    assert httpx.delete(f"{api(pbx)}/voicemail/{message['id']}", headers=other).status_code == 403
+    assert any(m["id"] == message["id"] for m in messages(pbx, headers, 1))
+    marked = httpx.patch(f"{api(pbx)}/voicemail/{message['id']}", headers=mine,
+                         json={"heard": True})
+    assert marked.status_code == 200 and marked.json()["heard"] is True
+    assert httpx.delete(f"{api(pbx)}/voicemail/{message['id']}", headers=mine).status_code == 204
+    assert httpx.get(audio_url, headers=mine).status_code == 404
+    assert not list((pbx.data_dir / "voicemail").rglob("*.wav"))
+
+
+def test_profiles_api_defaults_roles_and_schedules(pbx: Pbx) -> None:
+    headers = admin(pbx)
+    listing = httpx.get(f"{api(pbx)}/extensions/1002/profiles", headers=headers)
+    assert listing.status_code == 200
+    profiles = {p["name"]: p for p in listing.json()["items"]}
+    assert list(profiles) == ["Working", "Lunch", "Meeting", "Off"]
+    assert (profiles["Lunch"]["accept"], profiles["Lunch"]["divert"]) == ("queue", "voicemail")
+    assert profiles["Meeting"]["calendar_match"] == "*"
+    # the user of 1002 switches their own profile, not someone else's
+    own = user_of(pbx, "1002")
+    switched = httpx.post(f"{api(pbx)}/extensions/1002/profile", headers=own,
+                          json={"profile_id": profiles["Off"]["id"],
+                                "until": "2099-01-01T12:00:00+01:00"})
+    assert switched.status_code == 200, switched.text
+    body = switched.json()
+    assert (body["profile"]["name"], body["reason"]) == ("Off", "manual")
+    assert body["until"].startswith("2099-01-01T11:00:00")
+    refused = httpx.post(f"{api(pbx)}/extensions/1001/profile", headers=own,
+                         json={"profile_id": profile_id(pbx, "1001", "Off")})
+    assert refused.status_code == 403 and "own extension" in refused.json()["detail"]
+    assert httpx.post(f"{api(pbx)}/extensions/1002/profile", headers=own, json={
+        "profile_id": profile_id(pbx, "1001", "Off")}).status_code == 422  # 1001's profile
+    past = httpx.post(f"{api(pbx)}/extensions/1002/profile", headers=own, json={
+        "profile_id": profiles["Off"]["id"], "until": "2001-01-01T00:00:00Z"})
+    assert past.status_code == 422 and "until" in past.json()["detail"]
+    assert httpx.post(f"{api(pbx)}/extensions/1002/profile", headers=own,
+                      json={"profile_id": None}).json()["reason"] == "none"
+    # profiles: create, rename clash, patch, delete; a caller ID is one of the organisation's
+    assert httpx.post(f"{api(pbx)}/numbers", headers=headers,
+                      json={"number": "+46701234567", "target": "1002"}).status_code == 201
+    foreign = httpx.post(f"{api(pbx)}/extensions/1002/profiles", headers=own, json={
+        "name": "Spoof", "caller_id": "+46709999999"})
+    assert foreign.status_code == 422 and foreign.json()["detail"][0]["loc"][-1] == "caller_id"
+    created = httpx.post(f"{api(pbx)}/extensions/1002/profiles", headers=own, json={
+        "name": "Travel", "accept": "direct", "divert": "1001", "caller_id": "+46701234567"})
+    assert created.status_code == 201, created.text
+    assert httpx.post(f"{api(pbx)}/extensions/1002/profiles", headers=own,
+                      json={"name": "Travel"}).status_code == 409
+    bad = httpx.post(f"{api(pbx)}/extensions/1002/profiles", headers=own,
+                     json={"name": "X", "accept": "sometimes"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "accept"
+    travel = created.json()["id"]
+    patched = httpx.patch(f"{api(pbx)}/profiles/{travel}", headers=own, json={"accept": "both"})
+    assert patched.status_code == 200 and patched.json()["accept"] == "both"
+    assert httpx.patch(f"{api(pbx)}/profiles/{profiles['Off']['id']}", headers=user_of(pbx, "1001"),
+                       json={"accept": "both"}).status_code == 403
+    # schedules: every day, all day: the schedule decides (a manual choice without end yields)
+    schedule = httpx.post(f"{api(pbx)}/extensions/1002/schedules", headers=own, json={
+        "profile_id": travel, "days": ["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
+        "start": "00:00", "end": "24:00"})
+    assert schedule.status_code == 201, schedule.text
+    assert schedule.json()["days"] == ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    httpx.post(f"{api(pbx)}/extensions/1002/profile", headers=own,
+               json={"profile_id": profiles["Working"]["id"]})
+    active = httpx.get(f"{api(pbx)}/extensions/1002/profile", headers=own).json()
+    assert (active["profile"]["name"], active["reason"]) == ("Travel", "schedule")
+    for wrong in ({"start": "25:00"}, {"end": "12:60"}, {"days": ["someday"]}, {"days": []}):
+        reply = httpx.post(f"{api(pbx)}/extensions/1002/schedules", headers=own,
+                           json={"profile_id": travel, "start": "08:00", "end": "17:00", **wrong})
+        assert reply.status_code == 422 and next(iter(wrong)) in reply.json()["detail"][0]["loc"]
+    same = httpx.post(f"{api(pbx)}/extensions/1002/schedules", headers=own,
+                      json={"profile_id": travel, "start": "08:00", "end": "08:00"})
+    assert same.status_code == 422 and "end" in same.json()["detail"]
+    # deleting the profile takes its schedule along; the manual choice is back
+    assert httpx.delete(f"{api(pbx)}/profiles/{travel}", headers=own).status_code == 204
+    assert httpx.get(f"{api(pbx)}/extensions/1002/schedules", headers=own).json()["total"] == 0
+    active = httpx.get(f"{api(pbx)}/extensions/1002/profile", headers=own).json()
+    assert (active["profile"]["name"], active["reason"]) == ("Working", "manual")
+    httpx.post(f"{api(pbx)}/extensions/1002/profile", headers=own, json={"profile_id": None})
+    actions = {e["action"] for e in httpx.get(f"{api(pbx)}/audit", headers=headers).json()}
+    assert {"profile.defaults", "profile.switch", "profile.create", "profile.update",
+            "profile.delete", "schedule.create"} <= actions
+
+
+def ics(summary: str, start: float, end: float) -> str:
+    stamp = "%Y%m%dT%H%M%SZ"
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//PBX tests//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{summary}@test\r\nSUMMARY:{summary}\r\n"
+        f"DTSTART:{time.strftime(stamp, time.gmtime(start))}\r\n"
+        f"DTEND:{time.strftime(stamp, time.gmtime(end))}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+
+@pytest.fixture
+def feed() -> Iterator[tuple[str, list[str]]]:
+    """An HTTP server on loopback serving ``/cal.ics``: whatever the list holds."""
+    body: list[str] = [""]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            data = body[0].encode()
+            self.send_response(200 if self.path == "/cal.ics" else 404)
+            self.send_header("Content-Type", "text/calendar")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/cal.ics", body
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_calendar_upload_and_url_switch_to_meeting(pbx: Pbx, feed: tuple[str, list[str]]) -> None:
+    own = user_of(pbx, "1002")
+    now = time.time()
+    uploaded = httpx.put(f"{api(pbx)}/extensions/1002/calendar",
+                         content=ics("Board meeting", now - 600, now + 600),
+                         headers={**own, "Content-Type": "text/calendar"})
+    assert uploaded.status_code == 200, uploaded.text
+    assert [e["summary"] for e in uploaded.json()["events"]] == ["Board meeting"]
+    active = httpx.get(f"{api(pbx)}/extensions/1002/profile", headers=own).json()
+    assert (active["profile"]["name"], active["reason"], active["detail"]) == (
+        "Meeting", "calendar", "Board meeting")
+    invalid = httpx.put(f"{api(pbx)}/extensions/1002/calendar", content="not a calendar",
+                        headers={**own, "Content-Type": "text/calendar"})
+    assert invalid.status_code == 422 and "invalid iCalendar data" in invalid.json()["detail"]
+    # a subscription: fetched at once; an event titled "Lunch" picks the Lunch profile
+    url, body = feed
+    body[0] = ics("Lunch with Bo", now - 60, now + 900)
+    subscribed = httpx.put(f"{api(pbx)}/extensions/1002/calendar", headers=own, json={"url": url})
+    assert subscribed.status_code == 200 and subscribed.json()["url"] == url
+    active = httpx.get(f"{api(pbx)}/extensions/1002/profile", headers=own).json()
+    assert (active["profile"]["name"], active["reason"]) == ("Lunch", "calendar")
+    missing = httpx.put(f"{api(pbx)}/extensions/1002/calendar", headers=own,
+                        json={"url": url.replace("cal.ics", "nothing.ics")})
+    assert missing.status_code == 422 and "404" in missing.json()["detail"]
+    assert httpx.put(f"{api(pbx)}/extensions/1002/calendar", headers=own,
+                     json={"url": "file:///etc/passwd"}).status_code == 422
+    assert httpx.put(f"{api(pbx)}/extensions/1002/calendar",
+                     headers={**own, "Content-Type": "text/plain"},
+                     content="x").status_code == 415
+    assert httpx.delete(f"{api(pbx)}/extensions/1002/calendar", headers=own).status_code == 204
+    assert httpx.get(f"{api(pbx)}/extensions/1002/profile", headers=own).json()["reason"] == "none"
+    assert httpx.put(f"{api(pbx)}/extensions/1001/calendar", headers=own,
+                     json={"url": url}).status_code == 403
+
+
+# ------------------------------------------------------------------ the router uses the profile
+
+
+@contextmanager
+def phone(pbx: Pbx, number: str) -> Iterator[SipClient]:
+    """A scripted phone registered as ``number``, unregistered afterwards."""
+    with SipClient(pbx.host, pbx.sip_port) as client:
+        contact = [f"<sip:{number}@{client.host_port()}>"]
+        registered = client.register(number, USERS[number], contacts=contact)
+        assert registered is not None and registered.status == 200
+        try:
+            yield client
+        finally:
+            client.register(number, USERS[number], contacts=contact, expires=0)
+
+
+def ring_and_refuse(client: SipClient, status: int = 486) -> tuple[threading.Thread, list[Request]]:
+    """In the background: wait for an INVITE and answer it ``status``."""
+    seen: list[Request] = []
+
+    def run() -> None:
+        invite = client.receive_request(5, "INVITE")
+        if invite is not None:
+            seen.append(invite)
+            client.respond(invite, status)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    return worker, seen
+
+
+def call(pbx: Pbx, target: str, label: str) -> Response | None:
+    with SipClient(pbx.host, pbx.sip_port) as caller:
+        caller.call_id += f"-{label}"
+        _, final = caller.invite("1001", USERS["1001"], target)
+        return final
+
+
+def switch(pbx: Pbx, number: str, profile: str | None) -> dict:  # type: ignore[type-arg]
+    chosen = profile_id(pbx, number, profile) if profile else None
+    reply = httpx.post(f"{api(pbx)}/extensions/{number}/profile", headers=user_of(pbx, number),
+                       json={"profile_id": chosen})
+    assert reply.status_code == 200, reply.text
+    return reply.json()  # type: ignore[no-any-return]
+
+
+def test_lunch_sends_direct_calls_to_voicemail_while_group_calls_still_ring(pbx: Pbx) -> None:
+    with phone(pbx, "1002") as desk:
+        assert switch(pbx, "1002", "Lunch")["profile"]["name"] == "Lunch"
+        try:
+            before = len(messages(pbx, user_of(pbx, "1002"), 0))
+            leave_message(pbx, "1001", "1002", seconds=2.0, frequency=900.0)
+            assert desk.receive_request(0.5, "INVITE") is None  # the phone never rang
+            found = messages(pbx, user_of(pbx, "1002"), before + 1)
+            assert len(found) == before + 1
+            newest = found[0]
+            assert newest["mailbox"] == "1002" and abs(newest["duration"] - 2.0) < 0.5, newest
+            audio = audio_of(pbx, user_of(pbx, "1002"), newest["id"])
+            assert level(audio, 900.0) > 20 * max(level(audio, BEEP_HZ), 1e-3)
+            # a ring group call is a queue call: Lunch takes those, the phone rings
+            worker, seen = ring_and_refuse(desk)
+            final = call(pbx, "600", "group-at-lunch")
+            worker.join()
+            assert seen and final is not None and final.status == 486
+        finally:
+            switch(pbx, "1002", "Working")
+        worker, seen = ring_and_refuse(desk)
+        final = call(pbx, "1002", "back-at-work")
+        worker.join()
+        assert seen and final is not None and final.status == 486  # it rang again
+
+
+def test_meeting_skips_group_calls_and_diverts_or_refuses_direct_ones(pbx: Pbx) -> None:
+    headers = admin(pbx)
+    meeting = profile_id(pbx, "1002", "Meeting")
+    with phone(pbx, "1002") as desk, phone(pbx, "1003") as colleague:
+        switch(pbx, "1002", "Meeting")
+        try:
+            # no queue calls in a meeting: the group has nobody to ring
+            final = call(pbx, "600", "group-in-meeting")
+            assert final is not None and final.status == 480
+            assert desk.receive_request(0.5, "INVITE") is None
+            # divert to a colleague: forwarded with Diversion
+            httpx.patch(f"{api(pbx)}/profiles/{meeting}", headers=headers, json={"divert": "1003"})
+            worker, seen = ring_and_refuse(colleague)
+            final = call(pbx, "1002", "meeting-divert")
+            worker.join()
+            assert seen and final is not None and final.status == 486
+            diversion = seen[0].headers.get("Diversion") or ""
+            assert "<sip:1002@" in diversion and "reason=unavailable" in diversion
+            # no divert: busy, and the profile is named
+            httpx.patch(f"{api(pbx)}/profiles/{meeting}", headers=headers, json={"divert": ""})
+            final = call(pbx, "1002", "meeting-busy")
+            assert final is not None and (final.status, final.reason) == (
+                486, "Busy Here - Profile Meeting")
+        finally:
+            httpx.patch(f"{api(pbx)}/profiles/{meeting}", headers=headers,
+                        json={"divert": "voicemail"})
+            switch(pbx, "1002", None)
+
+
+def test_the_profiles_caller_id_is_shown_on_outgoing_calls(pbx: Pbx) -> None:
+    headers = admin(pbx)
+    working = profile_id(pbx, "1001", "Working")
+    assert httpx.post(f"{api(pbx)}/numbers", headers=headers,
+                      json={"number": "+46812345678", "target": "1001"}).status_code == 201
+    shows = httpx.patch(f"{api(pbx)}/profiles/{working}", headers=headers,
+                        json={"caller_id": "+46812345678"})
+    assert shows.status_code == 200, shows.text
+    # the number cannot go while the profile shows it
+    taken = httpx.delete(f"{api(pbx)}/numbers/+46812345678", headers=headers)
+    assert taken.status_code == 409 and "profile Working of 1001" in taken.json()["detail"]
+    try:
+        with phone(pbx, "1002") as desk:
+            worker, seen = ring_and_refuse(desk)
+            assert call(pbx, "1002", "plain-id") is not None
+            worker.join()
+            assert seen and seen[0].from_addr.uri.user == "1001"  # not chosen yet
+            switch(pbx, "1001", "Working")
+            worker, seen = ring_and_refuse(desk)
+            assert call(pbx, "1002", "profile-id") is not None
+            worker.join()
+            assert seen and seen[0].from_addr.uri.user == "+46812345678"
+    finally:
+        switch(pbx, "1001", None)
+        httpx.patch(f"{api(pbx)}/profiles/{working}", headers=headers, json={"caller_id": ""})
+
+
+def test_deleting_an_extension_takes_its_profiles_along(pbx: Pbx) -> None:
+    headers = admin(pbx)
+    assert httpx.post(f"{api(pbx)}/extensions", headers=headers,
+                      json={"number": "2050"}).status_code == 201
+    off = profile_id(pbx, "2050", "Off")
+    assert httpx.post(f"{api(pbx)}/extensions/2050/profile", headers=headers,
+                      json={"profile_id": off}).status_code == 200
+    assert httpx.post(f"{api(pbx)}/extensions/2050/schedules", headers=headers, json={
+        "profile_id": off, "start": "18:00", "end": "08:00"}).status_code == 201
+    assert httpx.delete(f"{api(pbx)}/extensions/2050", headers=headers).status_code == 204
+    assert httpx.post(f"{api(pbx)}/extensions", headers=headers,
+                      json={"number": "2050"}).status_code == 201
+    fresh = httpx.get(f"{api(pbx)}/extensions/2050/profile", headers=headers).json()
+    assert fresh["reason"] == "none"  # nothing of the old one's choices
+    assert httpx.get(f"{api(pbx)}/extensions/2050/schedules", headers=headers).json()["total"] == 0
+    listing = httpx.get(f"{api(pbx)}/extensions/2050/profiles", headers=headers).json()
+    assert [p["name"] for p in listing["items"]] == ["Working", "Lunch", "Meeting", "Off"]
