@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from admin_api import (
-    audit, auth, calls, conferences, devices, events, extensions, licenses, numbers,
+    audit, auth, calls, conferences, devices, events, extensions, licenses, media, numbers,
     organisations, profiles, provision, recordings, ringgroups, services, users,
     voicemail,
 )
@@ -59,6 +59,6 @@ def create_app(sip: SipServer) -> FastAPI:
     app.mount("/admin", StaticFiles(directory=Path(__file__).parent / "web", html=True), name="admin")
     for module in (auth, organisations, users, extensions, devices, provision, licenses,
                    services, ringgroups, numbers, calls, recordings, audit, conferences, events,
-                   profiles, voicemail):
+                   profiles, voicemail, media):
         app.include_router(module.router)
     return app

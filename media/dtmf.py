@@ -40,8 +40,11 @@ class DtmfDetector:
         t = np.arange(FRAME) / RATE
         freqs = np.array(LOW + HIGH)
         # a Goertzel bank is an 8-point DFT; rectangular window: neighbours 73 Hz
-        # apart leak less than through a Hann window's wide main lobe
-        self._basis = np.exp(-2j * np.pi * freqs[None, :] * t[:, None]) * (2 / FRAME)
+        # apart leak less than through a Hann window's wide main lobe.  Cosine and
+        # sine parts as one real float32 matrix: a real product of the float32
+        # frames, no complex copy of the batch
+        basis = np.exp(-2j * np.pi * freqs[None, :] * t[:, None]) * (2 / FRAME)
+        self._basis = np.concatenate([basis.real, basis.imag], axis=1).astype(np.float32)
         self.min_power = min_level**2 / 2
         self.purity = purity
         self.twist = 10 ** (twist_db / 10)
@@ -57,8 +60,10 @@ class DtmfDetector:
         state when the batch is laid out differently next tick.
         """
         names: Sequence[Hashable] = range(len(frames)) if keys is None else keys
-        power = np.abs(frames @ self._basis) ** 2 / 2  # each tone's power (amplitude²/2)
-        total = (frames.astype(np.float64) ** 2).mean(axis=1)
+        frames = np.asarray(frames, dtype=np.float32)
+        parts = frames @ self._basis
+        power = (parts[:, :8] ** 2 + parts[:, 8:] ** 2) / 2  # each tone's power (amplitude²/2)
+        total = np.einsum("ij,ij->i", frames, frames) / FRAME
         low, high = power[:, :4], power[:, 4:]
         li, hi = low.argmax(axis=1), high.argmax(axis=1)
         rows = np.arange(len(frames))
@@ -70,14 +75,14 @@ class DtmfDetector:
             & (np.sort(low, axis=1)[:, -2] < lv / 8)  # one tone per group
             & (np.sort(high, axis=1)[:, -2] < hv / 8)
         )
+        if self._candidate:  # keys were held down somewhere: were they let go?
+            row_of = {key: row for row, key in enumerate(names)}
+            for key in [k for k in self._candidate if k in row_of and not ok[row_of[k]]]:
+                del self._candidate[key]
+                self._reported.pop(key, None)
         events: list[tuple[Hashable, str]] = []
-        for row in rows:
+        for row in np.flatnonzero(ok).tolist():  # only channels with a digit: no loop over all
             key = names[row]
-            if not ok[row]:
-                if key in self._candidate:
-                    del self._candidate[key]
-                    self._reported.pop(key, None)
-                continue
             digit = KEYS[li[row]][hi[row]]
             seen, count = self._candidate.get(key, (digit, 0))
             count = count + 1 if seen == digit else 1

@@ -4,10 +4,17 @@ A relay leg whose call is in a conference is not bridged to another leg:
 its packets go to a :class:`MixPort` (the leg's ``peer``), which keeps them
 in a small jitter buffer.  Every tick the engine takes one frame from every
 port into a ``(channels, 160)`` array (G.711 decoded by table lookup, lost
-frames concealed), multiplies it by the mix matrix ``M`` — who hears whom:
-N−1 mixing in a room, muted and listen-only members, gains — adds the tone
-players, clips to int16, encodes and sends each row back out of its leg.
-Recorders write the room mix.  No per-sample Python anywhere.
+frames concealed), mixes — who hears whom is the matrix ``M``: N−1 mixing
+in a room, muted and listen-only members, gains — adds the tone players,
+clips to int16, encodes and sends each row back out of its leg.  Recorders
+write the room mix.  No per-sample Python anywhere.
+
+``M`` is applied in the cheapest form that gives the same result: a
+two-party room is a swap (``out[a] = in[b]``, ``out[b] = in[a]``), a larger
+room without whispers is everyone's sum minus one's own, and only rooms
+with a whispering supervisor are multiplied by a matrix.  That layout, the
+index arrays and the ``(channels, 160)`` buffers are built when someone
+joins, leaves or is muted, and reused by every tick until then.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ import numpy as np
 import scipy.sparse as sparse
 import soundfile
 
-from media.codecs import WIDEBAND, WidebandChannel
+from media.audiofile import SUFFIXES, AudioFileError, read_audio
+from media.codecs import ENGINE_RATE, WIDEBAND, WidebandChannel
 from media.dtmf import DtmfDetector
 from media.g711 import ALAW_DECODE, ALAW_ENCODE, ULAW_DECODE, ULAW_ENCODE
 from media.relay import RelayLeg
@@ -39,7 +47,10 @@ STALL_FRAMES = 50  # a second without packets: the port drops out of the mix
 DTMF_EVENTS = "0123456789*#ABCD"
 _HEADER = struct.Struct("!BBHII")
 _SPARSE_ABOVE = 48  # channels: a dense matrix is cheaper below this
-BIG_ROOM = 16  # members: above this a room is mixed as sum-minus-own, not by matrix
+BIG_ROOM = 2  # members: above this a room is mixed as sum-minus-own; two are a swap
+_ULAW_IN = ULAW_DECODE.astype(np.float32)  # decoded straight into the float mix
+_ALAW_IN = ALAW_DECODE.astype(np.float32)
+_SAMPLES = np.arange(FRAME)
 
 
 @dataclass(eq=False)
@@ -51,17 +62,20 @@ class MixPort:
     peer: object = None  # the relay's bridge slot (unused: the engine is our peer)
     buffer: dict[int, bytes] = field(default_factory=dict)
     next_seq: int | None = None
-    last: np.ndarray | None = None
-    missing: int = 0
     idle: int = 0
-    index: int = -1  # row in the current tick's frame array
+    index: int = -1  # row in the engine's frame arrays (set when the tick is laid out)
     wide: WidebandChannel | None = None  # G.722 / Opus codec state, None for G.711
     _dtmf_ts: int = -1
 
     def __post_init__(self) -> None:
-        codec = getattr(self.leg, "codec", "PCMU")
-        if codec in WIDEBAND:
-            self.wide = WidebandChannel(codec)
+        self.follow_codec()
+
+    def follow_codec(self) -> None:
+        """Speak the codec the leg's phone agreed on last (a re-INVITE may change it);
+        wideband codec state is kept while the codec stays the same."""
+        codec = getattr(self.leg, "codec", "PCMU").upper()
+        if self.wide is None or self.wide.name.upper() != codec:
+            self.wide = _wideband(codec)
 
     def relay_from(
         self, src: RelayLeg, data: bytes, start: int, end: int, pt: int, seq: int, ts: int,
@@ -88,6 +102,17 @@ class MixPort:
 
     def take(self) -> bytes | None:
         """This tick's payload, or None (lost, not yet started, or stalled)."""
+        seq = self.next_seq
+        if seq is not None:  # the common case first: the expected packet is there
+            payload = self.buffer.pop(seq, None)
+            if payload is not None:
+                self.next_seq = (seq + 1) & 0xFFFF
+                self.idle = 0
+                return payload
+        return self._take_late()
+
+    def _take_late(self) -> bytes | None:
+        """Not started, a gap, a late packet, a restarted sequence, or a stall."""
         if self.next_seq is None:
             if len(self.buffer) < JITTER_DEPTH:
                 return None
@@ -115,20 +140,30 @@ class MixPort:
             self.idle = 0
         return payload
 
-    def send(self, payload: bytes) -> None:
-        """One frame of the mix to the phone, continuing the leg's own stream."""
+    def send(self, payload: bytes, now: float) -> None:
+        """One frame of the mix to the phone, continuing the leg's own stream.
+
+        ``now`` is the tick's time, read once for all ports: it is when the
+        frame was mixed, which is what RTCP relates the RTP timestamp to.
+        """
         leg = self.leg
         to = leg.send_to
         if to is None or leg.held or leg.transport is None:
             return
         leg.out_seq = (leg.out_seq + 1) & 0xFFFF
         leg.out_ts = (leg.out_ts + (self.wide.clock_step if self.wide else FRAME)) & 0xFFFFFFFF
-        leg.out_at = time.monotonic()
+        leg.out_at = now
         leg.transport.sendto(
             _HEADER.pack(0x80, leg.payload_type, leg.out_seq, leg.out_ts, leg.ssrc) + payload, to
         )
         leg.packets_out += 1
         leg.bytes_out += len(payload)
+
+
+def _wideband(codec: str) -> WidebandChannel | None:
+    """G.722 or Opus codec state, None for G.711 (RTP codec names ignore case, RFC 4855 §3)."""
+    name = next((name for name in WIDEBAND if name.upper() == codec.upper()), None)
+    return WidebandChannel(name) if name is not None else None
 
 
 def _earliest(seqs: dict[int, bytes]) -> int:
@@ -181,29 +216,6 @@ JOIN_TONE = np.concatenate([beep(660, 0.12), beep(990, 0.12)])
 LEAVE_TONE = np.concatenate([beep(990, 0.12), beep(660, 0.12)])
 
 
-class MediaFileError(ValueError):
-    """An audio file we cannot play: corrupt, unsupported, or empty."""
-
-
-def load_audio(path: Path) -> np.ndarray:
-    """A prompt or music file as float32 mono at 8 kHz (soundfile; resampled properly)."""
-    try:
-        audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, OSError) as exc:
-        raise MediaFileError(f"{path}: cannot read audio ({exc})") from None
-    if audio.size == 0:
-        raise MediaFileError(f"{path}: no audio in file")
-    mono = audio.mean(axis=1)
-    if rate != 8000:
-        from math import gcd
-
-        from scipy.signal import resample_poly
-
-        g = gcd(int(rate), 8000)
-        mono = resample_poly(mono, 8000 // g, int(rate) // g).astype(np.float32)
-    return mono * 32767
-
-
 def default_music(seconds: float = 16.0) -> np.ndarray:
     """Gentle generated music for hold when no files are configured: slow arpeggios."""
     notes = [261.63, 329.63, 392.0, 523.25, 392.0, 329.63, 293.66, 349.23, 440.0, 349.23]
@@ -211,7 +223,7 @@ def default_music(seconds: float = 16.0) -> np.ndarray:
     t = np.arange(per_note) / 8000
     envelope = np.exp(-3 * t) * np.minimum(1, t * 200)
     melody = [np.sin(2 * np.pi * f * t) * envelope for f in notes]
-    return (np.concatenate(melody) * 5000).astype(np.float32)
+    return (np.concatenate(melody) * 5000).astype(np.int16)
 
 
 @dataclass(eq=False)
@@ -220,22 +232,37 @@ class MusicClass:
     class hears the same frame and it costs one slice per tick, not per caller."""
 
     name: str
-    samples: np.ndarray
+    samples: np.ndarray  # int16 at 8 kHz
+    files: dict[str, float] = field(default_factory=dict)  # what plays: file → seconds
+    skipped: dict[str, str] = field(default_factory=dict)  # files that cannot play → why
     cursor: int = 0
     tick: int = -1
-    current: np.ndarray = field(default_factory=lambda: np.zeros(FRAME, dtype=np.float32))
+    current: np.ndarray = field(default_factory=lambda: np.zeros(FRAME, dtype=np.int16))
+
+    def __post_init__(self) -> None:
+        if len(self.samples) < FRAME:  # a blip of a file still fills whole frames
+            self.samples = np.resize(self.samples, FRAME)
 
     @classmethod
     def from_folder(cls, name: str, folder: Path) -> MusicClass:
-        """All playable files of ``folder`` in name order; bad files are named and skipped."""
-        parts = []
-        for path in sorted(folder.glob("*")) if folder.is_dir() else []:
-            if path.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"):
-                try:
-                    parts.append(load_audio(path))
-                except MediaFileError as exc:
-                    log.error("music on hold %s: %s (skipped)", name, exc)
-        return cls(name, np.concatenate(parts) if parts else default_music())
+        """The audio files of ``folder`` in name order, or generated music when there
+        are none; a file that cannot play is named in the log and in ``skipped``."""
+        parts: list[np.ndarray] = []
+        files: dict[str, float] = {}
+        skipped: dict[str, str] = {}
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if path.suffix.lower() not in SUFFIXES or not path.is_file():
+                continue
+            try:
+                samples = read_audio(path, ENGINE_RATE)
+            except AudioFileError as exc:
+                log.error("music on hold %s: %s (skipped)", name, exc)
+                skipped[path.name] = exc.reason
+                continue
+            parts.append(samples)
+            files[path.name] = len(samples) / ENGINE_RATE
+        samples = np.concatenate(parts) if parts else default_music()
+        return cls(name, samples, files, skipped)
 
     def frame(self, tick: int) -> np.ndarray:
         if tick != self.tick:
@@ -271,6 +298,97 @@ def mix_matrix(n: int, rooms: list[list[tuple[int, Member]]]) -> np.ndarray | sp
     return dense
 
 
+def _gains(rooms: list[Room]) -> np.ndarray | None:
+    """Each member's voice as a column of factors (0 when muted or listening only),
+    or None when everyone counts fully and there is nothing to multiply."""
+    gains = [0.0 if m.muted or m.listen_only else m.gain for room in rooms for m in room.members]
+    if all(g == 1.0 for g in gains):
+        return None
+    return np.array(gains, dtype=np.float32)[:, None]
+
+
+@dataclass(eq=False)
+class _Swap:
+    """Two-party rooms, laid out side by side: row 2k hears row 2k+1 and back."""
+
+    rows: slice
+    gain: np.ndarray | None  # of the voice each row hears
+
+    @classmethod
+    def of(cls, start: int, rooms: list[Room]) -> _Swap | None:
+        if not rooms:
+            return None
+        gains = _gains(rooms)
+        heard = None if gains is None else gains.reshape(-1, 2, 1)[:, ::-1].reshape(-1, 1).copy()
+        return cls(slice(start, start + 2 * len(rooms)), heard)
+
+    def apply(self, frames: np.ndarray, mixed: np.ndarray) -> None:
+        out = mixed[self.rows]
+        np.copyto(out.reshape(-1, 2, FRAME), frames[self.rows].reshape(-1, 2, FRAME)[:, ::-1])
+        if self.gain is not None:
+            np.multiply(out, self.gain, out=out)
+
+
+@dataclass(eq=False)
+class _SumMinusOwn:
+    """Rooms of three or more without whispers, laid out one after the other: a
+    member hears the room's sum minus their own voice, N−1 mixing in O(N) per
+    room where a matrix is O(N²).  The sums are one sparse product with the
+    rooms' membership (gains as its entries)."""
+
+    rows: slice
+    membership: sparse.csr_matrix  # (rooms, members): the gain of member j in room r
+    room_of_row: np.ndarray
+    gain: np.ndarray | None
+    own: np.ndarray | None  # scratch for one's own voice times its gain
+
+    @classmethod
+    def of(cls, start: int, rooms: list[Room]) -> _SumMinusOwn | None:
+        if not rooms:
+            return None
+        sizes = [len(room.members) for room in rooms]
+        room_of_row = np.repeat(np.arange(len(rooms)), sizes)
+        gains = _gains(rooms)
+        values = np.ones(len(room_of_row), dtype=np.float32) if gains is None else gains[:, 0]
+        membership = sparse.csr_matrix(
+            (values, (room_of_row, np.arange(len(room_of_row)))),
+            shape=(len(rooms), len(room_of_row)), dtype=np.float32,
+        )
+        own = None if gains is None else np.empty((len(room_of_row), FRAME), dtype=np.float32)
+        return cls(slice(start, start + len(room_of_row)), membership, room_of_row, gains, own)
+
+    def apply(self, frames: np.ndarray, mixed: np.ndarray) -> None:
+        spoken = frames[self.rows]
+        sums = self.membership @ spoken  # (rooms, FRAME): small
+        heard = mixed[self.rows]
+        np.take(sums, self.room_of_row, axis=0, out=heard)
+        if self.gain is not None:
+            spoken = np.multiply(spoken, self.gain, out=self.own)
+        np.subtract(heard, spoken, out=heard)
+
+
+@dataclass(eq=False)
+class _MatrixMix:
+    """Rooms where a supervisor whispers to one member: ``M @ frames`` over their rows."""
+
+    rows: slice
+    matrix: np.ndarray | sparse.csr_matrix
+
+    @classmethod
+    def of(cls, start: int, rooms: list[Room]) -> _MatrixMix | None:
+        if not rooms:
+            return None
+        local: list[list[tuple[int, Member]]] = []
+        row = 0
+        for room in rooms:
+            local.append([(row + k, m) for k, m in enumerate(room.members)])
+            row += len(room.members)
+        return cls(slice(start, start + row), mix_matrix(row, local))
+
+    def apply(self, frames: np.ndarray, mixed: np.ndarray) -> None:
+        mixed[self.rows] = self.matrix @ frames[self.rows]
+
+
 class MediaEngine:
     """The clock, the rooms and their recorders."""
 
@@ -280,10 +398,27 @@ class MediaEngine:
         self.music: dict[str, MusicClass] = {}
         self.detector = DtmfDetector()
         self.listening: dict[MixPort, MusicClass] = {}
-        self._matrix: np.ndarray | sparse.csr_matrix | None = None
-        self._big: list[list[tuple[int, Member]]] = []
-        self._big_rows: list[tuple[np.ndarray, np.ndarray]] = []
+        self._stale = True  # rooms changed: lay the tick out again before the next one
+        self._pairs: _Swap | None = None
+        self._big: _SumMinusOwn | None = None
+        self._whispered: _MatrixMix | None = None
+        self._order: list[MixPort] = []  # the ports by row
+        self._alone = slice(0, 0)  # the rows that hear nobody (alone, on hold), last
+        self._music: list[tuple[MusicClass, np.ndarray]] = []
+        self._room_rows: dict[Room, np.ndarray] = {}
+        self._recorded: list[tuple[Room, np.ndarray]] = []
+        self._playing: set[Room] = set()
+        self._wide: list[tuple[int, MixPort]] = []
+        self._narrow = np.zeros(0, dtype=bool)
+        self._listeners: tuple[np.ndarray, list[MixPort]] = (np.zeros(0, dtype=np.intp), [])
+        self._alaw = np.zeros(0, dtype=np.intp)  # rows in A-law; the others are µ-law
+        # buffers reused by every tick; this tick's frames and the last tick's swap
+        # places, so concealment needs no copy
+        self._frames = np.zeros((0, FRAME), dtype=np.float32)
+        self._last = np.zeros((0, FRAME), dtype=np.float32)
+        self._missing = np.zeros(0, dtype=np.int8)  # frames lost in a row, per port
         self._mixed = np.zeros((0, FRAME), dtype=np.float32)
+        self._index = np.zeros((0, FRAME), dtype=np.int32)
         self._timer: asyncio.TimerHandle | None = None
         self._next_at = 0.0
         self.tick_ms = 0.0  # telemetry: the last tick's cost, all of it
@@ -327,6 +462,7 @@ class MediaEngine:
                         self.play(room, LEAVE_TONE)
                     else:
                         self.stop_recording(room)
+                        self._playing.discard(room)
                         del self.rooms[room.name]
         self._changed()
 
@@ -349,10 +485,28 @@ class MediaEngine:
         port = self.join(f"moh-{id(leg)}", leg, tone=False)
         self.listening[port] = music
 
+    def set_music(self, music: MusicClass) -> None:
+        """Add or replace a music class; whoever is on hold with it hears the new
+        music from the next tick (an upload needs no restart)."""
+        old = self.music.get(music.name)
+        self.music[music.name] = music
+        for port, playing in self.listening.items():
+            if playing is old:
+                self.listening[port] = music
+        self._changed()
+
     def stop_music(self, leg: RelayLeg) -> None:
         for port in [p for p in self.listening if p.leg is leg]:
             del self.listening[port]
         self.leave(leg)
+
+    def renegotiated(self, leg: RelayLeg) -> None:
+        """The leg's phone agreed on its codec again (a re-INVITE): from the next
+        tick its frames are decoded and encoded in what it agreed on."""
+        for port in self.ports:
+            if port.leg is leg:
+                port.follow_codec()
+        self._changed()
 
     def set_muted(self, port: MixPort, muted: bool) -> None:
         for room in self.rooms.values():
@@ -364,6 +518,7 @@ class MediaEngine:
     def play(self, room: Room, samples: np.ndarray) -> None:
         """A tone heard by every member of the room."""
         room.tone, room.tone_at = samples, 0
+        self._playing.add(room)
 
     def record(
         self, room: Room, path: Path, *, stereo: tuple[MixPort, MixPort] | None = None
@@ -375,18 +530,20 @@ class MediaEngine:
         room.recorder = soundfile.SoundFile(
             path, "w", samplerate=8000, channels=2 if stereo else 1, subtype="PCM_16"
         )
+        self._changed()
 
     def stop_recording(self, room: Room) -> None:
         if room.recorder is not None:
             room.recorder.close()
             room.recorder = None
+            self._changed()
 
     def participants(self, name: str) -> list[str]:
         room = self.rooms.get(name)
         return [m.port.leg.label for m in room.members] if room else []
 
     def _changed(self) -> None:
-        self._matrix = None
+        self._stale = True
 
     # ------------------------------------------------------------ the clock
 
@@ -419,100 +576,177 @@ class MediaEngine:
         started = time.perf_counter()
         encoded = self.mix()
         self.mix_ms = (time.perf_counter() - started) * 1000
-        if encoded is not None:
-            mixed = self._mixed
-            for i, port in enumerate(self.ports):
-                if port.wide is not None:
-                    port.send(port.wide.encode(mixed[i]))
-                else:
-                    port.send(encoded[i].tobytes())
+        if encoded is None:
+            return
+        data = encoded.tobytes()
+        now = time.monotonic()
+        mixed = self._mixed
+        for row, port in enumerate(self._order):
+            if port.wide is not None:
+                port.send(port.wide.encode(mixed[row]), now)
+            else:
+                port.send(data[row * FRAME : (row + 1) * FRAME], now)
 
     def mix(self) -> np.ndarray | None:
-        """The compute part of a tick: ``(ports, 160)`` encoded bytes, one row per port."""
+        """The compute part of a tick: ``(ports, 160)`` encoded bytes; row ``port.index``
+        is what ``port`` sends."""
         ports = self.ports
-        n = len(ports)
-        if n == 0:
+        if not ports:
             return None
-        frames = np.zeros((n, FRAME), dtype=np.float32)
-        ulaw_rows: list[int] = []
-        ulaw_data: list[bytes] = []
-        alaw_rows: list[int] = []
-        alaw_data: list[bytes] = []
-        for i, port in enumerate(ports):
-            port.index = i
-            payload = port.take()
-            if payload is not None and port.wide is not None:
-                frames[i] = port.wide.decode(payload)  # G.722 / Opus: per channel
-                port.last = frames[i]
-                port.missing = 0
-            elif payload is not None and len(payload) == FRAME:
-                if port.leg.codec == "PCMA":
-                    alaw_rows.append(i)
-                    alaw_data.append(payload)
-                else:
-                    ulaw_rows.append(i)
-                    ulaw_data.append(payload)
-                port.missing = 0
-            elif port.last is not None and port.missing < CONCEAL_FRAMES:
-                port.missing += 1
-                frames[i] = port.last * (0.5 ** port.missing)  # repeat, fading
-        if ulaw_rows:
-            raw = np.frombuffer(b"".join(ulaw_data), dtype=np.uint8).reshape(-1, FRAME)
-            frames[ulaw_rows] = ULAW_DECODE[raw]
-        if alaw_rows:
-            raw = np.frombuffer(b"".join(alaw_data), dtype=np.uint8).reshape(-1, FRAME)
-            frames[alaw_rows] = ALAW_DECODE[raw]
-        for i in ulaw_rows + alaw_rows:
-            ports[i].last = frames[i]  # a view: each tick has a new frame array
-        listeners = [i for i, port in enumerate(ports) if port.on_dtmf is not None]
+        if self._stale or len(self._order) != len(ports):
+            self._lay_out()
+        self._last, self._frames = self._frames, self._last
+        frames, mixed = self._frames, self._mixed
+        self._conceal(self._decode([port.take() or b"" for port in self._order]))
+        rows, listeners = self._listeners
         if listeners:  # in-band DTMF from phones that do not send RFC 4733 events
-            for port, digit in self.detector.feed(frames[listeners], [ports[i] for i in listeners]):
+            for port, digit in self.detector.feed(frames[rows], listeners):
                 port.on_dtmf(port, digit)  # type: ignore[attr-defined]
-        if self._matrix is None or self._matrix.shape[0] != n:
-            small, self._big = [], []
-            for room in self.rooms.values():
-                members = [(m.port.index, m) for m in room.members]
-                plain = all(m.whisper_to is None for _, m in members)
-                (self._big if plain and len(members) > BIG_ROOM else small).append(members)
-            self._matrix = mix_matrix(n, small)
-            self._big_rows = [
-                (np.array([i for i, _ in members]),
-                 np.array([0.0 if m.muted or m.listen_only else m.gain for _, m in members],
-                          dtype=np.float32)[:, None])
-                for members in self._big
-            ]
-        mixed = self._matrix @ frames
-        for rows, gains in self._big_rows:
-            # a big room is N−1 by subtraction: everyone's sum minus one's own, O(N)
-            spoken = frames[rows] * gains
-            mixed[rows] = spoken.sum(axis=0) - spoken
-        for port, music in self.listening.items():
-            mixed[port.index] = music.frame(self.ticks)
-        for room in self.rooms.values():
-            rows = [m.port.index for m in room.members]
-            if room.tone is not None:
-                chunk = room.tone[room.tone_at : room.tone_at + FRAME]
-                mixed[rows, : len(chunk)] += chunk
-                room.tone_at += FRAME
-                if room.tone_at >= len(room.tone):
-                    room.tone = None
-            if room.recorder is not None:
-                if room.stereo is not None:
-                    left, right = (p.index if p in ports else -1 for p in room.stereo)
-                    block = np.zeros((FRAME, 2), dtype=np.float32)
-                    if left >= 0:
-                        block[:, 0] = frames[left]
-                    if right >= 0:
-                        block[:, 1] = frames[right]
-                    room.recorder.write(block.astype(np.int16))
-                else:
-                    speakers = [m.port.index for m in room.members if not m.muted]
-                    total = frames[speakers].sum(axis=0) if speakers else np.zeros(FRAME)
-                    room.recorder.write(np.clip(total, -32768, 32767).astype(np.int16))
-        self._mixed = mixed  # the wideband channels encode from it
-        out = np.clip(mixed, -32768, 32767).astype(np.int32) + 32768
-        encoded = ULAW_ENCODE[out]
-        alaw = [i for i, port in enumerate(ports) if port.leg.codec == "PCMA"]
-        if alaw:
-            encoded[alaw] = ALAW_ENCODE[out[alaw]]
+        for group in (self._pairs, self._big, self._whispered):
+            if group is not None:
+                group.apply(frames, mixed)
+        mixed[self._alone] = 0
+        for music, rows in self._music:
+            mixed[rows] = music.frame(self.ticks)
+        self._play_tones(mixed)
+        self._record(frames)
+        index = self._index  # the sample + 32768: the encoding tables' index
+        np.clip(mixed, -32768, 32767, out=index, casting="unsafe")  # rounds toward zero
+        np.add(index, 32768, out=index)
+        encoded = np.take(ULAW_ENCODE, index)  # a new array: handed to the sender
+        if len(self._alaw):
+            encoded[self._alaw] = np.take(ALAW_ENCODE, index[self._alaw])
         return encoded
+
+    def _lay_out(self) -> None:
+        """Rows, index arrays and buffers for the ticks to come, built only when rooms
+        change.  Rows go room by room, grouped by how they are mixed, so each mixing
+        method works on one contiguous block: views, not gathers."""
+        pairs: list[Room] = []
+        big: list[Room] = []
+        whispered: list[Room] = []
+        others: list[Room] = []  # alone (on hold, waiting in a lobby) or empty
+        for room in self.rooms.values():
+            if any(m.whisper_to is not None for m in room.members):
+                whispered.append(room)
+            elif len(room.members) > BIG_ROOM:
+                big.append(room)
+            else:
+                (pairs if len(room.members) == 2 else others).append(room)
+        order = [m.port for rooms in (pairs, big, whispered, others)
+                 for room in rooms for m in room.members]
+        placed = set(order)
+        order += [port for port in self.ports if port not in placed]
+        n = len(order)
+        previous = np.array([port.index for port in order], dtype=np.intp)
+        for row, port in enumerate(order):
+            port.index = row
+        self._order = order
+        start = 0
+        self._pairs = _Swap.of(start, pairs)
+        start += 2 * len(pairs)
+        self._big = _SumMinusOwn.of(start, big)
+        start += sum(len(room.members) for room in big)
+        self._whispered = _MatrixMix.of(start, whispered)
+        start += sum(len(room.members) for room in whispered)
+        self._alone = slice(start, n)
+
+        kept = np.flatnonzero((previous >= 0) & (previous < len(self._frames)))
+        frames = np.zeros((n, FRAME), dtype=np.float32)  # the last tick's, for concealment
+        missing = np.zeros(n, dtype=np.int8)
+        frames[kept] = self._frames[previous[kept]]
+        missing[kept] = self._missing[previous[kept]]
+        self._frames, self._missing = frames, missing
+        self._last = np.zeros((n, FRAME), dtype=np.float32)
+        self._mixed = np.zeros((n, FRAME), dtype=np.float32)
+        self._index = np.zeros((n, FRAME), dtype=np.int32)
+        self._alaw = np.flatnonzero([port.leg.codec == "PCMA" for port in order])
+        self._narrow = np.array([port.wide is None for port in order], dtype=bool)
+        self._wide = [(row, port) for row, port in enumerate(order) if port.wide is not None]
+        listening = [port for port in order if port.on_dtmf is not None]
+        self._listeners = (np.array([port.index for port in listening], dtype=np.intp), listening)
+        self._room_rows = {room: np.array([m.port.index for m in room.members], dtype=np.intp)
+                           for room in self.rooms.values()}
+        self._recorded = [(room, self._recorded_rows(room))
+                          for room in self.rooms.values() if room.recorder is not None]
+        by_class: dict[MusicClass, list[int]] = {}
+        for port, music in self.listening.items():
+            by_class.setdefault(music, []).append(port.index)
+        self._music = [(music, np.array(rows, dtype=np.intp)) for music, rows in by_class.items()]
+        self._stale = False
+
+    def _recorded_rows(self, room: Room) -> np.ndarray:
+        """The rows a room's recorder writes: (left, right) of a call (−1 when that
+        party is gone), or every member who is not muted for a conference."""
+        if room.stereo is not None:
+            return np.array([p.index if self._in_layout(p) else -1 for p in room.stereo])
+        return np.array([m.port.index for m in room.members if not m.muted], dtype=np.intp)
+
+    def _in_layout(self, port: MixPort) -> bool:
+        return 0 <= port.index < len(self._order) and self._order[port.index] is port
+
+    def _decode(self, payloads: list[bytes]) -> np.ndarray:
+        """Payloads (b"" when none) into ``self._frames``; True where a frame arrived."""
+        frames = self._frames
+        lengths = np.fromiter(map(len, payloads), dtype=np.intp, count=len(payloads))
+        fresh = (lengths == FRAME) & self._narrow
+        data = np.frombuffer(b"".join(payloads), dtype=np.uint8)
+        if fresh.all():  # the common tick: one G.711 frame from every port, no copying
+            codes = data.reshape(-1, FRAME)
+            np.take(_ULAW_IN, codes, out=frames)
+        elif fresh.any():
+            codes = np.zeros((len(payloads), FRAME), dtype=np.uint8)
+            rows = np.flatnonzero(fresh)
+            codes[rows] = data[(np.cumsum(lengths)[rows] - FRAME)[:, None] + _SAMPLES]
+            frames[rows] = _ULAW_IN[codes[rows]]
+        else:
+            codes = None
+        if codes is not None and len(self._alaw):
+            alaw = self._alaw[fresh[self._alaw]]
+            frames[alaw] = _ALAW_IN[codes[alaw]]
+        for i, port in self._wide:  # G.722 / Opus: stateful, one channel at a time
+            if payloads[i]:
+                frames[i] = port.wide.decode(payloads[i])  # type: ignore[union-attr]
+                fresh[i] = True
+        return fresh
+
+    def _conceal(self, fresh: np.ndarray) -> None:
+        """A lost frame repeats the last one at half the level (so the last good
+        one fades: ½, ¼, ⅛) for a few frames; then silence."""
+        self._missing[fresh] = 0
+        if fresh.all():
+            return
+        lost = np.flatnonzero(~fresh)
+        missing = self._missing[lost]
+        fade = np.where(missing < CONCEAL_FRAMES, 0.5, 0.0).astype(np.float32)[:, None]
+        self._frames[lost] = self._last[lost] * fade
+        self._missing[lost] = np.minimum(missing + 1, CONCEAL_FRAMES)
+
+    def _play_tones(self, mixed: np.ndarray) -> None:
+        """Join/leave signals and prompts: added to what every member of the room hears."""
+        for room in list(self._playing):
+            rows = self._room_rows.get(room)
+            if room.tone is None or rows is None:
+                self._playing.discard(room)
+                continue
+            chunk = room.tone[room.tone_at : room.tone_at + FRAME]
+            mixed[rows, : len(chunk)] += chunk
+            room.tone_at += FRAME
+            if room.tone_at >= len(room.tone):
+                room.tone = None
+                self._playing.discard(room)
+
+    def _record(self, frames: np.ndarray) -> None:
+        """What the recorders hear: the two parties in stereo, or the room in mono."""
+        for room, rows in self._recorded:
+            if room.recorder is None:
+                continue
+            if room.stereo is not None:
+                block = np.zeros((FRAME, 2), dtype=np.int16)
+                for channel, row in enumerate(rows):
+                    if row >= 0:
+                        block[:, channel] = frames[row]
+                room.recorder.write(block)
+            else:
+                total = frames[rows].sum(axis=0)
+                room.recorder.write(np.clip(total, -32768, 32767).astype(np.int16))

@@ -2,8 +2,9 @@
 
 The repository holds only the texts; ``build_prompts`` renders the missing
 WAV files into the data directory (``prompts/<lang>/<name>.wav``), so
-deployments can also drop in recorded voices with the same names.  Files
-are loaded (and resampled) once, and a bad file is a clear error at start.
+deployments can also drop in recorded voices with the same names (the admin
+API checks an upload with ``media.audiofile`` and writes it there).  Files
+are loaded (and resampled) once, and a bad file is a clear error in the log.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from media.engine import MediaFileError, load_audio
+from media.audiofile import AudioFileError, read_audio
+from media.codecs import ENGINE_RATE
 
 log = logging.getLogger("media.prompts")
 
@@ -70,15 +72,22 @@ class PromptLibrary:
         self.language = language
         self._cache: dict[tuple[str, str], np.ndarray] = {}
 
+    def path(self, name: str, language: str) -> Path:
+        return self.directory / language / f"{name}.wav"
+
     def get(self, name: str, language: str | None = None) -> np.ndarray | None:
         """The prompt, or None when it does not exist (logged once)."""
         key = (language or self.language, name)
         if key not in self._cache:
-            path = self.directory / key[0] / f"{name}.wav"
             try:
-                self._cache[key] = load_audio(path) * 0.8
-            except MediaFileError as exc:
+                samples = read_audio(self.path(name, key[0]), ENGINE_RATE)
+                self._cache[key] = samples.astype(np.float32) * 0.8
+            except AudioFileError as exc:
                 log.error("prompt %s/%s: %s", key[0], name, exc)
                 self._cache[key] = np.zeros(0, dtype=np.float32)
         samples = self._cache[key]
         return samples if len(samples) else None
+
+    def forget(self, name: str, language: str) -> None:
+        """The file changed (a recorded voice was uploaded): read it again when next played."""
+        self._cache.pop((language, name), None)

@@ -703,6 +703,8 @@ class B2BUA:
         )
         leg.held = held
         media.hold(held)
+        if isinstance(media.peer, MixPort):
+            self.server.engine.renegotiated(media)
 
     def _start_ok_resend(self, leg: Leg, ok: Response) -> None:
         """Resend our 2xx until the ACK comes (§13.3.1.4), over UDP only."""

@@ -150,7 +150,7 @@ class SipServer:
         moh = self.config.data_path / "moh"
         for folder in [moh / "default", *sorted(p for p in moh.glob("*") if p.is_dir())]:
             music = await asyncio.to_thread(MusicClass.from_folder, folder.name, folder)
-            self.engine.music[folder.name] = music
+            self.engine.set_music(music)
         self.relay = MediaRelay(general.bind, PortPool(general.rtp_port_min, general.rtp_port_max))
         self.b2bua = B2BUA(self, self.relay)
         b2bua = self.b2bua

@@ -52,3 +52,27 @@ def test_wideband_round_trip(name: str) -> None:
     assert len(out) == 8000
     assert abs(peak(out[2000:], 8000) - 800) < 5
     assert np.sqrt(np.mean(out[2000:] ** 2)) > 0.5 * np.sqrt(np.mean(tone**2))
+
+
+@pytest.mark.parametrize("source, target", [(44100, 8000), (22050, 16000), (8000, 48000)])
+def test_resampler_in_uneven_pieces_equals_the_textbook_converter(source: int, target: int) -> None:
+    """Zero-stuff, low-pass, decimate over the whole signal at once (the definition),
+    against the streaming polyphase converter fed pieces of odd sizes."""
+    from scipy.signal import lfilter
+
+    signal = np.random.default_rng(5).normal(0, 3000, 4000)
+    resampler = Resampler(source, target)
+    stuffed = np.zeros(len(signal) * resampler.up)
+    stuffed[:: resampler.up] = signal
+    reference = lfilter(resampler.taps, 1.0, stuffed)[:: resampler.down]
+    cuts = [0, 1, 7, 160, 161, 999, 2500, 4000]
+    out = np.concatenate([resampler.process(signal[a:b]) for a, b in zip(cuts, cuts[1:])])
+    assert len(out) == len(reference)
+    assert np.allclose(out, reference, atol=1e-6)
+
+
+def test_resampler_takes_a_cd_rate_file_to_8_khz() -> None:
+    t = np.arange(44100 * 2) / 44100
+    out = Resampler(44100, 8000).process(np.sin(2 * np.pi * 440 * t) * 8000)
+    assert len(out) == 16000
+    assert abs(peak(out, 8000) - 440) < 2

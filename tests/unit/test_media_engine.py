@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from media.engine import FRAME, Member, mix_matrix
 
@@ -71,11 +72,11 @@ def test_music_class_loops_and_is_shared(tmp_path) -> None:  # type: ignore[no-u
 def test_bad_audio_file_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import pytest
 
-    from media.engine import MediaFileError, load_audio
+    from media.audiofile import AudioFileError, read_audio
 
     (tmp_path / "x.wav").write_bytes(b"garbage")
-    with pytest.raises(MediaFileError, match="x.wav: cannot read audio"):
-        load_audio(tmp_path / "x.wav")
+    with pytest.raises(AudioFileError, match="x.wav: cannot read audio"):
+        read_audio(tmp_path / "x.wav", 8000)
 
 
 SOURCE = SimpleNamespace(dtmf_pt=101)  # the sending leg: only its event payload type matters
@@ -185,3 +186,120 @@ def test_a_silent_channel_is_concealed_then_dropped() -> None:
     assert first_level[4] < first_level[3] and first_level[5] < first_level[4]  # fading
     assert all(level < 1e4 for level in first_level[4 + CONCEAL_FRAMES:])  # gone (leakage only)
     assert all(heard(frame, 900) > 1e5 for frame in heard_by_2)  # the others unaffected
+
+
+def test_every_mixing_shortcut_equals_the_matrix() -> None:
+    """Two-party swaps, sum-minus-own rooms and whisper rooms, side by side in one
+    tick with µ-law and A-law phones, give what ``M @ frames`` gives, row for row."""
+    from media.engine import MediaEngine, MixPort, MusicClass, Room
+    from media.g711 import ALAW_DECODE, ULAW_DECODE, alaw_encode, ulaw_encode
+
+    laws = {"PCMU": (ulaw_encode, ULAW_DECODE), "PCMA": (alaw_encode, ALAW_DECODE)}
+    engine = MediaEngine()
+
+    def members(*codecs: str) -> list[Member]:
+        return [Member(MixPort(leg=SimpleNamespace(codec=codec))) for codec in codecs]  # type: ignore[arg-type]
+
+    call = members("PCMU", "PCMA")  # a transcoded two-party call
+    muted_call = members("PCMU", "PCMU")
+    muted_call[1].muted = True
+    room = members("PCMU", "PCMA", "PCMU", "PCMU", "PCMU")
+    room[2].muted, room[3].gain = True, 0.5
+    supervised = members("PCMU", "PCMU", "PCMA")
+    supervised[2].whisper_to = supervised[1].port
+    alone, held = members("PCMU"), members("PCMA")
+    groups = {"call": call, "muted": muted_call, "room": room, "sup": supervised,
+              "alone": alone, "held": held}
+    engine.rooms = {name: Room(name, list(group)) for name, group in groups.items()}
+    everyone = [m for group in groups.values() for m in group]
+    engine.ports = [m.port for m in reversed(everyone)]  # joined in another order
+    music = MusicClass("default", np.full(FRAME * 4, 1234.0, dtype=np.float32))
+    engine.listening[held[0].port] = music
+
+    rng = np.random.default_rng(7)
+    signal = rng.normal(0, 3000, (len(everyone), FRAME)).clip(-32768, 32767).astype(np.int16)
+    frames = np.zeros((len(everyone), FRAME), dtype=np.float32)
+    for i, member in enumerate(everyone):
+        encode, decode = laws[member.port.leg.codec]
+        payload = encode(signal[i])
+        frames[i] = decode[payload]
+        member.port.buffer[0] = payload.tobytes()
+        member.port.next_seq = 0
+    encoded = engine.mix()
+    assert encoded is not None
+    assert engine._pairs and engine._big and engine._whispered  # each shortcut was taken
+
+    indexed = {id(m): i for i, m in enumerate(everyone)}
+    rooms = [[(indexed[id(m)], m) for m in group] for group in groups.values()]
+    expected = mix_matrix(len(everyone), rooms) @ frames
+    expected[everyone.index(held[0])] = 1234.0
+    for i, member in enumerate(everyone):
+        encode, _ = laws[member.port.leg.codec]
+        want = encode(np.clip(expected[i], -32768, 32767).astype(np.int16))
+        got = encoded[member.port.index]  # the row the port sends
+        assert np.array_equal(got, want), f"member {i} ({member.port.leg.codec})"
+
+
+def test_a_reinvite_to_another_codec_is_followed_from_the_next_tick() -> None:
+    from media.engine import MediaEngine, MixPort, Room
+    from media.g711 import ALAW_DECODE, ULAW_DECODE, alaw_encode, ulaw_encode
+
+    engine = MediaEngine()
+    legs = [SimpleNamespace(codec="PCMU"), SimpleNamespace(codec="PCMU")]
+    ports = [MixPort(leg=leg) for leg in legs]  # type: ignore[arg-type]
+    engine.rooms["call"] = Room("call", [Member(p) for p in ports])
+    engine.ports = ports
+    tone = tones([700, 1100]).astype(np.int16)[:, :FRAME]
+
+    def tick(seq: int) -> np.ndarray:
+        for port, leg, samples in zip(ports, legs, tone):
+            encode = alaw_encode if leg.codec == "PCMA" else ulaw_encode
+            port.buffer[seq] = encode(samples).tobytes()
+            port.next_seq = seq
+        encoded = engine.mix()
+        assert encoded is not None
+        return encoded
+
+    before = tick(0)
+    assert heard(ULAW_DECODE[before[1]].astype(float), 700) > 1e5
+    legs[1].codec = "PCMA"  # the second phone re-INVITEs to A-law
+    engine.renegotiated(legs[1])  # type: ignore[arg-type]
+    after = tick(1)
+    # what each hears is the other's voice, exactly, in its own law
+    assert np.array_equal(after[1], alaw_encode(ULAW_DECODE[ulaw_encode(tone[0])]))
+    assert np.array_equal(after[0], ulaw_encode(ALAW_DECODE[alaw_encode(tone[1])]))
+
+
+def test_concealment_goes_on_when_someone_joins() -> None:
+    """A new member re-lays out the tick; a phone whose packet is late still fades, not clicks."""
+    from media.engine import MediaEngine, MixPort, Room
+    from media.g711 import ULAW_DECODE, ulaw_encode
+
+    engine = MediaEngine()
+    ports = [MixPort(leg=SimpleNamespace(codec="PCMU")) for _ in range(3)]  # type: ignore[arg-type]
+    engine.rooms["r"] = Room("r", [Member(p) for p in ports])
+    engine.ports = list(ports)
+    voice = ulaw_encode(tones([500])[0, :FRAME].astype(np.int16))
+    levels = []
+    for seq in range(4):
+        if seq == 2:  # a fourth phone joins while the first one's packets are late
+            late = MixPort(leg=SimpleNamespace(codec="PCMU"))  # type: ignore[arg-type]
+            engine.rooms["r"].members.append(Member(late))
+            engine.ports.append(late)
+            engine._changed()
+        if seq == 0:
+            ports[0].buffer[0], ports[0].next_seq = voice.tobytes(), 0
+        encoded = engine.mix()
+        assert encoded is not None
+        levels.append(np.abs(ULAW_DECODE[encoded[1]].astype(float)).max())
+    assert levels[1] == pytest.approx(levels[0] / 2, rel=0.05)
+    assert levels[2] == pytest.approx(levels[0] / 4, rel=0.05)  # across the new layout
+    assert levels[3] == pytest.approx(levels[0] / 8, rel=0.1)
+
+
+def test_an_opus_leg_is_decoded_as_opus() -> None:
+    """The relay upper-cases codec names (``OPUS``); RTP names ignore case."""
+    from media.engine import MixPort
+
+    port = MixPort(leg=SimpleNamespace(codec="OPUS"))  # type: ignore[arg-type]
+    assert port.wide is not None and port.wide.name == "opus"
