@@ -196,6 +196,7 @@ class Room:
     members: list[Member] = field(default_factory=list)
     locked: bool = False
     recorder: soundfile.SoundFile | None = None
+    recorded: Callable[[], None] | None = None  # called once the recording's file is closed
     stereo: tuple[MixPort, MixPort] | None = None  # a call recording: left, right
     tone: np.ndarray | None = None  # samples still to play to the whole room
     tone_at: int = 0
@@ -521,22 +522,28 @@ class MediaEngine:
         self._playing.add(room)
 
     def record(
-        self, room: Room, path: Path, *, stereo: tuple[MixPort, MixPort] | None = None
+        self, room: Room, path: Path, *, stereo: tuple[MixPort, MixPort] | None = None,
+        on_done: Callable[[], None] | None = None,
     ) -> None:
         """Record a room to WAV or FLAC (by suffix): everyone mixed in mono, or for
-        a two-party call ``stereo`` = (left, right): caller left, callee right."""
+        a two-party call ``stereo`` = (left, right): caller left, callee right.
+        ``on_done`` runs when the file is complete (stopped, or the room closed)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         room.stereo = stereo
         room.recorder = soundfile.SoundFile(
             path, "w", samplerate=8000, channels=2 if stereo else 1, subtype="PCM_16"
         )
+        room.recorded = on_done
         self._changed()
 
     def stop_recording(self, room: Room) -> None:
         if room.recorder is not None:
             room.recorder.close()
             room.recorder = None
+            done, room.recorded = room.recorded, None
             self._changed()
+            if done is not None:
+                done()
 
     def participants(self, name: str) -> list[str]:
         room = self.rooms.get(name)

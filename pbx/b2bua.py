@@ -613,13 +613,16 @@ class B2BUA:
     def _start_recording(self, call: Call, who: list[str]) -> None:
         engine = self.server.engine
         room = f"call-{call.id}"
-        general = self.server.config.general
-        day = time.strftime("%Y/%m/%d")
         part = f"-{len(call.recordings)}" if call.recordings else ""
-        path = (self.server.config.data_path / "recordings" / day
-                / f"call-{call.id}{part}.{general.recording_format}")
-        engine.record(engine.rooms[room], path, stereo=call.stereo)
-        if general.record_announce:
+        path = self.server.recording_path(f"call-{call.id}{part}")
+        parties = [leg.number for leg in (call.a, call.b) if leg is not None]
+
+        def done() -> None:
+            self.server.write_recording(call.tenant.id, call.id, "call", parties, path,
+                                        call.answered_at or call.started_at)
+
+        engine.record(engine.rooms[room], path, stereo=call.stereo, on_done=done)
+        if self.server.config.general.record_announce:
             self._say(room, "recorded")
         call.recording = path
         call.recordings.append(path)
@@ -642,11 +645,9 @@ class B2BUA:
             if state.recorder is None:
                 self._start_recording(call, [who])
             else:
-                self.server.engine.stop_recording(state)
+                self.server.engine.stop_recording(state)  # its facts are stored
                 call.path.append(f"record-stop:{who}")
                 log.info("call %s: %s stopped the recording", call.id, who)
-                if call.recording is not None:
-                    self.server.write_recording(call, call.recording)
                 call.recording = None
 
         return on_digit
@@ -1227,8 +1228,14 @@ class B2BUA:
         assert member is not None
         member.moderator = moderator
         if settings.record and state.recorder is None:
-            path = self.server.config.data_path / "recordings" / f"conference-{room}-{call.id}.wav"
-            engine.record(state, path)
+            path = self.server.recording_path(f"conference-{settings.number}-{call.id}")
+            started = time.time()
+
+            def done() -> None:
+                self.server.write_recording(call.tenant.id, call.id, "conference",
+                                            [settings.number], path, started)
+
+            engine.record(state, path, on_done=done)
             log.info("room %s: recording to %s", room, path)
 
     def _moderator_menu(self, room: str) -> Callable[[object, str], None]:
@@ -1445,10 +1452,8 @@ class B2BUA:
         if call.b_media is not None:
             media.add(call.b_media)
         for port in media:
-            self.server.engine.leave(port)
+            self.server.engine.leave(port)  # a recording's facts are stored as its room closes
             await self.relay.close_leg(port)
-        if call.recording is not None and call.recording.exists():
-            self.server.write_recording(call, call.recording)
         if call.on_end is not None:
             call.on_end()
 

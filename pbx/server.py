@@ -362,21 +362,30 @@ class SipServer:
         self._cdr_tasks.add(task)
         task.add_done_callback(self._cdr_done)
 
-    def write_recording(self, call: object, path: Path) -> None:
-        """Store a finished recording's facts; the retention job deletes it later."""
-        info = soundfile.info(str(path))
+    def recording_path(self, name: str) -> Path:
+        """Where a new recording goes: ``recordings/YYYY/MM/DD/<name>.<format>``."""
         general = self.config.general
-        legs = [leg.number for leg in (call.a, call.b) if leg is not None]  # type: ignore[attr-defined]
+        return (self.config.data_path / "recordings" / time.strftime("%Y/%m/%d")
+                / f"{name}.{general.recording_format}")
+
+    def write_recording(
+        self, organisation: int, call_id: str, kind: str, parties: list[str], path: Path,
+        started_at: float,
+    ) -> None:
+        """Store a finished recording's facts (``kind`` call or conference; a
+        call's ``parties`` are its left and right channel); the retention job
+        deletes it later."""
+        info = soundfile.info(str(path))
         recording = Recording(
-            call_id=call.id,  # type: ignore[attr-defined]
-            organisation_id=call.tenant.id,  # type: ignore[attr-defined]
-            kind="call",
-            parties=",".join(legs),
+            call_id=call_id,
+            organisation_id=organisation,
+            kind=kind,
+            parties=",".join(parties),
             path=str(path),
-            started_at=call.answered_at or time.time(),  # type: ignore[attr-defined]
+            started_at=started_at,
             duration=info.duration,
             size=path.stat().st_size,
-            retain_until=time.time() + general.recording_retention_days * 86400,
+            retain_until=time.time() + self.config.general.recording_retention_days * 86400,
         )
         task = asyncio.get_running_loop().create_task(
             asyncio.to_thread(self.store.add_recording, recording)

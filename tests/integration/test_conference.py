@@ -12,6 +12,7 @@ import struct
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import soundfile
@@ -81,8 +82,13 @@ def test_three_phones_hear_each_other_not_themselves(tmp_path: Path) -> None:
             own = level(middle, TONES[number])
             others = [level(middle, f) for n, f in TONES.items() if n != number]
             assert min(others) > 20 * max(own, 1e-3), (number, own, others)
-        recording = next((pbx.data_dir / "recordings").glob("conference-800-*.wav"))
-        audio, _ = soundfile.read(recording, dtype="float64")
+        listed = httpx.get(f"{pbx.api}/recordings", headers=pbx.admin_headers()).json()["items"]
+        (row,) = [r for r in listed if r["kind"] == "conference"]
+        assert row["parties"] == ["800"] and row["duration"] > 5
+        audio_file = tmp_path / "room.wav"
+        audio_file.write_bytes(httpx.get(f"{pbx.api}/recordings/{row['id']}/audio",
+                                         headers=pbx.admin_headers()).content)
+        audio, _ = soundfile.read(audio_file, dtype="float64")
         window = audio[int(2.5 * 8000) : int(5.5 * 8000)]
         assert all(level(window, f) > 50 for f in TONES.values())
 
@@ -176,8 +182,6 @@ def key_in(rtp: socket.socket, port: int, keys: str, ts_base: int) -> None:
 
 
 def test_moderator_mutes_and_locks(tmp_path: Path) -> None:
-    import httpx
-
     with running_pbx(tmp_path, USERS, sections=MODERATED) as pbx:
         phones = []
         try:
@@ -230,7 +234,6 @@ def test_moderator_mutes_and_locks(tmp_path: Path) -> None:
 
 
 def test_invite_a_participant_out_of_the_room(tmp_path: Path) -> None:
-    import httpx
 
     with running_pbx(tmp_path, USERS, sections=ROOMS) as pbx:
         api = f"{pbx.api}/conferences"
@@ -279,7 +282,6 @@ def test_pin_by_sip_info(tmp_path: Path) -> None:
 
 def test_everyone_has_a_personal_room(tmp_path: Path) -> None:
     """8 + extension: the owner joins as moderator, colleagues as participants."""
-    import httpx
 
     with running_pbx(tmp_path, USERS) as pbx:
         headers = pbx.admin_headers()
