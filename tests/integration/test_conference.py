@@ -234,7 +234,6 @@ def test_moderator_mutes_and_locks(tmp_path: Path) -> None:
 
 
 def test_invite_a_participant_out_of_the_room(tmp_path: Path) -> None:
-
     with running_pbx(tmp_path, USERS, sections=ROOMS) as pbx:
         api = f"{pbx.api}/conferences"
         headers = pbx.admin_headers()
@@ -282,7 +281,6 @@ def test_pin_by_sip_info(tmp_path: Path) -> None:
 
 def test_everyone_has_a_personal_room(tmp_path: Path) -> None:
     """8 + extension: the owner joins as moderator, colleagues as participants."""
-
     with running_pbx(tmp_path, USERS) as pbx:
         headers = pbx.admin_headers()
         with SipClient(pbx.host, pbx.sip_port) as guest, SipClient(pbx.host, pbx.sip_port) as owner:
