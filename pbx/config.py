@@ -85,6 +85,7 @@ class General(BaseModel):
     smtp_password: str = ""
     smtp_from: str = ""
     mqtt_url: str = ""
+    calendar_private_hosts: bool = False  # calendar feeds from private addresses (on premises)
     log_level: str = "INFO"
 
     @field_validator("transports", "domains", "codecs", "auth_algorithms", mode="before")

@@ -45,7 +45,8 @@ def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
     mp = pytest.MonkeyPatch()
     mp.setenv("PBX_ADMIN_PASSWORD", ADMIN_PASSWORD)
     try:
-        with running_pbx(tmp_path_factory.mktemp("profiles"), USERS, sections=SECTIONS) as server:
+        with running_pbx(tmp_path_factory.mktemp("profiles"), USERS, sections=SECTIONS,
+                         calendar_private_hosts="yes") as server:  # the feed is on loopback
             yield server
     finally:
         mp.undo()
