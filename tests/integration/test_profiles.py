@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -24,7 +25,7 @@ import soundfile
 
 from media.g711 import ulaw_decode, ulaw_encode
 from pbx.sip.message import Request, Response
-from tests.integration.peers import ADMIN_PASSWORD, Pbx, running_pbx
+from tests.integration.peers import ADMIN_PASSWORD, Pbx, run_sipp, running_pbx, sipp_callee
 from tests.integration.sipclient import SipClient
 
 pytestmark = pytest.mark.integration
@@ -485,3 +486,33 @@ def test_deleting_an_extension_takes_its_profiles_along(pbx: Pbx) -> None:
     assert httpx.get(f"{pbx.api}/extensions/2050/schedules", headers=headers).json()["total"] == 0
     listing = httpx.get(f"{pbx.api}/extensions/2050/profiles", headers=headers).json()
     assert [p["name"] for p in listing["items"]] == ["Working", "Lunch", "Meeting", "Off"]
+
+
+def test_sipp_calls_follow_the_profile_switch(pbx: Pbx, tmp_path: Path) -> None:
+    """sipp on both ends: in a Meeting, voicemail answers sipp's call and the
+    sipp phone never rings; switched back to Working, the phone answers."""
+    own = user_of(pbx, "1003")
+    call = [("1001", USERS["1001"], "1003")]
+
+    def switch(name: str) -> None:
+        answer = httpx.post(f"{pbx.api}/extensions/1003/profile", headers=own,
+                            json={"profile_id": profile_id(pbx, "1003", name)})
+        assert answer.status_code == 200 and answer.json()["profile"]["name"] == name
+
+    def messages() -> int:
+        return httpx.get(f"{pbx.api}/voicemail", headers=own).json()["total"]  # type: ignore[no-any-return]
+
+    before = messages()
+    with sipp_callee(tmp_path, pbx, "1003", USERS["1003"], ["-m", "1"]) as phone:
+        switch("Meeting")
+        result = run_sipp("call_uac.xml", pbx, call, tmp=tmp_path, extra=["-d", "8000"])
+        assert result.returncode == 0 and result.successful == 1, result.output[-2000:]
+        assert phone.poll() is None  # answered by voicemail: the phone did not ring
+        deadline = time.monotonic() + 5
+        while messages() == before:  # sipp's audio is the message
+            assert time.monotonic() < deadline, pbx.log()[-2000:]
+            time.sleep(0.2)
+        switch("Working")
+        result = run_sipp("call_uac.xml", pbx, call, tmp=tmp_path, extra=["-d", "1000"])
+        assert result.returncode == 0 and result.successful == 1, result.output[-2000:]
+        assert phone.wait(15) == 0  # this time the phone answered, talked and got the BYE
