@@ -621,7 +621,8 @@ class B2BUA:
             self.server.write_recording(call.tenant.id, call.id, "call", parties, path,
                                         call.answered_at or call.started_at)
 
-        engine.record(engine.rooms[room], path, stereo=call.stereo, on_done=done)
+        stereo = call.stereo if self.server.config.general.recording_mix == "stereo" else None
+        engine.record(engine.rooms[room], path, stereo=stereo, on_done=done)
         if self.server.config.general.record_announce:
             self._say(room, "recorded")
         call.recording = path
