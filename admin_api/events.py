@@ -1,5 +1,6 @@
-"""Live events over WebSocket: calls starting, being answered and ending, and
-registrations, as they happen (the wallboard and the softphone listen here).
+"""Live events over WebSocket: calls starting, ringing, being answered and
+ending, registrations and voicemail changes, as they happen (the wallboard
+and the softphone listen here).
 
 Browsers cannot set headers on a WebSocket, so the bearer token comes as the
 ``token`` query parameter.  Admins and supervisors get every event of their
@@ -28,7 +29,8 @@ def concerns(user: ApiUser, event: Event) -> bool:
         return True
     mine = user.extension
     return bool(mine) and mine in {getattr(event, name, None)
-                                   for name in ("caller", "dialled", "answered_by", "extension")}
+                                   for name in ("caller", "dialled", "answered_by", "extension",
+                                                "mailbox")}
 
 
 @router.websocket("/events")

@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, func, select
 
-from admin_api.deps import ERRORS, NOT_FOUND, NUMBER, Db, Offset, Page, RowId, User, audit
+from admin_api.deps import ERRORS, NOT_FOUND, NUMBER, Db, Offset, Page, RowId, Sip, User, audit
 from pbx.models import ApiUser, Extension, Voicemail
 from pbx.voicemail import mailbox_of
 
@@ -102,7 +102,9 @@ def message_audio(message_id: RowId, user: User, db: Db) -> FileResponse:
 
 
 @router.patch("/voicemail/{message_id}", response_model=MessageOut, responses=NOT_FOUND)
-def mark_message(message_id: RowId, body: MessagePatch, user: User, db: Db) -> MessageOut:
+def mark_message(
+    message_id: RowId, body: MessagePatch, user: User, db: Db, sip: Sip,
+) -> MessageOut:
     message = message_for(db, user, message_id, change=True)
     before = {"heard": message.heard}
     message.heard = body.heard
@@ -110,15 +112,17 @@ def mark_message(message_id: RowId, body: MessagePatch, user: User, db: Db) -> M
     audit(db, user, "voicemail.update", f"{message.mailbox}/{message_id}", before,
           {"heard": body.heard})
     db.commit()
+    sip.mailbox_changed(user.organisation_id, message.mailbox)  # the phones' lamps
     return shown(message)
 
 
 @router.delete("/voicemail/{message_id}", status_code=204, responses=NOT_FOUND)
-def delete_message(message_id: RowId, user: User, db: Db) -> Response:
+def delete_message(message_id: RowId, user: User, db: Db, sip: Sip) -> Response:
     message = message_for(db, user, message_id, change=True)
     audit(db, user, "voicemail.delete", f"{message.mailbox}/{message_id}",
           shown(message).model_dump(), None)
     db.delete(message)
     db.commit()
     Path(message.path).unlink(missing_ok=True)
+    sip.mailbox_changed(user.organisation_id, message.mailbox)
     return Response(status_code=204)

@@ -33,7 +33,7 @@ from media.g711 import TRANSCODE
 from media.relay import MediaRelay, RelayLeg
 from pbx.location import Flow, reach
 from pbx.directory import Tenant
-from pbx.events import CallAnswered, CallEnded, CallStarted
+from pbx.events import CallAnswered, CallEnded, CallRinging, CallStarted
 from pbx.models import Cdr, ConferenceRoom, Extension
 from pbx.profiles import VOICEMAIL, caller_id
 from pbx.router import (
@@ -364,6 +364,7 @@ class B2BUA:
             leg.tx = server.send_request(invite, flow)
             self.client_legs[id(leg.tx)] = leg
         call.path.append(f"ring:{number}x{len(bindings)}")
+        self.server.events.publish(CallRinging(call.tenant.id, call.id, number, time.time()))
         return len(bindings)
 
     def _build_invite(self, call: Call, number: str, target: URI, flow: Flow) -> Request:

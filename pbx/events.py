@@ -31,6 +31,16 @@ class CallStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class CallRinging:
+    """The PBX sent the INVITE to the devices of ``extension`` (a fork): its phones ring."""
+
+    organisation: int
+    call_id: str
+    extension: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class CallAnswered:
     organisation: int
     call_id: str
@@ -61,14 +71,24 @@ class Registered:
     at: float
 
 
-Event = CallStarted | CallAnswered | CallEnded | Registered
+@dataclass(frozen=True, slots=True)
+class MailboxChanged:
+    """A voicemail message was stored, marked heard or unheard, or deleted."""
+
+    organisation: int
+    mailbox: str
+    at: float
+
+
+Event = CallStarted | CallRinging | CallAnswered | CallEnded | Registered | MailboxChanged
 
 
 def event_type(event: Event) -> str:
-    """``call.started``, ``call.answered``, ``call.ended``, ``registration``."""
+    """``call.started``, ``call.ringing``, ``call.answered``, ``call.ended``,
+    ``registration``, ``voicemail``."""
     return {
-        CallStarted: "call.started", CallAnswered: "call.answered", CallEnded: "call.ended",
-        Registered: "registration",
+        CallStarted: "call.started", CallRinging: "call.ringing", CallAnswered: "call.answered",
+        CallEnded: "call.ended", Registered: "registration", MailboxChanged: "voicemail",
     }[type(event)]
 
 

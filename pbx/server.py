@@ -28,7 +28,7 @@ from pbx.b2bua import B2BUA
 from pbx.calendars import CalendarSync
 from pbx.config import Config
 from pbx.directory import Directory, Tenant
-from pbx.events import EventBus, Registered
+from pbx.events import EventBus, MailboxChanged, Registered
 from pbx.location import Flow, LocationService
 from pbx.models import Cdr, ConferenceRoom, Extension, Recording
 from pbx.mqtt import MqttPublisher
@@ -300,6 +300,13 @@ class SipServer:
         from any thread (the admin API's workers), the work runs on the SIP loop."""
         if self.b2bua is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self.b2bua.end_calls_of, organisation, number)
+
+    def mailbox_changed(self, organisation: int, mailbox: str) -> None:
+        """A message of ``mailbox`` was marked or deleted (the admin API): tell
+        the event bus, so message-waiting lamps follow.  Callable from any thread."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(
+                self.events.publish, MailboxChanged(organisation, mailbox, time.time()))
 
     def unregister(self, organisation: int, extension: str, login: str | None = None) -> None:
         """Drop an extension's registrations (only one device's, with ``login``)

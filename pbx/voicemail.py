@@ -25,6 +25,7 @@ from sqlmodel import Session
 
 from media.engine import beep
 from media.relay import RelayLeg
+from pbx.events import MailboxChanged
 from pbx.models import Extension, Voicemail
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class VoicemailApp:
 
     def __init__(self, server: SipServer) -> None:
         self.server = server
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[bool]] = set()
 
     def take(self, call_id: str, media: RelayLeg, ext: Extension, caller: str,
              hang_up: Callable[[], None]) -> Message:
@@ -100,20 +101,27 @@ class VoicemailApp:
         if message.path.exists():
             task = asyncio.get_running_loop().create_task(asyncio.to_thread(self._store, message))
             self._tasks.add(task)
-            task.add_done_callback(self._stored)
+            task.add_done_callback(lambda done: self._stored(done, message))
 
-    def _stored(self, task: asyncio.Task[None]) -> None:
+    def _stored(self, task: asyncio.Task[bool], message: Message) -> None:
+        """Tell the event bus (the mailbox's message-waiting lamps) a message is in."""
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled():
+            return
+        if task.exception() is not None:
             log.error("cannot store a voicemail message: %s", task.exception())
+        elif task.result():
+            self.server.events.publish(
+                MailboxChanged(message.organisation_id, message.mailbox, time.time()))
 
-    def _store(self, message: Message) -> None:
+    def _store(self, message: Message) -> bool:
+        """Keep the message (a row for the WAV); False: too short, dropped."""
         duration = soundfile.info(str(message.path)).duration
         if duration < MIN_SECONDS:
             message.path.unlink()
             log.info("call %s: message for %s too short (%.1f s), dropped", message.call_id,
                      message.mailbox, duration)
-            return
+            return False
         with Session(self.server.store.engine) as db:
             db.add(Voicemail(organisation_id=message.organisation_id, mailbox=message.mailbox,
                              caller=message.caller, call_id=message.call_id,
@@ -122,3 +130,4 @@ class VoicemailApp:
             db.commit()
         log.info("call %s: %.1f s message for %s stored", message.call_id, duration,
                  message.mailbox)
+        return True

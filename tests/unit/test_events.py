@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pbx.events import CallEnded, CallStarted, EventBus, as_dict
+from pbx.events import CallEnded, CallRinging, CallStarted, EventBus, MailboxChanged, as_dict
 
 
 def started(n: int) -> CallStarted:
@@ -48,4 +48,11 @@ def test_events_as_json_fields() -> None:
         "type": "call.ended", "organisation": 1, "call_id": "c", "caller": "1001",
         "dialled": "1002", "answered_by": "1002", "disposition": "answered", "status": 200,
         "duration": 12.5, "at": 100.0,
+    }
+    assert as_dict(CallRinging(1, "c", "1002", 99.0)) == {
+        "type": "call.ringing", "organisation": 1, "call_id": "c", "extension": "1002",
+        "at": 99.0,
+    }
+    assert as_dict(MailboxChanged(1, "1003", 101.0)) == {
+        "type": "voicemail", "organisation": 1, "mailbox": "1003", "at": 101.0,
     }
