@@ -175,7 +175,7 @@ class B2BUA:
         return self.server.media_address()
 
     def _contact(self, flow: Flow) -> str:
-        return f"<sip:pbx@{self.server.sent_by(flow.transport)};transport={flow.transport.lower()}>"
+        return self.server.contact(flow)
 
     def _respond(
         self, request: Request, status: int, reason: str | None = None, *,

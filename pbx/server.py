@@ -44,6 +44,7 @@ from pbx.sip.transaction import (
     TransactionTimeout,
 )
 from pbx.store import Store
+from pbx.subscriptions import ALLOW_EVENTS, Notifier
 from pbx.transport.stream import StreamTransport
 from pbx.transport.tls import self_signed, server_context
 from pbx.transport.udp import UdpTransport
@@ -108,6 +109,7 @@ class SipServer:
         self.prompts = PromptLibrary(config.data_path / "prompts", config.general.language)
         self.relay: MediaRelay | None = None
         self.b2bua: B2BUA | None = None
+        self.notifier: Notifier | None = None
         self.handlers: dict[str, Handler] = {
             "REGISTER": self._on_register,
             "OPTIONS": self._on_options,
@@ -159,6 +161,8 @@ class SipServer:
             REFER=b2bua.on_refer, INFO=b2bua.on_info, NOTIFY=b2bua.on_notify,
             UPDATE=b2bua.on_update,
         )
+        self.notifier = Notifier(self)
+        self.handlers["SUBSCRIBE"] = self.notifier.on_subscribe
         self._flush_task = asyncio.create_task(self._flush_loop())
         self._calendar_task = asyncio.create_task(
             CalendarSync(self.store, self.directory.reload,
@@ -244,20 +248,22 @@ class SipServer:
 
     def _process(self) -> None:
         """Drain the transaction layer: dispatch events, send, re-arm the timer."""
-        b2bua = self.b2bua
+        b2bua, notifier = self.b2bua, self.notifier
         while (event := self.transactions.next_event()) is not None:
             if isinstance(event, RequestReceived):
                 self._dispatch(event.request, event.tx)
-            elif b2bua is None:
+            elif b2bua is None or notifier is None:
                 continue
             elif isinstance(event, ResponseReceived):
-                self._guard(b2bua.on_response, event.tx, event.response)
+                user = notifier if notifier.sent(event.tx) else b2bua  # a NOTIFY of ours, or a call's
+                self._guard(user.on_response, event.tx, event.response)
             elif isinstance(event, AckReceived):
                 self._guard(b2bua.on_ack, event.request, event.dest)
             elif isinstance(event, StrayResponse):
                 self._guard(b2bua.on_stray_response, event.response)
             elif isinstance(event, TransactionTimeout):
-                self._guard(b2bua.on_timeout, event.tx)
+                user = notifier if notifier.sent(event.tx) else b2bua
+                self._guard(user.on_timeout, event.tx)
         self._flush_output()
         self._arm_timer()
 
@@ -344,6 +350,10 @@ class SipServer:
         host = self.media_address()
         port = self.transports[transport].local_port if transport in self.transports else 0
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def contact(self, flow: Flow) -> str:
+        """Our Contact for a dialog with a phone reached over ``flow``."""
+        return f"<sip:pbx@{self.sent_by(flow.transport)};transport={flow.transport.lower()}>"
 
     def media_address(self) -> str:
         """The address phones reach us at (SDP c=, Contact, Via)."""
@@ -492,6 +502,7 @@ class SipServer:
         response.headers.add("Allow", self.allow_header())
         response.headers.add("Accept", "application/sdp")
         response.headers.add("Supported", ", ".join(sorted(SUPPORTED_OPTIONS)))
+        response.headers.add("Allow-Events", ALLOW_EVENTS)
         self.respond(response)
 
     def _on_register(self, request: Request, flow: Flow, tx: object) -> None:

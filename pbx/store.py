@@ -13,13 +13,13 @@ from pathlib import Path
 from sqlalchemy import delete, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, SQLModel, col, create_engine, func, select
 
 from pbx.config import Config
 from pbx.location import Binding as Registration
 from pbx.models import (
     DEFAULT_ORGANISATION, Binding, Cdr, ConferenceRoom, Extension, Number, Organisation,
-    Recording, RingGroup,
+    Recording, RingGroup, Voicemail,
 )
 
 log = logging.getLogger("pbx.store")
@@ -213,6 +213,18 @@ class Store:
                 session.delete(recording)
             session.commit()
             return [recording.path for recording in old]
+
+    def mailbox_counts(self, organisation: int, mailbox: str) -> tuple[int, int]:
+        """A mailbox's new (unheard) and old messages, for its message-waiting lamp."""
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(col(Voicemail.heard), func.count())
+                .where(col(Voicemail.organisation_id) == organisation,
+                       col(Voicemail.mailbox) == mailbox)
+                .group_by(col(Voicemail.heard))
+            ).all()
+        counts = {bool(heard): count for heard, count in rows}
+        return counts.get(False, 0), counts.get(True, 0)
 
     def cdrs(self, limit: int = 100) -> list[Cdr]:
         """The newest call records first."""

@@ -15,6 +15,8 @@ from pbx.sip.errors import SipError
 from pbx.sip.message import URI, Address, Headers, Request, Response, new_branch
 
 DialogId = tuple[str, str, str]  # Call-ID, local tag, remote tag
+# requests whose Contact moves the remote target (RFC 3261 §12.2, RFC 6665 §4.1.2.1, §4.2.1.2)
+TARGET_REFRESH = frozenset({"INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY"})
 
 
 def _route_set(message: Request | Response, reverse: bool) -> list[str]:
@@ -130,7 +132,7 @@ class Dialog:
             if self.remote_cseq is not None and number <= self.remote_cseq:
                 raise SipError(500, "Server Internal Error - CSeq out of order")
             self.remote_cseq = number
-        if request.method in ("INVITE", "UPDATE") and request.contacts:
+        if request.method in TARGET_REFRESH and request.contacts:
             self.remote_target = request.contacts[0].uri
 
     def receive_response(self, response: Response) -> None:

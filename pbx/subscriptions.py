@@ -1,0 +1,524 @@
+"""The notifier: SUBSCRIBE and NOTIFY (RFC 6665), server side.
+
+Phones subscribe to two event packages:
+
+- ``dialog`` (RFC 4235): the calls of a colleague's extension, for the busy
+  lamp field (BLF) keys provisioning puts on desk phones;
+- ``message-summary`` (RFC 3842): the phone's own mailbox, for its
+  message-waiting lamp.
+
+A subscription is a dialog (our To tag, the phone's Contact and route set)
+that lives until it expires, is ended with ``Expires: 0``, or a NOTIFY is
+refused with 481 or gets no answer.  State comes from the event bus: call
+events make us compute the watched extensions' dialogs from the B2BUA's live
+calls; voicemail events make us count the mailbox's messages (off the loop).
+Each subscription has at most one NOTIFY in flight; a change meanwhile is
+sent, as the full state of that moment, once the phone has answered.
+
+The rules and documents (which packages, how long, whose state, the XML and
+the message summary) are pure functions below; :class:`Notifier` is the glue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pbx.directory import Tenant
+from pbx.events import CallAnswered, CallEnded, CallRinging, CallStarted, Event, MailboxChanged
+from pbx.location import Flow
+from pbx.models import Extension
+from pbx.sip.dialog import Dialog, DialogId, request_dialog_id
+from pbx.sip.errors import SipError
+from pbx.sip.message import Request, Response, make_response, new_tag
+from pbx.voicemail import mailbox_of
+from provisioning.settings import VOICEMAIL_NUMBER
+
+if TYPE_CHECKING:
+    from pbx.b2bua import Call, Leg
+    from pbx.server import SipServer
+
+log = logging.getLogger("pbx.subscriptions")
+
+MIN_EXPIRES = 60  # shorter: 423 Interval Too Brief, as the registrar does
+MAX_EXPIRES = 3600  # longer requests are granted this much
+DIALOG_INFO_NS = "urn:ietf:params:xml:ns:dialog-info"
+# RFC 5057 §5.1: NOTIFY answers that end the subscription's dialog usage (RFC 6665 §4.2.2)
+FATAL_NOTIFY_ANSWERS = frozenset({404, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 604})
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    """An event package we serve: its name, body type and default duration."""
+
+    name: str
+    content_type: str
+    default_expires: int
+
+
+# RFC 4235 §3.4 and RFC 3842 §3.4: one hour unless the subscriber asks otherwise
+DIALOG = Package("dialog", "application/dialog-info+xml", 3600)
+MESSAGE_SUMMARY = Package("message-summary", "application/simple-message-summary", 3600)
+PACKAGES = {package.name: package for package in (DIALOG, MESSAGE_SUMMARY)}
+ALLOW_EVENTS = ", ".join(PACKAGES)
+
+
+# ------------------------------------------------------------------ pure rules
+
+
+def parse_event(value: str | None) -> tuple[str, str | None]:
+    """The ``Event`` header (RFC 6665 §8.2.1): package name and ``id``;
+    ``dialog;id=7`` → ``("dialog", "7")``; no header → ``("", None)``."""
+    if not value:
+        return "", None
+    name, *params = (part.strip() for part in value.split(";"))
+    event_id = None
+    for param in params:
+        key, _, val = param.partition("=")
+        if key.strip().lower() == "id":
+            event_id = val.strip()
+    return name.lower(), event_id
+
+
+def accepts(accept: Sequence[str], content_type: str) -> bool:
+    """Does an ``Accept`` header (all its values) allow ``content_type``?  No
+    header means the package's default type (RFC 6665 §4.1.2)."""
+    ranges = [item.split(";")[0].strip().lower() for value in accept for item in value.split(",")]
+    ranges = [r for r in ranges if r]
+    if not ranges:
+        return True
+    major = content_type.split("/")[0]
+    return any(r in (content_type, "*/*", f"{major}/*") for r in ranges)
+
+
+def granted_expires(requested: int | None, package: Package) -> int | None:
+    """How long a subscription runs (RFC 6665 §4.2.1.1): the package default
+    without ``Expires``, at most :data:`MAX_EXPIRES`; 0 ends it (or fetches
+    the state once).  None: shorter than :data:`MIN_EXPIRES`, refuse with 423."""
+    if requested is None:
+        return package.default_expires
+    if requested == 0:
+        return 0
+    if requested < MIN_EXPIRES:
+        return None
+    return min(requested, MAX_EXPIRES)
+
+
+def remaining(expires_at: float, now: float) -> int:
+    """Seconds left, for ``Subscription-State: active;expires=N`` (never negative)."""
+    return max(0, int(expires_at - now + 0.5))
+
+
+def resource_for(package: Package, tenant: Tenant, subscriber: Extension, target: str) -> str:
+    """Whose state a new subscription of ``subscriber`` to Request-URI user
+    ``target`` watches.  ``dialog``: any extension of the subscriber's
+    organisation (else 404).  ``message-summary``: only the subscriber's own
+    mailbox, named by the extension, the mailbox or the voicemail number the
+    provisioned phones subscribe to (else 403)."""
+    if package is DIALOG:
+        if target not in tenant.extensions:
+            raise SipError(404, "Not Found - No such extension")
+        return target
+    mailbox = mailbox_of(subscriber)
+    if target not in (subscriber.number, mailbox, VOICEMAIL_NUMBER):
+        raise SipError(403, "Forbidden - Not your mailbox")
+    return mailbox
+
+
+@dataclass(frozen=True, slots=True)
+class DialogState:
+    """One dialog of a watched extension, as a ``<dialog>`` of RFC 4235 §4.1
+    describes it: the tags are the watched phone's view (its local tag)."""
+
+    id: str
+    direction: str  # initiator (the extension called) or recipient (it is called)
+    state: str  # trying, early, confirmed, terminated
+    call_id: str = ""
+    local_tag: str = ""
+    remote_tag: str = ""
+    remote: str = ""  # the other party's URI
+    remote_name: str = ""
+
+
+def extension_dialogs(
+    calls: Iterable[Call], organisation: int,
+) -> dict[str, tuple[DialogState, ...]]:
+    """Every extension of ``organisation`` that takes part in one of the B2BUA's
+    live ``calls``, with its dialogs.  A phone that sent its INVITE is the
+    ``initiator``: ``trying``, ``early`` once it hears ringing, then
+    ``confirmed``; a phone we send an INVITE is the ``recipient``: ``early``
+    while it rings (all devices of an extension are one dialog), then
+    ``confirmed``."""
+    found: dict[str, list[DialogState]] = {}
+    for call in calls:
+        if call.ended or call.tenant.id != organisation:
+            continue
+        domain = call.tenant.domain
+        caller = f"sip:{call.caller_number}@{domain}"
+        a, b = call.a, call.b
+        if a is not None:
+            if call.answered_at is not None:
+                state = "confirmed"
+            else:
+                state = "early" if call.ringing_sent or a.early_sdp_sent else "trying"
+            callee = b.number if b is not None else call.dialled
+            found.setdefault(a.number, []).append(
+                _dialog_of(f"{call.id}-a", a, state, f"sip:{callee}@{domain}", ""))
+        if b is not None and call.answered_at is not None:
+            found.setdefault(b.number, []).append(
+                _dialog_of(f"{call.id}-b", b, "confirmed", caller, call.caller_name))
+        ringing: dict[str, Leg] = {}
+        for fork in call.forks:
+            if fork.state in ("trying", "ringing"):
+                ringing.setdefault(fork.number, fork)
+        for number, fork in ringing.items():
+            found.setdefault(number, []).append(
+                _dialog_of(f"{call.id}-b", fork, "early", caller, call.caller_name))
+    return {number: tuple(sorted(dialogs, key=lambda d: d.id)) for number, dialogs in found.items()}
+
+
+def _dialog_of(ident: str, leg: Leg, state: str, remote: str, remote_name: str) -> DialogState:
+    """A leg as its phone sees it: who sent the INVITE, and the tags from the
+    phone's side (its own tag is the local one)."""
+    dialog = leg.dialog
+    our_tag = leg.invite.from_addr.tag if leg.outgoing else dialog.local_tag if dialog else ""
+    phone_tag = (dialog.remote_tag if dialog else "") if leg.outgoing else leg.invite.from_addr.tag
+    return DialogState(ident, "recipient" if leg.outgoing else "initiator", state,
+                       leg.invite.call_id, phone_tag or "", our_tag or "", remote, remote_name)
+
+
+def with_ended(
+    shown: Sequence[DialogState], current: Sequence[DialogState],
+) -> tuple[DialogState, ...]:
+    """The dialogs for the next document: the current ones, and once more as
+    ``terminated`` those the last document showed that are gone (RFC 4235
+    §3.7: a full-state document may report dialogs that have just ended)."""
+    ids = {d.id for d in current}
+    ended = tuple(dataclasses.replace(d, state="terminated") for d in shown
+                  if d.id not in ids and d.state != "terminated")
+    return tuple(current) + ended
+
+
+def dialog_info(entity: str, version: int, dialogs: Sequence[DialogState]) -> bytes:
+    """An ``application/dialog-info+xml`` full-state document (RFC 4235 §4);
+    no ``<dialog>`` at all means the extension is idle."""
+    root = ET.Element("dialog-info", {
+        "xmlns": DIALOG_INFO_NS, "version": str(version), "state": "full", "entity": entity,
+    })
+    for dialog in dialogs:
+        attributes = {"id": dialog.id}
+        for name, value in (("call-id", dialog.call_id), ("local-tag", dialog.local_tag),
+                            ("remote-tag", dialog.remote_tag), ("direction", dialog.direction)):
+            if value:
+                attributes[name] = value
+        element = ET.SubElement(root, "dialog", attributes)
+        ET.SubElement(element, "state").text = dialog.state
+        if dialog.remote:
+            remote = ET.SubElement(element, "remote")
+            identity = ET.SubElement(remote, "identity")
+            identity.text = dialog.remote
+            if dialog.remote_name:
+                identity.set("display", dialog.remote_name)
+            ET.SubElement(remote, "target", {"uri": dialog.remote})
+    ET.indent(root)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8",
+                                                                     xml_declaration=False) + b"\n"
+
+
+def message_summary(account: str, new: int, old: int) -> bytes:
+    """An ``application/simple-message-summary`` body (RFC 3842 §5.2): voice
+    messages as new/old with the (urgent) counts, which we do not keep."""
+    return (f"Messages-Waiting: {'yes' if new else 'no'}\r\n"
+            f"Message-Account: {account}\r\n"
+            f"Voice-Message: {new}/{old} (0/0)\r\n").encode()
+
+
+# ------------------------------------------------------------------ the glue
+
+
+State = tuple[Any, ...]  # dialog: tuple[DialogState, ...]; message-summary: (new, old)
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One phone's subscription to one resource: the dialog it lives in and
+    what its NOTIFYs have said."""
+
+    package: Package
+    event_id: str | None
+    organisation: int
+    domain: str
+    resource: str  # the watched extension, or the mailbox
+    subscriber: str
+    dialog: Dialog
+    expires_at: float = 0.0  # on the loop's clock
+    state: State | None = None  # the newest state we know
+    shown: State | None = None  # what the last NOTIFY said
+    version: int = 0  # the next dialog-info document's version (RFC 4235 §4.1)
+    owed: bool = False  # a NOTIFY is due even if the state is unchanged (a (re)subscribe)
+    in_flight: bool = False
+    ended: bool = False
+    timer: asyncio.TimerHandle | None = None
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.organisation, self.package.name)
+
+    def event_header(self) -> str:
+        return self.package.name + (f";id={self.event_id}" if self.event_id else "")
+
+    def body(self) -> bytes:
+        uri = f"sip:{self.resource}@{self.domain}"
+        if self.package is DIALOG:
+            assert self.state is not None
+            return dialog_info(uri, self.version, with_ended(self.shown or (), self.state))
+        new, old = self.state or (0, 0)
+        return message_summary(uri, new, old)
+
+
+class Notifier:
+    """Every subscription of the node, and the NOTIFYs that keep them current."""
+
+    def __init__(self, server: SipServer) -> None:
+        self.server = server
+        self.subscriptions: dict[DialogId, Subscription] = {}
+        # (organisation, package) → resource → its subscriptions
+        self.watchers: dict[tuple[int, str], dict[str, set[Subscription]]] = {}
+        self.pending: dict[int, Subscription] = {}  # id of a NOTIFY transaction → its subscription
+        self._tasks: set[asyncio.Task[None]] = set()
+        server.events.subscribe(self.on_event)
+
+    def __len__(self) -> int:
+        return len(self.subscriptions)
+
+    def sent(self, tx: object) -> bool:
+        """Is ``tx`` one of our NOTIFYs (its answer is ours to handle)?"""
+        return id(tx) in self.pending
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    # ------------------------------------------------------------ SUBSCRIBE
+
+    def on_subscribe(self, request: Request, flow: Flow, tx: object) -> None:
+        if request.to_addr.tag is not None:
+            self._refresh(request)
+            return
+        name, event_id = parse_event(request.headers.get("Event"))
+        package = PACKAGES.get(name)
+        if package is None:
+            log.info("SUBSCRIBE for event %r from %s: 489", name, flow.host)
+            self._respond(request, 489, headers=[("Allow-Events", ALLOW_EVENTS)],
+                          to_tag=new_tag())
+            return
+        if not accepts(request.headers.get_all("Accept"), package.content_type):
+            self._respond(request, 406, headers=[("Accept", package.content_type)],
+                          to_tag=new_tag())
+            return
+        directory = self.server.directory
+        tenant = (directory.tenant_for(request.from_addr.uri.host)
+                  or directory.tenant_for(request.uri.host) or directory.default)
+        found = self.server.authenticate(request, flow, tenant, time.time())
+        if found is None:
+            return
+        subscriber = found[0]
+        resource = resource_for(package, tenant, subscriber, request.uri.user or "")
+        expires = granted_expires(request.expires, package)
+        if expires is None:
+            self._too_brief(request)
+            return
+        tag = new_tag()
+        probe = make_response(request, 200, to_tag=tag)
+        sub = Subscription(package, event_id, tenant.id, tenant.domain, resource,
+                           subscriber.number, Dialog.as_uas(request, probe, flow))
+        self.subscriptions[sub.dialog.id] = sub
+        self.watchers.setdefault(sub.key, {}).setdefault(resource, set()).add(sub)
+        log.info("%s subscribes to %s of %s for %d s", subscriber.number, package.name, resource,
+                 expires)
+        self._granted(request, sub, expires, tag)
+
+    def _refresh(self, request: Request) -> None:
+        """An in-dialog SUBSCRIBE: extend the subscription, or end it with ``Expires: 0``."""
+        sub = self.subscriptions.get(request_dialog_id(request))
+        name, event_id = parse_event(request.headers.get("Event"))
+        if sub is None or sub.ended or (name, event_id) != (sub.package.name, sub.event_id):
+            raise SipError(481, "Subscription Does Not Exist")
+        sub.dialog.receive_request(request)
+        expires = granted_expires(request.expires, sub.package)
+        if expires is None:
+            self._too_brief(request)
+            return
+        self._granted(request, sub, expires, sub.dialog.local_tag)
+
+    def _granted(self, request: Request, sub: Subscription, expires: int, tag: str) -> None:
+        """200 with the granted ``Expires``, then the NOTIFY RFC 6665 §4.2.1.2
+        asks for at once: the current state, or the final one for ``Expires: 0``."""
+        headers = [("Expires", str(expires)), ("Contact", self.server.contact(sub.dialog.dest)),
+                   *(("Record-Route", route) for route in request.headers.get_all("Record-Route"))]
+        self._respond(request, 200, headers=headers, to_tag=tag)
+        if expires == 0:
+            self._with_state(sub, lambda: self._terminate(sub, "timeout"))
+            return
+        if sub.timer is not None:
+            sub.timer.cancel()
+        sub.expires_at = self.loop.time() + expires
+        sub.timer = self.loop.call_at(sub.expires_at, self._expired, sub)
+        sub.owed = True
+        self._with_state(sub, lambda: self._notify(sub))
+
+    def _too_brief(self, request: Request) -> None:
+        self._respond(request, 423, headers=[("Min-Expires", str(MIN_EXPIRES))],
+                      to_tag=new_tag())
+
+    def _respond(self, request: Request, status: int, *, headers: Iterable[tuple[str, str]],
+                 to_tag: str) -> None:
+        response = make_response(request, status, to_tag=to_tag)
+        for name, value in headers:
+            response.headers.add(name, value)
+        self.server.respond(response)
+
+    # ------------------------------------------------------------ state
+
+    def on_event(self, event: Event) -> None:
+        """The event bus: calls change the dialog state, voicemail the mailboxes."""
+        if isinstance(event, MailboxChanged):
+            subs = self.watchers.get((event.organisation, MESSAGE_SUMMARY.name), {})
+            if event.mailbox in subs:
+                self._spawn(self._count(list(subs[event.mailbox])))
+        elif isinstance(event, CallStarted | CallRinging | CallAnswered | CallEnded):
+            self._calls_changed(event.organisation)
+
+    def _calls_changed(self, organisation: int) -> None:
+        watched = self.watchers.get((organisation, DIALOG.name))
+        if not watched:
+            return
+        dialogs = self._dialogs(organisation)
+        for resource, subs in watched.items():
+            for sub in list(subs):
+                sub.state = dialogs.get(resource, ())
+                self._notify(sub)
+
+    def _dialogs(self, organisation: int) -> dict[str, tuple[DialogState, ...]]:
+        b2bua = self.server.b2bua
+        return extension_dialogs(b2bua.calls.values() if b2bua else (), organisation)
+
+    def _with_state(self, sub: Subscription, then: Callable[[], None]) -> None:
+        """Bring ``sub.state`` up to date, then run ``then``: at once for
+        dialogs, after counting the mailbox in a thread for message summaries."""
+        if sub.package is DIALOG:
+            sub.state = self._dialogs(sub.organisation).get(sub.resource, ())
+            then()
+            return
+
+        async def count_then() -> None:
+            await self._count([sub])
+            then()
+
+        self._spawn(count_then())
+
+    async def _count(self, subs: list[Subscription]) -> None:
+        """Count a mailbox's new and old messages (off the loop) and notify its watchers."""
+        first = subs[0]
+        counts = await asyncio.to_thread(self.server.store.mailbox_counts, first.organisation,
+                                         first.resource)
+        for sub in subs:
+            sub.state = counts
+            self._notify(sub)
+
+    def _spawn(self, work: Any) -> None:
+        task = self.loop.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("subscription state update failed: %r", task.exception())
+
+    # ------------------------------------------------------------ NOTIFY
+
+    def _notify(self, sub: Subscription) -> None:
+        """Send the current state if it changed (or is owed) and no NOTIFY is in flight."""
+        if sub.ended or sub.in_flight or sub.state is None:
+            return
+        if not sub.owed and sub.state == sub.shown:
+            return
+        sub.owed = False
+        self._send(sub, f"active;expires={remaining(sub.expires_at, self.loop.time())}")
+
+    def _send(self, sub: Subscription, subscription_state: str) -> None:
+        dialog = sub.dialog
+        notify = dialog.create_request(
+            "NOTIFY", self.server.sent_by(dialog.dest.transport), body=sub.body(),
+            content_type=sub.package.content_type,
+            headers=[("Event", sub.event_header()), ("Subscription-State", subscription_state),
+                     ("Contact", self.server.contact(dialog.dest))],
+        )
+        sub.version += 1
+        sub.shown = sub.state
+        sub.in_flight = True
+        tx = self.server.send_request(notify, dialog.dest)
+        self.pending[id(tx)] = sub
+
+    def on_response(self, tx: object, response: Response) -> None:
+        """The phone answered a NOTIFY: send what changed meanwhile, or end
+        the subscription on an answer that says it is gone (481 …)."""
+        if response.status < 200:
+            return
+        sub = self.pending.pop(id(tx), None)
+        if sub is None:
+            return
+        sub.in_flight = False
+        if response.status in FATAL_NOTIFY_ANSWERS:
+            log.info("NOTIFY %s of %s to %s answered %d: subscription ended", sub.package.name,
+                     sub.resource, sub.subscriber, response.status)
+            self._forget(sub)
+        elif response.status >= 300:
+            log.info("NOTIFY %s of %s to %s answered %d", sub.package.name, sub.resource,
+                     sub.subscriber, response.status)
+        else:
+            self._notify(sub)
+
+    def on_timeout(self, tx: object) -> None:
+        """No answer to a NOTIFY (Timer F): the phone is gone (RFC 6665 §4.2.2)."""
+        sub = self.pending.pop(id(tx), None)
+        if sub is not None:
+            log.info("NOTIFY %s of %s to %s timed out: subscription ended", sub.package.name,
+                     sub.resource, sub.subscriber)
+            sub.in_flight = False
+            self._forget(sub)
+
+    # ------------------------------------------------------------ the end
+
+    def _expired(self, sub: Subscription) -> None:
+        sub.timer = None
+        log.info("subscription of %s to %s of %s expired", sub.subscriber, sub.package.name,
+                 sub.resource)
+        self._terminate(sub, "timeout")
+
+    def _terminate(self, sub: Subscription, reason: str) -> None:
+        """The final NOTIFY (``Subscription-State: terminated``) and forget it."""
+        if sub.ended:
+            return
+        self._forget(sub)
+        self._send(sub, f"terminated;reason={reason}")
+
+    def _forget(self, sub: Subscription) -> None:
+        sub.ended = True
+        if sub.timer is not None:
+            sub.timer.cancel()
+            sub.timer = None
+        self.subscriptions.pop(sub.dialog.id, None)
+        watched = self.watchers.get(sub.key, {})
+        subs = watched.get(sub.resource)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del watched[sub.resource]
