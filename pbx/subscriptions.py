@@ -227,7 +227,7 @@ def dialog_info(entity: str, version: int, dialogs: Sequence[DialogState]) -> by
                 identity.set("display", dialog.remote_name)
             ET.SubElement(remote, "target", {"uri": dialog.remote})
     ET.indent(root)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8",
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8", short_empty_elements=False,
                                                                      xml_declaration=False) + b"\n"
 
 

@@ -296,9 +296,10 @@ class Baresip:
 def baresip_phone(
     tmp: Path, pbx: Pbx, number: str, password: str, *, transport: str = "udp",
     seconds: int = 30, extra_config: str = "", audio_file: Path | None = None,
-    command: str | None = None, control: bool = False,
+    command: str | None = None, control: bool = False, apps: tuple[str, ...] = (),
 ) -> Iterator[Baresip]:
-    """A baresip phone registered as ``number``; it auto-answers.
+    """A baresip phone registered as ``number``; it auto-answers.  ``apps`` are
+    application modules loaded before the account registers (``mwi.so``).
 
     With ``audio_file`` (S16LE WAV, 8 kHz) it sends that file as its microphone
     and records what it hears to ``dump-*-dec.wav`` in its directory (the
@@ -325,9 +326,8 @@ def baresip_phone(
         module aufile.so
         {"module sndfile.so" if audio_file else ""}
         snd_path {directory}
-        module_app account.so
-        module_app menu.so
-        """) + extra_config + "\n")
+        """) + "".join(f"module_app {app}\n" for app in (*apps, "account.so", "menu.so"))
+        + extra_config + "\n")
     port_sip = pbx.tls_port if transport == "tls" else pbx.sip_port
     host = f"[{pbx.host}]" if ":" in pbx.host else pbx.host
     param = f";transport={transport}"  # without it libre tries a DNS lookup (ENOSYS)

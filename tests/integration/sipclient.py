@@ -147,6 +147,23 @@ class SipClient:
         came within ``wait``).  Non-2xx finals are ACKed here; a 2xx is left
         to the caller (:meth:`ack`).
         """
+        first = self.start_invite(user, password, target, body=body, wait=wait)
+        provisional: list[Response] = []
+        final = first
+        while final is not None and final.status < 200:
+            provisional.append(final)
+            final = self.receive(wait)
+        if final is not None and final.status >= 300:
+            self.ack_failure(final)
+        return provisional, final
+
+    def start_invite(
+        self, user: str, password: str, target: str, *, body: bytes | None = None,
+        wait: float = 5.0,
+    ) -> Response | None:
+        """Send an INVITE to ``target`` and answer the PBX's 407 with credentials;
+        returns the first response after that (None: none within ``wait``).  The
+        call goes on with :meth:`receive`, :meth:`cancel`, :meth:`in_dialog`."""
         body = self.sdp() if body is None else body
         self.invite_text = self.request("INVITE", user, to=target, body=body,
                                         headers={"Content-Type": "application/sdp"})
@@ -162,14 +179,7 @@ class SipClient:
                 headers={"Content-Type": "application/sdp"},
             )
             first = self.receive(wait)
-        provisional: list[Response] = []
-        final = first
-        while final is not None and final.status < 200:
-            provisional.append(final)
-            final = self.receive(wait)
-        if final is not None and final.status >= 300:
-            self.ack_failure(final)
-        return provisional, final
+        return first
 
     def call(
         self, user: str, password: str, target: str, phone: SipClient, status: int = 200,
@@ -317,4 +327,27 @@ class SipClient:
             password=password,
         )
         self.request("REGISTER", user, contacts=contacts, headers=extra, authorization=authorization)
+        return self.receive()
+
+    def subscribe(
+        self, user: str, password: str, target: str, event: str, *, expires: int | None = 600,
+        headers: dict[str, str] | None = None,
+    ) -> Response | None:
+        """SUBSCRIBE to ``event`` of ``target`` as ``user``, answering the PBX's
+        challenge; returns the final answer.  NOTIFYs arrive through
+        :meth:`receive_request`; refresh or end it with :meth:`in_dialog`."""
+        contacts = [f"<sip:{user}@{self.host_port()}>"]
+        extra = {"Event": event, **(headers or {})}
+        if expires is not None:
+            extra["Expires"] = str(expires)
+        self.request("SUBSCRIBE", user, to=target, contacts=contacts, headers=extra)
+        answer = self.receive()
+        if answer is None or answer.status != 407:
+            return answer
+        authorization = build_authorization(
+            answer.headers.get("Proxy-Authenticate") or "", method="SUBSCRIBE",
+            uri=self.uri(target), username=user, password=password,
+        )
+        self.request("SUBSCRIBE", user, to=target, contacts=contacts, headers=extra,
+                     authorization=authorization)
         return self.receive()
