@@ -227,8 +227,9 @@ def dialog_info(entity: str, version: int, dialogs: Sequence[DialogState]) -> by
                 identity.set("display", dialog.remote_name)
             ET.SubElement(remote, "target", {"uri": dialog.remote})
     ET.indent(root)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8", short_empty_elements=False,
-                                                                     xml_declaration=False) + b"\n"
+    # empty elements written open and closed: some phones' parsers want that
+    body = ET.tostring(root, encoding="utf-8", xml_declaration=False, short_empty_elements=False)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body + b"\n"
 
 
 def message_summary(account: str, new: int, old: int) -> bytes:
@@ -364,14 +365,14 @@ class Notifier:
                    *(("Record-Route", route) for route in request.headers.get_all("Record-Route"))]
         self._respond(request, 200, headers=headers, to_tag=tag)
         if expires == 0:
-            self._with_state(sub, lambda: self._terminate(sub, "timeout"))
+            self._with_state(sub, self._timed_out)
             return
         if sub.timer is not None:
             sub.timer.cancel()
         sub.expires_at = self.loop.time() + expires
         sub.timer = self.loop.call_at(sub.expires_at, self._expired, sub)
         sub.owed = True
-        self._with_state(sub, lambda: self._notify(sub))
+        self._with_state(sub, self._notify)
 
     def _too_brief(self, request: Request) -> None:
         self._respond(request, 423, headers=[("Min-Expires", str(MIN_EXPIRES))],
@@ -391,7 +392,7 @@ class Notifier:
         if isinstance(event, MailboxChanged):
             subs = self.watchers.get((event.organisation, MESSAGE_SUMMARY.name), {})
             if event.mailbox in subs:
-                self._spawn(self._count(list(subs[event.mailbox])))
+                self._spawn(self._count(list(subs[event.mailbox]), self._notify))
         elif isinstance(event, CallStarted | CallRinging | CallAnswered | CallEnded):
             self._calls_changed(event.organisation)
 
@@ -409,28 +410,23 @@ class Notifier:
         b2bua = self.server.b2bua
         return extension_dialogs(b2bua.calls.values() if b2bua else (), organisation)
 
-    def _with_state(self, sub: Subscription, then: Callable[[], None]) -> None:
-        """Bring ``sub.state`` up to date, then run ``then``: at once for
+    def _with_state(self, sub: Subscription, then: Callable[[Subscription], None]) -> None:
+        """Bring ``sub.state`` up to date, then hand it to ``then``: at once for
         dialogs, after counting the mailbox in a thread for message summaries."""
         if sub.package is DIALOG:
             sub.state = self._dialogs(sub.organisation).get(sub.resource, ())
-            then()
-            return
+            then(sub)
+        else:
+            self._spawn(self._count([sub], then))
 
-        async def count_then() -> None:
-            await self._count([sub])
-            then()
-
-        self._spawn(count_then())
-
-    async def _count(self, subs: list[Subscription]) -> None:
-        """Count a mailbox's new and old messages (off the loop) and notify its watchers."""
+    async def _count(self, subs: list[Subscription], then: Callable[[Subscription], None]) -> None:
+        """Count one mailbox's new and old messages (off the loop) for its watchers."""
         first = subs[0]
         counts = await asyncio.to_thread(self.server.store.mailbox_counts, first.organisation,
                                          first.resource)
         for sub in subs:
             sub.state = counts
-            self._notify(sub)
+            then(sub)
 
     def _spawn(self, work: Any) -> None:
         task = self.loop.create_task(work)
@@ -501,6 +497,10 @@ class Notifier:
         sub.timer = None
         log.info("subscription of %s to %s of %s expired", sub.subscriber, sub.package.name,
                  sub.resource)
+        self._timed_out(sub)
+
+    def _timed_out(self, sub: Subscription) -> None:
+        """Expired, or ended with ``Expires: 0`` (RFC 6665 §4.2.1.2 calls both timeout)."""
         self._terminate(sub, "timeout")
 
     def _terminate(self, sub: Subscription, reason: str) -> None:

@@ -176,6 +176,20 @@ def test_a_refresh_extends_and_a_481_ends_the_subscription(pbx: Pbx) -> None:
         assert gone is not None and gone.status == 481
 
 
+@pytest.mark.parametrize("event", ["dialog", "message-summary"])
+def test_expires_zero_fetches_the_state_once(pbx: Pbx, event: str) -> None:
+    """RFC 6665 §4.2.1: a SUBSCRIBE with Expires: 0 gets one NOTIFY, terminated."""
+    with SipClient(pbx.host, pbx.sip_port) as phone:
+        phone.call_id += f"-fetch-{event}"
+        ok = phone.subscribe("1001", USERS["1001"], "1001", event, expires=0)
+        assert ok is not None and ok.status == 200 and ok.headers.get("Expires") == "0"
+        only = notified(phone)
+        assert only.headers.get("Subscription-State") == "terminated;reason=timeout"
+        assert only.body
+        assert phone.receive_request(1, "NOTIFY") is None
+    assert pbx.health()["subscriptions"] == 0
+
+
 @pytest.mark.parametrize(("target", "event", "expires", "status"), [
     ("1002", "presence", 600, 489),  # a package we do not serve
     ("4711", "dialog", 600, 404),  # no such extension
