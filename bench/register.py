@@ -7,7 +7,9 @@ same users at the same rate, and stops it.  The server is pinned to one core
 with ``taskset`` (every thread, every child process), sipp to the other.
 Printed per offered rate: authenticated registrations per second sustained,
 failed registrations, sipp retransmissions, the server's CPU share of its one
-core, and the ratio ours / Kamailio.
+core, the share of that core busy with anything else (the machine is shared:
+figures taken while "other" is high are not comparable), and the ratio
+ours / Kamailio of the sustained rates.
 
 The peer is Kamailio 5.6 from Debian (``apt-get install -y kamailio``; htable
 and the registrar are in that package, nothing else is needed).  Without it
@@ -71,6 +73,7 @@ class Result:
     retransmissions: int
     elapsed: float
     cpu_seconds: float
+    core_busy_seconds: float
 
     @property
     def rate(self) -> float:
@@ -80,6 +83,11 @@ class Result:
     def cpu_share(self) -> float:
         """Fraction of the server's one core used while sipp ran."""
         return self.cpu_seconds / self.elapsed
+
+    @property
+    def other_share(self) -> float:
+        """Fraction of the server core busy with anything else: the machine is shared."""
+        return max(0.0, self.core_busy_seconds - self.cpu_seconds) / self.elapsed
 
 
 @contextmanager
@@ -131,16 +139,17 @@ def measure(server: Server, users_csv: Path, rate: int, calls: int, transport: s
     ]
     if shutil.which("taskset"):
         command = ["taskset", "-c", SIPP_CORE, *command]
-    cpu_before = _cpu_seconds(server.pid)
+    cpu_before, busy_before = _cpu_seconds(server.pid), _core_busy_seconds(SERVER_CORE)
     started = time.monotonic()
     proc = subprocess.run(command, capture_output=True, text=True, cwd=tmp)
     elapsed = time.monotonic() - started
     cpu = _cpu_seconds(server.pid) - cpu_before
+    busy = _core_busy_seconds(SERVER_CORE) - busy_before
     if not stats.exists():
         raise RuntimeError(f"sipp wrote no statistics:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     counts = _last_stats(stats)
     return Result(int(counts["SuccessfulCall(C)"]), int(counts["FailedCall(C)"]),
-                  int(counts["Retransmissions(C)"]), elapsed, cpu)
+                  int(counts["Retransmissions(C)"]), elapsed, cpu, busy)
 
 
 def main() -> int:
@@ -176,7 +185,7 @@ def main() -> int:
               f"{args.transport}, MD5 qop=auth; server on core {SERVER_CORE}, sipp on core "
               f"{SIPP_CORE}" + (f"; Kamailio with {args.children} UDP workers" if peer else ""))
         print(f"{'server':<26}{'offered/s':>10}{'reg/s':>8}{'failed':>8}{'retrans':>9}"
-              f"{'cpu':>6}{'ours/kam':>10}")
+              f"{'cpu':>6}{'other':>7}{'ours/kam':>10}")
         for rate in rates:
             for _ in range(args.repeat):
                 results: dict[str, Result] = {}
@@ -191,7 +200,8 @@ def main() -> int:
                              if server.name == "kamailio" else "")
                     print(f"{server.name + ' ' + server.version:<26}{rate:>10}{result.rate:>8.0f}"
                           f"{result.failed:>8}{result.retransmissions:>9}"
-                          f"{result.cpu_share:>6.0%}{ratio}", flush=True)
+                          f"{result.cpu_share:>6.0%}{result.other_share:>7.0%}{ratio}",
+                          flush=True)
     return 1 if failed else 0
 
 
@@ -317,6 +327,15 @@ def _cpu_seconds(root: int) -> float:
         tree.update(children)
         frontier.extend(children)
     return sum(times.get(pid, 0.0) for pid in tree)
+
+
+def _core_busy_seconds(core: str) -> float:
+    """Non-idle time of one CPU since boot (user, nice, system, irq, softirq, steal)."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{core} "):
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, line.split()[1:9])
+            return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    raise RuntimeError(f"no cpu{core} in /proc/stat")
 
 
 def _last_stats(stats: Path) -> dict[str, str]:
