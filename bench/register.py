@@ -7,9 +7,10 @@ same users at the same rate, and stops it.  The server is pinned to one core
 with ``taskset`` (every thread, every child process), sipp to the other.
 Printed per offered rate: authenticated registrations per second sustained,
 failed registrations, sipp retransmissions, the server's CPU share of its one
-core, the share of that core busy with anything else (the machine is shared:
-figures taken while "other" is high are not comparable), and the ratio
-ours / Kamailio of the sustained rates.
+core and per registration (µs), the share of that core busy with anything
+else (the machine is shared: figures taken while "other" is high are not
+comparable), and the ratios ours / Kamailio of the sustained rates and of the
+CPU time per registration.
 
 The peer is Kamailio 5.6 from Debian (``apt-get install -y kamailio``; htable
 and the registrar are in that package, nothing else is needed).  Without it
@@ -83,6 +84,11 @@ class Result:
     def cpu_share(self) -> float:
         """Fraction of the server's one core used while sipp ran."""
         return self.cpu_seconds / self.elapsed
+
+    @property
+    def cpu_per_registration(self) -> float:
+        """Server CPU microseconds spent per successful registration (two transactions)."""
+        return self.cpu_seconds / self.ok * 1e6 if self.ok else float("nan")
 
     @property
     def other_share(self) -> float:
@@ -183,9 +189,10 @@ def main() -> int:
         users_csv = _users_csv(tmp, users)
         print(f"{args.users} users, {args.calls} registrations per run, transport "
               f"{args.transport}, MD5 qop=auth; server on core {SERVER_CORE}, sipp on core "
-              f"{SIPP_CORE}" + (f"; Kamailio with {args.children} UDP workers" if peer else ""))
+              f"{SIPP_CORE}" + (f"; Kamailio with {args.children} UDP workers; ratios are ours / "
+                             "Kamailio" if peer else ""))
         print(f"{'server':<26}{'offered/s':>10}{'reg/s':>8}{'failed':>8}{'retrans':>9}"
-              f"{'cpu':>6}{'other':>7}{'ours/kam':>10}")
+              f"{'cpu':>6}{'us/reg':>8}{'other':>7}{'ratio reg/s':>13}{'ratio us/reg':>14}")
         for rate in rates:
             for _ in range(args.repeat):
                 results: dict[str, Result] = {}
@@ -196,11 +203,14 @@ def main() -> int:
                                          workdir)
                     results[server.name] = result
                     failed |= result.failed > 0
-                    ratio = (f"{results['ours'].rate / result.rate:>10.2f}"
+                    ours = results["ours"]
+                    ratio = (f"{ours.rate / result.rate:>13.2f}"
+                             f"{ours.cpu_per_registration / result.cpu_per_registration:>14.1f}"
                              if server.name == "kamailio" else "")
                     print(f"{server.name + ' ' + server.version:<26}{rate:>10}{result.rate:>8.0f}"
                           f"{result.failed:>8}{result.retransmissions:>9}"
-                          f"{result.cpu_share:>6.0%}{result.other_share:>7.0%}{ratio}",
+                          f"{result.cpu_share:>6.0%}{result.cpu_per_registration:>8.0f}"
+                          f"{result.other_share:>7.0%}{ratio}",
                           flush=True)
     return 1 if failed else 0
 
