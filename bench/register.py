@@ -18,7 +18,8 @@ only our half runs.  Its configuration is a plain registrar as in the stock
 kamailio.cfg: stateless replies (sl), usrloc in memory (db_mode 0), passwords
 in an htable filled at start-up (``event_route[htable:mod-init]``) and checked
 with ``pv_auth_check`` (auth user must match the To user, nonce counts
-tracked), ``-n`` UDP workers (default 4) all on the server's core.
+tracked), ``-n`` workers per listening transport (default 4), all on the
+server's core.
 
     .venv/bin/python bench/register.py [--users 1000] [--calls 20000] \\
         [--rates 1000,2000] [--repeat 1] [--children 4] [--transport u1]
@@ -166,7 +167,8 @@ def main() -> int:
     parser.add_argument("--rates", default="1000,2000",
                         help="offered registrations per second, comma-separated")
     parser.add_argument("--repeat", type=int, default=1, help="measurements per server and rate")
-    parser.add_argument("--children", type=int, default=4, help="Kamailio UDP workers (-n)")
+    parser.add_argument("--children", type=int, default=4,
+                        help="Kamailio workers per transport (-n)")
     parser.add_argument("--transport", default="u1", help="sipp -t value: u1 (UDP) or t1 (TCP)")
     args = parser.parse_args()
     if shutil.which("sipp") is None:
@@ -189,7 +191,7 @@ def main() -> int:
         users_csv = _users_csv(tmp, users)
         print(f"{args.users} users, {args.calls} registrations per run, transport "
               f"{args.transport}, MD5 qop=auth; server on core {SERVER_CORE}, sipp on core "
-              f"{SIPP_CORE}" + (f"; Kamailio with {args.children} UDP workers; ratios are ours / "
+              f"{SIPP_CORE}" + (f"; Kamailio with {args.children} workers (-n); ratios are ours / "
                              "Kamailio" if peer else ""))
         print(f"{'server':<26}{'offered/s':>10}{'reg/s':>8}{'failed':>8}{'retrans':>9}"
               f"{'cpu':>6}{'us/reg':>8}{'other':>7}{'ratio reg/s':>13}{'ratio us/reg':>14}")
@@ -232,12 +234,9 @@ def _kamailio_config(host: str, port: int, users: dict[str, str]) -> str:
     return f"""#!KAMAILIO
 debug=1
 log_stderror=yes
-memdbg=5
-memlog=5
 auto_aliases=no
 listen=udp:{host}:{port}
 listen=tcp:{host}:{port}
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
 
 {modules}
 
@@ -301,18 +300,15 @@ def _wait_for_sip(host: str, port: int, process: subprocess.Popen[bytes], log: P
 
 
 def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process (it stops its children), SIGKILL its group if it lingers."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            pass
+    """SIGTERM the main process (it stops its workers), SIGKILL its group if it lingers."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
     try:
-        os.killpg(process.pid, signal.SIGKILL)  # any worker left behind
-    except ProcessLookupError:
-        pass
-    process.wait()
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # its own session: only its processes
+        process.wait()
 
 
 def _cpu_seconds(root: int) -> float:
