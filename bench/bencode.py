@@ -11,6 +11,10 @@ from __future__ import annotations
 Value = int | str | bytes | list["Value"] | dict[str, "Value"]
 
 
+class BencodeError(ValueError):
+    """Bytes that are not one well-formed bencoded value."""
+
+
 def encode(value: Value) -> bytes:
     """The bencoding of ``value`` (bool is refused: bencode has no such type)."""
     out: list[bytes] = []
@@ -43,10 +47,10 @@ def _encode(value: Value, out: list[bytes]) -> None:
 
 
 def decode(data: bytes) -> Value:
-    """The value ``data`` bencodes; ValueError if it is malformed or has trailing bytes."""
+    """The value ``data`` bencodes; BencodeError if it is malformed or has trailing bytes."""
     value, end = _decode(data, 0)
     if end != len(data):
-        raise ValueError(f"trailing bytes after bencoded value at offset {end}")
+        raise BencodeError(f"trailing bytes after bencoded value at offset {end}")
     return value
 
 
@@ -54,7 +58,9 @@ def _decode(data: bytes, at: int) -> tuple[Value, int]:
     try:
         kind = data[at:at + 1]
         if kind == b"i":
-            end = data.index(b"e", at)
+            end = data.find(b"e", at)
+            if end < 0:
+                raise ValueError("integer without its closing 'e'")
             return int(data[at + 1:end]), end + 1
         if kind == b"l":
             items: list[Value] = []
@@ -67,23 +73,31 @@ def _decode(data: bytes, at: int) -> tuple[Value, int]:
             entries: dict[str, Value] = {}
             at += 1
             while data[at:at + 1] != b"e":
-                key, at = _decode(data, at)
-                if not isinstance(key, (str, bytes)):
-                    raise ValueError(f"dictionary key at offset {at} is not a string")
-                entries[key if isinstance(key, str) else key.decode("latin-1")], at = \
-                    _decode(data, at)
+                raw_key, at = _string(data, at)
+                entries[raw_key.decode("latin-1")], at = _decode(data, at)
             return entries, at + 1
         if kind.isdigit():
-            colon = data.index(b":", at)
-            start = colon + 1
-            end = start + int(data[at:colon])
-            if end > len(data):
-                raise ValueError(f"string at offset {at} runs past the end")
-            raw = data[start:end]
+            raw, end = _string(data, at)
             try:
                 return raw.decode(), end
             except UnicodeDecodeError:
                 return raw, end
+    except BencodeError:
+        raise
     except (IndexError, ValueError) as exc:
-        raise ValueError(f"malformed bencode at offset {at}: {exc}") from None
-    raise ValueError(f"malformed bencode at offset {at}: unexpected {kind!r}")
+        raise BencodeError(f"malformed bencode at offset {at}: {exc}") from None
+    raise BencodeError(f"malformed bencode at offset {at}: unexpected {kind!r}")
+
+
+def _string(data: bytes, at: int) -> tuple[bytes, int]:
+    """The byte string ``<length>:<bytes>`` at ``at`` and the offset after it."""
+    colon = data.find(b":", at)
+    if colon < 0:
+        raise ValueError(f"string length at offset {at} without its ':'")
+    length = data[at:colon]
+    if not length.isdigit():
+        raise ValueError(f"expected a string length at offset {at}, got {length[:10]!r}")
+    end = colon + 1 + int(length)
+    if end > len(data):
+        raise ValueError(f"string at offset {at} runs past the end")
+    return data[colon + 1:end], end

@@ -335,7 +335,8 @@ def rtpengine_version() -> str | None:
     """rtpengine's version as it prints it, or None if it is not installed."""
     if shutil.which("rtpengine") is None:
         return None
-    run = subprocess.run(["rtpengine", "--version"], capture_output=True, text=True)
+    run = subprocess.run(["rtpengine", "--version"], capture_output=True, text=True,
+                         check=False)
     out = run.stdout + run.stderr
     return out.replace("Version:", "").strip() or "unknown version"
 
