@@ -74,7 +74,7 @@ def _decode(data: bytes, at: int) -> tuple[Value, int]:
             at += 1
             while data[at:at + 1] != b"e":
                 raw_key, at = _string(data, at)
-                entries[raw_key.decode("latin-1")], at = _decode(data, at)
+                entries[raw_key.decode()], at = _decode(data, at)
             return entries, at + 1
         if kind.isdigit():
             raw, end = _string(data, at)
