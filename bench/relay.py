@@ -86,18 +86,32 @@ def udp_rcvbuf_errors() -> int:
     return int(values[names.index("RcvbufErrors")])
 
 
-def cpu_times(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds of a process, all its threads, as the kernel billed them."""
+@dataclass(frozen=True)
+class Sample:
+    """The relay process's counters and the phones' at one instant."""
+
+    at: float
+    user: float  # CPU seconds of all the relay's threads, as the kernel billed them
+    system: float
+    waited: float  # seconds its threads sat runnable on a run queue, waiting for the CPU
+    threads: int
+    sent: int
+    received: int
+
+
+def sample(pid: int, sent: Synchronized, received: Synchronized) -> Sample:  # type: ignore[type-arg]
+    """Read the relay's CPU and scheduler counters from /proc, and the phones' counts."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return int(fields[11]) / CLOCK_TICK, int(fields[12]) / CLOCK_TICK
-
-
-def thread_count(pid: int) -> int:
-    """How many threads a process runs now."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("Threads:"):
-            return int(line.split()[1])
-    return 0
+    tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    waited = 0
+    for task in tasks:
+        try:
+            waited += int((task / "schedstat").read_text().split()[1])
+        except FileNotFoundError:  # a thread that just ended
+            pass
+    return Sample(at=time.monotonic(), user=int(fields[11]) / CLOCK_TICK,
+                  system=int(fields[12]) / CLOCK_TICK, waited=waited / 1e9,
+                  threads=len(tasks), sent=sent.value, received=received.value)
 
 
 # ------------------------------------------------------------------ relay set-ups
@@ -420,8 +434,43 @@ class Figures:
     cpu: float  # share of one core
     kernel_share: float  # of that CPU, the part spent in the kernel
     us_per_packet: float  # CPU µs per relayed packet
+    waited: float  # share of the window the relay was runnable but another task had its CPU
     kernel_drops: int
     threads: int
+
+    @classmethod
+    def between(cls, start: Sample, end: Sample, sent: int, received: int,
+                kernel_drops: int) -> Figures:
+        wall = end.at - start.at
+        user, system = end.user - start.user, end.system - start.system
+        relayed = end.received - start.received
+        return cls(
+            offered_pps=(end.sent - start.sent) / wall, relayed_pps=relayed / wall,
+            loss_pct=100 * (1 - received / sent) if sent else 100.0,
+            cpu=(user + system) / wall,
+            kernel_share=system / (user + system) if user + system else 0.0,
+            us_per_packet=1e6 * (user + system) / relayed if relayed else float("inf"),
+            waited=(end.waited - start.waited) / wall, kernel_drops=kernel_drops,
+            threads=end.threads,
+        )
+
+    def notes(self, calls: int) -> list[str]:
+        """What makes this point's figures other than the relay's own capacity."""
+        expected = 100 * calls
+        notes = []
+        if self.offered_pps < 0.98 * expected:
+            notes.append(f"the phones offered {self.offered_pps:.0f} of {expected} pkt/s "
+                         "(their CPU fell behind)")
+        if self.relayed_pps < 0.98 * self.offered_pps:
+            notes.append(f"relayed {self.relayed_pps:.0f} of {self.offered_pps:.0f} pkt/s "
+                         "offered: a backlog built up in the socket buffers")
+        if self.waited > 0.05:
+            notes.append(f"waited {100 * self.waited:.0f}% of the time for its CPU "
+                         "(other programs on that core)")
+        if self.kernel_drops:
+            notes.append(f"{self.kernel_drops} datagrams dropped by the kernel "
+                         "(full socket buffers, host-wide)")
+        return notes
 
 
 def measure(relay: Relay, calls: int, seconds: float, transcode: bool,
@@ -450,12 +499,9 @@ def measure(relay: Relay, calls: int, seconds: float, transcode: bool,
         time.sleep(0.2)
         phones[1].start()
         time.sleep(1.0)  # CPU and rates are measured in the steady state, not the ramp-up
-        wall0, cpu0, sent0, received0 = (
-            time.monotonic(), cpu_times(relay.pid), sent.value, received.value)
+        start = sample(relay.pid, sent, received)
         time.sleep(seconds - 2.0)
-        wall, (user, system), sent1, received1 = (
-            time.monotonic() - wall0, cpu_times(relay.pid), sent.value, received.value)
-        threads = thread_count(relay.pid)
+        end = sample(relay.pid, sent, received)
         phones[1].join()
         done.set()
         phones[0].join()
@@ -468,15 +514,7 @@ def measure(relay: Relay, calls: int, seconds: float, transcode: bool,
         relay.close()
         for sock in socks:
             sock.close()
-    busy = (user - cpu0[0]) + (system - cpu0[1])
-    relayed = received1 - received0
-    return Figures(
-        offered_pps=(sent1 - sent0) / wall, relayed_pps=relayed / wall,
-        loss_pct=100 * (1 - received.value / sent.value) if sent.value else 100.0,
-        cpu=busy / wall, kernel_share=(system - cpu0[1]) / busy if busy else 0.0,
-        us_per_packet=1e6 * busy / relayed if relayed else float("inf"),
-        kernel_drops=drops, threads=threads,
-    )
+    return Figures.between(start, end, sent.value, received.value, drops)
 
 
 def ratio(ours: float, theirs: float) -> str:
@@ -537,16 +575,11 @@ def main() -> int:
                      f" {ratio(ours.loss_pct, theirs.loss_pct):>8}")
         print(line, flush=True)
         for name, f in zip(names, figures):
-            expected = 100 * calls
-            if f.offered_pps < 0.98 * expected:
-                print(f"      note: {name}: the phones offered {f.offered_pps:.0f} of "
-                      f"{expected} pkt/s (their CPU fell behind)", flush=True)
-            if f.kernel_drops:
-                print(f"      note: {name}: {f.kernel_drops} datagrams dropped by the kernel "
-                      f"(full socket buffers, host-wide)", flush=True)
-    if version:
-        print(f"rtpengine ran {figures[-1].threads} threads, all on CPU {relay_cpu}; "
-              f"ours {figures[0].threads}")
+            for note in f.notes(calls):
+                print(f"      {name}: {note}", flush=True)
+        threads = {name: f.threads for name, f in zip(names, figures)}
+    print("threads per relay process, all on CPU "
+          f"{relay_cpu}: {', '.join(f'{n} {t}' for n, t in threads.items())}")
     return 0
 
 
