@@ -473,7 +473,8 @@ def put_calendar(number: str, user: User, db: Db, sip: Sip,
                 raise RequestValidationError([  # without the input: it may not be text
                     {"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"]}
                     for e in exc.errors()]) from None
-            rows = events_from(fetch(url), ext, tz, now, FEED_DAYS)
+            ics = fetch(url, sip.config.general.calendar_private_hosts)
+            rows = events_from(ics, ext, tz, now, FEED_DAYS)
             ext.calendar_url = url
         elif kind == "text/calendar":
             rows = events_from(data, ext, tz, now, UPLOAD_DAYS)

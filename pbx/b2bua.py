@@ -621,7 +621,8 @@ class B2BUA:
             self.server.write_recording(call.tenant.id, call.id, "call", parties, path,
                                         call.answered_at or call.started_at)
 
-        engine.record(engine.rooms[room], path, stereo=call.stereo, on_done=done)
+        stereo = call.stereo if self.server.config.general.recording_mix == "stereo" else None
+        engine.record(engine.rooms[room], path, stereo=stereo, on_done=done)
         if self.server.config.general.record_announce:
             self._say(room, "recorded")
         call.recording = path
@@ -1104,9 +1105,10 @@ class B2BUA:
 
     # ------------------------------------------------------------ conferences
 
-    def _answer_here(self, call: Call, service: str) -> bool:
-        """The PBX itself answers the caller (a conference, voicemail): from then on
-        the caller's media port feeds the engine.  False: refused, the call failed."""
+    def _answer_here(self, call: Call, service: str, number: str) -> bool:
+        """The PBX itself answers the caller for ``service`` ``number`` (a
+        conference room, a mailbox): from then on the caller's media port feeds
+        the engine.  False: refused, the call failed."""
         a = call.a
         assert a is not None and a.media is not None
         if a.offer is None:
@@ -1130,6 +1132,8 @@ class B2BUA:
         call.b = None
         self._start_ok_resend(a, ok)
         self._arm_session_timer(a)
+        self.server.events.publish(
+            CallAnswered(call.tenant.id, call.id, f"{service}:{number}", call.answered_at))
         return True
 
     def _voicemail(self, call: Call, number: str) -> None:
@@ -1138,7 +1142,7 @@ class B2BUA:
         if ext is None:
             self._fail(call, 404, "Not Found - No such mailbox")
             return
-        if not self._answer_here(call, VOICEMAIL):
+        if not self._answer_here(call, VOICEMAIL, number):
             return
         call.path.append(f"voicemail:{number}")
         assert call.a is not None and call.a.media is not None
@@ -1156,9 +1160,9 @@ class B2BUA:
         settings = self.server.conference(call.tenant, number)
         assert settings is not None
         room = call.tenant.room_key(number)
-        if not self._answer_here(call, "conference"):
+        if not self._answer_here(call, "conference", number):
             return
-        call.path.append(f"conference:{room}")
+        call.path.append(f"conference:{number}")
         a = call.a
         assert a is not None and a.media is not None
         engine = self.server.engine

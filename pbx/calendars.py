@@ -11,7 +11,9 @@ uploaded file cannot be fetched again, so its events are expanded over
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Callable, Sequence
 from zoneinfo import ZoneInfo
@@ -38,13 +40,32 @@ class FetchError(ValueError):
     """A calendar URL that gave no usable answer; the message says why."""
 
 
-def fetch(url: str) -> bytes:
-    """GET an ICS feed (``webcal://`` is ``https://``), at most :data:`MAX_BYTES`."""
+def public_only(request: httpx.Request) -> None:
+    """Refuse a request (the first or a redirect's) to a host that resolves to a
+    loopback, private, link-local or reserved address: a calendar URL must not
+    let a user probe the PBX's own network."""
+    host = request.url.host
+    try:
+        infos = socket.getaddrinfo(host, request.url.port or 443, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise FetchError(f"cannot resolve {host}: {exc.strerror or exc}") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise FetchError(f"{host} is a private address ({address}); "
+                             "set calendar_private_hosts = yes to allow it")
+
+
+def fetch(url: str, allow_private: bool = False) -> bytes:
+    """GET an ICS feed (``webcal://`` is ``https://``), at most :data:`MAX_BYTES`,
+    from public addresses only unless ``allow_private``."""
     if url.startswith("webcal://"):
         url = "https://" + url.removeprefix("webcal://")
     body = bytearray()
+    hooks = {} if allow_private else {"request": [public_only]}
     try:
-        with httpx.stream("GET", url, timeout=FETCH_TIMEOUT, follow_redirects=True) as response:
+        with httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=True,
+                          event_hooks=hooks) as client, client.stream("GET", url) as response:
             status = response.status_code
             for chunk in response.iter_bytes() if status == 200 else ():
                 body += chunk
@@ -82,7 +103,7 @@ def events_from(
                            extension=ext.number)
 
 
-def refresh(store: Store, now: float) -> int:
+def refresh(store: Store, now: float, allow_private: bool = False) -> int:
     """Fetch every calendar URL once and store its events; returns how many
     calendars changed.  A failing feed keeps its old events and is logged."""
     with Session(store.engine) as db:
@@ -91,8 +112,8 @@ def refresh(store: Store, now: float) -> int:
     refreshed = 0
     for ext in subscribed:
         try:
-            rows = events_from(fetch(ext.calendar_url), ext, zones.get(ext.organisation_id,
-                                                                       zone("")), now, FEED_DAYS)
+            ics = fetch(ext.calendar_url, allow_private)
+            rows = events_from(ics, ext, zones.get(ext.organisation_id, zone("")), now, FEED_DAYS)
         except ValueError as exc:  # FetchError, CalendarError
             log.warning("calendar of %s (organisation %d): %s", ext.number,
                         ext.organisation_id, exc)
@@ -110,15 +131,16 @@ class CalendarSync:
     ``on_change`` (the directory reload) when anything was stored."""
 
     def __init__(self, store: Store, on_change: Callable[[], None],
-                 interval: float = REFRESH_SECONDS) -> None:
+                 interval: float = REFRESH_SECONDS, allow_private: bool = False) -> None:
         self.store = store
         self.on_change = on_change
         self.interval = interval
+        self.allow_private = allow_private
 
     async def run(self) -> None:
         while True:
             try:
-                if await asyncio.to_thread(refresh, self.store, time.time()):
+                if await asyncio.to_thread(refresh, self.store, time.time(), self.allow_private):
                     await asyncio.to_thread(self.on_change)  # reads the store: not on the loop
             except Exception:
                 log.exception("calendar refresh failed; next try in %d s", self.interval)

@@ -76,6 +76,7 @@ class General(BaseModel):
     language: str = Field("en", pattern="^(en|sv)$")  # system prompts
     personal_room_prefix: str = Field("8", pattern=r"^[0-9*#]{0,4}$")  # 8 + 1001: 1001's room
     recording_format: str = Field("wav", pattern="^(wav|flac)$")
+    recording_mix: str = Field("stereo", pattern="^(stereo|mono)$")  # stereo: caller left
     record_announce: bool = False  # say "this call is recorded" to both parties
     recording_retention_days: int = Field(730, ge=1)  # 24 months
     max_call_duration: int = Field(0, ge=0)  # 0 = unlimited
@@ -85,6 +86,7 @@ class General(BaseModel):
     smtp_password: str = ""
     smtp_from: str = ""
     mqtt_url: str = ""
+    calendar_private_hosts: bool = False  # calendar feeds from private addresses (on premises)
     log_level: str = "INFO"
 
     @field_validator("transports", "domains", "codecs", "auth_algorithms", mode="before")

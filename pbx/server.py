@@ -161,7 +161,8 @@ class SipServer:
         )
         self._flush_task = asyncio.create_task(self._flush_loop())
         self._calendar_task = asyncio.create_task(
-            CalendarSync(self.store, self.directory.reload).run())
+            CalendarSync(self.store, self.directory.reload,
+                         allow_private=general.calendar_private_hosts).run())
         if general.mqtt_url:
             self.mqtt = MqttPublisher(general.mqtt_url, self.events, self._slug_of)
             self.mqtt.start()

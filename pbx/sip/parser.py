@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from pbx.sip.errors import ParseError
-from pbx.sip.message import URI, Headers, Message, Request, Response, is_token
+from pbx.sip.message import URI, Message, Request, Response, is_token
 
 MAX_HEADER_BYTES = 65536
 MAX_BODY_BYTES = 1 << 20

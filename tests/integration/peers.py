@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 SCENARIOS = Path(__file__).parent / "scenarios"
+ADMIN_PASSWORD = "admin-pass-1234"  # for PBXs started with admin_password=ADMIN_PASSWORD
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -57,6 +58,7 @@ class Pbx:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(default_factory=Path)
     rtp_ports: str = ""  # A-B; default: the 198 ports above the SIP port
+    admin_password: str | None = None  # the bootstrap admin's; None: generated into a file
     https_port: int = field(default_factory=lambda: free_ports(1))
 
     @property
@@ -77,7 +79,7 @@ class Pbx:
                 "--data-dir", str(self.data_dir),
                 "--rtp-ports", self.rtp_ports or f"{self.sip_port + 2}-{self.sip_port + 200}",
             ],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=self._env(),
         )
         log.close()
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -115,14 +117,23 @@ class Pbx:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.http_port}/api"
 
-    def admin_headers(self) -> dict[str, str]:
-        """A bearer token of the bootstrap admin (password from the environment
-        or the file the PBX generated)."""
-        password = os.environ.get("PBX_ADMIN_PASSWORD") or (
-            self.data_dir / "admin-password").read_text().strip()
-        response = httpx.post(f"{self.api}/login", json={"username": "admin", "password": password})
-        response.raise_for_status()
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "PBX_ADMIN_PASSWORD"}
+        if self.admin_password is not None:
+            env["PBX_ADMIN_PASSWORD"] = self.admin_password
+        return env
+
+    def login(self, username: str, password: str) -> dict[str, str]:
+        """A bearer header for ``username``."""
+        response = httpx.post(f"{self.api}/login", json={"username": username, "password": password})
+        assert response.status_code == 200, response.text
         return {"Authorization": f"Bearer {response.json()['token']}"}
+
+    def admin_headers(self) -> dict[str, str]:
+        """A bearer header of the bootstrap admin (its password given, or the one
+        the PBX generated into its data directory)."""
+        password = self.admin_password or (self.data_dir / "admin-password").read_text().strip()
+        return self.login("admin", password)
 
 
 def write_config(
@@ -140,14 +151,14 @@ def write_config(
 @contextmanager
 def running_pbx(
     tmp: Path, extensions: dict[str, str], host: str = "127.0.0.1", sections: str = "",
-    rtp_ports: str = "", **general: object,
+    rtp_ports: str = "", admin_password: str | None = None, **general: object,
 ) -> Iterator[Pbx]:
     config = write_config(tmp / "sip.conf", extensions, sections, **general)
     (tmp / "data").mkdir(exist_ok=True)
     for attempt in range(3):
         # a port found free can be taken before the PBX binds it: pick again then
         pbx = Pbx(host, free_ports(2, host), free_ports(1, host), tmp / "data", config,
-                  rtp_ports=rtp_ports)
+                  rtp_ports=rtp_ports, admin_password=admin_password)
         try:
             pbx.start()
             break

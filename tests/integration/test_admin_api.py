@@ -10,133 +10,116 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlmodel import Session
 
-from admin_api.security import hash_password
-from pbx.models import ApiUser, Extension, Organisation
-from pbx.store import make_engine
-from tests.integration.peers import Pbx, running_pbx
+from tests.integration.peers import ADMIN_PASSWORD, Pbx, running_pbx
 from tests.integration.sipclient import SipClient
 
 pytestmark = pytest.mark.integration
 
-ADMIN_PASSWORD = "admin-pass-1234"
 
 
 @pytest.fixture(scope="module")
 def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PBX_ADMIN_PASSWORD", ADMIN_PASSWORD)
-    try:
-        with running_pbx(tmp_path_factory.mktemp("api"), {"1001": "pw-1001-secret"}) as server:
-            yield server
-    finally:
-        mp.undo()
+    with running_pbx(tmp_path_factory.mktemp("api"), {"1001": "pw-1001-secret"},
+                     admin_password=ADMIN_PASSWORD) as server:
+        yield server
 
 
-def api(pbx: Pbx) -> str:
-    return f"http://{pbx.host}:{pbx.http_port}/api"
-
-
-def login(pbx: Pbx, username: str, password: str) -> dict[str, str]:
-    response = httpx.post(f"{api(pbx)}/login", json={"username": username, "password": password})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
 
 
 def test_login_and_tokens(pbx: Pbx) -> None:
-    assert httpx.post(f"{api(pbx)}/login", json={"username": "admin", "password": "nope"}).status_code == 401
-    assert httpx.get(f"{api(pbx)}/extensions").status_code == 401
-    assert httpx.get(f"{api(pbx)}/extensions", headers={"Authorization": "Bearer forged"}).status_code == 401
-    headers = login(pbx, "admin", ADMIN_PASSWORD)
-    assert httpx.get(f"{api(pbx)}/me", headers=headers).json()["role"] == "admin"
+    assert httpx.post(f"{pbx.api}/login", json={"username": "admin", "password": "nope"}).status_code == 401
+    assert httpx.get(f"{pbx.api}/extensions").status_code == 401
+    assert httpx.get(f"{pbx.api}/extensions", headers={"Authorization": "Bearer forged"}).status_code == 401
+    headers = pbx.login("admin", ADMIN_PASSWORD)
+    assert httpx.get(f"{pbx.api}/me", headers=headers).json()["role"] == "admin"
 
 
 def test_a_new_extension_registers_at_once_and_secrets_stay_hidden(pbx: Pbx) -> None:
-    headers = login(pbx, "admin", ADMIN_PASSWORD)
-    created = httpx.post(f"{api(pbx)}/extensions", headers=headers,
+    headers = pbx.login("admin", ADMIN_PASSWORD)
+    created = httpx.post(f"{pbx.api}/extensions", headers=headers,
                          json={"number": "2001", "display_name": "Nora Nilsson"})
     assert created.status_code == 201
     secret = created.json()["secret"]
     assert len(secret) == 20
-    assert httpx.post(f"{api(pbx)}/extensions", headers=headers, json={"number": "2001"}).status_code == 409
-    listing = httpx.get(f"{api(pbx)}/extensions", headers=headers, params={"limit": 1, "offset": 1})
+    assert httpx.post(f"{pbx.api}/extensions", headers=headers, json={"number": "2001"}).status_code == 409
+    listing = httpx.get(f"{pbx.api}/extensions", headers=headers, params={"limit": 1, "offset": 1})
     assert listing.status_code == 200 and listing.json()["total"] == 2 and len(listing.json()["items"]) == 1
     assert "secret" not in listing.text and secret not in listing.text
     with SipClient(pbx.host, pbx.sip_port) as phone:
         assert phone.register("2001", secret).status == 200  # type: ignore[union-attr]
     # DND set through the API: the next call is refused as busy
-    patched = httpx.patch(f"{api(pbx)}/extensions/2001", headers=headers, json={"dnd": True})
+    patched = httpx.patch(f"{pbx.api}/extensions/2001", headers=headers, json={"dnd": True})
     assert patched.status_code == 200 and patched.json()["dnd"] is True
     with SipClient(pbx.host, pbx.sip_port) as caller:
         _, final = caller.invite("1001", "pw-1001-secret", "2001")
         assert final is not None and final.status == 486
-    actions = [(e["action"], e["target"]) for e in httpx.get(f"{api(pbx)}/audit", headers=headers).json()]
+    actions = [(e["action"], e["target"]) for e in httpx.get(f"{pbx.api}/audit", headers=headers).json()]
     assert ("extension.create", "2001") in actions and ("extension.update", "2001") in actions
-    update = next(e for e in httpx.get(f"{api(pbx)}/audit", headers=headers).json()
+    update = next(e for e in httpx.get(f"{pbx.api}/audit", headers=headers).json()
                   if e["action"] == "extension.update")
     assert '"dnd": false' in update["before"] and '"dnd": true' in update["after"]
 
 
 def test_api_tokens_and_logout(pbx: Pbx) -> None:
-    headers = login(pbx, "admin", ADMIN_PASSWORD)
-    made = httpx.post(f"{api(pbx)}/tokens", headers=headers, json={"name": "crm", "expires_in_days": 30})
+    headers = pbx.login("admin", ADMIN_PASSWORD)
+    made = httpx.post(f"{pbx.api}/tokens", headers=headers, json={"name": "crm", "expires_in_days": 30})
     assert made.status_code == 201 and made.json()["expires_at"] > time.time() + 29 * 86400
     crm = {"Authorization": f"Bearer {made.json()['token']}"}
-    assert httpx.get(f"{api(pbx)}/me", headers=crm).json()["username"] == "admin"
-    listed = httpx.get(f"{api(pbx)}/tokens", headers=headers).json()
+    assert httpx.get(f"{pbx.api}/me", headers=crm).json()["username"] == "admin"
+    listed = httpx.get(f"{pbx.api}/tokens", headers=headers).json()
     assert [t["name"] for t in listed] == ["crm"] and made.json()["token"] not in str(listed)
-    assert httpx.delete(f"{api(pbx)}/tokens/{made.json()['id']}", headers=headers).status_code == 204
-    assert httpx.get(f"{api(pbx)}/me", headers=crm).status_code == 401
-    assert httpx.post(f"{api(pbx)}/logout", headers=headers).status_code == 204
-    assert httpx.get(f"{api(pbx)}/me", headers=headers).status_code == 401
+    assert httpx.delete(f"{pbx.api}/tokens/{made.json()['id']}", headers=headers).status_code == 204
+    assert httpx.get(f"{pbx.api}/me", headers=crm).status_code == 401
+    assert httpx.post(f"{pbx.api}/logout", headers=headers).status_code == 204
+    assert httpx.get(f"{pbx.api}/me", headers=headers).status_code == 401
 
 
 def test_two_factor_login(pbx: Pbx) -> None:
     import pyotp
 
-    headers = login(pbx, "admin", ADMIN_PASSWORD)
-    assert httpx.post(f"{api(pbx)}/users", headers=headers, json={
+    headers = pbx.login("admin", ADMIN_PASSWORD)
+    assert httpx.post(f"{pbx.api}/users", headers=headers, json={
         "username": "careful", "password": "careful-pass-123", "role": "supervisor"}).status_code == 201
-    mine = login(pbx, "careful", "careful-pass-123")
-    assert httpx.post(f"{api(pbx)}/me/totp/confirm", headers=mine, json={"otp": "123456"}).status_code == 409
-    enrolment = httpx.post(f"{api(pbx)}/me/totp", headers=mine).json()
+    mine = pbx.login("careful", "careful-pass-123")
+    assert httpx.post(f"{pbx.api}/me/totp/confirm", headers=mine, json={"otp": "123456"}).status_code == 409
+    enrolment = httpx.post(f"{pbx.api}/me/totp", headers=mine).json()
     assert enrolment["uri"].startswith("otpauth://totp/")
     totp = pyotp.TOTP(enrolment["secret"])
     wrong = str((int(totp.now()) + 1) % 1_000_000).zfill(6)
-    assert httpx.post(f"{api(pbx)}/me/totp/confirm", headers=mine, json={"otp": wrong}).status_code == 422
-    assert httpx.post(f"{api(pbx)}/me/totp/confirm", headers=mine,
+    assert httpx.post(f"{pbx.api}/me/totp/confirm", headers=mine, json={"otp": wrong}).status_code == 422
+    assert httpx.post(f"{pbx.api}/me/totp/confirm", headers=mine,
                       json={"otp": totp.now()}).json() == {"enabled": True}
     body = {"username": "careful", "password": "careful-pass-123"}
-    refused = httpx.post(f"{api(pbx)}/login", json=body)
+    refused = httpx.post(f"{pbx.api}/login", json=body)
     assert refused.status_code == 401 and "one-time code" in refused.text
-    assert httpx.post(f"{api(pbx)}/login", json={**body, "otp": wrong}).status_code == 401
+    assert httpx.post(f"{pbx.api}/login", json={**body, "otp": wrong}).status_code == 401
     # the code of the next time step (the confirmation used this one's)
     code = totp.at(time.time() + 30)
-    assert httpx.post(f"{api(pbx)}/login", json={**body, "otp": code}).status_code == 200
-    assert httpx.post(f"{api(pbx)}/login", json={**body, "otp": code}).status_code == 401  # replay
+    assert httpx.post(f"{pbx.api}/login", json={**body, "otp": code}).status_code == 200
+    assert httpx.post(f"{pbx.api}/login", json={**body, "otp": code}).status_code == 401  # replay
 
 
 def test_validation_errors_name_the_field(pbx: Pbx) -> None:
-    headers = login(pbx, "admin", ADMIN_PASSWORD)
-    bad = httpx.post(f"{api(pbx)}/extensions", headers=headers, json={"number": "no spaces here"})
+    headers = pbx.login("admin", ADMIN_PASSWORD)
+    bad = httpx.post(f"{pbx.api}/extensions", headers=headers, json={"number": "no spaces here"})
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "number"
-    weak = httpx.post(f"{api(pbx)}/users", headers=headers,
+    weak = httpx.post(f"{pbx.api}/users", headers=headers,
                       json={"username": "weak", "password": "short", "role": "agent"})
     assert weak.status_code == 422 and "password" in weak.text
-    assert httpx.patch(f"{api(pbx)}/extensions/2001", headers=headers,
+    assert httpx.patch(f"{pbx.api}/extensions/2001", headers=headers,
                        json={"ring_timeout": 1}).status_code == 422
 
 
 def test_roles(pbx: Pbx) -> None:
-    headers = login(pbx, "admin", ADMIN_PASSWORD)
-    created = httpx.post(f"{api(pbx)}/users", headers=headers, json={
+    headers = pbx.login("admin", ADMIN_PASSWORD)
+    created = httpx.post(f"{pbx.api}/users", headers=headers, json={
         "username": "agent1", "password": "agent-pass-12345", "role": "agent", "extension": "2001"})
     assert created.status_code == 201
-    agent = login(pbx, "agent1", "agent-pass-12345")
-    assert httpx.post(f"{api(pbx)}/extensions", headers=agent, json={"number": "2002"}).status_code == 403
-    assert httpx.get(f"{api(pbx)}/audit", headers=agent).status_code == 403
-    assert httpx.get(f"{api(pbx)}/extensions", headers=agent).status_code == 200
+    agent = pbx.login("agent1", "agent-pass-12345")
+    assert httpx.post(f"{pbx.api}/extensions", headers=agent, json={"number": "2002"}).status_code == 403
+    assert httpx.get(f"{pbx.api}/audit", headers=agent).status_code == 403
+    assert httpx.get(f"{pbx.api}/extensions", headers=agent).status_code == 200
 
 
 def test_call_records_and_csv(pbx: Pbx) -> None:
@@ -145,41 +128,41 @@ def test_call_records_and_csv(pbx: Pbx) -> None:
         _, final = caller.invite("1001", "pw-1001-secret", "9999")
         assert final is not None and final.status == 404
     time.sleep(0.5)
-    headers = login(pbx, "admin", ADMIN_PASSWORD)
-    page = httpx.get(f"{api(pbx)}/cdrs", headers=headers, params={"disposition": "failed"}).json()
+    headers = pbx.login("admin", ADMIN_PASSWORD)
+    page = httpx.get(f"{pbx.api}/cdrs", headers=headers, params={"disposition": "failed"}).json()
     assert any(c["callee"] == "9999" and c["status"] == 404 for c in page["items"])
-    csv_text = httpx.get(f"{api(pbx)}/cdrs.csv", headers=headers).text
+    csv_text = httpx.get(f"{pbx.api}/cdrs.csv", headers=headers).text
     assert csv_text.splitlines()[0].startswith("call_id,caller,callee") and ",9999," in csv_text
 
 
 def test_one_organisation_cannot_see_another(pbx: Pbx) -> None:
-    ours = login(pbx, "admin", ADMIN_PASSWORD)
+    ours = pbx.login("admin", ADMIN_PASSWORD)
     other = {"slug": "other", "name": "Other AB", "domain": "other.test", "plan": "free",
              "admin": {"username": "other-admin", "password": "other-pass-1234"}}
-    created = httpx.post(f"{api(pbx)}/organisations", headers=ours, json=other)
+    created = httpx.post(f"{pbx.api}/organisations", headers=ours, json=other)
     assert created.status_code == 201, created.text
-    assert httpx.post(f"{api(pbx)}/organisations", headers=ours, json=other).status_code == 409
-    theirs = login(pbx, "other-admin", "other-pass-1234")
+    assert httpx.post(f"{pbx.api}/organisations", headers=ours, json=other).status_code == 409
+    theirs = pbx.login("other-admin", "other-pass-1234")
     # their own organisation only; no creating others, no plan changes
-    assert [o["slug"] for o in httpx.get(f"{api(pbx)}/organisations", headers=theirs).json()["items"]] == ["other"]
-    assert httpx.post(f"{api(pbx)}/organisations", headers=theirs,
+    assert [o["slug"] for o in httpx.get(f"{pbx.api}/organisations", headers=theirs).json()["items"]] == ["other"]
+    assert httpx.post(f"{pbx.api}/organisations", headers=theirs,
                       json={**other, "slug": "third", "domain": "third.test"}).status_code == 403
-    assert httpx.patch(f"{api(pbx)}/organisations/{created.json()['id']}", headers=theirs,
+    assert httpx.patch(f"{pbx.api}/organisations/{created.json()['id']}", headers=theirs,
                        json={"plan": "unlimited"}).status_code == 403
     secrets = {}
     for number in ("3001", "1001"):  # 1001 exists in both organisations
-        made = httpx.post(f"{api(pbx)}/extensions", headers=theirs, json={"number": number})
+        made = httpx.post(f"{pbx.api}/extensions", headers=theirs, json={"number": number})
         assert made.status_code == 201
         secrets[number] = made.json()["secret"]
-    numbers = [e["number"] for e in httpx.get(f"{api(pbx)}/extensions", headers=theirs).json()["items"]]
+    numbers = [e["number"] for e in httpx.get(f"{pbx.api}/extensions", headers=theirs).json()["items"]]
     assert numbers == ["1001", "3001"]
-    assert httpx.get(f"{api(pbx)}/extensions/2001", headers=theirs).status_code == 404
-    assert httpx.patch(f"{api(pbx)}/extensions/2001", headers=theirs, json={"dnd": True}).status_code == 404
-    assert httpx.delete(f"{api(pbx)}/extensions/2001", headers=theirs).status_code == 404
+    assert httpx.get(f"{pbx.api}/extensions/2001", headers=theirs).status_code == 404
+    assert httpx.patch(f"{pbx.api}/extensions/2001", headers=theirs, json={"dnd": True}).status_code == 404
+    assert httpx.delete(f"{pbx.api}/extensions/2001", headers=theirs).status_code == 404
     assert not any(c["caller"] == "1001" for c in
-                   httpx.get(f"{api(pbx)}/cdrs", headers=theirs).json()["items"])
-    assert httpx.get(f"{api(pbx)}/extensions/3001", headers=ours).status_code == 404
-    assert httpx.get(f"{api(pbx)}/organisations/1", headers=theirs).status_code == 404
+                   httpx.get(f"{pbx.api}/cdrs", headers=theirs).json()["items"])
+    assert httpx.get(f"{pbx.api}/extensions/3001", headers=ours).status_code == 404
+    assert httpx.get(f"{pbx.api}/organisations/1", headers=theirs).status_code == 404
     # SIP: phones of the other organisation live in its own domain
     with SipClient(pbx.host, pbx.sip_port, domain="other.test") as phone, \
             SipClient(pbx.host, pbx.sip_port, domain="other.test") as caller:
@@ -204,24 +187,22 @@ def test_one_organisation_cannot_see_another(pbx: Pbx) -> None:
         assert stranger.register("3001", secrets["3001"]).status == 403  # type: ignore[union-attr]
 
 
-def test_login_is_rate_limited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PBX_ADMIN_PASSWORD", raising=False)  # the generated password then
-    with running_pbx(tmp_path, {"1001": "pw-1001-secret"}) as server:
-        statuses = [httpx.post(f"{api(server)}/login",
+def test_login_is_rate_limited(tmp_path: Path) -> None:
+    with running_pbx(tmp_path, {"1001": "pw-1001-secret"}) as server:  # a generated password
+        statuses = [httpx.post(f"{server.api}/login",
                                json={"username": "admin", "password": "guess"}).status_code
                     for _ in range(12)]
         assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
         assert (server.data_dir / "admin-password").stat().st_mode & 0o777 == 0o600
 
 
-def test_schemathesis_finds_no_server_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
     """Property-based requests from the OpenAPI schema: no input may cause a 5xx."""
     import subprocess
     import sys
 
-    monkeypatch.setenv("PBX_ADMIN_PASSWORD", ADMIN_PASSWORD)
     with running_pbx(tmp_path, {"1001": "pw-1001-secret"}) as server:
-        headers = login(server, "admin", ADMIN_PASSWORD)
+        headers = server.admin_headers()
         tool = Path(sys.executable).with_name("schemathesis")
         result = subprocess.run(
             [str(tool), "run", f"http://{server.host}:{server.http_port}/openapi.json",
@@ -235,8 +216,8 @@ def test_schemathesis_finds_no_server_error(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_deleting_an_extension_ends_its_calls_and_keeps_the_record(pbx: Pbx) -> None:
-    headers = login(pbx, "admin", ADMIN_PASSWORD)
-    created = httpx.post(f"{api(pbx)}/extensions", headers=headers, json={"number": "2005"})
+    headers = pbx.login("admin", ADMIN_PASSWORD)
+    created = httpx.post(f"{pbx.api}/extensions", headers=headers, json={"number": "2005"})
     assert created.status_code == 201
     secret = created.json()["secret"]
     with SipClient(pbx.host, pbx.sip_port) as phone, SipClient(pbx.host, pbx.sip_port) as caller:
@@ -255,26 +236,26 @@ def test_deleting_an_extension_ends_its_calls_and_keeps_the_record(pbx: Pbx) -> 
         worker.join()
         assert ok is not None and ok.status == 200
         caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
-        assert httpx.delete(f"{api(pbx)}/extensions/2005", headers=headers).status_code == 204
+        assert httpx.delete(f"{pbx.api}/extensions/2005", headers=headers).status_code == 204
         assert caller.receive_request(5, "BYE") is not None  # both ends are hung up
         assert phone.receive_request(5, "BYE") is not None
     time.sleep(0.5)
-    page = httpx.get(f"{api(pbx)}/cdrs", headers=headers).json()["items"]
+    page = httpx.get(f"{pbx.api}/cdrs", headers=headers).json()["items"]
     assert any(c["callee"] == "2005" and c["disposition"] == "answered" for c in page)  # kept
 
 
 def test_an_extension_something_leads_to_is_not_deleted(pbx: Pbx) -> None:
-    headers = login(pbx, "admin", ADMIN_PASSWORD)
+    headers = pbx.login("admin", ADMIN_PASSWORD)
     for number in ("2006", "2007"):
-        assert httpx.post(f"{api(pbx)}/extensions", headers=headers, json={"number": number}).status_code == 201
-    assert httpx.post(f"{api(pbx)}/ringgroups", headers=headers, json={
+        assert httpx.post(f"{pbx.api}/extensions", headers=headers, json={"number": number}).status_code == 201
+    assert httpx.post(f"{pbx.api}/ringgroups", headers=headers, json={
         "number": "650", "members": ["2006", "2007"]}).status_code == 201
-    assert httpx.patch(f"{api(pbx)}/extensions/2007", headers=headers,
+    assert httpx.patch(f"{pbx.api}/extensions/2007", headers=headers,
                        json={"forward_noanswer": "2006"}).status_code == 200
-    refused = httpx.delete(f"{api(pbx)}/extensions/2006", headers=headers)
+    refused = httpx.delete(f"{pbx.api}/extensions/2006", headers=headers)
     assert refused.status_code == 409 and "extension 2007" in refused.json()["detail"]
-    assert httpx.patch(f"{api(pbx)}/extensions/2007", headers=headers,
+    assert httpx.patch(f"{pbx.api}/extensions/2007", headers=headers,
                        json={"forward_noanswer": ""}).status_code == 200
-    assert httpx.delete(f"{api(pbx)}/extensions/2006", headers=headers).status_code == 204
-    group = httpx.get(f"{api(pbx)}/ringgroups/650", headers=headers).json()
+    assert httpx.delete(f"{pbx.api}/extensions/2006", headers=headers).status_code == 204
+    group = httpx.get(f"{pbx.api}/ringgroups/650", headers=headers).json()
     assert group["members"] == ["2007"]  # it left its ring group

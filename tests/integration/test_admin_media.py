@@ -14,9 +14,8 @@ import pytest
 import soundfile
 
 from media.g711 import ulaw_decode
-from tests.integration.peers import Pbx, running_pbx
+from tests.integration.peers import ADMIN_PASSWORD, Pbx, running_pbx
 from tests.integration.sipclient import SipClient
-from tests.integration.test_admin_api import ADMIN_PASSWORD, api, login
 from tests.integration.test_calls import USERS, _uas_dialog, place_call, register
 
 pytestmark = pytest.mark.integration
@@ -24,14 +23,10 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PBX_ADMIN_PASSWORD", ADMIN_PASSWORD)
-    try:
-        phones = {n: USERS[n] for n in ("1001", "1002")}
-        with running_pbx(tmp_path_factory.mktemp("media-api"), phones) as server:
-            yield server
-    finally:
-        mp.undo()
+    phones = {n: USERS[n] for n in ("1001", "1002")}
+    with running_pbx(tmp_path_factory.mktemp("media-api"), phones,
+                     admin_password=ADMIN_PASSWORD) as server:
+        yield server
 
 
 def tone_file(frequency: float, seconds: float, format: str = "WAV", rate: int = 16000) -> bytes:
@@ -44,16 +39,16 @@ def tone_file(frequency: float, seconds: float, format: str = "WAV", rate: int =
 
 
 def classes(pbx: Pbx, headers: dict[str, str]) -> dict[str, dict]:  # type: ignore[type-arg]
-    response = httpx.get(f"{api(pbx)}/moh", headers=headers)
+    response = httpx.get(f"{pbx.api}/moh", headers=headers)
     assert response.status_code == 200, response.text
     return {c["name"]: c for c in response.json()}
 
 
 def test_music_is_checked_listed_and_played_at_once(pbx: Pbx) -> None:
-    headers = login(pbx, "admin", ADMIN_PASSWORD)
+    headers = pbx.login("admin", ADMIN_PASSWORD)
     assert classes(pbx, headers)["default"]["generated"] is True  # no files yet
 
-    put = httpx.put(f"{api(pbx)}/moh/default/1-tone.wav", headers=headers,
+    put = httpx.put(f"{pbx.api}/moh/default/1-tone.wav", headers=headers,
                     content=tone_file(1000, 2.0))
     assert put.status_code == 200, put.text
     assert put.json()["files"] == [{"name": "1-tone.wav", "seconds": 2.0}]
@@ -93,30 +88,30 @@ def test_music_is_checked_listed_and_played_at_once(pbx: Pbx) -> None:
     spectrum = np.abs(np.fft.rfft(heard * np.hanning(len(heard))))
     assert abs(np.fft.rfftfreq(len(heard), 1 / 8000)[np.argmax(spectrum)] - 1000) < 10
 
-    deleted = httpx.delete(f"{api(pbx)}/moh/default/1-tone.wav", headers=headers)
+    deleted = httpx.delete(f"{pbx.api}/moh/default/1-tone.wav", headers=headers)
     assert deleted.status_code == 204
     assert classes(pbx, headers)["default"]["generated"] is True
-    assert httpx.delete(f"{api(pbx)}/moh/default/1-tone.wav", headers=headers).status_code == 404
+    assert httpx.delete(f"{pbx.api}/moh/default/1-tone.wav", headers=headers).status_code == 404
     actions = [(e["action"], e["target"]) for e in
-               httpx.get(f"{api(pbx)}/audit", headers=headers).json()]
+               httpx.get(f"{pbx.api}/audit", headers=headers).json()]
     assert ("moh.upload", "default/1-tone.wav") in actions
     assert ("moh.delete", "default/1-tone.wav") in actions
 
 
 def test_a_new_class_and_what_is_refused(pbx: Pbx) -> None:
-    headers = login(pbx, "admin", ADMIN_PASSWORD)
-    put = httpx.put(f"{api(pbx)}/moh/sales/jingle.flac", headers=headers,
+    headers = pbx.login("admin", ADMIN_PASSWORD)
+    put = httpx.put(f"{pbx.api}/moh/sales/jingle.flac", headers=headers,
                     content=tone_file(700, 1.5, "FLAC", 44100))
     assert put.status_code == 200, put.text
     assert classes(pbx, headers)["sales"]["seconds"] == 1.5
 
-    garbage = httpx.put(f"{api(pbx)}/moh/sales/song.mp3", headers=headers,
+    garbage = httpx.put(f"{pbx.api}/moh/sales/song.mp3", headers=headers,
                         content=b"this is not music at all\n" * 40)
     assert garbage.status_code == 422
     assert garbage.json()["detail"].startswith("cannot read audio")
-    empty = httpx.put(f"{api(pbx)}/moh/sales/empty.wav", headers=headers, content=b"")
+    empty = httpx.put(f"{pbx.api}/moh/sales/empty.wav", headers=headers, content=b"")
     assert empty.status_code == 422 and empty.json()["detail"] == "the file is empty"
-    cut = httpx.put(f"{api(pbx)}/moh/sales/cut.flac", headers=headers,
+    cut = httpx.put(f"{pbx.api}/moh/sales/cut.flac", headers=headers,
                     content=tone_file(700, 1.5, "FLAC")[:3000])
     assert cut.status_code == 422 and "damaged" in cut.json()["detail"]
     assert [f["name"] for f in classes(pbx, headers)["sales"]["files"]] == ["jingle.flac"]
@@ -124,41 +119,41 @@ def test_a_new_class_and_what_is_refused(pbx: Pbx) -> None:
 
     # (".." is sent encoded: a client resolves a bare one before the request leaves)
     for bad in ("..%2Fx.wav", "%2E%2E", ".hidden.wav", "notes.txt", "a%5Cb.wav", "x.wav%00.txt"):
-        refused = httpx.put(f"{api(pbx)}/moh/sales/{bad}", headers=headers, content=tone_file(700, 1))
+        refused = httpx.put(f"{pbx.api}/moh/sales/{bad}", headers=headers, content=tone_file(700, 1))
         assert refused.status_code in (404, 422), bad
     for bad in ("%2E%2E", "..%2F..%2Fetc", "-x"):
-        refused = httpx.put(f"{api(pbx)}/moh/{bad}/x.wav", headers=headers, content=tone_file(700, 1))
+        refused = httpx.put(f"{pbx.api}/moh/{bad}/x.wav", headers=headers, content=tone_file(700, 1))
         assert refused.status_code in (404, 422), bad
     assert not (pbx.data_dir / "x.wav").exists() and not (pbx.data_dir / "moh" / "x.wav").exists()
 
 
 def test_a_recorded_voice_replaces_a_system_prompt(pbx: Pbx) -> None:
-    headers = login(pbx, "admin", ADMIN_PASSWORD)
-    put = httpx.put(f"{api(pbx)}/prompts/sv/joined", headers=headers,
+    headers = pbx.login("admin", ADMIN_PASSWORD)
+    put = httpx.put(f"{pbx.api}/prompts/sv/joined", headers=headers,
                     content=tone_file(500, 1.25, "OGG", 48000))
     assert put.status_code == 200, put.text
     assert put.json() == {"language": "sv", "name": "joined", "seconds": 1.25}
     stored, rate = soundfile.read(pbx.data_dir / "prompts" / "sv" / "joined.wav")
     assert rate == 8000 and stored.ndim == 1 and len(stored) == 10000  # as the engine plays it
 
-    assert httpx.put(f"{api(pbx)}/prompts/sv/no_such_prompt", headers=headers,
+    assert httpx.put(f"{pbx.api}/prompts/sv/no_such_prompt", headers=headers,
                      content=tone_file(500, 1)).status_code == 404
-    assert httpx.put(f"{api(pbx)}/prompts/xx/joined", headers=headers,
+    assert httpx.put(f"{pbx.api}/prompts/xx/joined", headers=headers,
                      content=tone_file(500, 1)).status_code == 404
-    bad = httpx.put(f"{api(pbx)}/prompts/sv/joined", headers=headers, content=b"\x00" * 100)
+    bad = httpx.put(f"{pbx.api}/prompts/sv/joined", headers=headers, content=b"\x00" * 100)
     assert bad.status_code == 422 and bad.json()["detail"].startswith("cannot read audio")
     assert soundfile.info(pbx.data_dir / "prompts" / "sv" / "joined.wav").frames == 10000  # kept
 
 
 def test_only_the_platform_admins_change_audio(pbx: Pbx) -> None:
-    headers = login(pbx, "admin", ADMIN_PASSWORD)
-    created = httpx.post(f"{api(pbx)}/users", headers=headers, json={
+    headers = pbx.login("admin", ADMIN_PASSWORD)
+    created = httpx.post(f"{pbx.api}/users", headers=headers, json={
         "username": "boss", "password": "supervisor-pass-123", "role": "supervisor"})
     assert created.status_code == 201, created.text
-    boss = login(pbx, "boss", "supervisor-pass-123")
-    assert httpx.get(f"{api(pbx)}/moh", headers=boss).status_code == 403
-    assert httpx.put(f"{api(pbx)}/moh/default/a.wav", headers=boss,
+    boss = pbx.login("boss", "supervisor-pass-123")
+    assert httpx.get(f"{pbx.api}/moh", headers=boss).status_code == 403
+    assert httpx.put(f"{pbx.api}/moh/default/a.wav", headers=boss,
                      content=tone_file(500, 1)).status_code == 403
-    assert httpx.put(f"{api(pbx)}/prompts/en/joined", headers=boss,
+    assert httpx.put(f"{pbx.api}/prompts/en/joined", headers=boss,
                      content=tone_file(500, 1)).status_code == 403
-    assert httpx.get(f"{api(pbx)}/moh").status_code == 401
+    assert httpx.get(f"{pbx.api}/moh").status_code == 401

@@ -9,30 +9,27 @@ import httpx
 import pytest
 
 from tests.integration.browser import chromium_page, chromium_path
-from tests.integration.peers import running_pbx
+from tests.integration.peers import ADMIN_PASSWORD, running_pbx
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(chromium_path() is None, reason="chromium not installed"),
 ]
 
-PASSWORD = "admin-pass-1234"
-
-
-def test_log_in_list_and_add_an_extension(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PBX_ADMIN_PASSWORD", PASSWORD)
-    with running_pbx(tmp_path, {"1001": "pw-1001-secret"}) as pbx, chromium_page() as page:
+def test_log_in_list_and_add_an_extension(tmp_path: Path) -> None:
+    with running_pbx(tmp_path, {"1001": "pw-1001-secret"}, admin_password=ADMIN_PASSWORD) as pbx, \
+            chromium_page() as page:
         page.goto(f"http://{pbx.host}:{pbx.http_port}/")  # redirects to /admin/
         assert page.eval("document.title") == "PBX admin"
-        page.eval(f"""(() => {{
+        page.eval("""(() => {
             const form = document.querySelector('#login');
             form.username.value = 'admin'; form.password.value = 'wrong-password-1';
-            form.requestSubmit(); }})()""")
+            form.requestSubmit(); })()""")
         assert "wrong username or password" in page.wait_for(
             "document.querySelector('#login-error').textContent")
         page.eval(f"""(() => {{
             const form = document.querySelector('#login');
-            form.password.value = {PASSWORD!r}; form.requestSubmit(); }})()""")
+            form.password.value = {ADMIN_PASSWORD!r}; form.requestSubmit(); }})()""")
         page.wait_for("!document.querySelector('#app').hidden")
         assert page.eval("document.querySelector('#who').textContent") == "admin (admin)"
         assert page.eval("getComputedStyle(document.querySelector('#login')).display") == "none"

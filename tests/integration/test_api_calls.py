@@ -16,9 +16,8 @@ from sqlmodel import Session, select
 
 from pbx.models import Cdr, Organisation
 from pbx.store import make_engine
-from tests.integration.peers import Pbx, running_pbx
+from tests.integration.peers import ADMIN_PASSWORD, Pbx, running_pbx
 from tests.integration.sipclient import SipClient
-from tests.integration.test_admin_api import ADMIN_PASSWORD, api, login
 
 pytestmark = pytest.mark.integration
 
@@ -32,18 +31,14 @@ record = yes
 
 @pytest.fixture(scope="module")
 def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PBX_ADMIN_PASSWORD", ADMIN_PASSWORD)
-    try:
-        with running_pbx(tmp_path_factory.mktemp("calls-api"), PHONES, sections=SECTIONS) as server:
-            yield server
-    finally:
-        mp.undo()
+    with running_pbx(tmp_path_factory.mktemp("calls-api"), PHONES, sections=SECTIONS,
+                     admin_password=ADMIN_PASSWORD) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def admin(pbx: Pbx) -> dict[str, str]:
-    return login(pbx, "admin", ADMIN_PASSWORD)
+    return pbx.login("admin", ADMIN_PASSWORD)
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +46,13 @@ def agents(pbx: Pbx, admin: dict[str, str]) -> dict[str, dict[str, str]]:
     """Agents on 1001 and 1003, each with an active license; their tokens."""
     tokens = {}
     for name, extension in (("ann", "1001"), ("cid", "1003")):
-        made = httpx.post(f"{api(pbx)}/users", headers=admin, json={
+        made = httpx.post(f"{pbx.api}/users", headers=admin, json={
             "username": name, "password": f"{name}-pass-12345", "role": "agent",
             "extension": extension})
         assert made.status_code == 201
-        assert httpx.post(f"{api(pbx)}/licenses", headers=admin, json={
+        assert httpx.post(f"{pbx.api}/licenses", headers=admin, json={
             "kind": "fixed", "user_id": made.json()["id"]}).status_code == 201
-        tokens[extension] = login(pbx, name, f"{name}-pass-12345")
+        tokens[extension] = pbx.login(name, f"{name}-pass-12345")
     return tokens
 
 
@@ -97,7 +92,7 @@ def calls(pbx: Pbx, agents: dict[str, dict[str, str]]) -> None:
         session.commit()
     engine.dispose()
     deadline = time.monotonic() + 10  # the recording row is written when the media is released
-    while not httpx.get(f"{api(pbx)}/recordings", headers=agents["1001"]).json()["items"]:
+    while not httpx.get(f"{pbx.api}/recordings", headers=agents["1001"]).json()["items"]:
         assert time.monotonic() < deadline, pbx.log()[-3000:]
         time.sleep(0.2)
 
@@ -106,7 +101,7 @@ def test_call_lists_by_direction_and_extension(
     pbx: Pbx, admin: dict[str, str], agents: dict[str, dict[str, str]], calls: None,
 ) -> None:
     def listed(headers: dict[str, str], **params: str) -> list[tuple[str, str, str]]:
-        page = httpx.get(f"{api(pbx)}/cdrs", headers=headers, params=params)
+        page = httpx.get(f"{pbx.api}/cdrs", headers=headers, params=params)
         assert page.status_code == 200, page.text
         return [(c["caller"], c["callee"], c["direction"]) for c in page.json()["items"]]
 
@@ -118,11 +113,11 @@ def test_call_lists_by_direction_and_extension(
     assert listed(agents["1003"]) == [("+46701234567", "1003", "inbound")]
     assert listed(agents["1001"], direction="outbound", extension="1001") == [
         ("1001", "9999", "outbound")]
-    theirs = httpx.get(f"{api(pbx)}/cdrs", headers=agents["1003"], params={"extension": "1001"})
+    theirs = httpx.get(f"{pbx.api}/cdrs", headers=agents["1003"], params={"extension": "1001"})
     assert theirs.status_code == 403 and "their own calls" in theirs.json()["detail"]
-    assert httpx.get(f"{api(pbx)}/cdrs", headers=admin,
+    assert httpx.get(f"{pbx.api}/cdrs", headers=admin,
                      params={"direction": "sideways"}).status_code == 422
-    csv_text = httpx.get(f"{api(pbx)}/cdrs.csv", headers=admin,
+    csv_text = httpx.get(f"{pbx.api}/cdrs.csv", headers=admin,
                          params={"direction": "inbound"}).text
     assert csv_text.splitlines()[0].endswith(",direction")
     assert csv_text.splitlines()[1].endswith(",inbound") and len(csv_text.splitlines()) == 2
@@ -131,24 +126,24 @@ def test_call_lists_by_direction_and_extension(
 def test_a_recorded_call_is_listed_and_downloaded(
     pbx: Pbx, admin: dict[str, str], agents: dict[str, dict[str, str]], calls: None,
 ) -> None:
-    page = httpx.get(f"{api(pbx)}/recordings", headers=admin).json()
+    page = httpx.get(f"{pbx.api}/recordings", headers=admin).json()
     assert page["total"] == 1
     (recording,) = page["items"]
     assert recording["parties"] == ["1001", "1002"] and recording["kind"] == "call"
-    audio = httpx.get(f"{api(pbx)}/recordings/{recording['id']}/audio", headers=agents["1001"])
+    audio = httpx.get(f"{pbx.api}/recordings/{recording['id']}/audio", headers=agents["1001"])
     assert audio.status_code == 200 and audio.headers["content-type"] == "audio/wav"
     samples, rate = soundfile.read(io.BytesIO(audio.content))
     assert rate == 8000 and samples.shape[1] == 2 and len(samples) >= 8000 * 0.5
 
-    assert httpx.get(f"{api(pbx)}/recordings", headers=agents["1003"]).json()["total"] == 0
-    assert httpx.get(f"{api(pbx)}/recordings/{recording['id']}/audio",
+    assert httpx.get(f"{pbx.api}/recordings", headers=agents["1003"]).json()["total"] == 0
+    assert httpx.get(f"{pbx.api}/recordings/{recording['id']}/audio",
                      headers=agents["1003"]).status_code == 404  # not a party to the call
-    assert httpx.post(f"{api(pbx)}/organisations", headers=admin, json={
+    assert httpx.post(f"{pbx.api}/organisations", headers=admin, json={
         "slug": "elsewhere", "name": "Elsewhere AB", "domain": "elsewhere.test",
         "admin": {"username": "elsewhere-admin", "password": "elsewhere-pass-1234"}},
     ).status_code == 201
-    stranger = login(pbx, "elsewhere-admin", "elsewhere-pass-1234")
-    assert httpx.get(f"{api(pbx)}/recordings", headers=stranger).json()["items"] == []
-    assert httpx.get(f"{api(pbx)}/recordings/{recording['id']}/audio",
+    stranger = pbx.login("elsewhere-admin", "elsewhere-pass-1234")
+    assert httpx.get(f"{pbx.api}/recordings", headers=stranger).json()["items"] == []
+    assert httpx.get(f"{pbx.api}/recordings/{recording['id']}/audio",
                      headers=stranger).status_code == 404
-    assert httpx.get(f"{api(pbx)}/cdrs", headers=stranger).json()["total"] == 0
+    assert httpx.get(f"{pbx.api}/cdrs", headers=stranger).json()["total"] == 0

@@ -11,9 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.integration.peers import Pbx, running_pbx
+from tests.integration.peers import ADMIN_PASSWORD, Pbx, running_pbx
 from tests.integration.sipclient import SipClient
-from tests.integration.test_admin_api import ADMIN_PASSWORD, api, login
 
 pytestmark = pytest.mark.integration
 
@@ -22,23 +21,19 @@ PHONES = {f"100{i}": f"pw-100{i}-secret" for i in range(1, 8)}
 
 @pytest.fixture(scope="module")
 def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PBX_ADMIN_PASSWORD", ADMIN_PASSWORD)
-    try:
-        with running_pbx(tmp_path_factory.mktemp("licenses"), PHONES) as server:
-            yield server
-    finally:
-        mp.undo()
+    with running_pbx(tmp_path_factory.mktemp("licenses"), PHONES,
+                     admin_password=ADMIN_PASSWORD) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def admin(pbx: Pbx) -> dict[str, str]:
-    return login(pbx, "admin", ADMIN_PASSWORD)
+    return pbx.login("admin", ADMIN_PASSWORD)
 
 
 def add_user(pbx: Pbx, admin: dict[str, str], username: str, role: str = "user",
              extension: str = "") -> int:
-    created = httpx.post(f"{api(pbx)}/users", headers=admin, json={
+    created = httpx.post(f"{pbx.api}/users", headers=admin, json={
         "username": username, "password": f"{username}-pass-1234", "role": role,
         "extension": extension})
     assert created.status_code == 201, created.text
@@ -46,7 +41,7 @@ def add_user(pbx: Pbx, admin: dict[str, str], username: str, role: str = "user",
 
 
 def post(pbx: Pbx, headers: dict[str, str], path: str, body: object = None) -> httpx.Response:
-    return httpx.post(f"{api(pbx)}{path}", headers=headers, json=body)
+    return httpx.post(f"{pbx.api}{path}", headers=headers, json=body)
 
 
 def test_a_license_moves_between_users_who_hold_one_each(pbx: Pbx, admin: dict[str, str]) -> None:
@@ -75,16 +70,16 @@ def test_a_license_moves_between_users_who_hold_one_each(pbx: Pbx, admin: dict[s
     assert moved.status_code == 200 and moved.json()["user_id"] == bert
 
     users = {u["username"]: u for u in
-             httpx.get(f"{api(pbx)}/users", headers=admin).json()["items"]}
+             httpx.get(f"{pbx.api}/users", headers=admin).json()["items"]}
     assert users["anna"]["license"] is None  # the old holder lost it
     assert users["bert"]["license"] == {"id": first_id, "kind": "fixed", "state": "active"}
-    held = httpx.get(f"{api(pbx)}/licenses", headers=admin, params={"user_id": bert}).json()
+    held = httpx.get(f"{pbx.api}/licenses", headers=admin, params={"user_id": bert}).json()
     assert held["total"] == 1 and held["items"][0]["id"] == first_id
-    unassigned = httpx.get(f"{api(pbx)}/licenses", headers=admin,
+    unassigned = httpx.get(f"{pbx.api}/licenses", headers=admin,
                            params={"kind": "mobile", "state": "active"}).json()["items"]
     assert [lic["user_id"] for lic in unassigned if lic["id"] == second["id"]] == [None]
 
-    move = next(e for e in httpx.get(f"{api(pbx)}/audit", headers=admin).json()
+    move = next(e for e in httpx.get(f"{pbx.api}/audit", headers=admin).json()
                 if e["action"] == "license.move")
     assert move["target"] == str(first_id)
     assert f'"user_id": {anna}' in move["before"] and f'"user_id": {bert}' in move["after"]
@@ -126,7 +121,7 @@ def test_only_admins_change_licenses(pbx: Pbx, admin: dict[str, str]) -> None:
     dana = add_user(pbx, admin, "dana", role="agent", extension="1004")
     add_user(pbx, admin, "erik", role="supervisor")
     mine = post(pbx, admin, "/licenses", {"kind": "fixed", "user_id": dana}).json()
-    agent, supervisor = login(pbx, "dana", "dana-pass-1234"), login(pbx, "erik", "erik-pass-1234")
+    agent, supervisor = pbx.login("dana", "dana-pass-1234"), pbx.login("erik", "erik-pass-1234")
     for headers in (agent, supervisor):
         for path, body in [("/licenses", {"kind": "fixed"}),
                            (f"/licenses/{mine['id']}/freeze", None),
@@ -135,17 +130,17 @@ def test_only_admins_change_licenses(pbx: Pbx, admin: dict[str, str]) -> None:
             refused = post(pbx, headers, path, body)
             assert refused.status_code == 403 and "may not" in refused.json()["detail"], path
     assert [lic["id"] for lic in
-            httpx.get(f"{api(pbx)}/licenses", headers=agent).json()["items"]] == [mine["id"]]
-    everyone = httpx.get(f"{api(pbx)}/licenses", headers=supervisor).json()
+            httpx.get(f"{pbx.api}/licenses", headers=agent).json()["items"]] == [mine["id"]]
+    everyone = httpx.get(f"{pbx.api}/licenses", headers=supervisor).json()
     assert everyone["total"] > 1
-    assert httpx.get(f"{api(pbx)}/users", headers=agent).status_code == 403
-    assert httpx.get(f"{api(pbx)}/me", headers=agent).json()["license"]["id"] == mine["id"]
+    assert httpx.get(f"{pbx.api}/users", headers=agent).status_code == 403
+    assert httpx.get(f"{pbx.api}/me", headers=agent).json()["license"]["id"] == mine["id"]
 
 
 def test_users_are_changed_by_admins_with_the_same_rules(pbx: Pbx, admin: dict[str, str]) -> None:
     fred = add_user(pbx, admin, "fred")
-    url = f"{api(pbx)}/users/{fred}"
-    page = httpx.get(f"{api(pbx)}/users", headers=admin, params={"limit": 2, "offset": 1}).json()
+    url = f"{pbx.api}/users/{fred}"
+    page = httpx.get(f"{pbx.api}/users", headers=admin, params={"limit": 2, "offset": 1}).json()
     assert page["total"] >= 2 and len(page["items"]) == 2
     changed = httpx.patch(url, headers=admin, json={
         "role": "supervisor", "display_name": "Fred Fransson", "email": "fred@example.se"})
@@ -163,23 +158,23 @@ def test_users_are_changed_by_admins_with_the_same_rules(pbx: Pbx, admin: dict[s
     weak = httpx.patch(url, headers=admin, json={"password": "short"})
     assert weak.status_code == 422 and weak.json()["detail"][0]["loc"] == ["body", "password"]
 
-    session = login(pbx, "fred", "fred-pass-1234")
+    session = pbx.login("fred", "fred-pass-1234")
     integration = post(pbx, session, "/tokens", {"name": "crm"}).json()["token"]
     assert httpx.patch(url, headers=admin, json={"password": "fresh-pass-5678"}).status_code == 200
-    assert httpx.get(f"{api(pbx)}/me", headers=session).status_code == 401  # logins end
+    assert httpx.get(f"{pbx.api}/me", headers=session).status_code == 401  # logins end
     crm = {"Authorization": f"Bearer {integration}"}
-    assert httpx.get(f"{api(pbx)}/me", headers=crm).status_code == 200  # integrations stay
-    login(pbx, "fred", "fresh-pass-5678")
+    assert httpx.get(f"{pbx.api}/me", headers=crm).status_code == 200  # integrations stay
+    pbx.login("fred", "fresh-pass-5678")
     assert httpx.patch(url, headers=session, json={"role": "admin"}).status_code == 401
 
-    me = httpx.get(f"{api(pbx)}/me", headers=admin).json()
-    last = httpx.patch(f"{api(pbx)}/users/{me['id']}", headers=admin, json={"role": "user"})
+    me = httpx.get(f"{pbx.api}/me", headers=admin).json()
+    last = httpx.patch(f"{pbx.api}/users/{me['id']}", headers=admin, json={"role": "user"})
     assert last.status_code == 409 and "last admin" in last.json()["detail"]
-    assert httpx.delete(f"{api(pbx)}/users/{me['id']}", headers=admin).status_code == 409
-    assert httpx.get(f"{api(pbx)}/users/999999", headers=admin).status_code == 404
-    actions = [e["action"] for e in httpx.get(f"{api(pbx)}/audit", headers=admin).json()]
+    assert httpx.delete(f"{pbx.api}/users/{me['id']}", headers=admin).status_code == 409
+    assert httpx.get(f"{pbx.api}/users/999999", headers=admin).status_code == 404
+    actions = [e["action"] for e in httpx.get(f"{pbx.api}/audit", headers=admin).json()]
     assert "user.update" in actions
-    assert "hash" not in httpx.get(f"{api(pbx)}/audit", headers=admin).text
+    assert "hash" not in httpx.get(f"{pbx.api}/audit", headers=admin).text
 
 
 def test_deleting_a_user_ends_their_calls_and_frees_their_license(
@@ -187,7 +182,7 @@ def test_deleting_a_user_ends_their_calls_and_frees_their_license(
 ) -> None:
     gus = add_user(pbx, admin, "gus", extension="1005")
     lic = post(pbx, admin, "/licenses", {"kind": "fixed", "user_id": gus}).json()
-    session = login(pbx, "gus", "gus-pass-1234")
+    session = pbx.login("gus", "gus-pass-1234")
     with SipClient(pbx.host, pbx.sip_port) as phone, SipClient(pbx.host, pbx.sip_port) as caller:
         contact = f"<sip:1005@{phone.host_port()}>"
         assert phone.register("1005", PHONES["1005"], contacts=[contact]).status == 200  # type: ignore[union-attr]
@@ -204,15 +199,15 @@ def test_deleting_a_user_ends_their_calls_and_frees_their_license(
         worker.join()
         assert ok is not None and ok.status == 200
         caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
-        assert httpx.delete(f"{api(pbx)}/users/{gus}", headers=admin).status_code == 204
+        assert httpx.delete(f"{pbx.api}/users/{gus}", headers=admin).status_code == 204
         assert caller.receive_request(5, "BYE") is not None  # both ends hung up cleanly
         assert phone.receive_request(5, "BYE") is not None
-    assert httpx.get(f"{api(pbx)}/me", headers=session).status_code == 401  # tokens went too
-    assert httpx.get(f"{api(pbx)}/users/{gus}", headers=admin).status_code == 404
-    kept = httpx.get(f"{api(pbx)}/licenses/{lic['id']}", headers=admin).json()
+    assert httpx.get(f"{pbx.api}/me", headers=session).status_code == 401  # tokens went too
+    assert httpx.get(f"{pbx.api}/users/{gus}", headers=admin).status_code == 404
+    kept = httpx.get(f"{pbx.api}/licenses/{lic['id']}", headers=admin).json()
     assert kept["user_id"] is None and kept["state"] == "active"
     time.sleep(0.5)
-    calls = httpx.get(f"{api(pbx)}/cdrs", headers=admin).json()["items"]
+    calls = httpx.get(f"{pbx.api}/cdrs", headers=admin).json()["items"]
     assert any(c["callee"] == "1005" and c["disposition"] == "answered" for c in calls)
 
 

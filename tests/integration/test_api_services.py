@@ -10,9 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.integration.peers import Pbx, running_pbx
+from tests.integration.peers import ADMIN_PASSWORD, Pbx, running_pbx
 from tests.integration.sipclient import SipClient
-from tests.integration.test_admin_api import ADMIN_PASSWORD, api, login
 
 pytestmark = pytest.mark.integration
 
@@ -26,66 +25,62 @@ members = 1001, 1002
 
 @pytest.fixture(scope="module")
 def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PBX_ADMIN_PASSWORD", ADMIN_PASSWORD)
-    try:
-        with running_pbx(tmp_path_factory.mktemp("services"), PHONES, sections=SECTIONS) as server:
-            yield server
-    finally:
-        mp.undo()
+    with running_pbx(tmp_path_factory.mktemp("services"), PHONES, sections=SECTIONS,
+                     admin_password=ADMIN_PASSWORD) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def admin(pbx: Pbx) -> dict[str, str]:
-    return login(pbx, "admin", ADMIN_PASSWORD)
+    return pbx.login("admin", ADMIN_PASSWORD)
 
 
 def organisation(pbx: Pbx, slug: str, plan: str) -> dict[str, str]:
     """A second tenant on the plan under test (made by the operator), and its admin's token."""
-    made = httpx.post(f"{api(pbx)}/organisations", headers=login(pbx, "admin", ADMIN_PASSWORD),
+    made = httpx.post(f"{pbx.api}/organisations", headers=pbx.login("admin", ADMIN_PASSWORD),
                       json={"slug": slug, "name": f"{slug} AB", "domain": f"{slug}.test",
                             "plan": plan, "admin": {"username": f"{slug}-admin",
                                                     "password": f"{slug}-pass-1234"}})
     assert made.status_code == 201, made.text
-    return login(pbx, f"{slug}-admin", f"{slug}-pass-1234")
+    return pbx.login(f"{slug}-admin", f"{slug}-pass-1234")
 
 
 def test_the_plan_counts_ring_groups_and_rooms(pbx: Pbx) -> None:
     small = organisation(pbx, "small", "business")
     for number in ("5001", "5002"):
-        assert httpx.post(f"{api(pbx)}/extensions", headers=small,
+        assert httpx.post(f"{pbx.api}/extensions", headers=small,
                           json={"number": number}).status_code == 201
     made = [
-        httpx.post(f"{api(pbx)}/ringgroups", headers=small,
+        httpx.post(f"{pbx.api}/ringgroups", headers=small,
                    json={"number": "700", "name": "Sales", "members": ["5001", "5002"]}),
-        httpx.post(f"{api(pbx)}/ringgroups", headers=small,
+        httpx.post(f"{pbx.api}/ringgroups", headers=small,
                    json={"number": "701", "name": "Support", "members": ["5002"]}),
-        httpx.post(f"{api(pbx)}/conferences/rooms", headers=small,
+        httpx.post(f"{pbx.api}/conferences/rooms", headers=small,
                    json={"number": "800", "name": "Board", "pin": "1234"}),
     ]
     assert [r.status_code for r in made] == [201, 201, 201], [r.text for r in made]
-    over = httpx.post(f"{api(pbx)}/conferences/rooms", headers=small, json={"number": "801"})
+    over = httpx.post(f"{pbx.api}/conferences/rooms", headers=small, json={"number": "801"})
     assert over.status_code == 402
     assert over.json()["detail"] == "plan business allows 3 switchboard services; 3 in use"
-    assert httpx.post(f"{api(pbx)}/ringgroups", headers=small,
+    assert httpx.post(f"{pbx.api}/ringgroups", headers=small,
                       json={"number": "702"}).status_code == 402
 
-    listing = httpx.get(f"{api(pbx)}/services", headers=small).json()
+    listing = httpx.get(f"{pbx.api}/services", headers=small).json()
     assert listing["plan"] == {"plan": "business", "allowed": 3, "used": 3}
     assert [(s["kind"], s["number"], s["name"]) for s in listing["items"]] == [
         ("ringgroup", "700", "Sales"), ("ringgroup", "701", "Support"),
         ("conference", "800", "Board")]
-    assert httpx.delete(f"{api(pbx)}/ringgroups/701", headers=small).status_code == 204
-    assert httpx.post(f"{api(pbx)}/conferences/rooms", headers=small,
+    assert httpx.delete(f"{pbx.api}/ringgroups/701", headers=small).status_code == 204
+    assert httpx.post(f"{pbx.api}/conferences/rooms", headers=small,
                       json={"number": "801"}).status_code == 201
     # the default organisation (unlimited) sees only its own seeded group
-    ours = httpx.get(f"{api(pbx)}/services", headers=login(pbx, "admin", ADMIN_PASSWORD)).json()
+    ours = httpx.get(f"{pbx.api}/services", headers=pbx.login("admin", ADMIN_PASSWORD)).json()
     assert ours["plan"]["allowed"] is None
     assert [s["number"] for s in ours["items"]] == ["600"]
 
 
 def test_ring_group_rules(pbx: Pbx, admin: dict[str, str]) -> None:
-    url = f"{api(pbx)}/ringgroups"
+    url = f"{pbx.api}/ringgroups"
     unknown = httpx.post(url, headers=admin, json={"number": "610", "members": ["1001", "4444",
                                                                               "5001"]})
     assert unknown.status_code == 422  # 5001 is an extension, of another organisation
@@ -110,18 +105,18 @@ def test_ring_group_rules(pbx: Pbx, admin: dict[str, str]) -> None:
     refused = httpx.delete(f"{url}/610", headers=admin)
     assert refused.status_code == 409 and "in use by ring group 600" in refused.json()["detail"]
     agent_pass = "agent-pass-12345"
-    assert httpx.post(f"{api(pbx)}/users", headers=admin, json={
+    assert httpx.post(f"{pbx.api}/users", headers=admin, json={
         "username": "svc-agent", "password": agent_pass, "role": "agent"}).status_code == 201
-    agent = login(pbx, "svc-agent", agent_pass)
+    agent = pbx.login("svc-agent", agent_pass)
     assert httpx.patch(f"{url}/610", headers=agent, json={"name": "x"}).status_code == 403
     assert httpx.get(url, headers=agent).json()["total"] == 2
     audit = [(e["action"], e["target"])
-             for e in httpx.get(f"{api(pbx)}/audit", headers=admin).json()]
+             for e in httpx.get(f"{pbx.api}/audit", headers=admin).json()]
     assert ("ringgroup.create", "610") in audit and ("ringgroup.update", "600") in audit
 
 
 def test_conference_room_rules(pbx: Pbx, admin: dict[str, str]) -> None:
-    url = f"{api(pbx)}/conferences/rooms"
+    url = f"{pbx.api}/conferences/rooms"
     same = httpx.post(url, headers=admin,
                       json={"number": "820", "pin": "11", "moderator_pin": "11"})
     assert same.status_code == 422 and same.json()["detail"][0]["loc"][-1] == "moderator_pin"
@@ -135,13 +130,13 @@ def test_conference_room_rules(pbx: Pbx, admin: dict[str, str]) -> None:
     assert httpx.patch(f"{url}/820", headers=admin, json={"pin": ""}).json() == {
         "number": "820", "name": "Weekly", "pin": "", "moderator_pin": "9876", "record": True}
     assert httpx.get(url, headers=admin).json()["items"][0]["number"] == "820"
-    assert httpx.get(f"{api(pbx)}/conferences", headers=admin).status_code == 200  # live rooms
+    assert httpx.get(f"{pbx.api}/conferences", headers=admin).status_code == 200  # live rooms
     assert httpx.delete(f"{url}/820", headers=admin).status_code == 204
     assert httpx.get(f"{url}/820", headers=admin).status_code == 404
 
 
 def test_a_ring_group_made_by_api_rings_its_member(pbx: Pbx, admin: dict[str, str]) -> None:
-    made = httpx.post(f"{api(pbx)}/ringgroups", headers=admin,
+    made = httpx.post(f"{pbx.api}/ringgroups", headers=admin,
                       json={"number": "630", "name": "Night", "members": ["1003"]})
     assert made.status_code == 201
     with SipClient(pbx.host, pbx.sip_port) as member, SipClient(pbx.host, pbx.sip_port) as caller:
@@ -164,13 +159,13 @@ def test_a_ring_group_made_by_api_rings_its_member(pbx: Pbx, admin: dict[str, st
 
 
 def test_numbers_reach_their_target_and_serve_as_caller_id(pbx: Pbx, admin: dict[str, str]) -> None:
-    url = f"{api(pbx)}/numbers"
+    url = f"{pbx.api}/numbers"
     made = httpx.post(url, headers=admin, json={"number": "+46812345678", "target": "1002"})
     assert made.status_code == 201
     assert made.json() == {"number": "+46812345678", "target": "1002", "target_kind": "extension"}
     assert httpx.post(url, headers=admin, json={"number": "+46812345678", "target": "1001"}
                       ).status_code == 409
-    assert httpx.post(f"{api(pbx)}/ringgroups", headers=admin,
+    assert httpx.post(f"{pbx.api}/ringgroups", headers=admin,
                       json={"number": "+46812345678"}).status_code == 409
     unknown = httpx.post(url, headers=admin, json={"number": "+46700000000", "target": "4444"})
     assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "target"]
@@ -184,14 +179,14 @@ def test_numbers_reach_their_target_and_serve_as_caller_id(pbx: Pbx, admin: dict
     national = httpx.post(url, headers=admin, json={"number": "0812345", "target": "600"})
     assert national.json()["target_kind"] == "ringgroup"
 
-    shows = httpx.patch(f"{api(pbx)}/extensions/1001", headers=admin,
+    shows = httpx.patch(f"{pbx.api}/extensions/1001", headers=admin,
                         json={"caller_id_number": "+46812345678"})
     assert shows.status_code == 200 and shows.json()["caller_id_number"] == "+46812345678"
-    foreign = httpx.patch(f"{api(pbx)}/extensions/1001", headers=admin,
+    foreign = httpx.patch(f"{pbx.api}/extensions/1001", headers=admin,
                           json={"caller_id_number": "+46999999999"})
     assert foreign.status_code == 422
     assert foreign.json()["detail"][0]["loc"] == ["body", "caller_id_number"]
-    assert httpx.patch(f"{api(pbx)}/extensions/1001", headers=admin,
+    assert httpx.patch(f"{pbx.api}/extensions/1001", headers=admin,
                        json={"caller_id_number": "1002"}).status_code == 422  # not a number
     busy = httpx.delete(f"{url}/+46812345678", headers=admin)
     assert busy.status_code == 409
@@ -221,7 +216,7 @@ def test_numbers_reach_their_target_and_serve_as_caller_id(pbx: Pbx, admin: dict
 
 
 def test_a_room_made_by_api_answers_a_call(pbx: Pbx, admin: dict[str, str]) -> None:
-    made = httpx.post(f"{api(pbx)}/conferences/rooms", headers=admin,
+    made = httpx.post(f"{pbx.api}/conferences/rooms", headers=admin,
                       json={"number": "850", "name": "Daily stand-up"})
     assert made.status_code == 201
     with SipClient(pbx.host, pbx.sip_port) as caller:

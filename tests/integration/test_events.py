@@ -36,12 +36,21 @@ def test_websocket_feed_shows_calls_and_registrations(tmp_path: Path) -> None:
                 _, busy = caller.invite("1001", USERS["1001"], "1002")
                 worker.join()
                 assert busy is not None and busy.status == 486
-            events = [json.loads(feed.recv(timeout=5)) for _ in range(3)]
-        assert [e["type"] for e in events] == ["registration", "call.started", "call.ended"]
+                caller.call_id += "-room"
+                _, ok = caller.invite("1001", USERS["1001"], "81001")  # the PBX answers: a room
+                assert ok is not None and ok.status == 200
+                caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
+                caller.in_dialog("BYE", ok)
+            events = [json.loads(feed.recv(timeout=5)) for _ in range(6)]
+        assert [e["type"] for e in events] == [
+            "registration", "call.started", "call.ended", "call.started", "call.answered",
+            "call.ended"]
         assert events[0]["extension"] == "1002" and events[0]["contacts"] == 1
         assert events[1]["caller"] == "1001" and events[1]["dialled"] == "1002"
         assert events[2]["disposition"] == "busy" and events[2]["status"] == 486
         assert events[1]["call_id"] == events[2]["call_id"]
+        assert events[4]["answered_by"] == "conference:81001"
+        assert events[5]["disposition"] == "answered"
 
 
 def test_events_reach_an_mqtt_broker(tmp_path: Path) -> None:

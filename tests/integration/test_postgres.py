@@ -9,18 +9,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.peers import postgres_url, running_pbx
+from tests.integration.peers import ADMIN_PASSWORD, postgres_url, running_pbx
 from tests.integration.sipclient import SipClient
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_pbx_on_postgresql_keeps_its_state_across_a_restart(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setenv("PBX_ADMIN_PASSWORD", "admin-pass-1234")
-    with postgres_url(tmp_path) as url, \
-            running_pbx(tmp_path, {"1001": "pw-1001-secret"}, database_url=url) as pbx:
+    with postgres_url(tmp_path) as url, running_pbx(
+        tmp_path, {"1001": "pw-1001-secret"}, database_url=url, admin_password=ADMIN_PASSWORD,
+    ) as pbx:
         headers = pbx.admin_headers()
         made = httpx.post(f"{pbx.api}/extensions", headers=headers, json={"number": "2001"})
         assert made.status_code == 201

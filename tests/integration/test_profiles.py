@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -24,12 +25,11 @@ import soundfile
 
 from media.g711 import ulaw_decode, ulaw_encode
 from pbx.sip.message import Request, Response
-from tests.integration.peers import Pbx, running_pbx
+from tests.integration.peers import ADMIN_PASSWORD, Pbx, run_sipp, running_pbx, sipp_callee
 from tests.integration.sipclient import SipClient
 
 pytestmark = pytest.mark.integration
 
-ADMIN_PASSWORD = "admin-pass-1234"
 USERS = {"1001": "pw-1001-secret", "1002": "pw-1002-secret", "1003": "pw-1003-secret"}
 SECTIONS = """
 [600]
@@ -42,17 +42,11 @@ BEEP_HZ = 1000.0  # the tone after the greeting (pbx.voicemail.TONE)
 
 @pytest.fixture(scope="module")
 def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PBX_ADMIN_PASSWORD", ADMIN_PASSWORD)
-    try:
-        with running_pbx(tmp_path_factory.mktemp("profiles"), USERS, sections=SECTIONS) as server:
-            yield server
-    finally:
-        mp.undo()
+    with running_pbx(tmp_path_factory.mktemp("profiles"), USERS, sections=SECTIONS,
+                     admin_password=ADMIN_PASSWORD,
+                     calendar_private_hosts="yes") as server:  # the feed is on loopback
+        yield server
 
-
-def api(pbx: Pbx) -> str:
-    return f"http://{pbx.host}:{pbx.http_port}/api"
 
 
 _tokens: dict[tuple[int, str], dict[str, str]] = {}
@@ -62,10 +56,7 @@ def login(pbx: Pbx, username: str, password: str) -> dict[str, str]:
     """A bearer header, one login per user (logins are rate limited)."""
     key = (pbx.http_port, username)
     if key not in _tokens:
-        response = httpx.post(f"{api(pbx)}/login",
-                              json={"username": username, "password": password})
-        assert response.status_code == 200, response.text
-        _tokens[key] = {"Authorization": f"Bearer {response.json()['token']}"}
+        _tokens[key] = pbx.login(username, password)
     return _tokens[key]
 
 
@@ -78,18 +69,18 @@ def user_of(pbx: Pbx, extension: str) -> dict[str, str]:
     name = f"user{extension}"
     if (pbx.http_port, name) in _tokens:
         return _tokens[(pbx.http_port, name)]
-    created = httpx.post(f"{api(pbx)}/users", headers=admin(pbx), json={
+    created = httpx.post(f"{pbx.api}/users", headers=admin(pbx), json={
         "username": name, "password": f"{name}-Pass-12345", "role": "user",
         "extension": extension})
     assert created.status_code == 201, created.text
-    licensed = httpx.post(f"{api(pbx)}/licenses", headers=admin(pbx),  # no license, no calls
+    licensed = httpx.post(f"{pbx.api}/licenses", headers=admin(pbx),  # no license, no calls
                           json={"user_id": created.json()["id"]})
     assert licensed.status_code == 201, licensed.text
     return login(pbx, name, f"{name}-Pass-12345")
 
 
 def profile_id(pbx: Pbx, extension: str, name: str) -> int:
-    items = httpx.get(f"{api(pbx)}/extensions/{extension}/profiles", headers=admin(pbx)).json()
+    items = httpx.get(f"{pbx.api}/extensions/{extension}/profiles", headers=admin(pbx)).json()
     return next(p["id"] for p in items["items"] if p["name"] == name)
 
 
@@ -155,7 +146,7 @@ def messages(pbx: Pbx, headers: dict[str, str], count: int) -> list[dict]:  # ty
     """The mailbox listing once it holds ``count`` messages (they are stored off the call)."""
     deadline = time.monotonic() + 10
     while True:
-        page = httpx.get(f"{api(pbx)}/voicemail", headers=headers)
+        page = httpx.get(f"{pbx.api}/voicemail", headers=headers)
         assert page.status_code == 200, page.text
         if page.json()["total"] >= count or time.monotonic() > deadline:
             return page.json()["items"]  # type: ignore[no-any-return]
@@ -163,7 +154,7 @@ def messages(pbx: Pbx, headers: dict[str, str], count: int) -> list[dict]:  # ty
 
 
 def audio_of(pbx: Pbx, headers: dict[str, str], message_id: int) -> np.ndarray:
-    response = httpx.get(f"{api(pbx)}/voicemail/{message_id}/audio", headers=headers)
+    response = httpx.get(f"{pbx.api}/voicemail/{message_id}/audio", headers=headers)
     assert response.status_code == 200 and response.headers["content-type"] == "audio/wav"
     audio, rate = soundfile.read(io.BytesIO(response.content), dtype="float64")
     assert rate == 8000
@@ -173,13 +164,13 @@ def audio_of(pbx: Pbx, headers: dict[str, str], message_id: int) -> np.ndarray:
 def test_forward_to_voicemail_takes_a_message(pbx: Pbx) -> None:
     """forward_always = voicemail: the PBX answers, greets, records after the tone."""
     headers = admin(pbx)
-    patched = httpx.patch(f"{api(pbx)}/extensions/1003", headers=headers,
+    patched = httpx.patch(f"{pbx.api}/extensions/1003", headers=headers,
                           json={"forward_always": "voicemail"})
     assert patched.status_code == 200
     try:
         leave_message(pbx, "1001", "1003", seconds=2.0, frequency=700.0)
     finally:
-        httpx.patch(f"{api(pbx)}/extensions/1003", headers=headers, json={"forward_always": ""})
+        httpx.patch(f"{pbx.api}/extensions/1003", headers=headers, json={"forward_always": ""})
     mine = user_of(pbx, "1003")
     found = messages(pbx, mine, 1)
     assert len(found) == 1
@@ -192,21 +183,21 @@ def test_forward_to_voicemail_takes_a_message(pbx: Pbx) -> None:
     # another user neither lists it nor hears it; an admin sees every mailbox
     other = user_of(pbx, "1001")
     assert messages(pbx, other, 0) == []
-    audio_url = f"{api(pbx)}/voicemail/{message['id']}/audio"
+    audio_url = f"{pbx.api}/voicemail/{message['id']}/audio"
     assert httpx.get(audio_url, headers=other).status_code == 403
-    assert httpx.delete(f"{api(pbx)}/voicemail/{message['id']}", headers=other).status_code == 403
+    assert httpx.delete(f"{pbx.api}/voicemail/{message['id']}", headers=other).status_code == 403
     assert any(m["id"] == message["id"] for m in messages(pbx, headers, 1))
-    marked = httpx.patch(f"{api(pbx)}/voicemail/{message['id']}", headers=mine,
+    marked = httpx.patch(f"{pbx.api}/voicemail/{message['id']}", headers=mine,
                          json={"heard": True})
     assert marked.status_code == 200 and marked.json()["heard"] is True
-    assert httpx.delete(f"{api(pbx)}/voicemail/{message['id']}", headers=mine).status_code == 204
+    assert httpx.delete(f"{pbx.api}/voicemail/{message['id']}", headers=mine).status_code == 204
     assert httpx.get(audio_url, headers=mine).status_code == 404
     assert not list((pbx.data_dir / "voicemail").rglob("*.wav"))
 
 
 def test_profiles_api_defaults_roles_and_schedules(pbx: Pbx) -> None:
     headers = admin(pbx)
-    listing = httpx.get(f"{api(pbx)}/extensions/1002/profiles", headers=headers)
+    listing = httpx.get(f"{pbx.api}/extensions/1002/profiles", headers=headers)
     assert listing.status_code == 200
     profiles = {p["name"]: p for p in listing.json()["items"]}
     assert list(profiles) == ["Working", "Lunch", "Meeting", "Off"]
@@ -214,66 +205,66 @@ def test_profiles_api_defaults_roles_and_schedules(pbx: Pbx) -> None:
     assert profiles["Meeting"]["calendar_match"] == "*"
     # the user of 1002 switches their own profile, not someone else's
     own = user_of(pbx, "1002")
-    switched = httpx.post(f"{api(pbx)}/extensions/1002/profile", headers=own,
+    switched = httpx.post(f"{pbx.api}/extensions/1002/profile", headers=own,
                           json={"profile_id": profiles["Off"]["id"],
                                 "until": "2099-01-01T12:00:00+01:00"})
     assert switched.status_code == 200, switched.text
     body = switched.json()
     assert (body["profile"]["name"], body["reason"]) == ("Off", "manual")
     assert body["until"].startswith("2099-01-01T11:00:00")
-    refused = httpx.post(f"{api(pbx)}/extensions/1001/profile", headers=own,
+    refused = httpx.post(f"{pbx.api}/extensions/1001/profile", headers=own,
                          json={"profile_id": profile_id(pbx, "1001", "Off")})
     assert refused.status_code == 403 and "own extension" in refused.json()["detail"]
-    assert httpx.post(f"{api(pbx)}/extensions/1002/profile", headers=own, json={
+    assert httpx.post(f"{pbx.api}/extensions/1002/profile", headers=own, json={
         "profile_id": profile_id(pbx, "1001", "Off")}).status_code == 422  # 1001's profile
-    past = httpx.post(f"{api(pbx)}/extensions/1002/profile", headers=own, json={
+    past = httpx.post(f"{pbx.api}/extensions/1002/profile", headers=own, json={
         "profile_id": profiles["Off"]["id"], "until": "2001-01-01T00:00:00Z"})
     assert past.status_code == 422 and "until" in past.json()["detail"]
-    assert httpx.post(f"{api(pbx)}/extensions/1002/profile", headers=own,
+    assert httpx.post(f"{pbx.api}/extensions/1002/profile", headers=own,
                       json={"profile_id": None}).json()["reason"] == "none"
     # profiles: create, rename clash, patch, delete; a caller ID is one of the organisation's
-    assert httpx.post(f"{api(pbx)}/numbers", headers=headers,
+    assert httpx.post(f"{pbx.api}/numbers", headers=headers,
                       json={"number": "+46701234567", "target": "1002"}).status_code == 201
-    foreign = httpx.post(f"{api(pbx)}/extensions/1002/profiles", headers=own, json={
+    foreign = httpx.post(f"{pbx.api}/extensions/1002/profiles", headers=own, json={
         "name": "Spoof", "caller_id": "+46709999999"})
     assert foreign.status_code == 422 and foreign.json()["detail"][0]["loc"][-1] == "caller_id"
-    created = httpx.post(f"{api(pbx)}/extensions/1002/profiles", headers=own, json={
+    created = httpx.post(f"{pbx.api}/extensions/1002/profiles", headers=own, json={
         "name": "Travel", "accept": "direct", "divert": "1001", "caller_id": "+46701234567"})
     assert created.status_code == 201, created.text
-    assert httpx.post(f"{api(pbx)}/extensions/1002/profiles", headers=own,
+    assert httpx.post(f"{pbx.api}/extensions/1002/profiles", headers=own,
                       json={"name": "Travel"}).status_code == 409
-    bad = httpx.post(f"{api(pbx)}/extensions/1002/profiles", headers=own,
+    bad = httpx.post(f"{pbx.api}/extensions/1002/profiles", headers=own,
                      json={"name": "X", "accept": "sometimes"})
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "accept"
     travel = created.json()["id"]
-    patched = httpx.patch(f"{api(pbx)}/profiles/{travel}", headers=own, json={"accept": "both"})
+    patched = httpx.patch(f"{pbx.api}/profiles/{travel}", headers=own, json={"accept": "both"})
     assert patched.status_code == 200 and patched.json()["accept"] == "both"
-    assert httpx.patch(f"{api(pbx)}/profiles/{profiles['Off']['id']}", headers=user_of(pbx, "1001"),
+    assert httpx.patch(f"{pbx.api}/profiles/{profiles['Off']['id']}", headers=user_of(pbx, "1001"),
                        json={"accept": "both"}).status_code == 403
     # schedules: every day, all day: the schedule decides (a manual choice without end yields)
-    schedule = httpx.post(f"{api(pbx)}/extensions/1002/schedules", headers=own, json={
+    schedule = httpx.post(f"{pbx.api}/extensions/1002/schedules", headers=own, json={
         "profile_id": travel, "days": ["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
         "start": "00:00", "end": "24:00"})
     assert schedule.status_code == 201, schedule.text
     assert schedule.json()["days"] == ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-    httpx.post(f"{api(pbx)}/extensions/1002/profile", headers=own,
+    httpx.post(f"{pbx.api}/extensions/1002/profile", headers=own,
                json={"profile_id": profiles["Working"]["id"]})
-    active = httpx.get(f"{api(pbx)}/extensions/1002/profile", headers=own).json()
+    active = httpx.get(f"{pbx.api}/extensions/1002/profile", headers=own).json()
     assert (active["profile"]["name"], active["reason"]) == ("Travel", "schedule")
     for wrong in ({"start": "25:00"}, {"end": "12:60"}, {"days": ["someday"]}, {"days": []}):
-        reply = httpx.post(f"{api(pbx)}/extensions/1002/schedules", headers=own,
+        reply = httpx.post(f"{pbx.api}/extensions/1002/schedules", headers=own,
                            json={"profile_id": travel, "start": "08:00", "end": "17:00", **wrong})
         assert reply.status_code == 422 and next(iter(wrong)) in reply.json()["detail"][0]["loc"]
-    same = httpx.post(f"{api(pbx)}/extensions/1002/schedules", headers=own,
+    same = httpx.post(f"{pbx.api}/extensions/1002/schedules", headers=own,
                       json={"profile_id": travel, "start": "08:00", "end": "08:00"})
     assert same.status_code == 422 and "end" in same.json()["detail"]
     # deleting the profile takes its schedule along; the manual choice is back
-    assert httpx.delete(f"{api(pbx)}/profiles/{travel}", headers=own).status_code == 204
-    assert httpx.get(f"{api(pbx)}/extensions/1002/schedules", headers=own).json()["total"] == 0
-    active = httpx.get(f"{api(pbx)}/extensions/1002/profile", headers=own).json()
+    assert httpx.delete(f"{pbx.api}/profiles/{travel}", headers=own).status_code == 204
+    assert httpx.get(f"{pbx.api}/extensions/1002/schedules", headers=own).json()["total"] == 0
+    active = httpx.get(f"{pbx.api}/extensions/1002/profile", headers=own).json()
     assert (active["profile"]["name"], active["reason"]) == ("Working", "manual")
-    httpx.post(f"{api(pbx)}/extensions/1002/profile", headers=own, json={"profile_id": None})
-    actions = {e["action"] for e in httpx.get(f"{api(pbx)}/audit", headers=headers).json()}
+    httpx.post(f"{pbx.api}/extensions/1002/profile", headers=own, json={"profile_id": None})
+    actions = {e["action"] for e in httpx.get(f"{pbx.api}/audit", headers=headers).json()}
     assert {"profile.defaults", "profile.switch", "profile.create", "profile.update",
             "profile.delete", "schedule.create"} <= actions
 
@@ -318,35 +309,35 @@ def feed() -> Iterator[tuple[str, list[str]]]:
 def test_calendar_upload_and_url_switch_to_meeting(pbx: Pbx, feed: tuple[str, list[str]]) -> None:
     own = user_of(pbx, "1002")
     now = time.time()
-    uploaded = httpx.put(f"{api(pbx)}/extensions/1002/calendar",
+    uploaded = httpx.put(f"{pbx.api}/extensions/1002/calendar",
                          content=ics("Board meeting", now - 600, now + 600),
                          headers={**own, "Content-Type": "text/calendar"})
     assert uploaded.status_code == 200, uploaded.text
     assert [e["summary"] for e in uploaded.json()["events"]] == ["Board meeting"]
-    active = httpx.get(f"{api(pbx)}/extensions/1002/profile", headers=own).json()
+    active = httpx.get(f"{pbx.api}/extensions/1002/profile", headers=own).json()
     assert (active["profile"]["name"], active["reason"], active["detail"]) == (
         "Meeting", "calendar", "Board meeting")
-    invalid = httpx.put(f"{api(pbx)}/extensions/1002/calendar", content="not a calendar",
+    invalid = httpx.put(f"{pbx.api}/extensions/1002/calendar", content="not a calendar",
                         headers={**own, "Content-Type": "text/calendar"})
     assert invalid.status_code == 422 and "invalid iCalendar data" in invalid.json()["detail"]
     # a subscription: fetched at once; an event titled "Lunch" picks the Lunch profile
     url, body = feed
     body[0] = ics("Lunch with Bo", now - 60, now + 900)
-    subscribed = httpx.put(f"{api(pbx)}/extensions/1002/calendar", headers=own, json={"url": url})
+    subscribed = httpx.put(f"{pbx.api}/extensions/1002/calendar", headers=own, json={"url": url})
     assert subscribed.status_code == 200 and subscribed.json()["url"] == url
-    active = httpx.get(f"{api(pbx)}/extensions/1002/profile", headers=own).json()
+    active = httpx.get(f"{pbx.api}/extensions/1002/profile", headers=own).json()
     assert (active["profile"]["name"], active["reason"]) == ("Lunch", "calendar")
-    missing = httpx.put(f"{api(pbx)}/extensions/1002/calendar", headers=own,
+    missing = httpx.put(f"{pbx.api}/extensions/1002/calendar", headers=own,
                         json={"url": url.replace("cal.ics", "nothing.ics")})
     assert missing.status_code == 422 and "404" in missing.json()["detail"]
-    assert httpx.put(f"{api(pbx)}/extensions/1002/calendar", headers=own,
+    assert httpx.put(f"{pbx.api}/extensions/1002/calendar", headers=own,
                      json={"url": "file:///etc/passwd"}).status_code == 422
-    assert httpx.put(f"{api(pbx)}/extensions/1002/calendar",
+    assert httpx.put(f"{pbx.api}/extensions/1002/calendar",
                      headers={**own, "Content-Type": "text/plain"},
                      content="x").status_code == 415
-    assert httpx.delete(f"{api(pbx)}/extensions/1002/calendar", headers=own).status_code == 204
-    assert httpx.get(f"{api(pbx)}/extensions/1002/profile", headers=own).json()["reason"] == "none"
-    assert httpx.put(f"{api(pbx)}/extensions/1001/calendar", headers=own,
+    assert httpx.delete(f"{pbx.api}/extensions/1002/calendar", headers=own).status_code == 204
+    assert httpx.get(f"{pbx.api}/extensions/1002/profile", headers=own).json()["reason"] == "none"
+    assert httpx.put(f"{pbx.api}/extensions/1001/calendar", headers=own,
                      json={"url": url}).status_code == 403
 
 
@@ -390,7 +381,7 @@ def call(pbx: Pbx, target: str, label: str) -> Response | None:
 
 def switch(pbx: Pbx, number: str, profile: str | None) -> dict:  # type: ignore[type-arg]
     chosen = profile_id(pbx, number, profile) if profile else None
-    reply = httpx.post(f"{api(pbx)}/extensions/{number}/profile", headers=user_of(pbx, number),
+    reply = httpx.post(f"{pbx.api}/extensions/{number}/profile", headers=user_of(pbx, number),
                        json={"profile_id": chosen})
     assert reply.status_code == 200, reply.text
     return reply.json()  # type: ignore[no-any-return]
@@ -433,7 +424,7 @@ def test_meeting_skips_group_calls_and_diverts_or_refuses_direct_ones(pbx: Pbx) 
             assert final is not None and final.status == 480
             assert desk.receive_request(0.5, "INVITE") is None
             # divert to a colleague: forwarded with Diversion
-            httpx.patch(f"{api(pbx)}/profiles/{meeting}", headers=headers, json={"divert": "1003"})
+            httpx.patch(f"{pbx.api}/profiles/{meeting}", headers=headers, json={"divert": "1003"})
             worker, seen = ring_and_refuse(colleague)
             final = call(pbx, "1002", "meeting-divert")
             worker.join()
@@ -441,12 +432,12 @@ def test_meeting_skips_group_calls_and_diverts_or_refuses_direct_ones(pbx: Pbx) 
             diversion = seen[0].headers.get("Diversion") or ""
             assert "<sip:1002@" in diversion and "reason=unavailable" in diversion
             # no divert: busy, and the profile is named
-            httpx.patch(f"{api(pbx)}/profiles/{meeting}", headers=headers, json={"divert": ""})
+            httpx.patch(f"{pbx.api}/profiles/{meeting}", headers=headers, json={"divert": ""})
             final = call(pbx, "1002", "meeting-busy")
             assert final is not None and (final.status, final.reason) == (
                 486, "Busy Here - Profile Meeting")
         finally:
-            httpx.patch(f"{api(pbx)}/profiles/{meeting}", headers=headers,
+            httpx.patch(f"{pbx.api}/profiles/{meeting}", headers=headers,
                         json={"divert": "voicemail"})
             switch(pbx, "1002", None)
 
@@ -454,13 +445,13 @@ def test_meeting_skips_group_calls_and_diverts_or_refuses_direct_ones(pbx: Pbx) 
 def test_the_profiles_caller_id_is_shown_on_outgoing_calls(pbx: Pbx) -> None:
     headers = admin(pbx)
     working = profile_id(pbx, "1001", "Working")
-    assert httpx.post(f"{api(pbx)}/numbers", headers=headers,
+    assert httpx.post(f"{pbx.api}/numbers", headers=headers,
                       json={"number": "+46812345678", "target": "1001"}).status_code == 201
-    shows = httpx.patch(f"{api(pbx)}/profiles/{working}", headers=headers,
+    shows = httpx.patch(f"{pbx.api}/profiles/{working}", headers=headers,
                         json={"caller_id": "+46812345678"})
     assert shows.status_code == 200, shows.text
     # the number cannot go while the profile shows it
-    taken = httpx.delete(f"{api(pbx)}/numbers/+46812345678", headers=headers)
+    taken = httpx.delete(f"{pbx.api}/numbers/+46812345678", headers=headers)
     assert taken.status_code == 409 and "profile Working of 1001" in taken.json()["detail"]
     try:
         with phone(pbx, "1002") as desk:
@@ -475,23 +466,53 @@ def test_the_profiles_caller_id_is_shown_on_outgoing_calls(pbx: Pbx) -> None:
             assert seen and seen[0].from_addr.uri.user == "+46812345678"
     finally:
         switch(pbx, "1001", None)
-        httpx.patch(f"{api(pbx)}/profiles/{working}", headers=headers, json={"caller_id": ""})
+        httpx.patch(f"{pbx.api}/profiles/{working}", headers=headers, json={"caller_id": ""})
 
 
 def test_deleting_an_extension_takes_its_profiles_along(pbx: Pbx) -> None:
     headers = admin(pbx)
-    assert httpx.post(f"{api(pbx)}/extensions", headers=headers,
+    assert httpx.post(f"{pbx.api}/extensions", headers=headers,
                       json={"number": "2050"}).status_code == 201
     off = profile_id(pbx, "2050", "Off")
-    assert httpx.post(f"{api(pbx)}/extensions/2050/profile", headers=headers,
+    assert httpx.post(f"{pbx.api}/extensions/2050/profile", headers=headers,
                       json={"profile_id": off}).status_code == 200
-    assert httpx.post(f"{api(pbx)}/extensions/2050/schedules", headers=headers, json={
+    assert httpx.post(f"{pbx.api}/extensions/2050/schedules", headers=headers, json={
         "profile_id": off, "start": "18:00", "end": "08:00"}).status_code == 201
-    assert httpx.delete(f"{api(pbx)}/extensions/2050", headers=headers).status_code == 204
-    assert httpx.post(f"{api(pbx)}/extensions", headers=headers,
+    assert httpx.delete(f"{pbx.api}/extensions/2050", headers=headers).status_code == 204
+    assert httpx.post(f"{pbx.api}/extensions", headers=headers,
                       json={"number": "2050"}).status_code == 201
-    fresh = httpx.get(f"{api(pbx)}/extensions/2050/profile", headers=headers).json()
+    fresh = httpx.get(f"{pbx.api}/extensions/2050/profile", headers=headers).json()
     assert fresh["reason"] == "none"  # nothing of the old one's choices
-    assert httpx.get(f"{api(pbx)}/extensions/2050/schedules", headers=headers).json()["total"] == 0
-    listing = httpx.get(f"{api(pbx)}/extensions/2050/profiles", headers=headers).json()
+    assert httpx.get(f"{pbx.api}/extensions/2050/schedules", headers=headers).json()["total"] == 0
+    listing = httpx.get(f"{pbx.api}/extensions/2050/profiles", headers=headers).json()
     assert [p["name"] for p in listing["items"]] == ["Working", "Lunch", "Meeting", "Off"]
+
+
+def test_sipp_calls_follow_the_profile_switch(pbx: Pbx, tmp_path: Path) -> None:
+    """sipp on both ends: in a Meeting, voicemail answers sipp's call and the
+    sipp phone never rings; switched back to Working, the phone answers."""
+    own = user_of(pbx, "1003")
+    call = [("1001", USERS["1001"], "1003")]
+
+    def switch(name: str) -> None:
+        answer = httpx.post(f"{pbx.api}/extensions/1003/profile", headers=own,
+                            json={"profile_id": profile_id(pbx, "1003", name)})
+        assert answer.status_code == 200 and answer.json()["profile"]["name"] == name
+
+    def messages() -> int:
+        return httpx.get(f"{pbx.api}/voicemail", headers=own).json()["total"]  # type: ignore[no-any-return]
+
+    before = messages()
+    with sipp_callee(tmp_path, pbx, "1003", USERS["1003"], ["-m", "1"]) as phone:
+        switch("Meeting")
+        result = run_sipp("call_uac.xml", pbx, call, tmp=tmp_path, extra=["-d", "8000"])
+        assert result.returncode == 0 and result.successful == 1, result.output[-2000:]
+        assert phone.poll() is None  # answered by voicemail: the phone did not ring
+        deadline = time.monotonic() + 5
+        while messages() == before:  # sipp's audio is the message
+            assert time.monotonic() < deadline, pbx.log()[-2000:]
+            time.sleep(0.2)
+        switch("Working")
+        result = run_sipp("call_uac.xml", pbx, call, tmp=tmp_path, extra=["-d", "1000"])
+        assert result.returncode == 0 and result.successful == 1, result.output[-2000:]
+        assert phone.wait(15) == 0  # this time the phone answered, talked and got the BYE

@@ -17,47 +17,34 @@ from sqlmodel import Session
 from admin_api.security import hash_password
 from pbx.models import ApiUser, Organisation
 from pbx.store import make_engine
-from tests.integration.peers import Pbx, run_sipp, running_pbx
+from tests.integration.peers import ADMIN_PASSWORD, Pbx, run_sipp, running_pbx
 
 pytestmark = pytest.mark.integration
 
-ADMIN_PASSWORD = "admin-pass-1234"
 YEALINK_UA = "Yealink SIP-T46U 108.86.0.20 00:15:65:aa:bb:01"
 SNOM_UA = "Mozilla/4.0 (compatible; snomD785-SIP 10.1.159.12 000413AABB02)"
 
 
 @pytest.fixture(scope="module")
 def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PBX_ADMIN_PASSWORD", ADMIN_PASSWORD)
-    try:
-        with running_pbx(tmp_path_factory.mktemp("prov"), {"1001": "pw-1001-secret"}) as server:
-            yield server
-    finally:
-        mp.undo()
+    with running_pbx(tmp_path_factory.mktemp("prov"), {"1001": "pw-1001-secret"},
+                     admin_password=ADMIN_PASSWORD) as server:
+        yield server
 
 
-def api(pbx: Pbx) -> str:
-    return f"http://{pbx.host}:{pbx.http_port}/api"
-
-
-def login(pbx: Pbx, username: str = "admin", password: str = ADMIN_PASSWORD) -> dict[str, str]:
-    response = httpx.post(f"{api(pbx)}/login", json={"username": username, "password": password})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
 
 
 @pytest.fixture(scope="module")
 def admin(pbx: Pbx) -> dict[str, str]:
-    headers = login(pbx)
-    created = httpx.post(f"{api(pbx)}/extensions", headers=headers,
+    headers = pbx.admin_headers()
+    created = httpx.post(f"{pbx.api}/extensions", headers=headers,
                          json={"number": "2001", "display_name": "Nora Nilsson"})
     assert created.status_code == 201, created.text
     return headers
 
 
 def new_device(pbx: Pbx, headers: dict[str, str], **fields: object) -> dict:  # type: ignore[type-arg]
-    response = httpx.post(f"{api(pbx)}/devices", headers=headers, json=fields)
+    response = httpx.post(f"{pbx.api}/devices", headers=headers, json=fields)
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
 
@@ -154,50 +141,50 @@ def test_files_only_for_the_right_token_and_mac(pbx: Pbx, admin: dict[str, str])
     assert "provisioning refused '001565aabb03.cfg': the token is not this MAC's" in log
     assert "provisioning served 'cfg000b82aabb04.xml'" in log
     # a new secret reaches the phone with its next fetch; a deleted device gets nothing
-    rotated = httpx.post(f"{api(pbx)}/devices/{yealink['id']}/rotate-secret", headers=admin)
+    rotated = httpx.post(f"{pbx.api}/devices/{yealink['id']}/rotate-secret", headers=admin)
     assert rotated.status_code == 200 and rotated.json()["secret"] != yealink["secret"]
     keys = cfg(fetch(pbx, mine + "001565aabb03.cfg", YEALINK_UA).text)
     assert keys["account.1.password"] == rotated.json()["secret"]
-    assert httpx.delete(f"{api(pbx)}/devices/{yealink['id']}", headers=admin).status_code == 204
+    assert httpx.delete(f"{pbx.api}/devices/{yealink['id']}", headers=admin).status_code == 204
     assert fetch(pbx, mine + "001565aabb03.cfg", YEALINK_UA).status_code == 404
 
 
 def test_devices_api_rules(pbx: Pbx, admin: dict[str, str]) -> None:
-    bad = httpx.post(f"{api(pbx)}/devices", headers=admin,
+    bad = httpx.post(f"{pbx.api}/devices", headers=admin,
                      json={"extension": "2001", "mac": "00:15:65:AA:BB"})
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "mac"
-    unknown = httpx.post(f"{api(pbx)}/devices", headers=admin, json={"extension": "9999"})
+    unknown = httpx.post(f"{pbx.api}/devices", headers=admin, json={"extension": "9999"})
     assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"][-1] == "extension"
     first = new_device(pbx, admin, extension="2001", kind="softphone", label="Laptop")
     assert first["provisioning_url"] is None  # nothing to provision
     new_device(pbx, admin, extension="2001", vendor="polycom", mac="0004f2aabb05")
-    taken = httpx.post(f"{api(pbx)}/devices", headers=admin,
+    taken = httpx.post(f"{pbx.api}/devices", headers=admin,
                        json={"extension": "1001", "mac": "00-04-F2-AA-BB-05"})
     assert taken.status_code == 409
-    listing = httpx.get(f"{api(pbx)}/devices", headers=admin, params={"extension": "2001"})
+    listing = httpx.get(f"{pbx.api}/devices", headers=admin, params={"extension": "2001"})
     assert listing.status_code == 200 and listing.json()["total"] >= 2
     assert first["secret"] not in listing.text and "sip_username" not in listing.text
-    overview = httpx.get(f"{api(pbx)}/extensions/2001/devices", headers=admin).json()
+    overview = httpx.get(f"{pbx.api}/extensions/2001/devices", headers=admin).json()
     assert {d["label"] for d in overview["items"]} >= {"Laptop"}
-    patched = httpx.patch(f"{api(pbx)}/devices/{first['id']}", headers=admin,
+    patched = httpx.patch(f"{pbx.api}/devices/{first['id']}", headers=admin,
                           json={"label": "Old laptop", "mac": "bad"})
     assert patched.status_code == 422
-    patched = httpx.patch(f"{api(pbx)}/devices/{first['id']}", headers=admin,
+    patched = httpx.patch(f"{pbx.api}/devices/{first['id']}", headers=admin,
                           json={"label": "Old laptop"})
     assert patched.status_code == 200 and patched.json()["label"] == "Old laptop"
-    entries = httpx.get(f"{api(pbx)}/audit", headers=admin).text
+    entries = httpx.get(f"{pbx.api}/audit", headers=admin).text
     assert "device.create" in entries and "device.update" in entries
     assert first["secret"] not in entries and "provisioning" not in entries
 
 
 def test_dect_handsets_are_accounts_of_their_base(pbx: Pbx, admin: dict[str, str]) -> None:
-    httpx.post(f"{api(pbx)}/extensions", headers=admin,
+    httpx.post(f"{pbx.api}/extensions", headers=admin,
                json={"number": "2010", "display_name": "Lager"})
     base = new_device(pbx, admin, extension="2001", kind="dect", vendor="yealink",
                       model="W70B", mac="805ec0aabb06")
     handset = new_device(pbx, admin, extension="2010", kind="dect", base_id=base["id"],
                          label="Lager 1")
-    not_a_base = httpx.post(f"{api(pbx)}/devices", headers=admin,
+    not_a_base = httpx.post(f"{pbx.api}/devices", headers=admin,
                             json={"extension": "2010", "kind": "dect", "base_id": handset["id"]})
     assert not_a_base.status_code == 422
     keys = cfg(fetch(pbx, base["provisioning_url"] + "805ec0aabb06.cfg", "Yealink W70B").text)
@@ -209,15 +196,15 @@ def test_dect_handsets_are_accounts_of_their_base(pbx: Pbx, admin: dict[str, str
 
 
 def test_roles_and_tenants(pbx: Pbx, admin: dict[str, str]) -> None:
-    created = httpx.post(f"{api(pbx)}/users", headers=admin, json={
+    created = httpx.post(f"{pbx.api}/users", headers=admin, json={
         "username": "prov-agent", "password": "agent-pass-12345", "role": "agent",
         "extension": "1001"})
     assert created.status_code == 201
-    agent = login(pbx, "prov-agent", "agent-pass-12345")
-    assert httpx.post(f"{api(pbx)}/devices", headers=agent,
+    agent = pbx.login("prov-agent", "agent-pass-12345")
+    assert httpx.post(f"{pbx.api}/devices", headers=agent,
                       json={"extension": "1001"}).status_code == 403
     ours = new_device(pbx, admin, extension="2001", vendor="yealink", mac="001565aabb07")
-    assert httpx.get(f"{api(pbx)}/devices/{ours['id']}", headers=agent).status_code == 404
+    assert httpx.get(f"{pbx.api}/devices/{ours['id']}", headers=agent).status_code == 404
 
     engine = make_engine(f"sqlite:///{pbx.data_dir / 'pbx.sqlite3'}")
     with Session(engine) as session:
@@ -229,18 +216,18 @@ def test_roles_and_tenants(pbx: Pbx, admin: dict[str, str]) -> None:
                             password_hash=hash_password("other-pass-1234"), role="admin"))
         session.commit()
     engine.dispose()
-    theirs = login(pbx, "prov-other-admin", "other-pass-1234")
-    assert httpx.get(f"{api(pbx)}/devices/{ours['id']}", headers=theirs).status_code == 404
-    assert httpx.get(f"{api(pbx)}/devices", headers=theirs).json()["total"] == 0
-    assert httpx.get(f"{api(pbx)}/extensions/2001/devices", headers=theirs).status_code == 404
-    assert httpx.patch(f"{api(pbx)}/devices/{ours['id']}", headers=theirs,
+    theirs = pbx.login("prov-other-admin", "other-pass-1234")
+    assert httpx.get(f"{pbx.api}/devices/{ours['id']}", headers=theirs).status_code == 404
+    assert httpx.get(f"{pbx.api}/devices", headers=theirs).json()["total"] == 0
+    assert httpx.get(f"{pbx.api}/extensions/2001/devices", headers=theirs).status_code == 404
+    assert httpx.patch(f"{pbx.api}/devices/{ours['id']}", headers=theirs,
                        json={"label": "mine"}).status_code == 404
-    assert httpx.delete(f"{api(pbx)}/devices/{ours['id']}", headers=theirs).status_code == 404
-    stolen = httpx.post(f"{api(pbx)}/devices", headers=theirs, json={"extension": "2001"})
+    assert httpx.delete(f"{pbx.api}/devices/{ours['id']}", headers=theirs).status_code == 404
+    stolen = httpx.post(f"{pbx.api}/devices", headers=theirs, json={"extension": "2001"})
     assert stolen.status_code == 422  # no extension 2001 in their organisation
     # their phones register in their own SIP domain, and see only their colleagues
     for number in ("3001", "3002"):
-        assert httpx.post(f"{api(pbx)}/extensions", headers=theirs,
+        assert httpx.post(f"{pbx.api}/extensions", headers=theirs,
                           json={"number": number}).status_code == 201
     phone = new_device(pbx, theirs, extension="3001", vendor="yealink", mac="001565cccc01")
     keys = cfg(fetch(pbx, phone["provisioning_url"] + phone["provisioning_file"], YEALINK_UA).text)
@@ -253,7 +240,7 @@ def test_a_removed_or_rekeyed_device_stops_ringing_at_once(pbx: Pbx, admin: dict
     its registration still had."""
     from tests.integration.sipclient import SipClient
 
-    made = httpx.post(f"{api(pbx)}/extensions", headers=admin, json={"number": "2077"})
+    made = httpx.post(f"{pbx.api}/extensions", headers=admin, json={"number": "2077"})
     assert made.status_code == 201
     desk = new_device(pbx, admin, extension="2077", label="Desk")
     dect = new_device(pbx, admin, extension="2077", kind="dect", label="DECT")
@@ -263,8 +250,8 @@ def test_a_removed_or_rekeyed_device_stops_ringing_at_once(pbx: Pbx, admin: dict
                                     expires=3600, contacts=[f"<sip:2077@{phone.host_port()}>"])
             assert answer is not None and answer.status == 200
         before = pbx.health()["registrations"]
-        assert httpx.delete(f"{api(pbx)}/devices/{desk['id']}", headers=admin).status_code == 204
-        rekeyed = httpx.post(f"{api(pbx)}/devices/{dect['id']}/rotate-secret", headers=admin)
+        assert httpx.delete(f"{pbx.api}/devices/{desk['id']}", headers=admin).status_code == 204
+        rekeyed = httpx.post(f"{pbx.api}/devices/{dect['id']}/rotate-secret", headers=admin)
         assert rekeyed.status_code == 200 and rekeyed.json()["secret"] != dect["secret"]
         time.sleep(0.3)
         assert pbx.health()["registrations"] == before - 2

@@ -304,3 +304,12 @@ def test_the_window_limits_the_events() -> None:
 def test_invalid_ics_gives_the_parsers_reason(text: str) -> None:
     with pytest.raises(CalendarError, match="invalid iCalendar data: .+"):
         calendar_events(text, 0, 2e9, TZ, organisation_id=1, extension="1001")
+
+
+def test_calendar_urls_on_private_addresses_are_refused_before_any_request() -> None:
+    """A user's calendar URL must not let them probe the PBX's own network."""
+    from pbx.calendars import FetchError, fetch
+
+    for url in ("http://127.0.0.1:9/cal.ics", "http://localhost:9/cal.ics", "http://[::1]:9/x"):
+        with pytest.raises(FetchError, match="private address"):
+            fetch(url)
