@@ -465,9 +465,8 @@ class Figures:
             notes.append(f"relayed {self.relayed_pps:.0f} of {self.offered_pps:.0f} pkt/s "
                          "offered: a backlog built up in the socket buffers")
         if self.waited > 0.05:
-            notes.append(f"runnable but not running {100 * self.waited:.0f}% of the time "
-                         "(summed over its threads: other programs, or its own threads, "
-                         "held the core)")
+            notes.append(f"waited for the core {100 * self.waited:.0f}% of the time "
+                         "(runnable, not running: other programs or its own threads)")
         if self.kernel_drops:
             notes.append(f"{self.kernel_drops} datagrams dropped by the kernel "
                          "(full socket buffers, host-wide)")
