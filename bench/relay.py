@@ -554,9 +554,10 @@ def main() -> int:
           f"{args.seconds:g} s per relay and point, 50 packets/s per direction per call")
     columns = ("relayed pkt/s", "loss %", "CPU %", "of it kernel", "CPU us/pkt")
     names = [relay.name for relay in relays]
-    print(f"{'':>5} " + " ".join(f"{c:>{10 * len(relays) - 1}}" for c in columns)
+    width = max(9, max(map(len, columns)) // len(names) + 1)  # of one relay's cell
+    print(f"{'':>5} " + " ".join(f"{c:>{(width + 1) * len(names) - 1}}" for c in columns)
           + (f" {'ours/rtpengine':>17}" if len(relays) > 1 else ""))
-    print(f"{'calls':>5} " + " ".join(" ".join(f"{n:>9}" for n in names) for _ in columns)
+    print(f"{'calls':>5} " + " ".join(" ".join(f"{n:>{width}}" for n in names) for _ in columns)
           + (f" {'us/pkt':>8} {'loss':>8}" if len(relays) > 1 else ""))
     for calls in (int(n) for n in args.calls.split(",")):
         figures = [measure(relay, calls, args.seconds, args.transcode, phone_cpus)
@@ -568,7 +569,7 @@ def main() -> int:
             [f"{100 * f.kernel_share:.0f}%" for f in figures],
             [f"{f.us_per_packet:.1f}" for f in figures],
         ]
-        line = f"{calls:>5} " + " ".join(" ".join(f"{c:>9}" for c in group) for group in cells)
+        line = f"{calls:>5} " + " ".join(" ".join(f"{c:>{width}}" for c in group) for group in cells)
         if len(figures) > 1:
             ours, theirs = figures
             line += (f" {ratio(ours.us_per_packet, theirs.us_per_packet):>8}"
