@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
 import time
 import uuid
 
@@ -169,6 +170,31 @@ class SipClient:
         if final is not None and final.status >= 300:
             self.ack_failure(final)
         return provisional, final
+
+    def call(
+        self, user: str, password: str, target: str, phone: SipClient, status: int = 200,
+        rtp_port: int = 41000,
+    ) -> tuple[Request | None, Response | None]:
+        """Call ``target`` as ``user`` while ``phone`` answers the INVITE it gets
+        with ``status`` (a 200 with SDP on ``rtp_port``).  A 2xx is ACKed here.
+        Returns the INVITE the phone got (None: it never rang) and our final
+        response."""
+        rang: list[Request] = []
+
+        def pick_up() -> None:
+            invite = phone.receive_request(5, "INVITE")
+            if invite is not None:
+                rang.append(invite)
+                body = phone.sdp(rtp_port) if status == 200 else b""
+                phone.respond(invite, status, body=body)
+
+        worker = threading.Thread(target=pick_up)
+        worker.start()
+        _, final = self.invite(user, password, target)
+        worker.join()
+        if final is not None and final.status == 200:
+            self.in_dialog("ACK", final, cseq=final.cseq.number)
+        return (rang[0] if rang else None), final
 
     def cancel(self) -> None:
         """CANCEL the pending INVITE (§9.1: same branch, Call-ID, From, To, CSeq number)."""

@@ -46,6 +46,16 @@ def test_log_in_list_and_add_an_extension(tmp_path: Path) -> None:
             form.number.value = 'no spaces'; form.requestSubmit(); })()""")
         assert "number" in page.wait_for("document.querySelector('#view-error').textContent")
         page.screenshot(str(tmp_path / "admin.png"))
+        # every page loads its list from the API without an error
+        for view in page.eval("Object.keys(VIEWS)"):
+            page.eval(f"show({view!r})")
+            page.wait_for(f"document.querySelector('#view-title').textContent === VIEWS[{view!r}].title")
+            page.wait_for("document.querySelector('#view-table thead').textContent !== ''")
+            assert page.eval("document.querySelector('#view-error').textContent") == "", view
+        page.eval("show('licenses')")
+        page.eval("""(() => { const form = document.querySelector('#create');
+            form.kind.value = 'mobile'; form.requestSubmit(); })()""")
+        page.wait_for("document.querySelector('#view-table tbody').textContent.includes('mobile')")
         token = page.eval("sessionStorage.getItem('pbx-token')")
         listed = httpx.get(f"{pbx.api}/extensions/2042", headers={"Authorization": f"Bearer {token}"})
         assert listed.status_code == 200 and listed.json()["display_name"] == "Nils Holgersson"

@@ -5,7 +5,6 @@ WAV a player accepts, and nobody sees another's recordings."""
 from __future__ import annotations
 
 import io
-import threading
 import time
 from collections.abc import Iterator
 
@@ -63,18 +62,8 @@ def calls(pbx: Pbx, agents: dict[str, dict[str, str]]) -> None:
     with SipClient(pbx.host, pbx.sip_port) as callee, SipClient(pbx.host, pbx.sip_port) as caller:
         contact = f"<sip:1002@{callee.host_port()}>"
         assert callee.register("1002", "pw-1002-secret", contacts=[contact]).status == 200  # type: ignore[union-attr]
-
-        def answer() -> None:
-            invite = callee.receive_request(5, "INVITE")
-            assert invite is not None
-            callee.respond(invite, 200, body=callee.sdp(41720))
-
-        worker = threading.Thread(target=answer)
-        worker.start()
-        _, ok = caller.invite("1001", PHONES["1001"], "1002")
-        worker.join()
+        _, ok = caller.call("1001", PHONES["1001"], "1002", callee)
         assert ok is not None and ok.status == 200
-        caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
         time.sleep(1)  # something to record
         caller.in_dialog("BYE", ok)
         assert caller.receive(5) is not None

@@ -4,7 +4,6 @@ on the next call, numbers (DIDs) reach what they point at."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import httpx
@@ -142,19 +141,8 @@ def test_a_ring_group_made_by_api_rings_its_member(pbx: Pbx, admin: dict[str, st
     with SipClient(pbx.host, pbx.sip_port) as member, SipClient(pbx.host, pbx.sip_port) as caller:
         contact = f"<sip:1003@{member.host_port()}>"
         assert member.register("1003", PHONES["1003"], contacts=[contact]).status == 200  # type: ignore[union-attr]
-        rung: list[str] = []
-
-        def ring() -> None:
-            invite = member.receive_request(5, "INVITE")
-            assert invite is not None
-            rung.append(invite.uri.user or "")
-            member.respond(invite, 486)
-
-        worker = threading.Thread(target=ring)
-        worker.start()
-        _, final = caller.invite("1001", PHONES["1001"], "630")
-        worker.join()
-        assert rung == ["1003"]  # the member's phone rang
+        invite, final = caller.call("1001", PHONES["1001"], "630", member, 486)
+        assert invite is not None and invite.uri.user == "1003"  # the member's phone rang
         assert final is not None and final.status >= 400
 
 
@@ -199,19 +187,8 @@ def test_numbers_reach_their_target_and_serve_as_caller_id(pbx: Pbx, admin: dict
     with SipClient(pbx.host, pbx.sip_port) as callee, SipClient(pbx.host, pbx.sip_port) as caller:
         contact = f"<sip:1002@{callee.host_port()}>"
         assert callee.register("1002", PHONES["1002"], contacts=[contact]).status == 200  # type: ignore[union-attr]
-        rung: list[str] = []
-
-        def ring() -> None:
-            invite = callee.receive_request(5, "INVITE")
-            assert invite is not None
-            rung.append(invite.uri.user or "")
-            callee.respond(invite, 486)
-
-        worker = threading.Thread(target=ring)
-        worker.start()
-        _, final = caller.invite("1003", PHONES["1003"], "+46811111111")
-        worker.join()
-        assert rung == ["1002"]  # the DID reached its target through the other number
+        invite, final = caller.call("1003", PHONES["1003"], "+46811111111", callee, 486)
+        assert invite is not None and invite.uri.user == "1002"  # reached through the other number
         assert final is not None and final.status == 486
 
 

@@ -30,11 +30,7 @@ def test_websocket_feed_shows_calls_and_registrations(tmp_path: Path) -> None:
         with connect(f"{url}?token={token}") as feed:
             with SipClient(pbx.host, pbx.sip_port) as phone, SipClient(pbx.host, pbx.sip_port) as caller:
                 assert phone.register("1002", USERS["1002"]).status == 200  # type: ignore[union-attr]
-                worker = threading.Thread(target=lambda: phone.respond(
-                    phone.receive_request(5, "INVITE"), 486))  # type: ignore[arg-type]
-                worker.start()
-                _, busy = caller.invite("1001", USERS["1001"], "1002")
-                worker.join()
+                _, busy = caller.call("1001", USERS["1001"], "1002", phone, 486)
                 assert busy is not None and busy.status == 486
                 caller.call_id += "-room"
                 _, ok = caller.invite("1001", USERS["1001"], "81001")  # the PBX answers: a room
