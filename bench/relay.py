@@ -107,7 +107,7 @@ def sample(pid: int, sent: Synchronized, received: Synchronized) -> Sample:  # t
     for task in tasks:
         try:
             waited += int((task / "schedstat").read_text().split()[1])
-        except FileNotFoundError:  # a thread that just ended
+        except OSError:  # a thread that just ended
             pass
     return Sample(at=time.monotonic(), user=int(fields[11]) / CLOCK_TICK,
                   system=int(fields[12]) / CLOCK_TICK, waited=waited / 1e9,
