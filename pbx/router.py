@@ -20,6 +20,8 @@ from pbx.directory import Tenant
 from pbx.models import RingGroup
 
 MAX_FORWARD_HOPS = 5
+PICKUP_ANY = "*8"  # picks up any ringing call of the organisation
+PICKUP_PREFIX = "**"  # + extension: picks up the call ringing there (BLF keys dial it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +86,10 @@ class Router:
         did = tenant.numbers.get(number)
         if did is not None and _hops < MAX_FORWARD_HOPS:
             return self.resolve(tenant, did.target, _hops + 1)  # a DID reaches its target
-        if number == "*8":
+        if number == PICKUP_ANY:
             return PickupDest()
-        if number.startswith("**") and number[2:] in tenant.extensions:
-            return PickupDest(number[2:])
+        if number.startswith(PICKUP_PREFIX) and number[len(PICKUP_PREFIX):] in tenant.extensions:
+            return PickupDest(number[len(PICKUP_PREFIX):])
         if number in tenant.extensions:
             return ExtensionDest(number)
         if number in tenant.ring_groups:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from pbx.router import PICKUP_PREFIX
 from provisioning.timezone import ZoneRule
 
 TRANSPORTS = ("udp", "tcp", "tls")
@@ -104,6 +105,7 @@ class PhoneSettings:
     language: str = "en"
     blf: tuple[BlfKey, ...] = field(default_factory=tuple)
     voicemail: str = VOICEMAIL_NUMBER
+    pickup_prefix: str = PICKUP_PREFIX  # a BLF key of a ringing colleague dials it + extension
     ntp_server: str = "pool.ntp.org"
     firmware_url: str = ""
 

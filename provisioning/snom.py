@@ -74,7 +74,7 @@ def _settings(settings: PhoneSettings) -> bytes:
         child(phone, "firmware", settings.firmware_url, perm="R")
     keys = child(root, "functionKeys", e="2")
     for idx, key in enumerate(settings.blf):
-        child(keys, "fkey", f"blf <sip:{key.extension}@{server.domain}>",
+        child(keys, "fkey", f"blf <sip:{key.extension}@{server.domain}>|{settings.pickup_prefix}",
               idx=str(idx), context="active", label=key.label, perm="R")
     return document(root)
 

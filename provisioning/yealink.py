@@ -97,7 +97,10 @@ def _language(settings: PhoneSettings) -> list[str]:
 
 
 def _line_keys(settings: PhoneSettings) -> list[str]:
-    lines = [f"linekey.1.type = {LINE_KEY}", "linekey.1.line = 1"]
+    """The phone's own line, then BLF keys that pick up a ringing colleague."""
+    lines = [f"linekey.1.type = {LINE_KEY}", "linekey.1.line = 1",
+             "features.pickup.direct_pickup_enable = 1",
+             f"features.pickup.direct_pickup_code = {settings.pickup_prefix}"]
     for n, key in enumerate(settings.blf, start=2):
         lines += [
             f"linekey.{n}.type = {BLF_KEY}",

@@ -139,6 +139,9 @@ def test_yealink_desk_phone() -> None:
     assert (keys["linekey.2.type"], keys["linekey.2.value"], keys["linekey.2.label"]) == \
         ("16", "1002", "Per & Eva")
     assert keys["linekey.3.value"] == "1003" and "linekey.4.type" not in keys
+    # a BLF key of a ringing colleague dials the PBX's directed pickup (**1002)
+    assert keys["features.pickup.direct_pickup_enable"] == "1"
+    assert keys["features.pickup.direct_pickup_code"] == "**"
     assert "static.firmware.url" not in keys
 
 
@@ -210,8 +213,8 @@ def test_snom() -> None:
     assert value("dst", None) == "3600 03.05.07 02:00:00 10.05.07 03:00:00"
     keys = root.findall("functionKeys/fkey")
     assert [(k.get("idx"), k.text, k.get("label")) for k in keys] == [
-        ("0", "blf <sip:1002@acme.example>", "Per & Eva"),
-        ("1", "blf <sip:1003@acme.example>", "Kim"),
+        ("0", "blf <sip:1002@acme.example>|**", "Per & Eva"),  # |**: the pickup prefix
+        ("1", "blf <sip:1003@acme.example>|**", "Kim"),
     ]
 
 
