@@ -130,7 +130,8 @@ def phone_settings(db: Session, sip: SipNode, device: Device,
         mac=device.mac, model=device.model, accounts=tuple(accounts),
         server=sip_server(sip, domain, request.url.hostname or ""),
         timezone=_zone(org), base_url=folder, language=sip.config.general.language,
-        blf=tuple(blf), firmware_url=device.firmware_url,
+        blf=tuple(blf), voicemail=sip.config.general.voicemail_number,
+        firmware_url=device.firmware_url,
     )
 
 

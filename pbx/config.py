@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "telephone-event")
+VOICEMAIL_NUMBER = "133"  # the voicemail menu: what the phones' message key dials
 _EXTENSION_RE = re.compile(r"^[0-9A-Za-z_.+-]{1,40}$")
 
 
@@ -75,6 +76,7 @@ class General(BaseModel):
     session_expires: int = Field(1800, ge=90)  # RFC 4028 session timer we ask for
     language: str = Field("en", pattern="^(en|sv)$")  # system prompts
     personal_room_prefix: str = Field("8", pattern=r"^[0-9*#]{0,4}$")  # 8 + 1001: 1001's room
+    voicemail_number: str = Field(VOICEMAIL_NUMBER, pattern=r"^[0-9*#]{1,10}$")  # one's own mailbox
     recording_format: str = Field("wav", pattern="^(wav|flac)$")
     recording_mix: str = Field("stereo", pattern="^(stereo|mono)$")  # stereo: caller left
     record_announce: bool = False  # say "this call is recorded" to both parties

@@ -22,6 +22,7 @@ from pbx.models import RingGroup
 MAX_FORWARD_HOPS = 5
 PICKUP_ANY = "*8"  # picks up any ringing call of the organisation
 PICKUP_PREFIX = "**"  # + extension: picks up the call ringing there (BLF keys dial it)
+VOICEMAIL_MENU = "voicemail-menu"  # the service kind: the caller listens to their own mailbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +78,10 @@ class RingMemory:
 class Router:
     """Resolves numbers and plans ring groups, within one tenant at a time."""
 
-    def __init__(self, personal_prefix: str = "", rng: random.Random | None = None) -> None:
+    def __init__(self, personal_prefix: str = "", voicemail_number: str = "",
+                 rng: random.Random | None = None) -> None:
         self.personal_prefix = personal_prefix  # prefix + extension: its personal conference room
+        self.voicemail_number = voicemail_number  # the caller's own mailbox menu (the message key)
         self.memory = RingMemory()
         self.rng = rng or random.Random()
 
@@ -90,6 +93,8 @@ class Router:
             return PickupDest()
         if number.startswith(PICKUP_PREFIX) and number[len(PICKUP_PREFIX):] in tenant.extensions:
             return PickupDest(number[len(PICKUP_PREFIX):])
+        if number == self.voicemail_number:
+            return ServiceDest(VOICEMAIL_MENU, number)
         if number in tenant.extensions:
             return ExtensionDest(number)
         if number in tenant.ring_groups:

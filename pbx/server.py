@@ -102,7 +102,7 @@ class SipServer:
         self.authenticator = RequestAuthenticator(digest, self.guard)
         self.transactions = TransactionLayer()
         self.transports: dict[str, UdpTransport | StreamTransport] = {}
-        self.router = Router(general.personal_room_prefix)
+        self.router = Router(general.personal_room_prefix, general.voicemail_number)
         self.events = EventBus()
         self.mqtt: MqttPublisher | None = None
         self.engine = MediaEngine()

@@ -38,7 +38,6 @@ from pbx.sip.dialog import Dialog, DialogId, request_dialog_id
 from pbx.sip.errors import SipError
 from pbx.sip.message import Request, Response, make_response, new_tag
 from pbx.voicemail import mailbox_of
-from provisioning.settings import VOICEMAIL_NUMBER
 
 if TYPE_CHECKING:
     from pbx.b2bua import Call, Leg
@@ -115,7 +114,8 @@ def remaining(expires_at: float, now: float) -> int:
     return max(0, int(expires_at - now + 0.5))
 
 
-def resource_for(package: Package, tenant: Tenant, subscriber: Extension, target: str) -> str:
+def resource_for(package: Package, tenant: Tenant, subscriber: Extension, target: str,
+                 voicemail_number: str) -> str:
     """Whose state a new subscription of ``subscriber`` to Request-URI user
     ``target`` watches.  ``dialog``: any extension of the subscriber's
     organisation (else 404).  ``message-summary``: only the subscriber's own
@@ -126,7 +126,7 @@ def resource_for(package: Package, tenant: Tenant, subscriber: Extension, target
             raise SipError(404, "Not Found - No such extension")
         return target
     mailbox = mailbox_of(subscriber)
-    if target not in (subscriber.number, mailbox, VOICEMAIL_NUMBER):
+    if target not in (subscriber.number, mailbox, voicemail_number):
         raise SipError(403, "Forbidden - Not your mailbox")
     return mailbox
 
@@ -330,7 +330,8 @@ class Notifier:
         if found is None:
             return
         subscriber = found[0]
-        resource = resource_for(package, tenant, subscriber, request.uri.user or "")
+        resource = resource_for(package, tenant, subscriber, request.uri.user or "",
+                                self.server.config.general.voicemail_number)
         expires = granted_expires(request.expires, package)
         if expires is None:
             self._too_brief(request)

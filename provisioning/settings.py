@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from pbx.config import VOICEMAIL_NUMBER
 from pbx.router import PICKUP_PREFIX
 from provisioning.timezone import ZoneRule
 
 TRANSPORTS = ("udp", "tcp", "tls")
-VOICEMAIL_NUMBER = "133"
 _SEPARATORS = re.compile(r"[\s:.\-]")
 _HEX12 = re.compile(r"[0-9a-f]{12}")
 _MAC_IN_NAME = re.compile(r"(?<![0-9a-fA-F])([0-9a-fA-F]{12})(?![0-9a-fA-F])")
@@ -104,7 +104,7 @@ class PhoneSettings:
     base_url: str
     language: str = "en"
     blf: tuple[BlfKey, ...] = field(default_factory=tuple)
-    voicemail: str = VOICEMAIL_NUMBER
+    voicemail: str = VOICEMAIL_NUMBER  # the number the message key dials (``voicemail_number``)
     pickup_prefix: str = PICKUP_PREFIX  # a BLF key of a ringing colleague dials it + extension
     ntp_server: str = "pool.ntp.org"
     firmware_url: str = ""

@@ -14,6 +14,7 @@ def test_demo_config_has_the_demo_extensions() -> None:
     config = load_config(REPO / "sip.conf.example")
     assert [e.number for e in config.extensions] == ["1001", "1002", "1003", "1004"]
     assert config.general.transports == ("udp", "tcp", "tls")
+    assert config.general.voicemail_number == "133"
     assert config.extensions[0].callerid == '"Alice Andersson" <1001>'
     assert config.database_url.startswith("sqlite:///") and config.database_url.endswith("pbx.sqlite3")
 
@@ -34,6 +35,7 @@ def test_overrides_replace_general_values(tmp_path: Path) -> None:
         ("[general]\nbind = not-an-ip\n", "general", "bind"),
         ("[general]\ntransports = udp, sctp\n", "general", "transports"),
         ("[general]\nfrobnicate = 1\n", "general", "frobnicate"),
+        ("[general]\nvoicemail_number = 13 3\n", "general", "voicemail_number"),
         ("[1001]\ncallerid = x\n", "1001", "secret"),
         ("[bad ext!]\nsecret = x\n", "bad ext!", "number"),
     ],

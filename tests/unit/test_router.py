@@ -36,7 +36,7 @@ def make_router(strategy: str, **group: object) -> tuple[Router, Tenant]:
     )
     store = Store("sqlite://")
     store.seed(config)
-    return Router("8", rng=random.Random(7)), Directory(store, "pbx.test").default
+    return Router("8", "133", rng=random.Random(7)), Directory(store, "pbx.test").default
 
 
 def test_resolve_kinds() -> None:
@@ -49,6 +49,7 @@ def test_resolve_kinds() -> None:
     assert router.resolve(tenant, "**1002") == PickupDest("1002")
     assert router.resolve(tenant, "**5555") == Unknown("**5555")
     assert router.resolve(tenant, "5555") == Unknown("5555")
+    assert router.resolve(tenant, "133") == ServiceDest("voicemail-menu", "133")
     # DIDs reach what they point at
     assert router.resolve(tenant, "+4681234567") == RingGroupDest("600")
     assert router.resolve(tenant, "+4681234568") == ExtensionDest("1004")

@@ -17,7 +17,7 @@ from pbx.sip.errors import SipError
 from pbx.sip.message import Address, Request
 from pbx.sip.parser import parse_message
 from pbx.subscriptions import (
-    DIALOG, MESSAGE_SUMMARY, DialogState, accepts, dialog_info, extension_dialogs,
+    DIALOG, MESSAGE_SUMMARY, DialogState, Package, accepts, dialog_info, extension_dialogs,
     granted_expires, message_summary, parse_event, remaining, resource_for, with_ended,
 )
 
@@ -80,18 +80,23 @@ def tenant() -> Tenant:
 def test_whose_state_a_subscription_watches() -> None:
     acme = tenant()
     alice, bob = acme.extensions["1001"], acme.extensions["1002"]
-    assert resource_for(DIALOG, acme, alice, "1002") == "1002"
-    assert resource_for(DIALOG, acme, alice, "1001") == "1001"
+
+    def resource(package: Package, who: Extension, target: str) -> str:
+        return resource_for(package, acme, who, target, voicemail_number="133")
+
+    assert resource(DIALOG, alice, "1002") == "1002"
+    assert resource(DIALOG, alice, "1001") == "1001"
     with pytest.raises(SipError) as unknown:
-        resource_for(DIALOG, acme, alice, "4711")
+        resource(DIALOG, alice, "4711")
     assert unknown.value.status == 404
     # message-summary: one's own mailbox by extension, mailbox or voicemail number
-    assert resource_for(MESSAGE_SUMMARY, acme, alice, "1001") == "1001"
-    assert resource_for(MESSAGE_SUMMARY, acme, bob, "1002") == "2002"
-    assert resource_for(MESSAGE_SUMMARY, acme, bob, "2002") == "2002"
-    assert resource_for(MESSAGE_SUMMARY, acme, bob, "133") == "2002"
+    assert resource(MESSAGE_SUMMARY, alice, "1001") == "1001"
+    assert resource(MESSAGE_SUMMARY, bob, "1002") == "2002"
+    assert resource(MESSAGE_SUMMARY, bob, "2002") == "2002"
+    assert resource(MESSAGE_SUMMARY, bob, "133") == "2002"
+    assert resource_for(MESSAGE_SUMMARY, acme, bob, "*98", voicemail_number="*98") == "2002"
     with pytest.raises(SipError) as colleague:
-        resource_for(MESSAGE_SUMMARY, acme, alice, "1002")
+        resource(MESSAGE_SUMMARY, alice, "1002")
     assert colleague.value.status == 403
 
 
