@@ -17,7 +17,7 @@ from sqlmodel import Session, col, func, select
 
 from admin_api.deps import ERRORS, NOT_FOUND, NUMBER, Db, Offset, Page, RowId, Sip, User, audit
 from pbx.models import ApiUser, Extension, Voicemail
-from pbx.voicemail import mailbox_of
+from pbx.voicemail import discard_message, mailbox_of, mark_heard
 
 log = logging.getLogger("admin_api")
 router = APIRouter(prefix="/api", tags=["voicemail"])
@@ -106,12 +106,9 @@ def mark_message(
     message_id: RowId, body: MessagePatch, user: User, db: Db, sip: Sip,
 ) -> MessageOut:
     message = message_for(db, user, message_id, change=True)
-    before = {"heard": message.heard}
-    message.heard = body.heard
-    db.add(message)
-    audit(db, user, "voicemail.update", f"{message.mailbox}/{message_id}", before,
-          {"heard": body.heard})
-    db.commit()
+    audit(db, user, "voicemail.update", f"{message.mailbox}/{message_id}",
+          {"heard": message.heard}, {"heard": body.heard})
+    mark_heard(db, message, body.heard)
     sip.mailbox_changed(user.organisation_id, message.mailbox)  # the phones' lamps
     return shown(message)
 
@@ -121,8 +118,6 @@ def delete_message(message_id: RowId, user: User, db: Db, sip: Sip) -> Response:
     message = message_for(db, user, message_id, change=True)
     audit(db, user, "voicemail.delete", f"{message.mailbox}/{message_id}",
           shown(message).model_dump(), None)
-    db.delete(message)
-    db.commit()
-    Path(message.path).unlink(missing_ok=True)
+    discard_message(db, message)
     sip.mailbox_changed(user.organisation_id, message.mailbox)
     return Response(status_code=204)

@@ -6,6 +6,10 @@ owns an engine room for it: it plays the prompt, records the caller (the
 engine's recorder, mono, 8 kHz WAV) under
 ``data_dir/voicemail/<organisation>/<mailbox>/`` and stores a
 :class:`~pbx.models.Voicemail` row when the call is over.  It never touches SIP.
+
+The changes to a stored message (heard, deleted) are here too, once, for
+both who make them: the admin API and the mailbox menu of the phones
+(:mod:`pbx.voicemail_menu`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from media.engine import beep
 from media.relay import RelayLeg
@@ -43,6 +47,30 @@ _UNSAFE = re.compile(r"[^0-9A-Za-z_.+-]")
 def mailbox_of(ext: Extension) -> str:
     """The extension's mailbox: its own setting, or its number."""
     return ext.mailbox or ext.number
+
+
+def mailbox_messages(db: Session, organisation: int, mailbox: str) -> list[Voicemail]:
+    """Every message of one mailbox, oldest first."""
+    return list(db.exec(select(Voicemail).where(
+        col(Voicemail.organisation_id) == organisation, col(Voicemail.mailbox) == mailbox,
+    ).order_by(col(Voicemail.created_at), col(Voicemail.id))).all())
+
+
+def mark_heard(db: Session, message: Voicemail, heard: bool = True) -> None:
+    """Mark a message heard (saved) or new again, committing whatever else ``db``
+    holds with it (an audit entry).  Its mailbox's lamps count the new ones:
+    the caller tells the event bus."""
+    message.heard = heard
+    db.add(message)
+    db.commit()
+
+
+def discard_message(db: Session, message: Voicemail) -> None:
+    """Delete a message: its row (with whatever else ``db`` holds), then, once
+    that is committed, its WAV; the caller tells the event bus."""
+    db.delete(message)
+    db.commit()
+    Path(message.path).unlink(missing_ok=True)
 
 
 @dataclass(eq=False)
