@@ -21,6 +21,16 @@ from media.codecs import ENGINE_RATE
 
 log = logging.getLogger("media.prompts")
 
+MOST_SAID = 20  # counts up to this are said as words ("number_7"), above it "more than twenty"
+
+
+def _counted(words: str) -> dict[str, str]:
+    """``number_1`` … ``number_20``: counts are prompts too, never text-to-speech in a call."""
+    names = words.split()
+    assert len(names) == MOST_SAID
+    return {f"number_{n}": word for n, word in enumerate(names, 1)}
+
+
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
         "enter_pin": "Please enter the conference PIN, then press the hash key.",
@@ -30,6 +40,22 @@ TEXTS: dict[str, dict[str, str]] = {
         "closed": "We are closed right now. Please call again during our opening hours.",
         "unavailable": "The person you are calling is not available.",
         "leave_message": "Please leave a message after the tone.",
+        "you_have": "You have",
+        "and": "and",
+        "new_message": "new message",
+        "new_messages": "new messages",
+        "saved_message": "saved message",
+        "saved_messages": "saved messages",
+        "more_than_twenty": "more than twenty",
+        "no_messages": "You have no messages.",
+        "message_keys": "Press 7 to delete, 9 to save, 5 to repeat, or the hash key for the "
+                        "next message. Press 0 to hang up.",
+        "message_deleted": "Message deleted.",
+        "message_saved": "Message saved.",
+        "no_more_messages": "No more messages.",
+        "goodbye": "Goodbye.",
+        **_counted("one two three four five six seven eight nine ten eleven twelve thirteen "
+                   "fourteen fifteen sixteen seventeen eighteen nineteen twenty"),
     },
     "sv": {
         "enter_pin": "Ange konferensens kod och avsluta med fyrkant.",
@@ -39,6 +65,22 @@ TEXTS: dict[str, dict[str, str]] = {
         "closed": "Vi har stängt just nu. Välkommen att ringa under våra öppettider.",
         "unavailable": "Den du söker är inte tillgänglig.",
         "leave_message": "Lämna ett meddelande efter tonen.",
+        "you_have": "Du har",
+        "and": "och",
+        "new_message": "nytt meddelande",
+        "new_messages": "nya meddelanden",
+        "saved_message": "sparat meddelande",
+        "saved_messages": "sparade meddelanden",
+        "more_than_twenty": "fler än tjugo",
+        "no_messages": "Du har inga meddelanden.",
+        "message_keys": "Tryck 7 för att radera, 9 för att spara, 5 för att lyssna igen, eller "
+                        "fyrkant för nästa meddelande. Tryck 0 för att lägga på.",
+        "message_deleted": "Meddelandet är raderat.",
+        "message_saved": "Meddelandet är sparat.",
+        "no_more_messages": "Inga fler meddelanden.",
+        "goodbye": "Hej då.",
+        **_counted("ett två tre fyra fem sex sju åtta nio tio elva tolv tretton fjorton femton "
+                   "sexton sjutton arton nitton tjugo"),
     },
 }
 
@@ -87,6 +129,12 @@ class PromptLibrary:
                 self._cache[key] = np.zeros(0, dtype=np.float32)
         samples = self._cache[key]
         return samples if len(samples) else None
+
+    def sequence(self, *names: str) -> np.ndarray | None:
+        """Prompts said one after the other (a missing one is left out), or None
+        when none of them exists."""
+        parts = [p for p in map(self.get, names) if p is not None]
+        return np.concatenate(parts) if parts else None
 
     def forget(self, name: str, language: str) -> None:
         """The file changed (a recorded voice was uploaded): read it again when next played."""
