@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote as url_unquote
 
-import numpy as np
-
 from media.engine import MixPort
 from media.g711 import TRANSCODE
 from media.relay import MediaRelay, RelayLeg
@@ -37,8 +35,8 @@ from pbx.events import CallAnswered, CallEnded, CallRinging, CallStarted
 from pbx.models import Cdr, ConferenceRoom, Extension
 from pbx.profiles import VOICEMAIL, caller_id
 from pbx.router import (
-    MAX_FORWARD_HOPS, Destination, ExtensionDest, PickupDest, RingGroupDest, RingStep,
-    ServiceDest, Unknown,
+    MAX_FORWARD_HOPS, VOICEMAIL_MENU, Destination, ExtensionDest, PickupDest, RingGroupDest,
+    RingStep, ServiceDest, Unknown,
 )
 from pbx.sdp import (
     Codec, SdpError, SessionDescription, hold_direction, make_answer, make_offer, negotiate,
@@ -49,7 +47,8 @@ from pbx.sip.message import (
     URI, Address, Headers, Request, Response, make_response, new_branch, new_call_id, new_tag,
 )
 from pbx.sip.transaction import build_cancel
-from pbx.voicemail import VoicemailApp
+from pbx.voicemail import VoicemailApp, mailbox_of
+from pbx.voicemail_menu import MenuCall
 
 if TYPE_CHECKING:
     from pbx.server import SipServer
@@ -261,7 +260,8 @@ class B2BUA:
         """Ring what ``number`` means; ``reason`` marks a diversion (RFC 5806)."""
         tenant = call.tenant
         dest: Destination = self.server.router.resolve(tenant, number)
-        if number == VOICEMAIL and call.diverted_from:  # a forward to the diverter's mailbox
+        to_voicemail = number == VOICEMAIL or dest == ServiceDest(VOICEMAIL_MENU, number)
+        if to_voicemail and call.diverted_from:  # a forward to voicemail: the diverter's mailbox
             dest = ServiceDest(VOICEMAIL, call.diverted_from)
         call.path.append(f"{reason or 'dial'}:{number}")
         if reason is not None:
@@ -286,6 +286,8 @@ class B2BUA:
             self._conference(call, dest.ident)
         elif isinstance(dest, ServiceDest) and dest.kind == VOICEMAIL:
             self._voicemail(call, dest.ident)
+        elif isinstance(dest, ServiceDest) and dest.kind == VOICEMAIL_MENU:
+            self._voicemail_menu(call)
         else:
             self._fail(call, 404, "Not Found - Service not available")
 
@@ -1151,6 +1153,22 @@ class B2BUA:
                                       hang_up=lambda: self._hangup_by_pbx(call))
         call.on_end = lambda: self.voicemail.finish(message)
 
+    def _voicemail_menu(self, call: Call) -> None:
+        """Answer the caller's voicemail number: the menu of their own mailbox."""
+        a = call.a
+        assert a is not None and a.media is not None
+        ext = call.tenant.extensions.get(a.number)
+        if ext is None:
+            self._fail(call, 404, "Not Found - No mailbox")
+            return
+        mailbox = mailbox_of(ext)
+        if not self._answer_here(call, VOICEMAIL_MENU, mailbox):
+            return
+        call.path.append(f"{VOICEMAIL_MENU}:{mailbox}")
+        menu = MenuCall(self.server, call.id, a.media, call.tenant.id, mailbox,
+                        hang_up=lambda: self._hangup_by_pbx(call))
+        call.on_end = menu.close
+
     def _hangup_by_pbx(self, call: Call) -> None:
         if call.a is not None and not call.ended:
             self._bye(call.a)
@@ -1205,10 +1223,10 @@ class B2BUA:
 
     def _say(self, room: str, *names: str) -> None:
         """Play system prompts (one after the other) into an engine room."""
-        parts = [p for p in (self.server.prompts.get(name) for name in names) if p is not None]
+        said = self.server.prompts.sequence(*names)
         state = self.server.engine.rooms.get(room)
-        if parts and state is not None:
-            self.server.engine.play(state, np.concatenate(parts))
+        if said is not None and state is not None:
+            self.server.engine.play(state, said)
 
     def _enter_room(
         self, call: Call, room: str, settings: ConferenceRoom, *, moderator: bool,
