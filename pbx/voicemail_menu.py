@@ -310,4 +310,6 @@ class MenuCall:
                     or message.mailbox != self.mailbox):
                 return  # deleted meanwhile (through the API, from another phone)
             change(db, message)
+        log.info("call %s: %s voicemail %d of mailbox %s", self.call_id, change.__name__,
+                 message_id, self.mailbox)
         self.server.mailbox_changed(self.organisation, self.mailbox)
