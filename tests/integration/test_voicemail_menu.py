@@ -158,10 +158,11 @@ def test_an_empty_mailbox_says_so_and_hangs_up(pbx: Pbx) -> None:
 
 def test_a_broken_message_is_skipped_not_the_call(pbx: Pbx) -> None:
     """The WAV of 1001's only message is damaged: the menu names it in the log,
-    goes on to "no more messages" and hangs up; the message stays new."""
+    goes on to "no more messages" and hangs up; the message stays new.  (It
+    was left through a forward to 133: a forward to voicemail.)"""
     admin = pbx.admin_headers()
     forwarded = httpx.patch(f"{pbx.api}/extensions/1001", headers=admin,
-                            json={"forward_always": "voicemail"})
+                            json={"forward_always": "133"})
     assert forwarded.status_code == 200
     try:
         leave_message(pbx, "1002", "1001", seconds=1.5, frequency=MESSAGE_HZ)
