@@ -964,6 +964,10 @@ class B2BUA:
         dest = self.server.router.resolve(tenant, number)
         if isinstance(dest, ExtensionDest):
             ext = tenant.extensions[dest.number]
+            if ext.dnd or not tenant.presence.admission(ext, "direct", time.time()).through:
+                call.path.append(f"transfer-busy:{ext.number}")
+                self._transfer_failed(call, 486)  # the referrer keeps the call
+                return
             call.steps = [RingStep((ext.number,), float(ext.ring_timeout))]
             self._next_step(call)
         elif isinstance(dest, RingGroupDest):

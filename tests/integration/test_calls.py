@@ -334,6 +334,39 @@ def test_hold_and_blind_transfer(pbx: Pbx) -> None:
     assert record.disposition == "answered"
 
 
+def test_blind_transfer_to_a_do_not_disturb_extension_is_refused(pbx: Pbx) -> None:
+    """DND (or a profile that takes no direct calls) holds for transferred calls
+    too: the referrer hears 486 in the NOTIFY and keeps the call."""
+    with SipClient(pbx.host, pbx.sip_port) as alice, SipClient(pbx.host, pbx.sip_port) as bob:
+        register(bob, "1002")
+        alice.call_id += "-transfer-dnd"
+        picked: list = []  # type: ignore[type-arg]
+        worker = threading.Thread(target=lambda: picked.append(answer(bob, 41030)))
+        worker.start()
+        _, ok = alice.invite("1001", USERS["1001"], "1002")
+        worker.join()
+        assert ok is not None and ok.status == 200
+        alice.in_dialog("ACK", ok, cseq=ok.cseq.number)
+        invite, bob_ok = picked[0]
+        bob_dialog = _uas_dialog(invite, bob_ok)
+        assert bob.receive_request(3, "ACK") is not None
+        bob.in_dialog("REFER", bob_dialog, headers={"Refer-To": f"<sip:1008@{pbx.host}>"})
+        accepted = bob.receive(5)
+        assert accepted is not None and accepted.status == 202
+        notes = []
+        for _ in range(2):
+            notify = bob.receive_request(5, "NOTIFY")
+            assert notify is not None
+            bob.respond(notify, 200)
+            notes.append(notify.body.decode())
+        assert notes[0].startswith("SIP/2.0 100") and notes[1].startswith("SIP/2.0 486")
+        assert bob.receive_request(1, "BYE") is None  # Bob still has Alice
+        alice.in_dialog("BYE", ok)
+        bye = bob.receive_request(5, "BYE")
+        assert bye is not None
+        bob.respond(bye, 200)
+
+
 def _uas_dialog(invite: Request, ok: Response) -> Response:
     """A Response-shaped view of a dialog from the UAS side (for SipClient.in_dialog)."""
     headers = Headers([
