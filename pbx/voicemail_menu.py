@@ -249,7 +249,11 @@ class MenuCall:
 
     async def _run(self, actions: list[Action]) -> None:
         """Carry out one answer of the menu: store changes as they come, all the
-        audio as one play (a key pressed meanwhile cuts it short)."""
+        audio as one play (a key pressed meanwhile cuts it short).  No answer (a
+        key that means nothing, or the call is ending): what plays and the
+        timers stay as they are."""
+        if not actions:
+            return
         audio: list[np.ndarray] = []
         ends_call = False
         pending = deque(actions)
