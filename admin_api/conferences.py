@@ -116,7 +116,7 @@ def get_room(number: str, user: User, db: Db) -> Room:
 def create_room(body: Room, user: User, db: Db, sip: Sip) -> Room:
     require(user, "admin")
     _refuse_same_pins(body.pin, body.moderator_pin)
-    refuse_taken(db, user.organisation_id, body.number)
+    refuse_taken(db, sip, user.organisation_id, body.number)
     check_plan(db, user.organisation_id)
     room = ConferenceRoom(organisation_id=user.organisation_id, **body.model_dump())
     save_row(db, user, sip, "conference", room, None, shown_room(room).model_dump())

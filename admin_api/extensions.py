@@ -84,7 +84,7 @@ def get_extension(number: str, user: User, db: Db) -> ExtensionOut:
              responses={**ERRORS, 409: {"description": "the number is taken"}})
 def create_extension(body: ExtensionIn, user: User, db: Db, sip: Sip) -> ExtensionCreated:
     require(user, "admin")
-    refuse_taken(db, user.organisation_id, body.number)
+    refuse_taken(db, sip, user.organisation_id, body.number)
     secret = new_sip_secret()
     ext = Extension(organisation_id=user.organisation_id, number=body.number, secret=secret,
                     display_name=body.display_name, mailbox=body.mailbox)

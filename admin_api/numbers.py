@@ -85,7 +85,7 @@ def get_number(number: str, user: User, db: Db) -> NumberOut:
              responses={**ERRORS, 409: {"description": "the number is taken"}, **INVALID})
 def create_number(body: NumberIn, user: User, db: Db, sip: Sip) -> NumberOut:
     require(user, "admin")
-    refuse_taken(db, user.organisation_id, body.number)
+    refuse_taken(db, sip, user.organisation_id, body.number)
     _check_target(db, user, body.number, body.target)
     entry = Number(organisation_id=user.organisation_id, number=body.number, target=body.target)
     save_row(db, user, sip, "number", entry, None, body.model_dump())

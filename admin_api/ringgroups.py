@@ -108,7 +108,7 @@ def get_ring_group(number: str, user: User, db: Db) -> RingGroupOut:
              responses={**ERRORS, **OVER_PLAN, **INVALID})
 def create_ring_group(body: RingGroupIn, user: User, db: Db, sip: Sip) -> RingGroupOut:
     require(user, "admin")
-    refuse_taken(db, user.organisation_id, body.number)
+    refuse_taken(db, sip, user.organisation_id, body.number)
     _check(db, user, body.number, body.members, body.fallback)
     check_plan(db, user.organisation_id)
     group = RingGroup(organisation_id=user.organisation_id,

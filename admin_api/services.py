@@ -21,6 +21,7 @@ from admin_api.deps import ERRORS, Db, Limit, Offset, Page, User, audit, require
 from pbx.models import (
     PLANS, ApiUser, ConferenceRoom, Extension, Number, Organisation, Profile, RingGroup,
 )
+from pbx.router import PICKUP_ANY, PICKUP_PREFIX
 from pbx.server import SipServer
 
 router = APIRouter(prefix="/api", tags=["services"])
@@ -105,8 +106,14 @@ def kind_of(db: Session, organisation_id: int, number: str) -> str | None:
     return None
 
 
-def refuse_taken(db: Session, organisation_id: int, number: str) -> None:
-    """One number, one meaning: a number in use by anything of the organisation is a 409."""
+def refuse_taken(db: Session, sip: SipServer, organisation_id: int, number: str) -> None:
+    """One number, one meaning: a number in use by anything of the organisation,
+    or one the dial plan keeps (the voicemail menu, pickup codes), is a 409."""
+    general = sip.config.general
+    if number == general.voicemail_number or number.startswith((PICKUP_ANY, PICKUP_PREFIX)):
+        raise HTTPException(409, f"number {number} is reserved by the dial plan "
+                                 f"(voicemail {general.voicemail_number}, pickup "
+                                 f"{PICKUP_ANY} and {PICKUP_PREFIX}…)")
     kind = kind_of(db, organisation_id, number)
     if kind is not None:
         raise HTTPException(409, f"number {number} is taken by {NUMBERED[kind].label} {number}")

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import httpx
@@ -83,11 +85,12 @@ def chromium_page() -> Iterator[Page]:
     if binary is None:
         raise RuntimeError("chromium is not installed (apt-get install chromium)")
     port = free_ports(1)
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             [binary, *CHROMIUM_FLAGS, f"--remote-debugging-port={port}",
              "--remote-debugging-address=127.0.0.1", f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: every child is stopped with it
         )
         try:
             deadline = time.monotonic() + 20
@@ -106,9 +109,10 @@ def chromium_page() -> Iterator[Page]:
                 page.send("Runtime.enable")
                 yield page
         finally:
-            process.terminate()
+            with suppress(ProcessLookupError):  # it may have gone already
+                os.killpg(process.pid, signal.SIGTERM)
             try:
                 process.wait(10)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()

@@ -42,6 +42,8 @@ def test_a_new_extension_registers_at_once_and_secrets_stay_hidden(pbx: Pbx) -> 
     secret = created.json()["secret"]
     assert len(secret) == 20
     assert httpx.post(f"{pbx.api}/extensions", headers=headers, json={"number": "2001"}).status_code == 409
+    reserved = httpx.post(f"{pbx.api}/extensions", headers=headers, json={"number": "133"})
+    assert reserved.status_code == 409 and "voicemail" in reserved.json()["detail"]
     listing = httpx.get(f"{pbx.api}/extensions", headers=headers, params={"limit": 1, "offset": 1})
     assert listing.status_code == 200 and listing.json()["total"] == 2 and len(listing.json()["items"]) == 1
     assert "secret" not in listing.text and secret not in listing.text
