@@ -201,10 +201,7 @@ class B2BUA:
         if request.to_addr.tag is not None:
             self._on_reinvite(request, flow)
             return
-        # the caller's organisation: by its From domain, else the one it calls
-        directory = self.server.directory
-        tenant = (directory.tenant_for(request.from_addr.uri.host)
-                  or directory.tenant_for(request.uri.host) or directory.default)
+        tenant = self.server.directory.origin(request.from_addr.uri.host, request.uri.host)
         found = self.server.authenticate(request, flow, tenant, time.time())
         if found is None:
             return

@@ -129,5 +129,10 @@ class Directory:
             return None
         return self.default
 
+    def origin(self, from_host: str, target_host: str) -> Tenant:
+        """The organisation a request is made in: its sender's (From) domain,
+        else the one it addresses (Request-URI), else the default one."""
+        return self.tenant_for(from_host) or self.tenant_for(target_host) or self.default
+
     def serves(self, host: str) -> bool:
         return self.tenant_for(host) is not None

@@ -323,9 +323,7 @@ class Notifier:
             self._respond(request, 406, headers=[("Accept", package.content_type)],
                           to_tag=new_tag())
             return
-        directory = self.server.directory
-        tenant = (directory.tenant_for(request.from_addr.uri.host)
-                  or directory.tenant_for(request.uri.host) or directory.default)
+        tenant = self.server.directory.origin(request.from_addr.uri.host, request.uri.host)
         found = self.server.authenticate(request, flow, tenant, time.time())
         if found is None:
             return

@@ -282,15 +282,8 @@ def test_hold_and_blind_transfer(pbx: Pbx) -> None:
     ) as bob, SipClient(pbx.host, pbx.sip_port) as carol:
         register(bob, "1002")
         register(carol, "1003")
-        alice.call_id += "-transfer"
+        ok, (invite, bob_ok) = place_call(alice, bob, "1002", 41010, "transfer")
         picked: list = []  # type: ignore[type-arg]
-        worker = threading.Thread(target=lambda: picked.append(answer(bob, 41010)))
-        worker.start()
-        _, ok = alice.invite("1001", USERS["1001"], "1002")
-        worker.join()
-        assert ok is not None and ok.status == 200
-        alice.in_dialog("ACK", ok, cseq=ok.cseq.number)
-        invite, bob_ok = picked[0]
         # Bob's dialog with the PBX: he is the UAS, so From/To are swapped for his requests
         bob_dialog = _uas_dialog(invite, bob_ok)
         assert bob.receive_request(3, "ACK") is not None
@@ -313,7 +306,7 @@ def test_hold_and_blind_transfer(pbx: Pbx) -> None:
         accepted = bob.receive(5)
         assert accepted is not None and accepted.status == 202
         worker.join()
-        carol_invite, carol_ok = picked[1]
+        carol_invite, carol_ok = picked[0]
         assert carol.receive_request(3, "ACK") is not None
         notes = []
         for _ in range(2):
@@ -339,15 +332,7 @@ def test_blind_transfer_to_a_do_not_disturb_extension_is_refused(pbx: Pbx) -> No
     too: the referrer hears 486 in the NOTIFY and keeps the call."""
     with SipClient(pbx.host, pbx.sip_port) as alice, SipClient(pbx.host, pbx.sip_port) as bob:
         register(bob, "1002")
-        alice.call_id += "-transfer-dnd"
-        picked: list = []  # type: ignore[type-arg]
-        worker = threading.Thread(target=lambda: picked.append(answer(bob, 41030)))
-        worker.start()
-        _, ok = alice.invite("1001", USERS["1001"], "1002")
-        worker.join()
-        assert ok is not None and ok.status == 200
-        alice.in_dialog("ACK", ok, cseq=ok.cseq.number)
-        invite, bob_ok = picked[0]
+        ok, (invite, bob_ok) = place_call(alice, bob, "1002", 41030, "transfer-dnd")
         bob_dialog = _uas_dialog(invite, bob_ok)
         assert bob.receive_request(3, "ACK") is not None
         bob.in_dialog("REFER", bob_dialog, headers={"Refer-To": f"<sip:1008@{pbx.host}>"})
