@@ -225,10 +225,15 @@ def test_baresip_mwi_module_gets_the_message_summary(pbx: Pbx, tmp_path: Path) -
     (digest auth) and prints the NOTIFY's body.  It is loaded before the
     account: in baresip 1.0.0 its start-up timer walks the module's list of
     subscriptions while adding to it, and loops forever if the registration
-    was quicker than that timer."""
-    with baresip_phone(tmp_path, pbx, "1002", USERS["1002"], apps=("mwi.so",)) as phone:
-        deadline = time.monotonic() + 20
-        while "Messages-Waiting" not in phone.log() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert "Messages-Waiting: no" in phone.log(), phone.log()
-        assert f"Message-Account: sip:1002@{REALM}" in phone.log()
+    was quicker than that timer; that mostly avoids it, a fresh phone the rest."""
+    logs = []
+    for _ in range(3):  # the same baresip bug still strikes now and then: a fresh phone
+        with baresip_phone(tmp_path, pbx, "1002", USERS["1002"], apps=("mwi.so",)) as phone:
+            deadline = time.monotonic() + 10
+            while "Messages-Waiting" not in phone.log() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            logs.append(phone.log())
+        if "Messages-Waiting" in logs[-1]:
+            break
+    assert "Messages-Waiting: no" in logs[-1], "\n----\n".join(logs)
+    assert f"Message-Account: sip:1002@{REALM}" in logs[-1]
