@@ -308,12 +308,7 @@ def test_hold_and_blind_transfer(pbx: Pbx) -> None:
         worker.join()
         carol_invite, carol_ok = picked[0]
         assert carol.receive_request(3, "ACK") is not None
-        notes = []
-        for _ in range(2):
-            notify = bob.receive_request(5, "NOTIFY")
-            assert notify is not None
-            bob.respond(notify, 200)
-            notes.append(notify.body.decode())
+        notes = transfer_progress(bob)
         assert notes[0].startswith("SIP/2.0 100") and notes[1].startswith("SIP/2.0 200")
         bye = bob.receive_request(5, "BYE")
         assert bye is not None  # Bob is out of the call
@@ -338,18 +333,25 @@ def test_blind_transfer_to_a_do_not_disturb_extension_is_refused(pbx: Pbx) -> No
         bob.in_dialog("REFER", bob_dialog, headers={"Refer-To": f"<sip:1008@{pbx.host}>"})
         accepted = bob.receive(5)
         assert accepted is not None and accepted.status == 202
-        notes = []
-        for _ in range(2):
-            notify = bob.receive_request(5, "NOTIFY")
-            assert notify is not None
-            bob.respond(notify, 200)
-            notes.append(notify.body.decode())
+        notes = transfer_progress(bob)
         assert notes[0].startswith("SIP/2.0 100") and notes[1].startswith("SIP/2.0 486")
         assert bob.receive_request(1, "BYE") is None  # Bob still has Alice
         alice.in_dialog("BYE", ok)
         bye = bob.receive_request(5, "BYE")
         assert bye is not None
         bob.respond(bye, 200)
+
+
+def transfer_progress(referrer: SipClient) -> list[str]:
+    """The two NOTIFY sipfrags a blind transfer's referrer gets (100, then the
+    outcome), each answered 200."""
+    notes = []
+    for _ in range(2):
+        notify = referrer.receive_request(5, "NOTIFY")
+        assert notify is not None
+        referrer.respond(notify, 200)
+        notes.append(notify.body.decode())
+    return notes
 
 
 def _uas_dialog(invite: Request, ok: Response) -> Response:
