@@ -80,15 +80,42 @@ class MailboxChanged:
     at: float
 
 
-Event = CallStarted | CallRinging | CallAnswered | CallEnded | Registered | MailboxChanged
+@dataclass(frozen=True, slots=True)
+class VoicemailLeft:
+    """A caller left a new message in ``mailbox`` (its emails are queued with it)."""
+
+    organisation: int
+    mailbox: str
+    message_id: int
+    caller: str
+    duration: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchboardChanged:
+    """An organisation's switchboard (one of its schedules) opened or closed:
+    by its opening hours, a holiday, a dated exception or a manual override."""
+
+    organisation: int
+    schedule: str
+    open: bool
+    reason: str  # schedule, holiday, exception, override
+    next_change: float | None
+    at: float
+
+
+Event = (CallStarted | CallRinging | CallAnswered | CallEnded | Registered | MailboxChanged
+         | VoicemailLeft | SwitchboardChanged)
 
 
 def event_type(event: Event) -> str:
     """``call.started``, ``call.ringing``, ``call.answered``, ``call.ended``,
-    ``registration``, ``voicemail``."""
+    ``registration``, ``voicemail``, ``voicemail.left``, ``switchboard``."""
     return {
         CallStarted: "call.started", CallRinging: "call.ringing", CallAnswered: "call.answered",
         CallEnded: "call.ended", Registered: "registration", MailboxChanged: "voicemail",
+        VoicemailLeft: "voicemail.left", SwitchboardChanged: "switchboard",
     }[type(event)]
 
 
