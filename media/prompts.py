@@ -10,14 +10,13 @@ are loaded (and resampled) once, and a bad file is a clear error in the log.
 from __future__ import annotations
 
 import logging
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 
 from media.audiofile import AudioFileError, read_audio
 from media.codecs import ENGINE_RATE
+from media.speech import SpeechError, speak
 
 log = logging.getLogger("media.prompts")
 
@@ -87,22 +86,16 @@ TEXTS: dict[str, dict[str, str]] = {
 
 def build_prompts(directory: Path, languages: tuple[str, ...] = ("en", "sv")) -> list[Path]:
     """Render every missing prompt with espeak-ng; returns the files made."""
-    espeak = shutil.which("espeak-ng")
     made: list[Path] = []
     for language in languages:
         for name, text in TEXTS[language].items():
             path = directory / language / f"{name}.wav"
             if path.exists():
                 continue
-            if espeak is None:
-                log.warning("espeak-ng is not installed: prompt %s/%s missing", language, name)
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run(
-                [espeak, "-v", language, "-s", "150", "-w", str(path), text],
-                check=True, capture_output=True, timeout=30,
-            )
-            made.append(path)
+            try:
+                made.append(speak(text, language, path))
+            except SpeechError as exc:
+                log.warning("prompt %s/%s missing: %s", language, name, exc)
     return made
 
 
