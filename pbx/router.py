@@ -23,6 +23,7 @@ MAX_FORWARD_HOPS = 5
 PICKUP_ANY = "*8"  # picks up any ringing call of the organisation
 PICKUP_PREFIX = "**"  # + extension: picks up the call ringing there (BLF keys dial it)
 VOICEMAIL_MENU = "voicemail-menu"  # the service kind: the caller listens to their own mailbox
+VOICEMAIL_BOX = "voicemail"  # the service kind that takes messages; ``voicemail:NNN`` targets
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +86,15 @@ class Router:
         self.memory = RingMemory()
         self.rng = rng or random.Random()
 
-    def resolve(self, tenant: Tenant, number: str, _hops: int = 0) -> Destination:
+    def resolve(self, tenant: Tenant, number: str, now: float, _hops: int = 0) -> Destination:
+        """What ``number`` reaches in ``tenant`` at ``now`` (time conditions
+        depend on it).  ``voicemail:NNN`` is the mailbox of extension NNN."""
         did = tenant.numbers.get(number)
         if did is not None and _hops < MAX_FORWARD_HOPS:
-            return self.resolve(tenant, did.target, _hops + 1)  # a DID reaches its target
+            return self.resolve(tenant, did.target, now, _hops + 1)  # a DID reaches its target
+        kind, _, ident = number.partition(":")
+        if kind == VOICEMAIL_BOX and ident in tenant.extensions:
+            return ServiceDest(VOICEMAIL_BOX, ident)
         if number == PICKUP_ANY:
             return PickupDest()
         if number.startswith(PICKUP_PREFIX) and number[len(PICKUP_PREFIX):] in tenant.extensions:

@@ -24,13 +24,16 @@ from media.ports import PortPool
 from media.prompts import PromptLibrary, build_prompts
 from media.relay import MediaRelay
 from pbx.authn import RequestAuthenticator
-from pbx.b2bua import B2BUA
 from pbx.calendars import CalendarSync
+from pbx.calls.b2bua import B2BUA, CallSettings
+from pbx.calls.media_paths import MediaPaths, RecordingSettings
+from pbx.calls.ports import LoopClock
+from pbx.calls.records import CdrWriter
 from pbx.config import Config
 from pbx.directory import Directory, Tenant
 from pbx.events import EventBus, MailboxChanged, Registered
 from pbx.location import Flow, LocationService
-from pbx.models import Cdr, ConferenceRoom, Extension, Recording
+from pbx.models import ConferenceRoom, Extension, Recording
 from pbx.mqtt import MqttPublisher
 from pbx.pike import AuthFailureGuard
 from pbx.registrar import Registrar, RegistrarPolicy
@@ -44,6 +47,7 @@ from pbx.sip.transaction import (
     TransactionTimeout,
 )
 from pbx.store import Store
+from pbx.tasks import Tasks
 from pbx.subscriptions import ALLOW_EVENTS, Notifier
 from pbx.transport.stream import StreamTransport
 from pbx.transport.tls import self_signed, server_context
@@ -107,14 +111,27 @@ class SipServer:
         self.mqtt: MqttPublisher | None = None
         self.engine = MediaEngine()
         self.prompts = PromptLibrary(config.data_path / "prompts", config.general.language)
-        self.relay: MediaRelay | None = None
-        self.b2bua: B2BUA | None = None
-        self.notifier: Notifier | None = None
+        self.relay = MediaRelay(general.bind, PortPool(general.rtp_port_min, general.rtp_port_max))
+        media = MediaPaths(self.relay, self.engine, self, lambda: self.prompts,
+                           RecordingSettings(general.recording_mix, general.record_announce))
+        self.b2bua = B2BUA(
+            sip=self, ports=self.relay, media=media, engine=self.engine,
+            prompts=lambda: self.prompts, directory=self.directory, location=self.location,
+            router=self.router, events=self.events, clock=LoopClock(),
+            settings=CallSettings(tuple(general.codecs), general.language),
+        )
+        self.cdrs = CdrWriter(store.add_cdr)
+        self.events.subscribe(self.cdrs.on_event)
+        self.notifier = Notifier(self, self.b2bua.live_calls)
+        b2bua = self.b2bua
         self.handlers: dict[str, Handler] = {
             "REGISTER": self._on_register,
             "OPTIONS": self._on_options,
+            "INVITE": b2bua.on_invite, "BYE": b2bua.on_bye, "CANCEL": b2bua.on_cancel,
+            "REFER": b2bua.on_refer, "INFO": b2bua.on_info, "NOTIFY": b2bua.on_notify,
+            "UPDATE": b2bua.on_update, "SUBSCRIBE": self.notifier.on_subscribe,
         }
-        self._cdr_tasks: set[asyncio.Task[None]] = set()
+        self.tasks = Tasks(log, "storing a recording's facts")
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flush_task: asyncio.Task[None] | None = None
@@ -153,16 +170,6 @@ class SipServer:
         for folder in [moh / "default", *sorted(p for p in moh.glob("*") if p.is_dir())]:
             music = await asyncio.to_thread(MusicClass.from_folder, folder.name, folder)
             self.engine.set_music(music)
-        self.relay = MediaRelay(general.bind, PortPool(general.rtp_port_min, general.rtp_port_max))
-        self.b2bua = B2BUA(self, self.relay)
-        b2bua = self.b2bua
-        self.handlers.update(
-            INVITE=b2bua.on_invite, BYE=b2bua.on_bye, CANCEL=b2bua.on_cancel,
-            REFER=b2bua.on_refer, INFO=b2bua.on_info, NOTIFY=b2bua.on_notify,
-            UPDATE=b2bua.on_update,
-        )
-        self.notifier = Notifier(self)
-        self.handlers["SUBSCRIBE"] = self.notifier.on_subscribe
         self._flush_task = asyncio.create_task(self._flush_loop())
         self._calendar_task = asyncio.create_task(
             CalendarSync(self.store, self.directory.reload,
@@ -189,6 +196,8 @@ class SipServer:
             else:
                 transport.close()
         await self._flush_once()
+        await self.cdrs.tasks.drain()
+        await self.tasks.drain()
 
     def tls_files(self) -> tuple[Path, Path]:
         """Certificate and key for SIP over TLS and HTTPS: configured, or a
@@ -252,8 +261,6 @@ class SipServer:
         while (event := self.transactions.next_event()) is not None:
             if isinstance(event, RequestReceived):
                 self._dispatch(event.request, event.tx)
-            elif b2bua is None or notifier is None:
-                continue
             elif isinstance(event, ResponseReceived):
                 user = notifier if notifier.sent(event.tx) else b2bua  # a NOTIFY of ours, or a call's
                 self._guard(user.on_response, event.tx, event.response)
@@ -304,7 +311,7 @@ class SipServer:
     def end_calls_of(self, organisation: int, number: str) -> None:
         """End the live calls of an organisation's extension ``number``; callable
         from any thread (the admin API's workers), the work runs on the SIP loop."""
-        if self.b2bua is not None and self._loop is not None:
+        if self._loop is not None:
             self._loop.call_soon_threadsafe(self.b2bua.end_calls_of, organisation, number)
 
     def mailbox_changed(self, organisation: int, mailbox: str) -> None:
@@ -374,11 +381,9 @@ class SipServer:
         return ConferenceRoom(organisation_id=tenant.id, number=number,
                               name=f"Room of {owner}", owner=owner)
 
-    def write_cdr(self, cdr: Cdr) -> None:
-        """Store a call record off the event loop; a failure is logged, never raised."""
-        task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.store.add_cdr, cdr))
-        self._cdr_tasks.add(task)
-        task.add_done_callback(self._cdr_done)
+    def find_invite_server(self, cancel: Request) -> object | None:
+        """The INVITE server transaction a CANCEL cancels (§9.2)."""
+        return self.transactions.find_invite_server(cancel)
 
     def recording_path(self, name: str) -> Path:
         """Where a new recording goes: ``recordings/YYYY/MM/DD/<name>.<format>``."""
@@ -405,22 +410,13 @@ class SipServer:
             size=path.stat().st_size,
             retain_until=time.time() + self.config.general.recording_retention_days * 86400,
         )
-        task = asyncio.get_running_loop().create_task(
-            asyncio.to_thread(self.store.add_recording, recording)
-        )
-        self._cdr_tasks.add(task)
-        task.add_done_callback(self._cdr_done)
+        self.tasks.thread(self.store.add_recording, recording)
 
     async def expire_recordings(self) -> None:
         """The retention job: delete recordings past their date, files and rows."""
         for name in await asyncio.to_thread(self.store.expire_recordings, time.time()):
             Path(name).unlink(missing_ok=True)
             log.info("recording %s deleted (retention)", name)
-
-    def _cdr_done(self, task: asyncio.Task[None]) -> None:
-        self._cdr_tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("cannot store CDR: %s", task.exception())
 
     def respond(self, response: Response) -> None:
         """Send a response through its server transaction."""

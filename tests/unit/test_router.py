@@ -18,6 +18,8 @@ from pbx.router import (
 )
 from pbx.store import Store
 
+NOW = 1_800_000_000.0  # when the dial plan is asked (nothing here depends on the time)
+
 MEMBERS = ("1001", "1002", "1003")
 
 
@@ -41,18 +43,18 @@ def make_router(strategy: str, **group: object) -> tuple[Router, Tenant]:
 
 def test_resolve_kinds() -> None:
     router, tenant = make_router("ringall")
-    assert router.resolve(tenant, "1001") == ExtensionDest("1001")
-    assert router.resolve(tenant, "600") == RingGroupDest("600")
-    assert router.resolve(tenant, "800") == ServiceDest("conference", "800")
-    assert router.resolve(tenant, "81002") == ServiceDest("conference", "81002")  # personal room
-    assert router.resolve(tenant, "*8") == PickupDest()
-    assert router.resolve(tenant, "**1002") == PickupDest("1002")
-    assert router.resolve(tenant, "**5555") == Unknown("**5555")
-    assert router.resolve(tenant, "5555") == Unknown("5555")
-    assert router.resolve(tenant, "133") == ServiceDest("voicemail-menu", "133")
+    assert router.resolve(tenant, "1001", NOW) == ExtensionDest("1001")
+    assert router.resolve(tenant, "600", NOW) == RingGroupDest("600")
+    assert router.resolve(tenant, "800", NOW) == ServiceDest("conference", "800")
+    assert router.resolve(tenant, "81002", NOW) == ServiceDest("conference", "81002")  # personal room
+    assert router.resolve(tenant, "*8", NOW) == PickupDest()
+    assert router.resolve(tenant, "**1002", NOW) == PickupDest("1002")
+    assert router.resolve(tenant, "**5555", NOW) == Unknown("**5555")
+    assert router.resolve(tenant, "5555", NOW) == Unknown("5555")
+    assert router.resolve(tenant, "133", NOW) == ServiceDest("voicemail-menu", "133")
     # DIDs reach what they point at
-    assert router.resolve(tenant, "+4681234567") == RingGroupDest("600")
-    assert router.resolve(tenant, "+4681234568") == ExtensionDest("1004")
+    assert router.resolve(tenant, "+4681234567", NOW) == RingGroupDest("600")
+    assert router.resolve(tenant, "+4681234568", NOW) == ExtensionDest("1004")
 
 
 def test_ringall_rings_every_known_member_at_once() -> None:

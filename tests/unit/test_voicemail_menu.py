@@ -12,7 +12,7 @@ from media.prompts import TEXTS
 from pbx.models import Voicemail
 from pbx.store import Store
 from pbx.voicemail import discard_message, mailbox_messages, mark_heard
-from pbx.voicemail_menu import (
+from ivr.mailbox_menu import (
     MAX_TIMEOUTS, Delete, HangUp, MailboxMenu, MarkHeard, MessageRef, PlayMessage, Say,
     announcement, counted,
 )
