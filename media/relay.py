@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from media.g711 import ALAW_TO_ULAW, ULAW_TO_ALAW
 from media.ports import PortPool, PortsExhausted
 from media.quality import estimate_mos
-from media.rtp import NTP_EPOCH_OFFSET
 
 log = logging.getLogger("media.relay")
 
@@ -52,6 +51,7 @@ MAX_MISORDER = 100  # ... and this far behind is a late packet
 SOCKET_BUFFER = 1 << 20
 DSCP_EF = 0xB8  # expedited forwarding (RFC 3246) in the IPv4 TOS byte
 PTIME_MS = 20.0  # packetisation delay assumed for the MOS estimate
+NTP_EPOCH_OFFSET = 2208988800  # s from 1900 (NTP, RFC 5905) to 1970 (Unix)
 CLOCK_RATES = {"PCMU": 8000, "PCMA": 8000, "G722": 8000, "G729": 8000, "OPUS": 48000}
 
 _HEADER = struct.Struct("!BBHII")

@@ -1,4 +1,4 @@
-"""G.711 tables against the reference algorithm, and RTP/RTCP packets."""
+"""G.711 tables against the reference algorithm."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 from media.g711 import (
     ALAW_DECODE, ULAW_DECODE, alaw_decode, alaw_encode, transcode, ulaw_decode, ulaw_encode,
 )
-from media.rtp import ReceiverStats, RtpError, RtpPacket, build_report, is_rtcp, parse_reports
 
 
 def _ulaw_reference(pcm: int) -> int:
@@ -59,35 +58,3 @@ def test_transcoding_keeps_the_tone() -> None:
     ulaw = ulaw_encode(tone).tobytes()
     back = alaw_decode(np.frombuffer(transcode(ulaw, "PCMU", "PCMA"), dtype=np.uint8))
     assert np.max(np.abs(back.astype(int) - tone)) < 400
-
-
-def test_rtp_round_trip_and_rejects() -> None:
-    packet = RtpPacket(8, 65535, 123456, 0xDEADBEEF, b"\xd5" * 160, marker=True)
-    again = RtpPacket.parse(bytes(packet))
-    assert again == packet
-    with pytest.raises(RtpError):
-        RtpPacket.parse(b"\x00" * 20)  # version 0
-    with pytest.raises(RtpError):
-        RtpPacket.parse(b"\x80\x00")
-    # a header extension and padding are skipped over
-    data = bytes([0x90 | 0x20, 0]) + bytes(10) + b"\xbe\xde\x00\x01" + b"ext!" + b"ab" + b"\x00\x02"
-    assert RtpPacket.parse(data).payload == b"ab"
-
-
-def test_receiver_stats_loss_and_wrap() -> None:
-    stats = ReceiverStats()
-    sequence = [65533, 65534, 65535, 0, 2, 3]  # 1 lost, across the wrap
-    for i, seq in enumerate(sequence):
-        stats.update(seq, 160 * i, i * 0.02)
-    assert stats.expected == 7 and stats.lost == 1 and stats.jitter_ms < 0.01
-
-
-def test_rtcp_report_round_trip() -> None:
-    stats = ReceiverStats()
-    for i, seq in enumerate([1, 2, 4, 5]):
-        stats.update(seq, 160 * i, i * 0.02)
-    report = build_report(7, now=1e9, sent_packets=10, sent_octets=1600, rtp_timestamp=1600,
-                          source=99, stats=stats)
-    assert is_rtcp(report)
-    (block,) = parse_reports(report)
-    assert block.ssrc == 99 and block.cumulative_lost == 1 and block.fraction_lost == pytest.approx(0.2, abs=0.01)
