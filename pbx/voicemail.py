@@ -27,7 +27,7 @@ import numpy as np
 import soundfile
 from sqlmodel import Session, col, select
 
-from media.engine import beep
+from media.tones import beep
 from media.relay import RelayLeg
 from pbx.events import MailboxChanged
 from pbx.models import Extension, Voicemail
