@@ -490,10 +490,6 @@ class MediaRelay:
         self.dual_stack = bind_host == "::"
         self._rtcp_timer: asyncio.TimerHandle | None = None
 
-    @property
-    def active_legs(self) -> int:
-        return len(self.legs)
-
     async def open_leg(self, label: str = "") -> RelayLeg:
         """A leg on the next free even port (its odd neighbour for RTCP).
 

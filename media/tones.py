@@ -90,7 +90,6 @@ TONES: dict[str, dict[str, Tone]] = {
 }
 COUNTRIES = tuple(TONES)
 TONE_COUNTRY = {"sv": "se", "da": "dk", "nb": "no", "fi": "fi", "de": "de"}  # by language
-ENGLISH_COUNTRIES = ("gb", "us")
 
 
 def tone(country: str, name: str) -> Tone:
