@@ -74,3 +74,7 @@ def ulaw_decode(data: bytes | np.ndarray) -> np.ndarray:
 
 def alaw_decode(data: bytes | np.ndarray) -> np.ndarray:
     return ALAW_DECODE[np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data]
+
+
+# the pairs the relay transcodes (µ-law <-> A-law), byte for byte
+TRANSCODE = {("PCMU", "PCMA"): ULAW_TO_ALAW, ("PCMA", "PCMU"): ALAW_TO_ULAW}

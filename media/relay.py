@@ -37,7 +37,7 @@ import struct
 import time
 from dataclasses import dataclass
 
-from media.g711 import ALAW_TO_ULAW, ULAW_TO_ALAW
+from media.g711 import TRANSCODE
 from media.ports import PortPool, PortsExhausted
 from media.quality import estimate_mos
 
@@ -62,10 +62,7 @@ _RR = struct.Struct("!BBHI")
 _REPORT_BLOCK = struct.Struct("!IIIIII")
 # µ-law ↔ A-law straight from one byte to the other: the G.711 numpy tables as
 # ``bytes.translate`` tables, which map a whole 160-byte payload in one C call.
-_TRANSCODE = {
-    ("PCMU", "PCMA"): ULAW_TO_ALAW.tobytes(),
-    ("PCMA", "PCMU"): ALAW_TO_ULAW.tobytes(),
-}
+_TRANSCODE = {pair: table.tobytes() for pair, table in TRANSCODE.items()}
 _monotonic = time.monotonic
 
 
