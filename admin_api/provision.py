@@ -129,7 +129,7 @@ def phone_settings(db: Session, sip: SipNode, device: Device,
     return PhoneSettings(
         mac=device.mac, model=device.model, accounts=tuple(accounts),
         server=sip_server(sip, domain, request.url.hostname or ""),
-        timezone=_zone(org), base_url=folder, language=sip.config.general.language,
+        timezone=_zone(org), base_url=folder, language=sip.directory.locale(org)[0],
         blf=tuple(blf), voicemail=sip.config.general.voicemail_number,
         firmware_url=device.firmware_url,
     )

@@ -20,7 +20,7 @@ import numpy as np
 import soundfile
 from sqlmodel import Session
 
-from media.engine import beep
+from media.tones import beep
 from pbx.calls.channel import Channel
 from pbx.directory import Directory
 from pbx.events import EventBus, MailboxChanged, VoicemailLeft

@@ -36,6 +36,7 @@ from media.codecs import ENGINE_RATE, WIDEBAND, WidebandChannel
 from media.dtmf import DtmfDetector
 from media.g711 import ALAW_DECODE, ALAW_ENCODE, ULAW_DECODE, ULAW_ENCODE
 from media.relay import RelayLeg
+from media.tones import JOIN_TONE, LEAVE_TONE
 
 log = logging.getLogger("media.engine")
 
@@ -204,18 +205,6 @@ class Room:
 
     def member(self, port: MixPort) -> Member | None:
         return next((m for m in self.members if m.port is port), None)
-
-
-def beep(frequency: float = 880.0, seconds: float = 0.2, level: float = 6000.0) -> np.ndarray:
-    """A short tone (join/leave signals), raised-cosine edges so it does not click."""
-    n = int(8000 * seconds)
-    t = np.arange(n) / 8000
-    edge = np.minimum(1.0, np.minimum(np.arange(n), n - 1 - np.arange(n)) / 80)
-    return (np.sin(2 * np.pi * frequency * t) * level * edge).astype(np.float32)
-
-
-JOIN_TONE = np.concatenate([beep(660, 0.12), beep(990, 0.12)])
-LEAVE_TONE = np.concatenate([beep(990, 0.12), beep(660, 0.12)])
 
 
 def default_music(seconds: float = 16.0) -> np.ndarray:

@@ -18,6 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from media.languages import LANGUAGES
+from media.tones import COUNTRIES
+
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "telephone-event")
 VOICEMAIL_NUMBER = "133"  # the voicemail menu: what the phones' message key dials
 _EXTENSION_RE = re.compile(r"^[0-9A-Za-z_.+-]{1,40}$")
@@ -74,7 +77,8 @@ class General(BaseModel):
     tcp_idle_timeout: int = Field(3900, ge=10)
     external_address: str = ""  # address put in SDP/Contact when bind is 0.0.0.0 or behind NAT
     session_expires: int = Field(1800, ge=90)  # RFC 4028 session timer we ask for
-    language: str = Field("en", pattern="^(en|sv)$")  # system prompts
+    language: str = "en"  # system prompts and phones, of organisations that set none
+    tone_country: str = "gb"  # call-progress tones of English-speaking organisations
     personal_room_prefix: str = Field("8", pattern=r"^[0-9*#]{0,4}$")  # 8 + 1001: 1001's room
     voicemail_number: str = Field(VOICEMAIL_NUMBER, pattern=r"^[0-9*#]{1,10}$")  # one's own mailbox
     recording_format: str = Field("wav", pattern="^(wav|flac)$")
@@ -113,6 +117,20 @@ class General(BaseModel):
         if value and not re.fullmatch(r"mqtt://([^@/]+@)?[^:/@]+(:\d{1,5})?/?", value):
             raise ValueError("must look like mqtt://host:1883 (or mqtt://user:password@host)")
         return value
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        if value not in LANGUAGES:
+            raise ValueError(f"unknown language {value!r}; use one of {', '.join(LANGUAGES)}")
+        return value
+
+    @field_validator("tone_country")
+    @classmethod
+    def _tone_country(cls, value: str) -> str:
+        if value.lower() not in COUNTRIES:
+            raise ValueError(f"no tones for country {value!r}; use one of {', '.join(COUNTRIES)}")
+        return value.lower()
 
     @field_validator("bind")
     @classmethod

@@ -15,6 +15,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from media.languages import FALLBACK, LANGUAGES
+from media.tones import tone_country as country_for
 from pbx.models import (
     DEFAULT_ORGANISATION, ApiUser, CalendarEvent, ConferenceRoom, Device, Extension, License,
     Number, Organisation, Profile, ProfileSchedule, RingGroup,
@@ -32,6 +34,8 @@ class Tenant:
     domain: str
     plan: str = "unlimited"
     timezone: str = "Europe/Stockholm"
+    language: str = "en"  # of its prompts (media.languages)
+    tone_country: str = "gb"  # whose call-progress tones its callers hear (media.tones)
     extensions: dict[str, Extension] = field(default_factory=dict)
     devices: dict[str, Device] = field(default_factory=dict)  # by SIP user name
     ring_groups: dict[str, RingGroup] = field(default_factory=dict)
@@ -70,13 +74,17 @@ class Tenant:
 class Directory:
     """Organisation → :class:`Tenant`, and SIP host → organisation."""
 
-    def __init__(self, store: Store, realm: str, domains: tuple[str, ...] = ()) -> None:
+    def __init__(self, store: Store, realm: str, domains: tuple[str, ...] = (), *,
+                 language: str = "en", tone_country: str = "gb") -> None:
         self.store = store
         self.realm = realm.lower()
+        self.language = language  # [general] language: organisations that set none speak it
+        self.tone_country = tone_country  # [general] tone_country: for English
         self.local_names = {self.realm, *(d.lower() for d in domains), "localhost"}
         self.tenants: dict[int, Tenant] = {}
         self.by_domain: dict[str, Tenant] = {}
-        self.default = Tenant(0, DEFAULT_ORGANISATION, self.realm, default=True)
+        self.default = Tenant(0, DEFAULT_ORGANISATION, self.realm, language=language,
+                              tone_country=country_for(language, tone_country), default=True)
         self.reload()
 
     def reload(self) -> None:
@@ -92,9 +100,11 @@ class Directory:
             assert org.id is not None
             default = org.slug == DEFAULT_ORGANISATION
             mine = [e for e in exts if e.organisation_id == org.id]
+            language, tones = self.locale(org)
             tenants[org.id] = Tenant(
                 id=org.id, slug=org.slug, domain=self.realm if default else org.domain.lower(),
-                plan=org.plan, timezone=org.timezone, default=default,
+                plan=org.plan, timezone=org.timezone, language=language, tone_country=tones,
+                default=default,
                 extensions={e.number: e for e in mine},
                 devices={d.sip_username: d for d in devices if d.organisation_id == org.id},
                 ring_groups={g.number: g for g in groups if g.organisation_id == org.id},
@@ -112,6 +122,20 @@ class Directory:
         by_domain = {t.domain: t for t in tenants.values() if t.domain and not t.default}
         self.default = next((t for t in tenants.values() if t.default), self.default)
         self.tenants, self.by_domain = tenants, by_domain
+
+    def locale(self, org: Organisation) -> tuple[str, str]:
+        """The language an organisation's callers hear and the country of its
+        tones: its own, else the node's language and that language's country
+        (English: the node's ``tone_country``)."""
+        language = org.language or self.language
+        return language, org.tone_country or country_for(language, self.tone_country)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Every language an organisation speaks, and English (the fallback):
+        the prompts the node renders."""
+        spoken = {FALLBACK, self.language, *(t.language for t in self.tenants.values())}
+        return tuple(language for language in LANGUAGES if language in spoken)
 
     def tenant_for(self, host: str) -> Tenant | None:
         """The organisation a SIP host (Request-URI, From or To domain) belongs to:

@@ -28,6 +28,10 @@ class Organisation(SQLModel, table=True):
     domain: str = Field(default="", index=True, max_length=253)
     plan: str = Field(default="unlimited", max_length=20)  # a key of PLANS
     timezone: str = Field(default="Europe/Stockholm", max_length=64)
+    # what its callers hear; "" follows the node: [general] language, and the
+    # tones of that language's country (media.tones.tone_country)
+    language: str = Field(default="", max_length=8)
+    tone_country: str = Field(default="", max_length=2)
 
 
 class Extension(SQLModel, table=True):

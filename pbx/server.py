@@ -85,7 +85,8 @@ class SipServer:
         self.config = config
         self.store = store
         hostname = socket.gethostname().lower()
-        self.directory = Directory(store, general.realm, (*general.domains, hostname))
+        self.directory = Directory(store, general.realm, (*general.domains, hostname),
+                                   language=general.language, tone_country=general.tone_country)
         self.location = LocationService()
         self.registrar = Registrar(
             self.location,
@@ -162,7 +163,7 @@ class SipServer:
         for name, transport in self.transports.items():
             log.info("listening on %s %s:%d", name, general.bind, transport.local_port)
         prompts = self.config.data_path / "prompts"
-        made = await asyncio.to_thread(build_prompts, prompts)
+        made = await asyncio.to_thread(build_prompts, prompts, self.directory.languages)
         if made:
             log.info("rendered %d system prompts with espeak-ng", len(made))
         self.prompts = PromptLibrary(prompts, general.language)

@@ -421,7 +421,7 @@ class B2BUA:
                           tenant.room_key)
 
     def _language(self, tenant: Tenant) -> str:
-        return getattr(tenant, "language", "") or self.settings.language
+        return tenant.language or self.settings.language
 
     def answer_channel(self, channel: LegChannel) -> bool:
         leg = channel.leg

@@ -36,6 +36,8 @@ def test_overrides_replace_general_values(tmp_path: Path) -> None:
         ("[general]\ntransports = udp, sctp\n", "general", "transports"),
         ("[general]\nfrobnicate = 1\n", "general", "frobnicate"),
         ("[general]\nvoicemail_number = 13 3\n", "general", "voicemail_number"),
+        ("[general]\nlanguage = no\n", "general", "language"),  # Bokmål is nb
+        ("[general]\ntone_country = xx\n", "general", "tone_country"),
         ("[1001]\ncallerid = x\n", "1001", "secret"),
         ("[bad ext!]\nsecret = x\n", "bad ext!", "number"),
     ],
@@ -47,6 +49,14 @@ def test_errors_name_file_section_and_key(tmp_path: Path, text: str, section: st
         load_config(path)
     assert (info.value.section, info.value.key) == (section, key)
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("language", ["en", "sv", "da", "nb", "fi", "de"])
+def test_every_prompt_language_is_accepted(tmp_path: Path, language: str) -> None:
+    path = tmp_path / "sip.conf"
+    path.write_text(f"[general]\nlanguage = {language}\ntone_country = US\n")
+    general = load_config(path).general
+    assert (general.language, general.tone_country) == (language, "us")
 
 
 def test_unreadable_and_broken_files(tmp_path: Path) -> None:
