@@ -27,9 +27,10 @@ rule is tested with fixed instants.
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Annotated, Any, Literal
@@ -274,6 +275,15 @@ class Schedule:
     overrides: tuple[Override, ...] = ()
     _spans: dict[date, tuple[tuple[float, float], ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
+
+    @classmethod
+    def load(cls, definition: str, overrides: str = "[]") -> Schedule:
+        """A schedule from its stored JSON (ValueError when it does not validate)."""
+        return cls(Definition.model_validate_json(definition),
+                   tuple(Override(**fields) for fields in json.loads(overrides or "[]")))
+
+    def overrides_json(self) -> str:
+        return json.dumps([asdict(o) for o in self.overrides])
 
     @cached_property
     def zone(self) -> ZoneInfo:

@@ -256,7 +256,7 @@ class B2BUA:
     def _route(self, call: Call, number: str, reason: str | None = None) -> None:
         """Ring what ``number`` means; ``reason`` marks a diversion (RFC 5806)."""
         tenant = call.tenant
-        dest: Destination = self.server.router.resolve(tenant, number)
+        dest: Destination = self.server.router.resolve(tenant, number, time.time())
         to_voicemail = number == VOICEMAIL or dest == ServiceDest(VOICEMAIL_MENU, number)
         if to_voicemail and call.diverted_from:  # a forward to voicemail: the diverter's mailbox
             dest = ServiceDest(VOICEMAIL, call.diverted_from)
@@ -958,7 +958,7 @@ class B2BUA:
         call.b_media = future.result()
         call.hops = 0
         tenant = call.tenant
-        dest = self.server.router.resolve(tenant, number)
+        dest = self.server.router.resolve(tenant, number, time.time())
         if isinstance(dest, ExtensionDest):
             ext = tenant.extensions[dest.number]
             if ext.dnd or not tenant.presence.admission(ext, "direct", time.time()).through:
@@ -1084,7 +1084,7 @@ class B2BUA:
                 log.error("call %s: no media ports: %s", call.id, exc)
                 self._fail(call, 503, "Service Unavailable - No media ports")
                 return
-            dest = self.server.router.resolve(tenant, number)
+            dest = self.server.router.resolve(tenant, number, time.time())
             if isinstance(dest, ExtensionDest):
                 ext = tenant.extensions[dest.number]
                 call.steps = [RingStep((ext.number,), float(ext.ring_timeout))]
