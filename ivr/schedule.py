@@ -46,6 +46,7 @@ from pydantic import (
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_MINUTES = 24 * 60
 HORIZON = 370 * 86400.0  # how far ahead a next change is looked for: every holiday of a year
+MAX_AHEAD = 10 * 366 * 86400.0  # how far ahead an override may be set
 Reason = Literal["schedule", "holiday", "exception", "override"]
 Action = Literal["open", "close", "schedule"]
 _TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -341,6 +342,9 @@ class Schedule:
                                                 "times; give open or close an until instead")
         elif until is not None and until <= begins:
             raise OverrideError("until", "must be later than the start of the override")
+        for name, value in (("start", start), ("until", until)):
+            if value is not None and value > now + MAX_AHEAD:
+                raise OverrideError(name, "more than ten years ahead")
         kept = [o for o in self.overrides if o.until is None or o.until > now]
         if begins == now:
             kept = [o for o in kept if not o.covers(now)]  # replaced, or ended by "schedule"

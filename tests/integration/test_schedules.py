@@ -109,16 +109,16 @@ def test_closed_until_a_time_and_planned_ahead(pbx: Pbx, admin: dict[str, str]) 
     httpx.post(f"{pbx.api}/schedules", headers=admin,
                json={"name": "planned", "holidays": "", **ALWAYS})
     closed = httpx.post(f"{pbx.api}/schedules/planned/override", headers=admin,
-                        json={"action": "close", "until": "2099-01-01T12:00:00+01:00"})
+                        json={"action": "close", "until": "2035-01-01T12:00:00+01:00"})
     assert closed.status_code == 200, closed.text
-    assert closed.json()["next_change"] is None  # 2099 is beyond the year looked ahead
-    assert closed.json()["overrides"][0]["until"] == "2099-01-01T12:00:00+01:00"
+    assert closed.json()["next_change"] is None  # 2035 is beyond the year looked ahead
+    assert closed.json()["overrides"][0]["until"] == "2035-01-01T12:00:00+01:00"
     planned = httpx.post(f"{pbx.api}/schedules/planned/override", headers=admin,
-                         json={"action": "open", "start": "2098-06-01T09:00:00",
-                               "until": "2098-06-01T10:00:00"})  # no offset: the local zone
+                         json={"action": "open", "start": "2034-06-01T09:00:00",
+                               "until": "2034-06-01T10:00:00"})  # no offset: the local zone
     assert planned.status_code == 200, planned.text
     assert [(o["action"], o["start"]) for o in planned.json()["overrides"]][1] == (
-        "open", "2098-06-01T09:00:00+02:00")
+        "open", "2034-06-01T09:00:00+02:00")
     cleared = httpx.delete(f"{pbx.api}/schedules/planned/overrides", headers=admin)
     assert cleared.status_code == 200 and cleared.json()["overrides"] == []
     assert cleared.json()["open"] is True
@@ -178,10 +178,13 @@ def test_other_refusals(pbx: Pbx, admin: dict[str, str]) -> None:
                       json={"action": "close", "until": "2001-01-01T00:00:00Z"})
     assert past.status_code == 422 and past.json()["detail"][0]["loc"] == ["body", "until"]
     odd = httpx.post(f"{api}/schedules/office-hours/override", headers=admin,
-                     json={"action": "schedule", "until": "2099-01-01T00:00:00Z"})
+                     json={"action": "schedule", "until": "2030-01-01T00:00:00Z"})
     assert odd.status_code == 422 and "back to schedule" in odd.json()["detail"][0]["msg"]
     assert httpx.post(f"{api}/schedules/office-hours/override", headers=admin,
                       json={"action": "shut"}).status_code == 422
+    far = httpx.post(f"{api}/schedules/office-hours/override", headers=admin,
+                     json={"action": "close", "until": "9999-12-31T23:59:59-12:00"})
+    assert far.status_code == 422 and "ten years" in far.json()["detail"][0]["msg"]
 
     def condition(**fields: str) -> httpx.Response:
         body = {"number": "530", "schedule": "office-hours", "open_target": "2002",

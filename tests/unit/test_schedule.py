@@ -319,6 +319,8 @@ def test_overrides_refuse_times_that_make_no_sense() -> None:
         office().switched("close", now, start=now + 3600, until=now + 60)
     with pytest.raises(OverrideError, match="start: back to schedule takes effect now"):
         office().switched("schedule", now, start=now + 60)
+    with pytest.raises(OverrideError, match="until: more than ten years ahead"):
+        office().switched("close", now, until=at(2037, 1, 1))
 
 
 # ------------------------------------------------------------------ invalid input
