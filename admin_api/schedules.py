@@ -192,7 +192,8 @@ def get_schedule(name: Name, user: User, db: Db) -> SwitchboardScheduleOut:
 
 @router.post("/schedules", response_model=SwitchboardScheduleOut, status_code=201,
              responses={**ERRORS, **INVALID, 409: {"description": "the name is taken"}})
-def create_schedule(body: SwitchboardScheduleIn, user: User, db: Db, sip: Sip) -> SwitchboardScheduleOut:
+def create_schedule(body: SwitchboardScheduleIn, user: User, db: Db,
+                    sip: Sip) -> SwitchboardScheduleOut:
     require(user, "admin")
     if db.exec(select(SwitchboardSchedule).where(
             SwitchboardSchedule.organisation_id == user.organisation_id,

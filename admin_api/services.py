@@ -139,7 +139,8 @@ def referrers(db: Session, organisation_id: int, number: str) -> list[str]:
     targets = (number, MAILBOX_PREFIX + number)
     found += [f"time condition {c.number}" for c in db.exec(select(TimeCondition).where(
         TimeCondition.organisation_id == organisation_id,
-        col(TimeCondition.open_target).in_(targets) | col(TimeCondition.closed_target).in_(targets)))]
+        col(TimeCondition.open_target).in_(targets)
+        | col(TimeCondition.closed_target).in_(targets)))]
     return found
 
 

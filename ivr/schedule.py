@@ -115,7 +115,8 @@ def _one_day(intervals: list[Interval]) -> list[Interval]:
 
 IntervalField = Annotated[
     Interval, PlainValidator(_interval), PlainSerializer(str, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": r"^\d{1,2}:\d{2}-\d{1,2}:\d{2}$",
+    WithJsonSchema({"type": "string",
+                    "pattern": r"^([01]?[0-9]|2[0-4]):[0-5][0-9]-([01]?[0-9]|2[0-4]):[0-5][0-9]$",
                     "examples": ["08:00-17:00"]}),
 ]
 Hours = Annotated[list[IntervalField], Field(max_length=24), AfterValidator(_one_day)]

@@ -2,10 +2,11 @@
 
 The file has a ``[general]`` section for the server and one section per
 extension (``[1001]``), ring group, conference room, number, schedule
-(opening hours) and time condition (``type = …``).  Everything is validated at load time; an error names
-the file, the section and the key so an operator can fix it without reading
-code (STYLE.md habit 7).  Extensions from the file only *seed* the store: the
-store is the source of truth once the PBX runs.
+(opening hours) and time condition (``type = …``).  Everything is validated
+at load time; an error names the file, the section and the key so an
+operator can fix it without reading code (STYLE.md habit 7).  Extensions and
+the rest of the file only *seed* the store: the store is the source of truth
+once the PBX runs.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@ per organisation.
 
 A read-mostly copy of the store's organisations, extensions, devices, ring
 groups, numbers, conference rooms, switchboard schedules and time conditions
-kept in memory: digest auth needs a
-password lookup per REGISTER and the router a lookup per INVITE, and a
-database round trip each would cap the rates.  Whoever changes them in the
+kept in memory: digest auth needs a password lookup per REGISTER and the
+router a lookup per INVITE, and a database round trip each would cap the
+rates.  Whoever changes them in the
 store (the admin API) calls :meth:`Directory.reload`, which builds new
 tenants and swaps them in whole, so a change takes effect at once and a
 reader never sees half of one.  Whoever must follow the changes (the
@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from ivr.schedule import Schedule
 from pbx.models import (
     DEFAULT_ORGANISATION, ApiUser, CalendarEvent, ConferenceRoom, Device, Extension, License,
-    Number, Organisation, Profile, ProfileSchedule, RingGroup, SwitchboardSchedule, TimeCondition,
+    Number, Organisation, Profile, ProfileSchedule, RingGroup, SwitchboardSchedule,
+    TimeCondition,
 )
 from pbx.profiles import Presence, zone
 from pbx.store import Store
