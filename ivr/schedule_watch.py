@@ -4,10 +4,11 @@ Every organisation's schedules live in the directory.  The watcher sleeps
 until the earliest instant any of them may change (:meth:`Schedule.next_edge`:
 17:00 on a weekday, a holiday's midnight, an override starting or ending),
 or until the directory is reloaded (an admin changed hours or switched by
-hand), then compares each schedule's state with the one it last saw and
-publishes :class:`~pbx.events.SwitchboardChanged` for each difference (open
-or closed, or what decides it); the bus feeds the WebSocket and MQTT.  It
-never polls the store.
+hand).  Then it looks again at the schedules that were due or changed and
+publishes :class:`~pbx.events.SwitchboardChanged` for each whose state
+differs from the one it last saw: it opened or closed, or an override began
+or ended, or an edit changed what decides it.  The bus feeds the WebSocket
+and MQTT.  It never polls the store.
 """
 
 from __future__ import annotations
