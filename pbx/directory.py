@@ -2,27 +2,35 @@
 per organisation.
 
 A read-mostly copy of the store's organisations, extensions, devices, ring
-groups, numbers and conference rooms kept in memory: digest auth needs a
-password lookup per REGISTER and the router a lookup per INVITE, and a
-database round trip each would cap the rates.  Whoever changes them in the
+groups, numbers, conference rooms, switchboard schedules and time conditions
+kept in memory: digest auth needs a password lookup per REGISTER and the
+router a lookup per INVITE, and a database round trip each would cap the
+rates.  Whoever changes them in the
 store (the admin API) calls :meth:`Directory.reload`, which builds new
 tenants and swaps them in whole, so a change takes effect at once and a
-reader never sees half of one.
+reader never sees half of one.  Whoever must follow the changes (the
+switchboard watcher) registers with :meth:`Directory.on_reload`.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from media.languages import FALLBACK, LANGUAGES
 from media.tones import tone_country as country_for
+from ivr.schedule import Schedule
 from pbx.models import (
     DEFAULT_ORGANISATION, ApiUser, CalendarEvent, ConferenceRoom, Device, Extension, License,
-    Number, Organisation, Profile, ProfileSchedule, RingGroup,
+    Number, Organisation, Profile, ProfileSchedule, RingGroup, SwitchboardSchedule,
+    TimeCondition,
 )
 from pbx.profiles import Presence, zone
 from pbx.store import Store
+
+log = logging.getLogger("pbx.directory")
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,9 @@ class Tenant:
     ring_groups: dict[str, RingGroup] = field(default_factory=dict)
     numbers: dict[str, Number] = field(default_factory=dict)
     rooms: dict[str, ConferenceRoom] = field(default_factory=dict)
+    # opening hours by name, and the numbers that route by them
+    schedules: dict[str, Schedule] = field(default_factory=dict)
+    time_conditions: dict[str, TimeCondition] = field(default_factory=dict)
     # extensions of users who hold no active license: no registering, no calls
     unlicensed: frozenset[str] = frozenset()
     # presence profiles, their schedules and calendars: what calls each extension takes
@@ -85,15 +96,20 @@ class Directory:
         self.by_domain: dict[str, Tenant] = {}
         self.default = Tenant(0, DEFAULT_ORGANISATION, self.realm, language=language,
                               tone_country=country_for(language, tone_country), default=True)
+        self._listeners: list[Callable[[], None]] = []
         self.reload()
+
+    def on_reload(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every reload, in the reloading thread."""
+        self._listeners.append(listener)
 
     def reload(self) -> None:
         """Rebuild every tenant from the store (after any admin change)."""
         rows = self.store.rows(Organisation, Extension, Device, RingGroup, Number,
-                               ConferenceRoom, ApiUser, License, Profile, ProfileSchedule,
-                               CalendarEvent)
-        orgs, exts, devices, groups, numbers, rooms, users, licenses, *presence = rows
-        profiles, schedules, events = presence
+                               ConferenceRoom, ApiUser, License, SwitchboardSchedule,
+                               TimeCondition, Profile, ProfileSchedule, CalendarEvent)
+        orgs, exts, devices, groups, numbers, rooms, users, licenses, *rest = rows
+        switchboards, conditions, profiles, schedules, events = rest
         licensed = {lic.user_id for lic in licenses if lic.state == "active" and lic.user_id}
         tenants: dict[int, Tenant] = {}
         for org in orgs:
@@ -110,6 +126,8 @@ class Directory:
                 ring_groups={g.number: g for g in groups if g.organisation_id == org.id},
                 numbers={n.number: n for n in numbers if n.organisation_id == org.id},
                 rooms={r.number: r for r in rooms if r.organisation_id == org.id},
+                schedules=_schedules(r for r in switchboards if r.organisation_id == org.id),
+                time_conditions={c.number: c for c in conditions if c.organisation_id == org.id},
                 unlicensed=frozenset(
                     u.extension for u in users
                     if u.organisation_id == org.id and u.extension and u.id not in licensed
@@ -122,6 +140,8 @@ class Directory:
         by_domain = {t.domain: t for t in tenants.values() if t.domain and not t.default}
         self.default = next((t for t in tenants.values() if t.default), self.default)
         self.tenants, self.by_domain = tenants, by_domain
+        for listener in self._listeners:
+            listener()
 
     def locale(self, org: Organisation) -> tuple[str, str]:
         """The language an organisation's callers hear and the country of its
@@ -160,3 +180,17 @@ class Directory:
 
     def serves(self, host: str) -> bool:
         return self.tenant_for(host) is not None
+
+
+def _schedules(rows: Iterable[SwitchboardSchedule]) -> dict[str, Schedule]:
+    """An organisation's schedules by name; one that no longer validates (a time
+    zone gone from the system) is left out and logged: its time conditions
+    take their closed branch."""
+    found: dict[str, Schedule] = {}
+    for row in rows:
+        try:
+            found[row.name] = Schedule.load(row.definition, row.overrides)
+        except ValueError as exc:
+            log.error("schedule %s of organisation %d is invalid, left out: %s", row.name,
+                      row.organisation_id, exc)
+    return found
