@@ -58,6 +58,11 @@ class SwitchboardWatch:
         self.directory.on_reload(self.changed)
         self._task = self._loop.create_task(self.run())
 
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
     def changed(self) -> None:
         """Schedules changed: look again now.  Callable from any thread (the admin
         API reloads the directory in its worker threads)."""

@@ -14,6 +14,7 @@ import uvicorn
 from admin_api.app import create_app
 from ivr.conference import ConferenceApp
 from ivr.mailbox_menu import MailboxMenuApp
+from ivr.schedule_watch import SwitchboardWatch
 from ivr.voicemail import VoicemailApp
 from pbx.config import Config
 from pbx.models import ConferenceRoom
@@ -45,6 +46,8 @@ async def run(config: Config) -> int:
     sip = SipServer(config, store)
     register_services(sip)
     await sip.start()
+    watch = SwitchboardWatch(sip.directory, sip.events.publish)  # opens/closes → events
+    watch.start()
     # Everything loaded so far lives as long as the process: keep the collector
     # from walking it again and again, and let it run less often under load
     # (tens of thousands of short-lived transactions at registration storms).
@@ -82,6 +85,7 @@ async def run(config: Config) -> int:
         server.should_exit = True
     await asyncio.gather(*http_tasks, return_exceptions=True)
     stop_wait.cancel()
+    await watch.stop()
     await sip.stop()
     store.close()
     return 0

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import soundfile
 
-from ivr.schedule_watch import SwitchboardWatch
 from media.engine import MediaEngine, MusicClass
 from media.ports import PortPool
 from media.prompts import PromptLibrary, build_prompts
@@ -176,7 +175,6 @@ class SipServer:
         self._calendar_task = asyncio.create_task(
             CalendarSync(self.store, self.directory.reload,
                          allow_private=general.calendar_private_hosts).run())
-        SwitchboardWatch(self.directory, self.events.publish).start()  # opens/closes → events
         if general.mqtt_url:
             self.mqtt = MqttPublisher(general.mqtt_url, self.events, self._slug_of)
             self.mqtt.start()
