@@ -29,7 +29,8 @@ from urllib.parse import unquote as url_unquote
 from media.engine import MixPort
 from media.g711 import TRANSCODE
 from media.relay import MediaRelay, RelayLeg
-from pbx.location import Flow, reach
+from pbx.location import reach
+from pbx.sip.flow import Flow
 from pbx.directory import Tenant
 from pbx.events import CallAnswered, CallEnded, CallRinging, CallStarted
 from pbx.models import Cdr, ConferenceRoom, Extension

@@ -29,7 +29,7 @@ from pbx.calendars import CalendarSync
 from pbx.config import Config
 from pbx.directory import Directory, Tenant
 from pbx.events import EventBus, MailboxChanged, Registered
-from pbx.location import Flow, LocationService
+from pbx.location import LocationService
 from pbx.models import Cdr, ConferenceRoom, Extension, Recording
 from pbx.mqtt import MqttPublisher
 from pbx.pike import AuthFailureGuard
@@ -37,6 +37,7 @@ from pbx.registrar import Registrar, RegistrarPolicy
 from pbx.router import Router
 from pbx.sip.auth import DigestAuthenticator
 from pbx.sip.errors import ParseError, SipError
+from pbx.sip.flow import Flow
 from pbx.sip.message import Request, Response, make_response, new_tag
 from pbx.sip.parser import parse_message
 from pbx.sip.transaction import (

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from pbx.directory import Tenant
 from pbx.events import CallAnswered, CallEnded, CallRinging, CallStarted, Event, MailboxChanged
-from pbx.location import Flow
+from pbx.sip.flow import Flow
 from pbx.models import Extension
 from pbx.sip.dialog import Dialog, DialogId, request_dialog_id
 from pbx.sip.errors import SipError

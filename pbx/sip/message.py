@@ -415,12 +415,6 @@ class Headers:
             self._items.insert(position, entry)
         self.cache.clear()
 
-    def prepend(self, name: str, value: str) -> None:
-        """Put a field before all others (a proxy's Via, §16.6 step 8)."""
-        name = canonical(name)
-        self._items.insert(0, (name.lower(), name, value))
-        self.cache.clear()
-
     def remove(self, name: str) -> None:
         key = canonical(name).lower()
         self._items = [item for item in self._items if item[0] != key]
