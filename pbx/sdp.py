@@ -13,6 +13,8 @@ import copy
 import ipaddress
 from dataclasses import dataclass, field, replace
 
+from pbx.sip.message import is_number
+
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 # (sends, receives) from the point of view of the side that wrote the description
 _FLOWS = {"sendrecv": (True, True), "sendonly": (True, False), "recvonly": (False, True),
@@ -285,13 +287,13 @@ def _media_line(value: str) -> MediaDescription:
         raise SdpError(f"Malformed m= line {value[:40]!r}")
     kind, port_text, proto, *formats = parts
     port_text = port_text.split("/")[0]  # <port>/<number of ports>
-    if not _is_number(port_text) or int(port_text) > 65535:
+    if not is_number(port_text) or int(port_text) > 65535:
         raise SdpError(f"Malformed media port {port_text[:20]!r} in m={kind}")
     port = int(port_text)
     if not formats and port:
         raise SdpError(f"No formats in m={kind} line")
     if "RTP/" in proto.upper():
-        bad = next((f for f in formats if not _is_number(f) or int(f) > 127), None)
+        bad = next((f for f in formats if not is_number(f) or int(f) > 127), None)
         if bad is not None:
             raise SdpError(f"Malformed payload type {bad[:20]!r} in m={kind}")
     return MediaDescription(kind, port, proto, formats)
@@ -305,9 +307,9 @@ def _media_attribute(
     if name == "rtpmap":
         pt, _, rest = value.strip().partition(" ")
         pieces = rest.strip().split("/")
-        if (not _is_number(pt) or int(pt) > 127 or len(pieces) not in (2, 3) or not pieces[0]
-                or not _is_number(pieces[1]) or int(pieces[1]) == 0
-                or (len(pieces) == 3 and not _is_number(pieces[2]))):
+        if (not is_number(pt) or int(pt) > 127 or len(pieces) not in (2, 3) or not pieces[0]
+                or not is_number(pieces[1]) or int(pieces[1]) == 0
+                or (len(pieces) == 3 and not is_number(pieces[2]))):
             raise SdpError(f"Malformed rtpmap {value[:40]!r}")
         encoding = _CANONICAL.get(pieces[0].lower(), pieces[0])
         channels = int(pieces[2]) if len(pieces) == 3 else 1
@@ -317,16 +319,16 @@ def _media_attribute(
         return True
     if name == "fmtp":
         pt, _, params = value.partition(" ")
-        if not _is_number(pt) or int(pt) not in _payload_types(media):
+        if not is_number(pt) or int(pt) not in _payload_types(media):
             return False
         fmtps[int(pt)] = params.strip()
         return True
-    if name == "ptime" and _is_number(value.strip()) and int(value) > 0:
+    if name == "ptime" and is_number(value.strip()) and int(value) > 0:
         media.ptime = int(value.strip())
         return True
     if name == "rtcp":
         parts = value.split()
-        if not parts or not _is_number(parts[0]) or int(parts[0]) > 65535:
+        if not parts or not is_number(parts[0]) or int(parts[0]) > 65535:
             raise SdpError(f"Malformed rtcp attribute {value[:40]!r}")
         media.rtcp_port = int(parts[0])
         if len(parts) > 1:
@@ -561,12 +563,7 @@ def _our_origin(address: str, session_id: int, version: int) -> Origin:
 
 
 def _payload_types(media: MediaDescription) -> set[int]:
-    return {int(f) for f in media.formats if _is_number(f)}
-
-
-def _is_number(text: str) -> bool:
-    """ASCII digits only: str.isdigit() also accepts "²", which int() refuses."""
-    return text.isascii() and text.isdigit()
+    return {int(f) for f in media.formats if is_number(f)}
 
 
 def _position(line: str, order: str) -> int:

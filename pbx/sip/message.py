@@ -94,6 +94,11 @@ def is_token(text: str) -> bool:
     return bool(_TOKEN.match(text))
 
 
+def is_number(text: str) -> bool:
+    """ASCII digits only (RFC 3261 §25.1 DIGIT): str.isdigit() also takes "²", which int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def split_outside_quotes(value: str, sep: str) -> list[str]:
     """Split on ``sep`` where it is not inside a quoted string or ``<...>``."""
     if sep not in value:
@@ -168,7 +173,7 @@ def _split_hostport(text: str) -> tuple[str, int | None]:
         host = host[1:-1]  # kept bare; _format_host brackets it again
     if not port_text:
         return host, None
-    if not port_text.isdigit() or int(port_text) > 65535:
+    if not is_number(port_text) or int(port_text) > 65535:
         raise ParseError(f"Bad Request - Malformed port {port_text!r}")
     return host, int(port_text)
 
@@ -346,7 +351,7 @@ class CSeq:
     @classmethod
     def parse(cls, text: str) -> CSeq:
         parts = text.split()
-        if len(parts) != 2 or not parts[0].isdigit() or not is_token(parts[1]):
+        if len(parts) != 2 or not is_number(parts[0]) or not is_token(parts[1]):
             raise ParseError("Bad Request - Malformed CSeq")
         number = int(parts[0])
         if number > MAX_CSEQ:
@@ -529,7 +534,7 @@ class Message:
             if "Max-Forwards" not in self.headers:
                 return None
             value = self._single("Max-Forwards")
-            if not value.isdigit() or int(value) > 255:
+            if not is_number(value) or int(value) > 255:
                 raise ParseError("Bad Request - Malformed Max-Forwards")
             return int(value)
 
@@ -541,7 +546,7 @@ class Message:
             if "Expires" not in self.headers:
                 return None
             value = self._single("Expires")
-            if not value.isdigit():
+            if not is_number(value):
                 raise ParseError("Bad Request - Malformed Expires")
             return min(int(value), MAX_DELTA)  # §20.19: treat huge values as the maximum
 
