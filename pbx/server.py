@@ -44,6 +44,7 @@ from pbx.sip.transaction import (
     AckReceived, RequestReceived, ResponseReceived, StrayResponse, TransactionLayer,
     TransactionTimeout,
 )
+from pbx.sip.validate import SUPPORTED, check_request
 from pbx.store import Store
 from pbx.subscriptions import ALLOW_EVENTS, Notifier
 from pbx.transport.stream import StreamTransport
@@ -58,7 +59,6 @@ KNOWN_METHODS = frozenset(
     "INVITE ACK CANCEL BYE OPTIONS REGISTER PRACK SUBSCRIBE NOTIFY PUBLISH INFO REFER "
     "MESSAGE UPDATE".split()
 )
-SUPPORTED_OPTIONS: frozenset[str] = frozenset({"path"})
 
 Handler = Callable[[Request, Flow, object], None]
 
@@ -282,6 +282,8 @@ class SipServer:
         except SipError as exc:
             log.info("%s from %s: %d %s", request.method, flow.host, exc.status, exc.reason)
             response = make_response(request, exc.status, exc.reason, to_tag=new_tag())
+            for name, value in exc.headers:
+                response.headers.add(name, value)
         except Exception:
             log.exception("error handling %s from %s", request.method, flow)
             response = make_response(request, 500, to_tag=new_tag())
@@ -433,22 +435,12 @@ class SipServer:
 
     def _validate(self, request: Request, flow: Flow) -> Response | None:
         """The checks every request passes before its handler (§8.2.1-§8.2.3, §16.3)."""
+        check_request(request)  # malformed headers 400, Require 420, Session-Expires 422
         if request.uri.scheme not in ("sip", "sips"):
             response = make_response(request, 416, to_tag=new_tag())
             return response
         if self._is_loop(request):
             return make_response(request, 482, to_tag=new_tag())
-        if request.method not in ("ACK", "CANCEL"):
-            unsupported = [
-                tag
-                for name in ("Require", "Proxy-Require")
-                for tag in request.headers.get_all(name)
-                if tag.strip().lower() not in SUPPORTED_OPTIONS
-            ]
-            if unsupported:
-                response = make_response(request, 420, to_tag=new_tag())
-                response.headers.add("Unsupported", ", ".join(t.strip() for t in unsupported))
-                return response
         if request.max_forwards == 0 and request.method not in ("REGISTER", "OPTIONS"):
             return make_response(request, 483, to_tag=new_tag())
         return None
@@ -502,7 +494,7 @@ class SipServer:
         response = make_response(request, 200, to_tag=new_tag())
         response.headers.add("Allow", self.allow_header())
         response.headers.add("Accept", "application/sdp")
-        response.headers.add("Supported", ", ".join(sorted(SUPPORTED_OPTIONS)))
+        response.headers.add("Supported", ", ".join(SUPPORTED))
         response.headers.add("Allow-Events", ALLOW_EVENTS)
         self.respond(response)
 

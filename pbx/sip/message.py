@@ -65,7 +65,7 @@ REASONS = {
     407: "Proxy Authentication Required", 408: "Request Timeout", 410: "Gone",
     413: "Request Entity Too Large", 414: "Request-URI Too Long",
     415: "Unsupported Media Type", 416: "Unsupported URI Scheme", 420: "Bad Extension",
-    421: "Extension Required", 423: "Interval Too Brief", 480: "Temporarily Unavailable",
+    421: "Extension Required", 422: "Session Interval Too Small", 423: "Interval Too Brief", 480: "Temporarily Unavailable",
     481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 483: "Too Many Hops",
     484: "Address Incomplete", 485: "Ambiguous", 486: "Busy Here", 487: "Request Terminated",
     488: "Not Acceptable Here", 489: "Bad Event", 491: "Request Pending",
@@ -362,6 +362,52 @@ class CSeq:
         return f"{self.number} {self.method}"
 
 
+@dataclass(frozen=True, slots=True)
+class Replaces:
+    """The dialog an INVITE takes over (RFC 3891 §6.1): its Call-ID and both tags.
+
+    ``to_tag`` and ``from_tag`` are as the sender of the Replaces sees them;
+    ``early_only``: replace the dialog only while it is still early.
+    """
+
+    call_id: str
+    to_tag: str
+    from_tag: str
+    early_only: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Replaces:
+        call_id, _, param_text = text.partition(";")
+        call_id = call_id.strip()
+        if not call_id or any(c.isspace() for c in call_id):
+            raise ParseError("Bad Request - Malformed Replaces")
+        params = parse_params(param_text)
+        to_tag, from_tag = params.get("to-tag"), params.get("from-tag")
+        if not to_tag or not from_tag or not is_token(to_tag) or not is_token(from_tag):
+            raise ParseError("Bad Request - Replaces needs to-tag and from-tag")
+        return cls(call_id, to_tag, from_tag, "early-only" in params)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionExpires:
+    """A session timer (RFC 4028 §4): the interval and who refreshes (None: not said)."""
+
+    seconds: int
+    refresher: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> SessionExpires:
+        value, _, param_text = text.partition(";")
+        value = value.strip()
+        if not is_number(value):
+            raise ParseError("Bad Request - Malformed Session-Expires")
+        params = parse_params(param_text)
+        refresher = params.get("refresher")
+        if "refresher" in params and (refresher or "").lower() not in ("uac", "uas"):
+            raise ParseError("Bad Request - Malformed Session-Expires refresher")
+        return cls(min(int(value), MAX_DELTA), refresher.lower() if refresher else None)
+
+
 class Headers:
     """An ordered multimap of header fields with case-insensitive names.
 
@@ -551,6 +597,31 @@ class Message:
             return min(int(value), MAX_DELTA)  # §20.19: treat huge values as the maximum
 
         return self._cached("expires", compute)
+
+    @property
+    def replaces(self) -> Replaces | None:
+        """The Replaces header (RFC 3891), if any; more than one is a ParseError (§3)."""
+        def compute() -> Replaces | None:
+            if "Replaces" not in self.headers:
+                return None
+            return Replaces.parse(self._single("Replaces"))
+
+        return self._cached("replaces", compute)
+
+    @property
+    def session_expires(self) -> SessionExpires | None:
+        """The Session-Expires header (RFC 4028 §4), if any."""
+        def compute() -> SessionExpires | None:
+            if "Session-Expires" not in self.headers:
+                return None
+            return SessionExpires.parse(self._single("Session-Expires"))
+
+        return self._cached("session_expires", compute)
+
+    @property
+    def refer_to(self) -> Address:
+        """The one Refer-To of a REFER (RFC 3515 §2.4.1): missing or repeated is a ParseError."""
+        return self._cached("refer_to", lambda: Address.parse(self._single("Refer-To")))
 
     @property
     def content_type(self) -> str | None:
