@@ -40,7 +40,7 @@ from pbx.router import (
     RingStep, ServiceDest, Unknown,
 )
 from pbx.sdp import (
-    Codec, SdpError, SessionDescription, hold_direction, make_answer, make_offer, negotiate,
+    Codec, SdpError, SessionDescription, choose_audio, hold_direction, make_answer, make_offer,
 )
 from pbx.sip.dialog import Dialog, DialogId, request_dialog_id
 from pbx.sip.errors import ParseError, SipError
@@ -177,6 +177,10 @@ class B2BUA:
     def _contact(self, flow: Flow) -> str:
         return self.server.contact(flow)
 
+    def _warning(self, error: SdpError) -> tuple[str, str]:
+        """What was wrong with a phone's SDP, for its 400/488 (RFC 3261 §20.43)."""
+        return ("Warning", error.warning(self._address()))
+
     def _respond(
         self, request: Request, status: int, reason: str | None = None, *,
         leg: Leg | None = None, sdp: SessionDescription | None = None,
@@ -214,12 +218,10 @@ class B2BUA:
                 return
             try:
                 offer = SessionDescription.parse(request.body)
-                if offer.audio is None:
-                    raise SdpError("no audio stream", 488)
-                negotiate(offer.audio.codecs, [c.name for c in self.codecs])
+                choose_audio(offer, [c.name for c in self.codecs])
             except SdpError as exc:
                 # refused before anything rings: nothing we could answer with
-                self._respond(request, exc.status, exc.reason)
+                self._respond(request, exc.status, exc.reason, headers=[self._warning(exc)])
                 return
         call = Call(id=new_call_id(), tenant=tenant, dialled=request.uri.user or "")
         call.caller_name, number = parse_callerid(caller.display_name, caller.number)
@@ -689,7 +691,7 @@ class B2BUA:
     ) -> None:
         """Point the leg's relay port at the phone, with the codec both sides agreed on."""
         media = leg.media
-        audio = remote.audio
+        audio = remote.audio if local is None else remote.paired(local)
         if media is None or audio is None:
             return
         agreed = local.audio.codecs if local is not None and local.audio else audio.codecs
@@ -699,7 +701,7 @@ class B2BUA:
         remote_pts = {c.name: c.payload_type for c in audio.codecs}
         dtmf = remote_pts.get("telephone-event")
         host = audio.connection or remote.connection or leg.flow.host
-        held = hold_direction(remote) in ("sendonly", "inactive")
+        held = hold_direction(remote, audio) in ("sendonly", "inactive")
         media.set_remote(
             host, audio.port, payload_type=remote_pts.get(voice.name, voice.payload_type),
             codec=voice.name, dtmf_pt=dtmf,
@@ -808,7 +810,7 @@ class B2BUA:
         try:
             offer = SessionDescription.parse(request.body)
         except SdpError as exc:
-            self._respond(request, exc.status, exc.reason)
+            self._respond(request, exc.status, exc.reason, headers=[self._warning(exc)])
             return
         assert leg.media is not None
         leg.sdp_version += 1
@@ -819,7 +821,7 @@ class B2BUA:
                 version=leg.sdp_version,
             )
         except SdpError as exc:
-            self._respond(request, exc.status, exc.reason)
+            self._respond(request, exc.status, exc.reason, headers=[self._warning(exc)])
             return
         leg.offer, leg.local_sdp = offer, answer
         was_held = leg.held
@@ -1126,7 +1128,7 @@ class B2BUA:
                 supported=[c.name for c in self.codecs], session_id=next(_session_ids), version=1,
             )
         except SdpError as exc:
-            self._fail(call, exc.status, exc.reason)
+            self._fail(call, exc.status, exc.reason, headers=[self._warning(exc)])
             return False
         a.local_sdp = sdp
         self._apply_remote(a, a.offer, sdp)
@@ -1398,14 +1400,17 @@ class B2BUA:
         tx = self.server.send_request(bye, leg.dialog.dest)
         self.client_legs[id(tx)] = leg
 
-    def _fail(self, call: Call, status: int, reason: str | None = None) -> None:
+    def _fail(
+        self, call: Call, status: int, reason: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
         """No one will answer: give the caller the final answer."""
         if call.on_fail is not None:
             call.on_fail(status)
         a = call.a
         if a is not None and a.state != "answered" and not call.ended:
             self._ensure_caller_dialog(call)
-            self._respond(a.invite, status, reason, leg=a)
+            self._respond(a.invite, status, reason, leg=a, headers=headers)
         disposition = {486: "busy", 600: "busy", 480: "noanswer", 408: "noanswer", 603: "declined"}
         self._end(call, disposition.get(status, "failed"), status, hangup_by="pbx")
 
