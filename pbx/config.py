@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "telephone-event")
 VOICEMAIL_NUMBER = "133"  # the voicemail menu: what the phones' message key dials
+WILDCARDS = ("0.0.0.0", "::")  # a bind on every address: which one phones use is not said
 _EXTENSION_RE = re.compile(r"^[0-9A-Za-z_.+-]{1,40}$")
 
 

@@ -26,7 +26,7 @@ from media.relay import MediaRelay
 from pbx.authn import RequestAuthenticator
 from pbx.b2bua import B2BUA
 from pbx.calendars import CalendarSync
-from pbx.config import Config
+from pbx.config import WILDCARDS, Config, ConfigError
 from pbx.directory import Directory, Tenant
 from pbx.events import EventBus, MailboxChanged, Registered
 from pbx.location import LocationService
@@ -61,6 +61,18 @@ KNOWN_METHODS = frozenset(
 )
 
 Handler = Callable[[Request, Flow, object], None]
+
+
+def own_address(config: Config) -> str:
+    """The host's address by its name, for a PBX bound to a wildcard address: a
+    blocking resolver call, made once at start (ConfigError if the name does not resolve)."""
+    name = socket.gethostname()
+    try:
+        return socket.gethostbyname(name)
+    except OSError as exc:
+        raise ConfigError(config.path, "general", "external_address", f"needed: bound to "
+                          f"{config.general.bind} and host name {name!r} does not resolve "
+                          f"({exc})") from None
 
 
 def load_secret(path: Path) -> bytes:
@@ -121,12 +133,17 @@ class SipServer:
         self._flush_task: asyncio.Task[None] | None = None
         self._calendar_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._media_address = general.external_address or general.bind  # a wildcard: see start()
 
     # ---------------------------------------------------------------- life cycle
 
     async def start(self) -> None:
         general = self.config.general
         self._loop = asyncio.get_running_loop()
+        if self._media_address in WILDCARDS:
+            self._media_address = await asyncio.to_thread(own_address, self.config)
+            log.info("bound to %s: phones are told %s (set external_address to change it)",
+                     general.bind, self._media_address)
         self.location.load(await asyncio.to_thread(self.store.load_bindings, time.time()))
         log.info("restored %d registrations", len(self.location))
         if "udp" in general.transports:
@@ -359,13 +376,9 @@ class SipServer:
         return f"<sip:pbx@{self.sent_by(flow.transport)};transport={flow.transport.lower()}>"
 
     def media_address(self) -> str:
-        """The address phones reach us at (SDP c=, Contact, Via)."""
-        general = self.config.general
-        if general.external_address:
-            return general.external_address
-        if general.bind in ("0.0.0.0", "::"):
-            return socket.gethostbyname(socket.gethostname())
-        return general.bind
+        """The address phones reach us at (SDP c=, Contact, Via): ``external_address``,
+        else the bound one, else (bound to a wildcard) the host's, found once at start."""
+        return self._media_address
 
     def conference(self, tenant: Tenant, number: str) -> ConferenceRoom | None:
         """A tenant's conference room, or an extension's personal room (prefix + number)."""
