@@ -30,7 +30,6 @@ from media.engine import MixPort
 from media.g711 import TRANSCODE
 from media.relay import MediaRelay, RelayLeg
 from pbx.location import reach
-from pbx.sip.flow import Flow
 from pbx.directory import Tenant
 from pbx.events import CallAnswered, CallEnded, CallRinging, CallStarted
 from pbx.models import Cdr, ConferenceRoom, Extension
@@ -44,6 +43,7 @@ from pbx.sdp import (
 )
 from pbx.sip.dialog import Dialog, DialogId, request_dialog_id
 from pbx.sip.errors import ParseError, SipError
+from pbx.sip.flow import Flow
 from pbx.sip.message import (
     URI, Address, Headers, Request, Response, make_response, new_branch, new_call_id, new_tag,
 )
