@@ -15,6 +15,7 @@ from pbx.sip.flow import Flow
 from pbx.sip.message import Replaces, Request, SessionExpires, make_response
 from pbx.sip.parser import parse_message
 from pbx.sip.validate import SUPPORTED, check_request
+from tests.unit.rfc4475 import VECTORS
 
 HEAD = (
     "{method} sip:1002@pbx.test SIP/2.0\r\n"
@@ -204,3 +205,23 @@ def test_the_error_becomes_the_phones_answer() -> None:
         check_request(invite)
     response = make_response(invite, caught.value.status, caught.value.reason, to_tag="x")
     assert bytes(response).startswith(b"SIP/2.0 400 Bad Request - Malformed Contact\r\n")
+
+
+def test_rfc4475_requests_at_the_door() -> None:
+    """The torture requests the parser takes pass the door, but for the one whose
+    Contact is an addr-spec with headers (regbadct), and the one asking for
+    extensions nobody supports (bext01)."""
+    refused = {}
+    for name, (data, _) in sorted(VECTORS.items()):
+        try:
+            message = parse_message(data)
+        except ParseError:
+            continue
+        if not isinstance(message, Request):
+            continue
+        try:
+            check_request(message)
+        except SipError as exc:
+            refused[name] = (exc.status, exc.reason)
+    assert refused == {"regbadct": (400, "Bad Request - Malformed Contact"),
+                       "bext01": (420, "Bad Extension")}
