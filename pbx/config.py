@@ -26,6 +26,7 @@ from ivr.schedule import DAYS, Definition
 
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "telephone-event")
 VOICEMAIL_NUMBER = "133"  # the voicemail menu: what the phones' message key dials
+WILDCARDS = ("0.0.0.0", "::")  # a bind on every address: which one phones use is not said
 _EXTENSION_RE = re.compile(r"^[0-9A-Za-z_.+-]{1,40}$")
 # where a call can be sent: a number of the organisation, or a mailbox (voicemail:1001)
 DIAL_TARGET = r"^(voicemail:)?[0-9A-Za-z_.+*-]{1,40}$"

@@ -29,10 +29,10 @@ from pbx.calls.b2bua import B2BUA, CallSettings
 from pbx.calls.media_paths import MediaPaths, RecordingSettings
 from pbx.calls.ports import LoopClock
 from pbx.calls.records import CdrWriter
-from pbx.config import Config
+from pbx.config import WILDCARDS, Config, ConfigError
 from pbx.directory import Directory, Tenant
 from pbx.events import EventBus, MailboxChanged, Registered
-from pbx.location import Flow, LocationService
+from pbx.location import LocationService
 from pbx.models import ConferenceRoom, Extension, Recording
 from pbx.mqtt import MqttPublisher
 from pbx.pike import AuthFailureGuard
@@ -40,12 +40,14 @@ from pbx.registrar import Registrar, RegistrarPolicy
 from pbx.router import Router
 from pbx.sip.auth import DigestAuthenticator
 from pbx.sip.errors import ParseError, SipError
+from pbx.sip.flow import Flow
 from pbx.sip.message import Request, Response, make_response, new_tag
 from pbx.sip.parser import parse_message
 from pbx.sip.transaction import (
     AckReceived, RequestReceived, ResponseReceived, StrayResponse, TransactionLayer,
     TransactionTimeout,
 )
+from pbx.sip.validate import SUPPORTED, check_request
 from pbx.store import Store
 from pbx.tasks import Tasks
 from pbx.subscriptions import ALLOW_EVENTS, Notifier
@@ -61,9 +63,20 @@ KNOWN_METHODS = frozenset(
     "INVITE ACK CANCEL BYE OPTIONS REGISTER PRACK SUBSCRIBE NOTIFY PUBLISH INFO REFER "
     "MESSAGE UPDATE".split()
 )
-SUPPORTED_OPTIONS: frozenset[str] = frozenset({"path"})
 
 Handler = Callable[[Request, Flow, object], None]
+
+
+def own_address(config: Config) -> str:
+    """The host's address by its name, for a PBX bound to a wildcard address: a
+    blocking resolver call, made once at start (ConfigError if the name does not resolve)."""
+    name = socket.gethostname()
+    try:
+        return socket.gethostbyname(name)
+    except OSError as exc:
+        raise ConfigError(config.path, "general", "external_address", f"needed: bound to "
+                          f"{config.general.bind} and host name {name!r} does not resolve "
+                          f"({exc})") from None
 
 
 def load_secret(path: Path) -> bytes:
@@ -138,12 +151,17 @@ class SipServer:
         self._flush_task: asyncio.Task[None] | None = None
         self._calendar_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._media_address = general.external_address or general.bind  # a wildcard: see start()
 
     # ---------------------------------------------------------------- life cycle
 
     async def start(self) -> None:
         general = self.config.general
         self._loop = asyncio.get_running_loop()
+        if self._media_address in WILDCARDS:
+            self._media_address = await asyncio.to_thread(own_address, self.config)
+            log.info("bound to %s: phones are told %s (set external_address to change it)",
+                     general.bind, self._media_address)
         self.location.load(await asyncio.to_thread(self.store.load_bindings, time.time()))
         log.info("restored %d registrations", len(self.location))
         if "udp" in general.transports:
@@ -289,6 +307,8 @@ class SipServer:
         except SipError as exc:
             log.info("%s from %s: %d %s", request.method, flow.host, exc.status, exc.reason)
             response = make_response(request, exc.status, exc.reason, to_tag=new_tag())
+            for name, value in exc.headers:
+                response.headers.add(name, value)
         except Exception:
             log.exception("error handling %s from %s", request.method, flow)
             response = make_response(request, 500, to_tag=new_tag())
@@ -364,13 +384,9 @@ class SipServer:
         return f"<sip:pbx@{self.sent_by(flow.transport)};transport={flow.transport.lower()}>"
 
     def media_address(self) -> str:
-        """The address phones reach us at (SDP c=, Contact, Via)."""
-        general = self.config.general
-        if general.external_address:
-            return general.external_address
-        if general.bind in ("0.0.0.0", "::"):
-            return socket.gethostbyname(socket.gethostname())
-        return general.bind
+        """The address phones reach us at (SDP c=, Contact, Via): ``external_address``,
+        else the bound one, else (bound to a wildcard) the host's, found once at start."""
+        return self._media_address
 
     def conference(self, tenant: Tenant, number: str) -> ConferenceRoom | None:
         """A tenant's conference room, or an extension's personal room (prefix + number)."""
@@ -429,22 +445,12 @@ class SipServer:
 
     def _validate(self, request: Request, flow: Flow) -> Response | None:
         """The checks every request passes before its handler (§8.2.1-§8.2.3, §16.3)."""
+        check_request(request)  # malformed headers 400, Require 420, Session-Expires 422
         if request.uri.scheme not in ("sip", "sips"):
             response = make_response(request, 416, to_tag=new_tag())
             return response
         if self._is_loop(request):
             return make_response(request, 482, to_tag=new_tag())
-        if request.method not in ("ACK", "CANCEL"):
-            unsupported = [
-                tag
-                for name in ("Require", "Proxy-Require")
-                for tag in request.headers.get_all(name)
-                if tag.strip().lower() not in SUPPORTED_OPTIONS
-            ]
-            if unsupported:
-                response = make_response(request, 420, to_tag=new_tag())
-                response.headers.add("Unsupported", ", ".join(t.strip() for t in unsupported))
-                return response
         if request.max_forwards == 0 and request.method not in ("REGISTER", "OPTIONS"):
             return make_response(request, 483, to_tag=new_tag())
         return None
@@ -498,7 +504,7 @@ class SipServer:
         response = make_response(request, 200, to_tag=new_tag())
         response.headers.add("Allow", self.allow_header())
         response.headers.add("Accept", "application/sdp")
-        response.headers.add("Supported", ", ".join(sorted(SUPPORTED_OPTIONS)))
+        response.headers.add("Supported", ", ".join(SUPPORTED))
         response.headers.add("Allow-Events", ALLOW_EVENTS)
         self.respond(response)
 

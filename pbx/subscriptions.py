@@ -37,7 +37,7 @@ from pbx.directory import Directory, Tenant
 from pbx.events import (
     CallAnswered, CallEnded, CallRinging, CallStarted, Event, EventBus, MailboxChanged,
 )
-from pbx.location import Flow
+from pbx.sip.flow import Flow
 from pbx.models import Extension
 from pbx.sip.dialog import Dialog, DialogId, request_dialog_id
 from pbx.sip.errors import SipError

@@ -26,7 +26,8 @@ from pbx.calls.media_paths import MediaPaths, RecordingSettings
 from pbx.config import Config, ConferenceConfig, ExtensionConfig, General, RingGroupConfig
 from pbx.directory import Directory, Tenant
 from pbx.events import Event, EventBus
-from pbx.location import Binding, Flow, LocationService
+from pbx.location import Binding, LocationService
+from pbx.sip.flow import Flow
 from pbx.models import ConferenceRoom, Extension
 from pbx.router import Destination, Router, ServiceDest
 from pbx.sip.message import Request, Response, make_response

@@ -24,7 +24,8 @@ from media.engine import MediaEngine
 from media.prompts import PromptLibrary
 from pbx.directory import Directory, Tenant
 from pbx.events import CallAnswered, CallEnded, CallStarted, EventBus
-from pbx.location import Flow, LocationService
+from pbx.location import LocationService
+from pbx.sip.flow import Flow
 from pbx.models import Extension
 from pbx.profiles import VOICEMAIL, caller_id
 from pbx.router import (
@@ -199,7 +200,7 @@ class B2BUA:
                 offer = SessionDescription.parse(request.body)
                 self.sdp.check(offer)
             except SdpError as exc:  # refused before anything rings
-                self.legs.respond(request, exc.status, exc.reason)
+                self.legs.refuse_sdp(request, exc)
                 return
         call = Call(id=new_call_id(), tenant=tenant, dialled=request.uri.user or "",
                     started_at=self.clock.now())
@@ -380,7 +381,7 @@ class B2BUA:
         try:
             sdp = self.sdp.answer(leg, prefer=prefer.offer if prefer is not None else None)
         except SdpError as exc:
-            self.legs.reject(leg, exc.status, exc.reason)
+            self.legs.reject(leg, exc.status, exc.reason, headers=self.legs.warning(exc))
             return False
         self.legs.answer(leg, sdp)
         return True
@@ -505,7 +506,7 @@ class B2BUA:
             offer = SessionDescription.parse(request.body)
             answer = self.sdp.answer_offer(leg, offer)
         except SdpError as exc:
-            self.legs.respond(request, exc.status, exc.reason)
+            self.legs.refuse_sdp(request, exc)
             return
         if leg.held != was_held:
             self.media.hold_changed(leg)

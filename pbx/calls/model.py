@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 from media.engine import MixPort
 from media.relay import RelayLeg
 from pbx.directory import Tenant
-from pbx.location import Flow
+from pbx.sip.flow import Flow
 from pbx.router import RingStep
 from pbx.sdp import SessionDescription, SessionVersion
 from pbx.sip.dialog import Dialog

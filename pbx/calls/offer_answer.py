@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from media.relay import RelayLeg
 from pbx.sdp import (
-    Codec, SdpError, SessionDescription, hold_direction, make_answer, make_offer,
+    Codec, SdpError, SessionDescription, choose_audio, hold_direction, make_answer, make_offer,
 )
 
 from pbx.calls.model import Leg
@@ -47,10 +47,7 @@ class OfferAnswer:
 
     def check(self, offer: SessionDescription) -> None:
         """Refuse an offer we could never answer (SdpError: 488) before anything rings."""
-        if offer.audio is None:
-            raise SdpError("no audio stream", 488)
-        make_answer(offer, address="0.0.0.0", port=9, supported=self.names,
-                    session_id=0, version=0)
+        choose_audio(offer, self.names)
 
     def fork_offer(self, port: int, caller: SessionDescription | None) -> SessionDescription:
         """The SDP of an INVITE we send: our relay port, the caller's codecs first."""
@@ -109,7 +106,7 @@ class OfferAnswer:
                      local: SessionDescription | None = None) -> None:
         """Point the leg's relay port at the phone, with the codec both sides agreed on."""
         media = leg.media
-        audio = remote.audio
+        audio = remote.audio if local is None else remote.paired(local)
         if media is None or audio is None:
             return
         agreed = local.audio.codecs if local is not None and local.audio else audio.codecs
@@ -120,7 +117,7 @@ class OfferAnswer:
         host = audio.connection or remote.connection or leg.flow.host
         media.set_remote(host, audio.port, payload_type=remote_pts.get(voice.name, voice.payload_type),
                          codec=voice.name, dtmf_pt=remote_pts.get("telephone-event"))
-        leg.held = hold_direction(remote) in ("sendonly", "inactive")
+        leg.held = hold_direction(remote, audio) in ("sendonly", "inactive")
         media.hold(leg.held)
         self.renegotiated(media)
 

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from media.relay import RelayLeg
 from pbx.directory import Tenant
-from pbx.location import Flow
+from pbx.sip.flow import Flow
 from pbx.models import ConferenceRoom, Extension
 from pbx.sip.message import Request, Response
 

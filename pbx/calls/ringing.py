@@ -12,7 +12,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pbx.events import CallRinging, EventBus
-from pbx.location import Flow, LocationService, reach
+from pbx.location import LocationService, reach
+from pbx.sip.flow import Flow
 from pbx.sdp import SdpError, SessionDescription
 from pbx.sip.message import URI, Headers, Request, Response, new_branch, new_call_id, new_tag
 

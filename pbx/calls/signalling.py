@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from pbx.sdp import SessionDescription
+from pbx.sdp import SdpError, SessionDescription
 from pbx.sip.dialog import Dialog, DialogId, request_dialog_id
 from pbx.sip.errors import SipError
 from pbx.sip.message import Address, Headers, Request, Response, make_response, new_tag
@@ -64,6 +64,14 @@ class LegSignalling:
             response.body = bytes(sdp)
         self.sip.respond(response)
         return response
+
+    def warning(self, error: SdpError) -> list[tuple[str, str]]:
+        """What was wrong with a phone's SDP, for its 400/488 (RFC 3261 §20.43)."""
+        return [("Warning", error.warning(self.sip.media_address()))]
+
+    def refuse_sdp(self, request: Request, error: SdpError) -> None:
+        """Answer a request whose SDP we cannot take: 400 or 488 with a Warning."""
+        self.respond(request, error.status, error.reason, headers=self.warning(error))
 
     def ensure_dialog(self, leg: Leg) -> Dialog:
         """The dialog of a phone's INVITE, made on the first answer with a To

@@ -15,12 +15,16 @@ if TYPE_CHECKING:
 
 
 class SipError(Exception):
-    """A request cannot be served; answer with ``status`` and ``reason``."""
+    """A request cannot be served; answer with ``status``, ``reason`` and ``headers``
+    (those the status calls for: ``Unsupported`` with a 420, ``Min-SE`` with a 422)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(
+        self, status: int, reason: str, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         super().__init__(f"{status} {reason}")
         self.status = status
         self.reason = reason
+        self.headers = headers
 
 
 class ParseError(SipError):

@@ -10,7 +10,7 @@ import pytest
 
 from pbx.calls.model import Call, Leg, LegState, Ring
 from pbx.directory import Tenant
-from pbx.location import Flow
+from pbx.sip.flow import Flow
 from pbx.models import Extension
 from pbx.sip.dialog import Dialog
 from pbx.sip.errors import SipError
