@@ -253,9 +253,9 @@ class SipServer:
 
     def _reject_unparsable(self, exc: ParseError, flow: Flow) -> None:
         """400 (or 505) where a response can be built, else drop (RFC 3261 §16.3)."""
-        request = getattr(exc, "request", None)
+        request = exc.request
         log.info("bad message from %s:%d (%s)", flow.host, flow.port, exc.reason)
-        if request is None or request.method == "ACK":
+        if not isinstance(request, Request) or request.method == "ACK":
             return
         self._send_direct(make_response(request, exc.status, exc.reason, to_tag=new_tag()), flow)
 

@@ -8,11 +8,6 @@ so whoever catches it can answer without knowing what went wrong.  A
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from pbx.sip.message import Request
-
 
 class SipError(Exception):
     """A request cannot be served; answer with ``status``, ``reason`` and ``headers``
@@ -28,10 +23,13 @@ class SipError(Exception):
 
 
 class ParseError(SipError):
-    """Bytes that are not a valid SIP message (RFC 3261 §25; 505 for a bad version)."""
+    """Bytes that are not a valid SIP message (RFC 3261 §25; 505 for a bad version).
+
+    ``request`` is the :class:`~pbx.sip.message.Request` salvaged by the parser
+    (typed loosely: this module sits below the message model)."""
 
     def __init__(
-        self, reason: str = "Bad Request", *, status: int = 400, request: Request | None = None
+        self, reason: str = "Bad Request", *, status: int = 400, request: object | None = None
     ) -> None:
         super().__init__(status, reason)
         self.request = request
