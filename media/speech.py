@@ -1,8 +1,16 @@
 """Text to speech with espeak-ng: the system prompts, IVR greetings typed as
-text and default voicemail greetings are all spoken through this one door."""
+text and default voicemail greetings are all spoken through this one door.
+
+Renders are kept in a cache shared by every PBX on the machine
+(``$PBX_SPEECH_CACHE``, else ``$XDG_CACHE_HOME/pbx/speech``, else
+``~/.cache/pbx/speech``), keyed by the voice, speed and text: a node's first
+start renders its prompts once, later starts and other nodes copy them.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,13 +22,36 @@ class SpeechError(RuntimeError):
     """espeak-ng is missing or failed; the message says which."""
 
 
+def cache_dir() -> Path:
+    configured = os.environ.get("PBX_SPEECH_CACHE")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pbx" / "speech"
+
+
 def speak(text: str, language: str, path: Path) -> Path:
     """Render ``text`` in ``language`` (an espeak-ng voice: en, sv, da, nb, fi, de)
     to the WAV file ``path`` (22.05 kHz; the prompt library resamples it)."""
+    key = hashlib.sha256(f"{language}\0{SPEED}\0{text}".encode()).hexdigest()
+    cached = cache_dir() / language / f"{key}.wav"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cached.exists():
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:  # no cache here (a read-only home): render straight to the file
+            return _render(text, language, path)
+        partial = cached.with_name(f"{key}.{os.getpid()}.partial.wav")
+        _render(text, language, partial)
+        partial.replace(cached)  # atomic: a concurrent reader sees all of it or nothing
+    shutil.copyfile(cached, path)
+    return path
+
+
+def _render(text: str, language: str, path: Path) -> Path:
     espeak = shutil.which("espeak-ng")
     if espeak is None:
         raise SpeechError("espeak-ng is not installed")
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         subprocess.run([espeak, "-v", language, "-s", str(SPEED), "-w", str(path), text],
                        check=True, capture_output=True, timeout=30)

@@ -180,6 +180,7 @@ class ExtensionConfig(BaseModel):
     ring_timeout: int = Field(30, ge=5, le=600)
     record: bool = False
     record_on_demand: bool = False
+    voicemail: bool = True  # calls it cannot take (unregistered, no answer, busy) leave a message
 
     @field_validator("number")
     @classmethod

@@ -54,6 +54,9 @@ class Extension(SQLModel, table=True):
     ring_timeout: int = Field(default=30, ge=5, le=600)
     record: bool = False  # record this extension's calls, both directions
     record_on_demand: bool = False  # *1 during a call starts/stops recording
+    # calls it cannot take (no device, no answer, busy, DND) go to its mailbox unless a
+    # forward says otherwise (FreePBX and Telavox do so by default)
+    voicemail: bool = True
     caller_id_number: str = Field(default="", max_length=40)  # a Number shown outward
     # presence profiles (pbx.profiles): the one chosen by hand, until when
     profile_id: int | None = Field(default=None, foreign_key="profile.id")

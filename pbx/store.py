@@ -142,6 +142,7 @@ class Store:
                         ring_timeout=ext.ring_timeout,
                         record=ext.record,
                         record_on_demand=ext.record_on_demand,
+                        voicemail=ext.voicemail,
                     )
                 )
                 log.info("seeded extension %s", ext.number)

@@ -293,15 +293,19 @@ class B2BUA:
             else:
                 self.fail(call, 486, f"Busy Here - Profile {admission.profile}")
             return
+        # what it cannot take goes to its mailbox unless a forward says otherwise (a
+        # service's dial, e.g. to a queue agent, is never diverted to voicemail)
+        mailbox = VOICEMAIL if ext.voicemail and call.dialling is None else ""
+        busy, noanswer = ext.forward_busy or mailbox, ext.forward_noanswer or mailbox
         if ext.dnd:
             call.path.append(f"dnd:{ext.number}")
-            if ext.forward_busy:
-                self._divert(call, ext.number, ext.forward_busy, "user-busy")
+            if busy:
+                self._divert(call, ext.number, busy, "user-busy")
             else:
                 self.fail(call, 486, "Busy Here - Do not disturb")
             return
         self._ring(call, [RingStep((ext.number,), float(ext.ring_timeout))], rung=ext.number,
-                   busy=ext.forward_busy, noanswer=ext.forward_noanswer)
+                   busy=busy, noanswer=noanswer)
 
     def _ring(self, call: Call, steps: list[RingStep], *, rung: str, group: str | None = None,
               busy: str = "", noanswer: str = "") -> None:
@@ -319,7 +323,8 @@ class B2BUA:
         if status in (486, 600) and ring.busy_target:
             self._divert(call, ring.rung, ring.busy_target, "user-busy")
         elif status in (408, 480) and ring.noanswer_target:
-            self._divert(call, ring.rung, ring.noanswer_target, "no-answer")
+            reason = "no-answer" if ring.rang else "unavailable"  # no device registered
+            self._divert(call, ring.rung, ring.noanswer_target, reason)
         else:
             self.fail(call, status, reason)
 

@@ -24,6 +24,7 @@ PHONES = {n: f"pw-{n}-secret" for n in ("1001", "1003")}
 SECTIONS = """
 [1002]
 secret = pw-1002-secret
+voicemail = no
 record = yes
 """
 

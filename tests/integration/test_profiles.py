@@ -516,3 +516,30 @@ def test_sipp_calls_follow_the_profile_switch(pbx: Pbx, tmp_path: Path) -> None:
         result = run_sipp("call_uac.xml", pbx, call, tmp=tmp_path, extra=["-d", "1000"])
         assert result.returncode == 0 and result.successful == 1, result.output[-2000:]
         assert phone.wait(15) == 0  # this time the phone answered, talked and got the BYE
+
+
+def test_calls_an_extension_cannot_take_leave_a_message_by_default(pbx: Pbx) -> None:
+    """With ``voicemail`` on (the product's default; this module's phones have it off),
+    a call to an extension with no device registered, and one it refuses as busy,
+    both reach its mailbox, as FreePBX and Telavox do."""
+    headers = admin(pbx)
+    assert httpx.patch(f"{pbx.api}/extensions/1002", headers=headers,
+                       json={"voicemail": True}).status_code == 200
+    try:
+        leave_message(pbx, "1001", "1002", seconds=1.5, frequency=600.0)  # nobody registered
+        with phone(pbx, "1002") as busy:
+            worker, seen = ring_and_refuse(busy, 486)
+            leave_message(pbx, "1001", "1002", seconds=1.5, frequency=800.0)
+            worker.join()
+            assert seen, "the phone rang first"
+    finally:
+        httpx.patch(f"{pbx.api}/extensions/1002", headers=headers, json={"voicemail": False})
+    mine = user_of(pbx, "1002")
+    found = messages(pbx, mine, 2)
+    assert [(m["mailbox"], m["caller"]) for m in found] == [("1002", "1001")] * 2
+    calls = httpx.get(f"{pbx.api}/cdrs", headers=headers, params={"limit": 5}).json()["items"]
+    paths = [" ".join(c["path"]) for c in calls if c["callee"] == "1002"]
+    assert any("unavailable:voicemail" in p for p in paths)
+    assert any("user-busy:voicemail" in p for p in paths)
+    for message in found:
+        assert httpx.delete(f"{pbx.api}/voicemail/{message['id']}", headers=mine).status_code == 204
