@@ -18,6 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ivr.check import Targets, parse, problems
+from ivr.tree import IvrTree, YamlError, read_yaml
+
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "telephone-event")
 VOICEMAIL_NUMBER = "133"  # the voicemail menu: what the phones' message key dials
 _EXTENSION_RE = re.compile(r"^[0-9A-Za-z_.+-]{1,40}$")
@@ -219,6 +222,17 @@ class RingGroupConfig(BaseModel):
         return value
 
 
+class IvrConfig(BaseModel):
+    """A ``[500]`` section with ``type = ivr``: an IVR on that number, its tree a
+    YAML file (``tree = ivr-demo.yaml``, relative to the config file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: str
+    type: str = "ivr"
+    tree: str = Field(min_length=1)
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole validated configuration."""
@@ -228,6 +242,7 @@ class Config:
     ring_groups: tuple[RingGroupConfig, ...] = ()
     conferences: tuple[ConferenceConfig, ...] = ()
     numbers: tuple[NumberConfig, ...] = ()
+    ivrs: tuple[IvrTree, ...] = ()
     path: str = "<defaults>"
 
     @property
@@ -284,6 +299,7 @@ def load_config(path: str | Path | None) -> Config:
     ring_groups: list[RingGroupConfig] = []
     conferences: list[ConferenceConfig] = []
     numbers: list[NumberConfig] = []
+    ivr_sections: list[IvrConfig] = []
     for section in parser.sections():
         if section == "general":
             continue
@@ -296,19 +312,53 @@ def load_config(path: str | Path | None) -> Config:
                 conferences.append(ConferenceConfig.model_validate(values))
             elif kind == "number":
                 numbers.append(NumberConfig.model_validate(values))
+            elif kind == "ivr":
+                ivr_sections.append(IvrConfig.model_validate(values))
             elif kind == "extension":
                 values.pop("type", None)
                 extensions.append(ExtensionConfig.model_validate(values))
             else:
-                raise ConfigError(
-                    path_str, section, "type", "must be extension, ringgroup, conference or number"
-                )
+                raise ConfigError(path_str, section, "type",
+                                  "must be extension, ringgroup, conference, number or ivr")
         except ValidationError as exc:
             raise _config_error(path_str, section, exc) from None
+    targets = Targets(
+        extensions=frozenset(e.number for e in extensions),
+        ring_groups=frozenset(g.number for g in ring_groups),
+        rooms=frozenset(r.number for r in conferences),
+        mailboxes=frozenset(e.mailbox or e.number for e in extensions),
+    )
     return Config(
         general=general, extensions=tuple(extensions), ring_groups=tuple(ring_groups),
-        conferences=tuple(conferences), numbers=tuple(numbers), path=path_str,
+        conferences=tuple(conferences), numbers=tuple(numbers),
+        ivrs=tuple(_ivr_tree(Path(path_str), section, targets) for section in ivr_sections),
+        path=path_str,
     )
+
+
+def _ivr_tree(config: Path, section: IvrConfig, targets: Targets) -> IvrTree:
+    """The section's YAML tree, read and checked against the file's own dial plan."""
+    path = config.parent / section.tree
+
+    def error(message: str) -> ConfigError:
+        return ConfigError(str(config), section.number, "tree", f"{path}: {message}")
+
+    try:
+        tree, found = parse(read_yaml(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise error("not UTF-8 text") from None
+    except YamlError as exc:
+        raise error(str(exc)) from None
+    if tree is not None:
+        if tree.number != section.number:
+            raise error(f"the tree's number {tree.number} is not the section's")
+        found = problems(tree, targets)
+    if found:
+        raise error("; ".join(map(str, found)))
+    assert tree is not None
+    return tree
 
 
 @dataclass

@@ -2,7 +2,7 @@
 per organisation.
 
 A read-mostly copy of the store's organisations, extensions, devices, ring
-groups, numbers and conference rooms kept in memory: digest auth needs a
+groups, numbers, conference rooms and IVRs kept in memory: digest auth needs a
 password lookup per REGISTER and the router a lookup per INVITE, and a
 database round trip each would cap the rates.  Whoever changes them in the
 store (the admin API) calls :meth:`Directory.reload`, which builds new
@@ -13,14 +13,20 @@ reader never sees half of one.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
+from ivr.tree import IvrTree
 from pbx.models import (
-    DEFAULT_ORGANISATION, ApiUser, CalendarEvent, ConferenceRoom, Device, Extension, License,
-    Number, Organisation, Profile, ProfileSchedule, RingGroup,
+    DEFAULT_ORGANISATION, ApiUser, CalendarEvent, ConferenceRoom, Device, Extension, Ivr,
+    License, Number, Organisation, Profile, ProfileSchedule, RingGroup,
 )
 from pbx.profiles import Presence, zone
 from pbx.store import Store
+
+log = logging.getLogger("pbx.directory")
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ class Tenant:
     ring_groups: dict[str, RingGroup] = field(default_factory=dict)
     numbers: dict[str, Number] = field(default_factory=dict)
     rooms: dict[str, ConferenceRoom] = field(default_factory=dict)
+    ivrs: dict[str, IvrTree] = field(default_factory=dict)  # by number
     # extensions of users who hold no active license: no registering, no calls
     unlicensed: frozenset[str] = frozenset()
     # presence profiles, their schedules and calendars: what calls each extension takes
@@ -67,6 +74,19 @@ class Tenant:
         return number if self.default else f"{number}@{self.domain}"
 
 
+def _trees(rows: list[Ivr]) -> dict[str, IvrTree]:
+    """The IVRs' trees by number; one the store holds but this version cannot
+    read (written by a newer one) is left out, with a log line."""
+    trees: dict[str, IvrTree] = {}
+    for row in rows:
+        try:
+            trees[row.number] = IvrTree.model_validate_json(row.tree)
+        except ValidationError as exc:
+            log.error("IVR %s (%s) of organisation %d cannot be read: %s", row.name,
+                      row.number, row.organisation_id, exc)
+    return trees
+
+
 class Directory:
     """Organisation → :class:`Tenant`, and SIP host → organisation."""
 
@@ -82,9 +102,9 @@ class Directory:
     def reload(self) -> None:
         """Rebuild every tenant from the store (after any admin change)."""
         rows = self.store.rows(Organisation, Extension, Device, RingGroup, Number,
-                               ConferenceRoom, ApiUser, License, Profile, ProfileSchedule,
+                               ConferenceRoom, Ivr, ApiUser, License, Profile, ProfileSchedule,
                                CalendarEvent)
-        orgs, exts, devices, groups, numbers, rooms, users, licenses, *presence = rows
+        orgs, exts, devices, groups, numbers, rooms, ivrs, users, licenses, *presence = rows
         profiles, schedules, events = presence
         licensed = {lic.user_id for lic in licenses if lic.state == "active" and lic.user_id}
         tenants: dict[int, Tenant] = {}
@@ -100,6 +120,7 @@ class Directory:
                 ring_groups={g.number: g for g in groups if g.organisation_id == org.id},
                 numbers={n.number: n for n in numbers if n.organisation_id == org.id},
                 rooms={r.number: r for r in rooms if r.organisation_id == org.id},
+                ivrs=_trees([i for i in ivrs if i.organisation_id == org.id]),
                 unlicensed=frozenset(
                     u.extension for u in users
                     if u.organisation_id == org.id and u.extension and u.id not in licensed

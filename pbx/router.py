@@ -2,8 +2,8 @@
 
 ``Router.resolve`` turns a number dialled within an organisation (a
 :class:`~pbx.directory.Tenant`) into a small typed destination: extensions,
-ring groups, numbers and switchboard services (conference rooms today; IVRs,
-queues and shared voicemail join the same way) all come from the tenant, so
+ring groups, numbers and switchboard services (conference rooms and IVRs
+today; queues and shared voicemail join the same way) all come from the tenant, so
 the B2BUA never learns their insides.  Ring strategies order the members of
 a ring group into ring steps, remembering who answered so round-robin and
 least-recent spread the calls.
@@ -101,6 +101,8 @@ class Router:
             return RingGroupDest(number)
         if number in tenant.rooms or self.room_owner(tenant, number) is not None:
             return ServiceDest("conference", number)
+        if number in tenant.ivrs:
+            return ServiceDest("ivr", number)
         return Unknown(number)
 
     def room_owner(self, tenant: Tenant, number: str) -> str | None:

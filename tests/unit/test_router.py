@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import random
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from ivr.tree import from_yaml
 from pbx.config import Config, ConferenceConfig, ExtensionConfig, General, NumberConfig, RingGroupConfig
 from pbx.directory import Directory, Tenant
 from pbx.models import Profile, ProfileSchedule
@@ -32,7 +34,9 @@ def make_router(strategy: str, **group: object) -> tuple[Router, Tenant]:
         ),
         conferences=(ConferenceConfig(number="800"),),
         numbers=(NumberConfig(number="+4681234567", target="600"),
-                 NumberConfig(number="+4681234568", target="1004")),
+                 NumberConfig(number="+4681234568", target="1004"),
+                 NumberConfig(number="+4681234569", target="500")),
+        ivrs=(from_yaml((Path(__file__).parents[2] / "ivr-demo.yaml").read_text()),),
     )
     store = Store("sqlite://")
     store.seed(config)
@@ -53,6 +57,8 @@ def test_resolve_kinds() -> None:
     # DIDs reach what they point at
     assert router.resolve(tenant, "+4681234567") == RingGroupDest("600")
     assert router.resolve(tenant, "+4681234568") == ExtensionDest("1004")
+    assert router.resolve(tenant, "500") == ServiceDest("ivr", "500")
+    assert router.resolve(tenant, "+4681234569") == ServiceDest("ivr", "500")
 
 
 def test_ringall_rings_every_known_member_at_once() -> None:
