@@ -30,7 +30,6 @@ class Targets:
     extensions: frozenset[str] = frozenset()
     ring_groups: frozenset[str] = frozenset()
     rooms: frozenset[str] = frozenset()
-    mailboxes: frozenset[str] = frozenset()
     queues: frozenset[str] = frozenset()  # none until ACD queues exist: a queue option dangles
     schedules: frozenset[str] | None = None  # None: schedules are not known here, not checked
 
@@ -121,24 +120,24 @@ def _schedule(loc: tuple[str, ...], name: str, targets: Targets) -> list[Problem
 
 def _target(loc: tuple[str, ...], action: Action, tree: IvrTree,
             targets: Targets) -> list[Problem]:
-    """A dangling target: a menu, extension, group, room, mailbox, queue or schedule
-    that does not exist."""
+    """A dangling target: a menu, extension (voicemail is an extension's mailbox),
+    group, room, queue or schedule that does not exist."""
     if isinstance(action, GotoMenu):
         return [] if action.menu in tree.menus else [Problem(loc, f"no menu {action.menu}")]
     if isinstance(action, TimeCondition):
         return _schedule(loc, action.time, targets)
     known: dict[type, tuple[frozenset[str], str]] = {
-        ToExtension: (targets.extensions, "extension"),
-        ToRingGroup: (targets.ring_groups, "ring group"),
-        ToConference: (targets.rooms, "conference room"),
-        ToVoicemail: (targets.mailboxes, "mailbox"),
-        ToQueue: (targets.queues, "queue"),
+        ToExtension: (targets.extensions, "no extension {}"),
+        ToRingGroup: (targets.ring_groups, "no ring group {}"),
+        ToConference: (targets.rooms, "no conference room {}"),
+        ToVoicemail: (targets.extensions, "no extension {} for voicemail"),
+        ToQueue: (targets.queues, "no queue {}"),
     }
     if type(action) in known:
-        existing, label = known[type(action)]
+        existing, message = known[type(action)]
         number = getattr(action, action.kind)
         if number not in existing:
-            return [Problem(loc, f"no {label} {number}")]
+            return [Problem(loc, message.format(number))]
     return []
 
 

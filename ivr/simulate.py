@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from ivr.machine import Checked, End, Enter, IvrMachine, OpeningHours, Output, Redirect, Say
-from ivr.tree import Greeting, IvrTree
+from ivr.tree import MAILBOX_PREFIX, Greeting, IvrTree
 
 TIMEOUT = "timeout"  # a step in which the caller presses nothing
 
@@ -45,6 +45,11 @@ def describe(greeting: Greeting) -> str:
     return f"recording {greeting.recording}" if greeting.recording else f'"{greeting.text}"'
 
 
+LABELS = {"extension": "extension {}", "ringgroup": "ring group {}", "queue": "queue {}",
+          "voicemail": "voicemail of {}", "conference": "conference room {}",
+          "number": "number {}"}
+
+
 def simulate(tree: IvrTree, steps: Sequence[str], at: float, hours: OpeningHours,
              extensions: Collection[str] = ()) -> Walk:
     """Feed ``steps`` (keys ``0-9*#`` or :data:`TIMEOUT`) to a fresh caller at ``at``."""
@@ -74,7 +79,8 @@ def _record(walk: Walk, outputs: list[Output]) -> None:
                 walk.steps.append(Step("say", describe(greeting)))
         elif isinstance(out, Redirect):
             walk.outcome, walk.destination = "redirect", out.target
-            walk.steps.append(Step("redirect", f"{out.kind} {out.target}"))
+            walk.steps.append(Step("redirect", LABELS[out.kind].format(
+                out.target.removeprefix(MAILBOX_PREFIX))))
         elif isinstance(out, End):
             walk.outcome = "hangup"
             walk.steps.append(Step("hangup"))

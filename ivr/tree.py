@@ -32,6 +32,7 @@ NUMBER = r"^[0-9A-Za-z_.+-]{1,40}$"  # a number of the organisation's dial plan
 PHONE = r"^\+?[0-9]{2,20}$"  # an external number: E.164 or national digits
 RECORDING = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,60}\.wav$"  # an uploaded greeting's file
 LANGUAGE = r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$"  # an espeak-ng voice: en, sv, da, nb, fi, de …
+MAILBOX_PREFIX = "voicemail:"  # the dial plan's target for leaving a message: voicemail:1001
 
 Name = Annotated[str, StringConstraints(pattern=NAME)]
 Number = Annotated[str, StringConstraints(pattern=NUMBER)]
@@ -158,7 +159,7 @@ class ToVoicemail(Destination):
     voicemail: Number
 
     def target(self) -> str:
-        return f"voicemail:{self.voicemail}"
+        return MAILBOX_PREFIX + self.voicemail
 
 
 class ToConference(Destination):
@@ -275,6 +276,13 @@ class IvrTree(_Strict):
                 greeting = getattr(menu, field)
                 if greeting is not None:
                     yield ("menus", name, field), greeting
+
+    def references(self, number: str) -> list[Loc]:
+        """Where the tree sends callers to ``number`` of the dial plan (an
+        extension, its mailbox, a group, room or queue): what deleting it would break."""
+        return [loc for _, loc, action in self.actions()
+                if isinstance(action, Destination) and not isinstance(action, ToNumber)
+                and getattr(action, action.kind) == number]
 
     def actions(self) -> Iterator[tuple[str | None, Loc, Action]]:
         """Every action: the menu it is in (None: the IVR's own ``closed``), where

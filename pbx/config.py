@@ -326,7 +326,6 @@ def load_config(path: str | Path | None) -> Config:
         extensions=frozenset(e.number for e in extensions),
         ring_groups=frozenset(g.number for g in ring_groups),
         rooms=frozenset(r.number for r in conferences),
-        mailboxes=frozenset(e.mailbox or e.number for e in extensions),
     )
     return Config(
         general=general, extensions=tuple(extensions), ring_groups=tuple(ring_groups),

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEMO = (REPO / "ivr-demo.yaml").read_text()
 TARGETS = Targets(
     extensions=frozenset({"1001", "1002", "1003", "1004"}), ring_groups=frozenset({"600"}),
-    rooms=frozenset({"800"}), mailboxes=frozenset({"1001", "1002", "1003", "1004"}),
+    rooms=frozenset({"800"}),
     schedules=frozenset({"office-hours", "lunch"}),
 )
 
@@ -119,7 +119,7 @@ def test_problem_locations() -> None:
     tree, found = parse(menus(main=menu(options={"x": "hangup", "1": {"menu": "a b"}})))
     assert tree is None
     assert {(p.menu, p.key) for p in found} == {("main", "x"), ("main", "1")}
-    assert Problem(("closed",), "no mailbox 9").menu is None
+    assert Problem(("closed",), "no queue 9").menu is None
     assert str(Problem(("menus", "m", "on_timeout"), "x")) == "menu m on_timeout: x"
 
 
@@ -134,9 +134,9 @@ def test_dangling_targets() -> None:
     assert sorted(found) == sorted([
         "menu main key 1: no menu sales", "menu main key 2: no extension 1009",
         "menu main key 3: no ring group 601", "menu main key 4: no conference room 801",
-        "menu main key 5: no mailbox 1009", "menu main key 6: no queue 700",
+        "menu main key 5: no extension 1009 for voicemail", "menu main key 6: no queue 700",
         "menu main key 7: no schedule weekends", "schedule: no schedule holidays",
-        "closed: no mailbox 2000",
+        "closed: no extension 2000 for voicemail",
     ])
     # schedules not known (not yet configured anywhere): not checked
     unknown = Targets(extensions=TARGETS.extensions)
