@@ -29,7 +29,7 @@ from admin_api.media import REFUSED, UPLOAD, checked, upload, write_atomically
 from admin_api.services import OVER_PLAN, check_plan, referrers, refuse_taken
 from ivr.check import Problem, parse, problems
 from ivr.greetings import load_greetings, recording_folder, recording_name
-from ivr.simulate import TIMEOUT, Walk, simulate
+from ivr.simulate import Walk, render, simulate
 from ivr.tenant import hours, targets
 from ivr.tree import NAME, Greeting, IvrTree, YamlError, read_yaml, to_data, to_json, to_yaml
 from media.codecs import ENGINE_RATE
@@ -89,6 +89,7 @@ class WalkOut(BaseModel):
     outcome: str = Field(description="redirect, hangup, or waiting (for more keys)")
     destination: str | None = Field(description="the dial-plan target the caller is sent to")
     unused: list[str]
+    text: str = Field(description="the walk as lines to read (what pbx ivr simulate prints)")
 
 
 class GreetingOut(BaseModel):
@@ -281,13 +282,14 @@ def simulate_ivr(name: IvrName, body: SimulateIn, user: User, db: Db, sip: Sip) 
     if at.tzinfo is None:
         at = at.replace(tzinfo=zone(tenant.timezone))
     walk = simulate(tree, body.digits, at.timestamp(), hours(tenant), tenant.extensions)
-    return shown_walk(walk, at)
+    return _shown_walk(walk, at)
 
 
-def shown_walk(walk: Walk, at: datetime) -> WalkOut:
+def _shown_walk(walk: Walk, at: datetime) -> WalkOut:
     return WalkOut(at=at, menus=walk.menus, said=walk.said,
                    steps=[StepOut(what=s.what, detail=s.detail) for s in walk.steps],
-                   outcome=walk.outcome, destination=walk.destination, unused=walk.unused)
+                   outcome=walk.outcome, destination=walk.destination, unused=walk.unused,
+                   text=render(walk))
 
 
 @router.post("/ivrs/{name}/greetings/{menu}", response_model=GreetingOut,

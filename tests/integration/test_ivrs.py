@@ -1,7 +1,8 @@
 """IVRs through the admin API of a running PBX: the demo tree seeded from
 sip.conf, CRUD with roles and the audit log, 422s naming menu and key, 409
 and 402 as for other services, YAML out and back in, the simulator, greeting
-uploads checked on arrival, and ``pbx ivr simulate`` on the same store."""
+uploads checked on arrival, ``pbx ivr simulate`` on the same store, and the
+admin page in a real Chromium."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from tests.integration.browser import chromium_page, chromium_path
 from tests.integration.peers import ADMIN_PASSWORD, REPO, Pbx, running_pbx
 from tests.integration.test_api_services import organisation
 
@@ -283,3 +285,47 @@ def test_the_command_line_simulates_from_the_same_store(pbx: Pbx) -> None:
         [sys.executable, "-m", "pbx", "ivr", "simulate", "nope", "--config", str(pbx.config),
          "--data-dir", str(pbx.data_dir)], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert missing.returncode == 1 and "no IVR nope" in missing.stderr
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="chromium not installed")
+def test_the_ivr_page(pbx: Pbx) -> None:
+    """In a real Chromium: the list, a YAML file imported, a tree viewed, a call simulated."""
+    tree = ("name: page\nnumber: '550'\nmenus:\n  main:\n    greeting: {text: Hello}\n"
+            "    options:\n      '1': {ringgroup: '600'}\n      '2': {extension: '1002'}\n")
+    with chromium_page() as page:
+        page.goto(f"http://{pbx.host}:{pbx.http_port}/admin/")
+        page.eval(f"""(() => {{
+            const form = document.querySelector('#login');
+            form.username.value = 'admin'; form.password.value = {ADMIN_PASSWORD!r};
+            form.requestSubmit(); }})()""")
+        page.wait_for("!document.querySelector('#app').hidden")
+        page.wait_for("document.querySelector('#view-table tbody').textContent.includes('1001')")
+        page.eval("show('ivrs')")
+        page.wait_for("document.querySelector('#view-table tbody').textContent.includes('reception')")
+        page.eval(f"""(() => {{
+            const data = new DataTransfer();
+            data.items.add(new File([{tree!r}], 'page.yaml', {{type: 'application/yaml'}}));
+            document.querySelector('#ivr-file').files = data.files;
+            [...document.querySelectorAll('#view-tools button')]
+                .find((b) => b.textContent === 'Import YAML').click(); }})()""")
+        page.wait_for("document.querySelector('#view-table tbody').textContent.includes('page')")
+        assert page.eval("document.querySelector('#view-detail').textContent") == (
+            "Imported page (550).")
+        row = "[...document.querySelectorAll('#view-table tbody tr')].find((r) => " \
+              "r.textContent.startsWith('page'))"
+        page.eval(f"[...{row}.querySelectorAll('button')].find((b) => b.textContent === 'View')"
+                  ".click()")
+        page.wait_for("document.querySelector('#view-detail').textContent.includes("
+                      "\"'2': {extension: '1002'}\")")
+        page.eval("document.querySelector('#ivr-digits').value = '2'")
+        page.eval(f"[...{row}.querySelectorAll('button')].find((b) => b.textContent === "
+                  "'Simulate').click()")
+        page.wait_for("document.querySelector('#view-detail').textContent.includes("
+                      "'→ extension 1002')")
+        assert page.eval("document.querySelector('#view-error').textContent") == ""
+        page.eval("document.querySelector('#ivr-digits').value = '1,x'")
+        page.eval(f"[...{row}.querySelectorAll('button')].find((b) => b.textContent === "
+                  "'Simulate').click()")
+        assert "digits" in page.wait_for("document.querySelector('#view-error').textContent")
+    assert httpx.get(f"{pbx.api}/ivrs/page", headers=pbx.login("admin", ADMIN_PASSWORD)
+                     ).json()["menus"]["main"]["options"]["1"] == {"ringgroup": "600"}
