@@ -18,8 +18,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from ivr.tree import (
-    KINDS, Action, Back, GotoMenu, IvrTree, Repeat, TimeCondition, ToConference, ToExtension, ToQueue,
-    ToRingGroup, ToVoicemail,
+    KINDS, Action, Back, GotoMenu, IvrTree, Repeat, TimeCondition, ToConference, ToExtension,
+    ToQueue, ToRingGroup, ToVoicemail,
 )
 
 

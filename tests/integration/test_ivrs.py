@@ -10,7 +10,6 @@ import io
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -301,7 +300,8 @@ def test_the_ivr_page(pbx: Pbx) -> None:
         page.wait_for("!document.querySelector('#app').hidden")
         page.wait_for("document.querySelector('#view-table tbody').textContent.includes('1001')")
         page.eval("show('ivrs')")
-        page.wait_for("document.querySelector('#view-table tbody').textContent.includes('reception')")
+        page.wait_for("document.querySelector('#view-table tbody').textContent"
+                      ".includes('reception')")
         page.eval(f"""(() => {{
             const data = new DataTransfer();
             data.items.add(new File([{tree!r}], 'page.yaml', {{type: 'application/yaml'}}));

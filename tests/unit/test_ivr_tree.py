@@ -100,14 +100,14 @@ def test_not_yaml() -> None:
     (menus(main=menu(options={"1": {"time": "lunch", "open": "hangup",
                                     "closed": {"voicemail": ""}}})),
      "menu main key 1 closed voicemail: String should match"),
-    (menus(main=menu(timeout=0.5)), "menu main timeout: Input should be greater than or equal to 1"),
+    (menus(main=menu(timeout=0.5)), "menu main timeout: Input should be greater than or equal"),
     (menus(main=menu(timeout=61)), "menu main timeout: Input should be less than or equal to 60"),
     (menus(main=menu(retries=10)), "menu main retries: Input should be less than or equal to 9"),
     (menus(main=menu(digit_timeout=20)), "menu main digit_timeout: Input should be less"),
     (menus(main={"greeting": {"text": " "}}), "menu main greeting: a greeting needs text"),
     (menus(main=menu(on_timeout="sing")), "menu main on_timeout: an action is"),
     (menus(main=menu(colour="red")), "menu main colour: Extra inputs are not permitted"),
-    ({**menus(main=menu()), "schedule": "office-hours"}, "the IVR: schedule and closed go together"),
+    ({**menus(main=menu()), "schedule": "office-hours"}, "the IVR: schedule and closed go"),
     ({**menus(main=menu()), "language": "Swedish"}, "language: String should match"),
 ])
 def test_shape_problems_name_menu_and_key(data: object, expected: str) -> None:
