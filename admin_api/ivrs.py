@@ -233,9 +233,11 @@ async def import_ivr(request: Request, response: Response, user: User, db: Db,
                      sip: Sip) -> dict[str, Any]:
     """A YAML tree: a new IVR, or the one of that name replaced."""
     require(user, "admin")
-    text = (await upload(request)).decode("utf-8", errors="replace")
     try:
-        data = read_yaml(text)
+        data = read_yaml((await upload(request)).decode("utf-8"))
+    except UnicodeDecodeError:
+        raise HTTPException(422, [{"loc": ["body"], "msg": "not UTF-8 text",
+                                   "type": "yaml"}]) from None
     except YamlError as exc:
         raise HTTPException(422, [{"loc": ["body"], "msg": str(exc), "type": "yaml"}]) from None
     return await asyncio.to_thread(_import, data, response, user, db, sip)

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ivr.tree import (
-    KINDS, Action, Back, GotoMenu, IvrTree, Repeat, TimeCondition, ToConference, ToExtension,
+    KINDS, Action, Back, Loc, GotoMenu, IvrTree, Repeat, TimeCondition, ToConference, ToExtension,
     ToQueue, ToRingGroup, ToVoicemail,
 )
 
@@ -37,24 +37,16 @@ class Targets:
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong with a tree, where it is: ``loc`` as pydantic gives it
-    (``("menus", "main", "options", "1")``), and the menu and key named."""
+    (``("menus", "main", "options", "1")``); said, it names the menu and key."""
 
-    loc: tuple[str, ...]
+    loc: Loc
     message: str
-
-    @property
-    def menu(self) -> str | None:
-        return self.loc[1] if len(self.loc) > 1 and self.loc[0] == "menus" else None
-
-    @property
-    def key(self) -> str | None:
-        return self.loc[3] if len(self.loc) > 3 and self.loc[2] == "options" else None
 
     def __str__(self) -> str:
         return f"{where(self.loc)}: {self.message}"
 
 
-def where(loc: tuple[str, ...]) -> str:
+def where(loc: Loc) -> str:
     """``menu main key 1``, ``menu main on_timeout``, ``closed``, ``number``."""
     if len(loc) >= 2 and loc[0] == "menus":
         place = f"menu {loc[1]}"
@@ -78,7 +70,7 @@ def _shape_problem(error: Any) -> Problem:
     return Problem(_without_tags(error["loc"]), error["msg"].removeprefix("Value error, "))
 
 
-def _without_tags(loc: Iterable[Any]) -> tuple[str, ...]:
+def _without_tags(loc: Iterable[Any]) -> Loc:
     """Pydantic's location less what only it needs: the action kind it tried
     (``options.1.extension.extension``) and the marker of a bad dict key."""
     out: list[str] = []
@@ -112,13 +104,13 @@ def problems(tree: IvrTree, targets: Targets) -> list[Problem]:
     return found
 
 
-def _schedule(loc: tuple[str, ...], name: str, targets: Targets) -> list[Problem]:
+def _schedule(loc: Loc, name: str, targets: Targets) -> list[Problem]:
     if targets.schedules is not None and name not in targets.schedules:
         return [Problem(loc, f"no schedule {name}")]
     return []
 
 
-def _target(loc: tuple[str, ...], action: Action, tree: IvrTree,
+def _target(loc: Loc, action: Action, tree: IvrTree,
             targets: Targets) -> list[Problem]:
     """A dangling target: a menu, extension (voicemail is an extension's mailbox),
     group, room, queue or schedule that does not exist."""

@@ -65,14 +65,15 @@ class Greeting(_Strict):
 class _Action(_Strict):
     kind: ClassVar[str]
 
-
-class _Word(_Action):
-    """An action without an argument, written as its word (``repeat``)."""
-
     @model_validator(mode="before")
     @classmethod
     def _from_word(cls, value: Any) -> Any:
+        """``repeat``, ``back`` and ``hangup`` are written as their word."""
         return {cls.kind: True} if value == cls.kind else value
+
+
+class _Word(_Action):
+    """An action without an argument, written as its word (``repeat``)."""
 
     @model_serializer(mode="plain")
     def _as_word(self) -> str:
@@ -116,11 +117,6 @@ class HangUp(_Leave):
 
     kind: ClassVar[str] = "hangup"
     hangup: Literal[True]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_word(cls, value: Any) -> Any:
-        return {"hangup": True} if value == "hangup" else value
 
     @model_serializer(mode="wrap")
     def _serialize(self, handler: Any) -> Any:

@@ -118,8 +118,11 @@ def test_shape_problems_name_menu_and_key(data: object, expected: str) -> None:
 def test_problem_locations() -> None:
     tree, found = parse(menus(main=menu(options={"x": "hangup", "1": {"menu": "a b"}})))
     assert tree is None
-    assert {(p.menu, p.key) for p in found} == {("main", "x"), ("main", "1")}
-    assert Problem(("closed",), "no queue 9").menu is None
+    assert {p.loc for p in found} == {("menus", "main", "options", "x"),
+                                      ("menus", "main", "options", "1", "menu")}
+    assert sorted(str(p).split(":")[0] for p in found) == ["menu main key 1 menu",
+                                                          "menu main key x"]
+    assert str(Problem(("closed",), "no queue 9")) == "closed: no queue 9"
     assert str(Problem(("menus", "m", "on_timeout"), "x")) == "menu m on_timeout: x"
 
 
