@@ -16,6 +16,7 @@ import soundfile
 
 from ivr.app import IvrApp
 from ivr.greetings import GreetingLibrary, load_greetings, recording_folder, speech_file
+from ivr.tenant import ScheduleHours
 from ivr.tree import IvrTree
 from pbx.calls.channel import Party
 from pbx.config import Config, ConferenceConfig, ExtensionConfig, General, RingGroupConfig
@@ -315,3 +316,21 @@ def test_text_greetings_are_spoken_once_per_text_and_language(tmp_path: Path) ->
     loaded, problems = load_greetings(tmp_path, 1, both)
     assert "menu main greeting: recording gone.wav: no such file" in map(str, problems)
     assert np.array_equal(loaded[both.menus["main"].greeting], samples)  # the text instead
+
+
+def test_opening_hours_are_the_organisations_schedules() -> None:
+    @dataclass
+    class State:
+        open: bool
+
+    @dataclass
+    class Schedule:
+        open: bool
+
+        def state(self, at: float) -> State:
+            return State(self.open)
+
+    hours = ScheduleHours({"office-hours": Schedule(True), "lunch": Schedule(False)})
+    assert hours.state("office-hours", 0.0) is True
+    assert hours.state("lunch", 0.0) is False
+    assert hours.state("gone", 0.0) is False  # nobody to answer: closed, as the dial plan says
