@@ -12,6 +12,8 @@ from admin_api.deps import ERRORS, NOT_FOUND, NUMBER, Db, Offset, Page, Sip, Use
 from admin_api.services import (
     IN_USE, OVER_PLAN, check_plan, delete_row, own_row, refuse_taken, save_row,
 )
+from ivr.conference import ConferenceApp
+from pbx.calls.views import conferences_in_use
 from pbx.models import ConferenceRoom
 
 router = APIRouter(prefix="/api", tags=["conferences"])
@@ -27,21 +29,7 @@ async def conferences(sip: Sip, user: User) -> list[dict[str, object]]:
     tenant = sip.directory.tenants.get(user.organisation_id)
     if tenant is None:
         return []
-    suffix = tenant.room_key("")  # "" in the default organisation, else "@domain"
-    return [
-        {
-            "room": room.name.removesuffix(suffix),
-            "locked": room.locked,
-            "recording": room.recorder is not None,
-            "participants": [
-                {"leg": m.port.leg.label, "muted": m.muted, "moderator": m.moderator}
-                for m in room.members
-            ],
-        }
-        for room in sip.engine.rooms.values()
-        if not room.name.startswith(("lobby-", "moh-", "call-"))
-        and ("@" in room.name) == bool(suffix) and room.name.endswith(suffix)
-    ]
+    return conferences_in_use(sip.engine, tenant.room_key(""))
 
 
 @router.post("/conferences/{room}/invite", status_code=202,
@@ -52,11 +40,13 @@ async def invite(room: str, body: Invitation, sip: Sip, user: User) -> dict[str,
     ``async``: it runs on the event loop the SIP side lives on, not in a thread.
     """
     require(user, "admin", "supervisor")
-    tenant = sip.directory.tenants.get(user.organisation_id)
-    if sip.b2bua is None or tenant is None or sip.conference(tenant, room) is None:
-        raise HTTPException(404, f"no conference room {room}")
-    call = sip.b2bua.invite_to_room(tenant, room, body.number)
-    return {"call_id": call.id}
+    app = sip.b2bua.apps.get(ConferenceApp.kind)
+    if not isinstance(app, ConferenceApp):
+        raise HTTPException(503, "conferences are not available on this node")
+    try:
+        return {"call_id": app.invite(user.organisation_id, room, body.number)}
+    except KeyError:
+        raise HTTPException(404, f"no conference room {room}") from None
 
 
 PIN = r"^[0-9]{0,12}$"

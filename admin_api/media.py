@@ -28,7 +28,7 @@ from admin_api.organisations import is_operator
 from media.audiofile import SUFFIXES, AudioFileError, read_audio
 from media.codecs import ENGINE_RATE
 from media.engine import MusicClass
-from media.prompts import TEXTS
+from media.languages import TEXTS
 from pbx.models import ApiUser
 
 router = APIRouter(prefix="/api", tags=["media"])

@@ -21,8 +21,9 @@ INVALID = {422: {"description": "invalid fields, an unknown target or a loop of 
 
 
 class NumberTarget(BaseModel):
-    target: str = Field(pattern=NUMBER, description="an extension, ring group, conference room "
-                                                    "or another number of the organisation")
+    target: str = Field(pattern=NUMBER, description="an extension, ring group, conference room, "
+                                                    "time condition or another number of the "
+                                                    "organisation")
 
 
 class NumberIn(NumberTarget):
@@ -32,8 +33,9 @@ class NumberIn(NumberTarget):
 class NumberOut(BaseModel):
     number: str
     target: str
-    target_kind: str | None = Field(description="extension, ringgroup, conference or number; "
-                                                "None if the target is gone")
+    target_kind: str | None = Field(description="extension, ringgroup, conference, "
+                                                "timecondition or number; None if the target "
+                                                "is gone")
 
 
 class NumberPage(Page):

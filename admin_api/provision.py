@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from admin_api.deps import Db, Sip
 from admin_api.security import token_hash
+from pbx.config import WILDCARDS
 from pbx.models import Device, Extension, Organisation
 from pbx.server import SipServer as SipNode
 from provisioning import BLF_KEYS, content_type, dect_accounts, generator
@@ -27,7 +28,6 @@ from provisioning.timezone import UTC, ZoneRule, zone_rule
 log = logging.getLogger("provisioning")
 router = APIRouter(tags=["provisioning"])
 NO_TOKEN = token_hash("")  # compared against when no device matches: same work either way
-WILDCARDS = ("0.0.0.0", "::")
 
 
 def provisioning_folder(request: Request, sip: SipNode, token: str) -> str:
@@ -129,7 +129,7 @@ def phone_settings(db: Session, sip: SipNode, device: Device,
     return PhoneSettings(
         mac=device.mac, model=device.model, accounts=tuple(accounts),
         server=sip_server(sip, domain, request.url.hostname or ""),
-        timezone=_zone(org), base_url=folder, language=sip.config.general.language,
+        timezone=_zone(org), base_url=folder, language=sip.directory.locale(org)[0],
         blf=tuple(blf), voicemail=sip.config.general.voicemail_number,
         firmware_url=device.firmware_url,
     )

@@ -15,15 +15,16 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from admin_api.deps import ERRORS, Db, Limit, Offset, Page, User, audit, require
 from ivr.check import where
 from ivr.tree import IvrTree
 from pbx.models import (
     PLANS, ApiUser, ConferenceRoom, Extension, Ivr, Number, Organisation, Profile, RingGroup,
+    TimeCondition,
 )
-from pbx.router import PICKUP_ANY, PICKUP_PREFIX
+from pbx.router import MAILBOX_PREFIX, PICKUP_ANY, PICKUP_PREFIX
 from pbx.server import SipServer
 
 router = APIRouter(prefix="/api", tags=["services"])
@@ -46,6 +47,7 @@ SERVICE_KINDS: dict[str, Numbered] = {
 NUMBERED: dict[str, Numbered] = {
     "extension": Numbered(Extension, "extension"),
     "number": Numbered(Number, "number"),
+    "timecondition": Numbered(TimeCondition, "time condition"),
     **SERVICE_KINDS,
 }
 OVER_PLAN: dict[int | str, dict[str, Any]] = {
@@ -124,7 +126,8 @@ def refuse_taken(db: Session, sip: SipServer, organisation_id: int, number: str)
 
 def referrers(db: Session, organisation_id: int, number: str) -> list[str]:
     """What points at ``number``: numbers reaching it, forwards, fallbacks, caller IDs,
-    profiles diverting to it or showing it, IVR keys sending callers to it (or its mailbox)."""
+    profiles diverting to it or showing it, time conditions and IVR keys leading to it (or
+    to its mailbox)."""
     found = [f"number {n.number}" for n in db.exec(select(Number).where(
         Number.organisation_id == organisation_id, Number.target == number))]
     found += [f"ring group {g.number}" for g in db.exec(select(RingGroup).where(
@@ -136,6 +139,11 @@ def referrers(db: Session, organisation_id: int, number: str) -> list[str]:
     found += [f"profile {p.name} of {p.extension}" for p in db.exec(select(Profile).where(
         Profile.organisation_id == organisation_id,
         (Profile.divert == number) | (Profile.caller_id == number)))]
+    targets = (number, MAILBOX_PREFIX + number)
+    found += [f"time condition {c.number}" for c in db.exec(select(TimeCondition).where(
+        TimeCondition.organisation_id == organisation_id,
+        col(TimeCondition.open_target).in_(targets)
+        | col(TimeCondition.closed_target).in_(targets)))]
     for ivr in db.exec(select(Ivr).where(Ivr.organisation_id == organisation_id)):
         found += [f"IVR {ivr.name} ({where(loc)})"
                   for loc in IvrTree.model_validate_json(ivr.tree).references(number)]

@@ -5,22 +5,11 @@ opening hours its time conditions ask (for :mod:`ivr.machine`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
 
 from ivr.check import Targets
-from ivr.machine import OpeningHours
+from ivr.schedule import Schedule
 from pbx.directory import Tenant
-
-
-class _State(Protocol):
-    open: bool
-
-
-class Schedule(Protocol):
-    """A switchboard schedule (``ivr.schedule.Schedule``) as a time condition uses it."""
-
-    def state(self, at: float) -> _State: ...
 
 
 @dataclass(frozen=True)
@@ -29,7 +18,7 @@ class ScheduleHours:
     name.  A schedule that is not there counts as closed, as the dial plan's
     time conditions take it: nobody is there to answer."""
 
-    schedules: Mapping[str, Schedule] = field(default_factory=dict)
+    schedules: Mapping[str, Schedule]
 
     def state(self, schedule: str, at: float) -> bool:
         found = self.schedules.get(schedule)
@@ -37,13 +26,13 @@ class ScheduleHours:
 
 
 def targets(tenant: Tenant) -> Targets:
-    """The extensions (and so mailboxes), ring groups and rooms an IVR may send to."""
+    """The extensions (and so mailboxes), ring groups, rooms and schedules an IVR
+    may lead to."""
     return Targets(extensions=frozenset(tenant.extensions),
-                   ring_groups=frozenset(tenant.ring_groups), rooms=frozenset(tenant.rooms))
+                   ring_groups=frozenset(tenant.ring_groups), rooms=frozenset(tenant.rooms),
+                   schedules=frozenset(tenant.schedules))
 
 
-def hours(tenant: Tenant) -> OpeningHours:
-    """The organisation's opening hours.  Schedules are not in the directory on
-    this branch yet (they come with ``ivr/schedule.py``): until then an
-    organisation has none, and every time condition takes its closed branch."""
-    return ScheduleHours()
+def hours(tenant: Tenant) -> ScheduleHours:
+    """The organisation's opening hours, for time conditions."""
+    return ScheduleHours(tenant.schedules)

@@ -36,6 +36,7 @@ from media.codecs import ENGINE_RATE, WIDEBAND, WidebandChannel
 from media.dtmf import DtmfDetector
 from media.g711 import ALAW_DECODE, ALAW_ENCODE, ULAW_DECODE, ULAW_ENCODE
 from media.relay import RelayLeg
+from media.tones import JOIN_TONE, LEAVE_TONE
 
 log = logging.getLogger("media.engine")
 
@@ -200,21 +201,10 @@ class Room:
     stereo: tuple[MixPort, MixPort] | None = None  # a call recording: left, right
     tone: np.ndarray | None = None  # samples still to play to the whole room
     tone_at: int = 0
+    kind: str = "conference"  # conference, call (two parties), private (a service's), hold
 
     def member(self, port: MixPort) -> Member | None:
         return next((m for m in self.members if m.port is port), None)
-
-
-def beep(frequency: float = 880.0, seconds: float = 0.2, level: float = 6000.0) -> np.ndarray:
-    """A short tone (join/leave signals), raised-cosine edges so it does not click."""
-    n = int(8000 * seconds)
-    t = np.arange(n) / 8000
-    edge = np.minimum(1.0, np.minimum(np.arange(n), n - 1 - np.arange(n)) / 80)
-    return (np.sin(2 * np.pi * frequency * t) * level * edge).astype(np.float32)
-
-
-JOIN_TONE = np.concatenate([beep(660, 0.12), beep(990, 0.12)])
-LEAVE_TONE = np.concatenate([beep(990, 0.12), beep(660, 0.12)])
 
 
 def default_music(seconds: float = 16.0) -> np.ndarray:
@@ -428,13 +418,15 @@ class MediaEngine:
 
     # ------------------------------------------------------------ rooms
 
-    def room(self, name: str) -> Room:
-        return self.rooms.setdefault(name, Room(name))
+    def room(self, name: str, kind: str = "conference") -> Room:
+        return self.rooms.setdefault(name, Room(name, kind=kind))
 
     def join(self, name: str, leg: RelayLeg, *, listen_only: bool = False, tone: bool = True,
-             on_dtmf: Callable[[MixPort, str], None] | None = None) -> MixPort:
-        """Put a call leg into room ``name``; the others hear a join tone."""
-        room = self.room(name)
+             on_dtmf: Callable[[MixPort, str], None] | None = None,
+             kind: str = "conference") -> MixPort:
+        """Put a call leg into room ``name`` (made as a ``kind`` room when new);
+        the others hear a join tone."""
+        room = self.room(name, kind)
         port = MixPort(leg, on_dtmf=on_dtmf)
         leg.relay.unbridge(leg)
         leg.peer = port  # the relay hands us its packets
@@ -478,13 +470,16 @@ class MediaEngine:
         self._changed()
         return port
 
-    def hold_music(self, leg: RelayLeg, music_class: str = "default") -> None:
-        """The leg hears music on hold until :meth:`stop_music`."""
+    def hold_music(self, leg: RelayLeg, music_class: str = "default",
+                   on_dtmf: Callable[[MixPort, str], None] | None = None) -> MixPort:
+        """The leg hears music on hold until :meth:`stop_music` (its keys still
+        reach ``on_dtmf``: a caller waiting in a queue may press one)."""
         music = self.music.get(music_class) or self.music.setdefault(
             music_class, MusicClass(music_class, default_music())
         )
-        port = self.join(f"moh-{id(leg)}", leg, tone=False)
+        port = self.join(f"moh-{id(leg)}", leg, tone=False, kind="hold", on_dtmf=on_dtmf)
         self.listening[port] = music
+        return port
 
     def set_music(self, music: MusicClass) -> None:
         """Add or replace a music class; whoever is on hold with it hears the new
@@ -520,6 +515,11 @@ class MediaEngine:
         """A tone heard by every member of the room."""
         room.tone, room.tone_at = samples, 0
         self._playing.add(room)
+
+    def silence(self, room: Room) -> None:
+        """Stop what :meth:`play` plays in the room (a key cut a prompt short)."""
+        room.tone = None
+        self._playing.discard(room)
 
     def record(
         self, room: Room, path: Path, *, stereo: tuple[MixPort, MixPort] | None = None,

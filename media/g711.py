@@ -76,10 +76,5 @@ def alaw_decode(data: bytes | np.ndarray) -> np.ndarray:
     return ALAW_DECODE[np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data]
 
 
+# the pairs the relay transcodes (µ-law <-> A-law), byte for byte
 TRANSCODE = {("PCMU", "PCMA"): ULAW_TO_ALAW, ("PCMA", "PCMU"): ALAW_TO_ULAW}
-
-
-def transcode(payload: bytes, source: str, target: str) -> bytes:
-    """Re-encode a G.711 payload between µ-law and A-law (one table lookup)."""
-    table = TRANSCODE[(source, target)]
-    return table[np.frombuffer(payload, dtype=np.uint8)].tobytes()

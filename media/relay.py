@@ -37,10 +37,9 @@ import struct
 import time
 from dataclasses import dataclass
 
-from media.g711 import ALAW_TO_ULAW, ULAW_TO_ALAW
+from media.g711 import TRANSCODE
 from media.ports import PortPool, PortsExhausted
 from media.quality import estimate_mos
-from media.rtp import NTP_EPOCH_OFFSET
 
 log = logging.getLogger("media.relay")
 
@@ -52,6 +51,7 @@ MAX_MISORDER = 100  # ... and this far behind is a late packet
 SOCKET_BUFFER = 1 << 20
 DSCP_EF = 0xB8  # expedited forwarding (RFC 3246) in the IPv4 TOS byte
 PTIME_MS = 20.0  # packetisation delay assumed for the MOS estimate
+NTP_EPOCH_OFFSET = 2208988800  # s from 1900 (NTP, RFC 5905) to 1970 (Unix)
 CLOCK_RATES = {"PCMU": 8000, "PCMA": 8000, "G722": 8000, "G729": 8000, "OPUS": 48000}
 
 _HEADER = struct.Struct("!BBHII")
@@ -62,10 +62,7 @@ _RR = struct.Struct("!BBHI")
 _REPORT_BLOCK = struct.Struct("!IIIIII")
 # µ-law ↔ A-law straight from one byte to the other: the G.711 numpy tables as
 # ``bytes.translate`` tables, which map a whole 160-byte payload in one C call.
-_TRANSCODE = {
-    ("PCMU", "PCMA"): ULAW_TO_ALAW.tobytes(),
-    ("PCMA", "PCMU"): ALAW_TO_ULAW.tobytes(),
-}
+_TRANSCODE = {pair: table.tobytes() for pair, table in TRANSCODE.items()}
 _monotonic = time.monotonic
 
 
@@ -489,10 +486,6 @@ class MediaRelay:
         self._family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
         self.dual_stack = bind_host == "::"
         self._rtcp_timer: asyncio.TimerHandle | None = None
-
-    @property
-    def active_legs(self) -> int:
-        return len(self.legs)
 
     async def open_leg(self, label: str = "") -> RelayLeg:
         """A leg on the next free even port (its odd neighbour for RTCP).

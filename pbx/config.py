@@ -1,10 +1,12 @@
 """Typed configuration loaded from an Asterisk-style INI file (``sip.conf``).
 
 The file has a ``[general]`` section for the server and one section per
-extension (``[1001]``).  Everything is validated at load time; an error names
-the file, the section and the key so an operator can fix it without reading
-code (STYLE.md habit 7).  Extensions from the file only *seed* the store: the
-store is the source of truth once the PBX runs.
+extension (``[1001]``), ring group, conference room, number, schedule
+(opening hours) and time condition (``type = …``).  Everything is validated
+at load time; an error names the file, the section and the key so an
+operator can fix it without reading code (STYLE.md habit 7).  Extensions and
+the rest of the file only *seed* the store: the store is the source of truth
+once the PBX runs.
 """
 
 from __future__ import annotations
@@ -19,11 +21,19 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ivr.check import Targets, parse, problems
+from ivr.schedule import DAYS, Definition
 from ivr.tree import IvrTree, YamlError, read_yaml
+from media.languages import LANGUAGES
+from media.tones import COUNTRIES
 
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "telephone-event")
 VOICEMAIL_NUMBER = "133"  # the voicemail menu: what the phones' message key dials
+WILDCARDS = ("0.0.0.0", "::")  # a bind on every address: which one phones use is not said
 _EXTENSION_RE = re.compile(r"^[0-9A-Za-z_.+-]{1,40}$")
+# where a call can be sent: a number of the organisation, or a mailbox (voicemail:1001)
+DIAL_TARGET = r"^(voicemail:)?[0-9A-Za-z_.+*-]{1,40}$"
+SCHEDULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
+_CLOSED = ("", "closed", "none")
 
 
 class ConfigError(ValueError):
@@ -77,7 +87,8 @@ class General(BaseModel):
     tcp_idle_timeout: int = Field(3900, ge=10)
     external_address: str = ""  # address put in SDP/Contact when bind is 0.0.0.0 or behind NAT
     session_expires: int = Field(1800, ge=90)  # RFC 4028 session timer we ask for
-    language: str = Field("en", pattern="^(en|sv)$")  # system prompts
+    language: str = "en"  # system prompts and phones, of organisations that set none
+    tone_country: str = "gb"  # call-progress tones of English-speaking organisations
     personal_room_prefix: str = Field("8", pattern=r"^[0-9*#]{0,4}$")  # 8 + 1001: 1001's room
     voicemail_number: str = Field(VOICEMAIL_NUMBER, pattern=r"^[0-9*#]{1,10}$")  # one's own mailbox
     recording_format: str = Field("wav", pattern="^(wav|flac)$")
@@ -116,6 +127,20 @@ class General(BaseModel):
         if value and not re.fullmatch(r"mqtt://([^@/]+@)?[^:/@]+(:\d{1,5})?/?", value):
             raise ValueError("must look like mqtt://host:1883 (or mqtt://user:password@host)")
         return value
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        if value not in LANGUAGES:
+            raise ValueError(f"unknown language {value!r}; use one of {', '.join(LANGUAGES)}")
+        return value
+
+    @field_validator("tone_country")
+    @classmethod
+    def _tone_country(cls, value: str) -> str:
+        if value.lower() not in COUNTRIES:
+            raise ValueError(f"no tones for country {value!r}; use one of {', '.join(COUNTRIES)}")
+        return value.lower()
 
     @field_validator("bind")
     @classmethod
@@ -234,6 +259,65 @@ class IvrConfig(BaseModel):
 
 
 @dataclass(frozen=True)
+class ScheduleConfig:
+    """A ``[name]`` section with ``type = schedule``: opening hours.
+
+    ``mon`` … ``sun`` and ``holiday_hours`` take intervals (``08:00-12:00,
+    13:00-17:00``) or ``closed``; ``holidays`` a country code (``SE``) or
+    ``none``; ``exceptions`` dated entries separated by ``;``
+    (``2026-12-24 closed; 2026-12-31 09:00-12:00``); ``timezone`` an IANA name.
+    """
+
+    name: str
+    definition: Definition
+
+
+class TimeConditionConfig(BaseModel):
+    """A ``[NNN]`` section with ``type = timecondition``: a number that leads to
+    ``open`` while ``schedule`` is open and to ``closed`` otherwise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: str = Field(pattern=_EXTENSION_RE.pattern)
+    type: str = "timecondition"
+    name: str = Field("", max_length=200)
+    schedule: str = Field(pattern=SCHEDULE_NAME)
+    open: str = Field(pattern=DIAL_TARGET)
+    closed: str = Field(pattern=DIAL_TARGET)
+
+
+def _hours(text: str) -> list[str]:
+    return [] if text.strip().lower() in _CLOSED else [p.strip() for p in text.split(",")]
+
+
+def _schedule(path: str, section: str, values: dict[str, str]) -> ScheduleConfig:
+    """Read a schedule section into a validated :class:`Definition`."""
+    if not re.match(SCHEDULE_NAME, section):
+        raise ConfigError(path, section, None, "a schedule's name is 1-40 letters, digits, _ . -")
+    fields: dict[str, object] = {}
+    entries: list[str] = []
+    for key, text in values.items():
+        if key in (*DAYS, "holiday_hours"):
+            fields[key] = _hours(text)
+        elif key == "holidays":
+            fields[key] = "" if text.strip().lower() in _CLOSED else text.strip()
+        elif key == "exceptions":
+            entries = [entry.strip() for entry in text.split(";") if entry.strip()]
+            fields[key] = [{"date": day, "hours": _hours(rest)}
+                           for day, _, rest in (entry.partition(" ") for entry in entries)]
+        elif key != "type":
+            fields[key] = text
+    try:
+        return ScheduleConfig(section, Definition.model_validate(fields))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = first["msg"]
+        if first["loc"][0] == "exceptions" and len(first["loc"]) > 1:
+            message += f" (entry {entries[int(first['loc'][1])]!r})"
+        raise ConfigError(path, section, str(first["loc"][0]), message) from None
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration."""
 
@@ -242,6 +326,8 @@ class Config:
     ring_groups: tuple[RingGroupConfig, ...] = ()
     conferences: tuple[ConferenceConfig, ...] = ()
     numbers: tuple[NumberConfig, ...] = ()
+    schedules: tuple[ScheduleConfig, ...] = ()
+    time_conditions: tuple[TimeConditionConfig, ...] = ()
     ivrs: tuple[IvrTree, ...] = ()
     path: str = "<defaults>"
 
@@ -299,6 +385,8 @@ def load_config(path: str | Path | None) -> Config:
     ring_groups: list[RingGroupConfig] = []
     conferences: list[ConferenceConfig] = []
     numbers: list[NumberConfig] = []
+    schedules: list[ScheduleConfig] = []
+    conditions: list[TimeConditionConfig] = []
     ivr_sections: list[IvrConfig] = []
     for section in parser.sections():
         if section == "general":
@@ -306,7 +394,11 @@ def load_config(path: str | Path | None) -> Config:
         values = {"number": section, **parser[section]}
         kind = values.get("type", "extension")
         try:
-            if kind == "ringgroup":
+            if kind == "schedule":
+                schedules.append(_schedule(path_str, section, dict(parser[section])))
+            elif kind == "timecondition":
+                conditions.append(TimeConditionConfig.model_validate(values))
+            elif kind == "ringgroup":
                 ring_groups.append(RingGroupConfig.model_validate(values))
             elif kind == "conference":
                 conferences.append(ConferenceConfig.model_validate(values))
@@ -318,18 +410,26 @@ def load_config(path: str | Path | None) -> Config:
                 values.pop("type", None)
                 extensions.append(ExtensionConfig.model_validate(values))
             else:
-                raise ConfigError(path_str, section, "type",
-                                  "must be extension, ringgroup, conference, number or ivr")
+                raise ConfigError(
+                    path_str, section, "type", "must be extension, ringgroup, conference, "
+                    "number, schedule, timecondition or ivr"
+                )
         except ValidationError as exc:
             raise _config_error(path_str, section, exc) from None
+    named = {schedule.name for schedule in schedules}
+    for condition in conditions:
+        if condition.schedule not in named:
+            raise ConfigError(path_str, condition.number, "schedule",
+                              f"no [{condition.schedule}] section with type = schedule")
     targets = Targets(
         extensions=frozenset(e.number for e in extensions),
         ring_groups=frozenset(g.number for g in ring_groups),
-        rooms=frozenset(r.number for r in conferences),
+        rooms=frozenset(r.number for r in conferences), schedules=frozenset(named),
     )
     return Config(
         general=general, extensions=tuple(extensions), ring_groups=tuple(ring_groups),
-        conferences=tuple(conferences), numbers=tuple(numbers),
+        conferences=tuple(conferences), numbers=tuple(numbers), schedules=tuple(schedules),
+        time_conditions=tuple(conditions),
         ivrs=tuple(_ivr_tree(Path(path_str), section, targets) for section in ivr_sections),
         path=path_str,
     )

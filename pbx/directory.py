@@ -2,26 +2,33 @@
 per organisation.
 
 A read-mostly copy of the store's organisations, extensions, devices, ring
-groups, numbers, conference rooms and IVRs kept in memory: digest auth needs a
-password lookup per REGISTER and the router a lookup per INVITE, and a
-database round trip each would cap the rates.  Whoever changes them in the
+groups, numbers, conference rooms, switchboard schedules, time conditions and
+IVRs kept in memory: digest auth needs a password lookup per REGISTER and the
+router a lookup per INVITE, and a database round trip each would cap the
+rates.  Whoever changes them in the
 store (the admin API) calls :meth:`Directory.reload`, which builds new
 tenants and swaps them in whole, so a change takes effect at once and a
-reader never sees half of one.
+reader never sees half of one.  Whoever must follow the changes (the
+switchboard watcher) registers with :meth:`Directory.on_reload`.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from ivr.schedule import Schedule
 from ivr.tree import IvrTree
+from media.languages import FALLBACK, LANGUAGES
+from media.tones import tone_country as country_for
 from pbx.models import (
     DEFAULT_ORGANISATION, ApiUser, CalendarEvent, ConferenceRoom, Device, Extension, Ivr,
-    License, Number, Organisation, Profile, ProfileSchedule, RingGroup,
+    License, Number, Organisation, Profile, ProfileSchedule, RingGroup, SwitchboardSchedule,
+    TimeCondition,
 )
 from pbx.profiles import Presence, zone
 from pbx.store import Store
@@ -38,11 +45,16 @@ class Tenant:
     domain: str
     plan: str = "unlimited"
     timezone: str = "Europe/Stockholm"
+    language: str = "en"  # of its prompts (media.languages)
+    tone_country: str = "gb"  # whose call-progress tones its callers hear (media.tones)
     extensions: dict[str, Extension] = field(default_factory=dict)
     devices: dict[str, Device] = field(default_factory=dict)  # by SIP user name
     ring_groups: dict[str, RingGroup] = field(default_factory=dict)
     numbers: dict[str, Number] = field(default_factory=dict)
     rooms: dict[str, ConferenceRoom] = field(default_factory=dict)
+    # opening hours by name, and the numbers that route by them
+    schedules: dict[str, Schedule] = field(default_factory=dict)
+    time_conditions: dict[str, TimeCondition] = field(default_factory=dict)
     ivrs: dict[str, IvrTree] = field(default_factory=dict)  # by number
     # extensions of users who hold no active license: no registering, no calls
     unlicensed: frozenset[str] = frozenset()
@@ -74,53 +86,53 @@ class Tenant:
         return number if self.default else f"{number}@{self.domain}"
 
 
-def _trees(rows: list[Ivr]) -> dict[str, IvrTree]:
-    """The IVRs' trees by number; one the store holds but this version cannot
-    read (written by a newer one) is left out, with a log line."""
-    trees: dict[str, IvrTree] = {}
-    for row in rows:
-        try:
-            trees[row.number] = IvrTree.model_validate_json(row.tree)
-        except ValidationError as exc:
-            log.error("IVR %s (%s) of organisation %d cannot be read: %s", row.name,
-                      row.number, row.organisation_id, exc)
-    return trees
-
-
 class Directory:
     """Organisation → :class:`Tenant`, and SIP host → organisation."""
 
-    def __init__(self, store: Store, realm: str, domains: tuple[str, ...] = ()) -> None:
+    def __init__(self, store: Store, realm: str, domains: tuple[str, ...] = (), *,
+                 language: str = "en", tone_country: str = "gb") -> None:
         self.store = store
         self.realm = realm.lower()
+        self.language = language  # [general] language: organisations that set none speak it
+        self.tone_country = tone_country  # [general] tone_country: for English
         self.local_names = {self.realm, *(d.lower() for d in domains), "localhost"}
         self.tenants: dict[int, Tenant] = {}
         self.by_domain: dict[str, Tenant] = {}
-        self.default = Tenant(0, DEFAULT_ORGANISATION, self.realm, default=True)
+        self.default = Tenant(0, DEFAULT_ORGANISATION, self.realm, language=language,
+                              tone_country=country_for(language, tone_country), default=True)
+        self._listeners: list[Callable[[], None]] = []
         self.reload()
+
+    def on_reload(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every reload, in the reloading thread."""
+        self._listeners.append(listener)
 
     def reload(self) -> None:
         """Rebuild every tenant from the store (after any admin change)."""
         rows = self.store.rows(Organisation, Extension, Device, RingGroup, Number,
-                               ConferenceRoom, Ivr, ApiUser, License, Profile, ProfileSchedule,
-                               CalendarEvent)
-        orgs, exts, devices, groups, numbers, rooms, ivrs, users, licenses, *presence = rows
-        profiles, schedules, events = presence
+                               ConferenceRoom, ApiUser, License, SwitchboardSchedule,
+                               TimeCondition, Ivr, Profile, ProfileSchedule, CalendarEvent)
+        orgs, exts, devices, groups, numbers, rooms, users, licenses, *rest = rows
+        switchboards, conditions, ivrs, profiles, schedules, events = rest
         licensed = {lic.user_id for lic in licenses if lic.state == "active" and lic.user_id}
         tenants: dict[int, Tenant] = {}
         for org in orgs:
             assert org.id is not None
             default = org.slug == DEFAULT_ORGANISATION
             mine = [e for e in exts if e.organisation_id == org.id]
+            language, tones = self.locale(org)
             tenants[org.id] = Tenant(
                 id=org.id, slug=org.slug, domain=self.realm if default else org.domain.lower(),
-                plan=org.plan, timezone=org.timezone, default=default,
+                plan=org.plan, timezone=org.timezone, language=language, tone_country=tones,
+                default=default,
                 extensions={e.number: e for e in mine},
                 devices={d.sip_username: d for d in devices if d.organisation_id == org.id},
                 ring_groups={g.number: g for g in groups if g.organisation_id == org.id},
                 numbers={n.number: n for n in numbers if n.organisation_id == org.id},
                 rooms={r.number: r for r in rooms if r.organisation_id == org.id},
-                ivrs=_trees([i for i in ivrs if i.organisation_id == org.id]),
+                schedules=_schedules(r for r in switchboards if r.organisation_id == org.id),
+                time_conditions={c.number: c for c in conditions if c.organisation_id == org.id},
+                ivrs=_trees(i for i in ivrs if i.organisation_id == org.id),
                 unlicensed=frozenset(
                     u.extension for u in users
                     if u.organisation_id == org.id and u.extension and u.id not in licensed
@@ -133,6 +145,22 @@ class Directory:
         by_domain = {t.domain: t for t in tenants.values() if t.domain and not t.default}
         self.default = next((t for t in tenants.values() if t.default), self.default)
         self.tenants, self.by_domain = tenants, by_domain
+        for listener in self._listeners:
+            listener()
+
+    def locale(self, org: Organisation) -> tuple[str, str]:
+        """The language an organisation's callers hear and the country of its
+        tones: its own, else the node's language and that language's country
+        (English: the node's ``tone_country``)."""
+        language = org.language or self.language
+        return language, org.tone_country or country_for(language, self.tone_country)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Every language an organisation speaks, and English (the fallback):
+        the prompts the node renders."""
+        spoken = {FALLBACK, self.language, *(t.language for t in self.tenants.values())}
+        return tuple(language for language in LANGUAGES if language in spoken)
 
     def tenant_for(self, host: str) -> Tenant | None:
         """The organisation a SIP host (Request-URI, From or To domain) belongs to:
@@ -157,3 +185,30 @@ class Directory:
 
     def serves(self, host: str) -> bool:
         return self.tenant_for(host) is not None
+
+
+def _schedules(rows: Iterable[SwitchboardSchedule]) -> dict[str, Schedule]:
+    """An organisation's schedules by name; one that no longer validates (a time
+    zone gone from the system) is left out and logged: its time conditions
+    take their closed branch."""
+    found: dict[str, Schedule] = {}
+    for row in rows:
+        try:
+            found[row.name] = Schedule.load(row.definition, row.overrides)
+        except ValueError as exc:
+            log.error("schedule %s of organisation %d is invalid, left out: %s", row.name,
+                      row.organisation_id, exc)
+    return found
+
+
+def _trees(rows: Iterable[Ivr]) -> dict[str, IvrTree]:
+    """The IVRs' trees by number; one the store holds but this version cannot
+    read (written by a newer one) is left out, with a log line."""
+    trees: dict[str, IvrTree] = {}
+    for row in rows:
+        try:
+            trees[row.number] = IvrTree.model_validate_json(row.tree)
+        except ValidationError as exc:
+            log.error("IVR %s (%s) of organisation %d cannot be read: %s", row.name,
+                      row.number, row.organisation_id, exc)
+    return trees

@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("pbx.events")
@@ -59,6 +59,11 @@ class CallEnded:
     status: int
     duration: float
     at: float
+    started_at: float = 0.0
+    answered_at: float | None = None
+    hangup_by: str = ""  # caller, callee, pbx, transfer, admin …
+    path: tuple[str, ...] = ()  # what happened: forks, forwards, services, transfers
+    quality: dict[str, Any] = field(default_factory=dict)  # per leg: loss, jitter, MOS
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,18 +13,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Flow:
-    """Where a message came from: transport, remote host and port.
-
-    Requests to a registered phone go back along its flow (RFC 5626 §5.3 in
-    spirit, RFC 3581 for UDP) so phones behind NAT and on TCP/TLS stay reachable.
-    """
-
-    transport: str
-    host: str
-    port: int
+from pbx.sip.flow import Flow
 
 
 @dataclass(slots=True)

@@ -29,6 +29,10 @@ class Organisation(SQLModel, table=True):
     domain: str = Field(default="", index=True, max_length=253)
     plan: str = Field(default="unlimited", max_length=20)  # a key of PLANS
     timezone: str = Field(default="Europe/Stockholm", max_length=64)
+    # what its callers hear; "" follows the node: [general] language, and the
+    # tones of that language's country (media.tones.tone_country)
+    language: str = Field(default="", max_length=8)
+    tone_country: str = Field(default="", max_length=2)
 
 
 class Extension(SQLModel, table=True):
@@ -298,6 +302,37 @@ class ConferenceRoom(SQLModel, table=True):
     moderator_pin: str = Field(default="", max_length=12)
     record: bool = False
     owner: str = Field(default="", max_length=40)  # a personal room: its extension moderates
+
+
+class SwitchboardSchedule(SQLModel, table=True):
+    """Opening hours of an organisation's switchboard (Telavox "växel öppen/stängd",
+    FreePBX time group): ``definition`` is an :class:`ivr.schedule.Definition` as
+    JSON, ``overrides`` the manual and planned overrides as a JSON list."""
+
+    __table_args__ = (UniqueConstraint("organisation_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    name: str = Field(index=True, max_length=40)
+    definition: str = Field(default="{}", max_length=40000)
+    overrides: str = Field(default="[]", max_length=20000)
+    changed_at: float = 0.0
+
+
+class TimeCondition(SQLModel, table=True):
+    """A number of the dial plan that leads to ``open_target`` while its schedule is
+    open and to ``closed_target`` while it is closed (FreePBX time condition).
+    Targets are numbers of the organisation or ``voicemail:<mailbox>``."""
+
+    __table_args__ = (UniqueConstraint("organisation_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    number: str = Field(index=True, max_length=40)
+    name: str = Field(default="", max_length=200)
+    schedule: str = Field(max_length=40)  # a SwitchboardSchedule's name
+    open_target: str = Field(max_length=80)
+    closed_target: str = Field(max_length=80)
 
 
 class Ivr(SQLModel, table=True):

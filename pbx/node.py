@@ -12,11 +12,30 @@ import signal
 import uvicorn
 
 from admin_api.app import create_app
+from ivr.conference import ConferenceApp
+from ivr.mailbox_menu import MailboxMenuApp
+from ivr.schedule_watch import SwitchboardWatch
+from ivr.voicemail import VoicemailApp
 from pbx.config import Config
+from pbx.models import ConferenceRoom
 from pbx.server import SipServer
 from pbx.store import Store
 
 log = logging.getLogger("pbx.node")
+
+
+def register_services(sip: SipServer) -> None:
+    """The switchboard services, each as the destination kind it serves: call
+    control finds them by kind and never imports them."""
+    b2bua = sip.b2bua
+
+    def room(organisation: int, number: str) -> ConferenceRoom | None:
+        tenant = sip.directory.tenants.get(organisation)
+        return sip.conference(tenant, number) if tenant is not None else None
+
+    b2bua.register(VoicemailApp(sip.directory, sip.store, sip.config.data_path, sip.events))
+    b2bua.register(MailboxMenuApp(sip.directory, sip.store, sip.events))
+    b2bua.register(ConferenceApp(room, b2bua, sip.recording_path, sip.write_recording))
 
 
 async def run(config: Config) -> int:
@@ -25,7 +44,10 @@ async def run(config: Config) -> int:
     store = await asyncio.to_thread(Store, config.database_url)
     await asyncio.to_thread(store.seed, config)
     sip = SipServer(config, store)
+    register_services(sip)
     await sip.start()
+    watch = SwitchboardWatch(sip.directory, sip.events.publish)  # opens/closes → events
+    watch.start()
     # Everything loaded so far lives as long as the process: keep the collector
     # from walking it again and again, and let it run less often under load
     # (tens of thousands of short-lived transactions at registration storms).
@@ -63,6 +85,7 @@ async def run(config: Config) -> int:
         server.should_exit = True
     await asyncio.gather(*http_tasks, return_exceptions=True)
     stop_wait.cancel()
+    await watch.stop()
     await sip.stop()
     store.close()
     return 0

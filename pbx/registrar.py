@@ -11,8 +11,9 @@ import logging
 from dataclasses import dataclass
 from email.utils import formatdate
 
-from pbx.location import Binding, Flow, LocationService, binding_id
+from pbx.location import Binding, LocationService, binding_id
 from pbx.sip.errors import ParseError
+from pbx.sip.flow import Flow
 from pbx.sip.message import Address, Request, Response, make_response, new_tag
 
 log = logging.getLogger("pbx.registrar")

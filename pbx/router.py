@@ -1,10 +1,13 @@
 """The dial plan: what a dialled number means (pure).
 
 ``Router.resolve`` turns a number dialled within an organisation (a
-:class:`~pbx.directory.Tenant`) into a small typed destination: extensions,
-ring groups, numbers and switchboard services (conference rooms and IVRs
-today; queues and shared voicemail join the same way) all come from the tenant, so
-the B2BUA never learns their insides.  Ring strategies order the members of
+:class:`~pbx.directory.Tenant`) at an instant ``now`` into a small typed
+destination: extensions, ring groups, numbers, time conditions and
+switchboard services (conference rooms, mailboxes and IVRs today; queues
+and shared voicemail join the same way) all come from the tenant, so the
+B2BUA never learns their insides.  A number (DID) and a time condition lead
+on to another target, a time condition to its open or closed one by its
+schedule at ``now`` (FreePBX time conditions).  Ring strategies order the members of
 a ring group into ring steps, remembering who answered so round-robin and
 least-recent spread the calls.
 """
@@ -17,12 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pbx.directory import Tenant
-from pbx.models import RingGroup
+from pbx.models import RingGroup, TimeCondition
+from pbx.profiles import VOICEMAIL
 
 MAX_FORWARD_HOPS = 5
 PICKUP_ANY = "*8"  # picks up any ringing call of the organisation
 PICKUP_PREFIX = "**"  # + extension: picks up the call ringing there (BLF keys dial it)
 VOICEMAIL_MENU = "voicemail-menu"  # the service kind: the caller listens to their own mailbox
+MAILBOX_PREFIX = VOICEMAIL + ":"  # a target "voicemail:1001": leave a message for 1001
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +90,17 @@ class Router:
         self.memory = RingMemory()
         self.rng = rng or random.Random()
 
-    def resolve(self, tenant: Tenant, number: str, _hops: int = 0) -> Destination:
+    def resolve(self, tenant: Tenant, number: str, now: float, _hops: int = 0) -> Destination:
+        """What ``number`` dialled in ``tenant`` at ``now`` (epoch seconds) reaches."""
         did = tenant.numbers.get(number)
         if did is not None and _hops < MAX_FORWARD_HOPS:
-            return self.resolve(tenant, did.target, _hops + 1)  # a DID reaches its target
+            return self.resolve(tenant, did.target, now, _hops + 1)  # a DID reaches its target
+        condition = tenant.time_conditions.get(number)
+        if condition is not None and _hops < MAX_FORWARD_HOPS:
+            return self.resolve(tenant, branch(tenant, condition, now), now, _hops + 1)
+        mailbox = number.removeprefix(MAILBOX_PREFIX)
+        if mailbox != number and mailbox in tenant.extensions:
+            return ServiceDest(VOICEMAIL, mailbox)
         if number == PICKUP_ANY:
             return PickupDest()
         if number.startswith(PICKUP_PREFIX) and number[len(PICKUP_PREFIX):] in tenant.extensions:
@@ -151,6 +163,15 @@ class Router:
             members = [m for m in group.members.split(",") if m]
             if member in members:
                 self.memory.next_start[org, group.number] = members.index(member) + 1
+
+
+def branch(tenant: Tenant, condition: TimeCondition, now: float) -> str:
+    """The target of a time condition at ``now``: open or closed by its schedule
+    (closed when the schedule is missing: nobody is there to answer)."""
+    schedule = tenant.schedules.get(condition.schedule)
+    if schedule is not None and schedule.state(now).open:
+        return condition.open_target
+    return condition.closed_target
 
 
 def _clip(steps: Sequence[RingStep], total: float) -> list[RingStep]:

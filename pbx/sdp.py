@@ -3,8 +3,8 @@
 The PBX never passes a phone's SDP through: every call's RTP goes through the
 PBX's own relay ports, so it answers each phone itself with its own address
 and chooses codecs it can relay or transcode. This module parses what phones
-send (tolerantly: LF line ends, unknown lines and attributes kept), builds the
-PBX's offers and answers, and rewrites a description onto the relay.
+send (tolerantly: LF line ends, unknown lines and attributes kept; a broken
+rtpmap spoils only its own format), and builds the PBX's offers and answers.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import ipaddress
 from dataclasses import dataclass, field, replace
+
+from pbx.sip.message import is_number
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 # (sends, receives) from the point of view of the side that wrote the description
@@ -21,11 +23,6 @@ _DIRECTION_OF = {flow: name for name, flow in _FLOWS.items()}
 HOLD_ADDRESSES = ("0.0.0.0", "::")  # RFC 2543 §B.5 hold: "do not send to me"
 _SESSION_ORDER = "vosiuepcbtrzka"  # RFC 8866 §5: the order lines must appear in
 _MEDIA_ORDER = "micbka"
-# Attributes about the far side's transport: meaningless once media goes through our relay.
-_TRANSPORT_ATTRIBUTES = frozenset((
-    "candidate", "end-of-candidates", "remote-candidates", "ice-ufrag", "ice-pwd", "ice-lite",
-    "ice-options", "ice-mismatch", "rtcp-mux", "ssrc", "ssrc-group",
-))
 
 
 class SdpError(ValueError):
@@ -33,11 +30,15 @@ class SdpError(ValueError):
 
     ``status`` is the SIP answer: 400 for a description that breaks RFC 8866,
     488 for a valid one we cannot accept (no common codec, no audio stream).
+    ``code`` is the warn-code of the Warning header that tells the phone why
+    (RFC 3261 §20.43): 399 miscellaneous (the malformed line), 302 transport
+    (SRTP only), 304 media type (no audio), 305 media format (no common codec).
     """
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, code: int = 399) -> None:
         super().__init__(message)
         self.status = status
+        self.code = code
 
     @property
     def reason(self) -> str:
@@ -45,9 +46,17 @@ class SdpError(ValueError):
         phrase = "Not Acceptable Here" if self.status == 488 else "Bad Request"
         return f"{phrase} - {self}"
 
+    def warning(self, agent: str) -> str:
+        """The Warning header value from ``agent`` (our host), e.g.
+        ``399 192.0.2.1 "Malformed rtpmap '31 LPC'"`` (RFC 3261 §20.43)."""
+        if ":" in agent and not agent.startswith("["):
+            agent = f"[{agent}]"  # an IPv6 address as warn-agent (hostport)
+        text = str(self).replace("\\", "\\\\").replace('"', '\\"')
+        return f'{self.code} {agent} "{text}"'
 
-def _unacceptable(message: str) -> SdpError:
-    return SdpError(message, 488)
+
+def _unacceptable(message: str, code: int) -> SdpError:
+    return SdpError(message, 488, code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +136,9 @@ class MediaDescription:
     rtcp_address: str | None = None
     attributes: list[tuple[str, str | None]] = field(default_factory=list)
     other: list[str] = field(default_factory=list)  # i=, b=, k= lines as written
+    # payload type → its malformed rtpmap value, kept as written in ``attributes``:
+    # that format is unusable, the rest of the stream is fine (RFC 4475 §3.1.1.3)
+    broken_rtpmaps: dict[int, str] = field(default_factory=dict)
 
     @property
     def is_rtp_audio(self) -> bool:
@@ -161,8 +173,21 @@ class SessionDescription:
 
     @property
     def audio(self) -> MediaDescription | None:
-        """The first audio stream the relay can carry (RTP, port not 0), or None."""
-        return next((m for m in self.media if m.is_rtp_audio), None)
+        """The first usable audio stream: RTP the relay can carry (port not 0) with a
+        voice codec it can name, or None.  Which of a phone's offered streams we take
+        depends on our codecs too: :func:`choose_audio`."""
+        return next((m for m in self.media if m.is_rtp_audio
+                     and any(not c.is_event for c in m.codecs)), None)
+
+    def paired(self, local: SessionDescription) -> MediaDescription | None:
+        """Our side's audio stream in this (the far side's) description: streams
+        pair by position (RFC 3264 §6), so the m-line at the index of ``local``'s
+        audio stream, when it is one the relay can carry."""
+        ours = local.audio
+        index = next((i for i, m in enumerate(local.media) if m is ours), None)
+        if index is None or index >= len(self.media) or not self.media[index].is_rtp_audio:
+            return None
+        return self.media[index]
 
     @property
     def connection_addrtype(self) -> str:
@@ -285,13 +310,13 @@ def _media_line(value: str) -> MediaDescription:
         raise SdpError(f"Malformed m= line {value[:40]!r}")
     kind, port_text, proto, *formats = parts
     port_text = port_text.split("/")[0]  # <port>/<number of ports>
-    if not _is_number(port_text) or int(port_text) > 65535:
+    if not is_number(port_text) or int(port_text) > 65535:
         raise SdpError(f"Malformed media port {port_text[:20]!r} in m={kind}")
     port = int(port_text)
     if not formats and port:
         raise SdpError(f"No formats in m={kind} line")
     if "RTP/" in proto.upper():
-        bad = next((f for f in formats if not _is_number(f) or int(f) > 127), None)
+        bad = next((f for f in formats if not is_number(f) or int(f) > 127), None)
         if bad is not None:
             raise SdpError(f"Malformed payload type {bad[:20]!r} in m={kind}")
     return MediaDescription(kind, port, proto, formats)
@@ -304,29 +329,30 @@ def _media_attribute(
     """Interpret the attributes the model has fields for; False: keep it as written."""
     if name == "rtpmap":
         pt, _, rest = value.strip().partition(" ")
+        if not is_number(pt) or int(pt) not in _payload_types(media):
+            return False  # an rtpmap for a format not offered: harmless, kept as written
         pieces = rest.strip().split("/")
-        if (not _is_number(pt) or int(pt) > 127 or len(pieces) not in (2, 3) or not pieces[0]
-                or not _is_number(pieces[1]) or int(pieces[1]) == 0
-                or (len(pieces) == 3 and not _is_number(pieces[2]))):
-            raise SdpError(f"Malformed rtpmap {value[:40]!r}")
+        if (len(pieces) not in (2, 3) or not pieces[0]
+                or not is_number(pieces[1]) or int(pieces[1]) == 0
+                or (len(pieces) == 3 and not is_number(pieces[2]))):
+            media.broken_rtpmaps[int(pt)] = value.strip()
+            return False  # kept as written; only this format is unusable
         encoding = _CANONICAL.get(pieces[0].lower(), pieces[0])
         channels = int(pieces[2]) if len(pieces) == 3 else 1
-        if int(pt) not in _payload_types(media):
-            return False  # an rtpmap for a format not offered: harmless, kept as written
         rtpmaps[int(pt)] = Codec(int(pt), encoding, int(pieces[1]), channels)
         return True
     if name == "fmtp":
         pt, _, params = value.partition(" ")
-        if not _is_number(pt) or int(pt) not in _payload_types(media):
+        if not is_number(pt) or int(pt) not in _payload_types(media):
             return False
         fmtps[int(pt)] = params.strip()
         return True
-    if name == "ptime" and _is_number(value.strip()) and int(value) > 0:
+    if name == "ptime" and is_number(value.strip()) and int(value) > 0:
         media.ptime = int(value.strip())
         return True
     if name == "rtcp":
         parts = value.split()
-        if not parts or not _is_number(parts[0]) or int(parts[0]) > 65535:
+        if not parts or not is_number(parts[0]) or int(parts[0]) > 65535:
             raise SdpError(f"Malformed rtcp attribute {value[:40]!r}")
         media.rtcp_port = int(parts[0])
         if len(parts) > 1:
@@ -336,12 +362,13 @@ def _media_attribute(
 
 
 def _codecs(media: MediaDescription, rtpmaps: dict[int, Codec], fmtps: dict[int, str]) -> list[Codec]:
-    """Codecs in m= order from rtpmap or the static table; dynamic types without one are unusable."""
+    """Codecs in m= order from rtpmap or the static table; dynamic types without one,
+    and types whose rtpmap is broken, are unusable."""
     codecs = []
     for fmt in media.formats:
         pt = int(fmt)
         codec = rtpmaps.get(pt) or (STATIC_PAYLOADS.get(pt) if media.kind == "audio" else None)
-        if codec is None:
+        if codec is None or pt in media.broken_rtpmaps:
             continue
         if pt in fmtps:
             codec = replace(codec, fmtp=fmtps[pt])
@@ -402,7 +429,7 @@ def negotiate(offer_codecs: list[Codec], supported: list[str]) -> list[Codec]:
     wanted = {name.lower() for name in supported}
     rates = {c.clock_rate for c in offer_codecs if not c.is_event and c.name.lower() in wanted}
     if not rates:
-        raise _unacceptable("no common codec")
+        raise _unacceptable("no common codec", 305)
     return [c for c in offer_codecs if c.name.lower() in wanted
             and (not c.is_event or c.clock_rate in rates)]
 
@@ -423,23 +450,48 @@ def make_offer(
                               media=[media])
 
 
+def choose_audio(offer: SessionDescription, supported: list[str]) -> MediaDescription:
+    """The offered stream we take: the first RTP audio stream with a voice codec of
+    ``supported`` (RFC 3264 §6: every stream is considered, the others are declined).
+
+    SdpError 488 when there is none, its warn-code saying why: 304 no audio stream,
+    302 audio only over a transport the relay does not carry (SRTP), 305 no common
+    codec; 400 (399) when the codec we would have taken has a malformed rtpmap.
+    """
+    audio = [m for m in offer.media if m.kind == "audio" and m.port]
+    rtp = [m for m in audio if m.is_rtp_audio]
+    if not audio:
+        raise _unacceptable("no audio stream", 304)
+    if not rtp:
+        raise _unacceptable("no RTP/AVP audio stream", 302)
+    wanted = {name.lower() for name in supported}
+    chosen = next((m for m in rtp
+                   if any(not c.is_event and c.name.lower() in wanted for c in m.codecs)), None)
+    if chosen is not None:
+        return chosen
+    for media in rtp:
+        for value in media.broken_rtpmaps.values():
+            encoding = value.partition(" ")[2].strip().split("/")[0]
+            if encoding.lower() in wanted:
+                raise SdpError(f"Malformed rtpmap {value[:40]!r}")
+    raise _unacceptable("no common codec", 305)
+
+
 def make_answer(
     offer: SessionDescription, *, address: str, port: int, supported: list[str],
     direction: str | None = None, session_id: int, version: int, ptime: int = 20,
 ) -> SessionDescription:
-    """Our answer (§6): one m-line per offered one, in order; the first audio stream accepted.
+    """Our answer (§6): one m-line per offered one, in order; the stream of
+    :func:`choose_audio` accepted, every other one declined with port 0.
 
     The audio stream gets one voice codec (the offerer's first we support) plus its
     telephone-event: the relay follows one codec per leg, so we never let a phone
-    switch codecs mid-call. Other streams are rejected with port 0. The direction
-    mirrors the offer (sendonly → recvonly) and is narrowed by ``direction`` when we
-    want less (e.g. we hold too). SdpError (488) without a usable audio stream.
+    switch codecs mid-call. The direction mirrors the offer (sendonly → recvonly) and
+    is narrowed by ``direction`` when we want less (e.g. we hold too).
     """
     if direction is not None:
         _check_direction(direction)
-    audio = offer.audio
-    if audio is None:
-        raise _unacceptable("no RTP/AVP audio stream")
+    audio = choose_audio(offer, supported)
     answer = SessionDescription(_our_origin(address, session_id, version), "pbx", address)
     for media in offer.media:
         if media is not audio:
@@ -451,43 +503,10 @@ def make_answer(
         codecs = [voice] if event is None else [voice, event]
         answer.media.append(MediaDescription(
             "audio", port, audio.proto, [str(c.payload_type) for c in codecs],
-            direction=_answer_direction(hold_direction(offer), direction), codecs=codecs,
+            direction=_answer_direction(hold_direction(offer, audio), direction), codecs=codecs,
             ptime=ptime,
         ))
     return answer
-
-
-def rewrite(
-    desc: SessionDescription, *, address: str, port: int, session_id: int, version: int,
-) -> SessionDescription:
-    """``desc`` as the other leg must see it once media is anchored at our relay.
-
-    Our c=, audio port and o=; the far side's codecs, payload types and direction
-    kept (an RFC 2543 c=0.0.0.0 hold becomes an explicit a=sendonly, since our
-    address replaces it). Its transport details (ICE, a=rtcp, rtcp-mux, SSRCs: the
-    relay rewrites SSRCs) are dropped, and streams the relay does not carry are
-    rejected with port 0. SdpError (488) without a usable audio stream.
-    """
-    audio = desc.audio
-    if audio is None:
-        raise _unacceptable("no RTP/AVP audio stream")
-    media = []
-    for m in desc.media:
-        if m is not audio:
-            media.append(_rejected(m))
-            continue
-        media.append(replace(
-            m, port=port, connection=None, direction=hold_direction(desc), rtcp_port=None,
-            rtcp_address=None, formats=list(m.formats), codecs=list(m.codecs),
-            attributes=[a for a in m.attributes if a[0] not in _TRANSPORT_ATTRIBUTES],
-            other=list(m.other),
-        ))
-    other = [line for line in desc.other
-             if not (line.startswith("a=") and line[2:].partition(":")[0] in _TRANSPORT_ATTRIBUTES)]
-    return SessionDescription(
-        _our_origin(address, session_id, version), desc.session_name, address, None,
-        desc.timing, media, other,
-    )
 
 
 def hold_direction(desc: SessionDescription, media: MediaDescription | None = None) -> str:
@@ -561,12 +580,7 @@ def _our_origin(address: str, session_id: int, version: int) -> Origin:
 
 
 def _payload_types(media: MediaDescription) -> set[int]:
-    return {int(f) for f in media.formats if _is_number(f)}
-
-
-def _is_number(text: str) -> bool:
-    """ASCII digits only: str.isdigit() also accepts "²", which int() refuses."""
-    return text.isascii() and text.isdigit()
+    return {int(f) for f in media.formats if is_number(f)}
 
 
 def _position(line: str, order: str) -> int:

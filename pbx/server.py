@@ -24,26 +24,32 @@ from media.ports import PortPool
 from media.prompts import PromptLibrary, build_prompts
 from media.relay import MediaRelay
 from pbx.authn import RequestAuthenticator
-from pbx.b2bua import B2BUA
 from pbx.calendars import CalendarSync
-from pbx.config import Config
+from pbx.calls.b2bua import B2BUA, CallSettings
+from pbx.calls.media_paths import MediaPaths, RecordingSettings
+from pbx.calls.ports import LoopClock
+from pbx.calls.records import CdrWriter
+from pbx.config import WILDCARDS, Config, ConfigError
 from pbx.directory import Directory, Tenant
 from pbx.events import EventBus, MailboxChanged, Registered
-from pbx.location import Flow, LocationService
-from pbx.models import Cdr, ConferenceRoom, Extension, Recording
+from pbx.location import LocationService
+from pbx.models import ConferenceRoom, Extension, Recording
 from pbx.mqtt import MqttPublisher
 from pbx.pike import AuthFailureGuard
 from pbx.registrar import Registrar, RegistrarPolicy
 from pbx.router import Router
 from pbx.sip.auth import DigestAuthenticator
 from pbx.sip.errors import ParseError, SipError
+from pbx.sip.flow import Flow
 from pbx.sip.message import Request, Response, make_response, new_tag
 from pbx.sip.parser import parse_message
 from pbx.sip.transaction import (
     AckReceived, RequestReceived, ResponseReceived, StrayResponse, TransactionLayer,
     TransactionTimeout,
 )
+from pbx.sip.validate import SUPPORTED, check_request
 from pbx.store import Store
+from pbx.tasks import Tasks
 from pbx.subscriptions import ALLOW_EVENTS, Notifier
 from pbx.transport.stream import StreamTransport
 from pbx.transport.tls import self_signed, server_context
@@ -57,9 +63,20 @@ KNOWN_METHODS = frozenset(
     "INVITE ACK CANCEL BYE OPTIONS REGISTER PRACK SUBSCRIBE NOTIFY PUBLISH INFO REFER "
     "MESSAGE UPDATE".split()
 )
-SUPPORTED_OPTIONS: frozenset[str] = frozenset({"path"})
 
 Handler = Callable[[Request, Flow, object], None]
+
+
+def own_address(config: Config) -> str:
+    """The host's address by its name, for a PBX bound to a wildcard address: a
+    blocking resolver call, made once at start (ConfigError if the name does not resolve)."""
+    name = socket.gethostname()
+    try:
+        return socket.gethostbyname(name)
+    except OSError as exc:
+        raise ConfigError(config.path, "general", "external_address", f"needed: bound to "
+                          f"{config.general.bind} and host name {name!r} does not resolve "
+                          f"({exc})") from None
 
 
 def load_secret(path: Path) -> bytes:
@@ -81,7 +98,8 @@ class SipServer:
         self.config = config
         self.store = store
         hostname = socket.gethostname().lower()
-        self.directory = Directory(store, general.realm, (*general.domains, hostname))
+        self.directory = Directory(store, general.realm, (*general.domains, hostname),
+                                   language=general.language, tone_country=general.tone_country)
         self.location = LocationService()
         self.registrar = Registrar(
             self.location,
@@ -107,25 +125,43 @@ class SipServer:
         self.mqtt: MqttPublisher | None = None
         self.engine = MediaEngine()
         self.prompts = PromptLibrary(config.data_path / "prompts", config.general.language)
-        self.relay: MediaRelay | None = None
-        self.b2bua: B2BUA | None = None
-        self.notifier: Notifier | None = None
+        self.relay = MediaRelay(general.bind, PortPool(general.rtp_port_min, general.rtp_port_max))
+        media = MediaPaths(self.relay, self.engine, self, lambda: self.prompts,
+                           RecordingSettings(general.recording_mix, general.record_announce))
+        self.b2bua = B2BUA(
+            sip=self, ports=self.relay, media=media, engine=self.engine,
+            prompts=lambda: self.prompts, directory=self.directory, location=self.location,
+            router=self.router, events=self.events, clock=LoopClock(),
+            settings=CallSettings(tuple(general.codecs), general.language),
+        )
+        self.cdrs = CdrWriter(store.add_cdr)
+        self.events.subscribe(self.cdrs.on_event)
+        self.notifier = Notifier(self, self.b2bua.live_calls)
+        b2bua = self.b2bua
         self.handlers: dict[str, Handler] = {
             "REGISTER": self._on_register,
             "OPTIONS": self._on_options,
+            "INVITE": b2bua.on_invite, "BYE": b2bua.on_bye, "CANCEL": b2bua.on_cancel,
+            "REFER": b2bua.on_refer, "INFO": b2bua.on_info, "NOTIFY": b2bua.on_notify,
+            "UPDATE": b2bua.on_update, "SUBSCRIBE": self.notifier.on_subscribe,
         }
-        self._cdr_tasks: set[asyncio.Task[None]] = set()
+        self.tasks = Tasks(log, "storing a recording's facts")
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._calendar_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._media_address = general.external_address or general.bind  # a wildcard: see start()
 
     # ---------------------------------------------------------------- life cycle
 
     async def start(self) -> None:
         general = self.config.general
         self._loop = asyncio.get_running_loop()
+        if self._media_address in WILDCARDS:
+            self._media_address = await asyncio.to_thread(own_address, self.config)
+            log.info("bound to %s: phones are told %s (set external_address to change it)",
+                     general.bind, self._media_address)
         self.location.load(await asyncio.to_thread(self.store.load_bindings, time.time()))
         log.info("restored %d registrations", len(self.location))
         if "udp" in general.transports:
@@ -145,7 +181,7 @@ class SipServer:
         for name, transport in self.transports.items():
             log.info("listening on %s %s:%d", name, general.bind, transport.local_port)
         prompts = self.config.data_path / "prompts"
-        made = await asyncio.to_thread(build_prompts, prompts)
+        made = await asyncio.to_thread(build_prompts, prompts, self.directory.languages)
         if made:
             log.info("rendered %d system prompts with espeak-ng", len(made))
         self.prompts = PromptLibrary(prompts, general.language)
@@ -153,16 +189,6 @@ class SipServer:
         for folder in [moh / "default", *sorted(p for p in moh.glob("*") if p.is_dir())]:
             music = await asyncio.to_thread(MusicClass.from_folder, folder.name, folder)
             self.engine.set_music(music)
-        self.relay = MediaRelay(general.bind, PortPool(general.rtp_port_min, general.rtp_port_max))
-        self.b2bua = B2BUA(self, self.relay)
-        b2bua = self.b2bua
-        self.handlers.update(
-            INVITE=b2bua.on_invite, BYE=b2bua.on_bye, CANCEL=b2bua.on_cancel,
-            REFER=b2bua.on_refer, INFO=b2bua.on_info, NOTIFY=b2bua.on_notify,
-            UPDATE=b2bua.on_update,
-        )
-        self.notifier = Notifier(self)
-        self.handlers["SUBSCRIBE"] = self.notifier.on_subscribe
         self._flush_task = asyncio.create_task(self._flush_loop())
         self._calendar_task = asyncio.create_task(
             CalendarSync(self.store, self.directory.reload,
@@ -189,6 +215,8 @@ class SipServer:
             else:
                 transport.close()
         await self._flush_once()
+        await self.cdrs.tasks.drain()
+        await self.tasks.drain()
 
     def tls_files(self) -> tuple[Path, Path]:
         """Certificate and key for SIP over TLS and HTTPS: configured, or a
@@ -225,9 +253,9 @@ class SipServer:
 
     def _reject_unparsable(self, exc: ParseError, flow: Flow) -> None:
         """400 (or 505) where a response can be built, else drop (RFC 3261 §16.3)."""
-        request = getattr(exc, "request", None)
+        request = exc.request
         log.info("bad message from %s:%d (%s)", flow.host, flow.port, exc.reason)
-        if request is None or request.method == "ACK":
+        if not isinstance(request, Request) or request.method == "ACK":
             return
         self._send_direct(make_response(request, exc.status, exc.reason, to_tag=new_tag()), flow)
 
@@ -252,8 +280,6 @@ class SipServer:
         while (event := self.transactions.next_event()) is not None:
             if isinstance(event, RequestReceived):
                 self._dispatch(event.request, event.tx)
-            elif b2bua is None or notifier is None:
-                continue
             elif isinstance(event, ResponseReceived):
                 user = notifier if notifier.sent(event.tx) else b2bua  # a NOTIFY of ours, or a call's
                 self._guard(user.on_response, event.tx, event.response)
@@ -281,6 +307,8 @@ class SipServer:
         except SipError as exc:
             log.info("%s from %s: %d %s", request.method, flow.host, exc.status, exc.reason)
             response = make_response(request, exc.status, exc.reason, to_tag=new_tag())
+            for name, value in exc.headers:
+                response.headers.add(name, value)
         except Exception:
             log.exception("error handling %s from %s", request.method, flow)
             response = make_response(request, 500, to_tag=new_tag())
@@ -304,7 +332,7 @@ class SipServer:
     def end_calls_of(self, organisation: int, number: str) -> None:
         """End the live calls of an organisation's extension ``number``; callable
         from any thread (the admin API's workers), the work runs on the SIP loop."""
-        if self.b2bua is not None and self._loop is not None:
+        if self._loop is not None:
             self._loop.call_soon_threadsafe(self.b2bua.end_calls_of, organisation, number)
 
     def mailbox_changed(self, organisation: int, mailbox: str) -> None:
@@ -356,13 +384,9 @@ class SipServer:
         return f"<sip:pbx@{self.sent_by(flow.transport)};transport={flow.transport.lower()}>"
 
     def media_address(self) -> str:
-        """The address phones reach us at (SDP c=, Contact, Via)."""
-        general = self.config.general
-        if general.external_address:
-            return general.external_address
-        if general.bind in ("0.0.0.0", "::"):
-            return socket.gethostbyname(socket.gethostname())
-        return general.bind
+        """The address phones reach us at (SDP c=, Contact, Via): ``external_address``,
+        else the bound one, else (bound to a wildcard) the host's, found once at start."""
+        return self._media_address
 
     def conference(self, tenant: Tenant, number: str) -> ConferenceRoom | None:
         """A tenant's conference room, or an extension's personal room (prefix + number)."""
@@ -374,11 +398,9 @@ class SipServer:
         return ConferenceRoom(organisation_id=tenant.id, number=number,
                               name=f"Room of {owner}", owner=owner)
 
-    def write_cdr(self, cdr: Cdr) -> None:
-        """Store a call record off the event loop; a failure is logged, never raised."""
-        task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.store.add_cdr, cdr))
-        self._cdr_tasks.add(task)
-        task.add_done_callback(self._cdr_done)
+    def find_invite_server(self, cancel: Request) -> object | None:
+        """The INVITE server transaction a CANCEL cancels (§9.2)."""
+        return self.transactions.find_invite_server(cancel)
 
     def recording_path(self, name: str) -> Path:
         """Where a new recording goes: ``recordings/YYYY/MM/DD/<name>.<format>``."""
@@ -405,22 +427,13 @@ class SipServer:
             size=path.stat().st_size,
             retain_until=time.time() + self.config.general.recording_retention_days * 86400,
         )
-        task = asyncio.get_running_loop().create_task(
-            asyncio.to_thread(self.store.add_recording, recording)
-        )
-        self._cdr_tasks.add(task)
-        task.add_done_callback(self._cdr_done)
+        self.tasks.thread(self.store.add_recording, recording)
 
     async def expire_recordings(self) -> None:
         """The retention job: delete recordings past their date, files and rows."""
         for name in await asyncio.to_thread(self.store.expire_recordings, time.time()):
             Path(name).unlink(missing_ok=True)
             log.info("recording %s deleted (retention)", name)
-
-    def _cdr_done(self, task: asyncio.Task[None]) -> None:
-        self._cdr_tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("cannot store CDR: %s", task.exception())
 
     def respond(self, response: Response) -> None:
         """Send a response through its server transaction."""
@@ -432,22 +445,12 @@ class SipServer:
 
     def _validate(self, request: Request, flow: Flow) -> Response | None:
         """The checks every request passes before its handler (§8.2.1-§8.2.3, §16.3)."""
+        check_request(request)  # malformed headers 400, Require 420, Session-Expires 422
         if request.uri.scheme not in ("sip", "sips"):
             response = make_response(request, 416, to_tag=new_tag())
             return response
         if self._is_loop(request):
             return make_response(request, 482, to_tag=new_tag())
-        if request.method not in ("ACK", "CANCEL"):
-            unsupported = [
-                tag
-                for name in ("Require", "Proxy-Require")
-                for tag in request.headers.get_all(name)
-                if tag.strip().lower() not in SUPPORTED_OPTIONS
-            ]
-            if unsupported:
-                response = make_response(request, 420, to_tag=new_tag())
-                response.headers.add("Unsupported", ", ".join(t.strip() for t in unsupported))
-                return response
         if request.max_forwards == 0 and request.method not in ("REGISTER", "OPTIONS"):
             return make_response(request, 483, to_tag=new_tag())
         return None
@@ -501,7 +504,7 @@ class SipServer:
         response = make_response(request, 200, to_tag=new_tag())
         response.headers.add("Allow", self.allow_header())
         response.headers.add("Accept", "application/sdp")
-        response.headers.add("Supported", ", ".join(sorted(SUPPORTED_OPTIONS)))
+        response.headers.add("Supported", ", ".join(SUPPORTED))
         response.headers.add("Allow-Events", ALLOW_EVENTS)
         self.respond(response)
 

@@ -20,7 +20,7 @@ from pbx.config import Config
 from pbx.location import Binding as Registration
 from pbx.models import (
     DEFAULT_ORGANISATION, Binding, Cdr, ConferenceRoom, Extension, Ivr, Number, Organisation,
-    Recording, RingGroup, Voicemail,
+    Recording, RingGroup, SwitchboardSchedule, TimeCondition, Voicemail,
 )
 
 log = logging.getLogger("pbx.store")
@@ -103,7 +103,7 @@ class Store:
 
     def seed(self, config: Config) -> None:
         """Create the default organisation and the extensions, ring groups,
-        conference rooms, numbers and IVRs of the config file.
+        conference rooms, numbers, schedules, time conditions and IVRs of the config file.
 
         Existing ones are left as they are: once seeded, the store (and the
         admin API that edits it) owns them.
@@ -183,6 +183,24 @@ class Store:
                     session.add(Number(organisation_id=org.id, number=entry.number,
                                        target=entry.target))
                     log.info("seeded number %s → %s", entry.number, entry.target)
+            schedules = set(session.exec(select(SwitchboardSchedule.name).where(
+                SwitchboardSchedule.organisation_id == org.id)).all())
+            for schedule in config.schedules:
+                if schedule.name not in schedules:
+                    session.add(SwitchboardSchedule(
+                        organisation_id=org.id, name=schedule.name,
+                        definition=schedule.definition.model_dump_json()))
+                    log.info("seeded schedule %s", schedule.name)
+            conditions = set(session.exec(select(TimeCondition.number).where(
+                TimeCondition.organisation_id == org.id)).all())
+            for condition in config.time_conditions:
+                if condition.number not in conditions:
+                    session.add(TimeCondition(
+                        organisation_id=org.id, number=condition.number, name=condition.name,
+                        schedule=condition.schedule, open_target=condition.open,
+                        closed_target=condition.closed))
+                    log.info("seeded time condition %s (%s: %s / %s)", condition.number,
+                             condition.schedule, condition.open, condition.closed)
             ivrs = {name for row in session.exec(select(Ivr).where(Ivr.organisation_id == org.id))
                     for name in (row.number, row.name)}
             for tree in config.ivrs:

@@ -28,20 +28,43 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from pbx.directory import Tenant
-from pbx.events import CallAnswered, CallEnded, CallRinging, CallStarted, Event, MailboxChanged
-from pbx.location import Flow
+from pbx.calls.model import Call
+from pbx.calls.views import DialogState, extension_dialogs
+from pbx.config import Config
+from pbx.directory import Directory, Tenant
+from pbx.events import (
+    CallAnswered, CallEnded, CallRinging, CallStarted, Event, EventBus, MailboxChanged,
+)
+from pbx.sip.flow import Flow
 from pbx.models import Extension
 from pbx.sip.dialog import Dialog, DialogId, request_dialog_id
 from pbx.sip.errors import SipError
 from pbx.sip.message import Request, Response, make_response, new_tag
+from pbx.store import Store
+from pbx.tasks import Tasks
 from pbx.voicemail import mailbox_of
 
-if TYPE_CHECKING:
-    from pbx.b2bua import Call, Leg
-    from pbx.server import SipServer
+
+class NotifierHost(Protocol):
+    """What the notifier needs of the SIP server."""
+
+    directory: Directory
+    config: Config
+    store: Store
+    events: EventBus
+
+    def authenticate(self, request: Request, flow: Flow, tenant: Tenant,
+                     now: float) -> tuple[Extension, str] | None: ...
+
+    def respond(self, response: Response) -> None: ...
+
+    def send_request(self, request: Request, flow: Flow) -> object: ...
+
+    def sent_by(self, transport: str) -> str: ...
+
+    def contact(self, flow: Flow) -> str: ...
 
 log = logging.getLogger("pbx.subscriptions")
 
@@ -129,68 +152,6 @@ def resource_for(package: Package, tenant: Tenant, subscriber: Extension, target
     if target not in (subscriber.number, mailbox, voicemail_number):
         raise SipError(403, "Forbidden - Not your mailbox")
     return mailbox
-
-
-@dataclass(frozen=True, slots=True)
-class DialogState:
-    """One dialog of a watched extension, as a ``<dialog>`` of RFC 4235 §4.1
-    describes it: the tags are the watched phone's view (its local tag)."""
-
-    id: str
-    direction: str  # initiator (the extension called) or recipient (it is called)
-    state: str  # trying, early, confirmed, terminated
-    call_id: str = ""
-    local_tag: str = ""
-    remote_tag: str = ""
-    remote: str = ""  # the other party's URI
-    remote_name: str = ""
-
-
-def extension_dialogs(
-    calls: Iterable[Call], organisation: int,
-) -> dict[str, tuple[DialogState, ...]]:
-    """Every extension of ``organisation`` that takes part in one of the B2BUA's
-    live ``calls``, with its dialogs.  A phone that sent its INVITE is the
-    ``initiator``: ``trying``, ``early`` once it hears ringing, then
-    ``confirmed``; a phone we send an INVITE is the ``recipient``: ``early``
-    while it rings (all devices of an extension are one dialog), then
-    ``confirmed``."""
-    found: dict[str, list[DialogState]] = {}
-    for call in calls:
-        if call.ended or call.tenant.id != organisation:
-            continue
-        domain = call.tenant.domain
-        caller = f"sip:{call.caller_number}@{domain}"
-        a, b = call.a, call.b
-        if a is not None:
-            if call.answered_at is not None:
-                state = "confirmed"
-            else:
-                state = "early" if call.ringing_sent or a.early_sdp_sent else "trying"
-            callee = b.number if b is not None else call.dialled
-            found.setdefault(a.number, []).append(
-                _dialog_of(f"{call.id}-a", a, state, f"sip:{callee}@{domain}", ""))
-        if b is not None and call.answered_at is not None:
-            found.setdefault(b.number, []).append(
-                _dialog_of(f"{call.id}-b", b, "confirmed", caller, call.caller_name))
-        ringing: dict[str, Leg] = {}
-        for fork in call.forks:
-            if fork.state in ("trying", "ringing"):
-                ringing.setdefault(fork.number, fork)
-        for number, fork in ringing.items():
-            found.setdefault(number, []).append(
-                _dialog_of(f"{call.id}-b", fork, "early", caller, call.caller_name))
-    return {number: tuple(sorted(dialogs, key=lambda d: d.id)) for number, dialogs in found.items()}
-
-
-def _dialog_of(ident: str, leg: Leg, state: str, remote: str, remote_name: str) -> DialogState:
-    """A leg as its phone sees it: who sent the INVITE, and the tags from the
-    phone's side (its own tag is the local one)."""
-    dialog = leg.dialog
-    our_tag = leg.invite.from_addr.tag if leg.outgoing else dialog.local_tag if dialog else ""
-    phone_tag = (dialog.remote_tag if dialog else "") if leg.outgoing else leg.invite.from_addr.tag
-    return DialogState(ident, "recipient" if leg.outgoing else "initiator", state,
-                       leg.invite.call_id, phone_tag or "", our_tag or "", remote, remote_name)
 
 
 def with_ended(
@@ -286,13 +247,14 @@ class Subscription:
 class Notifier:
     """Every subscription of the node, and the NOTIFYs that keep them current."""
 
-    def __init__(self, server: SipServer) -> None:
+    def __init__(self, server: NotifierHost, live_calls: Callable[[], Iterable[Call]]) -> None:
         self.server = server
+        self.live_calls = live_calls
         self.subscriptions: dict[DialogId, Subscription] = {}
         # (organisation, package) → resource → its subscriptions
         self.watchers: dict[tuple[int, str], dict[str, set[Subscription]]] = {}
         self.pending: dict[int, Subscription] = {}  # id of a NOTIFY transaction → its subscription
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = Tasks(log, "a subscription state update")
         server.events.subscribe(self.on_event)
 
     def __len__(self) -> int:
@@ -406,8 +368,7 @@ class Notifier:
                 self._notify(sub)
 
     def _dialogs(self, organisation: int) -> dict[str, tuple[DialogState, ...]]:
-        b2bua = self.server.b2bua
-        return extension_dialogs(b2bua.calls.values() if b2bua else (), organisation)
+        return extension_dialogs(self.live_calls(), organisation)
 
     def _with_state(self, sub: Subscription, then: Callable[[Subscription], None]) -> None:
         """Bring ``sub.state`` up to date, then hand it to ``then``: at once for
@@ -428,14 +389,7 @@ class Notifier:
             then(sub)
 
     def _spawn(self, work: Any) -> None:
-        task = self.loop.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("subscription state update failed: %r", task.exception())
+        self.tasks.spawn(work)
 
     # ------------------------------------------------------------ NOTIFY
 

@@ -83,6 +83,31 @@ const VIEWS = {
     create: { path: "/api/ringgroups", fields: ["number", "name", "strategy:ringall|linear|roundrobin|leastrecent|fewestcalls|random", "members:list"] },
     actions: { Delete: remove("/api/ringgroups/{number}") },
   },
+  switchboard: {
+    title: "Switchboard", list: "/api/switchboard",
+    columns: ["schedule", "open", "reason", "label", "next_change"],
+    cells: {
+      open: (open) => (open ? "open" : "closed"),
+      next_change: (iso) => (iso ? iso.slice(0, 16).replace("T", " ") : "—"),
+    },
+    actions: {
+      "Close now": (row) => api("POST", `/api/schedules/${row.schedule}/override`, { action: "close" }),
+      "Open now": (row) => api("POST", `/api/schedules/${row.schedule}/override`, { action: "open" }),
+      "Back to schedule": (row) => api("POST", `/api/schedules/${row.schedule}/override`, { action: "schedule" }),
+    },
+    // one button a row: switch by hand, or back to the opening hours once switched
+    when: {
+      "Close now": (row) => row.open && row.reason !== "override",
+      "Open now": (row) => !row.open && row.reason !== "override",
+      "Back to schedule": (row) => row.reason === "override",
+    },
+  },
+  timeconditions: {
+    title: "Time conditions", list: "/api/timeconditions",
+    columns: ["number", "name", "schedule", "open_target", "closed_target", "routes_to"],
+    create: { path: "/api/timeconditions", fields: ["number", "name", "schedule", "open_target", "closed_target"] },
+    actions: { Delete: remove("/api/timeconditions/{number}") },
+  },
   profiles: {
     title: "Profiles", needs: "extension",
     list: "/api/extensions/{extension}/profiles", columns: ["id", "name", "accept", "divert", "caller_id"],
@@ -179,10 +204,12 @@ function render(view, rows) {
   const actions = Object.entries(view.actions || {});
   head.replaceChildren(row(view.columns.concat(actions.length ? [""] : []), "th"));
   body.replaceChildren(...rows.map((item) => {
-    const tr = row(view.columns.map((c) => cell(c, item[c])), "td");
+    const shows = view.cells || {};
+    const tr = row(view.columns.map((c) => (shows[c] ? shows[c](item[c]) : cell(c, item[c]))), "td");
     if (actions.length) {
       const td = document.createElement("td");
       for (const [label, act] of actions) {
+        if (view.when && view.when[label] && !view.when[label](item)) continue;
         const button = Object.assign(document.createElement("button"), { textContent: label, type: "button" });
         button.addEventListener("click", async () => {
           try { await act(item, context); show(current); } catch (e) { $("#view-error").textContent = e.message; }

@@ -29,8 +29,20 @@ language) or 8 kHz mono float samples (a tone, a recording)."""
 KEYS = "0123456789*#ABCD"
 
 
+class RoomLocked(Exception):
+    """A locked conference room refused someone who is not its moderator."""
+
+
 class Cancel(Protocol):
     """A handle on something pending (a timer, a dial) that can be called off."""
+
+    def cancel(self) -> None: ...
+
+
+class Dialling(Protocol):
+    """A call a service placed: its id (logs, records) and a way to call it off."""
+
+    id: str
 
     def cancel(self) -> None: ...
 
@@ -130,7 +142,8 @@ class Channel(Protocol):
     def join(self, room: str, *, moderator: bool = False,
              listen_only: bool = False) -> Membership:
         """Put the party into conference room ``room`` (its number in the
-        party's organisation); the channel's own audio stops."""
+        party's organisation); the channel's own audio stops.  Raises
+        :class:`RoomLocked` when the room is locked and ``moderator`` is not set."""
 
     def redirect(self, number: str) -> None:
         """Send the party back into the dial plan as if they had dialled
@@ -151,10 +164,11 @@ class CallControl(Protocol):
 
     def dial(self, organisation: int, number: str, *, caller: Party,
              on_answer: Callable[[Channel], None], on_fail: Callable[[int], None],
-             timeout: float | None = None) -> Cancel:
+             timeout: float | None = None) -> Dialling:
         """Ring ``number`` through the full dial plan (presence, DND, forwards);
         ``on_answer`` gets the answered party's channel, ``on_fail`` the final
-        status.  Cancelling stops the ringing."""
+        status (after ``timeout`` seconds without an answer: 480).  Cancelling
+        stops the ringing."""
 
     def connect(self, a: Channel, b: Channel) -> None:
         """Make ``a`` and ``b`` one call with one record: they hear each other,

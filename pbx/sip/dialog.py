@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pbx.location import Flow
+from pbx.sip.flow import Flow
 from pbx.sip.errors import SipError
 from pbx.sip.message import URI, Address, Headers, Request, Response, new_branch
 
@@ -134,11 +134,6 @@ class Dialog:
             self.remote_cseq = number
         if request.method in TARGET_REFRESH and request.contacts:
             self.remote_target = request.contacts[0].uri
-
-    def receive_response(self, response: Response) -> None:
-        """A 2xx to a re-INVITE refreshes the remote target (§12.2.1.2)."""
-        if 200 <= response.status < 300 and response.cseq.method == "INVITE" and response.contacts:
-            self.remote_target = response.contacts[0].uri
 
 
 def request_dialog_id(request: Request) -> DialogId:

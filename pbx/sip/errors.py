@@ -8,26 +8,28 @@ so whoever catches it can answer without knowing what went wrong.  A
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from pbx.sip.message import Request
-
 
 class SipError(Exception):
-    """A request cannot be served; answer with ``status`` and ``reason``."""
+    """A request cannot be served; answer with ``status``, ``reason`` and ``headers``
+    (those the status calls for: ``Unsupported`` with a 420, ``Min-SE`` with a 422)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(
+        self, status: int, reason: str, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         super().__init__(f"{status} {reason}")
         self.status = status
         self.reason = reason
+        self.headers = headers
 
 
 class ParseError(SipError):
-    """Bytes that are not a valid SIP message (RFC 3261 §25; 505 for a bad version)."""
+    """Bytes that are not a valid SIP message (RFC 3261 §25; 505 for a bad version).
+
+    ``request`` is the :class:`~pbx.sip.message.Request` salvaged by the parser
+    (typed loosely: this module sits below the message model)."""
 
     def __init__(
-        self, reason: str = "Bad Request", *, status: int = 400, request: Request | None = None
+        self, reason: str = "Bad Request", *, status: int = 400, request: object | None = None
     ) -> None:
         super().__init__(status, reason)
         self.request = request

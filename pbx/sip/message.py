@@ -65,7 +65,7 @@ REASONS = {
     407: "Proxy Authentication Required", 408: "Request Timeout", 410: "Gone",
     413: "Request Entity Too Large", 414: "Request-URI Too Long",
     415: "Unsupported Media Type", 416: "Unsupported URI Scheme", 420: "Bad Extension",
-    421: "Extension Required", 423: "Interval Too Brief", 480: "Temporarily Unavailable",
+    421: "Extension Required", 422: "Session Interval Too Small", 423: "Interval Too Brief", 480: "Temporarily Unavailable",
     481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 483: "Too Many Hops",
     484: "Address Incomplete", 485: "Ambiguous", 486: "Busy Here", 487: "Request Terminated",
     488: "Not Acceptable Here", 489: "Bad Event", 491: "Request Pending",
@@ -92,6 +92,11 @@ def canonical(name: str) -> str:
 
 def is_token(text: str) -> bool:
     return bool(_TOKEN.match(text))
+
+
+def is_number(text: str) -> bool:
+    """ASCII digits only (RFC 3261 §25.1 DIGIT): str.isdigit() also takes "²", which int() refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def split_outside_quotes(value: str, sep: str) -> list[str]:
@@ -168,7 +173,7 @@ def _split_hostport(text: str) -> tuple[str, int | None]:
         host = host[1:-1]  # kept bare; _format_host brackets it again
     if not port_text:
         return host, None
-    if not port_text.isdigit() or int(port_text) > 65535:
+    if not is_number(port_text) or int(port_text) > 65535:
         raise ParseError(f"Bad Request - Malformed port {port_text!r}")
     return host, int(port_text)
 
@@ -346,7 +351,7 @@ class CSeq:
     @classmethod
     def parse(cls, text: str) -> CSeq:
         parts = text.split()
-        if len(parts) != 2 or not parts[0].isdigit() or not is_token(parts[1]):
+        if len(parts) != 2 or not is_number(parts[0]) or not is_token(parts[1]):
             raise ParseError("Bad Request - Malformed CSeq")
         number = int(parts[0])
         if number > MAX_CSEQ:
@@ -355,6 +360,52 @@ class CSeq:
 
     def __str__(self) -> str:
         return f"{self.number} {self.method}"
+
+
+@dataclass(frozen=True, slots=True)
+class Replaces:
+    """The dialog an INVITE takes over (RFC 3891 §6.1): its Call-ID and both tags.
+
+    ``to_tag`` and ``from_tag`` are as the sender of the Replaces sees them;
+    ``early_only``: replace the dialog only while it is still early.
+    """
+
+    call_id: str
+    to_tag: str
+    from_tag: str
+    early_only: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Replaces:
+        call_id, _, param_text = text.partition(";")
+        call_id = call_id.strip()
+        if not call_id or any(c.isspace() for c in call_id):
+            raise ParseError("Bad Request - Malformed Replaces")
+        params = parse_params(param_text)
+        to_tag, from_tag = params.get("to-tag"), params.get("from-tag")
+        if not to_tag or not from_tag or not is_token(to_tag) or not is_token(from_tag):
+            raise ParseError("Bad Request - Replaces needs to-tag and from-tag")
+        return cls(call_id, to_tag, from_tag, "early-only" in params)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionExpires:
+    """A session timer (RFC 4028 §4): the interval and who refreshes (None: not said)."""
+
+    seconds: int
+    refresher: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> SessionExpires:
+        value, _, param_text = text.partition(";")
+        value = value.strip()
+        if not is_number(value):
+            raise ParseError("Bad Request - Malformed Session-Expires")
+        params = parse_params(param_text)
+        refresher = params.get("refresher")
+        if "refresher" in params and (refresher or "").lower() not in ("uac", "uas"):
+            raise ParseError("Bad Request - Malformed Session-Expires refresher")
+        return cls(min(int(value), MAX_DELTA), refresher.lower() if refresher else None)
 
 
 class Headers:
@@ -413,12 +464,6 @@ class Headers:
             self._items.append(entry)
         else:
             self._items.insert(position, entry)
-        self.cache.clear()
-
-    def prepend(self, name: str, value: str) -> None:
-        """Put a field before all others (a proxy's Via, §16.6 step 8)."""
-        name = canonical(name)
-        self._items.insert(0, (name.lower(), name, value))
         self.cache.clear()
 
     def remove(self, name: str) -> None:
@@ -535,7 +580,7 @@ class Message:
             if "Max-Forwards" not in self.headers:
                 return None
             value = self._single("Max-Forwards")
-            if not value.isdigit() or int(value) > 255:
+            if not is_number(value) or int(value) > 255:
                 raise ParseError("Bad Request - Malformed Max-Forwards")
             return int(value)
 
@@ -547,11 +592,36 @@ class Message:
             if "Expires" not in self.headers:
                 return None
             value = self._single("Expires")
-            if not value.isdigit():
+            if not is_number(value):
                 raise ParseError("Bad Request - Malformed Expires")
             return min(int(value), MAX_DELTA)  # §20.19: treat huge values as the maximum
 
         return self._cached("expires", compute)
+
+    @property
+    def replaces(self) -> Replaces | None:
+        """The Replaces header (RFC 3891), if any; more than one is a ParseError (§3)."""
+        def compute() -> Replaces | None:
+            if "Replaces" not in self.headers:
+                return None
+            return Replaces.parse(self._single("Replaces"))
+
+        return self._cached("replaces", compute)
+
+    @property
+    def session_expires(self) -> SessionExpires | None:
+        """The Session-Expires header (RFC 4028 §4), if any."""
+        def compute() -> SessionExpires | None:
+            if "Session-Expires" not in self.headers:
+                return None
+            return SessionExpires.parse(self._single("Session-Expires"))
+
+        return self._cached("session_expires", compute)
+
+    @property
+    def refer_to(self) -> Address:
+        """The one Refer-To of a REFER (RFC 3515 §2.4.1): missing or repeated is a ParseError."""
+        return self._cached("refer_to", lambda: Address.parse(self._single("Refer-To")))
 
     @property
     def content_type(self) -> str | None:

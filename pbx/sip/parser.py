@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from pbx.sip.errors import ParseError
-from pbx.sip.message import URI, Message, Request, Response, is_token
+from pbx.sip.message import URI, Message, Request, Response, is_number, is_token
 
 MAX_HEADER_BYTES = 65536
 MAX_BODY_BYTES = 1 << 20
@@ -71,7 +71,7 @@ def _start_line(line: str) -> tuple[Request | Response, ParseError | None]:
     """
     if line.startswith("SIP/"):
         parts = line.split(" ", 2)
-        if len(parts) < 2 or len(parts[1]) != 3 or not parts[1].isdigit():
+        if len(parts) < 2 or len(parts[1]) != 3 or not is_number(parts[1]):
             raise ParseError("Bad Request - Malformed status line")
         _check_version(parts[0])
         status = int(parts[1])
@@ -114,7 +114,7 @@ def _body(message: Message, rest: bytes) -> bytes:
     if len(values) > 1:
         raise _error(message, "Bad Request - Conflicting Content-Length")
     value = values.pop()
-    if not value.isdigit():
+    if not is_number(value):
         raise _error(message, "Bad Request - Malformed Content-Length")
     length = int(value)
     if length > len(rest):

@@ -23,13 +23,11 @@ import heapq
 import itertools
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pbx.sip.errors import LocalProtocolError
+from pbx.sip.flow import Flow  # opaque here: where a message goes or came from
 from pbx.sip.message import Headers, Request, Response, make_response
-
-if TYPE_CHECKING:
-    from pbx.location import Flow  # opaque here: where a message goes or came from
 
 Message = Request | Response
 MAGIC = "z9hG4bK"  # §8.1.1.7: branches of RFC 3261 elements start with this

@@ -13,7 +13,7 @@ import logging
 import ssl
 from collections.abc import Callable
 
-from pbx.location import Flow
+from pbx.sip.flow import Flow
 from pbx.sip.errors import ParseError
 from pbx.sip.parser import StreamFramer
 from pbx.transport.udp import plain_host

@@ -11,7 +11,7 @@ import logging
 import socket
 from collections.abc import Callable
 
-from pbx.location import Flow
+from pbx.sip.flow import Flow
 
 log = logging.getLogger("pbx.transport.udp")
 

@@ -65,7 +65,7 @@ class Pbx:
     def tls_port(self) -> int:
         return self.sip_port + 1
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         self.log_path = self.data_dir / f"pbx-{int(time.time() * 1000)}.log"
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(

@@ -3,6 +3,7 @@ that take effect on the SIP side at once, call records, audit, tenants."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from media.languages import TEXTS
 from tests.integration.peers import ADMIN_PASSWORD, Pbx, running_pbx
 from tests.integration.sipclient import SipClient
 
@@ -177,6 +179,41 @@ def test_one_organisation_cannot_see_another(pbx: Pbx) -> None:
         assert busy is not None and busy.status == 486  # their 1001 rang, not ours
     with SipClient(pbx.host, pbx.sip_port) as stranger:  # by IP: the default organisation
         assert stranger.register("3001", secrets["3001"]).status == 403  # type: ignore[union-attr]
+
+
+def test_an_organisation_speaks_its_language_with_its_countrys_tones(pbx: Pbx) -> None:
+    ours = pbx.login("admin", ADMIN_PASSWORD)
+    default = httpx.get(f"{pbx.api}/organisations/1", headers=ours).json()
+    assert (default["language"], default["tone_country"]) == ("en", "gb")  # [general] defaults
+    body = {"slug": "suomi", "name": "Suomi Oy", "domain": "suomi.test",
+            "admin": {"username": "suomi-admin", "password": "suomi-pass-1234"}}
+    for field, value in (("language", "no"), ("language", "fr"), ("tone_country", "xx")):
+        refused = httpx.post(f"{pbx.api}/organisations", headers=ours, json={**body, field: value})
+        assert refused.status_code == 422, refused.text
+        (error,) = refused.json()["detail"]
+        assert error["loc"] == ["body", field]
+        assert "nb" in error["msg"] if field == "language" else "dk" in error["msg"]
+
+    made = httpx.post(f"{pbx.api}/organisations", headers=ours, json={**body, "language": "fi"})
+    assert made.status_code == 201, made.text
+    assert (made.json()["language"], made.json()["tone_country"]) == ("fi", "fi")
+    finnish = pbx.data_dir / "prompts" / "fi"  # rendered before the first Finnish call
+    assert {p.stem for p in finnish.glob("*.wav")} == set(TEXTS["fi"])
+
+    theirs = pbx.login("suomi-admin", "suomi-pass-1234")
+    url = f"{pbx.api}/organisations/{made.json()['id']}"
+    refused = httpx.patch(url, headers=theirs, json={"language": "xx"})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "language"]
+    german = httpx.patch(url, headers=theirs, json={"language": "de"})
+    assert german.status_code == 200
+    assert (german.json()["language"], german.json()["tone_country"]) == ("de", "de")
+    assert (pbx.data_dir / "prompts" / "de" / "until.wav").exists()
+    swedish_tones = httpx.patch(url, headers=theirs, json={"tone_country": "se"}).json()
+    assert (swedish_tones["language"], swedish_tones["tone_country"]) == ("de", "se")
+    changes = [(json.loads(e["before"])["language"], json.loads(e["after"])["language"])
+               for e in httpx.get(f"{pbx.api}/audit", headers=theirs).json()
+               if e["action"] == "organisation.update"]
+    assert changes == [("de", "de"), ("fi", "de")]  # newest first
 
 
 def test_login_is_rate_limited(tmp_path: Path) -> None:

@@ -59,3 +59,34 @@ def test_log_in_list_and_add_an_extension(tmp_path: Path) -> None:
         token = page.eval("sessionStorage.getItem('pbx-token')")
         listed = httpx.get(f"{pbx.api}/extensions/2042", headers={"Authorization": f"Bearer {token}"})
         assert listed.status_code == 200 and listed.json()["display_name"] == "Nils Holgersson"
+
+
+def test_the_switchboard_page_closes_and_reopens_with_one_button(tmp_path: Path) -> None:
+    every_day = "".join(f"{day} = 00:00-24:00\n" for day in ("mon", "tue", "wed", "thu", "fri",
+                                                            "sat", "sun"))
+    sections = f"\n[reception]\ntype = schedule\nholidays = none\n{every_day}"
+    with running_pbx(tmp_path, {"1001": "pw-1001-secret"}, sections=sections,
+                     admin_password=ADMIN_PASSWORD) as pbx, chromium_page() as page:
+        page.goto(f"http://{pbx.host}:{pbx.http_port}/admin/")
+        page.eval(f"""(() => {{
+            const form = document.querySelector('#login');
+            form.username.value = 'admin'; form.password.value = {ADMIN_PASSWORD!r};
+            form.requestSubmit(); }})()""")
+        page.wait_for("!document.querySelector('#app').hidden")
+        page.eval("show('switchboard')")
+        row = "document.querySelector('#view-table tbody tr')"
+        buttons = f"[...{row}.querySelectorAll('button')].map((b) => b.textContent)"
+        page.wait_for(f"{row} && {row}.textContent.includes('reception')")
+        assert page.eval(f"{row}.textContent").startswith("receptionopenschedule")
+        assert page.eval(buttons) == ["Close now"]
+        page.eval(f"{row}.querySelector('button').click()")
+        page.wait_for(f"{row}.textContent.includes('override')")
+        assert page.eval(f"{row}.textContent").startswith("receptionclosedoverride")
+        assert page.eval(buttons) == ["Back to schedule"]
+        page.screenshot(str(tmp_path / "switchboard.png"))
+        state = httpx.get(f"{pbx.api}/schedules/reception/state",
+                          headers=pbx.login("admin", ADMIN_PASSWORD)).json()
+        assert (state["open"], state["reason"]) == (False, "override")
+        page.eval(f"{row}.querySelector('button').click()")
+        page.wait_for(f"{row}.textContent.startsWith('receptionopenschedule')")
+        assert page.eval(buttons) == ["Close now"]

@@ -67,7 +67,7 @@ def test_events_reach_an_mqtt_broker(tmp_path: Path) -> None:
                             return
 
         def run() -> None:
-            asyncio.run(asyncio.wait_for(listen(), 20))
+            asyncio.run(asyncio.wait_for(listen(), 90))
 
         listener = threading.Thread(target=run)
         listener.start()
@@ -76,7 +76,7 @@ def test_events_reach_an_mqtt_broker(tmp_path: Path) -> None:
             with SipClient(pbx.host, pbx.sip_port) as caller:
                 _, missing = caller.invite("1001", USERS["1001"], "4040")
                 assert missing is not None and missing.status == 404
-            listener.join(25)
+            listener.join(95)
         assert [(e["topic"], e["type"]) for e in received] == [
             ("pbx/default/call/started", "call.started"), ("pbx/default/call/ended", "call.ended")]
         assert received[1]["disposition"] == "failed" and received[1]["status"] == 404

@@ -31,6 +31,14 @@ members = 1002, 1003, 1004
 [800]
 type = conference
 
+[office-hours]
+type = schedule
+mon = 08:00-17:00
+tue = 08:00-17:00
+wed = 08:00-17:00
+thu = 08:00-17:00
+fri = 08:00-17:00
+
 [500]
 type = ivr
 tree = ivr-demo.yaml

@@ -211,8 +211,9 @@ def test_roles_and_tenants(pbx: Pbx, admin: dict[str, str]) -> None:
         other = Organisation(slug="prov-other", name="Other AB", domain="other.test")
         session.add(other)
         session.commit()
-        assert other.id is not None
-        session.add(ApiUser(organisation_id=other.id, username="prov-other-admin",
+        other_id = other.id
+        assert other_id is not None
+        session.add(ApiUser(organisation_id=other_id, username="prov-other-admin",
                             password_hash=hash_password("other-pass-1234"), role="admin"))
         session.commit()
     engine.dispose()
@@ -233,6 +234,12 @@ def test_roles_and_tenants(pbx: Pbx, admin: dict[str, str]) -> None:
     keys = cfg(fetch(pbx, phone["provisioning_url"] + phone["provisioning_file"], YEALINK_UA).text)
     assert keys["account.1.sip_server.1.address"] == "other.test"
     assert keys["linekey.2.value"] == "3002" and "linekey.3.value" not in keys
+    assert keys["lang.gui"] == "English"  # the node's [general] language
+    # their organisation speaks German: its phones' menus follow
+    assert httpx.patch(f"{pbx.api}/organisations/{other_id}", headers=theirs,
+                       json={"language": "de"}).status_code == 200
+    keys = cfg(fetch(pbx, phone["provisioning_url"] + phone["provisioning_file"], YEALINK_UA).text)
+    assert keys["lang.gui"] == "German" and keys["lang.wui"] == "German"
 
 
 def test_a_removed_or_rekeyed_device_stops_ringing_at_once(pbx: Pbx, admin: dict[str, str]) -> None:

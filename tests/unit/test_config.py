@@ -17,6 +17,10 @@ def test_demo_config_has_the_demo_extensions() -> None:
     assert config.general.voicemail_number == "133"
     assert config.extensions[0].callerid == '"Alice Andersson" <1001>'
     assert config.database_url.startswith("sqlite:///") and config.database_url.endswith("pbx.sqlite3")
+    office = config.schedules[0]
+    assert office.name == "office-hours" and office.definition.holidays == "SE"
+    assert [str(i) for i in office.definition.fri] == ["08:00-17:00"]
+    assert office.definition.sat == office.definition.sun == office.definition.holiday_hours == []
 
 
 def test_overrides_replace_general_values(tmp_path: Path) -> None:
@@ -36,8 +40,23 @@ def test_overrides_replace_general_values(tmp_path: Path) -> None:
         ("[general]\ntransports = udp, sctp\n", "general", "transports"),
         ("[general]\nfrobnicate = 1\n", "general", "frobnicate"),
         ("[general]\nvoicemail_number = 13 3\n", "general", "voicemail_number"),
+        ("[general]\nlanguage = no\n", "general", "language"),  # Bokmål is nb
+        ("[general]\ntone_country = xx\n", "general", "tone_country"),
         ("[1001]\ncallerid = x\n", "1001", "secret"),
         ("[bad ext!]\nsecret = x\n", "bad ext!", "number"),
+        ("[oh]\ntype = schedule\nmon = 08:00-25:00\n", "oh", "mon"),
+        ("[oh]\ntype = schedule\ntue = 13:00-17:00, 08:00-12:00\n", "oh", "tue"),
+        ("[oh]\ntype = schedule\nholidays = XX\n", "oh", "holidays"),
+        ("[oh]\ntype = schedule\ntimezone = Europe/Gothenburg\n", "oh", "timezone"),
+        ("[oh]\ntype = schedule\nexceptions = 2026-12-24 closed; 24/12 closed\n", "oh",
+         "exceptions"),
+        ("[oh]\ntype = schedule\nweekdays = 08:00-17:00\n", "oh", "weekdays"),
+        ("[oh]\ntype = schedule\n[500]\ntype = timecondition\nschedule = other\n"
+         "open = 1001\nclosed = 1002\n", "500", "schedule"),
+        ("[oh]\ntype = schedule\n[500]\ntype = timecondition\nschedule = oh\n"
+         "open = 1001\nclosed = voicemail 1002\n", "500", "closed"),
+        ("[x]\ntype = queue\n", "x", "type"),
+        ("[500]\ntype = ivr\n", "500", "tree"),
     ],
 )
 def test_errors_name_file_section_and_key(tmp_path: Path, text: str, section: str, key: str) -> None:
@@ -47,6 +66,14 @@ def test_errors_name_file_section_and_key(tmp_path: Path, text: str, section: st
         load_config(path)
     assert (info.value.section, info.value.key) == (section, key)
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("language", ["en", "sv", "da", "nb", "fi", "de"])
+def test_every_prompt_language_is_accepted(tmp_path: Path, language: str) -> None:
+    path = tmp_path / "sip.conf"
+    path.write_text(f"[general]\nlanguage = {language}\ntone_country = US\n")
+    general = load_config(path).general
+    assert (general.language, general.tone_country) == (language, "us")
 
 
 def test_unreadable_and_broken_files(tmp_path: Path) -> None:
@@ -76,3 +103,34 @@ def test_cli_accepts_every_documented_override() -> None:
          "--http-port", "8081", "--rtp-ports", "30000-30100", "--data-dir", "/tmp/d"]
     )
     assert (args.sip_port, args.rtp_ports.low, args.rtp_ports.high) == (5070, 30000, 30100)
+
+
+def test_schedule_and_time_condition_sections(tmp_path: Path) -> None:
+    path = tmp_path / "sip.conf"
+    path.write_text(
+        "[office-hours]\ntype = schedule\ntimezone = Europe/Helsinki\n"
+        "mon = 08:00-12:00, 13:00-17:00\nfri = 22:00-02:00\nsat = closed\nholidays = none\n"
+        "holiday_hours = 10:00-14:00\n"
+        "exceptions = 2026-12-24 closed; 2026-12-31 09:00-12:00, 13:00-15:00\n"
+        "[500]\ntype = timecondition\nname = Reception\nschedule = office-hours\n"
+        "open = 600\nclosed = voicemail:1001\n")
+    config = load_config(path)
+    definition = config.schedules[0].definition
+    assert definition.model_dump(mode="json") == {
+        "timezone": "Europe/Helsinki", "mon": ["08:00-12:00", "13:00-17:00"], "tue": [],
+        "wed": [], "thu": [], "fri": ["22:00-02:00"], "sat": [], "sun": [], "holidays": "",
+        "holiday_hours": ["10:00-14:00"],
+        "exceptions": [{"date": "2026-12-24", "hours": [], "label": ""},
+                       {"date": "2026-12-31", "hours": ["09:00-12:00", "13:00-15:00"],
+                        "label": ""}]}
+    condition = config.time_conditions[0]
+    assert (condition.number, condition.name, condition.schedule, condition.open,
+            condition.closed) == ("500", "Reception", "office-hours", "600", "voicemail:1001")
+
+
+def test_a_bad_exception_names_its_entry(tmp_path: Path) -> None:
+    path = tmp_path / "sip.conf"
+    path.write_text("[oh]\ntype = schedule\nexceptions = 2026-12-24 closed; 2026-12-31 9-12\n")
+    with pytest.raises(ConfigError, match=r"\[oh\] exceptions: .*'9-12' is not an interval"
+                                          r".*\(entry '2026-12-31 9-12'\)"):
+        load_config(path)

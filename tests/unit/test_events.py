@@ -47,7 +47,8 @@ def test_events_as_json_fields() -> None:
     assert as_dict(ended) == {
         "type": "call.ended", "organisation": 1, "call_id": "c", "caller": "1001",
         "dialled": "1002", "answered_by": "1002", "disposition": "answered", "status": 200,
-        "duration": 12.5, "at": 100.0,
+        "duration": 12.5, "at": 100.0, "started_at": 0.0, "answered_at": None,
+        "hangup_by": "", "path": (), "quality": {},
     }
     assert as_dict(CallRinging(1, "c", "1002", 99.0)) == {
         "type": "call.ringing", "organisation": 1, "call_id": "c", "extension": "1002",

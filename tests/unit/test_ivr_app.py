@@ -8,7 +8,9 @@ import random
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ import soundfile
 
 from ivr.app import IvrApp
 from ivr.greetings import GreetingLibrary, load_greetings, recording_folder, speech_file
+from ivr.schedule import Definition, Schedule
 from ivr.tenant import ScheduleHours
 from ivr.tree import IvrTree
 from pbx.calls.channel import Party
@@ -319,18 +322,11 @@ def test_text_greetings_are_spoken_once_per_text_and_language(tmp_path: Path) ->
 
 
 def test_opening_hours_are_the_organisations_schedules() -> None:
-    @dataclass
-    class State:
-        open: bool
-
-    @dataclass
-    class Schedule:
-        open: bool
-
-        def state(self, at: float) -> State:
-            return State(self.open)
-
-    hours = ScheduleHours({"office-hours": Schedule(True), "lunch": Schedule(False)})
-    assert hours.state("office-hours", 0.0) is True
-    assert hours.state("lunch", 0.0) is False
-    assert hours.state("gone", 0.0) is False  # nobody to answer: closed, as the dial plan says
+    weekdays = Definition(**{day: ["08:00-17:00"] for day in ("mon", "tue", "wed", "thu", "fri")})
+    hours = ScheduleHours({"office-hours": Schedule(weekdays)})
+    monday = datetime(2026, 11, 30, tzinfo=ZoneInfo("Europe/Stockholm"))
+    assert hours.state("office-hours", (monday + timedelta(hours=10)).timestamp()) is True
+    assert hours.state("office-hours", (monday + timedelta(hours=18)).timestamp()) is False
+    christmas_eve = datetime(2026, 12, 24, 10, tzinfo=ZoneInfo("Europe/Stockholm"))
+    assert hours.state("office-hours", christmas_eve.timestamp()) is False
+    assert hours.state("gone", monday.timestamp() + 36000) is False  # nobody there: closed

@@ -131,6 +131,48 @@ def test_supervisor_listen_whisper_barge() -> None:
 
 
 
+@pytest.mark.parametrize("mode", ["listen", "whisper", "barge"])
+async def test_supervise_joins_a_supervisor_to_a_call_in_each_mode(mode: str) -> None:
+    """``MediaEngine.supervise`` on a live call: caller 500 Hz, agent 900 Hz,
+    supervisor 1300 Hz, through the engine's own tick (layout, decode, mix, encode)."""
+    from media.engine import MediaEngine
+    from media.g711 import ULAW_DECODE, ulaw_encode
+
+    def leg(label: str) -> SimpleNamespace:
+        return SimpleNamespace(codec="PCMU", label=label, peer=None,
+                               relay=SimpleNamespace(unbridge=lambda leg: None))
+
+    engine = MediaEngine()
+    caller, agent, supervisor = leg("caller"), leg("agent"), leg("supervisor")
+    ports = [engine.join("call", caller, tone=False), engine.join("call", agent, tone=False)]
+    ports.append(engine.supervise("call", supervisor, ports[1], mode))
+    assert engine.participants("call") == ["caller", "agent", "supervisor"]
+    signal = tones([500, 900, 1300]).astype(np.int16)
+    out = np.zeros((3, FRAME * 10))
+    for seq in range(10):
+        for port, voice in zip(ports, signal):
+            port.buffer[seq] = ulaw_encode(voice[seq * FRAME : (seq + 1) * FRAME]).tobytes()
+            port.next_seq = seq
+        encoded = engine.mix()
+        assert encoded is not None
+        for row, port in enumerate(ports):
+            out[row, seq * FRAME : (seq + 1) * FRAME] = ULAW_DECODE[encoded[port.index]]
+    assert engine._timer is not None
+    engine._timer.cancel()
+    said = {"caller": out[0], "agent": out[1], "supervisor": out[2]}
+    assert heard(said["supervisor"], 500) > 1e5 and heard(said["supervisor"], 900) > 1e5
+    assert heard(said["caller"], 900) > 1e5 and heard(said["agent"], 500) > 1e5
+    agent_hears, caller_hears = heard(said["agent"], 1300), heard(said["caller"], 1300)
+    if mode == "listen":
+        assert agent_hears < 5e4 and caller_hears < 5e4  # µ-law noise only, 36 dB down
+    elif mode == "whisper":
+        assert agent_hears > 1e5 and caller_hears < 5e4
+    else:
+        assert agent_hears > 1e5 and caller_hears > 1e5
+    with pytest.raises(ValueError, match="unknown supervision mode"):
+        engine.supervise("call", leg("x"), ports[1], "coach")
+
+
 def test_big_room_by_subtraction_equals_the_matrix() -> None:
     """Above BIG_ROOM members mix() uses sum-minus-own; it must equal N−1 by matrix."""
     from media.engine import BIG_ROOM, MediaEngine, MixPort, Room

@@ -335,6 +335,32 @@ async def test_malformed_packets_are_counted_and_dropped_while_the_call_goes_on(
     pb.close()
 
 
+async def test_csrcs_extension_and_padding_are_stripped_from_what_is_forwarded(relay) -> None:
+    pa, a, pb, b = await call(relay)
+    voice = bytes(range(160))
+    fixed = HEADER.pack(0x80 | 0x20 | 0x10 | 2, 0, 1, 160, 0xA)  # padding, extension, 2 CSRCs
+    packet = (fixed + struct.pack("!II", 7, 8) + b"\xbe\xde\x00\x01" + b"ext!" + voice
+              + b"\x00\x00\x03")  # RFC 3550 §5.1: the last octet counts the padding
+    pa.send(a, packet)
+    (forwarded,) = await pb.wait_for(1)
+    *_, payload = parse(forwarded)
+    assert payload == voice  # no CSRC, no extension, no padding: a plain 12-byte header
+    assert a.stats().bytes_in == 160 and a.stats().malformed == 0
+    pa.close()
+    pb.close()
+
+
+async def test_loss_is_counted_across_the_sequence_wrap(relay) -> None:
+    pa, a, pb, b = await call(relay)
+    await talk(pa, a, [65533, 65534, 65535, 0, 2, 3], ssrc=0xA)  # 1 lost, across the wrap
+    await pb.wait_for(6)
+    stats = a.stats()
+    assert stats.packets_in == 6 and stats.lost == 1
+    assert a.cycles == 0x10000 and a.max_seq == 3  # RFC 3550 A.1: extended highest is 65539
+    pa.close()
+    pb.close()
+
+
 FLOOD = """
 import socket, sys, time
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -395,14 +421,14 @@ async def test_port_pool_is_whole_again_after_1000_legs(relay) -> None:
         legs = await asyncio.gather(*(relay.open_leg(f"x{i}") for i in range(100)))
         opened.extend(legs)
         assert len({leg.local_port for leg in legs}) == 100
-        assert relay.active_legs == 100 and pool.free == pool.size - 100
+        assert len(relay.legs) == 100 and pool.free == pool.size - 100
         for x, y in zip(legs[::2], legs[1::2]):
             x.set_remote("127.0.0.1", phone.port, payload_type=0, codec="PCMU", dtmf_pt=None)
             y.set_remote("127.0.0.1", phone.port, payload_type=0, codec="PCMU", dtmf_pt=None)
             relay.bridge(x, y)
         await asyncio.gather(*(relay.close_leg(leg) for leg in legs))
         await relay.close_leg(legs[0])  # idempotent
-    assert relay.active_legs == 0 and pool.free == pool.size
+    assert len(relay.legs) == 0 and pool.free == pool.size
     # every socket really is closed (binding the ports again would race with
     # whatever else runs on this machine)
     assert len(opened) == 1000

@@ -182,6 +182,19 @@ def test_make_response_copies_and_tags() -> None:
         (b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nno colon here\r\n\r\n",
          "header line", True),
         (b"\x00\x01\x02garbage", "end of headers", False),
+        # digits that are not ASCII: "²".isdigit() is true but int() refuses it
+        ("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\n"
+         "To: <sip:a@b>\r\nCall-ID: x\r\nCSeq: \u00b2 OPTIONS\r\n\r\n".encode(), "CSeq", True),
+        ("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\n"
+         "To: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: \u00b2\r\n\r\n".encode(),
+         "Max-Forwards", True),
+        ("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\n"
+         "To: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\nContent-Length: \u00b2\r\n\r\n".encode(),
+         "Content-Length", True),
+        ("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h:5\u00b2;branch=z9hG4bK1\r\n"
+         "From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n".encode(),
+         "port", True),
+        ("SIP/2.0 2\u00b20 OK\r\n\r\n".encode(), "status line", False),
         (b"SIP/2.0 2000 OK\r\n\r\n", "status line", False),
     ],
 )

@@ -10,8 +10,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ivr.schedule import Definition
 from ivr.tree import from_yaml
-from pbx.config import Config, ConferenceConfig, ExtensionConfig, General, NumberConfig, RingGroupConfig
+from pbx.config import (
+    Config, ConferenceConfig, ExtensionConfig, General, NumberConfig, RingGroupConfig,
+    ScheduleConfig, TimeConditionConfig,
+)
 from pbx.directory import Directory, Tenant
 from pbx.models import Profile, ProfileSchedule
 from pbx.profiles import Presence
@@ -20,7 +24,12 @@ from pbx.router import (
 )
 from pbx.store import Store
 
+NOW = 1_800_000_000.0  # when the dial plan is asked (nothing here depends on the time)
+
 MEMBERS = ("1001", "1002", "1003")
+TZ = ZoneInfo("Europe/Stockholm")
+NOW = datetime(2026, 11, 30, 10, tzinfo=TZ).timestamp()  # a Monday morning
+IVR = from_yaml((Path(__file__).parents[2] / "ivr-demo.yaml").read_text())
 
 
 def make_router(strategy: str, **group: object) -> tuple[Router, Tenant]:
@@ -35,8 +44,17 @@ def make_router(strategy: str, **group: object) -> tuple[Router, Tenant]:
         conferences=(ConferenceConfig(number="800"),),
         numbers=(NumberConfig(number="+4681234567", target="600"),
                  NumberConfig(number="+4681234568", target="1004"),
-                 NumberConfig(number="+4681234569", target="500")),
-        ivrs=(from_yaml((Path(__file__).parents[2] / "ivr-demo.yaml").read_text()),),
+                 NumberConfig(number="+4681234500", target="500"),
+                 NumberConfig(number="+4681234510", target="510")),
+        schedules=(ScheduleConfig("office-hours", Definition(
+            **{day: ["08:00-17:00"] for day in ("mon", "tue", "wed", "thu", "fri")})),),
+        time_conditions=(
+            TimeConditionConfig(number="500", schedule="office-hours", open="600",
+                                closed="voicemail:1004"),
+            TimeConditionConfig(number="501", schedule="office-hours", open="1001",
+                                closed="500"),
+        ),
+        ivrs=(IVR.model_copy(update={"number": "510"}),),
     )
     store = Store("sqlite://")
     store.seed(config)
@@ -45,20 +63,45 @@ def make_router(strategy: str, **group: object) -> tuple[Router, Tenant]:
 
 def test_resolve_kinds() -> None:
     router, tenant = make_router("ringall")
-    assert router.resolve(tenant, "1001") == ExtensionDest("1001")
-    assert router.resolve(tenant, "600") == RingGroupDest("600")
-    assert router.resolve(tenant, "800") == ServiceDest("conference", "800")
-    assert router.resolve(tenant, "81002") == ServiceDest("conference", "81002")  # personal room
-    assert router.resolve(tenant, "*8") == PickupDest()
-    assert router.resolve(tenant, "**1002") == PickupDest("1002")
-    assert router.resolve(tenant, "**5555") == Unknown("**5555")
-    assert router.resolve(tenant, "5555") == Unknown("5555")
-    assert router.resolve(tenant, "133") == ServiceDest("voicemail-menu", "133")
+    assert router.resolve(tenant, "1001", NOW) == ExtensionDest("1001")
+    assert router.resolve(tenant, "600", NOW) == RingGroupDest("600")
+    assert router.resolve(tenant, "800", NOW) == ServiceDest("conference", "800")
+    assert router.resolve(tenant, "81002", NOW) == ServiceDest("conference", "81002")  # personal room
+    assert router.resolve(tenant, "*8", NOW) == PickupDest()
+    assert router.resolve(tenant, "**1002", NOW) == PickupDest("1002")
+    assert router.resolve(tenant, "**5555", NOW) == Unknown("**5555")
+    assert router.resolve(tenant, "5555", NOW) == Unknown("5555")
+    assert router.resolve(tenant, "133", NOW) == ServiceDest("voicemail-menu", "133")
     # DIDs reach what they point at
-    assert router.resolve(tenant, "+4681234567") == RingGroupDest("600")
-    assert router.resolve(tenant, "+4681234568") == ExtensionDest("1004")
-    assert router.resolve(tenant, "500") == ServiceDest("ivr", "500")
-    assert router.resolve(tenant, "+4681234569") == ServiceDest("ivr", "500")
+    assert router.resolve(tenant, "+4681234567", NOW) == RingGroupDest("600")
+    assert router.resolve(tenant, "+4681234568", NOW) == ExtensionDest("1004")
+    assert router.resolve(tenant, "510", NOW) == ServiceDest("ivr", "510")
+    assert router.resolve(tenant, "+4681234510", NOW) == ServiceDest("ivr", "510")
+
+    assert router.resolve(tenant, "voicemail:1004", NOW) == ServiceDest("voicemail", "1004")
+    assert router.resolve(tenant, "voicemail:5555", NOW) == Unknown("voicemail:5555")
+
+
+def test_a_time_condition_leads_by_its_schedule_at_now() -> None:
+    """500: the ring group in office hours, 1004's mailbox otherwise (also through its
+    DID); 501 leads to 500 when closed, so to the mailbox."""
+    router, tenant = make_router("ringall")
+    evening = datetime(2026, 11, 30, 17, tzinfo=TZ).timestamp()
+    christmas_eve = datetime(2026, 12, 24, 10, tzinfo=TZ).timestamp()
+    assert router.resolve(tenant, "500", NOW) == RingGroupDest("600")
+    assert router.resolve(tenant, "+4681234500", NOW) == RingGroupDest("600")
+    assert router.resolve(tenant, "501", NOW) == ExtensionDest("1001")
+    for closed in (evening, christmas_eve):
+        assert router.resolve(tenant, "500", closed) == ServiceDest("voicemail", "1004")
+        assert router.resolve(tenant, "+4681234500", closed) == ServiceDest("voicemail", "1004")
+        assert router.resolve(tenant, "501", closed) == ServiceDest("voicemail", "1004")
+    # closed by hand: the override decides at once
+    schedules = {"office-hours": tenant.schedules["office-hours"].switched("close", NOW - 60)}
+    overridden = dataclasses.replace(tenant, schedules=schedules)
+    assert router.resolve(overridden, "500", NOW) == ServiceDest("voicemail", "1004")
+    # a schedule that is gone: the closed branch
+    assert router.resolve(dataclasses.replace(tenant, schedules={}), "500", NOW) == ServiceDest(
+        "voicemail", "1004")
 
 
 def test_ringall_rings_every_known_member_at_once() -> None:
@@ -124,10 +167,9 @@ def test_members_whose_profile_takes_no_queue_calls_are_skipped() -> None:
         ProfileSchedule(id=2, organisation_id=tenant.id, extension="1003", profile_id=2,
                         days="mon", start="12:00", end="13:00"),
     ]
-    tz = ZoneInfo(tenant.timezone)
-    tenant = dataclasses.replace(tenant, presence=Presence.of(tz, [direct_only, away], schedules, []))
+    tenant = dataclasses.replace(tenant, presence=Presence.of(TZ, [direct_only, away], schedules, []))
     group = tenant.ring_groups["600"]
-    lunch = datetime(2026, 11, 30, 12, 30, tzinfo=tz).timestamp()  # a Monday
-    after = datetime(2026, 11, 30, 13, 0, tzinfo=tz).timestamp()
+    lunch = datetime(2026, 11, 30, 12, 30, tzinfo=TZ).timestamp()  # a Monday
+    after = datetime(2026, 11, 30, 13, 0, tzinfo=TZ).timestamp()
     assert [s.members for s in router.plan(tenant, group, lunch)] == [("1001",)]
     assert [s.members for s in router.plan(tenant, group, after)] == [("1001",), ("1003",)]

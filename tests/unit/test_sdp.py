@@ -8,8 +8,9 @@ import pytest
 
 from pbx.sdp import (
     STATIC_PAYLOADS, TELEPHONE_EVENT, Codec, SdpError, SessionDescription, SessionVersion,
-    hold_direction, make_answer, make_offer, negotiate, rewrite,
+    choose_audio, hold_direction, make_answer, make_offer, negotiate,
 )
+from tests.unit.rfc4475 import SDP_150
 
 US = {"address": "192.0.2.1", "port": 20000, "session_id": 5, "version": 1}
 SUPPORTED = ["PCMU", "PCMA", "telephone-event"]
@@ -186,12 +187,6 @@ def test_lines_written_in_rfc_order() -> None:
          "No formats"),
         ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 0 pcmu\r\n",
          "Malformed payload type 'pcmu'"),
-        ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 96\r\n"
-         "a=rtpmap:96 garbage\r\n", "Malformed rtpmap '96 garbage'"),
-        ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 96\r\n"
-         "a=rtpmap:96 opus/fast\r\n", "Malformed rtpmap"),
-        ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 96\r\n"
-         "a=rtpmap:96 opus/8000/\u00b2\r\n", "Malformed rtpmap"),
         ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nm=audio 1000 RTP/AVP 0\r\n",
          "No connection address"),
         ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN XX 1.2.3.4\r\nm=audio 1 RTP/AVP 0\r\n",
@@ -289,6 +284,103 @@ def test_second_audio_stream_rejected() -> None:
     assert [(m.kind, m.port) for m in sdp.media] == [("audio", 20000), ("audio", 0)]
 
 
+MULTI = (  # an unknown codec first, then video, then the PCMU stream we can take
+    "v=0\r\no=- 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n"
+    "m=audio 5000 RTP/AVP 96\r\na=rtpmap:96 x-secret-codec/8000\r\n"
+    "m=video 5002 RTP/AVP 97\r\na=rtpmap:97 H264/90000\r\n"
+    "m=audio 5004 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+)
+
+
+def test_every_audio_stream_is_considered() -> None:
+    """RFC 3264 §6: the first usable audio stream is taken, wherever it is; the
+    others are declined with port 0, in the offer's order."""
+    offer = SessionDescription.parse(MULTI)
+    assert choose_audio(offer, SUPPORTED) is offer.media[2]
+    unnamed = SessionDescription.parse(MULTI.replace("a=rtpmap:96 x-secret-codec/8000\r\n", ""))
+    assert unnamed.audio is unnamed.media[2]  # 96 without rtpmap: no codec to speak of
+    sdp = answer(MULTI)
+    assert [(m.kind, m.port) for m in sdp.media] == [("audio", 0), ("video", 0), ("audio", 20000)]
+    assert names(sdp.media[2].codecs) == [(0, "PCMU"), (101, "telephone-event")]
+    assert offer.paired(sdp) is offer.media[2]  # where the relay must send
+    assert "m=audio 0 RTP/AVP 96\r\nm=video 0 RTP/AVP 97\r\nm=audio 20000 RTP/AVP 0 101\r\n" in str(sdp)
+
+
+def test_a_stream_of_codecs_we_do_not_do_is_passed_over() -> None:
+    """A G.729 stream first (a codec the PBX can name but is not configured for),
+    on hold; the PCMA stream after it is the call, its direction is what counts."""
+    text = MULTI.replace("96\r\na=rtpmap:96 x-secret-codec/8000", "18\r\na=sendonly").replace(
+        "RTP/AVP 0 101", "RTP/AVP 8 101")
+    offer = SessionDescription.parse(text)
+    assert offer.audio is offer.media[0]  # G.729: usable in general, not by us
+    sdp = answer(text)
+    assert [(m.kind, m.port) for m in sdp.media] == [("audio", 0), ("video", 0), ("audio", 20000)]
+    assert sdp.media[2].direction == "sendrecv" and names(sdp.media[2].codecs)[0] == (8, "PCMA")
+    assert offer.paired(sdp) is offer.media[2]
+
+
+def test_paired_with_our_offer() -> None:
+    """A phone answering our one-stream offer: its first m-line is ours, unless declined."""
+    ours = make_offer(address="192.0.2.1", port=30000, codecs=[Codec(0, "PCMU", 8000)],
+                      session_id=1, version=1)
+    reply = SessionDescription.parse(SIPP)
+    assert reply.paired(ours) is reply.media[0]
+    declined = SessionDescription.parse(SIPP.replace("audio 6000", "audio 0"))
+    assert declined.paired(ours) is None
+
+
+def test_rfc4475_lpc_rtpmap_on_a_stream_we_do_not_use() -> None:
+    """RFC 4475 §3.1.1.3's SDP: ``a=rtpmap:31 LPC`` (no clock rate) on the video
+    stream spoils nothing: the audio stream is answered, the video one declined."""
+    offer = SessionDescription.parse(SDP_150.format(ip="192.0.2.1"))
+    video = offer.media[1]
+    assert video.broken_rtpmaps == {31: "31 LPC"} and video.codecs == []
+    assert "a=rtpmap:31 LPC\r\n" in str(offer)  # kept as written
+    assert SessionDescription.parse(bytes(offer)) == offer
+    sdp = make_answer(offer, supported=SUPPORTED, **US)  # type: ignore[arg-type]
+    assert [(m.kind, m.port) for m in sdp.media] == [("audio", 20000), ("video", 0)]
+    assert names(sdp.media[0].codecs) == [(0, "PCMU")]
+
+
+def test_a_broken_rtpmap_spoils_only_its_own_format() -> None:
+    text = SIPP.replace("RTP/AVP 0\n", "RTP/AVP 96 0\na=rtpmap:96 opus\n")
+    offer = SessionDescription.parse(text)
+    assert offer.audio is not None and names(offer.audio.codecs) == [(0, "PCMU")]
+    assert offer.audio.broken_rtpmaps == {96: "96 opus"}
+    assert names(answer(text, supported=["opus", "PCMU"]).media[0].codecs) == [(0, "PCMU")]
+
+
+@pytest.mark.parametrize(
+    "change, status, code, detail",
+    [
+        # the codec we would have used has the broken rtpmap: that is what is wrong
+        (("RTP/AVP 0\na=rtpmap:0 PCMU/8000", "RTP/AVP 96\na=rtpmap:96 PCMU"), 400, 399,
+         "Malformed rtpmap '96 PCMU'"),
+        (("RTP/AVP 0\na=rtpmap:0 PCMU/8000", "RTP/AVP 96\na=rtpmap:96 garbage"), 488, 305,
+         "no common codec"),
+        (("RTP/AVP 0\na=rtpmap:0 PCMU/8000", "RTP/AVP 3"), 488, 305, "no common codec"),
+        (("m=audio 6000 RTP/AVP 0", "m=video 6000 RTP/AVP 0"), 488, 304, "no audio stream"),
+        (("m=audio 6000 RTP/AVP 0", "m=audio 6000 RTP/SAVP 0"), 488, 302,
+         "no RTP/AVP audio stream"),
+    ],
+)
+def test_why_an_offer_is_refused(change: tuple[str, str], status: int, code: int,
+                                 detail: str) -> None:
+    """Each refusal carries the SIP status and the RFC 3261 §20.43 warn-code."""
+    with pytest.raises(SdpError) as caught:
+        answer(SIPP.replace(*change))
+    assert (caught.value.status, caught.value.code, str(caught.value)) == (status, code, detail)
+    assert caught.value.warning("192.0.2.1") == f'{code} 192.0.2.1 "{detail}"'
+
+
+def test_warning_header_values() -> None:
+    assert SdpError("Malformed rtpmap '31 LPC'").warning("pbx.example.com") == (
+        '399 pbx.example.com "Malformed rtpmap \'31 LPC\'"')
+    assert SdpError("x", 488, 305).warning("2001:db8::1") == '305 [2001:db8::1] "x"'
+    assert SdpError('Malformed c= line \'"\\\'').warning("h") == (
+        '399 h "Malformed c= line \'\\"\\\\\'"')  # quoted-string escapes (RFC 3261 §25.1)
+
+
 @pytest.mark.parametrize(
     "offer_change, ours, expected",
     [
@@ -346,34 +438,7 @@ def test_bad_local_arguments() -> None:
         make_offer(address="192.0.2.1", port=1, codecs=[], session_id=1, version=1)
 
 
-# ---------------------------------------------------------------- anchoring
-
-
-def test_rewrite_anchors_media_at_us() -> None:
-    phone = SessionDescription.parse(BARESIP.replace(
-        "a=label:1", "a=label:1\r\na=candidate:1 1 udp 2130706431 192.168.1.20 10196 typ host"))
-    ours = rewrite(phone, address="192.0.2.1", port=30000, session_id=9, version=2)
-    text = str(ours)
-    assert "192.168.1.20" not in text and "10196" not in text
-    assert "o=pbx 9 2 IN IP4 192.0.2.1\r\n" in text and "c=IN IP4 192.0.2.1\r\n" in text
-    assert "m=audio 30000 RTP/AVP 96 9 0 8 101\r\n" in text
-    assert ours.audio is not None and phone.audio is not None
-    assert ours.audio.codecs == phone.audio.codecs and ours.audio.direction == "sendrecv"
-    assert [a for a, _ in ours.audio.attributes] == ["label"]  # ICE, ssrc, rtcp-mux dropped
-    assert ours.audio.rtcp == 30001
-    assert phone.audio.port == 10196 and phone.connection == "192.168.1.20"  # a copy
-
-
-def test_rewrite_keeps_hold_and_rejects_video() -> None:
-    phone = SessionDescription.parse(VIDEO_AUDIO_IP6.replace("c=IN IP6 2001:db8::5\r\na=rtpmap:101",
-                                                             "c=IN IP6 ::\r\na=rtpmap:101"))
-    ours = rewrite(phone, address="192.0.2.1", port=30000, session_id=9, version=2)
-    assert [(m.kind, m.port) for m in ours.media] == [("video", 0), ("audio", 30000)]
-    assert ours.audio is not None and ours.audio.direction == "sendonly"  # c=:: hold made explicit
-    assert hold_direction(ours) == "sendonly"
-    with pytest.raises(SdpError, match="no RTP/AVP audio stream"):
-        rewrite(SessionDescription.parse(WEBRTC), address="192.0.2.1", port=1, session_id=1,
-                version=1)
+# ---------------------------------------------------------------- o= versions
 
 
 def test_session_version_grows_only_on_change() -> None:
@@ -410,4 +475,4 @@ def test_mangled_offers_raise_only_sdp_error() -> None:
         try:
             make_answer(sdp, supported=SUPPORTED, **US)  # type: ignore[arg-type]
         except SdpError as exc:
-            assert exc.status == 488
+            assert exc.status == 488 or str(exc).startswith("Malformed rtpmap")

@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pbx.b2bua import Call, Leg
+from pbx.calls.model import Call, Leg, LegState, Ring
 from pbx.directory import Tenant
-from pbx.location import Flow
+from pbx.sip.flow import Flow
 from pbx.models import Extension
 from pbx.sip.dialog import Dialog
 from pbx.sip.errors import SipError
@@ -189,9 +189,12 @@ def call_from_1001_to_1002(call_id: str = "c1", organisation: Tenant | None = No
     call = Call(id=call_id, tenant=organisation or tenant(), dialled="1002",
                 caller_number="1001", caller_name="Alice")
     call.a = Leg(call, FLOW, "1001", invite("phone-a", "ta", "1002"), outgoing=False)
-    for n, state in enumerate(("trying", "ringing", "ended")):  # desk, DECT, a refused device
-        call.forks.append(Leg(call, FLOW, "1002", invite(f"fork-{n}", f"ours{n}", "1002"),
-                              outgoing=True, state=state))
+    call.ring = Ring(call, owner=None)  # type: ignore[arg-type]
+    for n, state in enumerate((LegState.TRYING, LegState.RINGING, LegState.ENDED)):
+        # desk, DECT, a refused device
+        call.ring.forks.append(Leg(call, FLOW, "1002",
+                                   invite(f"fork-{n}", f"ours{n}", "1002"),
+                                   outgoing=True, state=state))
     return call
 
 
@@ -203,7 +206,7 @@ def test_a_ringing_call_is_early_at_both_ends() -> None:
         "1002": (DialogState("c1-b", "recipient", "early", "fork-0", "", "ours0",
                              "sip:1001@acme.example", "Alice"),),  # one dialog, not per device
     }
-    call.ringing_sent = True  # the caller was told it rings (180)
+    call.a.state = LegState.RINGING  # the caller was told it rings (180)
     call.a.dialog = dialog("phone-a", "pbx-a", "ta")
     assert extension_dialogs([call], 1)["1001"] == (
         DialogState("c1-a", "initiator", "early", "phone-a", "ta", "pbx-a",
@@ -212,9 +215,10 @@ def test_a_ringing_call_is_early_at_both_ends() -> None:
 
 def test_an_answered_call_is_confirmed_and_an_ended_one_gone() -> None:
     call = call_from_1001_to_1002()
-    answered = call.forks[1]
+    assert call.ring is not None
+    answered = call.ring.forks[1]
     answered.dialog = dialog("fork-1", "ours1", "phone-b")
-    call.forks, call.b, call.answered_at = [], answered, 10.0
+    call.ring, call.b, call.answered_at = None, answered, 10.0
     call.a.dialog = dialog("phone-a", "pbx-a", "ta")  # type: ignore[union-attr]
     assert extension_dialogs([call], 1) == {
         "1001": (DialogState("c1-a", "initiator", "confirmed", "phone-a", "ta", "pbx-a",
@@ -232,7 +236,7 @@ def test_an_answered_call_is_confirmed_and_an_ended_one_gone() -> None:
 def test_a_call_answered_by_the_pbx_keeps_only_the_caller_busy() -> None:
     """Voicemail or a conference room answered: no b side, the caller is confirmed."""
     call = call_from_1001_to_1002()
-    call.forks, call.answered_at = [], 5.0
+    call.ring, call.answered_at = None, 5.0
     assert extension_dialogs([call], 1) == {
         "1001": (DialogState("c1-a", "initiator", "confirmed", "phone-a", "ta", "",
                              "sip:1002@acme.example"),),

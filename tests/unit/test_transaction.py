@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from pbx.location import Flow
+from pbx.sip.flow import Flow
 from pbx.sip.errors import LocalProtocolError
 from pbx.sip.message import Request, Response, make_response
 from pbx.sip.parser import parse_message

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from media.prompts import TEXTS
+from media.languages import TEXTS
 from pbx.models import Voicemail
 from pbx.store import Store
 from pbx.voicemail import discard_message, mailbox_messages, mark_heard
-from pbx.voicemail_menu import (
+from ivr.mailbox_menu import (
     MAX_TIMEOUTS, Delete, HangUp, MailboxMenu, MarkHeard, MessageRef, PlayMessage, Say,
     announcement, counted,
 )

@@ -10,22 +10,21 @@ With no messages the caller hears so and the PBX hangs up.
 
 :class:`MailboxMenu` is the menu, pure: it takes the mailbox's messages,
 keys and timeouts and returns actions (say, play a message, mark heard,
-delete, hang up).  :class:`MenuCall` is the glue: it owns the caller's
-engine room, hears keys through the engine's DTMF listener, reads the WAVs
-and changes the store (through :mod:`pbx.voicemail`, as the admin API
-does) in worker threads, and tells the event bus so message-waiting lamps
-follow.
+delete, hang up).  :class:`MenuCall` is the glue over the caller's channel
+(:mod:`pbx.calls.channel`): it plays, hears keys, reads the WAVs and
+changes the store (through :mod:`pbx.voicemail`, as the admin API does) in
+worker threads, and tells the event bus so message-waiting lamps follow.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlmodel import Session
@@ -33,14 +32,15 @@ from sqlmodel import Session
 from media.audiofile import AudioFileError, read_audio
 from media.codecs import ENGINE_RATE
 from media.prompts import MOST_SAID
-from media.relay import RelayLeg
+from pbx.calls.channel import Audio, Cancel, Channel
+from pbx.directory import Directory
+from pbx.events import EventBus, MailboxChanged
 from pbx.models import Voicemail
-from pbx.voicemail import discard_message, mailbox_messages, mark_heard
+from pbx.router import VOICEMAIL_MENU
+from pbx.store import Store
+from pbx.voicemail import discard_message, mailbox_messages, mark_heard, mailbox_of
 
-if TYPE_CHECKING:
-    from pbx.server import SipServer
-
-log = logging.getLogger("pbx.voicemail_menu")
+log = logging.getLogger("ivr.mailbox_menu")
 
 MAX_TIMEOUTS = 3  # keys asked for this many times without an answer: goodbye
 KEY_WAIT = 10.0  # seconds of silence after the audio that count as a timeout
@@ -190,40 +190,48 @@ class MailboxMenu:
 # ------------------------------------------------------------------ the glue
 
 
-class MenuCall:
-    """A caller in the menu: their engine room, the menu, and one task that
-    runs the menu's answers one after the other (keys wait their turn)."""
+class MailboxMenuApp:
+    """The service behind the voicemail number (kind ``voicemail-menu``): the
+    caller's own mailbox, found from the extension they call from."""
 
-    def __init__(self, server: SipServer, call_id: str, media: RelayLeg, organisation: int,
-                 mailbox: str, hang_up: Callable[[], None]) -> None:
-        self.server = server
-        self.call_id = call_id
-        self.organisation = organisation
+    kind = VOICEMAIL_MENU
+
+    def __init__(self, directory: Directory, store: Store, events: EventBus) -> None:
+        self.directory = directory
+        self.store = store
+        self.events = events
+
+    def start(self, channel: Channel, ident: str) -> None:
+        tenant = self.directory.tenants.get(channel.party.organisation)
+        own = channel.party.extension
+        ext = tenant.extensions.get(own) if tenant is not None and own else None
+        if ext is None:
+            channel.hang_up(404)
+            return
+        if channel.answer():
+            MenuCall(self, channel, mailbox_of(ext))
+
+
+class MenuCall:
+    """A caller in the menu: the menu, and one task that runs its answers one
+    after the other (keys wait their turn)."""
+
+    def __init__(self, app: MailboxMenuApp, channel: Channel, mailbox: str) -> None:
+        self.app = app
+        self.channel = channel
+        self.organisation = channel.party.organisation
         self.mailbox = mailbox
-        self.hang_up = hang_up
-        self.room = f"voicemail-menu-{call_id}"
         self.menu = MailboxMenu()
         self.paths: dict[int, Path] = {}
         # keys, and the number of the play whose wait for a key ran out; None: the call ended
         self.events: asyncio.Queue[str | int | None] = asyncio.Queue()
         self.plays = 0
-        self.timer: asyncio.TimerHandle | None = None
-        self.closed = False
-        loop = asyncio.get_running_loop()
-        server.engine.join(self.room, media, tone=False, on_dtmf=self._on_digit)
-        self.task = loop.create_task(self._serve())
+        self.timer: Cancel | None = None
+        channel.on_key(self.events.put_nowait)
+        channel.on_hangup(lambda: self.events.put_nowait(None))
+        self.task = asyncio.get_running_loop().create_task(self._serve())
         self.task.add_done_callback(self._served)
-        log.info("call %s: voicemail menu of mailbox %s", call_id, mailbox)
-
-    def close(self) -> None:
-        """The call is over (the engine room is gone with the caller's port)."""
-        self.closed = True
-        if self.timer is not None:
-            self.timer.cancel()
-        self.events.put_nowait(None)
-
-    def _on_digit(self, port: object, digit: str) -> None:
-        self.events.put_nowait(digit)
+        log.info("call %s: voicemail menu of mailbox %s", channel.id, mailbox)
 
     async def _serve(self) -> None:
         found = await asyncio.to_thread(self._messages)
@@ -237,12 +245,11 @@ class MenuCall:
 
     def _served(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
-            log.error("call %s: voicemail menu failed: %r", self.call_id, task.exception())
-            if not self.closed:
-                self.hang_up()
+            log.error("call %s: voicemail menu failed: %r", self.channel.id, task.exception())
+            self.channel.hang_up()
 
     def _messages(self) -> list[tuple[MessageRef, Path]]:
-        with Session(self.server.store.engine) as db:
+        with Session(self.app.store.engine) as db:
             rows = mailbox_messages(db, self.organisation, self.mailbox)
             return [(MessageRef(m.id, m.heard, m.created_at), Path(m.path))
                     for m in rows if m.id is not None]
@@ -254,44 +261,40 @@ class MenuCall:
         timers stay as they are."""
         if not actions:
             return
-        audio: list[np.ndarray] = []
+        audio: list[Audio] = []
         ends_call = False
         pending = deque(actions)
-        while pending and not self.closed:
+        while pending and self.channel.alive:
             action = pending.popleft()
             if isinstance(action, Say):
-                said = self.server.prompts.sequence(*action.prompts)
-                if said is not None:
-                    audio.append(said)
+                audio += action.prompts
             elif isinstance(action, PlayMessage):
                 samples = await asyncio.to_thread(self._read, action.id)
                 if samples is None:
                     pending = deque(self.menu.skipped(action.id))
                     continue
                 audio += [PAUSE, samples, PAUSE]
-            elif isinstance(action, MarkHeard):
-                await asyncio.to_thread(self._change, mark_heard, action.id)
-            elif isinstance(action, Delete):
-                await asyncio.to_thread(self._change, discard_message, action.id)
+            elif isinstance(action, MarkHeard | Delete):
+                change = mark_heard if isinstance(action, MarkHeard) else discard_message
+                if await asyncio.to_thread(self._change, change, action.id):
+                    self.app.events.publish(MailboxChanged(self.organisation, self.mailbox,
+                                                           time.time()))
             else:
                 ends_call = True
-        if not self.closed:
+        if self.channel.alive:
             self._play(audio, ends_call)
 
-    def _play(self, audio: list[np.ndarray], ends_call: bool) -> None:
-        room = self.server.engine.rooms.get(self.room)
-        samples = np.concatenate(audio).astype(np.float32) if audio else PAUSE[:0]
-        if room is not None and len(samples):
-            self.server.engine.play(room, samples)
-        seconds = len(samples) / ENGINE_RATE
+    def _play(self, audio: list[Audio], ends_call: bool) -> None:
+        seconds = self.channel.play(*audio)
         if self.timer is not None:
             self.timer.cancel()
-        loop = asyncio.get_running_loop()
         self.plays += 1
         if ends_call:
-            self.timer = loop.call_later(seconds + HANG_UP_AFTER, self.hang_up)
+            self.timer = self.channel.after(seconds + HANG_UP_AFTER, self.channel.hang_up)
         else:
-            self.timer = loop.call_later(seconds + KEY_WAIT, self.events.put_nowait, self.plays)
+            plays = self.plays
+            self.timer = self.channel.after(seconds + KEY_WAIT,
+                                            lambda: self.events.put_nowait(plays))
 
     def _read(self, message_id: int) -> np.ndarray | None:
         """The message's audio at 8 kHz, or None (logged) when it cannot be played."""
@@ -301,19 +304,20 @@ class MenuCall:
         try:
             return read_audio(path, ENGINE_RATE)
         except (AudioFileError, OSError) as exc:
-            log.error("call %s: voicemail %d of mailbox %s skipped: %s", self.call_id,
+            log.error("call %s: voicemail %d of mailbox %s skipped: %s", self.channel.id,
                       message_id, self.mailbox, exc)
             return None
 
-    def _change(self, change: Callable[[Session, Voicemail], None], message_id: int) -> None:
-        """Mark or delete one of this mailbox's messages (as the admin API does),
-        then tell the event bus: the mailbox's lamps follow."""
-        with Session(self.server.store.engine) as db:
+    def _change(self, change: Callable[[Session, Voicemail], None], message_id: int) -> bool:
+        """Mark or delete one of this mailbox's messages (as the admin API does);
+        False when it is gone meanwhile (the API, another phone).  The caller
+        tells the event bus: the mailbox's lamps follow."""
+        with Session(self.app.store.engine) as db:
             message = db.get(Voicemail, message_id)
             if (message is None or message.organisation_id != self.organisation
                     or message.mailbox != self.mailbox):
-                return  # deleted meanwhile (through the API, from another phone)
+                return False
             change(db, message)
-        log.info("call %s: %s voicemail %d of mailbox %s", self.call_id, change.__name__,
+        log.info("call %s: %s voicemail %d of mailbox %s", self.channel.id, change.__name__,
                  message_id, self.mailbox)
-        self.server.mailbox_changed(self.organisation, self.mailbox)
+        return True

@@ -1,0 +1,225 @@
+"""Ringing: forks to every registered device of the extensions a ring step
+names, the step's timer, the next step, and the best answer when nobody takes
+the call.  Whoever started the ring (its :class:`~pbx.calls.model.RingOwner`)
+hears ``early``, ``answered`` or ``failed`` and decides what follows: answer
+the caller, complete a transfer, forward on busy or no answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from pbx.events import CallRinging, EventBus
+from pbx.location import LocationService, reach
+from pbx.sip.flow import Flow
+from pbx.sdp import SdpError, SessionDescription
+from pbx.sip.message import URI, Headers, Request, Response, new_branch, new_call_id, new_tag
+
+from pbx.calls.channel import Clock
+from pbx.calls.model import Call, Leg, LegState, Ring, new_session_version
+from pbx.calls.offer_answer import OfferAnswer
+from pbx.calls.ports import Ports, Signalling
+from pbx.calls.signalling import SDP, SUPPORTED, LegSignalling
+
+log = logging.getLogger("pbx.calls")
+
+Spawn = Callable[[Coroutine[Any, Any, None]], None]
+
+
+class Ringer:
+    """Rings the destinations of one node's calls."""
+
+    def __init__(self, sip: Signalling, legs: LegSignalling, sdp: OfferAnswer, ports: Ports,
+                 location: LocationService, clock: Clock, events: EventBus,
+                 spawn: Spawn) -> None:
+        self.sip = sip
+        self.legs = legs
+        self.sdp = sdp
+        self.ports = ports
+        self.location = location
+        self.clock = clock
+        self.events = events
+        self.spawn = spawn
+
+    def start(self, ring: Ring) -> None:
+        """Open the port the forks are offered, then ring the first step."""
+        ring.call.ring = ring
+        self.spawn(self._open(ring))
+
+    async def _open(self, ring: Ring) -> None:
+        call = ring.call
+        try:
+            ring.media = await self.ports.open_leg(f"{call.id}/b")
+        except Exception as exc:  # the port pool is exhausted, a bind failed
+            log.error("call %s: no media ports: %s", call.id, exc)
+            self._give_up(ring, 503, "Service Unavailable - No media ports")
+            return
+        if ring.done or call.ended:
+            await self.ports.close_leg(ring.media)
+            ring.media = None
+            return
+        self.next_step(ring)
+
+    def next_step(self, ring: Ring) -> None:
+        """Ring the next step, or give up with the best answer so far."""
+        while ring.steps:
+            step = ring.steps.pop(0)
+            started = sum(self._fork(ring, number) for number in step.members)
+            if started:
+                ring.timer = self.clock.call_later(step.timeout, lambda: self._timeout(ring))
+                return
+        self._give_up(ring, ring.failure or 480)
+
+    def _fork(self, ring: Ring, number: str) -> int:
+        """INVITE every registered device of extension ``number``; how many."""
+        call = ring.call
+        bindings = self.location.lookup(call.tenant.aor(number), self.clock.now())
+        if not bindings:
+            call.path.append(f"unavailable:{number}")
+            ring.failure = ring.failure or 480
+            return 0
+        assert ring.media is not None
+        caller_offer = call.a.offer if call.a is not None else None
+        for binding in bindings:
+            target = URI.parse(binding.contact)
+            flow = reach(binding, target.host, target.port)
+            version = new_session_version()
+            sdp = version.stamp(self.sdp.fork_offer(ring.media.local_port, caller_offer))
+            leg = Leg(call, flow, number, self._invite(call, number, target, flow, sdp),
+                      outgoing=True, media=ring.media, local_sdp=sdp, version=version, ring=ring)
+            ring.forks.append(leg)
+            log.debug("call %s: INVITE %s via %s", call.id, binding.contact, flow)
+            self.legs.invite(leg)
+        call.path.append(f"ring:{number}x{len(bindings)}")
+        self.events.publish(CallRinging(call.tenant.id, call.id, number, self.clock.now()))
+        return len(bindings)
+
+    def _invite(self, call: Call, number: str, target: URI, flow: Flow,
+                sdp: SessionDescription) -> Request:
+        realm = call.tenant.domain
+        headers = Headers()
+        sent_by = self.sip.sent_by(flow.transport)
+        headers.add("Via", f"SIP/2.0/{flow.transport} {sent_by};branch={new_branch()};rport")
+        headers.add("Max-Forwards", "70")
+        name = call.caller_name.replace('"', "")
+        display = f'"{name}" ' if name else ""
+        headers.add("From", f"{display}<sip:{call.caller_number}@{realm}>;tag={new_tag()}")
+        headers.add("To", f"<sip:{number}@{realm}>")
+        headers.add("Call-ID", new_call_id())
+        headers.add("CSeq", "1 INVITE")
+        headers.add("Contact", self.sip.contact(flow))
+        headers.add("Allow", self.sip.allow_header())
+        headers.add("Supported", SUPPORTED)
+        if call.diverted_from:  # RFC 5806 Diversion, RFC 7044 History-Info
+            diverted, reason = call.diverted_from, call.diversion_reason
+            headers.add("Diversion", f"<sip:{diverted}@{realm}>;reason={reason};counter={call.hops}")
+            headers.add("History-Info", f"<sip:{diverted}@{realm}>;index=1")
+            headers.add("History-Info", f"<sip:{number}@{realm}>;index=1.1")
+        headers.add("Content-Type", SDP)
+        return Request("INVITE", target, headers, bytes(sdp))
+
+    # ------------------------------------------------------------ answers from the forks
+
+    def on_response(self, leg: Leg, response: Response) -> None:
+        """A response to a fork's INVITE."""
+        ring = leg.ring
+        assert ring is not None
+        status = response.status
+        if status < 200:
+            if status == 100 or not leg.state.pending or ring.done:
+                return
+            leg.state = LegState.RINGING
+            ring.owner.early(ring, leg, response)
+            return
+        if status >= 300:
+            self.fork_failed(leg, status)
+            return
+        if leg.dialog is not None:
+            self.legs.ack(leg)  # a retransmitted 2xx
+            return
+        self.legs.uac_dialog(leg, response)
+        self.legs.ack(leg)
+        if ring.done or ring.call.ended:
+            log.info("call %s: late answer from %s, hanging up", ring.call.id, leg.number)
+            leg.state = LegState.ANSWERED
+            self.legs.bye(leg)
+            return
+        try:
+            leg.offer = SessionDescription.parse(response.body)
+        except SdpError as exc:
+            log.warning("call %s: bad SDP answer from %s: %s", ring.call.id, leg.number, exc)
+            leg.state = LegState.ANSWERED
+            self.legs.bye(leg)
+            self.fork_failed(leg, 488)
+            return
+        leg.state = LegState.ANSWERED
+        self._won(ring, leg)
+
+    def _won(self, ring: Ring, leg: Leg) -> None:
+        """The first 2xx wins: the other forks are cancelled, the port is the winner's."""
+        ring.forks.remove(leg)
+        leg.media, ring.media = ring.media, None
+        leg.ring = None
+        self.finish(ring)
+        log.info("call %s answered by %s", ring.call.id, leg.number)
+        ring.owner.answered(ring, leg)
+
+    def fork_failed(self, leg: Leg, status: int) -> None:
+        """A fork refused (or timed out, 408): on with the others, the next step,
+        or the end; a global decline (6xx) ends the ring at once."""
+        ring = leg.ring
+        assert ring is not None
+        leg.state = LegState.ENDED
+        if leg in ring.forks:
+            ring.forks.remove(leg)
+        ring.call.path.append(f"{status}:{leg.number}")
+        if status in (486, 600, 603) or not ring.failure or ring.failure in (408, 480):
+            ring.failure = status if status != 487 else ring.failure
+        if ring.forks or ring.done:
+            return
+        if status in (600, 603):
+            self._give_up(ring, status)
+            return
+        self._stop_timer(ring)
+        self.next_step(ring)
+
+    def _timeout(self, ring: Ring) -> None:
+        ring.timer = None
+        if ring.done:
+            return
+        ring.call.path.append("timeout")
+        if ring.failure not in (486, 600, 603):
+            ring.failure = 480  # nobody answered; a device that said busy still counts
+        forks, ring.forks = list(ring.forks), []
+        for leg in forks:
+            self.legs.cancel(leg)
+        self.next_step(ring)
+
+    # ------------------------------------------------------------ the end of a ring
+
+    def _give_up(self, ring: Ring, status: int, reason: str | None = None) -> None:
+        if ring.done:
+            return
+        self.finish(ring)
+        ring.owner.failed(ring, status, reason)
+
+    def finish(self, ring: Ring) -> None:
+        """The ring is over: its timer stops, its forks are cancelled, and its
+        port (unless a fork took it) is given back."""
+        ring.done = True
+        self._stop_timer(ring)
+        forks, ring.forks = list(ring.forks), []
+        for leg in forks:
+            self.legs.cancel(leg)
+        if ring.call.ring is ring:
+            ring.call.ring = None
+        media, ring.media = ring.media, None
+        if media is not None:
+            self.spawn(self.ports.close_leg(media))
+
+    def _stop_timer(self, ring: Ring) -> None:
+        if ring.timer is not None:
+            ring.timer.cancel()
+            ring.timer = None

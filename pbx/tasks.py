@@ -1,0 +1,53 @@
+"""Background work started from callbacks (store writes, port releases, file
+reads): each task is kept referenced until it is done (asyncio keeps only weak
+ones), and a failure is logged instead of vanishing with the task."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class Tasks:
+    """The background tasks of one owner; ``what`` names them in the log."""
+
+    def __init__(self, log: logging.Logger, what: str) -> None:
+        self.log = log
+        self.what = what
+        self._running: set[asyncio.Task[Any]] = set()
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    def spawn(self, work: Coroutine[Any, Any, T],
+              then: Callable[[T], None] | None = None) -> asyncio.Task[T]:
+        """Run ``work`` on the running loop; ``then`` gets its result (on the loop)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._running.add(task)
+        task.add_done_callback(lambda done: self._done(done, then))
+        return task
+
+    def thread(self, fn: Callable[..., T], *args: Any,
+               then: Callable[[T], None] | None = None) -> asyncio.Task[T]:
+        """Run the blocking ``fn(*args)`` in a worker thread."""
+        return self.spawn(asyncio.to_thread(fn, *args), then)
+
+    def _done(self, task: asyncio.Task[T], then: Callable[[T], None] | None) -> None:
+        self._running.discard(task)
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            self.log.error("%s failed: %r", self.what, task.exception(),
+                           exc_info=task.exception())
+            return
+        if then is not None:
+            then(task.result())
+
+    async def drain(self) -> None:
+        """Wait for what still runs (at shutdown)."""
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)

@@ -1,0 +1,128 @@
+"""Services attached to calls through the application interface, in the
+in-memory harness: a service answers, plays, sends the caller on; rooms are
+told apart by kind; a service's dial and connect make one call, one record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ivr.conference import ConferenceApp
+from ivr.mailbox_menu import MailboxMenuApp
+from pbx.calls.channel import Channel, Party
+from pbx.calls.views import conferences_in_use
+from pbx.config import ConferenceConfig
+from pbx.events import CallAnswered, CallEnded
+from tests.harness import CallHarness
+
+
+class Operator:
+    """Answers, greets, then sends the caller on (as an IVR option does)."""
+
+    kind = "operator"
+
+    def __init__(self) -> None:
+        self.hung_up = 0
+
+    def start(self, channel: Channel, ident: str) -> None:
+        assert channel.answer()
+        channel.on_hangup(self._gone)
+        channel.play("transferring", on_done=lambda: channel.redirect(ident))
+
+    def _gone(self) -> None:
+        self.hung_up += 1
+
+
+async def test_a_service_that_answered_sends_the_caller_on_without_a_second_200() -> None:
+    """Regression: a call redirected after a service answered got a second 200 on its INVITE."""
+    calls = CallHarness()
+    calls.register("1002")
+    operator = Operator()
+    calls.serve("500", operator, "1002")
+    invite = await calls.call("1001", "500")
+    assert calls.statuses(invite) == [200]
+    calls.acked(invite)
+    calls.clock.advance(1)  # the prompt is missing here: it "plays" for 0 s
+    await calls.settle()
+    forks = calls.phones["1002"].invites()
+    assert len(forks) == 1
+    calls.phones["1002"].reply(forks[0], 200)
+    assert calls.statuses(invite) == [200]  # still one
+    call = calls.b2bua.live_calls()[0]
+    assert call.a.media.peer is call.b.media  # type: ignore[union-attr]  # bridged
+    assert [e.answered_by for e in calls.events_of(CallAnswered)] == ["operator:1002", "1002"]  # type: ignore[attr-defined]
+    calls.b2bua.on_bye(calls.in_dialog(invite, "BYE"), calls.phones["1001"].flow, None)
+    await calls.settle()
+    assert operator.hung_up == 0  # it let go when it redirected
+    assert calls.free_ports == calls.ports.pool.size
+    ended = calls.events_of(CallEnded)
+    assert len(ended) == 1 and ended[0].answered_by == "1002"  # type: ignore[attr-defined]
+
+
+async def test_a_service_hears_the_hang_up_and_its_timers_die() -> None:
+    calls = CallHarness()
+    fired: list[str] = []
+
+    class Waiter:
+        kind = "waiter"
+
+        def start(self, channel: Channel, ident: str) -> None:
+            channel.answer()
+            channel.after(10, lambda: fired.append("timer"))
+            channel.on_hangup(lambda: fired.append("hangup"))
+            channel.on_hangup(lambda: fired.append("again"))
+
+    calls.serve("501", Waiter())
+    invite = await calls.call("1001", "501")
+    calls.b2bua.on_bye(calls.in_dialog(invite, "BYE"), calls.phones["1001"].flow, None)
+    calls.clock.advance(20)
+    assert fired == ["hangup", "again"]
+
+
+async def test_conferences_in_use_are_told_apart_by_kind_not_by_name(tmp_path: Path) -> None:
+    """Regression: /api/conferences listed voicemail callers and hid a room named call-team."""
+    calls = CallHarness(rooms=(ConferenceConfig(number="call-team"),))
+    calls.b2bua.register(ConferenceApp(lambda org, n: calls.tenant.rooms.get(n), calls.b2bua,
+                                       lambda name: tmp_path / name, lambda *a: None))
+    calls.b2bua.register(MailboxMenuApp(calls.directory, calls.store, calls.events))
+    room = await calls.call("1001", "call-team")
+    assert calls.statuses(room)[-1] == 200
+    menu = await calls.call("1002", "133")  # the voicemail menu: a service's private room
+    assert calls.statuses(menu)[-1] == 200
+    calls.register("1004")
+    await calls.call("1003", "1004")
+    calls.phones["1004"].reply(calls.phones["1004"].invites()[-1], 200)
+    listed = conferences_in_use(calls.engine, "")
+    assert [r["room"] for r in listed] == ["call-team"]
+    assert len(listed[0]["participants"]) == 1  # type: ignore[arg-type]
+
+
+async def test_dial_and_connect_make_one_call_with_one_record() -> None:
+    """A queue's way: hold the caller, dial an agent, connect the two."""
+    calls = CallHarness()
+    calls.register("1002")
+
+    class Queue:
+        kind = "queue"
+
+        def start(self, channel: Channel, ident: str) -> None:
+            channel.answer()
+            channel.music_on_hold()
+            calls.b2bua.dial(channel.party.organisation, "1002",
+                             caller=Party(channel.party.organisation, channel.party.number),
+                             on_answer=lambda agent: calls.b2bua.connect(channel, agent),
+                             on_fail=lambda status: channel.hang_up())
+
+    calls.serve("700", Queue())
+    invite = await calls.call("1001", "700")
+    assert calls.statuses(invite) == [200]
+    calls.phones["1002"].reply(calls.phones["1002"].invites()[-1], 200)
+    assert calls.b2bua.active_calls == 1
+    call = calls.b2bua.live_calls()[0]
+    assert (call.a.number, call.b.number) == ("1001", "1002")  # type: ignore[union-attr]
+    assert call.a.media.peer is call.b.media  # type: ignore[union-attr]
+    # the agent leaves: the caller goes too, and there is one record
+    calls.b2bua.end_calls_of(calls.tenant.id, "1002")
+    await calls.settle()
+    assert calls.b2bua.active_calls == 0
+    assert len(calls.events_of(CallEnded)) == 1
+    assert calls.free_ports == calls.ports.pool.size
