@@ -229,6 +229,12 @@ def test_simulate_over_the_api(pbx: Pbx, admin: dict[str, str]) -> None:
     assert night["at"] == "2026-12-27T03:00:00+01:00"  # the organisation's time zone
     assert night["steps"][0] == {"what": "schedule", "detail": "office-hours closed"}
     assert night["destination"] == "voicemail:1001" and night["unused"] == ["1"]
+    # a Monday morning: open, key 1 is the Sales group
+    day = httpx.post(f"{pbx.api}/ivrs/reception/simulate", headers=admin,
+                     json={"digits": ["1"], "at": "2026-12-21T10:00"}).json()
+    assert day["steps"][:2] == [{"what": "schedule", "detail": "office-hours open"},
+                                {"what": "menu", "detail": "main"}]
+    assert day["destination"] == "600"
     assert httpx.post(f"{pbx.api}/ivrs/nope/simulate", headers=admin,
                       json={}).status_code == 404
 
