@@ -341,8 +341,3 @@ def to_json(tree: IvrTree) -> str:
 def to_yaml(tree: IvrTree) -> str:
     return yaml.safe_dump(to_data(tree), sort_keys=False, allow_unicode=True, width=1000,
                           default_flow_style=None)
-
-
-def from_yaml(text: str) -> IvrTree:
-    """Parse and validate; raises :class:`YamlError` or pydantic's ``ValidationError``."""
-    return IvrTree.model_validate(read_yaml(text))

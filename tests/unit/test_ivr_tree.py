@@ -11,12 +11,16 @@ import pytest
 from ivr.check import Problem, Targets, parse, problems
 from ivr.tree import (
     Back, GotoMenu, Greeting, HangUp, IvrTree, Repeat, TimeCondition, ToExtension, ToNumber,
-    ToVoicemail, YamlError, from_yaml, read_yaml, to_yaml,
+    ToVoicemail, YamlError, read_yaml, to_yaml,
 )
 from pbx.config import ConfigError, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = (REPO / "ivr-demo.yaml").read_text()
+
+
+def from_yaml(text: str) -> IvrTree:
+    return IvrTree.model_validate(read_yaml(text))
 TARGETS = Targets(
     extensions=frozenset({"1001", "1002", "1003", "1004"}), ring_groups=frozenset({"600"}),
     rooms=frozenset({"800"}),

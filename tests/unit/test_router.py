@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ivr.schedule import Definition
-from ivr.tree import from_yaml
+from ivr.tree import IvrTree, read_yaml
 from pbx.config import (
     Config, ConferenceConfig, ExtensionConfig, General, NumberConfig, RingGroupConfig,
     ScheduleConfig, TimeConditionConfig,
@@ -29,7 +29,8 @@ NOW = 1_800_000_000.0  # when the dial plan is asked (nothing here depends on th
 MEMBERS = ("1001", "1002", "1003")
 TZ = ZoneInfo("Europe/Stockholm")
 NOW = datetime(2026, 11, 30, 10, tzinfo=TZ).timestamp()  # a Monday morning
-IVR = from_yaml((Path(__file__).parents[2] / "ivr-demo.yaml").read_text())
+IVR = IvrTree.model_validate(read_yaml((Path(__file__).parents[2] / "ivr-demo.yaml").read_text(
+    encoding="utf-8")))
 
 
 def make_router(strategy: str, **group: object) -> tuple[Router, Tenant]:
