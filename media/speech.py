@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 SPEED = 150  # words per minute: clear on a phone line
@@ -30,21 +31,30 @@ def cache_dir() -> Path:
     return Path(base) / "pbx" / "speech"
 
 
-def speak(text: str, language: str, path: Path) -> Path:
-    """Render ``text`` in ``language`` (an espeak-ng voice: en, sv, da, nb, fi, de)
-    to the WAV file ``path`` (22.05 kHz; the prompt library resamples it)."""
+def spoken(text: str, language: str) -> Path:
+    """The WAV file of ``text`` said in ``language`` (an espeak-ng voice: en, sv,
+    da, nb, fi, de; 22.05 kHz), rendered now unless the cache has it.
+    Blocking: call it in a worker thread on a call's way."""
     key = hashlib.sha256(f"{language}\0{SPEED}\0{text}".encode()).hexdigest()
     cached = cache_dir() / language / f"{key}.wav"
-    path.parent.mkdir(parents=True, exist_ok=True)
     if not cached.exists():
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
-        except OSError:  # no cache here (a read-only home): render straight to the file
-            return _render(text, language, path)
-        partial = cached.with_name(f"{key}.{os.getpid()}.partial.wav")
-        _render(text, language, partial)
-        partial.replace(cached)  # atomic: a concurrent reader sees all of it or nothing
-    shutil.copyfile(cached, path)
+        except OSError as exc:
+            raise SpeechError(f"speech cache {cached.parent}: {exc}") from exc
+        partial = cached.with_name(f"{key}.{os.getpid()}.{threading.get_ident()}.partial.wav")
+        try:
+            _render(text, language, partial)
+            partial.replace(cached)  # atomic: a concurrent reader sees all of it or nothing
+        finally:
+            partial.unlink(missing_ok=True)
+    return cached
+
+
+def speak(text: str, language: str, path: Path) -> Path:
+    """``text`` said in ``language``, copied to ``path`` (a system prompt's file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(spoken(text, language), path)
     return path
 
 

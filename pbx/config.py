@@ -20,9 +20,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ivr.check import Targets, parse, problems
+from ivr.schedule import DAYS, Definition
+from ivr.tree import IvrTree, YamlError, read_yaml
 from media.languages import LANGUAGES
 from media.tones import COUNTRIES
-from ivr.schedule import DAYS, Definition
 
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "telephone-event")
 VOICEMAIL_NUMBER = "133"  # the voicemail menu: what the phones' message key dials
@@ -246,6 +248,17 @@ class RingGroupConfig(BaseModel):
         return value
 
 
+class IvrConfig(BaseModel):
+    """A ``[500]`` section with ``type = ivr``: an IVR on that number, its tree a
+    YAML file (``tree = ivr-demo.yaml``, relative to the config file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: str
+    type: str = "ivr"
+    tree: str = Field(min_length=1)
+
+
 @dataclass(frozen=True)
 class ScheduleConfig:
     """A ``[name]`` section with ``type = schedule``: opening hours.
@@ -316,6 +329,7 @@ class Config:
     numbers: tuple[NumberConfig, ...] = ()
     schedules: tuple[ScheduleConfig, ...] = ()
     time_conditions: tuple[TimeConditionConfig, ...] = ()
+    ivrs: tuple[IvrTree, ...] = ()
     path: str = "<defaults>"
 
     @property
@@ -374,6 +388,7 @@ def load_config(path: str | Path | None) -> Config:
     numbers: list[NumberConfig] = []
     schedules: list[ScheduleConfig] = []
     conditions: list[TimeConditionConfig] = []
+    ivr_sections: list[IvrConfig] = []
     for section in parser.sections():
         if section == "general":
             continue
@@ -390,13 +405,15 @@ def load_config(path: str | Path | None) -> Config:
                 conferences.append(ConferenceConfig.model_validate(values))
             elif kind == "number":
                 numbers.append(NumberConfig.model_validate(values))
+            elif kind == "ivr":
+                ivr_sections.append(IvrConfig.model_validate(values))
             elif kind == "extension":
                 values.pop("type", None)
                 extensions.append(ExtensionConfig.model_validate(values))
             else:
                 raise ConfigError(
                     path_str, section, "type", "must be extension, ringgroup, conference, "
-                    "number, schedule or timecondition"
+                    "number, schedule, timecondition or ivr"
                 )
         except ValidationError as exc:
             raise _config_error(path_str, section, exc) from None
@@ -405,11 +422,43 @@ def load_config(path: str | Path | None) -> Config:
         if condition.schedule not in named:
             raise ConfigError(path_str, condition.number, "schedule",
                               f"no [{condition.schedule}] section with type = schedule")
+    targets = Targets(
+        extensions=frozenset(e.number for e in extensions),
+        ring_groups=frozenset(g.number for g in ring_groups),
+        rooms=frozenset(r.number for r in conferences), schedules=frozenset(named),
+    )
     return Config(
         general=general, extensions=tuple(extensions), ring_groups=tuple(ring_groups),
         conferences=tuple(conferences), numbers=tuple(numbers), schedules=tuple(schedules),
-        time_conditions=tuple(conditions), path=path_str,
+        time_conditions=tuple(conditions),
+        ivrs=tuple(_ivr_tree(Path(path_str), section, targets) for section in ivr_sections),
+        path=path_str,
     )
+
+
+def _ivr_tree(config: Path, section: IvrConfig, targets: Targets) -> IvrTree:
+    """The section's YAML tree, read and checked against the file's own dial plan."""
+    path = config.parent / section.tree
+
+    def error(message: str) -> ConfigError:
+        return ConfigError(str(config), section.number, "tree", f"{path}: {message}")
+
+    try:
+        tree, found = parse(read_yaml(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise error("not UTF-8 text") from None
+    except YamlError as exc:
+        raise error(str(exc)) from None
+    if tree is not None:
+        if tree.number != section.number:
+            raise error(f"the tree's number {tree.number} is not the section's")
+        found = problems(tree, targets)
+    if found:
+        raise error("; ".join(map(str, found)))
+    assert tree is not None
+    return tree
 
 
 @dataclass

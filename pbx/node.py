@@ -12,9 +12,12 @@ import signal
 import uvicorn
 
 from admin_api.app import create_app
+from ivr.app import IvrApp
 from ivr.conference import ConferenceApp
+from ivr.greetings import GreetingLibrary
 from ivr.mailbox_menu import MailboxMenuApp
 from ivr.schedule_watch import SwitchboardWatch
+from ivr.tenant import hours
 from ivr.voicemail import VoicemailApp
 from pbx.config import Config
 from pbx.models import ConferenceRoom
@@ -36,6 +39,7 @@ def register_services(sip: SipServer) -> None:
     b2bua.register(VoicemailApp(sip.directory, sip.store, sip.config.data_path, sip.events))
     b2bua.register(MailboxMenuApp(sip.directory, sip.store, sip.events))
     b2bua.register(ConferenceApp(room, b2bua, sip.recording_path, sip.write_recording))
+    b2bua.register(IvrApp(sip.directory, b2bua.clock, hours, GreetingLibrary(sip.config.data_path)))
 
 
 async def run(config: Config) -> int:

@@ -3,7 +3,7 @@
 ``Router.resolve`` turns a number dialled within an organisation (a
 :class:`~pbx.directory.Tenant`) at an instant ``now`` into a small typed
 destination: extensions, ring groups, numbers, time conditions and
-switchboard services (conference rooms and mailboxes today; IVRs, queues
+switchboard services (conference rooms, mailboxes and IVRs today; queues
 and shared voicemail join the same way) all come from the tenant, so the
 B2BUA never learns their insides.  A number (DID) and a time condition lead
 on to another target, a time condition to its open or closed one by its
@@ -113,6 +113,8 @@ class Router:
             return RingGroupDest(number)
         if number in tenant.rooms or self.room_owner(tenant, number) is not None:
             return ServiceDest("conference", number)
+        if number in tenant.ivrs:
+            return ServiceDest("ivr", number)
         return Unknown(number)
 
     def room_owner(self, tenant: Tenant, number: str) -> str | None:

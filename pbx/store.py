@@ -15,10 +15,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, col, create_engine, func, select
 
+from ivr.tree import to_json
 from pbx.config import Config
 from pbx.location import Binding as Registration
 from pbx.models import (
-    DEFAULT_ORGANISATION, Binding, Cdr, ConferenceRoom, Extension, Number, Organisation,
+    DEFAULT_ORGANISATION, Binding, Cdr, ConferenceRoom, Extension, Ivr, Number, Organisation,
     Recording, RingGroup, SwitchboardSchedule, TimeCondition, Voicemail,
 )
 
@@ -102,7 +103,7 @@ class Store:
 
     def seed(self, config: Config) -> None:
         """Create the default organisation and the extensions, ring groups,
-        conference rooms, numbers, schedules and time conditions of the config file.
+        conference rooms, numbers, schedules, time conditions and IVRs of the config file.
 
         Existing ones are left as they are: once seeded, the store (and the
         admin API that edits it) owns them.
@@ -201,6 +202,13 @@ class Store:
                         closed_target=condition.closed))
                     log.info("seeded time condition %s (%s: %s / %s)", condition.number,
                              condition.schedule, condition.open, condition.closed)
+            ivrs = {name for row in session.exec(select(Ivr).where(Ivr.organisation_id == org.id))
+                    for name in (row.number, row.name)}
+            for tree in config.ivrs:
+                if tree.number not in ivrs and tree.name not in ivrs:
+                    session.add(Ivr(organisation_id=org.id, number=tree.number, name=tree.name,
+                                    tree=to_json(tree)))
+                    log.info("seeded IVR %s on %s", tree.name, tree.number)
             session.commit()
 
     def rows(self, *models: type[SQLModel]) -> list[list[Any]]:

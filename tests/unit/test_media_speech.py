@@ -24,6 +24,7 @@ def test_a_render_is_cached_and_copied(tmp_path: Path, monkeypatch: pytest.Monke
     speech.speak("Hello there", "sv", tmp_path / "c" / "hello.wav")  # another voice: its own
     assert renders == ["Hello there"]
     assert not list((tmp_path / "cache").rglob("*.partial.wav"))
+    assert speech.spoken("Hello there", "en").parent == tmp_path / "cache" / "en"
 
 
 def test_without_espeak_the_error_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
