@@ -13,7 +13,6 @@ control takes the caller back into the dial plan), ``hangup`` hangs up.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from functools import partial
@@ -27,24 +26,9 @@ from ivr.machine import (
 from ivr.tree import Greeting
 from pbx.calls.channel import Cancel, Channel, Clock
 from pbx.directory import Directory, Tenant
+from pbx.tasks import Worker, in_thread
 
 log = logging.getLogger("ivr.app")
-
-Worker = Callable[[Callable[[], None], Callable[[], None]], None]
-"""Runs blocking ``job`` off the event loop, then ``then`` back on it."""
-
-
-def in_thread(job: Callable[[], None], then: Callable[[], None]) -> None:
-    """The production :data:`Worker`: the loop's thread pool."""
-    def done(future: asyncio.Future[None]) -> None:
-        if future.cancelled():
-            return
-        if future.exception() is not None:
-            log.error("IVR greetings failed to load: %r", future.exception())
-        then()
-
-    asyncio.get_running_loop().run_in_executor(None, job).add_done_callback(done)
-
 
 class IvrApp:
     """Destination kind ``ivr``: ``ident`` is the IVR's number in the caller's

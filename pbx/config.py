@@ -91,6 +91,7 @@ class General(BaseModel):
     tone_country: str = "gb"  # call-progress tones of English-speaking organisations
     personal_room_prefix: str = Field("8", pattern=r"^[0-9*#]{0,4}$")  # 8 + 1001: 1001's room
     voicemail_number: str = Field(VOICEMAIL_NUMBER, pattern=r"^[0-9*#]{1,10}$")  # one's own mailbox
+    operator: str = Field("", pattern=r"^[0-9A-Za-z_.+*#-]{0,40}$")  # where 0 leads callers
     recording_format: str = Field("wav", pattern="^(wav|flac)$")
     recording_mix: str = Field("stereo", pattern="^(stereo|mono)$")  # stereo: caller left
     record_announce: bool = False  # say "this call is recorded" to both parties

@@ -14,6 +14,7 @@ import uvicorn
 from admin_api.app import create_app
 from ivr.app import IvrApp
 from ivr.conference import ConferenceApp
+from ivr.diversion import DiversionApp
 from ivr.greetings import GreetingLibrary
 from ivr.mailbox_menu import MailboxMenuApp
 from ivr.schedule_watch import SwitchboardWatch
@@ -40,6 +41,8 @@ def register_services(sip: SipServer) -> None:
     b2bua.register(MailboxMenuApp(sip.directory, sip.store, sip.events))
     b2bua.register(ConferenceApp(room, b2bua, sip.recording_path, sip.write_recording))
     b2bua.register(IvrApp(sip.directory, b2bua.clock, hours, GreetingLibrary(sip.config.data_path)))
+    b2bua.register(DiversionApp(sip.directory, b2bua.clock,
+                                lambda tenant: sip.config.general.operator))
 
 
 async def run(config: Config) -> int:

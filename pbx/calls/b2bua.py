@@ -29,7 +29,7 @@ from pbx.sip.flow import Flow
 from pbx.models import Extension
 from pbx.profiles import VOICEMAIL, caller_id
 from pbx.router import (
-    MAX_FORWARD_HOPS, VOICEMAIL_MENU, ExtensionDest, PickupDest, RingGroupDest, RingStep,
+    DIVERSION, MAX_FORWARD_HOPS, VOICEMAIL_MENU, ExtensionDest, PickupDest, RingGroupDest, RingStep,
     Router, ServiceDest,
 )
 from pbx.sdp import SdpError, SessionDescription
@@ -288,7 +288,11 @@ class B2BUA:
         admission = call.tenant.presence.admission(ext, "direct", self.clock.now())
         if not admission.through:
             call.path.append(f"profile:{ext.number}:{admission.profile}")
-            if admission.divert:
+            if admission.divert and DIVERSION in self.apps and call.a is not None:
+                # the caller hears why ("… is in a meeting until 11:00"), then the divert
+                call.diverted_from, call.diversion_reason = ext.number, "unavailable"
+                self._serve(call, DIVERSION, ext.number)
+            elif admission.divert:
                 self._divert(call, ext.number, admission.divert, "unavailable")
             else:
                 self.fail(call, 486, f"Busy Here - Profile {admission.profile}")
@@ -438,8 +442,9 @@ class B2BUA:
         return True
 
     def redirect_channel(self, channel: LegChannel, number: str) -> None:
+        """A service sends its caller on: a hop like a forward (a loop of them ends in 482)."""
         call = channel.leg.call
-        self.guarded(call, lambda: self.route(call, number, None))
+        self.guarded(call, lambda: self.route(call, number, "redirect"))
 
     def hang_up_channel(self, channel: LegChannel, status: int) -> None:
         leg = channel.leg
