@@ -178,6 +178,22 @@ def running_pbx(
         pbx.stop()
 
 
+@contextmanager
+def running_demo(tmp: Path, admin_password: str | None = ADMIN_PASSWORD) -> Iterator[Pbx]:
+    """The PBX on ``sip.conf.example`` (and its ``ivr-demo.yaml``) as a newcomer
+    starts it, on free ports: the demo dial plan out of the box."""
+    for name in ("sip.conf.example", "ivr-demo.yaml"):
+        shutil.copy(REPO / name, tmp / name)
+    (tmp / "data").mkdir(exist_ok=True)
+    pbx = Pbx("127.0.0.1", free_ports(2), free_ports(1), tmp / "data", tmp / "sip.conf.example",
+              admin_password=admin_password)
+    pbx.start()
+    try:
+        yield pbx
+    finally:
+        pbx.stop()
+
+
 @dataclass
 class SippResult:
     returncode: int
