@@ -176,6 +176,8 @@ def test_one_organisation_cannot_see_another(pbx: Pbx) -> None:
         phone.call_id += "-2"
         assert phone.register("1001", secrets["1001"],
                               contacts=[f"<sip:1001@{phone.host_port()}>"]).status == 200  # type: ignore[union-attr]
+        assert httpx.patch(f"{pbx.api}/extensions/1001", headers=theirs,  # no mailbox to take it
+                           json={"voicemail": False}).status_code == 200
         invite, busy = caller.call("3001", secrets["3001"], "1001", phone, 486)
         assert invite is not None and invite.from_addr.uri.host == "other.test"
         assert busy is not None and busy.status == 486  # their 1001 rang, not ours
