@@ -108,3 +108,56 @@ async def test_silence_hangs_up_and_leaves_nothing_behind(tmp_path: Path) -> Non
     assert calls.statuses(invite).count(200) == 1
     calls.clock.advance(60)  # call control keeps an ended call a while for late requests
     assert calls.clock.pending() == 0
+
+
+async def test_on_a_holiday_the_ivr_takes_its_closed_branch(tmp_path: Path) -> None:
+    """Christmas Eve 2026 is a Thursday inside the weekly hours: the clock,
+    injected, says closed (a Swedish holiday), so the caller reaches voicemail."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from ivr.schedule import Definition
+    from pbx.models import SwitchboardSchedule
+
+    hours_json = Definition(mon=["08:00-17:00"], tue=["08:00-17:00"], wed=["08:00-17:00"],
+                            thu=["08:00-17:00"], fri=["08:00-17:00"]).model_dump_json()
+    closed_tree = IvrTree.model_validate({
+        **TREE.model_dump(mode="json", exclude_none=True), "schedule": "office-hours",
+        "closed": {"voicemail": "1003"},
+    })
+    calls = CallHarness()
+    with Session(calls.store.engine) as db:
+        db.add(SwitchboardSchedule(organisation_id=calls.tenant.id, name="office-hours",
+                                   definition=hours_json))
+        db.add(Ivr(organisation_id=calls.tenant.id, number="500", name="reception",
+                   tree=to_json(closed_tree)))
+        db.commit()
+    calls.directory.reload()
+    folder = recording_folder(tmp_path, calls.tenant.id, "reception")
+    folder.mkdir(parents=True)
+    soundfile.write(folder / "welcome.wav", np.full(16000, 0.1), 8000)
+    calls.b2bua.register(IvrApp(calls.directory, calls.clock, hours, GreetingLibrary(tmp_path)))
+    mailbox: list[str] = []
+
+    class Voicemail:
+        kind = "voicemail"
+
+        def start(self, channel: object, ident: str) -> None:
+            mailbox.append(ident)
+
+    calls.b2bua.register(Voicemail())
+    stockholm = ZoneInfo("Europe/Stockholm")
+    for day, expected in ((datetime(2026, 12, 24, 10, 0, tzinfo=stockholm), ["1003"]),
+                          (datetime(2026, 12, 17, 10, 0, tzinfo=stockholm), [])):
+        mailbox.clear()
+        calls.clock.jump(day.timestamp())
+        invite = await calls.call("1001", "500")
+        for _ in range(200):
+            if 200 in calls.statuses(invite):
+                break
+            await asyncio.sleep(0.01)
+        calls.acked(invite)
+        calls.clock.advance(3)  # the closed branch says nothing before it redirects
+        await calls.settle()
+        assert mailbox == expected, day
+        calls.b2bua.end_calls_of(calls.tenant.id, "1001")
