@@ -110,17 +110,34 @@ class SwitchboardChanged:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class CallRefused:
+    """The PBX would not place a call to the public network: the caller's license,
+    a toll-fraud limit, a number it cannot read, no route.  ``cause`` names the
+    rule (``license``, ``international``, ``concurrent``, ``rate``, ``number``,
+    ``route``) so a watcher counts toll-fraud refusals apart from typing errors."""
+
+    organisation: int
+    extension: str
+    number: str  # as dialled
+    status: int  # the SIP answer the phone got
+    reason: str
+    cause: str
+    at: float
+
+
 Event = (CallStarted | CallRinging | CallAnswered | CallEnded | Registered | MailboxChanged
-         | VoicemailLeft | SwitchboardChanged)
+         | VoicemailLeft | SwitchboardChanged | CallRefused)
 
 
 def event_type(event: Event) -> str:
     """``call.started``, ``call.ringing``, ``call.answered``, ``call.ended``,
-    ``registration``, ``voicemail``, ``voicemail.left``, ``switchboard``."""
+    ``call.refused``, ``registration``, ``voicemail``, ``voicemail.left``, ``switchboard``."""
     return {
         CallStarted: "call.started", CallRinging: "call.ringing", CallAnswered: "call.answered",
-        CallEnded: "call.ended", Registered: "registration", MailboxChanged: "voicemail",
-        VoicemailLeft: "voicemail.left", SwitchboardChanged: "switchboard",
+        CallEnded: "call.ended", CallRefused: "call.refused", Registered: "registration",
+        MailboxChanged: "voicemail", VoicemailLeft: "voicemail.left",
+        SwitchboardChanged: "switchboard",
     }[type(event)]
 
 
