@@ -2,7 +2,7 @@
 
 The file has a ``[general]`` section for the server and one section per
 extension (``[1001]``), ring group, conference room, number, schedule
-(opening hours) and time condition (``type = …``).  Everything is validated
+(opening hours), time condition, IVR and outbound route (``type = …``).  Everything is validated
 at load time; an error names the file, the section and the key so an
 operator can fix it without reading code (STYLE.md habit 7).  Extensions and
 the rest of the file only *seed* the store: the store is the source of truth
@@ -25,6 +25,10 @@ from ivr.schedule import DAYS, Definition
 from ivr.tree import IvrTree, YamlError, read_yaml
 from media.languages import LANGUAGES
 from media.tones import COUNTRIES
+from pbx.models import CallPolicy
+from pbx.numbering import COUNTRIES as NUMBERING_COUNTRIES
+from pbx.numbering import E164_PREFIX
+from pbx.outbound import MAX_STRIP, NAME, PREPEND, check_caller_id, parse_pattern
 
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "telephone-event")
 VOICEMAIL_NUMBER = "133"  # the voicemail menu: what the phones' message key dials
@@ -49,7 +53,60 @@ class ConfigError(ValueError):
         self.path, self.section, self.key = path, section, key
 
 
-class General(BaseModel):
+def _comma_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+class CallPolicyConfig(BaseModel):
+    """How an organisation's calls reach the public network: its numbering plan
+    (``pbx.numbering``), toll-fraud limits (``pbx.limits``) and the longest
+    call.  The ``[general]`` keys are every organisation's defaults; one
+    overrides them in the store (``pbx.models.CallPolicy``, the admin API)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    country: str = "SE"  # whose numbering plan users dial in (national numbers, emergency)
+    outside_prefix: str = Field("", pattern=r"^[0-9]{0,2}$")  # "0" or "9" before external numbers
+    max_outbound_calls: int = Field(0, ge=0, le=100_000)  # at once, the organisation; 0 = no limit
+    max_outbound_per_extension: int = Field(3, ge=0, le=1000)  # at once, one extension
+    max_calls_per_hour: int = Field(60, ge=0, le=100_000)  # placed in any hour, one extension
+    max_org_calls_per_hour: int = Field(0, ge=0, le=10_000_000)  # the organisation
+    international: bool = True  # calls outside the country at all
+    international_prefixes: tuple[str, ...] = ()  # abroad only to these (+45, +4915); () = all
+    max_call_duration: int = Field(0, ge=0, le=7 * 86400)  # seconds any call may last; 0 = no limit
+
+    _split_prefixes = field_validator("international_prefixes", mode="before")(_comma_list)
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str) -> str:
+        if value.upper() not in NUMBERING_COUNTRIES:
+            raise ValueError(f"no numbering plan for country {value!r}; use one of "
+                             f"{', '.join(NUMBERING_COUNTRIES)}")
+        return value.upper()
+
+    @field_validator("international_prefixes")
+    @classmethod
+    def _prefixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for prefix in value:
+            if not re.match(E164_PREFIX, prefix):
+                raise ValueError(f"{prefix!r} is not an E.164 prefix such as +45 or +4915")
+        return value
+
+    def of(self, row: CallPolicy | None) -> CallPolicyConfig:
+        """An organisation's policy: its own values from the store, these for the rest."""
+        own = {} if row is None else {key: getattr(row, key) for key in POLICY_KEYS
+                                      if getattr(row, key) is not None}
+        return CallPolicyConfig.model_validate(
+            {**self.model_dump(include=set(POLICY_KEYS)), **own})
+
+
+POLICY_KEYS = tuple(CallPolicyConfig.model_fields)
+
+
+class General(CallPolicyConfig):
     """The ``[general]`` section: where the server listens and how it behaves."""
 
     model_config = ConfigDict(extra="forbid")
@@ -96,7 +153,6 @@ class General(BaseModel):
     recording_mix: str = Field("stereo", pattern="^(stereo|mono)$")  # stereo: caller left
     record_announce: bool = False  # say "this call is recorded" to both parties
     recording_retention_days: int = Field(730, ge=1)  # 24 months
-    max_call_duration: int = Field(0, ge=0)  # 0 = unlimited
     smtp_host: str = ""
     smtp_port: int = Field(25, ge=0, le=65535)
     smtp_user: str = ""
@@ -106,12 +162,8 @@ class General(BaseModel):
     calendar_private_hosts: bool = False  # calendar feeds from private addresses (on premises)
     log_level: str = "INFO"
 
-    @field_validator("transports", "domains", "codecs", "auth_algorithms", mode="before")
-    @classmethod
-    def _split_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(item.strip() for item in value.split(",") if item.strip())
-        return value
+    _split_list = field_validator("transports", "domains", "codecs", "auth_algorithms",
+                                  mode="before")(_comma_list)
 
     @field_validator("transports")
     @classmethod
@@ -260,6 +312,43 @@ class IvrConfig(BaseModel):
     tree: str = Field(min_length=1)
 
 
+class RouteConfig(BaseModel):
+    """A ``[name]`` section with ``type = route``: an outbound route (``pbx.outbound``);
+    routes are tried in the file's order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME)
+    type: str = "route"
+    patterns: tuple[str, ...] = Field(min_length=1)
+    trunks: tuple[str, ...] = Field(min_length=1)
+    prepend: str = Field("", pattern=PREPEND)
+    strip: int = Field(0, ge=0, le=MAX_STRIP)
+    callerid: str = "user"
+
+    _split = field_validator("patterns", "trunks", mode="before")(_comma_list)
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for text in value:
+            try:
+                parse_pattern(text)
+            except ValueError as exc:
+                raise ValueError(f"{text}: {exc}") from None
+        return value
+
+    @field_validator("trunks")
+    @classmethod
+    def _trunks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not re.match(NAME, name):
+                raise ValueError(f"{name!r} is not a trunk name (1-40 letters, digits, _ . -)")
+        return value
+
+    _callerid = field_validator("callerid")(check_caller_id)
+
+
 @dataclass(frozen=True)
 class ScheduleConfig:
     """A ``[name]`` section with ``type = schedule``: opening hours.
@@ -331,6 +420,7 @@ class Config:
     schedules: tuple[ScheduleConfig, ...] = ()
     time_conditions: tuple[TimeConditionConfig, ...] = ()
     ivrs: tuple[IvrTree, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
     path: str = "<defaults>"
 
     @property
@@ -390,6 +480,7 @@ def load_config(path: str | Path | None) -> Config:
     schedules: list[ScheduleConfig] = []
     conditions: list[TimeConditionConfig] = []
     ivr_sections: list[IvrConfig] = []
+    routes: list[RouteConfig] = []
     for section in parser.sections():
         if section == "general":
             continue
@@ -408,13 +499,16 @@ def load_config(path: str | Path | None) -> Config:
                 numbers.append(NumberConfig.model_validate(values))
             elif kind == "ivr":
                 ivr_sections.append(IvrConfig.model_validate(values))
+            elif kind == "route":
+                routes.append(RouteConfig.model_validate({"name": section,
+                                                          **parser[section]}))
             elif kind == "extension":
                 values.pop("type", None)
                 extensions.append(ExtensionConfig.model_validate(values))
             else:
                 raise ConfigError(
                     path_str, section, "type", "must be extension, ringgroup, conference, "
-                    "number, schedule, timecondition or ivr"
+                    "number, schedule, timecondition, ivr or route"
                 )
         except ValidationError as exc:
             raise _config_error(path_str, section, exc) from None
@@ -433,7 +527,7 @@ def load_config(path: str | Path | None) -> Config:
         conferences=tuple(conferences), numbers=tuple(numbers), schedules=tuple(schedules),
         time_conditions=tuple(conditions),
         ivrs=tuple(_ivr_tree(Path(path_str), section, targets) for section in ivr_sections),
-        path=path_str,
+        routes=tuple(routes), path=path_str,
     )
 
 

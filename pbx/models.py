@@ -14,7 +14,7 @@ DEFAULT_ORGANISATION = "default"
 # Telavox plans: how many switchboard services (ring groups, conference rooms,
 # IVRs, later queues and shared voicemail) an organisation may have; None = unlimited.
 PLANS: dict[str, int | None] = {"free": 1, "business": 3, "enterprise": 8, "unlimited": None}
-LICENSE_KINDS = ("free", "fixed", "mobile")
+LICENSE_KINDS = ("free", "fixed", "mobile")  # from fewest rights to most (pbx.rights)
 LICENSE_STATES = ("active", "frozen", "terminated")
 DEVICE_KINDS = ("desk", "dect", "softphone")
 PROFILE_ACCEPTS = ("direct", "queue", "both", "none")
@@ -351,3 +351,40 @@ class Ivr(SQLModel, table=True):
     number: str = Field(index=True, max_length=40)
     name: str = Field(max_length=40)
     tree: str = Field(sa_type=Text)
+
+
+class CallPolicy(SQLModel, table=True):
+    """An organisation's own numbering plan, toll-fraud limits and longest call
+    (``pbx.config.CallPolicyConfig`` has the meanings); None: the node's
+    ``[general]`` value."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", unique=True, index=True)
+    country: str | None = Field(default=None, max_length=2)
+    outside_prefix: str | None = Field(default=None, max_length=2)
+    max_outbound_calls: int | None = None
+    max_outbound_per_extension: int | None = None
+    max_calls_per_hour: int | None = None
+    max_org_calls_per_hour: int | None = None
+    international: bool | None = None
+    international_prefixes: str | None = Field(default=None, max_length=2000)  # comma-separated
+    max_call_duration: int | None = None
+
+
+class OutboundRoute(SQLModel, table=True):
+    """An outbound route (FreePBX/3CX): numbers matching one of its dial
+    ``patterns`` (``pbx.outbound``) leave over its ``trunks`` in order (the
+    next one when a trunk fails), rewritten by ``strip``/``prepend`` and shown
+    with ``caller_id``.  Routes are tried by ``position``; trunks are named."""
+
+    __table_args__ = (UniqueConstraint("organisation_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    name: str = Field(max_length=40)
+    position: int = 0
+    patterns: str = Field(max_length=2000)  # comma-separated
+    trunks: str = Field(max_length=2000)  # comma-separated trunk names, failover order
+    strip: int = 0
+    prepend: str = Field(default="", max_length=20)
+    caller_id: str = Field(default="user", max_length=40)  # user, trunk, anonymous or +E.164
