@@ -2,13 +2,13 @@
 per organisation.
 
 A read-mostly copy of the store's organisations, extensions, devices, ring
-groups, numbers, conference rooms, switchboard schedules, time conditions and
-IVRs kept in memory: digest auth needs a password lookup per REGISTER and the
-router a lookup per INVITE, and a database round trip each would cap the
-rates.  Whoever changes them in the
-store (the admin API) calls :meth:`Directory.reload`, which builds new
-tenants and swaps them in whole, so a change takes effect at once and a
-reader never sees half of one.  Whoever must follow the changes (the
+groups, numbers, conference rooms, switchboard schedules, time conditions,
+IVRs, licenses, call policies and outbound routes kept in memory: digest
+auth needs a password lookup per REGISTER and the router a lookup per
+INVITE, and a database round trip each would cap the rates.  Whoever
+changes them in the store (the admin API) calls :meth:`Directory.reload`,
+which builds new tenants and swaps them in whole, so a change takes effect
+at once and a reader never sees half of one.  Whoever must follow the changes (the
 switchboard watcher) registers with :meth:`Directory.on_reload`.
 """
 
@@ -25,12 +25,17 @@ from ivr.schedule import Schedule
 from ivr.tree import IvrTree
 from media.languages import FALLBACK, LANGUAGES
 from media.tones import tone_country as country_for
+from pbx import rights
+from pbx.config import CallPolicyConfig
 from pbx.models import (
-    DEFAULT_ORGANISATION, ApiUser, CalendarEvent, ConferenceRoom, Device, Extension, Ivr,
-    License, Number, Organisation, Profile, ProfileSchedule, RingGroup, SwitchboardSchedule,
-    TimeCondition,
+    DEFAULT_ORGANISATION, ApiUser, CalendarEvent, CallPolicy, ConferenceRoom, Device, Extension,
+    Ivr, License, Number, Organisation, OutboundRoute, Profile, ProfileSchedule, RingGroup,
+    SwitchboardSchedule, TimeCondition,
 )
-from pbx.profiles import Presence, zone
+from pbx.numbering import COUNTRIES, ExternalNumber, NumberingPlan
+from pbx.outbound import PatternError, Route
+from pbx.profiles import Presence, caller_id, zone
+from pbx.refusal import Refusal
 from pbx.store import Store
 
 log = logging.getLogger("pbx.directory")
@@ -58,6 +63,11 @@ class Tenant:
     ivrs: dict[str, IvrTree] = field(default_factory=dict)  # by number
     # extensions of users who hold no active license: no registering, no calls
     unlicensed: frozenset[str] = frozenset()
+    # the best active license kind of each extension's users (pbx.rights); none: no user's
+    licenses: dict[str, str] = field(default_factory=dict)
+    # numbering plan, toll-fraud limits, longest call: its own or the node's [general]
+    policy: CallPolicyConfig = field(default_factory=CallPolicyConfig)
+    routes: tuple[Route, ...] = ()  # outbound routes, tried in order
     # presence profiles, their schedules and calendars: what calls each extension takes
     presence: Presence = field(default_factory=lambda: Presence(zone("")))
     default: bool = False
@@ -85,21 +95,47 @@ class Tenant:
         """The media engine's name for room ``number``: unique across tenants."""
         return number if self.default else f"{number}@{self.domain}"
 
+    @property
+    def dialling(self) -> NumberingPlan:
+        """How its users dial the public network (country, outside-line prefix)."""
+        return NumberingPlan(COUNTRIES[self.policy.country], self.policy.outside_prefix)
+
+    def may_call_out(self, extension: str, number: ExternalNumber) -> Refusal | None:
+        """Does ``extension``'s license allow a call to ``number``?  None: yes
+        (emergency numbers always)."""
+        return rights.may_call_out(self.licenses.get(extension), number)
+
+    def may_receive_external(self, extension: str) -> Refusal | None:
+        """Does ``extension``'s license let a call from the public network ring it?"""
+        return rights.may_receive_external(self.licenses.get(extension))
+
+    def may_forward_external(self, extension: str) -> Refusal | None:
+        """Does ``extension``'s license let it forward or divert to an external number?"""
+        return rights.may_forward_external(self.licenses.get(extension))
+
+    def outward_number(self, ext: Extension, now: float) -> str:
+        """The number ``ext`` shows on calls to the public network: its active
+        profile's caller ID, else its own ``caller_id_number``; "" for none."""
+        return caller_id(self.presence.active(ext, now), ext.caller_id_number)
+
 
 class Directory:
     """Organisation → :class:`Tenant`, and SIP host → organisation."""
 
     def __init__(self, store: Store, realm: str, domains: tuple[str, ...] = (), *,
-                 language: str = "en", tone_country: str = "gb") -> None:
+                 language: str = "en", tone_country: str = "gb",
+                 policy: CallPolicyConfig | None = None) -> None:
         self.store = store
         self.realm = realm.lower()
         self.language = language  # [general] language: organisations that set none speak it
         self.tone_country = tone_country  # [general] tone_country: for English
+        self.policy = policy or CallPolicyConfig()  # [general]: what organisations do not set
         self.local_names = {self.realm, *(d.lower() for d in domains), "localhost"}
         self.tenants: dict[int, Tenant] = {}
         self.by_domain: dict[str, Tenant] = {}
         self.default = Tenant(0, DEFAULT_ORGANISATION, self.realm, language=language,
-                              tone_country=country_for(language, tone_country), default=True)
+                              tone_country=country_for(language, tone_country),
+                              policy=self.policy.of(None), default=True)
         self._listeners: list[Callable[[], None]] = []
         self.reload()
 
@@ -111,10 +147,13 @@ class Directory:
         """Rebuild every tenant from the store (after any admin change)."""
         rows = self.store.rows(Organisation, Extension, Device, RingGroup, Number,
                                ConferenceRoom, ApiUser, License, SwitchboardSchedule,
-                               TimeCondition, Ivr, Profile, ProfileSchedule, CalendarEvent)
+                               TimeCondition, Ivr, Profile, ProfileSchedule, CalendarEvent,
+                               CallPolicy, OutboundRoute)
         orgs, exts, devices, groups, numbers, rooms, users, licenses, *rest = rows
-        switchboards, conditions, ivrs, profiles, schedules, events = rest
-        licensed = {lic.user_id for lic in licenses if lic.state == "active" and lic.user_id}
+        switchboards, conditions, ivrs, profiles, schedules, events, policies, routes = rest
+        kinds = {lic.user_id: lic.kind for lic in licenses
+                 if lic.state == "active" and lic.user_id}
+        own_policy = {p.organisation_id: p for p in policies}
         tenants: dict[int, Tenant] = {}
         for org in orgs:
             assert org.id is not None
@@ -135,8 +174,11 @@ class Directory:
                 ivrs=_trees(i for i in ivrs if i.organisation_id == org.id),
                 unlicensed=frozenset(
                     u.extension for u in users
-                    if u.organisation_id == org.id and u.extension and u.id not in licensed
+                    if u.organisation_id == org.id and u.extension and u.id not in kinds
                 ),
+                licenses=_license_kinds([u for u in users if u.organisation_id == org.id], kinds),
+                policy=self.policy.of(own_policy.get(org.id)),
+                routes=_routes(r for r in routes if r.organisation_id == org.id),
                 presence=Presence.of(
                     zone(org.timezone), *([r for r in table if r.organisation_id == org.id]
                                           for table in (profiles, schedules, events)),
@@ -199,6 +241,29 @@ def _schedules(rows: Iterable[SwitchboardSchedule]) -> dict[str, Schedule]:
             log.error("schedule %s of organisation %d is invalid, left out: %s", row.name,
                       row.organisation_id, exc)
     return found
+
+
+def _license_kinds(users: Iterable[ApiUser], kinds: dict[int | None, str]) -> dict[str, str]:
+    """Each extension's best license kind among its users' active licenses."""
+    held: dict[str, list[str]] = {}
+    for user in users:
+        if user.extension and user.id in kinds:
+            held.setdefault(user.extension, []).append(kinds[user.id])
+    return {extension: best for extension, found in held.items()
+            if (best := rights.best(found)) is not None}
+
+
+def _routes(rows: Iterable[OutboundRoute]) -> tuple[Route, ...]:
+    """The outbound routes in their order; one this version cannot read is left
+    out, with a log line (calls it would take find the next route)."""
+    found: list[Route] = []
+    for row in sorted(rows, key=lambda r: (r.position, r.id or 0)):
+        try:
+            found.append(Route.of(row))
+        except PatternError as exc:
+            log.error("outbound route %s of organisation %d is invalid, left out: %s",
+                      row.name, row.organisation_id, exc)
+    return tuple(found)
 
 
 def _trees(rows: Iterable[Ivr]) -> dict[str, IvrTree]:

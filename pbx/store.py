@@ -20,7 +20,7 @@ from pbx.config import Config
 from pbx.location import Binding as Registration
 from pbx.models import (
     DEFAULT_ORGANISATION, Binding, Cdr, ConferenceRoom, Extension, Ivr, Number, Organisation,
-    Recording, RingGroup, SwitchboardSchedule, TimeCondition, Voicemail,
+    OutboundRoute, Recording, RingGroup, SwitchboardSchedule, TimeCondition, Voicemail,
 )
 
 log = logging.getLogger("pbx.store")
@@ -103,7 +103,8 @@ class Store:
 
     def seed(self, config: Config) -> None:
         """Create the default organisation and the extensions, ring groups,
-        conference rooms, numbers, schedules, time conditions and IVRs of the config file.
+        conference rooms, numbers, schedules, time conditions, IVRs and outbound
+        routes of the config file (new routes after the ones there, in file order).
 
         Existing ones are left as they are: once seeded, the store (and the
         admin API that edits it) owns them.
@@ -209,6 +210,18 @@ class Store:
                     session.add(Ivr(organisation_id=org.id, number=tree.number, name=tree.name,
                                     tree=to_json(tree)))
                     log.info("seeded IVR %s on %s", tree.name, tree.number)
+            routes = {r.name: r.position for r in session.exec(select(OutboundRoute).where(
+                OutboundRoute.organisation_id == org.id))}
+            position = max(routes.values(), default=-1)
+            for route in config.routes:
+                if route.name not in routes:
+                    position += 1
+                    session.add(OutboundRoute(
+                        organisation_id=org.id, name=route.name, position=position,
+                        patterns=", ".join(route.patterns), trunks=", ".join(route.trunks),
+                        strip=route.strip, prepend=route.prepend, caller_id=route.callerid))
+                    log.info("seeded outbound route %s (%s → %s)", route.name,
+                             ", ".join(route.patterns), ", ".join(route.trunks))
             session.commit()
 
     def rows(self, *models: type[SQLModel]) -> list[list[Any]]:
