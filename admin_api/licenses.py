@@ -5,7 +5,9 @@ assigned to a user, moved to another, frozen (the user keeps it but cannot
 register or call), unfrozen, upgraded from fixed to mobile, or terminated
 (final).  A user holds at most one live (active or frozen) license.  The SIP
 side reads the result from the directory: an extension whose user holds no
-active license is ``unlicensed`` and gets 403 on REGISTER and INVITE.
+active license is ``unlicensed`` and gets 403 on REGISTER and INVITE; what
+an active one allows follows its kind (``pbx.rights``).  A free license comes
+with no number: it is not given to a user whose extension a number reaches.
 """
 
 import time
@@ -18,6 +20,8 @@ from sqlmodel import Session, col, func, select
 from admin_api.deps import (
     ERRORS, NOT_FOUND, Db, Limit, Offset, Page, RowId, Sip, User, audit, fields_of, one_of, require,
 )
+from admin_api.numbers import numbers_reaching
+from pbx import rights
 from pbx.models import LICENSE_KINDS, LICENSE_STATES, ApiUser, License
 from pbx.server import SipServer
 
@@ -75,8 +79,10 @@ def _own_license(db: Session, user: ApiUser, license_id: int) -> License:
     return lic
 
 
-def _check_holder(db: Session, user: ApiUser, lic: License | None, user_id: int) -> None:
-    """``user_id`` is a user of the caller's organisation free to take ``lic``."""
+def _check_holder(db: Session, user: ApiUser, lic: License | None, user_id: int,
+                  kind: str) -> None:
+    """``user_id`` is a user of the caller's organisation free to take ``lic`` (of
+    ``kind``), and no number reaches their extension if ``kind`` has none."""
     holder = db.get(ApiUser, user_id)
     if holder is None or holder.organisation_id != user.organisation_id:
         raise HTTPException(422, [{"loc": ["body", "user_id"], "msg": f"no user {user_id}",
@@ -85,6 +91,11 @@ def _check_holder(db: Session, user: ApiUser, lic: License | None, user_id: int)
     if held is not None and (lic is None or held.id != lic.id):
         raise HTTPException(409, f"user {holder.username} already holds license {held.id} "
                                  f"({held.state} {held.kind}); unassign it first")
+    extension, reason = holder.extension, rights.may_hold_number(kind)
+    numbers = numbers_reaching(db, user.organisation_id, extension) if extension else []
+    if reason is not None and numbers:
+        raise HTTPException(409, f"number {', '.join(numbers)} reaches extension {extension} "
+                                 f"of user {holder.username}, but {reason}")
 
 
 def _refuse_if_terminated(lic: License, action: str) -> None:
@@ -140,7 +151,7 @@ def add_license(body: LicenseIn, user: User, db: Db, sip: Sip) -> LicenseOut:
     """Buy a license, optionally assigned to a user at once."""
     require(user, "admin")
     if body.user_id is not None:
-        _check_holder(db, user, None, body.user_id)
+        _check_holder(db, user, None, body.user_id, body.kind)
     now = time.time()
     lic = License(organisation_id=user.organisation_id, kind=body.kind, state="active",
                   user_id=body.user_id, created_at=now, changed_at=now)
@@ -153,7 +164,7 @@ def assign(license_id: RowId, body: Assignment, user: User, db: Db, sip: Sip) ->
     require(user, "admin")
     lic = _own_license(db, user, license_id)
     _refuse_if_terminated(lic, "be assigned")
-    _check_holder(db, user, lic, body.user_id)
+    _check_holder(db, user, lic, body.user_id, lic.kind)
     before = shown(lic).model_dump()
     action = "assign" if lic.user_id is None else "move"
     lic.user_id = body.user_id

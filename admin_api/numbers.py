@@ -1,7 +1,9 @@
 """Numbers: the organisation's DIDs and local or foreign numbers (E.164 ``+46…``
 or national digits), each reaching a target of the organisation: an
 extension, a ring group, a conference room or another number.  An extension
-shows one of them as its outgoing caller ID (``caller_id_number``).
+shows one of them as its outgoing caller ID (``caller_id_number``).  A number
+of its own is a right of the fixed and mobile licenses (``pbx.rights``): a
+number cannot lead to the extension of a user whose license is free (409).
 """
 
 from typing import Annotated
@@ -12,12 +14,14 @@ from sqlmodel import Session, col, func, select
 
 from admin_api.deps import ERRORS, NOT_FOUND, NUMBER, Db, Offset, Page, Sip, User, require
 from admin_api.services import IN_USE, delete_row, kind_of, own_row, refuse_taken, save_row
-from pbx.models import ApiUser, Number
+from pbx import rights
+from pbx.models import ApiUser, License, Number
 
 router = APIRouter(prefix="/api", tags=["numbers"])
 
 PHONE_NUMBER = r"^(\+[1-9][0-9]{2,14}|[0-9]{3,20})$"  # E.164 or national digits
 INVALID = {422: {"description": "invalid fields, an unknown target or a loop of numbers"}}
+FREE_LICENSE = {409: {"description": "the target extension's user holds a free license"}}
 
 
 class NumberTarget(BaseModel):
@@ -47,9 +51,9 @@ def shown(db: Session, entry: Number) -> NumberOut:
                      target_kind=kind_of(db, entry.organisation_id, entry.target))
 
 
-def _check_target(db: Session, user: ApiUser, number: str, target: str) -> None:
+def _check_target(db: Session, user: ApiUser, number: str, target: str) -> str:
     """The target is something of the organisation, and following numbers from it
-    never comes back to ``number`` (a loop would ring nothing)."""
+    never comes back to ``number`` (a loop would ring nothing); returns where it ends."""
     def invalid(message: str) -> HTTPException:
         return HTTPException(422, [{"loc": ["body", "target"], "msg": message,
                                     "type": "value_error"}])
@@ -60,11 +64,44 @@ def _check_target(db: Session, user: ApiUser, number: str, target: str) -> None:
         if kind is None:
             raise invalid(f"no extension, service or number {current}")
         if kind != "number":
-            return
+            return current
         if current in seen:
             raise invalid(f"{number} → {target} would make a loop of numbers")
         seen.add(current)
         current = own_row(db, user, "number", current).target
+
+
+def license_kind(db: Session, organisation_id: int, extension: str) -> str | None:
+    """The kind of active license the user of ``extension`` holds (None: none, or no user)."""
+    return db.exec(select(License.kind).join(
+        ApiUser, col(License.user_id) == col(ApiUser.id)).where(
+        ApiUser.organisation_id == organisation_id, ApiUser.extension == extension,
+        License.state == "active")).first()
+
+
+def numbers_reaching(db: Session, organisation_id: int, extension: str) -> list[str]:
+    """The organisation's numbers that lead to ``extension``, directly or through others."""
+    targets = {n.number: n.target for n in db.exec(select(Number).where(
+        Number.organisation_id == organisation_id))}
+
+    def final(target: str) -> str:
+        seen = set()
+        while target in targets and target not in seen:
+            seen.add(target)
+            target = targets[target]
+        return target
+
+    return sorted(number for number, target in targets.items() if final(target) == extension)
+
+
+def _check_license(db: Session, user: ApiUser, final: str) -> None:
+    """A number may reach an extension (``final``, where its numbers lead) only if
+    its user's license includes one."""
+    if kind_of(db, user.organisation_id, final) != "extension":
+        return
+    reason = rights.may_hold_number(license_kind(db, user.organisation_id, final))
+    if reason is not None:
+        raise HTTPException(409, f"extension {final} cannot have a number: {reason}")
 
 
 @router.get("/numbers", response_model=NumberPage, responses=ERRORS)
@@ -84,22 +121,25 @@ def get_number(number: str, user: User, db: Db) -> NumberOut:
 
 
 @router.post("/numbers", response_model=NumberOut, status_code=201,
-             responses={**ERRORS, 409: {"description": "the number is taken"}, **INVALID})
+             responses={**ERRORS, 409: {"description": "the number is taken, or the target "
+                                                       "extension's user holds a free license"},
+                        **INVALID})
 def create_number(body: NumberIn, user: User, db: Db, sip: Sip) -> NumberOut:
     require(user, "admin")
     refuse_taken(db, sip, user.organisation_id, body.number)
-    _check_target(db, user, body.number, body.target)
+    _check_license(db, user, _check_target(db, user, body.number, body.target))
     entry = Number(organisation_id=user.organisation_id, number=body.number, target=body.target)
     save_row(db, user, sip, "number", entry, None, body.model_dump())
     return shown(db, entry)
 
 
-@router.patch("/numbers/{number}", response_model=NumberOut, responses={**NOT_FOUND, **INVALID})
+@router.patch("/numbers/{number}", response_model=NumberOut,
+              responses={**NOT_FOUND, **INVALID, **FREE_LICENSE})
 def update_number(number: str, body: NumberTarget, user: User, db: Db, sip: Sip) -> NumberOut:
     """Point the number somewhere else; the next call goes there."""
     require(user, "admin")
     entry = own_row(db, user, "number", number)
-    _check_target(db, user, number, body.target)
+    _check_license(db, user, _check_target(db, user, number, body.target))
     before = {"number": number, "target": entry.target}
     entry.target = body.target
     save_row(db, user, sip, "number", entry, before, {"number": number, "target": body.target})

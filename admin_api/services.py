@@ -21,8 +21,8 @@ from admin_api.deps import ERRORS, Db, Limit, Offset, Page, User, audit, require
 from ivr.check import where
 from ivr.tree import IvrTree
 from pbx.models import (
-    PLANS, ApiUser, ConferenceRoom, Extension, Ivr, Number, Organisation, Profile, RingGroup,
-    TimeCondition,
+    PLANS, ApiUser, ConferenceRoom, Extension, Ivr, Number, Organisation, OutboundRoute, Profile,
+    RingGroup, TimeCondition,
 )
 from pbx.router import MAILBOX_PREFIX, PICKUP_ANY, PICKUP_PREFIX
 from pbx.server import SipServer
@@ -126,8 +126,8 @@ def refuse_taken(db: Session, sip: SipServer, organisation_id: int, number: str)
 
 def referrers(db: Session, organisation_id: int, number: str) -> list[str]:
     """What points at ``number``: numbers reaching it, forwards, fallbacks, caller IDs,
-    profiles diverting to it or showing it, time conditions and IVR keys leading to it (or
-    to its mailbox)."""
+    profiles diverting to it or showing it, outbound routes showing it, time conditions
+    and IVR keys leading to it (or to its mailbox)."""
     found = [f"number {n.number}" for n in db.exec(select(Number).where(
         Number.organisation_id == organisation_id, Number.target == number))]
     found += [f"ring group {g.number}" for g in db.exec(select(RingGroup).where(
@@ -139,6 +139,8 @@ def referrers(db: Session, organisation_id: int, number: str) -> list[str]:
     found += [f"profile {p.name} of {p.extension}" for p in db.exec(select(Profile).where(
         Profile.organisation_id == organisation_id,
         (Profile.divert == number) | (Profile.caller_id == number)))]
+    found += [f"outbound route {r.name}" for r in db.exec(select(OutboundRoute).where(
+        OutboundRoute.organisation_id == organisation_id, OutboundRoute.caller_id == number))]
     targets = (number, MAILBOX_PREFIX + number)
     found += [f"time condition {c.number}" for c in db.exec(select(TimeCondition).where(
         TimeCondition.organisation_id == organisation_id,

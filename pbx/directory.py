@@ -63,7 +63,7 @@ class Tenant:
     ivrs: dict[str, IvrTree] = field(default_factory=dict)  # by number
     # extensions of users who hold no active license: no registering, no calls
     unlicensed: frozenset[str] = frozenset()
-    # the best active license kind of each extension's users (pbx.rights); none: no user's
+    # the kind of active license each extension's user holds (pbx.rights); none: no user's
     licenses: dict[str, str] = field(default_factory=dict)
     # numbering plan, toll-fraud limits, longest call: its own or the node's [general]
     policy: CallPolicyConfig = field(default_factory=CallPolicyConfig)
@@ -176,7 +176,8 @@ class Directory:
                     u.extension for u in users
                     if u.organisation_id == org.id and u.extension and u.id not in kinds
                 ),
-                licenses=_license_kinds([u for u in users if u.organisation_id == org.id], kinds),
+                licenses={u.extension: kinds[u.id] for u in users
+                          if u.organisation_id == org.id and u.extension and u.id in kinds},
                 policy=self.policy.of(own_policy.get(org.id)),
                 routes=_routes(r for r in routes if r.organisation_id == org.id),
                 presence=Presence.of(
@@ -241,16 +242,6 @@ def _schedules(rows: Iterable[SwitchboardSchedule]) -> dict[str, Schedule]:
             log.error("schedule %s of organisation %d is invalid, left out: %s", row.name,
                       row.organisation_id, exc)
     return found
-
-
-def _license_kinds(users: Iterable[ApiUser], kinds: dict[int | None, str]) -> dict[str, str]:
-    """Each extension's best license kind among its users' active licenses."""
-    held: dict[str, list[str]] = {}
-    for user in users:
-        if user.extension and user.id in kinds:
-            held.setdefault(user.extension, []).append(kinds[user.id])
-    return {extension: best for extension, found in held.items()
-            if (best := rights.best(found)) is not None}
 
 
 def _routes(rows: Iterable[OutboundRoute]) -> tuple[Route, ...]:

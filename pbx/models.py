@@ -14,7 +14,7 @@ DEFAULT_ORGANISATION = "default"
 # Telavox plans: how many switchboard services (ring groups, conference rooms,
 # IVRs, later queues and shared voicemail) an organisation may have; None = unlimited.
 PLANS: dict[str, int | None] = {"free": 1, "business": 3, "enterprise": 8, "unlimited": None}
-LICENSE_KINDS = ("free", "fixed", "mobile")  # from fewest rights to most (pbx.rights)
+LICENSE_KINDS = ("free", "fixed", "mobile")
 LICENSE_STATES = ("active", "frozen", "terminated")
 DEVICE_KINDS = ("desk", "dect", "softphone")
 PROFILE_ACCEPTS = ("direct", "queue", "both", "none")

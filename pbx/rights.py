@@ -9,8 +9,8 @@ The license table of Telavox, whose model the PBX follows:
 ``mobile``    ``fixed``, and forwarding to a mobile (external) number
 ============  ==================================================================
 
-An extension's rights are those of the best active license among its users
-(the directory collects them, :class:`~pbx.directory.Tenant`).  An extension
+An extension's rights are those of its user's active license (the directory
+collects them, :class:`~pbx.directory.Tenant`).  An extension
 no user holds (a phone set up in ``sip.conf``, a lobby phone) is not bound
 by a license; a user without an active license cannot register or call at
 all (``unlicensed``).  Emergency numbers are always allowed: the caller of
@@ -19,10 +19,8 @@ all (``unlicensed``).  Emergency numbers are always allowed: the caller of
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pbx.models import LICENSE_KINDS
 from pbx.numbering import ExternalNumber
 from pbx.refusal import Refusal
 
@@ -40,14 +38,6 @@ RIGHTS: dict[str, Rights] = {
     "mobile": Rights(external_calls=True, own_number=True, forward_external=True),
 }
 UNBOUND = Rights(external_calls=True, own_number=True, forward_external=True)  # no user's
-
-
-def best(kinds: Iterable[str]) -> str | None:
-    """The license kind that allows most among ``kinds`` (an extension shared by
-    several users has the rights of the best one); None for none."""
-    held = set(kinds)
-    ranked = [kind for kind in LICENSE_KINDS if kind in held]  # the tuple goes up in rights
-    return ranked[-1] if ranked else None
 
 
 def rights_of(kind: str | None) -> Rights:
