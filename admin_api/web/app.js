@@ -108,6 +108,25 @@ const VIEWS = {
     create: { path: "/api/timeconditions", fields: ["number", "name", "schedule", "open_target", "closed_target"] },
     actions: { Delete: remove("/api/timeconditions/{number}") },
   },
+  outbound: {
+    title: "Outbound routes", list: "/api/outbound-routes",
+    columns: ["position", "name", "patterns", "trunks", "strip", "prepend", "caller_id"],
+    create: { path: "/api/outbound-routes", fields: ["name", "patterns:list", "trunks:list", "strip", "prepend", "caller_id:user|trunk|anonymous"] },
+    actions: {
+      Up: (row) => api("PATCH", `/api/outbound-routes/${row.name}`, { position: Math.max(0, row.position - 1) }),
+      Down: (row) => api("PATCH", `/api/outbound-routes/${row.name}`, { position: row.position + 1 }),
+      Delete: remove("/api/outbound-routes/{name}"),
+    },
+  },
+  callpolicy: {
+    title: "Call policy", list: "/api/call-policy", rows: (policy) => [policy],
+    columns: ["country", "outside_prefix", "international", "international_prefixes", "max_outbound_calls",
+      "max_outbound_per_extension", "max_calls_per_hour", "max_org_calls_per_hour", "max_call_duration"],
+    cells: { international: (allowed) => (allowed ? "allowed" : "blocked") },
+    actions: {
+      "International on/off": (row) => api("PATCH", "/api/call-policy", { international: !row.international }),
+    },
+  },
   profiles: {
     title: "Profiles", needs: "extension",
     list: "/api/extensions/{extension}/profiles", columns: ["id", "name", "accept", "divert", "caller_id"],
@@ -189,7 +208,7 @@ async function show(name) {
   if (view.tools) view.tools(tools);
   try {
     const data = await api("GET", fill(view.list));
-    const rows = Array.isArray(data) ? data : (data.items || data.services || []);
+    const rows = view.rows ? view.rows(data) : Array.isArray(data) ? data : (data.items || data.services || []);
     render(view, rows);
     $("#view-more").textContent = data && data.total !== undefined ? `${rows.length} of ${data.total}` : "";
   } catch (error) {

@@ -90,3 +90,46 @@ def test_the_switchboard_page_closes_and_reopens_with_one_button(tmp_path: Path)
         page.eval(f"{row}.querySelector('button').click()")
         page.wait_for(f"{row}.textContent.startsWith('receptionopenschedule')")
         assert page.eval(buttons) == ["Close now"]
+
+
+def test_outbound_routes_are_added_and_reordered_and_international_calls_blocked(
+    tmp_path: Path,
+) -> None:
+    sections = "\n[world]\ntype = route\npatterns = +.\ntrunks = carrier-a\n"
+    with running_pbx(tmp_path, {"1001": "pw-1001-secret"}, sections=sections,
+                     admin_password=ADMIN_PASSWORD) as pbx, chromium_page() as page:
+        page.goto(f"http://{pbx.host}:{pbx.http_port}/admin/")
+        page.eval(f"""(() => {{
+            const form = document.querySelector('#login');
+            form.username.value = 'admin'; form.password.value = {ADMIN_PASSWORD!r};
+            form.requestSubmit(); }})()""")
+        page.wait_for("!document.querySelector('#app').hidden")
+        page.eval("show('outbound')")
+        rows = "[...document.querySelectorAll('#view-table tbody tr')]"
+        names = f"{rows}.map((tr) => tr.children[1].textContent)"
+        page.wait_for(f"{rows}.length === 1")
+        page.eval("""(() => { const form = document.querySelector('#create');
+            form.name.value = 'sweden'; form.patterns.value = '+46., 112';
+            form.trunks.value = 'carrier-a, carrier-b'; form.caller_id.value = 'trunk';
+            form.requestSubmit(); })()""")
+        page.wait_for(f"{rows}.length === 2")
+        assert page.eval(names) == ["world", "sweden"]
+        assert page.eval(f"{rows}[1].textContent").startswith("1sweden+46., 112carrier-a, carrier-b0")
+        page.eval(f"[...{rows}[1].querySelectorAll('button')].find((b) => b.textContent === 'Up').click()")
+        page.wait_for(f"{names}[0] === 'sweden'")
+        page.eval("""(() => { const form = document.querySelector('#create');
+            form.name.value = 'broken'; form.patterns.value = '+46.X';
+            form.trunks.value = 'carrier-a'; form.requestSubmit(); })()""")
+        assert page.wait_for("document.querySelector('#view-error').textContent") == (
+            "patterns.0: Value error, '.' at 4 must be the last character")
+        page.screenshot(str(tmp_path / "outbound.png"))
+
+        page.eval("show('callpolicy')")
+        row = "document.querySelector('#view-table tbody tr')"
+        page.wait_for(f"{row} && {row}.textContent.startsWith('SEallowed')")
+        page.eval(f"{row}.querySelector('button').click()")
+        page.wait_for(f"{row}.textContent.startsWith('SEblocked')")
+        policy = httpx.get(f"{pbx.api}/call-policy", headers=pbx.login("admin", ADMIN_PASSWORD))
+        assert policy.json()["international"] is False
+        routes = httpx.get(f"{pbx.api}/outbound-routes", headers=pbx.login("admin", ADMIN_PASSWORD))
+        assert [r["name"] for r in routes.json()["items"]] == ["sweden", "world"]
