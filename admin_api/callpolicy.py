@@ -8,7 +8,7 @@ force for the next call.
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlmodel import Session, select
 
 from admin_api.deps import ERRORS, Db, Sip, User, audit, require
@@ -28,7 +28,7 @@ class CallPolicyPatch(BaseModel):
     max_calls_per_hour: int | None = None
     max_org_calls_per_hour: int | None = None
     international: bool | None = None
-    international_prefixes: list[str] | None = None
+    international_prefixes: list[str] | None = Field(None, max_length=100)
     max_call_duration: int | None = None
 
 

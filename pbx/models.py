@@ -383,7 +383,7 @@ class OutboundRoute(SQLModel, table=True):
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
     name: str = Field(max_length=40)
     position: int = 0
-    patterns: str = Field(max_length=2000)  # comma-separated
+    patterns: str = Field(max_length=4000)  # comma-separated
     trunks: str = Field(max_length=2000)  # comma-separated trunk names, failover order
     strip: int = 0
     prepend: str = Field(default="", max_length=20)

@@ -229,6 +229,7 @@ def test_login_is_rate_limited(tmp_path: Path) -> None:
         assert (server.data_dir / "admin-password").stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.timeout(300)  # schemathesis itself may take 240 s (its subprocess timeout)
 def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
     """Property-based requests from the OpenAPI schema: no input may cause a 5xx."""
     import subprocess
