@@ -25,6 +25,7 @@ from ivr.schedule import DAYS, Definition
 from ivr.tree import IvrTree, YamlError, read_yaml
 from media.languages import LANGUAGES
 from media.tones import COUNTRIES
+from pbx.trunks.settings import TrunkSettings
 
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "telephone-event")
 VOICEMAIL_NUMBER = "133"  # the voicemail menu: what the phones' message key dials
@@ -331,6 +332,7 @@ class Config:
     schedules: tuple[ScheduleConfig, ...] = ()
     time_conditions: tuple[TimeConditionConfig, ...] = ()
     ivrs: tuple[IvrTree, ...] = ()
+    trunks: tuple[TrunkSettings, ...] = ()
     path: str = "<defaults>"
 
     @property
@@ -390,6 +392,7 @@ def load_config(path: str | Path | None) -> Config:
     schedules: list[ScheduleConfig] = []
     conditions: list[TimeConditionConfig] = []
     ivr_sections: list[IvrConfig] = []
+    trunks: list[TrunkSettings] = []
     for section in parser.sections():
         if section == "general":
             continue
@@ -408,13 +411,16 @@ def load_config(path: str | Path | None) -> Config:
                 numbers.append(NumberConfig.model_validate(values))
             elif kind == "ivr":
                 ivr_sections.append(IvrConfig.model_validate(values))
+            elif kind == "trunk":
+                trunks.append(TrunkSettings.model_validate(
+                    {"name": section, **{k: v for k, v in parser[section].items() if k != "type"}}))
             elif kind == "extension":
                 values.pop("type", None)
                 extensions.append(ExtensionConfig.model_validate(values))
             else:
                 raise ConfigError(
                     path_str, section, "type", "must be extension, ringgroup, conference, "
-                    "number, schedule, timecondition or ivr"
+                    "number, schedule, timecondition, ivr or trunk"
                 )
         except ValidationError as exc:
             raise _config_error(path_str, section, exc) from None
@@ -431,7 +437,7 @@ def load_config(path: str | Path | None) -> Config:
     return Config(
         general=general, extensions=tuple(extensions), ring_groups=tuple(ring_groups),
         conferences=tuple(conferences), numbers=tuple(numbers), schedules=tuple(schedules),
-        time_conditions=tuple(conditions),
+        time_conditions=tuple(conditions), trunks=tuple(trunks),
         ivrs=tuple(_ivr_tree(Path(path_str), section, targets) for section in ivr_sections),
         path=path_str,
     )

@@ -20,7 +20,7 @@ from pbx.config import Config
 from pbx.location import Binding as Registration
 from pbx.models import (
     DEFAULT_ORGANISATION, Binding, Cdr, ConferenceRoom, Extension, Ivr, Number, Organisation,
-    Recording, RingGroup, SwitchboardSchedule, TimeCondition, Voicemail,
+    Recording, RingGroup, Trunk, SwitchboardSchedule, TimeCondition, Voicemail,
 )
 
 log = logging.getLogger("pbx.store")
@@ -209,6 +209,12 @@ class Store:
                     session.add(Ivr(organisation_id=org.id, number=tree.number, name=tree.name,
                                     tree=to_json(tree)))
                     log.info("seeded IVR %s on %s", tree.name, tree.number)
+            trunks = set(session.exec(select(Trunk.name).where(Trunk.organisation_id == org.id)))
+            for trunk in config.trunks:
+                if trunk.name not in trunks:
+                    session.add(Trunk(organisation_id=org.id, name=trunk.name,
+                                      settings=trunk.model_dump_json()))
+                    log.info("seeded trunk %s (%s, %s)", trunk.name, trunk.host, trunk.auth)
             session.commit()
 
     def rows(self, *models: type[SQLModel]) -> list[list[Any]]:

@@ -60,7 +60,7 @@ class NotifierHost(Protocol):
 
     def respond(self, response: Response) -> None: ...
 
-    def send_request(self, request: Request, flow: Flow) -> object: ...
+    def send_request(self, request: Request, flow: Flow, owner: Any = None) -> object: ...
 
     def sent_by(self, transport: str) -> str: ...
 
@@ -260,10 +260,6 @@ class Notifier:
     def __len__(self) -> int:
         return len(self.subscriptions)
 
-    def sent(self, tx: object) -> bool:
-        """Is ``tx`` one of our NOTIFYs (its answer is ours to handle)?"""
-        return id(tx) in self.pending
-
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
@@ -413,7 +409,7 @@ class Notifier:
         sub.version += 1
         sub.shown = sub.state
         sub.in_flight = True
-        tx = self.server.send_request(notify, dialog.dest)
+        tx = self.server.send_request(notify, dialog.dest, owner=self)
         self.pending[id(tx)] = sub
 
     def on_response(self, tx: object, response: Response) -> None:
