@@ -2,7 +2,7 @@
 
 The file has a ``[general]`` section for the server and one section per
 extension (``[1001]``), ring group, conference room, number, schedule
-(opening hours) and time condition (``type = …``).  Everything is validated
+(opening hours), time condition and shared mailbox (``type = …``).  Everything is validated
 at load time; an error names the file, the section and the key so an
 operator can fix it without reading code (STYLE.md habit 7).  Extensions and
 the rest of the file only *seed* the store: the store is the source of truth
@@ -26,11 +26,14 @@ from ivr.schedule import DAYS, Definition
 
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "telephone-event")
 VOICEMAIL_NUMBER = "133"  # the voicemail menu: what the phones' message key dials
+VOICEMAIL_MAIN = "*98"  # any mailbox's menu, with its number and PIN (FreePBX "dial voicemail")
+PIN = r"^([0-9]{4,12})?$"  # a mailbox PIN: 4-12 digits (empty: none)
 WILDCARDS = ("0.0.0.0", "::")  # a bind on every address: which one phones use is not said
 _EXTENSION_RE = re.compile(r"^[0-9A-Za-z_.+-]{1,40}$")
 # where a call can be sent: a number of the organisation, or a mailbox (voicemail:1001)
 DIAL_TARGET = r"^(voicemail:)?[0-9A-Za-z_.+*-]{1,40}$"
 SCHEDULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
+_OPERATOR = r"^[0-9A-Za-z_.+*-]{0,40}$"  # a number of the dial plan, or empty
 _CLOSED = ("", "closed", "none")
 
 
@@ -89,6 +92,9 @@ class General(BaseModel):
     tone_country: str = "gb"  # call-progress tones of English-speaking organisations
     personal_room_prefix: str = Field("8", pattern=r"^[0-9*#]{0,4}$")  # 8 + 1001: 1001's room
     voicemail_number: str = Field(VOICEMAIL_NUMBER, pattern=r"^[0-9*#]{1,10}$")  # one's own mailbox
+    voicemail_main: str = Field(VOICEMAIL_MAIN, pattern=r"^[0-9*#]{0,10}$")  # any mailbox, PIN
+    operator: str = Field("", pattern=_OPERATOR)  # 0 at a voicemail greeting
+    camp_on_timeout: int = Field(300, ge=0, le=3600)  # 1 at a busy greeting waits this long
     recording_format: str = Field("wav", pattern="^(wav|flac)$")
     recording_mix: str = Field("stereo", pattern="^(stereo|mono)$")  # stereo: caller left
     record_announce: bool = False  # say "this call is recorded" to both parties
@@ -160,6 +166,8 @@ class General(BaseModel):
             raise ValueError("rtp_port_min must be below rtp_port_max")
         if not self.min_expires <= self.default_expires <= self.max_expires:
             raise ValueError("need min_expires <= default_expires <= max_expires")
+        if self.voicemail_main == self.voicemail_number:
+            raise ValueError("voicemail_main must differ from voicemail_number")
         return self
 
 
@@ -180,6 +188,10 @@ class ExtensionConfig(BaseModel):
     ring_timeout: int = Field(30, ge=5, le=600)
     record: bool = False
     record_on_demand: bool = False
+    mwi_unsolicited: bool = False  # message-waiting NOTIFYs without a SUBSCRIBE
+    voicemail_pin: str = Field("", pattern=PIN)  # the mailbox's PIN, stored hashed
+    pin_from_own_device: bool = False  # the PIN is asked on 133 too
+    voicemail_operator: str = Field("", pattern=_OPERATOR)  # 0 at its greeting; "": [general]
 
     @field_validator("number")
     @classmethod
@@ -242,6 +254,36 @@ class RingGroupConfig(BaseModel):
     def _strategy(cls, value: str) -> str:
         if value not in RING_STRATEGIES:
             raise ValueError(f"unknown strategy; use one of {', '.join(RING_STRATEGIES)}")
+        return value
+
+
+class MailboxConfig(BaseModel):
+    """A ``[NNNN]`` section with ``type = mailbox``: a shared mailbox (Telavox
+    "gemensam röstbrevlåda") with its own number, for its ``members``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: str = Field(pattern=_EXTENSION_RE.pattern)
+    type: str = "mailbox"
+    name: str = Field("", max_length=200)
+    members: tuple[str, ...] = ()
+    email: str = Field("", max_length=1000)  # voicemail-to-email recipients
+    pin: str = Field("", pattern=PIN)
+    pin_from_own_device: bool = False
+    operator: str = Field("", pattern=_OPERATOR)
+
+    @field_validator("members", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("members")
+    @classmethod
+    def _once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("an extension is listed twice")
         return value
 
 
@@ -315,6 +357,7 @@ class Config:
     numbers: tuple[NumberConfig, ...] = ()
     schedules: tuple[ScheduleConfig, ...] = ()
     time_conditions: tuple[TimeConditionConfig, ...] = ()
+    mailboxes: tuple[MailboxConfig, ...] = ()
     path: str = "<defaults>"
 
     @property
@@ -373,6 +416,7 @@ def load_config(path: str | Path | None) -> Config:
     numbers: list[NumberConfig] = []
     schedules: list[ScheduleConfig] = []
     conditions: list[TimeConditionConfig] = []
+    mailboxes: list[MailboxConfig] = []
     for section in parser.sections():
         if section == "general":
             continue
@@ -389,13 +433,15 @@ def load_config(path: str | Path | None) -> Config:
                 conferences.append(ConferenceConfig.model_validate(values))
             elif kind == "number":
                 numbers.append(NumberConfig.model_validate(values))
+            elif kind == "mailbox":
+                mailboxes.append(MailboxConfig.model_validate(values))
             elif kind == "extension":
                 values.pop("type", None)
                 extensions.append(ExtensionConfig.model_validate(values))
             else:
                 raise ConfigError(
                     path_str, section, "type", "must be extension, ringgroup, conference, "
-                    "number, schedule or timecondition"
+                    "number, schedule, timecondition or mailbox"
                 )
         except ValidationError as exc:
             raise _config_error(path_str, section, exc) from None
@@ -404,10 +450,16 @@ def load_config(path: str | Path | None) -> Config:
         if condition.schedule not in named:
             raise ConfigError(path_str, condition.number, "schedule",
                               f"no [{condition.schedule}] section with type = schedule")
+    known = {ext.number for ext in extensions}
+    for mailbox in mailboxes:
+        unknown = [m for m in mailbox.members if m not in known]
+        if unknown:
+            raise ConfigError(path_str, mailbox.number, "members",
+                              f"no extension section for {', '.join(unknown)}")
     return Config(
         general=general, extensions=tuple(extensions), ring_groups=tuple(ring_groups),
         conferences=tuple(conferences), numbers=tuple(numbers), schedules=tuple(schedules),
-        time_conditions=tuple(conditions), path=path_str,
+        time_conditions=tuple(conditions), mailboxes=tuple(mailboxes), path=path_str,
     )
 
 

@@ -2,10 +2,10 @@
 per organisation.
 
 A read-mostly copy of the store's organisations, extensions, devices, ring
-groups, numbers, conference rooms, switchboard schedules and time conditions
-kept in memory: digest auth needs a password lookup per REGISTER and the
-router a lookup per INVITE, and a database round trip each would cap the
-rates.  Whoever changes them in the
+groups, numbers, conference rooms, switchboard schedules, time conditions and
+shared mailboxes kept in memory: digest auth needs a password lookup per
+REGISTER and the router a lookup per INVITE, and a database round trip each
+would cap the rates.  Whoever changes them in the
 store (the admin API) calls :meth:`Directory.reload`, which builds new
 tenants and swaps them in whole, so a change takes effect at once and a
 reader never sees half of one.  Whoever must follow the changes (the
@@ -24,8 +24,8 @@ from media.tones import tone_country as country_for
 from ivr.schedule import Schedule
 from pbx.models import (
     DEFAULT_ORGANISATION, ApiUser, CalendarEvent, ConferenceRoom, Device, Extension, License,
-    Number, Organisation, Profile, ProfileSchedule, RingGroup, SwitchboardSchedule,
-    TimeCondition,
+    Number, Organisation, Profile, ProfileSchedule, RingGroup, SharedMailbox,
+    SwitchboardSchedule, TimeCondition,
 )
 from pbx.profiles import Presence, zone
 from pbx.store import Store
@@ -52,6 +52,7 @@ class Tenant:
     # opening hours by name, and the numbers that route by them
     schedules: dict[str, Schedule] = field(default_factory=dict)
     time_conditions: dict[str, TimeCondition] = field(default_factory=dict)
+    mailboxes: dict[str, SharedMailbox] = field(default_factory=dict)  # shared ones, by number
     # extensions of users who hold no active license: no registering, no calls
     unlicensed: frozenset[str] = frozenset()
     # presence profiles, their schedules and calendars: what calls each extension takes
@@ -107,9 +108,10 @@ class Directory:
         """Rebuild every tenant from the store (after any admin change)."""
         rows = self.store.rows(Organisation, Extension, Device, RingGroup, Number,
                                ConferenceRoom, ApiUser, License, SwitchboardSchedule,
-                               TimeCondition, Profile, ProfileSchedule, CalendarEvent)
+                               TimeCondition, SharedMailbox, Profile, ProfileSchedule,
+                               CalendarEvent)
         orgs, exts, devices, groups, numbers, rooms, users, licenses, *rest = rows
-        switchboards, conditions, profiles, schedules, events = rest
+        switchboards, conditions, shared, profiles, schedules, events = rest
         licensed = {lic.user_id for lic in licenses if lic.state == "active" and lic.user_id}
         tenants: dict[int, Tenant] = {}
         for org in orgs:
@@ -128,6 +130,7 @@ class Directory:
                 rooms={r.number: r for r in rooms if r.organisation_id == org.id},
                 schedules=_schedules(r for r in switchboards if r.organisation_id == org.id),
                 time_conditions={c.number: c for c in conditions if c.organisation_id == org.id},
+                mailboxes={m.number: m for m in shared if m.organisation_id == org.id},
                 unlicensed=frozenset(
                     u.extension for u in users
                     if u.organisation_id == org.id and u.extension and u.id not in licensed
