@@ -11,9 +11,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from admin_api import (
-    audit, auth, calls, conferences, devices, events, extensions, licenses, media, numbers,
-    organisations, profiles, provision, recordings, ringgroups, schedules, services,
-    timeconditions, users, voicemail,
+    audit, auth, calls, conferences, devices, events, extensions, licenses, mailboxes, media,
+    numbers, organisations, profiles, provision, recordings, ringgroups, schedules, services,
+    shared_mailboxes, timeconditions, users, voicemail,
 )
 from admin_api.users import bootstrap_admin
 from pbx.server import SipServer
@@ -61,6 +61,7 @@ def create_app(sip: SipServer) -> FastAPI:
     app.mount("/admin", StaticFiles(directory=Path(__file__).parent / "web", html=True), name="admin")
     for module in (auth, organisations, users, extensions, devices, provision, licenses,
                    services, ringgroups, numbers, calls, recordings, audit, conferences, events,
-                   profiles, voicemail, media, schedules, timeconditions):
+                   profiles, voicemail, mailboxes, shared_mailboxes, media, schedules,
+                   timeconditions):
         app.include_router(module.router)
     return app
