@@ -33,6 +33,7 @@ from admin_api.services import kind_of
 from admin_api.voicemail import own_mailboxes
 from ivr.greeting import choose_greeting
 from media.codecs import ENGINE_RATE
+from pbx.config import PIN_PATTERN
 from pbx.models import GREETING_KINDS, ApiUser, Extension, Greeting, Organisation, SharedMailbox
 from pbx.profiles import zone
 from pbx.voicemail import (
@@ -82,7 +83,7 @@ class SettingsPatch(BaseModel):
 
 
 class PinIn(BaseModel):
-    pin: str = Field(pattern=r"^[0-9]{4,12}$", description="4-12 digits")
+    pin: str = Field(pattern=PIN_PATTERN, description="4-12 digits")
 
 
 def mailbox_of_org(db: Session, user: ApiUser, mailbox: str, roles: tuple[str, ...]) -> None:

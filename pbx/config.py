@@ -16,9 +16,12 @@ import ipaddress
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
+    field_validator, model_validator,
+)
 
 from media.languages import LANGUAGES
 from media.tones import COUNTRIES
@@ -27,7 +30,6 @@ from ivr.schedule import DAYS, Definition
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "telephone-event")
 VOICEMAIL_NUMBER = "133"  # the voicemail menu: what the phones' message key dials
 VOICEMAIL_MAIN = "*98"  # any mailbox's menu, with its number and PIN (FreePBX "dial voicemail")
-PIN = r"^([0-9]{4,12})?$"  # a mailbox PIN: 4-12 digits (empty: none)
 WILDCARDS = ("0.0.0.0", "::")  # a bind on every address: which one phones use is not said
 _EXTENSION_RE = re.compile(r"^[0-9A-Za-z_.+-]{1,40}$")
 # where a call can be sent: a number of the organisation, or a mailbox (voicemail:1001)
@@ -35,6 +37,18 @@ DIAL_TARGET = r"^(voicemail:)?[0-9A-Za-z_.+*-]{1,40}$"
 SCHEDULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
 _OPERATOR = r"^[0-9A-Za-z_.+*-]{0,40}$"  # a number of the dial plan, or empty
 _CLOSED = ("", "closed", "none")
+
+
+PIN_PATTERN = r"^[0-9]{4,12}$"  # a mailbox PIN
+
+
+def _pin(value: str) -> str:
+    if value and not re.match(PIN_PATTERN, value):
+        raise ValueError("a PIN is 4-12 digits")
+    return value
+
+
+Pin = Annotated[str, AfterValidator(_pin)]  # a mailbox PIN (empty: none), stored hashed
 
 
 class ConfigError(ValueError):
@@ -146,6 +160,13 @@ class General(BaseModel):
             raise ValueError(f"no tones for country {value!r}; use one of {', '.join(COUNTRIES)}")
         return value.lower()
 
+    @field_validator("voicemail_main")
+    @classmethod
+    def _not_the_own_menu(cls, value: str, info: ValidationInfo) -> str:
+        if value and value == info.data.get("voicemail_number"):
+            raise ValueError("must differ from voicemail_number")
+        return value
+
     @field_validator("bind")
     @classmethod
     def _ip_address(cls, value: str) -> str:
@@ -166,8 +187,6 @@ class General(BaseModel):
             raise ValueError("rtp_port_min must be below rtp_port_max")
         if not self.min_expires <= self.default_expires <= self.max_expires:
             raise ValueError("need min_expires <= default_expires <= max_expires")
-        if self.voicemail_main == self.voicemail_number:
-            raise ValueError("voicemail_main must differ from voicemail_number")
         return self
 
 
@@ -189,7 +208,7 @@ class ExtensionConfig(BaseModel):
     record: bool = False
     record_on_demand: bool = False
     mwi_unsolicited: bool = False  # message-waiting NOTIFYs without a SUBSCRIBE
-    voicemail_pin: str = Field("", pattern=PIN)  # the mailbox's PIN, stored hashed
+    voicemail_pin: Pin = ""  # the mailbox's PIN
     pin_from_own_device: bool = False  # the PIN is asked on 133 too
     voicemail_operator: str = Field("", pattern=_OPERATOR)  # 0 at its greeting; "": [general]
 
@@ -268,7 +287,7 @@ class MailboxConfig(BaseModel):
     name: str = Field("", max_length=200)
     members: tuple[str, ...] = ()
     email: str = Field("", max_length=1000)  # voicemail-to-email recipients
-    pin: str = Field("", pattern=PIN)
+    pin: Pin = ""
     pin_from_own_device: bool = False
     operator: str = Field("", pattern=_OPERATOR)
 

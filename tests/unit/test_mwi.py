@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from pbx.config import Config, ExtensionConfig, General
+from pbx.config import Config, General
 from pbx.directory import Directory, Tenant
 from pbx.events import EventBus, MailboxChanged, Registered
 from pbx.location import Binding, LocationService
