@@ -87,7 +87,7 @@ def _check(db: Session, user: ApiUser, number: str, fields: dict[str, str]) -> N
         mailbox = target.removeprefix(MAILBOX_PREFIX)
         if mailbox != target:
             if kind_of(db, org, mailbox) not in ("extension", "sharedmailbox"):
-                raise _invalid(field, f"no extension or shared mailbox {mailbox} for voicemail")
+                raise _invalid(field, f"no extension {mailbox} (nor shared mailbox) for voicemail")
             continue
         if target != number and kind_of(db, org, target) is None:
             raise _invalid(field, f"no extension, service or number {target}")
