@@ -16,6 +16,7 @@ the PIN (stored hashed) and the settings.
 
 # No ``from __future__ import annotations``: FastAPI reads the annotations.
 import asyncio
+import logging
 import time
 from datetime import datetime, timezone
 from pathlib import Path as FilePath
@@ -40,6 +41,7 @@ from pbx.voicemail import (
     delete_greeting, greeting_path, greetings_of, mailbox_settings, save_greeting, set_pin,
 )
 
+log = logging.getLogger("admin_api")
 router = APIRouter(prefix="/api", tags=["voicemail"])
 
 Mailbox = Annotated[str, Path(pattern=NUMBER, description="an extension's mailbox or a "
@@ -157,6 +159,9 @@ def list_greetings(mailbox: Mailbox, user: User, db: Db) -> GreetingsOut:
 def greeting_audio(mailbox: Mailbox, kind: Kind, user: User, db: Db) -> FileResponse:
     mailbox_of_org(db, user, mailbox, GREETERS)
     greeting = _greeting(db, user, mailbox, kind)
+    if not FilePath(greeting.path).is_file():
+        log.error("greeting %s/%s: file %s is missing", mailbox, kind, greeting.path)
+        raise HTTPException(404, f"the audio of the {kind} greeting of {mailbox} is missing")
     return FileResponse(greeting.path, media_type="audio/wav",
                         filename=f"greeting-{mailbox}-{kind}.wav")
 

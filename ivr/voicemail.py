@@ -27,8 +27,8 @@ import soundfile
 from sqlmodel import Session
 
 from ivr.greeting import (
-    Action, AskCallback, CallerOptions, CampOn, Greet, KeepCallback, LeaveMessage, Redirect,
-    choose_greeting, default_greeting,
+    BUSY, Action, AskCallback, CallerOptions, CampOn, Greet, KeepCallback, LeaveMessage,
+    Redirect, choose_greeting, default_greeting,
 )
 from media.audiofile import AudioFileError, read_audio
 from media.prompts import PromptLibrary
@@ -111,7 +111,7 @@ class VoicemailApp:
     def can_camp_on(self, organisation: int, extension: str | None, reason: str) -> bool:
         """Camp-on is offered on a busy greeting while the extension is in a call
         (not for DND, which no hang-up ends)."""
-        return (reason == "user-busy" and extension is not None and self.camp_on_timeout > 0
+        return (reason == BUSY and extension is not None and self.camp_on_timeout > 0
                 and self.line_busy is not None and self.line_busy(organisation, extension))
 
     def _on_event(self, event: Event) -> None:
