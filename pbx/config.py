@@ -199,6 +199,10 @@ class ExtensionConfig(BaseModel):
     secret: str = Field(min_length=1)
     callerid: str = ""
     mailbox: str = ""
+    voicemail_pin: Pin = ""  # the mailbox's PIN
+    pin_from_own_device: bool = False  # the PIN is asked on 133 too
+    voicemail_operator: str = Field("", pattern=_OPERATOR)  # 0 at its greeting; "": [general]
+    mwi_unsolicited: bool = False  # message-waiting NOTIFYs without a SUBSCRIBE
     context: str = "default"
     dnd: bool = False
     forward_always: str = ""
@@ -207,10 +211,6 @@ class ExtensionConfig(BaseModel):
     ring_timeout: int = Field(30, ge=5, le=600)
     record: bool = False
     record_on_demand: bool = False
-    mwi_unsolicited: bool = False  # message-waiting NOTIFYs without a SUBSCRIBE
-    voicemail_pin: Pin = ""  # the mailbox's PIN
-    pin_from_own_device: bool = False  # the PIN is asked on 133 too
-    voicemail_operator: str = Field("", pattern=_OPERATOR)  # 0 at its greeting; "": [general]
 
     @field_validator("number")
     @classmethod

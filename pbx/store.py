@@ -137,6 +137,7 @@ class Store:
                         secret=ext.secret,
                         display_name=display,
                         mailbox=ext.mailbox,
+                        mwi_unsolicited=ext.mwi_unsolicited,
                         context=ext.context,
                         dnd=ext.dnd,
                         forward_always=ext.forward_always,
@@ -145,7 +146,6 @@ class Store:
                         ring_timeout=ext.ring_timeout,
                         record=ext.record,
                         record_on_demand=ext.record_on_demand,
-                        mwi_unsolicited=ext.mwi_unsolicited,
                     )
                 )
                 log.info("seeded extension %s", ext.number)
