@@ -10,6 +10,7 @@ when someone outside called in.
 
 import csv
 import io
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response
@@ -52,6 +53,9 @@ class CdrOut(BaseModel):
     duration: float
     billsec: float
     direction: str
+    hangup_by: str = ""
+    path: list[str] = Field(default_factory=list, description="what happened, in order: "
+                            "dial:1002, ring:1002x2, 486:1002, user-busy:voicemail, answer:1002 …")
 
 
 class CdrPage(Page):
@@ -98,7 +102,8 @@ def cdr_query(user: ApiUser, where: CdrFilter) -> Any:
 
 
 def shown(cdr: Cdr, direction: str) -> CdrOut:
-    return CdrOut(**fields_of(CdrOut, cdr, direction=direction))
+    return CdrOut(**fields_of(CdrOut, cdr, direction=direction,
+                              path=json.loads(cdr.path) if cdr.path else []))
 
 
 @router.get("/cdrs", response_model=CdrPage, responses=OWN_ONLY)
@@ -117,5 +122,6 @@ def export_cdrs(user: User, db: Db, where: Filter) -> Response:
     writer = csv.writer(out)
     writer.writerow(list(CdrOut.model_fields))
     for row in rows:
-        writer.writerow(list(shown(*row).model_dump().values()))
+        writer.writerow([" ".join(v) if isinstance(v, list) else v
+                         for v in shown(*row).model_dump().values()])
     return Response(out.getvalue(), media_type="text/csv")

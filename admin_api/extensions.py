@@ -35,6 +35,8 @@ class ExtensionPatch(BaseModel):
     forward_noanswer: str | None = Field(default=None, pattern=TARGET)
     ring_timeout: int | None = Field(default=None, ge=5, le=600)
     record: bool | None = None
+    voicemail: bool | None = Field(default=None, description="calls it cannot take go to its "
+                                   "mailbox (unless a forward says otherwise)")
     caller_id_number: str | None = Field(default=None, pattern=TARGET,
                                          description="a number of the organisation; empty: none")
     mwi_unsolicited: bool | None = Field(default=None, description="message-waiting NOTIFYs "
@@ -51,6 +53,7 @@ class ExtensionOut(BaseModel):
     forward_noanswer: str
     ring_timeout: int
     record: bool
+    voicemail: bool
     caller_id_number: str
     mwi_unsolicited: bool
 

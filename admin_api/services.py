@@ -1,6 +1,6 @@
 """Switchboard services and the plan that counts them (Telavox model).
 
-Ring groups, conference rooms and shared mailboxes today; IVRs and queues
+Ring groups, conference rooms, IVRs and shared mailboxes today; queues
 later.  Each kind is one line of ``SERVICE_KINDS`` (its table has
 ``organisation_id``, ``number`` and ``name``): the listing, the plan count and
 the check that a number is free all read that table.  An organisation's plan
@@ -18,8 +18,10 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, func, select
 
 from admin_api.deps import ERRORS, Db, Limit, Offset, Page, User, audit, require
+from ivr.check import where
+from ivr.tree import IvrTree
 from pbx.models import (
-    PLANS, ApiUser, ConferenceRoom, Extension, Number, Organisation, Profile, RingGroup,
+    PLANS, ApiUser, ConferenceRoom, Extension, Ivr, Number, Organisation, Profile, RingGroup,
     SharedMailbox, TimeCondition,
 )
 from pbx.router import MAILBOX_PREFIX, PICKUP_ANY, PICKUP_PREFIX
@@ -39,6 +41,7 @@ class Numbered:
 SERVICE_KINDS: dict[str, Numbered] = {
     "ringgroup": Numbered(RingGroup, "ring group"),
     "conference": Numbered(ConferenceRoom, "conference room"),
+    "ivr": Numbered(Ivr, "IVR"),
     "sharedmailbox": Numbered(SharedMailbox, "shared mailbox"),
 }
 # Everything a number of the organisation can be; the plan counts only the services.
@@ -125,8 +128,8 @@ def refuse_taken(db: Session, sip: SipServer, organisation_id: int, number: str)
 
 def referrers(db: Session, organisation_id: int, number: str) -> list[str]:
     """What points at ``number``: numbers reaching it, forwards, fallbacks, caller IDs,
-    profiles diverting to it or showing it, time conditions leading to it (or to its
-    mailbox)."""
+    profiles diverting to it or showing it, time conditions and IVR keys leading to it (or
+    to its mailbox)."""
     found = [f"number {n.number}" for n in db.exec(select(Number).where(
         Number.organisation_id == organisation_id, Number.target == number))]
     found += [f"ring group {g.number}" for g in db.exec(select(RingGroup).where(
@@ -143,6 +146,9 @@ def referrers(db: Session, organisation_id: int, number: str) -> list[str]:
         TimeCondition.organisation_id == organisation_id,
         col(TimeCondition.open_target).in_(targets)
         | col(TimeCondition.closed_target).in_(targets)))]
+    for ivr in db.exec(select(Ivr).where(Ivr.organisation_id == organisation_id)):
+        found += [f"IVR {ivr.name} ({where(loc)})"
+                  for loc in IvrTree.model_validate_json(ivr.tree).references(number)]
     return found
 
 

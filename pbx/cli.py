@@ -2,7 +2,8 @@
 
 ``pbx serve --config sip.conf`` runs one PBX node.  Every address, port and the
 data directory can be overridden on the command line so several instances
-(tests, a staging node) can run side by side.
+(tests, a staging node) can run side by side.  ``pbx ivr simulate`` walks an
+IVR of the store with a list of keys.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 from pbx.config import ConfigError, PortRange, load_config
 
@@ -21,6 +23,22 @@ def _port_range(text: str) -> PortRange:
         return PortRange.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _steps(text: str) -> list[str]:
+    steps = [step.strip() for step in text.split(",") if step.strip()]
+    wrong = [step for step in steps if step != "timeout" and (len(step) != 1
+                                                             or step not in "0123456789*#")]
+    if wrong:
+        raise argparse.ArgumentTypeError(f"not a key or timeout: {', '.join(wrong)}")
+    return steps
+
+
+def _instant(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time like 2026-12-24T10:00: {text}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,11 +64,30 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--database-url", metavar="URL",
                        help="SQLAlchemy URL, e.g. postgresql://host/db (default: SQLite in data dir)")
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    ivr = commands.add_parser("ivr", help="IVR trees", description="IVR trees of the store.")
+    ivr_commands = ivr.add_subparsers(dest="ivr_command", required=True, metavar="COMMAND")
+    sim = ivr_commands.add_parser(
+        "simulate", help="walk an IVR with a list of keys",
+        description="Print the menus a caller pressing DIGITS would pass, what they would "
+                    "hear and where they would be sent. Nothing is called.",
+    )
+    sim.add_argument("name", help="the IVR's name")
+    sim.add_argument("--digits", type=_steps, default=[], metavar="KEYS",
+                     help="keys in order, comma-separated; timeout: a silence (1,timeout,2)")
+    sim.add_argument("--at", type=_instant, metavar="TIME",
+                     help="when the call comes, ISO 8601 (2026-12-24T10:00; without an "
+                          "offset: the organisation's time zone); default now")
+    sim.add_argument("--organisation", metavar="SLUG", help="default: the default one")
+    sim.add_argument("--config", "-c", metavar="FILE", help="sip.conf-style INI file")
+    sim.add_argument("--data-dir", metavar="DIR", help="data directory (the store)")
+    sim.add_argument("--database-url", metavar="URL", help="SQLAlchemy URL of the store")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "ivr":
+        return _ivr(args)
     try:
         config = load_config(args.config)
         tls_port = args.tls_port
@@ -83,6 +120,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError:
         return asyncio.run(run(config))
     return uvloop.run(run(config))
+
+
+def _ivr(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config).with_overrides(
+            data_dir=args.data_dir, database_url=args.database_url)
+    except ConfigError as exc:
+        print(f"pbx: {exc}", file=sys.stderr)
+        return 2
+    from ivr.command import simulate_command
+
+    return simulate_command(config, args.name, args.digits, args.at, args.organisation,
+                            sys.stdout, sys.stderr)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,11 @@ from pydantic import (
     field_validator, model_validator,
 )
 
+from ivr.check import Targets, parse, problems
+from ivr.schedule import DAYS, Definition
+from ivr.tree import IvrTree, YamlError, read_yaml
 from media.languages import LANGUAGES
 from media.tones import COUNTRIES
-from ivr.schedule import DAYS, Definition
 
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "telephone-event")
 VOICEMAIL_NUMBER = "133"  # the voicemail menu: what the phones' message key dials
@@ -35,7 +37,7 @@ _EXTENSION_RE = re.compile(r"^[0-9A-Za-z_.+-]{1,40}$")
 # where a call can be sent: a number of the organisation, or a mailbox (voicemail:1001)
 DIAL_TARGET = r"^(voicemail:)?[0-9A-Za-z_.+*-]{1,40}$"
 SCHEDULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
-_OPERATOR = r"^[0-9A-Za-z_.+*-]{0,40}$"  # a number of the dial plan, or empty
+_OPERATOR = r"^[0-9A-Za-z_.+*#-]{0,40}$"  # a number of the dial plan, or empty
 _CLOSED = ("", "closed", "none")
 
 
@@ -106,8 +108,8 @@ class General(BaseModel):
     tone_country: str = "gb"  # call-progress tones of English-speaking organisations
     personal_room_prefix: str = Field("8", pattern=r"^[0-9*#]{0,4}$")  # 8 + 1001: 1001's room
     voicemail_number: str = Field(VOICEMAIL_NUMBER, pattern=r"^[0-9*#]{1,10}$")  # one's own mailbox
+    operator: str = Field("", pattern=_OPERATOR)  # where 0 leads callers
     voicemail_main: str = Field(VOICEMAIL_MAIN, pattern=r"^[0-9*#]{0,10}$")  # any mailbox, PIN
-    operator: str = Field("", pattern=_OPERATOR)  # 0 at a voicemail greeting
     camp_on_timeout: int = Field(300, ge=0, le=3600)  # 1 at a busy greeting waits this long
     recording_format: str = Field("wav", pattern="^(wav|flac)$")
     recording_mix: str = Field("stereo", pattern="^(stereo|mono)$")  # stereo: caller left
@@ -211,6 +213,7 @@ class ExtensionConfig(BaseModel):
     ring_timeout: int = Field(30, ge=5, le=600)
     record: bool = False
     record_on_demand: bool = False
+    voicemail: bool = True  # calls it cannot take (unregistered, no answer, busy) leave a message
 
     @field_validator("number")
     @classmethod
@@ -306,6 +309,17 @@ class MailboxConfig(BaseModel):
         return value
 
 
+class IvrConfig(BaseModel):
+    """A ``[500]`` section with ``type = ivr``: an IVR on that number, its tree a
+    YAML file (``tree = ivr-demo.yaml``, relative to the config file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: str
+    type: str = "ivr"
+    tree: str = Field(min_length=1)
+
+
 @dataclass(frozen=True)
 class ScheduleConfig:
     """A ``[name]`` section with ``type = schedule``: opening hours.
@@ -376,6 +390,7 @@ class Config:
     numbers: tuple[NumberConfig, ...] = ()
     schedules: tuple[ScheduleConfig, ...] = ()
     time_conditions: tuple[TimeConditionConfig, ...] = ()
+    ivrs: tuple[IvrTree, ...] = ()
     mailboxes: tuple[MailboxConfig, ...] = ()
     path: str = "<defaults>"
 
@@ -435,6 +450,7 @@ def load_config(path: str | Path | None) -> Config:
     numbers: list[NumberConfig] = []
     schedules: list[ScheduleConfig] = []
     conditions: list[TimeConditionConfig] = []
+    ivr_sections: list[IvrConfig] = []
     mailboxes: list[MailboxConfig] = []
     for section in parser.sections():
         if section == "general":
@@ -452,6 +468,8 @@ def load_config(path: str | Path | None) -> Config:
                 conferences.append(ConferenceConfig.model_validate(values))
             elif kind == "number":
                 numbers.append(NumberConfig.model_validate(values))
+            elif kind == "ivr":
+                ivr_sections.append(IvrConfig.model_validate(values))
             elif kind == "mailbox":
                 mailboxes.append(MailboxConfig.model_validate(values))
             elif kind == "extension":
@@ -460,7 +478,7 @@ def load_config(path: str | Path | None) -> Config:
             else:
                 raise ConfigError(
                     path_str, section, "type", "must be extension, ringgroup, conference, "
-                    "number, schedule, timecondition or mailbox"
+                    "number, schedule, timecondition, ivr or mailbox"
                 )
         except ValidationError as exc:
             raise _config_error(path_str, section, exc) from None
@@ -475,11 +493,44 @@ def load_config(path: str | Path | None) -> Config:
         if unknown:
             raise ConfigError(path_str, mailbox.number, "members",
                               f"no extension section for {', '.join(unknown)}")
+    targets = Targets(
+        extensions=frozenset(known),
+        ring_groups=frozenset(g.number for g in ring_groups),
+        rooms=frozenset(r.number for r in conferences), schedules=frozenset(named),
+        mailboxes=frozenset(m.number for m in mailboxes),
+    )
     return Config(
         general=general, extensions=tuple(extensions), ring_groups=tuple(ring_groups),
         conferences=tuple(conferences), numbers=tuple(numbers), schedules=tuple(schedules),
-        time_conditions=tuple(conditions), mailboxes=tuple(mailboxes), path=path_str,
+        time_conditions=tuple(conditions),
+        ivrs=tuple(_ivr_tree(Path(path_str), section, targets) for section in ivr_sections),
+        mailboxes=tuple(mailboxes), path=path_str,
     )
+
+
+def _ivr_tree(config: Path, section: IvrConfig, targets: Targets) -> IvrTree:
+    """The section's YAML tree, read and checked against the file's own dial plan."""
+    path = config.parent / section.tree
+
+    def error(message: str) -> ConfigError:
+        return ConfigError(str(config), section.number, "tree", f"{path}: {message}")
+
+    try:
+        tree, found = parse(read_yaml(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise error("not UTF-8 text") from None
+    except YamlError as exc:
+        raise error(str(exc)) from None
+    if tree is not None:
+        if tree.number != section.number:
+            raise error(f"the tree's number {tree.number} is not the section's")
+        found = problems(tree, targets)
+    if found:
+        raise error("; ".join(map(str, found)))
+    assert tree is not None
+    return tree
 
 
 @dataclass

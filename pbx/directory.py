@@ -3,9 +3,9 @@ per organisation.
 
 A read-mostly copy of the store's organisations, extensions, devices, ring
 groups, numbers, conference rooms, switchboard schedules, time conditions and
-shared mailboxes kept in memory: digest auth needs a password lookup per
-REGISTER and the router a lookup per INVITE, and a database round trip each
-would cap the rates.  Whoever changes them in the
+IVRs and shared mailboxes kept in memory: digest auth needs a password
+lookup per REGISTER and the router a lookup per INVITE, and a database round
+trip each would cap the rates.  Whoever changes them in the
 store (the admin API) calls :meth:`Directory.reload`, which builds new
 tenants and swaps them in whole, so a change takes effect at once and a
 reader never sees half of one.  Whoever must follow the changes (the
@@ -19,12 +19,15 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
+from ivr.schedule import Schedule
+from ivr.tree import IvrTree
 from media.languages import FALLBACK, LANGUAGES
 from media.tones import tone_country as country_for
-from ivr.schedule import Schedule
 from pbx.models import (
-    DEFAULT_ORGANISATION, ApiUser, CalendarEvent, ConferenceRoom, Device, Extension, License,
-    Number, Organisation, Profile, ProfileSchedule, RingGroup, SharedMailbox,
+    DEFAULT_ORGANISATION, ApiUser, CalendarEvent, ConferenceRoom, Device, Extension, Ivr,
+    License, Number, Organisation, Profile, ProfileSchedule, RingGroup, SharedMailbox,
     SwitchboardSchedule, TimeCondition,
 )
 from pbx.profiles import Presence, zone
@@ -52,6 +55,7 @@ class Tenant:
     # opening hours by name, and the numbers that route by them
     schedules: dict[str, Schedule] = field(default_factory=dict)
     time_conditions: dict[str, TimeCondition] = field(default_factory=dict)
+    ivrs: dict[str, IvrTree] = field(default_factory=dict)  # by number
     mailboxes: dict[str, SharedMailbox] = field(default_factory=dict)  # shared ones, by number
     # extensions of users who hold no active license: no registering, no calls
     unlicensed: frozenset[str] = frozenset()
@@ -108,10 +112,10 @@ class Directory:
         """Rebuild every tenant from the store (after any admin change)."""
         rows = self.store.rows(Organisation, Extension, Device, RingGroup, Number,
                                ConferenceRoom, ApiUser, License, SwitchboardSchedule,
-                               TimeCondition, SharedMailbox, Profile, ProfileSchedule,
+                               TimeCondition, Ivr, SharedMailbox, Profile, ProfileSchedule,
                                CalendarEvent)
         orgs, exts, devices, groups, numbers, rooms, users, licenses, *rest = rows
-        switchboards, conditions, shared, profiles, schedules, events = rest
+        switchboards, conditions, ivrs, shared, profiles, schedules, events = rest
         licensed = {lic.user_id for lic in licenses if lic.state == "active" and lic.user_id}
         tenants: dict[int, Tenant] = {}
         for org in orgs:
@@ -130,6 +134,7 @@ class Directory:
                 rooms={r.number: r for r in rooms if r.organisation_id == org.id},
                 schedules=_schedules(r for r in switchboards if r.organisation_id == org.id),
                 time_conditions={c.number: c for c in conditions if c.organisation_id == org.id},
+                ivrs=_trees(i for i in ivrs if i.organisation_id == org.id),
                 mailboxes={m.number: m for m in shared if m.organisation_id == org.id},
                 unlicensed=frozenset(
                     u.extension for u in users
@@ -197,3 +202,16 @@ def _schedules(rows: Iterable[SwitchboardSchedule]) -> dict[str, Schedule]:
             log.error("schedule %s of organisation %d is invalid, left out: %s", row.name,
                       row.organisation_id, exc)
     return found
+
+
+def _trees(rows: Iterable[Ivr]) -> dict[str, IvrTree]:
+    """The IVRs' trees by number; one the store holds but this version cannot
+    read (written by a newer one) is left out, with a log line."""
+    trees: dict[str, IvrTree] = {}
+    for row in rows:
+        try:
+            trees[row.number] = IvrTree.model_validate_json(row.tree)
+        except ValidationError as exc:
+            log.error("IVR %s (%s) of organisation %d cannot be read: %s", row.name,
+                      row.number, row.organisation_id, exc)
+    return trees

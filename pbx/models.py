@@ -6,12 +6,13 @@ write these tables; SQLite (WAL) by default, PostgreSQL with a URL.
 
 from __future__ import annotations
 
+from sqlalchemy import Text
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 DEFAULT_ORGANISATION = "default"
 
 # Telavox plans: how many switchboard services (ring groups, conference rooms,
-# shared mailboxes, later IVRs and queues) an organisation may have; None = unlimited.
+# IVRs, shared mailboxes, later queues) an organisation may have; None = unlimited.
 PLANS: dict[str, int | None] = {"free": 1, "business": 3, "enterprise": 8, "unlimited": None}
 LICENSE_KINDS = ("free", "fixed", "mobile")
 LICENSE_STATES = ("active", "frozen", "terminated")
@@ -54,6 +55,9 @@ class Extension(SQLModel, table=True):
     ring_timeout: int = Field(default=30, ge=5, le=600)
     record: bool = False  # record this extension's calls, both directions
     record_on_demand: bool = False  # *1 during a call starts/stops recording
+    # calls it cannot take (no device, no answer, busy, DND) go to its mailbox unless a
+    # forward says otherwise (FreePBX and Telavox do so by default)
+    voicemail: bool = True
     caller_id_number: str = Field(default="", max_length=40)  # a Number shown outward
     # presence profiles (pbx.profiles): the one chosen by hand, until when
     profile_id: int | None = Field(default=None, foreign_key="profile.id")
@@ -385,3 +389,18 @@ class TimeCondition(SQLModel, table=True):
     schedule: str = Field(max_length=40)  # a SwitchboardSchedule's name
     open_target: str = Field(max_length=80)
     closed_target: str = Field(max_length=80)
+
+
+class Ivr(SQLModel, table=True):
+    """An IVR (Telavox "knappval"), a switchboard service the plan counts: its
+    number in the dial plan and its tree (``ivr.tree.IvrTree``) as JSON, checked
+    before it is stored."""
+
+    __table_args__ = (UniqueConstraint("organisation_id", "number"),
+                      UniqueConstraint("organisation_id", "name"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    number: str = Field(index=True, max_length=40)
+    name: str = Field(max_length=40)
+    tree: str = Field(sa_type=Text)

@@ -12,9 +12,13 @@ import signal
 import uvicorn
 
 from admin_api.app import create_app
+from ivr.app import IvrApp
 from ivr.conference import ConferenceApp
+from ivr.diversion import DiversionApp
+from ivr.greetings import GreetingLibrary
 from ivr.mailbox_menu import MailboxMenuApp
 from ivr.schedule_watch import SwitchboardWatch
+from ivr.tenant import hours
 from ivr.voicemail import VoicemailApp
 from pbx.calls.views import extension_dialogs
 from pbx.config import Config
@@ -44,6 +48,9 @@ def register_services(sip: SipServer) -> None:
                                 camp_on_timeout=general.camp_on_timeout, line_busy=line_busy))
     b2bua.register(MailboxMenuApp(sip.directory, sip.store, sip.events, sip.config.data_path))
     b2bua.register(ConferenceApp(room, b2bua, sip.recording_path, sip.write_recording))
+    b2bua.register(IvrApp(sip.directory, b2bua.clock, hours, GreetingLibrary(sip.config.data_path)))
+    b2bua.register(DiversionApp(sip.directory, b2bua.clock,
+                                lambda tenant: sip.config.general.operator))
 
 
 async def run(config: Config) -> int:

@@ -3,8 +3,8 @@
 ``Router.resolve`` turns a number dialled within an organisation (a
 :class:`~pbx.directory.Tenant`) at an instant ``now`` into a small typed
 destination: extensions, ring groups, numbers, time conditions and
-switchboard services (conference rooms, mailboxes and shared mailboxes today;
-IVRs and queues join the same way) all come from the tenant, so the
+switchboard services (conference rooms, mailboxes, shared mailboxes and IVRs
+today; queues join the same way) all come from the tenant, so the
 B2BUA never learns their insides.  A number (DID) and a time condition lead
 on to another target, a time condition to its open or closed one by its
 schedule at ``now`` (FreePBX time conditions).  Ring strategies order the members of
@@ -27,6 +27,7 @@ MAX_FORWARD_HOPS = 5
 PICKUP_ANY = "*8"  # picks up any ringing call of the organisation
 PICKUP_PREFIX = "**"  # + extension: picks up the call ringing there (BLF keys dial it)
 VOICEMAIL_MENU = "voicemail-menu"  # the service kind: the caller listens to a mailbox
+DIVERSION = "diversion"  # the service kind that says why a profile diverts a call, then does
 MAILBOX_PREFIX = VOICEMAIL + ":"  # a target "voicemail:1001": leave a message for 1001
 
 
@@ -116,6 +117,8 @@ class Router:
             return RingGroupDest(number)
         if number in tenant.rooms or self.room_owner(tenant, number) is not None:
             return ServiceDest("conference", number)
+        if number in tenant.ivrs:
+            return ServiceDest("ivr", number)
         if number in tenant.mailboxes:  # a shared mailbox's own number: leave a message
             return ServiceDest(VOICEMAIL, number)
         return Unknown(number)

@@ -15,12 +15,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, col, create_engine, func, select
 
+from ivr.tree import to_json
 from pbx.config import Config
 from pbx.location import Binding as Registration
 from pbx.models import (
-    DEFAULT_ORGANISATION, Binding, Cdr, ConferenceRoom, Extension, MailboxSettings, Number,
-    Organisation, Recording, RingGroup, SharedMailbox, SwitchboardSchedule, TimeCondition,
-    Voicemail,
+    DEFAULT_ORGANISATION, Binding, Cdr, ConferenceRoom, Extension, Ivr, MailboxSettings,
+    Number, Organisation, Recording, RingGroup, SharedMailbox, SwitchboardSchedule,
+    TimeCondition, Voicemail,
 )
 from pbx.passwords import hash_password
 
@@ -104,8 +105,8 @@ class Store:
 
     def seed(self, config: Config) -> None:
         """Create the default organisation and the extensions, ring groups,
-        conference rooms, numbers, schedules, time conditions, shared mailboxes
-        and mailbox settings (PINs hashed) of the config file.
+        conference rooms, numbers, schedules, time conditions, IVRs, shared
+        mailboxes and mailbox settings (PINs hashed) of the config file.
 
         Existing ones are left as they are: once seeded, the store (and the
         admin API that edits it) owns them.
@@ -146,6 +147,7 @@ class Store:
                         ring_timeout=ext.ring_timeout,
                         record=ext.record,
                         record_on_demand=ext.record_on_demand,
+                        voicemail=ext.voicemail,
                     )
                 )
                 log.info("seeded extension %s", ext.number)
@@ -204,6 +206,13 @@ class Store:
                         closed_target=condition.closed))
                     log.info("seeded time condition %s (%s: %s / %s)", condition.number,
                              condition.schedule, condition.open, condition.closed)
+            ivrs = {name for row in session.exec(select(Ivr).where(Ivr.organisation_id == org.id))
+                    for name in (row.number, row.name)}
+            for tree in config.ivrs:
+                if tree.number not in ivrs and tree.name not in ivrs:
+                    session.add(Ivr(organisation_id=org.id, number=tree.number, name=tree.name,
+                                    tree=to_json(tree)))
+                    log.info("seeded IVR %s on %s", tree.name, tree.number)
             shared = set(session.exec(select(SharedMailbox.number).where(
                 SharedMailbox.organisation_id == org.id)).all())
             for box in config.mailboxes:

@@ -51,3 +51,24 @@ class Tasks:
         """Wait for what still runs (at shutdown)."""
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
+
+
+Worker = Callable[[Callable[[], None], Callable[[], None]], None]
+"""Runs a blocking ``job`` off the event loop, then ``then`` back on it (a
+service's way to read files or speak text before it goes on; tests pass a
+worker that runs both at once)."""
+
+_log = logging.getLogger("pbx.tasks")
+
+
+def in_thread(job: Callable[[], None], then: Callable[[], None]) -> None:
+    """The production :data:`Worker`: the loop's thread pool.  ``then`` runs even
+    when ``job`` failed (logged): the call goes on with what there is."""
+    def done(future: asyncio.Future[None]) -> None:
+        if future.cancelled():
+            return
+        if future.exception() is not None:
+            _log.error("background job failed: %r", future.exception())
+        then()
+
+    asyncio.get_running_loop().run_in_executor(None, job).add_done_callback(done)

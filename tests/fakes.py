@@ -56,6 +56,11 @@ class FakeClock:
                 timer.fn()
         self._now = until
 
+    def jump(self, at: float) -> None:
+        """Set the time to ``at`` (a day under test), running timers due by then."""
+        self.advance(max(0.0, at - self._now))
+        self._now = at
+
     def pending(self) -> int:
         """Timers still to run (cancelled ones do not count)."""
         return sum(not t.cancelled for _, _, t in self._heap)

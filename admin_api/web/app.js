@@ -6,14 +6,18 @@
 const $ = (sel) => document.querySelector(sel);
 let token = sessionStorage.getItem("pbx-token");
 
-async function api(method, path, body) {
+// ``type``: send ``body`` as it is with that content type (a YAML file), else as JSON.
+// Answers come back as JSON, or as text when they are something else (YAML).
+async function api(method, path, body, type) {
   const response = await fetch(path, {
     method,
-    headers: { "Authorization": `Bearer ${token}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
+    headers: { "Authorization": `Bearer ${token}`, "Content-Type": type || "application/json" },
+    body: body === undefined || type ? body : JSON.stringify(body),
   });
   if (response.status === 401 && path !== "/api/login") { logout(); throw new Error("logged out"); }
-  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  const json = (response.headers.get("Content-Type") || "").includes("json");
+  const data = response.status === 204 ? null
+    : json ? await response.json().catch(() => null) : await response.text();
   if (!response.ok) throw new Error(reason(data) || `${response.status} ${response.statusText}`);
   return data;
 }
@@ -113,6 +117,20 @@ const VIEWS = {
       Delete: remove("/api/profiles/{id}"),
     },
   },
+  ivrs: {
+    title: "IVRs", list: "/api/ivrs", columns: ["name", "number", "language", "schedule", "menus"],
+    tools: ivrTools,
+    actions: {
+      View: async (row) => detail(await api("GET", `/api/ivrs/${row.name}/yaml`)),
+      Simulate: async (row) => {
+        const digits = $("#ivr-digits").value.split(",").map((s) => s.trim()).filter(Boolean);
+        const at = $("#ivr-at").value;
+        const walk = await api("POST", `/api/ivrs/${row.name}/simulate`, at ? { digits, at } : { digits });
+        detail(walk.text);
+      },
+      Delete: remove("/api/ivrs/{name}"),
+    },
+  },
   calls: {
     title: "Calls", list: "/api/cdrs",
     columns: ["started_at", "caller", "callee", "answered_by", "disposition", "billsec"],
@@ -122,6 +140,27 @@ const VIEWS = {
 
 let current = "extensions";
 const context = {};
+
+// Text shown under a view's table (an IVR's tree, a simulated call).
+function detail(text) { $("#view-detail").textContent = text; }
+
+// IVRs: import a YAML file; the keys and time a simulated call uses.
+function ivrTools(tools) {
+  const file = Object.assign(document.createElement("input"), { type: "file", id: "ivr-file", accept: ".yaml,.yml" });
+  const load = Object.assign(document.createElement("button"), { type: "button", textContent: "Import YAML" });
+  load.addEventListener("click", async () => {
+    try {
+      if (!file.files.length) throw new Error("choose a YAML file first");
+      const tree = await api("POST", "/api/ivrs/import", await file.files[0].text(), "application/yaml");
+      detail(`Imported ${tree.name} (${tree.number}).`);
+      show(current);
+    } catch (error) { $("#view-error").textContent = error.message; }
+  });
+  const digits = Object.assign(document.createElement("input"), { id: "ivr-digits", placeholder: "1,timeout,2" });
+  const at = Object.assign(document.createElement("input"), { id: "ivr-at", type: "datetime-local" });
+  const label = (text, input) => { const l = Object.assign(document.createElement("label"), { textContent: text }); l.append(input); return l; };
+  tools.append(label("YAML file", file), load, label("Keys to simulate", digits), label("At (default now)", at));
+}
 
 function fill(path) { return path.replace(/{(\w+)}/g, (_, k) => encodeURIComponent(context[k] || "")); }
 
@@ -133,6 +172,7 @@ function cell(name, value) {
 }
 
 async function show(name) {
+  if (name !== current) detail("");
   current = name;
   const view = VIEWS[name];
   document.querySelectorAll("#tabs button").forEach((b) => b.setAttribute("aria-selected", b.dataset.view === name));
@@ -146,6 +186,7 @@ async function show(name) {
     tools.append(Object.assign(document.createElement("label"), { textContent: `${view.needs} ` }), input);
     if (!context[view.needs]) { render(view, []); return; }
   }
+  if (view.tools) view.tools(tools);
   try {
     const data = await api("GET", fill(view.list));
     const rows = Array.isArray(data) ? data : (data.items || data.services || []);

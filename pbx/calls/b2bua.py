@@ -29,7 +29,7 @@ from pbx.sip.flow import Flow
 from pbx.models import Extension
 from pbx.profiles import VOICEMAIL, caller_id
 from pbx.router import (
-    MAX_FORWARD_HOPS, VOICEMAIL_MENU, ExtensionDest, PickupDest, RingGroupDest, RingStep,
+    DIVERSION, MAX_FORWARD_HOPS, VOICEMAIL_MENU, ExtensionDest, PickupDest, RingGroupDest, RingStep,
     Router, ServiceDest,
 )
 from pbx.sdp import SdpError, SessionDescription
@@ -288,20 +288,28 @@ class B2BUA:
         admission = call.tenant.presence.admission(ext, "direct", self.clock.now())
         if not admission.through:
             call.path.append(f"profile:{ext.number}:{admission.profile}")
-            if admission.divert:
+            if admission.divert and DIVERSION in self.apps and call.a is not None:
+                # the caller hears why ("… is in a meeting until 11:00"), then the divert
+                call.diverted_from, call.diversion_reason = ext.number, "unavailable"
+                self._serve(call, DIVERSION, ext.number)
+            elif admission.divert:
                 self._divert(call, ext.number, admission.divert, "unavailable")
             else:
                 self.fail(call, 486, f"Busy Here - Profile {admission.profile}")
             return
+        # what it cannot take goes to its mailbox unless a forward says otherwise (a
+        # service's dial, e.g. to a queue agent, is never diverted to voicemail)
+        mailbox = VOICEMAIL if ext.voicemail and call.dialling is None else ""
+        busy, noanswer = ext.forward_busy or mailbox, ext.forward_noanswer or mailbox
         if ext.dnd:
             call.path.append(f"dnd:{ext.number}")
-            if ext.forward_busy:
-                self._divert(call, ext.number, ext.forward_busy, "user-busy")
+            if busy:
+                self._divert(call, ext.number, busy, "user-busy")
             else:
                 self.fail(call, 486, "Busy Here - Do not disturb")
             return
         self._ring(call, [RingStep((ext.number,), float(ext.ring_timeout))], rung=ext.number,
-                   busy=ext.forward_busy, noanswer=ext.forward_noanswer)
+                   busy=busy, noanswer=noanswer)
 
     def _ring(self, call: Call, steps: list[RingStep], *, rung: str, group: str | None = None,
               busy: str = "", noanswer: str = "") -> None:
@@ -319,7 +327,8 @@ class B2BUA:
         if status in (486, 600) and ring.busy_target:
             self._divert(call, ring.rung, ring.busy_target, "user-busy")
         elif status in (408, 480) and ring.noanswer_target:
-            self._divert(call, ring.rung, ring.noanswer_target, "no-answer")
+            reason = "no-answer" if ring.rang else "unavailable"  # no device registered
+            self._divert(call, ring.rung, ring.noanswer_target, reason)
         else:
             self.fail(call, status, reason)
 
@@ -433,8 +442,9 @@ class B2BUA:
         return True
 
     def redirect_channel(self, channel: LegChannel, number: str) -> None:
+        """A service sends its caller on: a hop like a forward (a loop of them ends in 482)."""
         call = channel.leg.call
-        self.guarded(call, lambda: self.route(call, number, None))
+        self.guarded(call, lambda: self.route(call, number, "redirect"))
 
     def hang_up_channel(self, channel: LegChannel, status: int) -> None:
         leg = channel.leg

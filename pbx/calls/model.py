@@ -108,7 +108,7 @@ class Ring:
     group: str | None = None
     busy_target: str = ""
     noanswer_target: str = ""
-    admission: str = "direct"  # which presence rule the members must pass
+    rang: bool = False  # a fork was sent (else no member had a device registered)
     done: bool = False
 
 

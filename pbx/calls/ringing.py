@@ -92,6 +92,7 @@ class Ringer:
             ring.forks.append(leg)
             log.debug("call %s: INVITE %s via %s", call.id, binding.contact, flow)
             self.legs.invite(leg)
+        ring.rang = True
         call.path.append(f"ring:{number}x{len(bindings)}")
         self.events.publish(CallRinging(call.tenant.id, call.id, number, self.clock.now()))
         return len(bindings)

@@ -93,6 +93,7 @@ class Pbx:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
+        self.stop()  # no process outlives its test, not even one that never came up
         raise RuntimeError(f"pbx did not come up:\n{self.log()}")
 
     def stop(self) -> None:
@@ -137,13 +138,18 @@ class Pbx:
 
 
 def write_config(
-    path: Path, extensions: dict[str, str], sections: str = "", **general: object
+    path: Path, extensions: dict[str, str], sections: str = "", *, mailboxes: bool = False,
+    **general: object,
 ) -> Path:
+    """A sip.conf with ``extensions`` (number → secret); their calls go to voicemail
+    when they cannot take them only with ``mailboxes`` (the product's default is yes:
+    most tests assert the 480/486 a phone gets without it)."""
     settings: dict[str, object] = {"realm": "pbx.test", "domains": "pbx.test", "log_level": "DEBUG"}
     settings.update(general)
     lines = ["[general]"] + [f"{key} = {value}" for key, value in settings.items()]
     for number, secret in extensions.items():
-        lines += ["", f"[{number}]", f"secret = {secret}", f'callerid = "User {number}" <{number}>']
+        lines += ["", f"[{number}]", f"secret = {secret}", f'callerid = "User {number}" <{number}>',
+                  f"voicemail = {'yes' if mailboxes else 'no'}"]
     path.write_text("\n".join(lines) + "\n" + textwrap.dedent(sections))
     return path
 
@@ -151,9 +157,10 @@ def write_config(
 @contextmanager
 def running_pbx(
     tmp: Path, extensions: dict[str, str], host: str = "127.0.0.1", sections: str = "",
-    rtp_ports: str = "", admin_password: str | None = None, **general: object,
+    rtp_ports: str = "", admin_password: str | None = None, mailboxes: bool = False,
+    **general: object,
 ) -> Iterator[Pbx]:
-    config = write_config(tmp / "sip.conf", extensions, sections, **general)
+    config = write_config(tmp / "sip.conf", extensions, sections, mailboxes=mailboxes, **general)
     (tmp / "data").mkdir(exist_ok=True)
     for attempt in range(3):
         # a port found free can be taken before the PBX binds it: pick again then
@@ -165,6 +172,22 @@ def running_pbx(
         except RuntimeError as exc:
             if "Address already in use" not in str(exc) or attempt == 2:
                 raise
+    try:
+        yield pbx
+    finally:
+        pbx.stop()
+
+
+@contextmanager
+def running_demo(tmp: Path, admin_password: str | None = ADMIN_PASSWORD) -> Iterator[Pbx]:
+    """The PBX on ``sip.conf.example`` (and its ``ivr-demo.yaml``) as a newcomer
+    starts it, on free ports: the demo dial plan out of the box."""
+    for name in ("sip.conf.example", "ivr-demo.yaml"):
+        shutil.copy(REPO / name, tmp / name)
+    (tmp / "data").mkdir(exist_ok=True)
+    pbx = Pbx("127.0.0.1", free_ports(2), free_ports(1), tmp / "data", tmp / "sip.conf.example",
+              admin_password=admin_password)
+    pbx.start()
     try:
         yield pbx
     finally:

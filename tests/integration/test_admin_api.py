@@ -51,9 +51,11 @@ def test_a_new_extension_registers_at_once_and_secrets_stay_hidden(pbx: Pbx) -> 
     assert "secret" not in listing.text and secret not in listing.text
     with SipClient(pbx.host, pbx.sip_port) as phone:
         assert phone.register("2001", secret).status == 200  # type: ignore[union-attr]
-    # DND set through the API: the next call is refused as busy
-    patched = httpx.patch(f"{pbx.api}/extensions/2001", headers=headers, json={"dnd": True})
+    # DND set through the API (and no mailbox to take over): the next call is refused as busy
+    patched = httpx.patch(f"{pbx.api}/extensions/2001", headers=headers,
+                          json={"dnd": True, "voicemail": False})
     assert patched.status_code == 200 and patched.json()["dnd"] is True
+    assert patched.json()["voicemail"] is False
     with SipClient(pbx.host, pbx.sip_port) as caller:
         _, final = caller.invite("1001", "pw-1001-secret", "2001")
         assert final is not None and final.status == 486
@@ -174,6 +176,8 @@ def test_one_organisation_cannot_see_another(pbx: Pbx) -> None:
         phone.call_id += "-2"
         assert phone.register("1001", secrets["1001"],
                               contacts=[f"<sip:1001@{phone.host_port()}>"]).status == 200  # type: ignore[union-attr]
+        assert httpx.patch(f"{pbx.api}/extensions/1001", headers=theirs,  # no mailbox to take it
+                           json={"voicemail": False}).status_code == 200
         invite, busy = caller.call("3001", secrets["3001"], "1001", phone, 486)
         assert invite is not None and invite.from_addr.uri.host == "other.test"
         assert busy is not None and busy.status == 486  # their 1001 rang, not ours

@@ -31,14 +31,17 @@ USERS = {n: f"pw-{n}-secret" for n in ("1001", "1002", "1003", "1004", "1005", "
 SECTIONS = """
 [1005]
 secret = pw-1005-secret
+voicemail = no
 ring_timeout = 5
 
 [1006]
 secret = pw-1006-secret
+voicemail = no
 forward_busy = 1007
 
 [1008]
 secret = pw-1008-secret
+voicemail = no
 dnd = yes
 
 [+4681234567]
@@ -899,15 +902,18 @@ def test_offerless_invite(pbx: Pbx) -> None:
 FORWARDS = """
 [3001]
 secret = pw-3001
+voicemail = no
 forward_always = 3002
 
 [3003]
 secret = pw-3003
+voicemail = no
 ring_timeout = 5
 forward_noanswer = 3002
 
 [3004]
 secret = pw-3004
+voicemail = no
 """
 
 

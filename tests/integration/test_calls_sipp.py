@@ -17,7 +17,7 @@ pytestmark = [
 ]
 
 USERS = {n: f"sipp-{n}-pw" for n in ("2001", "2002", "2003", "2004", "2005")}
-SECTIONS = "\n[2005]\nsecret = sipp-2005-pw\nring_timeout = 5\n"
+SECTIONS = "\n[2005]\nsecret = sipp-2005-pw\nring_timeout = 5\nvoicemail = no\n"
 
 
 @pytest.fixture(scope="module")

@@ -424,12 +424,13 @@ def test_meeting_skips_group_calls_and_diverts_or_refuses_direct_ones(pbx: Pbx) 
             final = call(pbx, "600", "group-in-meeting")
             assert final is not None and final.status == 480
             assert desk.receive_request(0.5, "INVITE") is None
-            # divert to a colleague: forwarded with Diversion
+            # divert to a colleague: the caller hears why (the PBX answers), then the
+            # colleague's phone rings with Diversion
             httpx.patch(f"{pbx.api}/profiles/{meeting}", headers=headers, json={"divert": "1003"})
             worker, seen = ring_and_refuse(colleague)
             final = call(pbx, "1002", "meeting-divert")
             worker.join()
-            assert seen and final is not None and final.status == 486
+            assert seen and final is not None and final.status == 200
             diversion = seen[0].headers.get("Diversion") or ""
             assert "<sip:1002@" in diversion and "reason=unavailable" in diversion
             # no divert: busy, and the profile is named
@@ -506,9 +507,9 @@ def test_sipp_calls_follow_the_profile_switch(pbx: Pbx, tmp_path: Path) -> None:
     before = messages()
     with sipp_callee(tmp_path, pbx, "1003", USERS["1003"], ["-m", "1"]) as phone:
         switch("Meeting")
-        # the greeting and the caller's options take ~13 s, then the beep: sipp
-        # talks until 20 s
-        result = run_sipp("call_uac.xml", pbx, call, tmp=tmp_path, extra=["-d", "20000"],
+        # the caller hears why (about 5 s), the greeting and the caller's options
+        # (~13 s), the tone, then talks
+        result = run_sipp("call_uac.xml", pbx, call, tmp=tmp_path, extra=["-d", "25000"],
                           timeout=60)
         assert result.returncode == 0 and result.successful == 1, result.output[-2000:]
         assert phone.poll() is None  # answered by voicemail: the phone did not ring
@@ -520,3 +521,31 @@ def test_sipp_calls_follow_the_profile_switch(pbx: Pbx, tmp_path: Path) -> None:
         result = run_sipp("call_uac.xml", pbx, call, tmp=tmp_path, extra=["-d", "1000"])
         assert result.returncode == 0 and result.successful == 1, result.output[-2000:]
         assert phone.wait(15) == 0  # this time the phone answered, talked and got the BYE
+
+
+def test_calls_an_extension_cannot_take_leave_a_message_by_default(pbx: Pbx) -> None:
+    """With ``voicemail`` on (the product's default; this module's phones have it off),
+    a call to an extension with no device registered, and one it refuses as busy,
+    both reach its mailbox, as FreePBX and Telavox do."""
+    headers = admin(pbx)
+    mine = user_of(pbx, "1002")
+    before = {m["id"] for m in messages(pbx, mine, 0)}
+    assert httpx.patch(f"{pbx.api}/extensions/1002", headers=headers,
+                       json={"voicemail": True}).status_code == 200
+    try:
+        leave_message(pbx, "1001", "1002", seconds=1.5, frequency=600.0)  # nobody registered
+        with phone(pbx, "1002") as busy:
+            worker, seen = ring_and_refuse(busy, 486)
+            leave_message(pbx, "1001", "1002", seconds=1.5, frequency=800.0)
+            worker.join()
+            assert seen, "the phone rang first"
+    finally:
+        httpx.patch(f"{pbx.api}/extensions/1002", headers=headers, json={"voicemail": False})
+    found = [m for m in messages(pbx, mine, len(before) + 2) if m["id"] not in before]
+    assert [(m["mailbox"], m["caller"]) for m in found] == [("1002", "1001")] * 2
+    calls = httpx.get(f"{pbx.api}/cdrs", headers=headers, params={"limit": 5}).json()["items"]
+    paths = [" ".join(c["path"]) for c in calls if c["callee"] == "1002"]
+    assert any("unavailable:voicemail" in p for p in paths)
+    assert any("user-busy:voicemail" in p for p in paths)
+    for message in found:
+        assert httpx.delete(f"{pbx.api}/voicemail/{message['id']}", headers=mine).status_code == 204

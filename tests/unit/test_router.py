@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import random
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from ivr.schedule import Definition
+from ivr.tree import IvrTree, read_yaml
 from pbx.config import (
     Config, ConferenceConfig, ExtensionConfig, General, NumberConfig, RingGroupConfig,
     ScheduleConfig, TimeConditionConfig,
@@ -27,6 +29,8 @@ NOW = 1_800_000_000.0  # when the dial plan is asked (nothing here depends on th
 MEMBERS = ("1001", "1002", "1003")
 TZ = ZoneInfo("Europe/Stockholm")
 NOW = datetime(2026, 11, 30, 10, tzinfo=TZ).timestamp()  # a Monday morning
+IVR = IvrTree.model_validate(read_yaml((Path(__file__).parents[2] / "ivr-demo.yaml").read_text(
+    encoding="utf-8")))
 
 
 def make_router(strategy: str, **group: object) -> tuple[Router, Tenant]:
@@ -41,7 +45,8 @@ def make_router(strategy: str, **group: object) -> tuple[Router, Tenant]:
         conferences=(ConferenceConfig(number="800"),),
         numbers=(NumberConfig(number="+4681234567", target="600"),
                  NumberConfig(number="+4681234568", target="1004"),
-                 NumberConfig(number="+4681234500", target="500")),
+                 NumberConfig(number="+4681234500", target="500"),
+                 NumberConfig(number="+4681234510", target="510")),
         schedules=(ScheduleConfig("office-hours", Definition(
             **{day: ["08:00-17:00"] for day in ("mon", "tue", "wed", "thu", "fri")})),),
         time_conditions=(
@@ -50,6 +55,7 @@ def make_router(strategy: str, **group: object) -> tuple[Router, Tenant]:
             TimeConditionConfig(number="501", schedule="office-hours", open="1001",
                                 closed="500"),
         ),
+        ivrs=(IVR.model_copy(update={"number": "510"}),),
     )
     store = Store("sqlite://")
     store.seed(config)
@@ -70,6 +76,8 @@ def test_resolve_kinds() -> None:
     # DIDs reach what they point at
     assert router.resolve(tenant, "+4681234567", NOW) == RingGroupDest("600")
     assert router.resolve(tenant, "+4681234568", NOW) == ExtensionDest("1004")
+    assert router.resolve(tenant, "510", NOW) == ServiceDest("ivr", "510")
+    assert router.resolve(tenant, "+4681234510", NOW) == ServiceDest("ivr", "510")
 
     assert router.resolve(tenant, "voicemail:1004", NOW) == ServiceDest("voicemail", "1004")
     assert router.resolve(tenant, "voicemail:5555", NOW) == Unknown("voicemail:5555")

@@ -126,3 +126,43 @@ async def test_dial_and_connect_make_one_call_with_one_record() -> None:
     assert calls.b2bua.active_calls == 0
     assert len(calls.events_of(CallEnded)) == 1
     assert calls.free_ports == calls.ports.pool.size
+
+
+class Mailbox:
+    """Stands in for voicemail: notes who came, and why."""
+
+    kind = "voicemail"
+
+    def __init__(self) -> None:
+        self.came: list[tuple[str, str, str]] = []
+
+    def start(self, channel: Channel, ident: str) -> None:
+        self.came.append((ident, channel.party.diverted_from, channel.party.diversion_reason))
+        channel.answer()
+
+
+async def test_calls_an_extension_cannot_take_go_to_its_mailbox() -> None:
+    """FreePBX/Telavox default: unregistered, no answer, busy and DND all leave a message."""
+    calls = CallHarness()
+    mailbox = Mailbox()
+    calls.b2bua.register(mailbox)
+    nobody = await calls.call("1001", "1002")  # 1002 has no device registered
+    assert calls.statuses(nobody)[-1] == 200
+    calls.register("1003")
+    await calls.call("1001", "1003")
+    calls.phones["1003"].reply(calls.phones["1003"].invites()[-1], 486)
+    await calls.settle()
+    await calls.call("1002", "1003")
+    calls.clock.advance(31)  # nobody answers within the ring timeout
+    await calls.settle()
+    assert mailbox.came == [("1002", "1002", "unavailable"), ("1003", "1003", "user-busy"),
+                            ("1003", "1003", "no-answer")]
+
+
+async def test_no_mailbox_by_default_when_the_extension_says_so() -> None:
+    calls = CallHarness()
+    mailbox = Mailbox()
+    calls.b2bua.register(mailbox)
+    calls.tenant.extensions["1002"].voicemail = False
+    refused = await calls.call("1001", "1002")
+    assert calls.statuses(refused) == [480] and mailbox.came == []
