@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from admin_api import (
     audit, auth, calls, conferences, devices, events, extensions, ivrs, licenses, mailboxes,
     media, numbers, organisations, profiles, provision, recordings, ringgroups, schedules,
-    services, shared_mailboxes, timeconditions, users, voicemail,
+    services, shared_mailboxes, timeconditions, trunks, users, voicemail,
 )
 from admin_api.users import bootstrap_admin
 from pbx.server import SipServer
@@ -62,6 +62,6 @@ def create_app(sip: SipServer) -> FastAPI:
     for module in (auth, organisations, users, extensions, devices, provision, licenses,
                    services, ringgroups, numbers, calls, recordings, audit, conferences, events,
                    profiles, voicemail, mailboxes, shared_mailboxes, media, schedules,
-                   timeconditions, ivrs):
+                   timeconditions, ivrs, trunks):
         app.include_router(module.router)
     return app

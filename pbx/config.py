@@ -28,6 +28,7 @@ from ivr.schedule import DAYS, Definition
 from ivr.tree import IvrTree, YamlError, read_yaml
 from media.languages import LANGUAGES
 from media.tones import COUNTRIES
+from pbx.trunks.settings import TrunkSettings
 
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "telephone-event")
 VOICEMAIL_NUMBER = "133"  # the voicemail menu: what the phones' message key dials
@@ -391,6 +392,7 @@ class Config:
     schedules: tuple[ScheduleConfig, ...] = ()
     time_conditions: tuple[TimeConditionConfig, ...] = ()
     ivrs: tuple[IvrTree, ...] = ()
+    trunks: tuple[TrunkSettings, ...] = ()
     mailboxes: tuple[MailboxConfig, ...] = ()
     path: str = "<defaults>"
 
@@ -451,6 +453,7 @@ def load_config(path: str | Path | None) -> Config:
     schedules: list[ScheduleConfig] = []
     conditions: list[TimeConditionConfig] = []
     ivr_sections: list[IvrConfig] = []
+    trunks: list[TrunkSettings] = []
     mailboxes: list[MailboxConfig] = []
     for section in parser.sections():
         if section == "general":
@@ -470,6 +473,9 @@ def load_config(path: str | Path | None) -> Config:
                 numbers.append(NumberConfig.model_validate(values))
             elif kind == "ivr":
                 ivr_sections.append(IvrConfig.model_validate(values))
+            elif kind == "trunk":
+                trunks.append(TrunkSettings.model_validate(
+                    {"name": section, **{k: v for k, v in parser[section].items() if k != "type"}}))
             elif kind == "mailbox":
                 mailboxes.append(MailboxConfig.model_validate(values))
             elif kind == "extension":
@@ -478,7 +484,7 @@ def load_config(path: str | Path | None) -> Config:
             else:
                 raise ConfigError(
                     path_str, section, "type", "must be extension, ringgroup, conference, "
-                    "number, schedule, timecondition, ivr or mailbox"
+                    "number, schedule, timecondition, ivr, trunk or mailbox"
                 )
         except ValidationError as exc:
             raise _config_error(path_str, section, exc) from None
@@ -502,7 +508,7 @@ def load_config(path: str | Path | None) -> Config:
     return Config(
         general=general, extensions=tuple(extensions), ring_groups=tuple(ring_groups),
         conferences=tuple(conferences), numbers=tuple(numbers), schedules=tuple(schedules),
-        time_conditions=tuple(conditions),
+        time_conditions=tuple(conditions), trunks=tuple(trunks),
         ivrs=tuple(_ivr_tree(Path(path_str), section, targets) for section in ivr_sections),
         mailboxes=tuple(mailboxes), path=path_str,
     )

@@ -28,10 +28,11 @@ from media.tones import tone_country as country_for
 from pbx.models import (
     DEFAULT_ORGANISATION, ApiUser, CalendarEvent, ConferenceRoom, Device, Extension, Ivr,
     License, Number, Organisation, Profile, ProfileSchedule, RingGroup, SharedMailbox,
-    SwitchboardSchedule, TimeCondition,
+    SwitchboardSchedule, TimeCondition, Trunk,
 )
 from pbx.profiles import Presence, zone
 from pbx.store import Store
+from pbx.trunks.settings import TrunkSettings
 
 log = logging.getLogger("pbx.directory")
 
@@ -56,6 +57,8 @@ class Tenant:
     schedules: dict[str, Schedule] = field(default_factory=dict)
     time_conditions: dict[str, TimeCondition] = field(default_factory=dict)
     ivrs: dict[str, IvrTree] = field(default_factory=dict)  # by number
+    # its trunks and the operator's shared ones, by name
+    trunks: dict[str, TrunkSettings] = field(default_factory=dict)
     mailboxes: dict[str, SharedMailbox] = field(default_factory=dict)  # shared ones, by number
     # extensions of users who hold no active license: no registering, no calls
     unlicensed: frozenset[str] = frozenset()
@@ -98,6 +101,7 @@ class Directory:
         self.tone_country = tone_country  # [general] tone_country: for English
         self.local_names = {self.realm, *(d.lower() for d in domains), "localhost"}
         self.tenants: dict[int, Tenant] = {}
+        self.trunks: list[tuple[int, TrunkSettings]] = []  # every trunk, with its organisation
         self.by_domain: dict[str, Tenant] = {}
         self.default = Tenant(0, DEFAULT_ORGANISATION, self.realm, language=language,
                               tone_country=country_for(language, tone_country), default=True)
@@ -112,10 +116,15 @@ class Directory:
         """Rebuild every tenant from the store (after any admin change)."""
         rows = self.store.rows(Organisation, Extension, Device, RingGroup, Number,
                                ConferenceRoom, ApiUser, License, SwitchboardSchedule,
-                               TimeCondition, Ivr, SharedMailbox, Profile, ProfileSchedule,
-                               CalendarEvent)
+                               TimeCondition, Ivr, Trunk, SharedMailbox, Profile,
+                               ProfileSchedule, CalendarEvent)
         orgs, exts, devices, groups, numbers, rooms, users, licenses, *rest = rows
-        switchboards, conditions, ivrs, shared, profiles, schedules, events = rest
+        switchboards, conditions, ivrs, trunk_rows, mailboxes, profiles, schedules, events = rest
+        trunks = [(t.organisation_id, TrunkSettings.model_validate_json(t.settings))
+                  for t in trunk_rows]
+        shared = {s.name: s for org_id, s in trunks
+                  if s.shared and any(o.id == org_id and o.slug == DEFAULT_ORGANISATION
+                                      for o in orgs)}
         licensed = {lic.user_id for lic in licenses if lic.state == "active" and lic.user_id}
         tenants: dict[int, Tenant] = {}
         for org in orgs:
@@ -135,7 +144,8 @@ class Directory:
                 schedules=_schedules(r for r in switchboards if r.organisation_id == org.id),
                 time_conditions={c.number: c for c in conditions if c.organisation_id == org.id},
                 ivrs=_trees(i for i in ivrs if i.organisation_id == org.id),
-                mailboxes={m.number: m for m in shared if m.organisation_id == org.id},
+                trunks={**shared, **{s.name: s for org_id, s in trunks if org_id == org.id}},
+                mailboxes={m.number: m for m in mailboxes if m.organisation_id == org.id},
                 unlicensed=frozenset(
                     u.extension for u in users
                     if u.organisation_id == org.id and u.extension and u.id not in licensed
@@ -148,6 +158,7 @@ class Directory:
         by_domain = {t.domain: t for t in tenants.values() if t.domain and not t.default}
         self.default = next((t for t in tenants.values() if t.default), self.default)
         self.tenants, self.by_domain = tenants, by_domain
+        self.trunks = trunks
         for listener in self._listeners:
             listener()
 

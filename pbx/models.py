@@ -136,6 +136,7 @@ class Cdr(SQLModel, table=True):
     duration: float = 0.0
     billsec: float = 0.0
     hangup_by: str = Field(default="", max_length=20)
+    trunk: str = Field(default="", max_length=40)  # the trunk it came in or went out by
     quality: str = Field(default="", max_length=2000)  # per-leg RTP figures: JSON
 
 
@@ -404,3 +405,16 @@ class Ivr(SQLModel, table=True):
     number: str = Field(index=True, max_length=40)
     name: str = Field(max_length=40)
     tree: str = Field(sa_type=Text)
+
+
+class Trunk(SQLModel, table=True):
+    """A SIP trunk to a carrier: ``settings`` is a :class:`pbx.trunks.settings.TrunkSettings`
+    as JSON (one model validates the config file and the API).  A trunk of the
+    default organisation with ``shared`` set is the operator's, for everyone."""
+
+    __table_args__ = (UniqueConstraint("organisation_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    name: str = Field(index=True, max_length=40)
+    settings: str = Field(max_length=20000)

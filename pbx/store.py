@@ -21,7 +21,7 @@ from pbx.location import Binding as Registration
 from pbx.models import (
     DEFAULT_ORGANISATION, Binding, Cdr, ConferenceRoom, Extension, Ivr, MailboxSettings,
     Number, Organisation, Recording, RingGroup, SharedMailbox, SwitchboardSchedule,
-    TimeCondition, Voicemail,
+    TimeCondition, Trunk, Voicemail,
 )
 from pbx.passwords import hash_password
 
@@ -213,6 +213,12 @@ class Store:
                     session.add(Ivr(organisation_id=org.id, number=tree.number, name=tree.name,
                                     tree=to_json(tree)))
                     log.info("seeded IVR %s on %s", tree.name, tree.number)
+            trunks = set(session.exec(select(Trunk.name).where(Trunk.organisation_id == org.id)))
+            for trunk in config.trunks:
+                if trunk.name not in trunks:
+                    session.add(Trunk(organisation_id=org.id, name=trunk.name,
+                                      settings=trunk.model_dump_json()))
+                    log.info("seeded trunk %s (%s, %s)", trunk.name, trunk.host, trunk.auth)
             shared = set(session.exec(select(SharedMailbox.number).where(
                 SharedMailbox.organisation_id == org.id)).all())
             for box in config.mailboxes:

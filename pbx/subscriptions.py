@@ -71,7 +71,7 @@ class NotifierHost(Protocol):
 
     def respond(self, response: Response) -> None: ...
 
-    def send_request(self, request: Request, flow: Flow) -> object: ...
+    def send_request(self, request: Request, flow: Flow, owner: Any = None) -> object: ...
 
     def sent_by(self, transport: str) -> str: ...
 
@@ -296,10 +296,6 @@ class Notifier:
     def __len__(self) -> int:
         return len(self.subscriptions)
 
-    def sent(self, tx: object) -> bool:
-        """Is ``tx`` one of our NOTIFYs (its answer is ours to handle)?"""
-        return id(tx) in self.pending or id(tx) in self.unsolicited
-
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
@@ -464,7 +460,7 @@ class Notifier:
         server = self.server
         for binding in server.location.lookup(tenant.aor(ext.number), time.time()):
             notify, flow = unsolicited_notify(binding, body, server.sent_by, server.contact)
-            tx = server.send_request(notify, flow)
+            tx = server.send_request(notify, flow, owner=self)
             self.unsolicited[id(tx)] = binding.contact
             log.info("unsolicited message summary %d/%d to %s (%s)", new, old, ext.number,
                      binding.contact)
@@ -494,7 +490,7 @@ class Notifier:
         sub.version += 1
         sub.shown = sub.state
         sub.in_flight = True
-        tx = self.server.send_request(notify, dialog.dest)
+        tx = self.server.send_request(notify, dialog.dest, owner=self)
         self.pending[id(tx)] = sub
 
     def on_response(self, tx: object, response: Response) -> None:

@@ -75,6 +75,7 @@ class FakeServer:
     location: LocationService = field(default_factory=LocationService)
     sent: list[tuple[Request, Flow]] = field(default_factory=list)
     answers: list[Response] = field(default_factory=list)
+    owners: list[object] = field(default_factory=list)  # who hears each request's answer
 
     def authenticate(self, request: Request, flow: Flow, tenant: Tenant,
                      now: float) -> tuple[Extension, str] | None:
@@ -84,8 +85,9 @@ class FakeServer:
     def respond(self, response: Response) -> None:
         self.answers.append(response)
 
-    def send_request(self, request: Request, flow: Flow) -> object:
+    def send_request(self, request: Request, flow: Flow, owner: object = None) -> object:
         self.sent.append((request, flow))
+        self.owners.append(owner)
         return request
 
     def sent_by(self, transport: str) -> str:
@@ -142,7 +144,7 @@ async def test_shared_messages_light_every_members_lamp_subscribed_or_not(
     await eventually(lambda: summaries(server, "1003") == ["1/0"])
     unsolicited = next(r for r, _ in server.sent if r.uri.user == "1003")
     assert unsolicited.to_addr.tag is None
-    assert notifier.sent(unsolicited)
+    assert server.owners[[r for r, _ in server.sent].index(unsolicited)] is notifier
     notifier.on_response(unsolicited, make_response(unsolicited, 200))
     assert not notifier.unsolicited
     server.events.publish(MailboxChanged(setup.org, "1001", 2.0))  # not theirs
