@@ -32,7 +32,7 @@ from admin_api.deps import NOT_FOUND, NUMBER, TARGET, Db, Sip, User, audit, one_
 from admin_api.media import REFUSED, UPLOAD, checked, upload
 from admin_api.services import kind_of
 from admin_api.voicemail import own_mailboxes
-from ivr.greeting import choose_greeting
+from ivr.voicemail_greeting import choose_greeting
 from media.codecs import ENGINE_RATE
 from pbx.config import PIN_PATTERN
 from pbx.models import GREETING_KINDS, ApiUser, Extension, Greeting, Organisation, SharedMailbox

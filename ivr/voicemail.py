@@ -1,6 +1,6 @@
 """Voicemail, the caller's side: a caller who reaches a mailbox hears its
-greeting and their options (:mod:`ivr.greeting`), then the tone, and speaks
-until they hang up (or :data:`MAX_SECONDS`).  On the way they may press
+greeting and their options (:mod:`ivr.voicemail_greeting`), then the tone,
+and speaks until they hang up (or :data:`MAX_SECONDS`).  On the way they may press
 ``#`` (straight to the tone), ``0`` (the operator), ``1`` on a busy greeting
 (wait until the extension is free, then it rings again) or ``2`` (leave a
 number to be called back on, kept as a message that says it).
@@ -26,7 +26,7 @@ import numpy as np
 import soundfile
 from sqlmodel import Session
 
-from ivr.greeting import (
+from ivr.voicemail_greeting import (
     BUSY, Action, AskCallback, CallerOptions, CampOn, Greet, KeepCallback, LeaveMessage,
     Redirect, choose_greeting, default_greeting,
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ivr.greeting import (
+from ivr.voicemail_greeting import (
     AskCallback, CallerOptions, CampOn, Greet, KeepCallback, LeaveMessage, Redirect,
     choose_greeting, default_greeting,
 )
