@@ -11,9 +11,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from admin_api import (
-    audit, auth, calls, conferences, devices, events, extensions, ivrs, licenses, media,
-    numbers, organisations, profiles, provision, recordings, ringgroups, schedules, services,
-    timeconditions, trunks, users, voicemail,
+    audit, auth, calls, conferences, devices, events, extensions, ivrs, licenses, mailboxes,
+    media, numbers, organisations, profiles, provision, recordings, ringgroups, schedules,
+    services, shared_mailboxes, timeconditions, trunks, users, voicemail,
 )
 from admin_api.users import bootstrap_admin
 from pbx.server import SipServer
@@ -61,6 +61,7 @@ def create_app(sip: SipServer) -> FastAPI:
     app.mount("/admin", StaticFiles(directory=Path(__file__).parent / "web", html=True), name="admin")
     for module in (auth, organisations, users, extensions, devices, provision, licenses,
                    services, ringgroups, numbers, calls, recordings, audit, conferences, events,
-                   profiles, voicemail, media, schedules, timeconditions, ivrs, trunks):
+                   profiles, voicemail, mailboxes, shared_mailboxes, media, schedules,
+                   timeconditions, ivrs, trunks):
         app.include_router(module.router)
     return app

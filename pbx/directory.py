@@ -3,9 +3,9 @@ per organisation.
 
 A read-mostly copy of the store's organisations, extensions, devices, ring
 groups, numbers, conference rooms, switchboard schedules, time conditions and
-IVRs kept in memory: digest auth needs a password lookup per REGISTER and the
-router a lookup per INVITE, and a database round trip each would cap the
-rates.  Whoever changes them in the
+IVRs and shared mailboxes kept in memory: digest auth needs a password
+lookup per REGISTER and the router a lookup per INVITE, and a database round
+trip each would cap the rates.  Whoever changes them in the
 store (the admin API) calls :meth:`Directory.reload`, which builds new
 tenants and swaps them in whole, so a change takes effect at once and a
 reader never sees half of one.  Whoever must follow the changes (the
@@ -27,8 +27,8 @@ from media.languages import FALLBACK, LANGUAGES
 from media.tones import tone_country as country_for
 from pbx.models import (
     DEFAULT_ORGANISATION, ApiUser, CalendarEvent, ConferenceRoom, Device, Extension, Ivr,
-    License, Number, Organisation, Profile, ProfileSchedule, RingGroup, SwitchboardSchedule,
-    TimeCondition, Trunk,
+    License, Number, Organisation, Profile, ProfileSchedule, RingGroup, SharedMailbox,
+    SwitchboardSchedule, TimeCondition, Trunk,
 )
 from pbx.profiles import Presence, zone
 from pbx.store import Store
@@ -59,6 +59,7 @@ class Tenant:
     ivrs: dict[str, IvrTree] = field(default_factory=dict)  # by number
     # its trunks and the operator's shared ones, by name
     trunks: dict[str, TrunkSettings] = field(default_factory=dict)
+    mailboxes: dict[str, SharedMailbox] = field(default_factory=dict)  # shared ones, by number
     # extensions of users who hold no active license: no registering, no calls
     unlicensed: frozenset[str] = frozenset()
     # presence profiles, their schedules and calendars: what calls each extension takes
@@ -115,10 +116,10 @@ class Directory:
         """Rebuild every tenant from the store (after any admin change)."""
         rows = self.store.rows(Organisation, Extension, Device, RingGroup, Number,
                                ConferenceRoom, ApiUser, License, SwitchboardSchedule,
-                               TimeCondition, Ivr, Trunk, Profile, ProfileSchedule,
-                               CalendarEvent)
+                               TimeCondition, Ivr, Trunk, SharedMailbox, Profile,
+                               ProfileSchedule, CalendarEvent)
         orgs, exts, devices, groups, numbers, rooms, users, licenses, *rest = rows
-        switchboards, conditions, ivrs, trunk_rows, profiles, schedules, events = rest
+        switchboards, conditions, ivrs, trunk_rows, mailboxes, profiles, schedules, events = rest
         trunks = [(t.organisation_id, TrunkSettings.model_validate_json(t.settings))
                   for t in trunk_rows]
         shared = {s.name: s for org_id, s in trunks
@@ -144,6 +145,7 @@ class Directory:
                 time_conditions={c.number: c for c in conditions if c.organisation_id == org.id},
                 ivrs=_trees(i for i in ivrs if i.organisation_id == org.id),
                 trunks={**shared, **{s.name: s for org_id, s in trunks if org_id == org.id}},
+                mailboxes={m.number: m for m in mailboxes if m.organisation_id == org.id},
                 unlicensed=frozenset(
                     u.extension for u in users
                     if u.organisation_id == org.id and u.extension and u.id not in licensed

@@ -130,7 +130,8 @@ class SipServer:
         self.authenticator = RequestAuthenticator(digest, self.guard)
         self.transactions = TransactionLayer()
         self.transports: dict[str, UdpTransport | StreamTransport] = {}
-        self.router = Router(general.personal_room_prefix, general.voicemail_number)
+        self.router = Router(general.personal_room_prefix, general.voicemail_number,
+                             voicemail_main=general.voicemail_main)
         self.events = EventBus()
         self.mqtt: MqttPublisher | None = None
         self.engine = MediaEngine()

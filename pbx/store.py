@@ -19,9 +19,11 @@ from ivr.tree import to_json
 from pbx.config import Config
 from pbx.location import Binding as Registration
 from pbx.models import (
-    DEFAULT_ORGANISATION, Binding, Cdr, ConferenceRoom, Extension, Ivr, Number, Organisation,
-    Recording, RingGroup, Trunk, SwitchboardSchedule, TimeCondition, Voicemail,
+    DEFAULT_ORGANISATION, Binding, Cdr, ConferenceRoom, Extension, Ivr, MailboxSettings,
+    Number, Organisation, Recording, RingGroup, SharedMailbox, SwitchboardSchedule,
+    TimeCondition, Trunk, Voicemail,
 )
+from pbx.passwords import hash_password
 
 log = logging.getLogger("pbx.store")
 
@@ -103,7 +105,8 @@ class Store:
 
     def seed(self, config: Config) -> None:
         """Create the default organisation and the extensions, ring groups,
-        conference rooms, numbers, schedules, time conditions and IVRs of the config file.
+        conference rooms, numbers, schedules, time conditions, IVRs, shared
+        mailboxes and mailbox settings (PINs hashed) of the config file.
 
         Existing ones are left as they are: once seeded, the store (and the
         admin API that edits it) owns them.
@@ -135,6 +138,7 @@ class Store:
                         secret=ext.secret,
                         display_name=display,
                         mailbox=ext.mailbox,
+                        mwi_unsolicited=ext.mwi_unsolicited,
                         context=ext.context,
                         dnd=ext.dnd,
                         forward_always=ext.forward_always,
@@ -215,6 +219,28 @@ class Store:
                     session.add(Trunk(organisation_id=org.id, name=trunk.name,
                                       settings=trunk.model_dump_json()))
                     log.info("seeded trunk %s (%s, %s)", trunk.name, trunk.host, trunk.auth)
+            shared = set(session.exec(select(SharedMailbox.number).where(
+                SharedMailbox.organisation_id == org.id)).all())
+            for box in config.mailboxes:
+                if box.number not in shared:
+                    session.add(SharedMailbox(organisation_id=org.id, number=box.number,
+                                              name=box.name, members=",".join(box.members),
+                                              email=box.email))
+                    log.info("seeded shared mailbox %s (%s)", box.number, ", ".join(box.members))
+            settled = set(session.exec(select(MailboxSettings.mailbox).where(
+                MailboxSettings.organisation_id == org.id)).all())
+            wanted = [(ext.mailbox or ext.number, ext.voicemail_pin, ext.pin_from_own_device,
+                       ext.voicemail_operator) for ext in config.extensions]
+            wanted += [(box.number, box.pin, box.pin_from_own_device, box.operator)
+                       for box in config.mailboxes]
+            for mailbox, pin, own_device, operator in wanted:
+                if mailbox not in settled and (pin or own_device or operator):
+                    settled.add(mailbox)
+                    session.add(MailboxSettings(
+                        organisation_id=org.id, mailbox=mailbox, operator=operator,
+                        pin_hash=hash_password(pin) if pin else "",
+                        pin_from_own_device=own_device))
+                    log.info("seeded the settings of mailbox %s", mailbox)
             session.commit()
 
     def rows(self, *models: type[SQLModel]) -> list[list[Any]]:
@@ -247,13 +273,14 @@ class Store:
             session.commit()
             return [recording.path for recording in old]
 
-    def mailbox_counts(self, organisation: int, mailbox: str) -> tuple[int, int]:
-        """A mailbox's new (unheard) and old messages, for its message-waiting lamp."""
+    def mailbox_counts(self, organisation: int, *mailboxes: str) -> tuple[int, int]:
+        """The new (unheard) and old messages of mailboxes together, for a
+        message-waiting lamp (one's own and the shared ones one is member of)."""
         with Session(self.engine) as session:
             rows = session.exec(
                 select(col(Voicemail.heard), func.count())
                 .where(col(Voicemail.organisation_id) == organisation,
-                       col(Voicemail.mailbox) == mailbox)
+                       col(Voicemail.mailbox).in_(mailboxes))
                 .group_by(col(Voicemail.heard))
             ).all()
         counts = {bool(heard): count for heard, count in rows}
