@@ -11,9 +11,10 @@ live side by side), on two free loopback ports, each UDP and TCP:
   qop=auth) for one trunk account (``username``/``password``, realm
   ``realm``), its contacts kept in memory only (usrloc ``db_mode`` 0): after
   :meth:`Carrier.restart` the registration is gone, as when an operator's SBC
-  reboots, and the PBX must register again.  An INVITE from the PBX is
-  authenticated as ``outbound_auth`` says — ``"challenge"``: 407 with
-  Proxy-Authenticate for the trunk account, as a registration trunk is;
+  reboots, and the PBX must register again; :meth:`Carrier.fail_registrations`
+  refuses REGISTERs (503, or never answered) for back-off tests.  An INVITE
+  from the PBX is authenticated as ``outbound_auth`` says — ``"challenge"``:
+  407 with Proxy-Authenticate for the trunk account, as a registration trunk is;
   ``"ip"``: accepted without a challenge from the ``trusted`` sources
   (``"127.0.0.1"`` or ``"127.0.0.1:5080"``) and 403 from any other, as an
   IP-authenticated trunk is; ``"none"``: not checked — then answered with the
@@ -37,7 +38,7 @@ The two sides have two ports because on loopback every peer has the same
 address: the port a request arrives on tells an access interface from a
 core one, as on an SBC.  A call crossing sides carries two Record-Routes.
 Kamailio does not touch media: RTP flows between the PBX and the phones.
-What changes while a test runs (PSTN phone, PBX address, failure) lives in
+What changes while a test runs (PSTN phone, PBX address, failures) lives in
 a Kamailio htable, set over its JSON-RPC datagram socket and written into
 the config too, so that it survives a restart.  Kamailio logs (its own lines
 and one per routing decision) to ``kamailio.log`` beside its config:
@@ -139,7 +140,7 @@ class Carrier:
     max_expires: int
     pstn_target: str | None = None
     pbx_target: str | None = None
-    failure: tuple[int, str] | None = None
+    failures: dict[str, tuple[int, str]] = field(default_factory=dict)  # by method
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     log_path: Path = field(init=False)
@@ -212,13 +213,23 @@ class Carrier:
     def fail_outbound(self, status: int | None, reason: str = "Service Unavailable") -> None:
         """Answer every INVITE from the PBX with ``status`` (after authenticating
         it); :data:`NEVER_ANSWER` drops them; ``None`` forwards them again."""
-        self.failure = (status, reason) if status is not None else None
+        self._fail("INVITE", status, reason)
+
+    def fail_registrations(self, status: int | None,
+                           reason: str = "Service Unavailable") -> None:
+        """Answer every REGISTER with ``status`` before any challenge (an SBC
+        shedding load); :data:`NEVER_ANSWER` drops them; ``None`` registers again."""
+        self._fail("REGISTER", status, reason)
+
+    def _fail(self, method: str, status: int | None, reason: str) -> None:
         if status is None:
-            self._rpc("htable.delete", "routing", "failure")
-            self._rpc("htable.delete", "routing", "failure_reason")
+            self.failures.pop(method, None)
+            self._rpc("htable.delete", "routing", f"fail:{method}")
+            self._rpc("htable.delete", "routing", f"reason:{method}")
         else:
-            self._rpc("htable.sets", "routing", "failure_reason", reason)
-            self._rpc("htable.seti", "routing", "failure", status)
+            self.failures[method] = (status, reason)
+            self._rpc("htable.sets", "routing", f"reason:{method}", reason)
+            self._rpc("htable.seti", "routing", f"fail:{method}", status)
 
     def contacts(self) -> list[Contact]:
         """The trunk account's registered contacts now (none: not registered)."""
@@ -258,9 +269,9 @@ class Carrier:
             init.append(f'\t$sht(routing=>pstn) = "{self.pstn_target}";')
         if self.pbx_target:
             init.append(f'\t$sht(routing=>pbx) = "{self.pbx_target}";')
-        if self.failure:
-            init.append(f'\t$sht(routing=>failure_reason) = "{self.failure[1]}";')
-            init.append(f"\t$sht(routing=>failure) = {self.failure[0]};")
+        for method, (status, reason) in self.failures.items():
+            init.append(f'\t$sht(routing=>reason:{method}) = "{reason}";')
+            init.append(f"\t$sht(routing=>fail:{method}) = {status};")
         defines = [{"challenge": "OUTBOUND_AUTH_CHALLENGE", "ip": "OUTBOUND_AUTH_IP",
                     "none": ""}[self.outbound_auth],
                    "DID_IN_TO" if self.did_in == "to" else "",

@@ -182,11 +182,18 @@ def test_an_ip_trunk_is_trusted_by_source_address(tmp_path: Path) -> None:
 
 
 def test_failure_modes_answer_503_or_nothing(carrier: Carrier, tmp_path: Path) -> None:
+    with SipClient(carrier.host, carrier.port) as pbx:
+        carrier.fail_registrations(503)
+        refused = pbx.register(carrier.username, carrier.password)
+        assert refused is not None and refused.status == 503  # before any challenge
+        carrier.fail_registrations(None)
+        registered = pbx.register(carrier.username, carrier.password)
+        assert registered is not None and registered.status == 200
     trunk = (carrier.username, carrier.password)
     carrier.fail_outbound(503)
-    refused = tmp_path / "call_refused_503.xml"
-    refused.write_text((SCENARIOS / "call_refused.xml.in").read_text().replace("STATUS", "503"))
-    call = run_sipp(str(refused), carrier.trunk, [(OFFICE, carrier.password, CUSTOMER,
+    scenario = tmp_path / "call_refused_503.xml"
+    scenario.write_text((SCENARIOS / "call_refused.xml.in").read_text().replace("STATUS", "503"))
+    call = run_sipp(str(scenario), carrier.trunk, [(OFFICE, carrier.password, CUSTOMER,
                                                    carrier.username)],  # type: ignore[list-item]
                     tmp=tmp_path)
     assert call.returncode == 0, call.output[-2000:] + carrier.log()  # 407, then 503
