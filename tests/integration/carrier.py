@@ -417,7 +417,7 @@ class PstnPhone:
                 invites.append(request)
         return invites
 
-    def hang_up_line(self, timeout: float = 15.0) -> SippResult:
+    def stop(self, timeout: float = 15.0) -> SippResult:
         """Stop taking calls and return its counts; ``echoed`` tells the RTP
         packets it echoed.  SIGUSR2 makes sipp write its screen with the RTP
         counts (its final screen lacks them), SIGUSR1 ends it once its calls have."""
@@ -438,8 +438,8 @@ class PstnPhone:
 
     @property
     def echoed(self) -> int:
-        """RTP packets it echoed while it ran (read once it stopped: :meth:`hang_up_line`)."""
-        text = self.hang_up_line().output
+        """RTP packets it echoed while it ran (read once it stopped: :meth:`stop`)."""
+        text = self.stop().output
         for line in text.splitlines():
             if "Total echo RTP pckts 1st stream" in line:
                 return int(line.split()[0])
@@ -463,7 +463,7 @@ def pstn_phone(tmp: Path, *, echo: bool = True, host: str = "127.0.0.1") -> Iter
     try:
         yield phone
     finally:
-        phone.hang_up_line()
+        phone.stop()
 
 
 def customer_scenario(tmp: Path, *, audio: bool = True, digits: str = "",

@@ -86,7 +86,7 @@ def test_a_customer_call_to_the_did_reaches_the_registered_trunk(
         register(carrier, pbx)
         call = customer_call(tmp_path, carrier, DID, caller=CUSTOMER, hold_ms=1500)
         assert call.returncode == 0 and call.successful == 1, call.output[-2000:] + carrier.log()
-        assert pbx.hang_up_line().successful == 1
+        assert pbx.stop().successful == 1
     [received] = pbx.invites()
     assert received.uri.user == DID and received.uri.port == pbx.port
     assert received.from_addr.uri.user == CUSTOMER
@@ -161,7 +161,7 @@ def test_a_call_from_the_trunk_is_challenged_then_reaches_the_pstn_phone(
                         [(OFFICE, carrier.password, CUSTOMER, carrier.username)],  # type: ignore[list-item]
                         tmp=tmp_path, extra=["-d", "1500", "-mp", str(free_ports(4))])
         assert call.returncode == 0, call.output[-2000:] + carrier.log()  # 407, then 200
-        assert phone.hang_up_line().successful == 1
+        assert phone.stop().successful == 1
     [received] = phone.invites()
     assert received.uri.user == CUSTOMER and received.from_addr.uri.user == OFFICE
     assert received.headers.get("Proxy-Authorization") is None  # the carrier consumed it
@@ -178,7 +178,7 @@ def test_an_ip_trunk_is_trusted_by_source_address(tmp_path: Path) -> None:
         scenario = customer_scenario(tmp_path, audio=False, hold_ms=200)  # no credentials
         call = run_sipp(str(scenario), carrier.trunk, [(OFFICE, "", CUSTOMER)], tmp=tmp_path)
         assert call.returncode == 0, call.output[-2000:] + carrier.log()
-        assert phone.hang_up_line().successful == 1
+        assert phone.stop().successful == 1
 
 
 def test_failure_modes_answer_503_or_nothing(carrier: Carrier, tmp_path: Path) -> None:
