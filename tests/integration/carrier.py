@@ -28,15 +28,17 @@ live side by side), on two free loopback ports, each UDP and TCP:
   (``lookup("location")``, 480 when the trunk is not registered) or, once
   :meth:`Carrier.route_inbound_to` names the PBX's address (an IP trunk does
   not register), there.  The DID is delivered in the Request-URI or in To
-  (``did_in``: carriers differ), written as ``number_format`` says:
-  ``"e164"`` ``+4681234567``, ``"digits"`` ``4681234567`` or ``"national"``
-  ``081234567`` (``country_code`` says which numbers are national).  Any
+  (``did_from``, as the PBX's trunk key: carriers differ), written as
+  ``number_format`` says (the trunk key's values): ``"e164"`` ``+4681234567``,
+  ``"e164-noplus"`` ``4681234567`` or ``"national"`` ``081234567``
+  (``country_code``, a calling code, says which numbers are national).  Any
   other number gets 404.  With ``assert_identity`` the carrier adds a
   P-Asserted-Identity (RFC 3325) with the caller's From user.
 
-The two sides have two ports because on loopback every peer has the same
-address: the port a request arrives on tells an access interface from a
-core one, as on an SBC.  A call crossing sides carries two Record-Routes.
+The carrier listens on 127.0.0.2 (``host``): the PBX knows a carrier's
+requests by their source address, which must not be the phones' 127.0.0.1.
+The two sides have two ports of that one address: the port a request
+arrives on tells the access interface from the core one, as on an SBC.  A call crossing sides carries two Record-Routes.
 Kamailio does not touch media: RTP flows between the PBX and the phones.
 What changes while a test runs (PSTN phone, PBX address, failures) lives in
 a Kamailio htable, set over its JSON-RPC datagram socket and written into
@@ -86,8 +88,8 @@ from tests.integration.peers import SCENARIOS, SippResult, free_ports, run_sipp,
 
 CONFIG_TEMPLATE = Path(__file__).parent / "carrier.cfg.in"
 SIPP_MEDIA = Path("/usr/share/sip-tester")
-DidIn = Literal["ruri", "to"]
-NumberFormat = Literal["e164", "digits", "national"]
+DidFrom = Literal["ruri", "to"]
+NumberFormat = Literal["e164", "e164-noplus", "national"]
 OutboundAuth = Literal["challenge", "ip", "none"]
 NEVER_ANSWER = 0  # fail_outbound(NEVER_ANSWER): the carrier drops the PBX's INVITEs
 
@@ -131,7 +133,7 @@ class Carrier:
     password: str
     realm: str
     dids: tuple[str, ...]
-    did_in: DidIn
+    did_from: DidFrom
     number_format: NumberFormat
     country_code: str
     outbound_auth: OutboundAuth
@@ -274,7 +276,7 @@ class Carrier:
             init.append(f"\t$sht(routing=>fail:{method}) = {status};")
         defines = [{"challenge": "OUTBOUND_AUTH_CHALLENGE", "ip": "OUTBOUND_AUTH_IP",
                     "none": ""}[self.outbound_auth],
-                   "DID_IN_TO" if self.did_in == "to" else "",
+                   "DID_IN_TO" if self.did_from == "to" else "",
                    "ASSERT_IDENTITY" if self.assert_identity else ""]
         trusted = []
         for source in self.trusted:
@@ -309,12 +311,15 @@ class Carrier:
 @contextmanager
 def kamailio_carrier(
     tmp: Path, *, username: str = "pbx-trunk", password: str = "trunk-secret",
-    realm: str = "carrier.test", dids: Sequence[str] = ("+4681234567",), did_in: DidIn = "ruri",
-    number_format: NumberFormat = "e164", country_code: str = "46",
+    realm: str = "carrier.test", dids: Sequence[str] = ("+4681234567",),
+    did_from: DidFrom = "ruri", number_format: NumberFormat = "e164", country_code: str = "46",
     outbound_auth: OutboundAuth = "challenge", trusted: Sequence[str] = ("127.0.0.1",),
-    assert_identity: bool = False, max_expires: int = 3600, host: str = "127.0.0.1",
+    assert_identity: bool = False, max_expires: int = 3600, host: str = "127.0.0.2",
 ) -> Iterator[Carrier]:
-    """Kamailio as a carrier (see the module's docstring), stopped when the block ends."""
+    """Kamailio as a carrier (see the module's docstring), stopped when the block ends.
+
+    ``host`` is 127.0.0.2, not the PBX's and phones' 127.0.0.1: the PBX knows a
+    carrier by its address, so the carrier must not share it with the phones."""
     if shutil.which("kamailio") is None:
         raise RuntimeError("kamailio is not installed (apt-get install -y kamailio)")
     directory = Path(tempfile.mkdtemp(prefix="carrier-", dir=tmp))  # two carriers, two directories
@@ -324,7 +329,7 @@ def kamailio_carrier(
             carrier = Carrier(
                 directory, Path(runtime), SipSide(host, free_ports(1, host)),
                 SipSide(host, free_ports(1, host)), username, password, realm, tuple(dids),
-                did_in, number_format, country_code, outbound_auth, tuple(trusted),
+                did_from, number_format, country_code, outbound_auth, tuple(trusted),
                 assert_identity, max_expires)
             try:
                 carrier.start()

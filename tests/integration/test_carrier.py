@@ -18,8 +18,8 @@ import pytest
 
 from tests.integration.audio import RtpPhone
 from tests.integration.carrier import (
-    NEVER_ANSWER, Carrier, PstnPhone, customer_call, customer_scenario, kamailio_carrier,
-    pstn_phone,
+    NEVER_ANSWER, Carrier, DidFrom, NumberFormat, PstnPhone, customer_call, customer_scenario,
+    kamailio_carrier, pstn_phone,
 )
 from tests.integration.peers import SCENARIOS, SippResult, free_ports, run_sipp
 from tests.integration.sipclient import SipClient
@@ -33,6 +33,7 @@ pytestmark = [
 DID = "+4681234567"
 CUSTOMER = "+46701234567"
 OFFICE = "+4687654321"  # the PBX's outward Caller ID
+PBX = "127.0.0.1"  # where the PBX runs in the trunk tests: the carrier is on 127.0.0.2
 
 
 @pytest.fixture
@@ -43,9 +44,10 @@ def carrier(tmp_path: Path) -> Iterator[Carrier]:
 
 def register(carrier: Carrier, phone: PstnPhone) -> None:
     """The trunk account registers ``phone`` as its contact (a PBX stand-in)."""
-    with SipClient(carrier.host, carrier.port) as client:
+    contact = f"<sip:{carrier.username}@{phone.host}:{phone.port}>"
+    with SipClient(carrier.host, carrier.port, source=PBX) as client:
         response = client.register(carrier.username, carrier.password, expires=120,
-                                    contacts=[f"<sip:{carrier.username}@{phone.host}:{phone.port}>"])
+                                   contacts=[contact])
     assert response is not None and response.status == 200, carrier.log()[-2000:]
 
 
@@ -70,7 +72,7 @@ def test_the_trunk_account_registers_with_digest_auth(
                       transport=transport, tmp=tmp_path)
     assert result.returncode == 0 and result.successful == 1, result.output[-2000:]  # 401, 200
     [contact] = carrier.contacts()
-    assert contact.uri.startswith(f"sip:{carrier.username}@127.0.0.1:")
+    assert contact.uri.startswith(f"sip:{carrier.username}@{carrier.host}:")
     assert 100 < contact.expires <= 120 and contact.user_agent == "sipp"
     proto = {"u1": "udp", "t1": "tcp"}[transport]
     assert contact.socket == f"{proto}:{carrier.host}:{carrier.port}"
@@ -97,7 +99,7 @@ def test_a_customer_call_to_the_did_reaches_the_registered_trunk(
 
 def test_the_customer_plays_audio_then_keys_digits(carrier: Carrier, tmp_path: Path) -> None:
     """What an IVR hears: PCMA from g711a.pcap, then RFC 4733 events of the digits keyed."""
-    with SipClient(carrier.host, carrier.port) as pbx, RtpPhone() as media:
+    with SipClient(carrier.host, carrier.port, source=PBX) as pbx, RtpPhone() as media:
         response = pbx.register(carrier.username, carrier.password, expires=120)
         assert response is not None and response.status == 200
         calls: list[SippResult] = []
@@ -127,20 +129,20 @@ def test_the_customer_plays_audio_then_keys_digits(carrier: Carrier, tmp_path: P
     assert events.index(11) > events.index(2)
 
 
-@pytest.mark.parametrize(("did_in", "number_format", "delivered"), [
-    ("ruri", "digits", "4681234567"),
+@pytest.mark.parametrize(("did_from", "number_format", "delivered"), [
+    ("ruri", "e164-noplus", "4681234567"),
     ("to", "national", "081234567"),
 ])
 def test_the_did_as_the_carrier_delivers_it(
-    tmp_path: Path, did_in: str, number_format: str, delivered: str,
+    tmp_path: Path, did_from: DidFrom, number_format: NumberFormat, delivered: str,
 ) -> None:
-    with kamailio_carrier(tmp_path, did_in=did_in, number_format=number_format,  # type: ignore[arg-type]
+    with kamailio_carrier(tmp_path, did_from=did_from, number_format=number_format,
                           assert_identity=True) as carrier, pstn_phone(tmp_path) as pbx:
         register(carrier, pbx)
         call = customer_call(tmp_path, carrier, DID.removeprefix("+"), audio=False, hold_ms=200)
         assert call.returncode == 0, call.output[-2000:] + carrier.log()
     [received] = pbx.invites()
-    user = received.uri.user if did_in == "ruri" else received.to_addr.uri.user
+    user = received.uri.user if did_from == "ruri" else received.to_addr.uri.user
     assert user == delivered
     assert CUSTOMER in (received.headers.get("P-Asserted-Identity") or "")
 
@@ -158,7 +160,7 @@ def test_a_call_from_the_trunk_is_challenged_then_reaches_the_pstn_phone(
     with pstn_phone(tmp_path) as phone:
         carrier.route_outbound_to(phone.host, phone.port)
         call = run_sipp("call_uac.xml", carrier.trunk,
-                        [(OFFICE, carrier.password, CUSTOMER, carrier.username)],  # type: ignore[list-item]
+                        [(OFFICE, carrier.password, CUSTOMER, carrier.username)],
                         tmp=tmp_path, extra=["-d", "1500", "-mp", str(free_ports(4))])
         assert call.returncode == 0, call.output[-2000:] + carrier.log()  # 407, then 200
         assert phone.stop().successful == 1
@@ -170,19 +172,20 @@ def test_a_call_from_the_trunk_is_challenged_then_reaches_the_pstn_phone(
 
 
 def test_an_ip_trunk_is_trusted_by_source_address(tmp_path: Path) -> None:
-    with kamailio_carrier(tmp_path, outbound_auth="ip", trusted=["127.0.0.1"]) as carrier, \
-            pstn_phone(tmp_path) as phone:
-        carrier.route_outbound_to(phone.host, phone.port)
-        with SipClient(carrier.host, carrier.port, source="127.0.0.2") as stranger:
+    with kamailio_carrier(tmp_path, outbound_auth="ip", trusted=[PBX]) as carrier, \
+            SipClient(carrier.host, carrier.pstn_port) as phone:
+        carrier.route_outbound_to(phone.local_host, phone.local_port)
+        with SipClient(carrier.host, carrier.port, source=PBX) as pbx:
+            rang, final = pbx.call(OFFICE, "", CUSTOMER, phone, status=486)  # no credentials
+        assert rang is not None and rang.uri.user == CUSTOMER, carrier.log()[-2000:]
+        assert final is not None and final.status == 486  # the phone's answer, not a 407
+        with SipClient(carrier.host, carrier.port, source="127.0.0.3") as stranger:
             assert invite(stranger, CUSTOMER) == 403
-        scenario = customer_scenario(tmp_path, audio=False, hold_ms=200)  # no credentials
-        call = run_sipp(str(scenario), carrier.trunk, [(OFFICE, "", CUSTOMER)], tmp=tmp_path)
-        assert call.returncode == 0, call.output[-2000:] + carrier.log()
-        assert phone.stop().successful == 1
+        assert phone.receive_request(0.5, "INVITE") is None
 
 
 def test_failure_modes_answer_503_or_nothing(carrier: Carrier, tmp_path: Path) -> None:
-    with SipClient(carrier.host, carrier.port) as pbx:
+    with SipClient(carrier.host, carrier.port, source=PBX) as pbx:
         carrier.fail_registrations(503)
         refused = pbx.register(carrier.username, carrier.password)
         assert refused is not None and refused.status == 503  # before any challenge
@@ -193,15 +196,14 @@ def test_failure_modes_answer_503_or_nothing(carrier: Carrier, tmp_path: Path) -
     carrier.fail_outbound(503)
     scenario = tmp_path / "call_refused_503.xml"
     scenario.write_text((SCENARIOS / "call_refused.xml.in").read_text().replace("STATUS", "503"))
-    call = run_sipp(str(scenario), carrier.trunk, [(OFFICE, carrier.password, CUSTOMER,
-                                                   carrier.username)],  # type: ignore[list-item]
-                    tmp=tmp_path)
+    call = run_sipp(str(scenario), carrier.trunk,
+                    [(OFFICE, carrier.password, CUSTOMER, carrier.username)], tmp=tmp_path)
     assert call.returncode == 0, call.output[-2000:] + carrier.log()  # 407, then 503
     carrier.fail_outbound(NEVER_ANSWER)
-    with SipClient(carrier.host, carrier.port) as pbx:
+    with SipClient(carrier.host, carrier.port, source=PBX) as pbx:
         assert invite(pbx, CUSTOMER, trunk) is None
     carrier.fail_outbound(None)
-    with SipClient(carrier.host, carrier.port) as pbx:
+    with SipClient(carrier.host, carrier.port, source=PBX) as pbx:
         assert invite(pbx, CUSTOMER, trunk) == 480  # forwarded again: no PSTN phone set
 
 
