@@ -12,8 +12,8 @@ from pydantic import BaseModel
 
 from admin_api import (
     audit, auth, callpolicy, calls, conferences, devices, events, extensions, ivrs, licenses,
-    media, numbers, organisations, outbound, profiles, provision, recordings, ringgroups,
-    schedules, services, timeconditions, users, voicemail,
+    mailboxes, media, numbers, organisations, outbound, profiles, provision, recordings,
+    ringgroups, schedules, services, shared_mailboxes, timeconditions, trunks, users, voicemail,
 )
 from admin_api.users import bootstrap_admin
 from pbx.server import SipServer
@@ -61,7 +61,7 @@ def create_app(sip: SipServer) -> FastAPI:
     app.mount("/admin", StaticFiles(directory=Path(__file__).parent / "web", html=True), name="admin")
     for module in (auth, organisations, users, extensions, devices, provision, licenses,
                    services, ringgroups, numbers, calls, recordings, audit, conferences, events,
-                   profiles, voicemail, media, schedules, timeconditions, ivrs, outbound,
-                   callpolicy):
+                   profiles, voicemail, mailboxes, shared_mailboxes, media, schedules,
+                   timeconditions, ivrs, trunks, outbound, callpolicy):
         app.include_router(module.router)
     return app

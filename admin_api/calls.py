@@ -54,6 +54,7 @@ class CdrOut(BaseModel):
     billsec: float
     direction: str
     hangup_by: str = ""
+    trunk: str = Field("", description="the trunk it came in or went out by")
     path: list[str] = Field(default_factory=list, description="what happened, in order: "
                             "dial:1002, ring:1002x2, 486:1002, user-busy:voicemail, answer:1002 …")
 

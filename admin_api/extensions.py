@@ -16,7 +16,7 @@ from admin_api.numbers import check_caller_id
 from admin_api.profiles import forget_extension
 from admin_api.security import new_sip_secret
 from admin_api.services import referrers, refuse_taken
-from pbx.models import ApiUser, Extension, RingGroup
+from pbx.models import ApiUser, Extension, RingGroup, SharedMailbox
 
 router = APIRouter(prefix="/api", tags=["extensions"])
 
@@ -39,6 +39,8 @@ class ExtensionPatch(BaseModel):
                                    "mailbox (unless a forward says otherwise)")
     caller_id_number: str | None = Field(default=None, pattern=TARGET,
                                          description="a number of the organisation; empty: none")
+    mwi_unsolicited: bool | None = Field(default=None, description="message-waiting NOTIFYs "
+                                         "to its phones without a SUBSCRIBE (RFC 3842 §3.3)")
 
 
 class ExtensionOut(BaseModel):
@@ -53,6 +55,7 @@ class ExtensionOut(BaseModel):
     record: bool
     voicemail: bool
     caller_id_number: str
+    mwi_unsolicited: bool
 
 
 class ExtensionCreated(ExtensionOut):
@@ -118,9 +121,9 @@ def update_extension(number: str, body: ExtensionPatch, user: User, db: Db, sip:
 @router.delete("/extensions/{number}", status_code=204,
                responses={**NOT_FOUND, 409: {"description": "a number, forward or fallback leads to it"}})
 def delete_extension(number: str, user: User, db: Db, sip: Sip) -> Response:
-    """Remove an extension: its devices go, it leaves its ring groups and its
-    user keeps their login without it; refused (409) while a number, a
-    forward or a fallback still leads to it."""
+    """Remove an extension: its devices go, it leaves its ring groups and shared
+    mailboxes and its user keeps their login without it; refused (409) while a
+    number, a forward or a fallback still leads to it."""
     require(user, "admin")
     ext = own_extension(db, user, number)
     pointing = [r for r in referrers(db, user.organisation_id, number) if r != f"extension {number}"]
@@ -128,7 +131,9 @@ def delete_extension(number: str, user: User, db: Db, sip: Sip) -> Response:
         raise HTTPException(409, f"extension {number} is in use by {', '.join(pointing)}")
     audit(db, user, "extension.delete", number, shown(ext).model_dump(), None)
     drop_devices_of(db, user.organisation_id, number)
-    for group in db.exec(select(RingGroup).where(RingGroup.organisation_id == user.organisation_id)):
+    org = user.organisation_id
+    for group in [*db.exec(select(RingGroup).where(RingGroup.organisation_id == org)),
+                  *db.exec(select(SharedMailbox).where(SharedMailbox.organisation_id == org))]:
         members = [m for m in group.members.split(",") if m]
         if number in members:
             group.members = ",".join(m for m in members if m != number)

@@ -1,20 +1,22 @@
 """Passwords, tokens and the login rate limit of the admin API.
 
-Passwords are stored as scrypt hashes with a per-user salt; API tokens are
-random and stored as SHA-256 only, so a stolen database yields neither.
+Passwords are stored as scrypt hashes with a per-user salt (:mod:`pbx.passwords`,
+shared with mailbox PINs); API tokens are random and stored as SHA-256 only,
+so a stolen database yields neither.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import secrets
 import time
 from collections import defaultdict, deque
 
-SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+from pbx.passwords import check_password, hash_password
 
+__all__ = ["LoginLimiter", "check_password", "hash_password", "new_sip_secret", "new_token",
+           "token_hash", "weak_password_reason"]
 
 
 def weak_password_reason(password: str) -> str | None:
@@ -24,21 +26,6 @@ def weak_password_reason(password: str) -> str | None:
     if not re.search(r"[A-Za-z]", password) or not re.search(r"\d", password):
         return "letters and digits"
     return None
-
-
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, **SCRYPT)
-    return f"scrypt${salt.hex()}${digest.hex()}"
-
-
-def check_password(password: str, stored: str) -> bool:
-    try:
-        _, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    candidate = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), **SCRYPT)
-    return hmac.compare_digest(candidate.hex(), digest)
 
 
 def new_token() -> tuple[str, str]:

@@ -1,6 +1,6 @@
 """Switchboard services and the plan that counts them (Telavox model).
 
-Ring groups, conference rooms and IVRs today; queues and shared voicemail
+Ring groups, conference rooms, IVRs and shared mailboxes today; queues
 later.  Each kind is one line of ``SERVICE_KINDS`` (its table has
 ``organisation_id``, ``number`` and ``name``): the listing, the plan count and
 the check that a number is free all read that table.  An organisation's plan
@@ -22,7 +22,7 @@ from ivr.check import where
 from ivr.tree import IvrTree
 from pbx.models import (
     PLANS, ApiUser, ConferenceRoom, Extension, Ivr, Number, Organisation, OutboundRoute, Profile,
-    RingGroup, TimeCondition,
+    RingGroup, SharedMailbox, TimeCondition,
 )
 from pbx.router import MAILBOX_PREFIX, PICKUP_ANY, PICKUP_PREFIX
 from pbx.server import SipServer
@@ -42,6 +42,7 @@ SERVICE_KINDS: dict[str, Numbered] = {
     "ringgroup": Numbered(RingGroup, "ring group"),
     "conference": Numbered(ConferenceRoom, "conference room"),
     "ivr": Numbered(Ivr, "IVR"),
+    "sharedmailbox": Numbered(SharedMailbox, "shared mailbox"),
 }
 # Everything a number of the organisation can be; the plan counts only the services.
 NUMBERED: dict[str, Numbered] = {
@@ -113,11 +114,12 @@ def kind_of(db: Session, organisation_id: int, number: str) -> str | None:
 
 def refuse_taken(db: Session, sip: SipServer, organisation_id: int, number: str) -> None:
     """One number, one meaning: a number in use by anything of the organisation,
-    or one the dial plan keeps (the voicemail menu, pickup codes), is a 409."""
+    or one the dial plan keeps (the voicemail menus, pickup codes), is a 409."""
     general = sip.config.general
-    if number == general.voicemail_number or number.startswith((PICKUP_ANY, PICKUP_PREFIX)):
+    menus = {general.voicemail_number, general.voicemail_main} - {""}
+    if number in menus or number.startswith((PICKUP_ANY, PICKUP_PREFIX)):
         raise HTTPException(409, f"number {number} is reserved by the dial plan "
-                                 f"(voicemail {general.voicemail_number}, pickup "
+                                 f"(voicemail {' and '.join(sorted(menus))}, pickup "
                                  f"{PICKUP_ANY} and {PICKUP_PREFIX}…)")
     kind = kind_of(db, organisation_id, number)
     if kind is not None:

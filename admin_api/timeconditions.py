@@ -18,7 +18,7 @@ from admin_api.deps import ERRORS, NOT_FOUND, NUMBER, Db, Offset, Page, Sip, Use
 from admin_api.services import IN_USE, delete_row, kind_of, own_row, refuse_taken, save_row
 from ivr.schedule import Schedule
 from pbx.config import DIAL_TARGET, SCHEDULE_NAME
-from pbx.models import ApiUser, Extension, Number, SwitchboardSchedule, TimeCondition
+from pbx.models import ApiUser, Number, SwitchboardSchedule, TimeCondition
 from pbx.router import MAILBOX_PREFIX
 
 router = APIRouter(prefix="/api", tags=["time conditions"])
@@ -86,9 +86,8 @@ def _check(db: Session, user: ApiUser, number: str, fields: dict[str, str]) -> N
             continue
         mailbox = target.removeprefix(MAILBOX_PREFIX)
         if mailbox != target:
-            if db.exec(select(Extension).where(Extension.organisation_id == org,
-                                               Extension.number == mailbox)).first() is None:
-                raise _invalid(field, f"no extension {mailbox} for voicemail")
+            if kind_of(db, org, mailbox) not in ("extension", "sharedmailbox"):
+                raise _invalid(field, f"no extension {mailbox} (nor shared mailbox) for voicemail")
             continue
         if target != number and kind_of(db, org, target) is None:
             raise _invalid(field, f"no extension, service or number {target}")

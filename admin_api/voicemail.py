@@ -1,8 +1,9 @@
 """Voicemail messages: listing, listening (the WAV), marking heard, deleting.
 
-Agents and users see their own mailbox (that of the extension on their
-login); admins and supervisors see every mailbox of the organisation.  Only
-admins and the mailbox's owner change or delete a message.
+Agents and users see their own mailboxes: that of the extension on their
+login and the shared mailboxes it is member of; admins and supervisors see
+every mailbox of the organisation.  Only admins and the mailbox's owners
+(a shared mailbox's members) change or delete a message.
 """
 
 import logging
@@ -16,8 +17,8 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, col, func, select
 
 from admin_api.deps import ERRORS, NOT_FOUND, NUMBER, Db, Offset, Page, RowId, Sip, User, audit
-from pbx.models import ApiUser, Extension, Voicemail
-from pbx.voicemail import discard_message, mailbox_of, mark_heard
+from pbx.models import ApiUser, Extension, SharedMailbox, Voicemail
+from pbx.voicemail import discard_message, lamp_mailboxes, mark_heard
 
 log = logging.getLogger("admin_api")
 router = APIRouter(prefix="/api", tags=["voicemail"])
@@ -31,6 +32,8 @@ class MessageOut(BaseModel):
     duration: float = Field(description="seconds")
     created_at: datetime
     heard: bool
+    callback_number: str = Field(description="a caller's call-back request: the number keyed "
+                                             "in (the WAV says it); empty for a message")
 
 
 class MessagePage(Page):
@@ -41,20 +44,26 @@ class MessagePatch(BaseModel):
     heard: bool
 
 
-def own_mailbox(db: Session, user: ApiUser) -> str | None:
-    """The mailbox of the extension on the user's login, if there is one."""
+def own_mailboxes(db: Session, user: ApiUser) -> tuple[str, ...]:
+    """The mailboxes of the extension on the user's login: its own, then the
+    shared ones it is member of (none without an extension)."""
     if not user.extension:
-        return None
+        return ()
     ext = db.exec(select(Extension).where(Extension.organisation_id == user.organisation_id,
                                           Extension.number == user.extension)).first()
-    return mailbox_of(ext) if ext is not None else None
+    if ext is None:
+        return ()
+    shared = db.exec(select(SharedMailbox).where(
+        SharedMailbox.organisation_id == user.organisation_id)).all()
+    return lamp_mailboxes({box.number: box for box in shared}, ext)
 
 
 def shown(message: Voicemail) -> MessageOut:
     assert message.id is not None
     return MessageOut(id=message.id, mailbox=message.mailbox, caller=message.caller,
                       duration=message.duration, heard=message.heard,
-                      created_at=datetime.fromtimestamp(message.created_at, timezone.utc))
+                      created_at=datetime.fromtimestamp(message.created_at, timezone.utc),
+                      callback_number=message.callback_number)
 
 
 def message_for(db: Session, user: ApiUser, message_id: int, *, change: bool) -> Voicemail:
@@ -64,7 +73,7 @@ def message_for(db: Session, user: ApiUser, message_id: int, *, change: bool) ->
     if message is None or message.organisation_id != user.organisation_id:
         raise HTTPException(404, f"no voicemail message {message_id}")
     allowed = ("admin",) if change else EVERY_MAILBOX
-    if user.role not in allowed and message.mailbox != own_mailbox(db, user):
+    if user.role not in allowed and message.mailbox not in own_mailboxes(db, user):
         raise HTTPException(403, "this message is in another user's mailbox")
     return message
 
@@ -74,13 +83,14 @@ def list_messages(
     user: User, db: Db, limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Offset = 0,
     mailbox: Annotated[str | None, Query(pattern=NUMBER)] = None,
 ) -> MessagePage:
-    """The newest messages first: one's own mailbox, or every mailbox for admins
-    and supervisors (``mailbox`` narrows it down)."""
+    """The newest messages first: one's own mailboxes (a shared one's too), or
+    every mailbox for admins and supervisors (``mailbox`` narrows it down)."""
     scope = [col(Voicemail.organisation_id) == user.organisation_id]
     if user.role not in EVERY_MAILBOX:
-        mailbox = own_mailbox(db, user)
-        if mailbox is None:
-            return MessagePage(total=0, limit=limit, offset=offset, items=[])
+        mine = own_mailboxes(db, user)
+        if mailbox is not None and mailbox not in mine:
+            raise HTTPException(403, f"mailbox {mailbox} is another user's")
+        scope.append(col(Voicemail.mailbox).in_(mine))
     if mailbox is not None:
         scope.append(col(Voicemail.mailbox) == mailbox)
     total = db.exec(select(func.count()).select_from(Voicemail).where(*scope)).one()

@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.integration.carrier import start_kamailio, stop_group  # noqa: E402
 from tests.integration.peers import SCENARIOS, free_ports, running_pbx  # noqa: E402
 
 REALM = "pbx.test"
@@ -118,19 +117,14 @@ def running_kamailio(tmp: Path, users: dict[str, str], children: int) -> Iterato
     host, port = "127.0.0.1", free_ports(1)
     config = tmp / "kamailio.cfg"
     config.write_text(_kamailio_config(host, port, users))
-    log_path = tmp / "kamailio.log"
-    command = ["kamailio", "-f", str(config), "-DD", "-E", "-m", "128", "-M", "16",
-               "-n", str(children), "-Y", str(tmp)]
-    if shutil.which("taskset"):
-        command = ["taskset", "-c", SERVER_CORE, *command]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+    process = start_kamailio(
+        config, tmp / "kamailio.log", tmp, (host, port),
+        options=["-m", "128", "-M", "16", "-n", str(children)],
+        prefix=["taskset", "-c", SERVER_CORE] if shutil.which("taskset") else [])
     try:
-        _wait_for_sip(host, port, process, log_path)
         yield Server("kamailio", _kamailio_version(), host, port, process.pid)
     finally:
-        _stop_group(process)
+        stop_group(process)
 
 
 def measure(server: Server, users_csv: Path, rate: int, calls: int, transport: str,
@@ -273,42 +267,6 @@ request_route {{
     }}
 }}
 """
-
-
-def _wait_for_sip(host: str, port: int, process: subprocess.Popen[bytes], log: Path,
-                  timeout: float = 20.0) -> None:
-    """Return once an OPTIONS to ``host:port`` gets any answer (workers are up)."""
-    deadline = time.monotonic() + timeout
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((host, 0))
-        sock.settimeout(0.2)
-        probe = (f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
-                 f"Via: SIP/2.0/UDP {host}:{sock.getsockname()[1]};branch=z9hG4bK-probe\r\n"
-                 f"From: <sip:probe@{host}>;tag=1\r\nTo: <sip:{host}>\r\n"
-                 f"Call-ID: probe\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
-                 f"Content-Length: 0\r\n\r\n").encode()
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"kamailio exited early:\n{log.read_text(errors='replace')}")
-            sock.sendto(probe, (host, port))
-            try:
-                sock.recv(4096)
-                return
-            except TimeoutError:
-                continue
-    raise RuntimeError(f"kamailio did not answer:\n{log.read_text(errors='replace')}")
-
-
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the main process (it stops its workers), SIGKILL its group if it lingers."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)  # its own session: only its processes
-        process.wait()
 
 
 def _cpu_seconds(root: int) -> float:

@@ -31,6 +31,7 @@ class Targets:
     ring_groups: frozenset[str] = frozenset()
     rooms: frozenset[str] = frozenset()
     queues: frozenset[str] = frozenset()  # none until ACD queues exist: a queue option dangles
+    mailboxes: frozenset[str] = frozenset()  # shared ones, by number (voicemail: leads there too)
     schedules: frozenset[str] | None = None  # None: schedules are not known here, not checked
 
 
@@ -112,8 +113,8 @@ def _schedule(loc: Loc, name: str, targets: Targets) -> list[Problem]:
 
 def _target(loc: Loc, action: Action, tree: IvrTree,
             targets: Targets) -> list[Problem]:
-    """A dangling target: a menu, extension (voicemail is an extension's mailbox),
-    group, room, queue or schedule that does not exist."""
+    """A dangling target: a menu, extension (voicemail is an extension's or a
+    shared mailbox), group, room, queue or schedule that does not exist."""
     if isinstance(action, GotoMenu):
         return [] if action.menu in tree.menus else [Problem(loc, f"no menu {action.menu}")]
     if isinstance(action, TimeCondition):
@@ -122,7 +123,7 @@ def _target(loc: Loc, action: Action, tree: IvrTree,
         ToExtension: (targets.extensions, "no extension {}"),
         ToRingGroup: (targets.ring_groups, "no ring group {}"),
         ToConference: (targets.rooms, "no conference room {}"),
-        ToVoicemail: (targets.extensions, "no extension {} for voicemail"),
+        ToVoicemail: (targets.extensions | targets.mailboxes, "no extension {} for voicemail"),
         ToQueue: (targets.queues, "no queue {}"),
     }
     if type(action) in known:

@@ -26,11 +26,12 @@ class ScheduleHours:
 
 
 def targets(tenant: Tenant) -> Targets:
-    """The extensions (and so mailboxes), ring groups, rooms and schedules an IVR
-    may lead to."""
+    """The extensions (and so mailboxes), ring groups, rooms, schedules and
+    shared mailboxes an IVR may lead to."""
     return Targets(extensions=frozenset(tenant.extensions),
                    ring_groups=frozenset(tenant.ring_groups), rooms=frozenset(tenant.rooms),
-                   schedules=frozenset(tenant.schedules))
+                   schedules=frozenset(tenant.schedules),
+                   mailboxes=frozenset(tenant.mailboxes))
 
 
 def hours(tenant: Tenant) -> ScheduleHours:

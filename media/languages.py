@@ -69,6 +69,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "enter_callback_number": "Enter the number we should call you back on, then press "
                                  "the hash key.",
         "callback_number_saved": "Thank you. We will call you back as soon as we can.",
+        "callback_option": "Press 2 to leave a number we can call you back on.",
+        "call_back_on": "Please call back on",
         # voicemail: leaving a message
         "leave_message": "Please leave a message after the tone.",
         "the_person_at": "The person at extension",
@@ -89,8 +91,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "saved_messages": "saved messages",
         "more_than_twenty": "more than twenty",
         "no_messages": "You have no messages.",
-        "message_keys": "Press 7 to delete, 9 to save, 5 to repeat, or the hash key for the "
-                        "next message. Press 0 to hang up.",
+        "message_options": "Press 7 to delete, 9 to save, 5 to repeat, or the hash key for the "
+                           "next message.",
+        "mailbox_options_key": "Press 0 for your mailbox options.",
+        "shared_mailbox_key": "Press 2 for the shared mailbox",
         "message_deleted": "Message deleted.",
         "message_saved": "Message saved.",
         "no_more_messages": "No more messages.",
@@ -99,6 +103,10 @@ TEXTS: dict[str, dict[str, str]] = {
                          "change your PIN.",
         "record_after_tone": "Please speak after the tone, then press the hash key.",
         "greeting_saved": "Your greeting has been saved.",
+        "temporary_greeting_days": "Enter for how many days the temporary greeting should play, "
+                                   "then press the hash key.",
+        "confirm_new_pin": "Please enter your new PIN again, then press the hash key.",
+        "pin_rules": "A PIN has four to twelve digits.",
         "goodbye": "Goodbye.",
         # spoken diversion: "<name> is in a meeting until eleven o'clock on Monday"
         "has_status": "has the status",
@@ -129,6 +137,8 @@ TEXTS: dict[str, dict[str, str]] = {
                      "ledig, eller stanna kvar i luren för att lämna ett meddelande.",
         "enter_callback_number": "Ange numret vi ska ringa upp dig på och avsluta med fyrkant.",
         "callback_number_saved": "Tack. Vi ringer upp dig så snart vi kan.",
+        "callback_option": "Tryck 2 för att lämna ett nummer vi kan ringa upp dig på.",
+        "call_back_on": "Ring tillbaka på nummer",
         "leave_message": "Lämna ett meddelande efter tonen.",
         "the_person_at": "Personen på anknytning",
         "is_not_available": "är inte tillgänglig just nu.",
@@ -147,8 +157,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "saved_messages": "sparade meddelanden",
         "more_than_twenty": "fler än tjugo",
         "no_messages": "Du har inga meddelanden.",
-        "message_keys": "Tryck 7 för att radera, 9 för att spara, 5 för att lyssna igen, eller "
-                        "fyrkant för nästa meddelande. Tryck 0 för att lägga på.",
+        "message_options": "Tryck 7 för att radera, 9 för att spara, 5 för att lyssna igen, eller "
+                           "fyrkant för nästa meddelande.",
+        "mailbox_options_key": "Tryck 0 för inställningar för din röstbrevlåda.",
+        "shared_mailbox_key": "Tryck 2 för den gemensamma röstbrevlådan",
         "message_deleted": "Meddelandet är raderat.",
         "message_saved": "Meddelandet är sparat.",
         "no_more_messages": "Inga fler meddelanden.",
@@ -157,6 +169,10 @@ TEXTS: dict[str, dict[str, str]] = {
                          "eller 5 för att byta pinkod.",
         "record_after_tone": "Tala in efter tonen och tryck fyrkant när du är klar.",
         "greeting_saved": "Din hälsning är sparad.",
+        "temporary_greeting_days": "Ange hur många dagar den tillfälliga hälsningen ska spelas "
+                                   "och avsluta med fyrkant.",
+        "confirm_new_pin": "Ange din nya pinkod en gång till och avsluta med fyrkant.",
+        "pin_rules": "En pinkod har fyra till tolv siffror.",
         "goodbye": "Hej då.",
         "has_status": "har status",
         "in_a_meeting": "sitter i möte",
@@ -187,6 +203,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "enter_callback_number": "Indtast det nummer, vi skal ringe dig op på, og afslut med "
                                  "firkant.",
         "callback_number_saved": "Tak. Vi ringer dig op hurtigst muligt.",
+        "callback_option": "Tryk 2 for at efterlade et nummer, vi kan ringe dig op på.",
+        "call_back_on": "Ring venligst tilbage på nummer",
         "leave_message": "Indtal venligst en besked efter tonen.",
         "the_person_at": "Personen på lokalnummer",
         "is_not_available": "er ikke tilgængelig lige nu.",
@@ -205,8 +223,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "saved_messages": "gemte beskeder",
         "more_than_twenty": "flere end tyve",
         "no_messages": "Du har ingen beskeder.",
-        "message_keys": "Tryk 7 for at slette, 9 for at gemme, 5 for at høre beskeden igen, "
-                        "eller firkant for næste besked. Tryk 0 for at lægge på.",
+        "message_options": "Tryk 7 for at slette, 9 for at gemme, 5 for at høre beskeden igen, "
+                           "eller firkant for næste besked.",
+        "mailbox_options_key": "Tryk 0 for indstillinger for din postkasse.",
+        "shared_mailbox_key": "Tryk 2 for den fælles postkasse",
         "message_deleted": "Beskeden er slettet.",
         "message_saved": "Beskeden er gemt.",
         "no_more_messages": "Ikke flere beskeder.",
@@ -215,6 +235,10 @@ TEXTS: dict[str, dict[str, str]] = {
                          "din pinkode.",
         "record_after_tone": "Indtal efter tonen, og tryk firkant, når du er færdig.",
         "greeting_saved": "Din hilsen er gemt.",
+        "temporary_greeting_days": "Indtast hvor mange dage den midlertidige hilsen skal "
+                                   "afspilles, og afslut med firkant.",
+        "confirm_new_pin": "Indtast din nye pinkode igen, og afslut med firkant.",
+        "pin_rules": "En pinkode har fire til tolv cifre.",
         "goodbye": "Farvel.",
         "has_status": "har status",
         "in_a_meeting": "er til møde",
@@ -245,6 +269,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "enter_callback_number": "Tast inn nummeret vi skal ringe deg tilbake på, og avslutt "
                                  "med firkant.",
         "callback_number_saved": "Takk. Vi ringer deg tilbake så snart vi kan.",
+        "callback_option": "Trykk 2 for å legge igjen et nummer vi kan ringe deg tilbake på.",
+        "call_back_on": "Vennligst ring tilbake på nummer",
         "leave_message": "Legg igjen en beskjed etter tonen.",
         "the_person_at": "Personen på internnummer",
         "is_not_available": "er ikke tilgjengelig akkurat nå.",
@@ -263,8 +289,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "saved_messages": "lagrede beskjeder",
         "more_than_twenty": "flere enn tjue",
         "no_messages": "Du har ingen beskjeder.",
-        "message_keys": "Trykk 7 for å slette, 9 for å lagre, 5 for å høre beskjeden igjen, "
-                        "eller firkant for neste beskjed. Trykk 0 for å legge på.",
+        "message_options": "Trykk 7 for å slette, 9 for å lagre, 5 for å høre beskjeden igjen, "
+                           "eller firkant for neste beskjed.",
+        "mailbox_options_key": "Trykk 0 for innstillingene til postkassen din.",
+        "shared_mailbox_key": "Trykk 2 for den felles postkassen",
         "message_deleted": "Beskjeden er slettet.",
         "message_saved": "Beskjeden er lagret.",
         "no_more_messages": "Ingen flere beskjeder.",
@@ -273,6 +301,10 @@ TEXTS: dict[str, dict[str, str]] = {
                          "eller 5 for å endre PIN-koden.",
         "record_after_tone": "Snakk etter tonen, og trykk firkant når du er ferdig.",
         "greeting_saved": "Hilsenen din er lagret.",
+        "temporary_greeting_days": "Tast inn hvor mange dager den midlertidige hilsenen skal "
+                                   "spilles, og avslutt med firkant.",
+        "confirm_new_pin": "Tast inn den nye PIN-koden din én gang til, og avslutt med firkant.",
+        "pin_rules": "En PIN-kode har fire til tolv sifre.",
         "goodbye": "Ha det bra.",
         "has_status": "har status",
         "in_a_meeting": "er i møte",
@@ -303,6 +335,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "enter_callback_number": "Näppäile numero, johon soitamme sinulle takaisin, ja paina "
                                  "lopuksi risuaitaa.",
         "callback_number_saved": "Kiitos. Soitamme sinulle takaisin mahdollisimman pian.",
+        "callback_option": "Paina 2 jättääksesi numeron, johon voimme soittaa sinulle takaisin.",
+        "call_back_on": "Soita takaisin numeroon",
         "leave_message": "Jätä viesti äänimerkin jälkeen.",
         "the_person_at": "Alanumero",
         "is_not_available": "ei ole juuri nyt tavoitettavissa.",
@@ -321,8 +355,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "saved_messages": "tallennettua viestiä",
         "more_than_twenty": "yli kaksikymmentä",
         "no_messages": "Sinulla ei ole viestejä.",
-        "message_keys": "Paina 7 poistaaksesi, 9 tallentaaksesi, 5 kuunnellaksesi uudelleen, "
-                        "tai risuaitaa seuraavaan viestiin. Paina 0 lopettaaksesi puhelun.",
+        "message_options": "Paina 7 poistaaksesi, 9 tallentaaksesi, 5 kuunnellaksesi uudelleen, "
+                           "tai risuaitaa seuraavaan viestiin.",
+        "mailbox_options_key": "Paina 0 siirtyäksesi vastaajasi asetuksiin.",
+        "shared_mailbox_key": "Paina 2 siirtyäksesi yhteiseen vastaajaan",
         "message_deleted": "Viesti poistettu.",
         "message_saved": "Viesti tallennettu.",
         "no_more_messages": "Ei enempää viestejä.",
@@ -331,6 +367,10 @@ TEXTS: dict[str, dict[str, str]] = {
                          "vaihtaaksesi PIN-koodisi.",
         "record_after_tone": "Puhu äänimerkin jälkeen ja paina lopuksi risuaitaa.",
         "greeting_saved": "Tervehdyksesi on tallennettu.",
+        "temporary_greeting_days": "Näppäile, kuinka monta päivää tilapäinen tervehdys on "
+                                   "käytössä, ja paina lopuksi risuaitaa.",
+        "confirm_new_pin": "Näppäile uusi PIN-koodisi uudelleen ja paina lopuksi risuaitaa.",
+        "pin_rules": "PIN-koodissa on neljästä kahteentoista numeroa.",
         "goodbye": "Näkemiin.",
         "has_status": "on tilassa",
         "in_a_meeting": "on kokouksessa",
@@ -367,6 +407,8 @@ TEXTS: dict[str, dict[str, str]] = {
                                  "zurückrufen sollen, und drücken Sie anschließend die "
                                  "Rautetaste.",
         "callback_number_saved": "Vielen Dank. Wir rufen Sie so bald wie möglich zurück.",
+        "callback_option": "Drücken Sie die 2, um eine Rückrufnummer zu hinterlassen.",
+        "call_back_on": "Bitte rufen Sie zurück unter der Nummer",
         "leave_message": "Bitte hinterlassen Sie eine Nachricht nach dem Signalton.",
         "the_person_at": "Der Teilnehmer mit der Durchwahl",
         "is_not_available": "ist zurzeit nicht erreichbar.",
@@ -389,9 +431,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "saved_messages": "gespeicherte Nachrichten",
         "more_than_twenty": "mehr als zwanzig",
         "no_messages": "Sie haben keine Nachrichten.",
-        "message_keys": "Drücken Sie die 7 zum Löschen, die 9 zum Speichern, die 5 zum "
-                        "Wiederholen, oder die Rautetaste für die nächste Nachricht. Drücken "
-                        "Sie die 0 zum Auflegen.",
+        "message_options": "Drücken Sie die 7 zum Löschen, die 9 zum Speichern, die 5 zum "
+                           "Wiederholen, oder die Rautetaste für die nächste Nachricht.",
+        "mailbox_options_key": "Drücken Sie die 0 für die Einstellungen Ihrer Mailbox.",
+        "shared_mailbox_key": "Drücken Sie die 2 für die gemeinsame Mailbox",
         "message_deleted": "Nachricht gelöscht.",
         "message_saved": "Nachricht gespeichert.",
         "no_more_messages": "Keine weiteren Nachrichten.",
@@ -401,6 +444,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "record_after_tone": "Bitte sprechen Sie nach dem Signalton und drücken Sie danach "
                              "die Rautetaste.",
         "greeting_saved": "Ihre Ansage wurde gespeichert.",
+        "temporary_greeting_days": "Bitte geben Sie ein, wie viele Tage die vorübergehende Ansage "
+                                   "gelten soll, und drücken Sie anschließend die Rautetaste.",
+        "confirm_new_pin": "Bitte geben Sie Ihre neue PIN noch einmal ein und drücken Sie "
+                           "anschließend die Rautetaste.",
+        "pin_rules": "Eine PIN hat vier bis zwölf Ziffern.",
         "goodbye": "Auf Wiederhören.",
         "has_status": "hat den Status",
         "in_a_meeting": "ist in einer Besprechung",

@@ -2,7 +2,8 @@
 
 The file has a ``[general]`` section for the server and one section per
 extension (``[1001]``), ring group, conference room, number, schedule
-(opening hours), time condition, IVR and outbound route (``type = …``).  Everything is validated
+(opening hours), time condition, shared mailbox, IVR, trunk and outbound route
+(``type = …``).  Everything is validated
 at load time; an error names the file, the section and the key so an
 operator can fix it without reading code (STYLE.md habit 7).  Extensions and
 the rest of the file only *seed* the store: the store is the source of truth
@@ -16,9 +17,12 @@ import ipaddress
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
+    field_validator, model_validator,
+)
 
 from ivr.check import Targets, parse, problems
 from ivr.schedule import DAYS, Definition
@@ -29,15 +33,30 @@ from pbx.models import CallPolicy
 from pbx.numbering import COUNTRIES as NUMBERING_COUNTRIES
 from pbx.numbering import E164_PREFIX
 from pbx.outbound import MAX_STRIP, NAME, PREPEND, check_caller_id, parse_pattern
+from pbx.trunks.settings import TrunkSettings
 
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "telephone-event")
 VOICEMAIL_NUMBER = "133"  # the voicemail menu: what the phones' message key dials
+VOICEMAIL_MAIN = "*98"  # any mailbox's menu, with its number and PIN (FreePBX "dial voicemail")
 WILDCARDS = ("0.0.0.0", "::")  # a bind on every address: which one phones use is not said
 _EXTENSION_RE = re.compile(r"^[0-9A-Za-z_.+-]{1,40}$")
 # where a call can be sent: a number of the organisation, or a mailbox (voicemail:1001)
 DIAL_TARGET = r"^(voicemail:)?[0-9A-Za-z_.+*-]{1,40}$"
 SCHEDULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
+_OPERATOR = r"^[0-9A-Za-z_.+*#-]{0,40}$"  # a number of the dial plan, or empty
 _CLOSED = ("", "closed", "none")
+
+
+PIN_PATTERN = r"^[0-9]{4,12}$"  # a mailbox PIN
+
+
+def _pin(value: str) -> str:
+    if value and not re.match(PIN_PATTERN, value):
+        raise ValueError("a PIN is 4-12 digits")
+    return value
+
+
+Pin = Annotated[str, AfterValidator(_pin)]  # a mailbox PIN (empty: none), stored hashed
 
 
 class ConfigError(ValueError):
@@ -148,7 +167,9 @@ class General(CallPolicyConfig):
     tone_country: str = "gb"  # call-progress tones of English-speaking organisations
     personal_room_prefix: str = Field("8", pattern=r"^[0-9*#]{0,4}$")  # 8 + 1001: 1001's room
     voicemail_number: str = Field(VOICEMAIL_NUMBER, pattern=r"^[0-9*#]{1,10}$")  # one's own mailbox
-    operator: str = Field("", pattern=r"^[0-9A-Za-z_.+*#-]{0,40}$")  # where 0 leads callers
+    operator: str = Field("", pattern=_OPERATOR)  # where 0 leads callers
+    voicemail_main: str = Field(VOICEMAIL_MAIN, pattern=r"^[0-9*#]{0,10}$")  # any mailbox, PIN
+    camp_on_timeout: int = Field(300, ge=0, le=3600)  # 1 at a busy greeting waits this long
     recording_format: str = Field("wav", pattern="^(wav|flac)$")
     recording_mix: str = Field("stereo", pattern="^(stereo|mono)$")  # stereo: caller left
     record_announce: bool = False  # say "this call is recorded" to both parties
@@ -195,6 +216,13 @@ class General(CallPolicyConfig):
             raise ValueError(f"no tones for country {value!r}; use one of {', '.join(COUNTRIES)}")
         return value.lower()
 
+    @field_validator("voicemail_main")
+    @classmethod
+    def _not_the_own_menu(cls, value: str, info: ValidationInfo) -> str:
+        if value and value == info.data.get("voicemail_number"):
+            raise ValueError("must differ from voicemail_number")
+        return value
+
     @field_validator("bind")
     @classmethod
     def _ip_address(cls, value: str) -> str:
@@ -227,6 +255,10 @@ class ExtensionConfig(BaseModel):
     secret: str = Field(min_length=1)
     callerid: str = ""
     mailbox: str = ""
+    voicemail_pin: Pin = ""  # the mailbox's PIN
+    pin_from_own_device: bool = False  # the PIN is asked on 133 too
+    voicemail_operator: str = Field("", pattern=_OPERATOR)  # 0 at its greeting; "": [general]
+    mwi_unsolicited: bool = False  # message-waiting NOTIFYs without a SUBSCRIBE
     context: str = "default"
     dnd: bool = False
     forward_always: str = ""
@@ -298,6 +330,36 @@ class RingGroupConfig(BaseModel):
     def _strategy(cls, value: str) -> str:
         if value not in RING_STRATEGIES:
             raise ValueError(f"unknown strategy; use one of {', '.join(RING_STRATEGIES)}")
+        return value
+
+
+class MailboxConfig(BaseModel):
+    """A ``[NNNN]`` section with ``type = mailbox``: a shared mailbox (Telavox
+    "gemensam röstbrevlåda") with its own number, for its ``members``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: str = Field(pattern=_EXTENSION_RE.pattern)
+    type: str = "mailbox"
+    name: str = Field("", max_length=200)
+    members: tuple[str, ...] = ()
+    email: str = Field("", max_length=1000)  # voicemail-to-email recipients
+    pin: Pin = ""
+    pin_from_own_device: bool = False
+    operator: str = Field("", pattern=_OPERATOR)
+
+    @field_validator("members", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("members")
+    @classmethod
+    def _once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("an extension is listed twice")
         return value
 
 
@@ -420,6 +482,8 @@ class Config:
     schedules: tuple[ScheduleConfig, ...] = ()
     time_conditions: tuple[TimeConditionConfig, ...] = ()
     ivrs: tuple[IvrTree, ...] = ()
+    trunks: tuple[TrunkSettings, ...] = ()
+    mailboxes: tuple[MailboxConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
     path: str = "<defaults>"
 
@@ -480,6 +544,8 @@ def load_config(path: str | Path | None) -> Config:
     schedules: list[ScheduleConfig] = []
     conditions: list[TimeConditionConfig] = []
     ivr_sections: list[IvrConfig] = []
+    trunks: list[TrunkSettings] = []
+    mailboxes: list[MailboxConfig] = []
     routes: list[RouteConfig] = []
     for section in parser.sections():
         if section == "general":
@@ -499,6 +565,11 @@ def load_config(path: str | Path | None) -> Config:
                 numbers.append(NumberConfig.model_validate(values))
             elif kind == "ivr":
                 ivr_sections.append(IvrConfig.model_validate(values))
+            elif kind == "trunk":
+                trunks.append(TrunkSettings.model_validate(
+                    {"name": section, **{k: v for k, v in parser[section].items() if k != "type"}}))
+            elif kind == "mailbox":
+                mailboxes.append(MailboxConfig.model_validate(values))
             elif kind == "route":
                 routes.append(RouteConfig.model_validate({"name": section,
                                                           **parser[section]}))
@@ -508,7 +579,7 @@ def load_config(path: str | Path | None) -> Config:
             else:
                 raise ConfigError(
                     path_str, section, "type", "must be extension, ringgroup, conference, "
-                    "number, schedule, timecondition, ivr or route"
+                    "number, schedule, timecondition, ivr, trunk, route or mailbox"
                 )
         except ValidationError as exc:
             raise _config_error(path_str, section, exc) from None
@@ -517,17 +588,24 @@ def load_config(path: str | Path | None) -> Config:
         if condition.schedule not in named:
             raise ConfigError(path_str, condition.number, "schedule",
                               f"no [{condition.schedule}] section with type = schedule")
+    known = {ext.number for ext in extensions}
+    for mailbox in mailboxes:
+        unknown = [m for m in mailbox.members if m not in known]
+        if unknown:
+            raise ConfigError(path_str, mailbox.number, "members",
+                              f"no extension section for {', '.join(unknown)}")
     targets = Targets(
-        extensions=frozenset(e.number for e in extensions),
+        extensions=frozenset(known),
         ring_groups=frozenset(g.number for g in ring_groups),
         rooms=frozenset(r.number for r in conferences), schedules=frozenset(named),
+        mailboxes=frozenset(m.number for m in mailboxes),
     )
     return Config(
         general=general, extensions=tuple(extensions), ring_groups=tuple(ring_groups),
         conferences=tuple(conferences), numbers=tuple(numbers), schedules=tuple(schedules),
-        time_conditions=tuple(conditions),
+        time_conditions=tuple(conditions), trunks=tuple(trunks),
         ivrs=tuple(_ivr_tree(Path(path_str), section, targets) for section in ivr_sections),
-        routes=tuple(routes), path=path_str,
+        mailboxes=tuple(mailboxes), routes=tuple(routes), path=path_str,
     )
 
 

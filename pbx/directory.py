@@ -3,12 +3,13 @@ per organisation.
 
 A read-mostly copy of the store's organisations, extensions, devices, ring
 groups, numbers, conference rooms, switchboard schedules, time conditions,
-IVRs, licenses, call policies and outbound routes kept in memory: digest
-auth needs a password lookup per REGISTER and the router a lookup per
-INVITE, and a database round trip each would cap the rates.  Whoever
-changes them in the store (the admin API) calls :meth:`Directory.reload`,
-which builds new tenants and swaps them in whole, so a change takes effect
-at once and a reader never sees half of one.  Whoever must follow the changes (the
+IVRs, trunks, shared mailboxes, licenses, call policies and outbound routes
+kept in memory: digest auth needs a password lookup per REGISTER and the
+router a lookup per INVITE, and a database round trip each would cap the
+rates.  Whoever changes them in the store (the admin API) calls
+:meth:`Directory.reload`, which builds new tenants and swaps them in whole,
+so a change takes effect at once and a reader never sees half of one.
+Whoever must follow the changes (the
 switchboard watcher) registers with :meth:`Directory.on_reload`.
 """
 
@@ -30,13 +31,14 @@ from pbx.config import CallPolicyConfig
 from pbx.models import (
     DEFAULT_ORGANISATION, ApiUser, CalendarEvent, CallPolicy, ConferenceRoom, Device, Extension,
     Ivr, License, Number, Organisation, OutboundRoute, Profile, ProfileSchedule, RingGroup,
-    SwitchboardSchedule, TimeCondition,
+    SharedMailbox, SwitchboardSchedule, TimeCondition, Trunk,
 )
 from pbx.numbering import COUNTRIES, ExternalNumber, NumberingPlan
 from pbx.outbound import PatternError, Route
 from pbx.profiles import Presence, caller_id, zone
 from pbx.refusal import Refusal
 from pbx.store import Store
+from pbx.trunks.settings import TrunkSettings
 
 log = logging.getLogger("pbx.directory")
 
@@ -61,6 +63,9 @@ class Tenant:
     schedules: dict[str, Schedule] = field(default_factory=dict)
     time_conditions: dict[str, TimeCondition] = field(default_factory=dict)
     ivrs: dict[str, IvrTree] = field(default_factory=dict)  # by number
+    # its trunks and the operator's shared ones, by name
+    trunks: dict[str, TrunkSettings] = field(default_factory=dict)
+    mailboxes: dict[str, SharedMailbox] = field(default_factory=dict)  # shared ones, by number
     # extensions of users who hold no active license: no registering, no calls
     unlicensed: frozenset[str] = frozenset()
     # the kind of active license each extension's user holds (pbx.rights); none: no user's
@@ -132,6 +137,7 @@ class Directory:
         self.policy = policy or CallPolicyConfig()  # [general]: what organisations do not set
         self.local_names = {self.realm, *(d.lower() for d in domains), "localhost"}
         self.tenants: dict[int, Tenant] = {}
+        self.trunks: list[tuple[int, TrunkSettings]] = []  # every trunk, with its organisation
         self.by_domain: dict[str, Tenant] = {}
         self.default = Tenant(0, DEFAULT_ORGANISATION, self.realm, language=language,
                               tone_country=country_for(language, tone_country),
@@ -147,10 +153,16 @@ class Directory:
         """Rebuild every tenant from the store (after any admin change)."""
         rows = self.store.rows(Organisation, Extension, Device, RingGroup, Number,
                                ConferenceRoom, ApiUser, License, SwitchboardSchedule,
-                               TimeCondition, Ivr, Profile, ProfileSchedule, CalendarEvent,
-                               CallPolicy, OutboundRoute)
+                               TimeCondition, Ivr, Trunk, SharedMailbox, Profile,
+                               ProfileSchedule, CalendarEvent, CallPolicy, OutboundRoute)
         orgs, exts, devices, groups, numbers, rooms, users, licenses, *rest = rows
-        switchboards, conditions, ivrs, profiles, schedules, events, policies, routes = rest
+        (switchboards, conditions, ivrs, trunk_rows, mailboxes, profiles, schedules, events,
+         policies, routes) = rest
+        trunks = [(t.organisation_id, TrunkSettings.model_validate_json(t.settings))
+                  for t in trunk_rows]
+        shared = {s.name: s for org_id, s in trunks
+                  if s.shared and any(o.id == org_id and o.slug == DEFAULT_ORGANISATION
+                                      for o in orgs)}
         kinds = {lic.user_id: lic.kind for lic in licenses
                  if lic.state == "active" and lic.user_id}
         own_policy = {p.organisation_id: p for p in policies}
@@ -172,6 +184,8 @@ class Directory:
                 schedules=_schedules(r for r in switchboards if r.organisation_id == org.id),
                 time_conditions={c.number: c for c in conditions if c.organisation_id == org.id},
                 ivrs=_trees(i for i in ivrs if i.organisation_id == org.id),
+                trunks={**shared, **{s.name: s for org_id, s in trunks if org_id == org.id}},
+                mailboxes={m.number: m for m in mailboxes if m.organisation_id == org.id},
                 unlicensed=frozenset(
                     u.extension for u in users
                     if u.organisation_id == org.id and u.extension and u.id not in kinds
@@ -188,6 +202,7 @@ class Directory:
         by_domain = {t.domain: t for t in tenants.values() if t.domain and not t.default}
         self.default = next((t for t in tenants.values() if t.default), self.default)
         self.tenants, self.by_domain = tenants, by_domain
+        self.trunks = trunks
         for listener in self._listeners:
             listener()
 

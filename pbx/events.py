@@ -64,6 +64,8 @@ class CallEnded:
     hangup_by: str = ""  # caller, callee, pbx, transfer, admin …
     path: tuple[str, ...] = ()  # what happened: forks, forwards, services, transfers
     quality: dict[str, Any] = field(default_factory=dict)  # per leg: loss, jitter, MOS
+    trunk: str = ""  # the trunk it came in or went out by
+    direction: str = "internal"  # internal, inbound, outbound
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,19 @@ class SwitchboardChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class TrunkStatus:
+    """A trunk's registration with its carrier changed state (registered,
+    failed with the carrier's answer, …)."""
+
+    organisation: int
+    trunk: str
+    state: str  # unregistered, registering, registered, failed
+    code: int
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class CallRefused:
     """The PBX would not place a call to the public network: the caller's license,
     a toll-fraud limit, a number it cannot read, no route.  ``cause`` names the
@@ -127,17 +142,18 @@ class CallRefused:
 
 
 Event = (CallStarted | CallRinging | CallAnswered | CallEnded | Registered | MailboxChanged
-         | VoicemailLeft | SwitchboardChanged | CallRefused)
+         | VoicemailLeft | SwitchboardChanged | TrunkStatus | CallRefused)
 
 
 def event_type(event: Event) -> str:
     """``call.started``, ``call.ringing``, ``call.answered``, ``call.ended``,
-    ``call.refused``, ``registration``, ``voicemail``, ``voicemail.left``, ``switchboard``."""
+    ``call.refused``, ``registration``, ``voicemail``, ``voicemail.left``, ``switchboard``,
+    ``trunk``."""
     return {
         CallStarted: "call.started", CallRinging: "call.ringing", CallAnswered: "call.answered",
         CallEnded: "call.ended", CallRefused: "call.refused", Registered: "registration",
         MailboxChanged: "voicemail", VoicemailLeft: "voicemail.left",
-        SwitchboardChanged: "switchboard",
+        SwitchboardChanged: "switchboard", TrunkStatus: "trunk",
     }[type(event)]
 
 

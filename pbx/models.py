@@ -12,7 +12,7 @@ from sqlmodel import Field, SQLModel, UniqueConstraint
 DEFAULT_ORGANISATION = "default"
 
 # Telavox plans: how many switchboard services (ring groups, conference rooms,
-# IVRs, later queues and shared voicemail) an organisation may have; None = unlimited.
+# IVRs, shared mailboxes, later queues) an organisation may have; None = unlimited.
 PLANS: dict[str, int | None] = {"free": 1, "business": 3, "enterprise": 8, "unlimited": None}
 LICENSE_KINDS = ("free", "fixed", "mobile")
 LICENSE_STATES = ("active", "frozen", "terminated")
@@ -63,6 +63,8 @@ class Extension(SQLModel, table=True):
     profile_id: int | None = Field(default=None, foreign_key="profile.id")
     profile_until: float | None = None
     calendar_url: str = Field(default="", max_length=2000)  # ICS feed read periodically
+    # desk phones that never SUBSCRIBE get message-summary NOTIFYs anyway (RFC 3842 §3.3)
+    mwi_unsolicited: bool = False
 
 
 class Binding(SQLModel, table=True):
@@ -134,6 +136,7 @@ class Cdr(SQLModel, table=True):
     duration: float = 0.0
     billsec: float = 0.0
     hangup_by: str = Field(default="", max_length=20)
+    trunk: str = Field(default="", max_length=40)  # the trunk it came in or went out by
     quality: str = Field(default="", max_length=2000)  # per-leg RTP figures: JSON
 
 
@@ -290,6 +293,57 @@ class Voicemail(SQLModel, table=True):
     duration: float = 0.0
     created_at: float = Field(index=True)
     heard: bool = False
+    callback_number: str = Field(default="", max_length=40)  # a caller's "call me back on"
+
+
+GREETING_KINDS = ("unavailable", "busy", "temporary", "name")
+
+
+class Greeting(SQLModel, table=True):
+    """A mailbox's recorded greeting (Asterisk's unavail/busy/temp/greet): a WAV
+    under the data directory.  A temporary one plays instead of the others
+    until ``expires_at`` (None: until it is deleted)."""
+
+    __table_args__ = (UniqueConstraint("organisation_id", "mailbox", "kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    mailbox: str = Field(index=True, max_length=40)
+    kind: str = Field(max_length=20)  # a GREETING_KINDS value
+    path: str = Field(max_length=1000)
+    seconds: float = 0.0
+    expires_at: float | None = None
+    created_at: float = 0.0
+
+
+class MailboxSettings(SQLModel, table=True):
+    """How a mailbox (an extension's or a shared one) behaves beyond its greetings:
+    its PIN (scrypt, :mod:`pbx.passwords`), whether its own phone must key it too,
+    and where ``0`` at its greeting leads (empty: the organisation's operator)."""
+
+    __table_args__ = (UniqueConstraint("organisation_id", "mailbox"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    mailbox: str = Field(index=True, max_length=40)
+    pin_hash: str = Field(default="", max_length=200)
+    pin_from_own_device: bool = False
+    operator: str = Field(default="", max_length=40)
+
+
+class SharedMailbox(SQLModel, table=True):
+    """A mailbox of its own number that several extensions share (Telavox
+    "gemensam röstbrevlåda"): a switchboard service counted by the plan.  Its
+    members list and hear its messages and their lamps count them."""
+
+    __table_args__ = (UniqueConstraint("organisation_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    number: str = Field(index=True, max_length=40)
+    name: str = Field(default="", max_length=200)
+    members: str = Field(default="", max_length=2000)  # comma-separated extensions
+    email: str = Field(default="", max_length=1000)  # voicemail-to-email recipients
 
 
 class ConferenceRoom(SQLModel, table=True):
@@ -351,6 +405,19 @@ class Ivr(SQLModel, table=True):
     number: str = Field(index=True, max_length=40)
     name: str = Field(max_length=40)
     tree: str = Field(sa_type=Text)
+
+
+class Trunk(SQLModel, table=True):
+    """A SIP trunk to a carrier: ``settings`` is a :class:`pbx.trunks.settings.TrunkSettings`
+    as JSON (one model validates the config file and the API).  A trunk of the
+    default organisation with ``shared`` set is the operator's, for everyone."""
+
+    __table_args__ = (UniqueConstraint("organisation_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    name: str = Field(index=True, max_length=40)
+    settings: str = Field(max_length=20000)
 
 
 class CallPolicy(SQLModel, table=True):

@@ -20,6 +20,7 @@ from ivr.mailbox_menu import MailboxMenuApp
 from ivr.schedule_watch import SwitchboardWatch
 from ivr.tenant import hours
 from ivr.voicemail import VoicemailApp
+from pbx.calls.views import extension_dialogs
 from pbx.config import Config
 from pbx.models import ConferenceRoom
 from pbx.server import SipServer
@@ -37,8 +38,15 @@ def register_services(sip: SipServer) -> None:
         tenant = sip.directory.tenants.get(organisation)
         return sip.conference(tenant, number) if tenant is not None else None
 
-    b2bua.register(VoicemailApp(sip.directory, sip.store, sip.config.data_path, sip.events))
-    b2bua.register(MailboxMenuApp(sip.directory, sip.store, sip.events))
+    def line_busy(organisation: int, extension: str) -> bool:
+        """Is the extension in a call (or ringing for one) now? (camp-on)"""
+        return extension in extension_dialogs(b2bua.live_calls(), organisation)
+
+    general = sip.config.general
+    b2bua.register(VoicemailApp(sip.directory, sip.store, sip.config.data_path, sip.events,
+                                lambda: sip.prompts, operator=general.operator,
+                                camp_on_timeout=general.camp_on_timeout, line_busy=line_busy))
+    b2bua.register(MailboxMenuApp(sip.directory, sip.store, sip.events, sip.config.data_path))
     b2bua.register(ConferenceApp(room, b2bua, sip.recording_path, sip.write_recording))
     b2bua.register(IvrApp(sip.directory, b2bua.clock, hours, GreetingLibrary(sip.config.data_path)))
     b2bua.register(DiversionApp(sip.directory, b2bua.clock,

@@ -3,8 +3,8 @@
 ``Router.resolve`` turns a number dialled within an organisation (a
 :class:`~pbx.directory.Tenant`) at an instant ``now`` into a small typed
 destination: extensions, ring groups, numbers, time conditions and
-switchboard services (conference rooms, mailboxes and IVRs today; queues
-and shared voicemail join the same way) all come from the tenant, so the
+switchboard services (conference rooms, mailboxes, shared mailboxes and IVRs
+today; queues join the same way) all come from the tenant, so the
 B2BUA never learns their insides.  A number (DID) and a time condition lead
 on to another target, a time condition to its open or closed one by its
 schedule at ``now`` (FreePBX time conditions).  Ring strategies order the members of
@@ -26,7 +26,7 @@ from pbx.profiles import VOICEMAIL
 MAX_FORWARD_HOPS = 5
 PICKUP_ANY = "*8"  # picks up any ringing call of the organisation
 PICKUP_PREFIX = "**"  # + extension: picks up the call ringing there (BLF keys dial it)
-VOICEMAIL_MENU = "voicemail-menu"  # the service kind: the caller listens to their own mailbox
+VOICEMAIL_MENU = "voicemail-menu"  # the service kind: the caller listens to a mailbox
 DIVERSION = "diversion"  # the service kind that says why a profile diverts a call, then does
 MAILBOX_PREFIX = VOICEMAIL + ":"  # a target "voicemail:1001": leave a message for 1001
 
@@ -85,9 +85,10 @@ class Router:
     """Resolves numbers and plans ring groups, within one tenant at a time."""
 
     def __init__(self, personal_prefix: str = "", voicemail_number: str = "",
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, voicemail_main: str = "") -> None:
         self.personal_prefix = personal_prefix  # prefix + extension: its personal conference room
         self.voicemail_number = voicemail_number  # the caller's own mailbox menu (the message key)
+        self.voicemail_main = voicemail_main  # any mailbox's menu: mailbox number and PIN asked
         self.memory = RingMemory()
         self.rng = rng or random.Random()
 
@@ -100,7 +101,7 @@ class Router:
         if condition is not None and _hops < MAX_FORWARD_HOPS:
             return self.resolve(tenant, branch(tenant, condition, now), now, _hops + 1)
         mailbox = number.removeprefix(MAILBOX_PREFIX)
-        if mailbox != number and mailbox in tenant.extensions:
+        if mailbox != number and (mailbox in tenant.extensions or mailbox in tenant.mailboxes):
             return ServiceDest(VOICEMAIL, mailbox)
         if number == PICKUP_ANY:
             return PickupDest()
@@ -108,6 +109,8 @@ class Router:
             return PickupDest(number[len(PICKUP_PREFIX):])
         if number == self.voicemail_number:
             return ServiceDest(VOICEMAIL_MENU, number)
+        if self.voicemail_main and number == self.voicemail_main:
+            return ServiceDest(VOICEMAIL_MENU, "")  # no ident: the caller says which mailbox
         if number in tenant.extensions:
             return ExtensionDest(number)
         if number in tenant.ring_groups:
@@ -116,6 +119,8 @@ class Router:
             return ServiceDest("conference", number)
         if number in tenant.ivrs:
             return ServiceDest("ivr", number)
+        if number in tenant.mailboxes:  # a shared mailbox's own number: leave a message
+            return ServiceDest(VOICEMAIL, number)
         return Unknown(number)
 
     def room_owner(self, tenant: Tenant, number: str) -> str | None:

@@ -15,6 +15,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from typing import Protocol
 from pathlib import Path
 
 import soundfile
@@ -50,6 +51,7 @@ from pbx.sip.transaction import (
 from pbx.sip.validate import SUPPORTED, check_request
 from pbx.store import Store
 from pbx.tasks import Tasks
+from pbx.trunks.service import TrunkService
 from pbx.subscriptions import ALLOW_EVENTS, Notifier
 from pbx.transport.stream import StreamTransport
 from pbx.transport.tls import self_signed, server_context
@@ -65,6 +67,14 @@ KNOWN_METHODS = frozenset(
 )
 
 Handler = Callable[[Request, Flow, object], None]
+
+
+class ResponseOwner(Protocol):
+    """Who started a client transaction and hears how it ends."""
+
+    def on_response(self, tx: object, response: Response) -> None: ...
+
+    def on_timeout(self, tx: object) -> None: ...
 
 
 def own_address(config: Config) -> str:
@@ -120,7 +130,8 @@ class SipServer:
         self.authenticator = RequestAuthenticator(digest, self.guard)
         self.transactions = TransactionLayer()
         self.transports: dict[str, UdpTransport | StreamTransport] = {}
-        self.router = Router(general.personal_room_prefix, general.voicemail_number)
+        self.router = Router(general.personal_room_prefix, general.voicemail_number,
+                             voicemail_main=general.voicemail_main)
         self.events = EventBus()
         self.mqtt: MqttPublisher | None = None
         self.engine = MediaEngine()
@@ -128,11 +139,14 @@ class SipServer:
         self.relay = MediaRelay(general.bind, PortPool(general.rtp_port_min, general.rtp_port_max))
         media = MediaPaths(self.relay, self.engine, self, lambda: self.prompts,
                            RecordingSettings(general.recording_mix, general.record_announce))
+        self.trunks = TrunkService(self.directory, self, self.events, time.time)
         self.b2bua = B2BUA(
             sip=self, ports=self.relay, media=media, engine=self.engine,
             prompts=lambda: self.prompts, directory=self.directory, location=self.location,
             router=self.router, events=self.events, clock=LoopClock(),
-            settings=CallSettings(tuple(general.codecs), general.language),
+            settings=CallSettings(tuple(general.codecs), general.language,
+                                  float(general.max_call_duration)),
+            carriers=self.trunks,
         )
         self.cdrs = CdrWriter(store.add_cdr)
         self.events.subscribe(self.cdrs.on_event)
@@ -146,6 +160,7 @@ class SipServer:
             "UPDATE": b2bua.on_update, "SUBSCRIBE": self.notifier.on_subscribe,
         }
         self.tasks = Tasks(log, "storing a recording's facts")
+        self._owners: dict[int, ResponseOwner] = {}  # id(client transaction) → its owner
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flush_task: asyncio.Task[None] | None = None
@@ -189,6 +204,7 @@ class SipServer:
         for folder in [moh / "default", *sorted(p for p in moh.glob("*") if p.is_dir())]:
             music = await asyncio.to_thread(MusicClass.from_folder, folder.name, folder)
             self.engine.set_music(music)
+        self.trunks.start()  # registrations to carriers, once we can send
         self._flush_task = asyncio.create_task(self._flush_loop())
         self._calendar_task = asyncio.create_task(
             CalendarSync(self.store, self.directory.reload,
@@ -209,6 +225,7 @@ class SipServer:
                 task.cancel()
         if self._timer is not None:
             self._timer.cancel()
+        self.trunks.stop()
         for transport in self.transports.values():
             if isinstance(transport, StreamTransport):
                 await transport.close()
@@ -276,20 +293,21 @@ class SipServer:
 
     def _process(self) -> None:
         """Drain the transaction layer: dispatch events, send, re-arm the timer."""
-        b2bua, notifier = self.b2bua, self.notifier
+        b2bua, owners = self.b2bua, self._owners
         while (event := self.transactions.next_event()) is not None:
             if isinstance(event, RequestReceived):
                 self._dispatch(event.request, event.tx)
             elif isinstance(event, ResponseReceived):
-                user = notifier if notifier.sent(event.tx) else b2bua  # a NOTIFY of ours, or a call's
-                self._guard(user.on_response, event.tx, event.response)
+                final = event.response.status >= 200
+                owner = (owners.pop if final else owners.get)(id(event.tx), b2bua)
+                self._guard(owner.on_response, event.tx, event.response)
             elif isinstance(event, AckReceived):
                 self._guard(b2bua.on_ack, event.request, event.dest)
             elif isinstance(event, StrayResponse):
                 self._guard(b2bua.on_stray_response, event.response)
             elif isinstance(event, TransactionTimeout):
-                user = notifier if notifier.sent(event.tx) else b2bua
-                self._guard(user.on_timeout, event.tx)
+                owner = owners.pop(id(event.tx), b2bua)
+                self._guard(owner.on_timeout, event.tx)
         self._flush_output()
         self._arm_timer()
 
@@ -359,12 +377,16 @@ class SipServer:
 
         self._loop.call_soon_threadsafe(drop)
 
-    def send_request(self, request: Request, flow: Flow) -> object:
-        """Start a client transaction to ``flow``; returns it for matching responses."""
+    def send_request(self, request: Request, flow: Flow,
+                     owner: ResponseOwner | None = None) -> object:
+        """Start a client transaction to ``flow``; returns it for matching
+        responses, which go to ``owner`` (default: call control)."""
         assert self._loop is not None
         tx = self.transactions.send_request(
             request, flow, flow.transport != "UDP", self._loop.time()
         )
+        if owner is not None:
+            self._owners[id(tx)] = owner
         self._flush_output()
         self._arm_timer()
         return tx

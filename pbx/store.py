@@ -19,9 +19,11 @@ from ivr.tree import to_json
 from pbx.config import Config
 from pbx.location import Binding as Registration
 from pbx.models import (
-    DEFAULT_ORGANISATION, Binding, Cdr, ConferenceRoom, Extension, Ivr, Number, Organisation,
-    OutboundRoute, Recording, RingGroup, SwitchboardSchedule, TimeCondition, Voicemail,
+    DEFAULT_ORGANISATION, Binding, Cdr, ConferenceRoom, Extension, Ivr, MailboxSettings,
+    Number, Organisation, OutboundRoute, Recording, RingGroup, SharedMailbox,
+    SwitchboardSchedule, TimeCondition, Trunk, Voicemail,
 )
+from pbx.passwords import hash_password
 
 log = logging.getLogger("pbx.store")
 
@@ -103,8 +105,9 @@ class Store:
 
     def seed(self, config: Config) -> None:
         """Create the default organisation and the extensions, ring groups,
-        conference rooms, numbers, schedules, time conditions, IVRs and outbound
-        routes of the config file (new routes after the ones there, in file order).
+        conference rooms, numbers, schedules, time conditions, IVRs, trunks, outbound
+        routes (new ones after the routes there, in file order), shared mailboxes and
+        mailbox settings (PINs hashed) of the config file.
 
         Existing ones are left as they are: once seeded, the store (and the
         admin API that edits it) owns them.
@@ -136,6 +139,7 @@ class Store:
                         secret=ext.secret,
                         display_name=display,
                         mailbox=ext.mailbox,
+                        mwi_unsolicited=ext.mwi_unsolicited,
                         context=ext.context,
                         dnd=ext.dnd,
                         forward_always=ext.forward_always,
@@ -210,6 +214,34 @@ class Store:
                     session.add(Ivr(organisation_id=org.id, number=tree.number, name=tree.name,
                                     tree=to_json(tree)))
                     log.info("seeded IVR %s on %s", tree.name, tree.number)
+            trunks = set(session.exec(select(Trunk.name).where(Trunk.organisation_id == org.id)))
+            for trunk in config.trunks:
+                if trunk.name not in trunks:
+                    session.add(Trunk(organisation_id=org.id, name=trunk.name,
+                                      settings=trunk.model_dump_json()))
+                    log.info("seeded trunk %s (%s, %s)", trunk.name, trunk.host, trunk.auth)
+            shared = set(session.exec(select(SharedMailbox.number).where(
+                SharedMailbox.organisation_id == org.id)).all())
+            for box in config.mailboxes:
+                if box.number not in shared:
+                    session.add(SharedMailbox(organisation_id=org.id, number=box.number,
+                                              name=box.name, members=",".join(box.members),
+                                              email=box.email))
+                    log.info("seeded shared mailbox %s (%s)", box.number, ", ".join(box.members))
+            settled = set(session.exec(select(MailboxSettings.mailbox).where(
+                MailboxSettings.organisation_id == org.id)).all())
+            wanted = [(ext.mailbox or ext.number, ext.voicemail_pin, ext.pin_from_own_device,
+                       ext.voicemail_operator) for ext in config.extensions]
+            wanted += [(box.number, box.pin, box.pin_from_own_device, box.operator)
+                       for box in config.mailboxes]
+            for mailbox, pin, own_device, operator in wanted:
+                if mailbox not in settled and (pin or own_device or operator):
+                    settled.add(mailbox)
+                    session.add(MailboxSettings(
+                        organisation_id=org.id, mailbox=mailbox, operator=operator,
+                        pin_hash=hash_password(pin) if pin else "",
+                        pin_from_own_device=own_device))
+                    log.info("seeded the settings of mailbox %s", mailbox)
             routes = {r.name: r.position for r in session.exec(select(OutboundRoute).where(
                 OutboundRoute.organisation_id == org.id))}
             position = max(routes.values(), default=-1)
@@ -254,13 +286,14 @@ class Store:
             session.commit()
             return [recording.path for recording in old]
 
-    def mailbox_counts(self, organisation: int, mailbox: str) -> tuple[int, int]:
-        """A mailbox's new (unheard) and old messages, for its message-waiting lamp."""
+    def mailbox_counts(self, organisation: int, *mailboxes: str) -> tuple[int, int]:
+        """The new (unheard) and old messages of mailboxes together, for a
+        message-waiting lamp (one's own and the shared ones one is member of)."""
         with Session(self.engine) as session:
             rows = session.exec(
                 select(col(Voicemail.heard), func.count())
                 .where(col(Voicemail.organisation_id) == organisation,
-                       col(Voicemail.mailbox) == mailbox)
+                       col(Voicemail.mailbox).in_(mailboxes))
                 .group_by(col(Voicemail.heard))
             ).all()
         counts = {bool(heard): count for heard, count in rows}

@@ -5,7 +5,8 @@ Phones subscribe to two event packages:
 - ``dialog`` (RFC 4235): the calls of a colleague's extension, for the busy
   lamp field (BLF) keys provisioning puts on desk phones;
 - ``message-summary`` (RFC 3842): the phone's own mailbox, for its
-  message-waiting lamp.
+  message-waiting lamp, which counts the shared mailboxes its extension is
+  member of too.
 
 A subscription is a dialog (our To tag, the phone's Contact and route set)
 that lives until it expires, is ended with ``Expires: 0``, or a NOTIFY is
@@ -14,6 +15,11 @@ events make us compute the watched extensions' dialogs from the B2BUA's live
 calls; voicemail events make us count the mailbox's messages (off the loop).
 Each subscription has at most one NOTIFY in flight; a change meanwhile is
 sent, as the full state of that moment, once the phone has answered.
+
+Desk phones that never subscribe get their message summary anyway when
+their extension says ``mwi_unsolicited``: a NOTIFY outside any dialog
+(RFC 3842 §3.3, as Asterisk's unsolicited MWI) to every registered contact,
+whenever a mailbox the lamp counts changes and whenever the phone registers.
 
 The rules and documents (which packages, how long, whose state, the XML and
 the message summary) are pure functions below; :class:`Notifier` is the glue.
@@ -36,15 +42,19 @@ from pbx.config import Config
 from pbx.directory import Directory, Tenant
 from pbx.events import (
     CallAnswered, CallEnded, CallRinging, CallStarted, Event, EventBus, MailboxChanged,
+    Registered,
 )
+from pbx.location import Binding, LocationService, reach
 from pbx.sip.flow import Flow
 from pbx.models import Extension
 from pbx.sip.dialog import Dialog, DialogId, request_dialog_id
 from pbx.sip.errors import SipError
-from pbx.sip.message import Request, Response, make_response, new_tag
+from pbx.sip.message import (
+    URI, Headers, Request, Response, make_response, new_branch, new_call_id, new_tag,
+)
 from pbx.store import Store
 from pbx.tasks import Tasks
-from pbx.voicemail import mailbox_of
+from pbx.voicemail import lamp_mailboxes, lamps_showing, mailbox_of
 
 
 class NotifierHost(Protocol):
@@ -54,13 +64,14 @@ class NotifierHost(Protocol):
     config: Config
     store: Store
     events: EventBus
+    location: LocationService
 
     def authenticate(self, request: Request, flow: Flow, tenant: Tenant,
                      now: float) -> tuple[Extension, str] | None: ...
 
     def respond(self, response: Response) -> None: ...
 
-    def send_request(self, request: Request, flow: Flow) -> object: ...
+    def send_request(self, request: Request, flow: Flow, owner: Any = None) -> object: ...
 
     def sent_by(self, transport: str) -> str: ...
 
@@ -193,6 +204,30 @@ def dialog_info(entity: str, version: int, dialogs: Sequence[DialogState]) -> by
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body + b"\n"
 
 
+def unsolicited_notify(binding: Binding, body: bytes, sent_by: Callable[[str], str],
+                       contact: Callable[[Flow], str]) -> tuple[Request, Flow]:
+    """A message summary outside any dialog (RFC 3842 §3.3) for one registered
+    contact, and where it goes (the binding's flow, as forks are sent): its own
+    Call-ID, From the PBX, To the address-of-record; ``Subscription-State:
+    terminated``, as Asterisk sends it, for there is no subscription."""
+    target = URI.parse(binding.contact)
+    flow = reach(binding, target.host, target.port)
+    headers = Headers()
+    headers.add("Via", f"SIP/2.0/{flow.transport} {sent_by(flow.transport)};"
+                       f"branch={new_branch()};rport")
+    headers.add("Max-Forwards", "70")
+    headers.add("From", f"<sip:pbx@{URI.parse(binding.aor).host}>;tag={new_tag()}")
+    headers.add("To", f"<{binding.aor}>")
+    headers.add("Call-ID", new_call_id())
+    headers.add("CSeq", "1 NOTIFY")
+    headers.add("Contact", contact(flow))
+    headers.add("Event", MESSAGE_SUMMARY.name)
+    headers.add("Subscription-State", "terminated")
+    headers.add("Allow-Events", ALLOW_EVENTS)
+    headers.add("Content-Type", MESSAGE_SUMMARY.content_type)
+    return Request("NOTIFY", target, headers, body), flow
+
+
 def message_summary(account: str, new: int, old: int) -> bytes:
     """An ``application/simple-message-summary`` body (RFC 3842 §5.2): voice
     messages as new/old with the (urgent) counts, which we do not keep."""
@@ -254,15 +289,12 @@ class Notifier:
         # (organisation, package) → resource → its subscriptions
         self.watchers: dict[tuple[int, str], dict[str, set[Subscription]]] = {}
         self.pending: dict[int, Subscription] = {}  # id of a NOTIFY transaction → its subscription
+        self.unsolicited: dict[int, str] = {}  # id of an unsolicited NOTIFY's transaction → to whom
         self.tasks = Tasks(log, "a subscription state update")
         server.events.subscribe(self.on_event)
 
     def __len__(self) -> int:
         return len(self.subscriptions)
-
-    def sent(self, tx: object) -> bool:
-        """Is ``tx`` one of our NOTIFYs (its answer is ours to handle)?"""
-        return id(tx) in self.pending
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -349,13 +381,32 @@ class Notifier:
     # ------------------------------------------------------------ state
 
     def on_event(self, event: Event) -> None:
-        """The event bus: calls change the dialog state, voicemail the mailboxes."""
+        """The event bus: calls change the dialog state, voicemail the mailboxes,
+        a registration is told its lamp (unsolicited)."""
         if isinstance(event, MailboxChanged):
-            subs = self.watchers.get((event.organisation, MESSAGE_SUMMARY.name), {})
-            if event.mailbox in subs:
-                self._spawn(self._count(list(subs[event.mailbox]), self._notify))
+            self._mailbox_changed(event.organisation, event.mailbox)
+        elif isinstance(event, Registered) and event.contacts:
+            tenant = self.server.directory.tenants.get(event.organisation)
+            ext = tenant.extensions.get(event.extension) if tenant is not None else None
+            if tenant is not None and ext is not None and ext.mwi_unsolicited:
+                self._spawn(self._unsolicited(tenant, ext))
         elif isinstance(event, CallStarted | CallRinging | CallAnswered | CallEnded):
             self._calls_changed(event.organisation)
+
+    def _mailbox_changed(self, organisation: int, mailbox: str) -> None:
+        """Every lamp that counts ``mailbox`` (its owner's, a shared one's members')."""
+        tenant = self.server.directory.tenants.get(organisation)
+        if tenant is None:
+            return
+        lamps = lamps_showing(tenant.extensions.values(), tenant.mailboxes, mailbox)
+        watched = self.watchers.get((organisation, MESSAGE_SUMMARY.name), {})
+        subs = [sub for resource in {mailbox_of(ext) for ext in lamps}
+                for sub in watched.get(resource, ())]
+        if subs:
+            self._spawn(self._count(subs, self._notify))
+        for ext in lamps:
+            if ext.mwi_unsolicited:
+                self._spawn(self._unsolicited(tenant, ext))
 
     def _calls_changed(self, organisation: int) -> None:
         watched = self.watchers.get((organisation, DIALOG.name))
@@ -380,13 +431,39 @@ class Notifier:
             self._spawn(self._count([sub], then))
 
     async def _count(self, subs: list[Subscription], then: Callable[[Subscription], None]) -> None:
-        """Count one mailbox's new and old messages (off the loop) for its watchers."""
-        first = subs[0]
-        counts = await asyncio.to_thread(self.server.store.mailbox_counts, first.organisation,
-                                         first.resource)
+        """Count the new and old messages (off the loop) each lamp shows: its
+        own mailbox and the shared ones its extension is member of."""
+        counted = {sub: self._lamp(sub) for sub in subs}
+        counts = await asyncio.to_thread(self._counts, subs[0].organisation,
+                                         set(counted.values()))
         for sub in subs:
-            sub.state = counts
+            sub.state = counts[counted[sub]]
             then(sub)
+
+    def _lamp(self, sub: Subscription) -> tuple[str, ...]:
+        """The mailboxes a message-summary subscription counts."""
+        tenant = self.server.directory.tenants.get(sub.organisation)
+        ext = tenant.extensions.get(sub.subscriber) if tenant is not None else None
+        if tenant is None or ext is None or mailbox_of(ext) != sub.resource:
+            return (sub.resource,)
+        return lamp_mailboxes(tenant.mailboxes, ext)
+
+    def _counts(self, organisation: int,
+                lamps: set[tuple[str, ...]]) -> dict[tuple[str, ...], tuple[int, int]]:
+        return {boxes: self.server.store.mailbox_counts(organisation, *boxes) for boxes in lamps}
+
+    async def _unsolicited(self, tenant: Tenant, ext: Extension) -> None:
+        """The lamp's summary to every registered contact of ``ext``, unasked."""
+        boxes = lamp_mailboxes(tenant.mailboxes, ext)
+        new, old = await asyncio.to_thread(self.server.store.mailbox_counts, tenant.id, *boxes)
+        body = message_summary(f"sip:{boxes[0]}@{tenant.domain}", new, old)
+        server = self.server
+        for binding in server.location.lookup(tenant.aor(ext.number), time.time()):
+            notify, flow = unsolicited_notify(binding, body, server.sent_by, server.contact)
+            tx = server.send_request(notify, flow, owner=self)
+            self.unsolicited[id(tx)] = binding.contact
+            log.info("unsolicited message summary %d/%d to %s (%s)", new, old, ext.number,
+                     binding.contact)
 
     def _spawn(self, work: Any) -> None:
         self.tasks.spawn(work)
@@ -413,13 +490,19 @@ class Notifier:
         sub.version += 1
         sub.shown = sub.state
         sub.in_flight = True
-        tx = self.server.send_request(notify, dialog.dest)
+        tx = self.server.send_request(notify, dialog.dest, owner=self)
         self.pending[id(tx)] = sub
 
     def on_response(self, tx: object, response: Response) -> None:
         """The phone answered a NOTIFY: send what changed meanwhile, or end
         the subscription on an answer that says it is gone (481 …)."""
         if response.status < 200:
+            return
+        contact = self.unsolicited.pop(id(tx), None)
+        if contact is not None:
+            if response.status >= 300:
+                log.info("unsolicited message summary to %s answered %d", contact,
+                         response.status)
             return
         sub = self.pending.pop(id(tx), None)
         if sub is None:
@@ -437,6 +520,9 @@ class Notifier:
 
     def on_timeout(self, tx: object) -> None:
         """No answer to a NOTIFY (Timer F): the phone is gone (RFC 6665 §4.2.2)."""
+        contact = self.unsolicited.pop(id(tx), None)
+        if contact is not None:
+            log.info("unsolicited message summary to %s not answered", contact)
         sub = self.pending.pop(id(tx), None)
         if sub is not None:
             log.info("NOTIFY %s of %s to %s timed out: subscription ended", sub.package.name,

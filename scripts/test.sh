@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PBX_EXTRAS=test source scripts/setup.sh
-apt_install sip-tester baresip-core espeak-ng chromium mosquitto ffmpeg
+apt_install sip-tester baresip-core espeak-ng chromium mosquitto ffmpeg kamailio
 exec .venv/bin/python -m pytest "$@"

@@ -108,7 +108,10 @@ class FakeSip:
                      now: float) -> tuple[Extension, str] | None:
         number = request.from_addr.uri.user or ""
         ext = tenant.extensions.get(number)
-        return (ext, number) if ext is not None else None
+        if ext is None:  # as the server does: a challenge the caller cannot answer
+            self.respond(make_response(request, 407, to_tag="challenge"))
+            return None
+        return ext, number
 
     def conference(self, tenant: Tenant, number: str) -> ConferenceRoom | None:
         return tenant.rooms.get(number)
@@ -226,16 +229,17 @@ class CallHarness:
             await asyncio.sleep(0)
 
     async def call(self, caller: str, number: str, *, sdp: bool = True,
-                   headers: dict[str, str] | None = None) -> Request:
-        """Extension ``caller``'s phone sends an INVITE for ``number``."""
-        phone = self.phones[caller]
+                   headers: dict[str, str] | None = None, flow: Flow | None = None) -> Request:
+        """Extension ``caller``'s phone sends an INVITE for ``number`` (from
+        ``flow``, e.g. a carrier's address, with ``caller`` any number)."""
+        source = flow or self.phones[caller].flow
         n = next(_ids)
         call_id = f"call-{n}"
-        headers = {"Contact": f"<sip:{caller}@127.0.0.1:{phone.flow.port}>", **(headers or {})}
+        headers = {"Contact": f"<sip:{caller}@{source.host}:{source.port}>", **(headers or {})}
         extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        body = SDP_BODY.format(port=phone.flow.port + 1000) if sdp else ""
+        body = SDP_BODY.format(port=source.port + 1000) if sdp else ""
         text = (f"INVITE sip:{number}@127.0.0.1 SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP 127.0.0.1:{phone.flow.port};branch=z9hG4bK-{n}\r\n"
+                f"Via: SIP/2.0/UDP {source.host}:{source.port};branch=z9hG4bK-{n}\r\n"
                 f"Max-Forwards: 70\r\nFrom: <sip:{caller}@127.0.0.1>;tag=from-{n}\r\n"
                 f"To: <sip:{number}@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n"
                 f"{extra}"
@@ -243,9 +247,9 @@ class CallHarness:
                 + f"Content-Length: {len(body)}\r\n\r\n{body}")
         request = parse_message(text.encode())
         assert isinstance(request, Request)
-        tx = FakeTx(request, phone.flow)
+        tx = FakeTx(request, source)
         self.sip.invites[(call_id, request.vias[0].branch or "")] = tx
-        self.b2bua.on_invite(request, phone.flow, tx)
+        self.b2bua.on_invite(request, source, tx)
         await self.settle()
         return request
 

@@ -40,9 +40,10 @@ from pbx.tasks import Tasks
 
 from pbx.calls.channel import Application, Channel, Clock, Party
 from pbx.calls.media_paths import MediaPaths
-from pbx.calls.model import Call, Leg, LegState, Ring
+from pbx.calls.external import Planner, Refusal, inbound
+from pbx.calls.model import Call, Leg, LegState, Ring, TrunkStep
 from pbx.calls.offer_answer import OfferAnswer
-from pbx.calls.ports import Ports, Signalling
+from pbx.calls.ports import Carriers, Ports, Signalling
 from pbx.calls.ringing import Ringer
 from pbx.calls.session import LegChannel
 from pbx.calls.signalling import SDP, LegSignalling
@@ -68,6 +69,7 @@ def parse_callerid(text: str, fallback: str) -> tuple[str, str]:
 class CallSettings:
     codecs: tuple[str, ...] = ("PCMU", "PCMA", "G722", "telephone-event")
     language: str = "en"
+    max_call_duration: float = 0.0  # seconds an answered call may last; 0: no limit
 
 
 class CallerRing:
@@ -142,8 +144,11 @@ class B2BUA:
     def __init__(self, *, sip: Signalling, ports: Ports, media: MediaPaths,
                  engine: MediaEngine, prompts: Callable[[], PromptLibrary],
                  directory: Directory, location: LocationService, router: Router,
-                 events: EventBus, clock: Clock, settings: CallSettings) -> None:
+                 events: EventBus, clock: Clock, settings: CallSettings,
+                 carriers: Carriers | None = None, planner: Planner | None = None) -> None:
         self.sip = sip
+        self.carriers = carriers
+        self.planner = planner
         self.ports = ports
         self.media = media
         self.engine = engine
@@ -160,7 +165,7 @@ class B2BUA:
         self.legs = LegSignalling(sip, clock, self._lost)
         self.sdp = OfferAnswer(list(settings.codecs), sip.media_address, media.renegotiated)
         self.ringer = Ringer(sip, self.legs, self.sdp, ports, location, clock, events,
-                             self.spawn)
+                             self.spawn, carriers)
         self.transfers = Transfers(self, self.legs, self.ringer, media)
 
     @property
@@ -186,11 +191,31 @@ class B2BUA:
         replaces = request.headers.get_all("Replaces")
         if len(replaces) > 1:
             raise SipError(400, "Bad Request - More than one Replaces")
-        tenant = self.directory.origin(request.from_addr.uri.host, request.uri.host)
-        found = self.sip.authenticate(request, flow, tenant, self.clock.now())
-        if found is None:
-            return
-        caller = found[0]
+        now = self.clock.now()
+        carrier = self.carriers.carrier_of(flow) if self.carriers is not None else None
+        call = Call(id=new_call_id(), tenant=self.directory.default, started_at=now)
+        if carrier is not None:  # a carrier's call: no credentials, one of our numbers
+            tenant = self.directory.tenants.get(carrier.organisation, self.directory.default)
+            asked = inbound(carrier, tenant, request)
+            if isinstance(asked, Refusal):
+                log.info("INVITE from trunk %s for %s: %d", carrier.settings.name,
+                         request.uri.user, asked.status)
+                self.legs.respond(request, asked.status, asked.reason)
+                return
+            call.tenant, call.dialled = tenant, asked.did
+            call.caller_number, call.caller_name = asked.caller, asked.caller_name
+            call.trunk, call.direction = carrier.settings.name, "inbound"
+            number = asked.caller
+        else:
+            tenant = self.directory.origin(request.from_addr.uri.host, request.uri.host)
+            found = self.sip.authenticate(request, flow, tenant, now)
+            if found is None:
+                return
+            caller = found[0]
+            call.tenant, call.dialled = tenant, request.uri.user or ""
+            call.caller_name, shown = parse_callerid(caller.display_name, caller.number)
+            call.caller_number = caller_id(tenant.presence.active(caller, now), shown)
+            number = caller.number
         offer = None
         if request.body:
             if request.content_type != SDP:
@@ -202,11 +227,7 @@ class B2BUA:
             except SdpError as exc:  # refused before anything rings
                 self.legs.refuse_sdp(request, exc)
                 return
-        call = Call(id=new_call_id(), tenant=tenant, dialled=request.uri.user or "",
-                    started_at=self.clock.now())
-        call.caller_name, number = parse_callerid(caller.display_name, caller.number)
-        call.caller_number = caller_id(tenant.presence.active(caller, call.started_at), number)
-        leg = Leg(call, flow, caller.number, request, outgoing=False, tx=tx, offer=offer)
+        leg = Leg(call, flow, number, request, outgoing=False, tx=tx, offer=offer)
         try:
             self.legs.ensure_dialog(leg)  # the To tag every answer shares; checks Contact
         except (ParseError, SipError) as exc:
@@ -216,8 +237,9 @@ class B2BUA:
         call.a = leg
         self.calls[call.id] = call
         self.server_invites[id(tx)] = leg
-        log.info("call %s: %s → %s", call.id, caller.number, call.dialled)
-        self.events.publish(CallStarted(tenant.id, call.id, caller.number, call.dialled,
+        log.info("call %s: %s → %s%s", call.id, number, call.dialled,
+                 f" (trunk {call.trunk})" if call.trunk else "")
+        self.events.publish(CallStarted(tenant.id, call.id, number, call.dialled,
                                         call.started_at))
         self.spawn(self._start(call, replaces[0] if replaces else None))
 
@@ -278,8 +300,22 @@ class B2BUA:
             self._serve(call, dest.kind, dest.ident)
         elif isinstance(dest, ServiceDest):
             self.fail(call, 404, "Not Found - Service not available")
+        elif self.planner is not None and self.planner.is_external(tenant, number):
+            self._ring_out(call, number)
         else:
             self.fail(call, 404)
+
+    def _ring_out(self, call: Call, number: str) -> None:
+        """An external number: over the trunks its route names, in order."""
+        assert self.planner is not None
+        plan = self.planner.plan(call.tenant, call, number, self.clock.now())
+        if isinstance(plan, Refusal):
+            call.path.append(f"refused:{number}")
+            self.fail(call, plan.status, plan.reason)
+            return
+        if call.direction == "internal":
+            call.direction = "outbound"
+        self._ring(call, list(plan), rung=number)
 
     def _ring_extension(self, call: Call, ext: Extension, reason: str | None) -> None:
         if ext.forward_always and reason != "unconditional":
@@ -311,7 +347,8 @@ class B2BUA:
         self._ring(call, [RingStep((ext.number,), float(ext.ring_timeout))], rung=ext.number,
                    busy=busy, noanswer=noanswer)
 
-    def _ring(self, call: Call, steps: list[RingStep], *, rung: str, group: str | None = None,
+    def _ring(self, call: Call, steps: list[RingStep | TrunkStep], *, rung: str,
+              group: str | None = None,
               busy: str = "", noanswer: str = "") -> None:
         owner = call.dialling if call.dialling is not None else CallerRing(self, call)
         self.ringer.start(Ring(call, owner, steps=steps, rung=rung, group=group, busy_target=busy,
@@ -400,6 +437,9 @@ class B2BUA:
         the event, for every way a call gets answered."""
         if call.answered_at is None:
             call.answered_at = self.clock.now()
+            limit = self.settings.max_call_duration
+            if limit:  # toll-fraud guard and stuck-call sweeper (max_call_duration)
+                self.clock.call_later(limit, lambda: self._too_long(call))
         call.answered_by = by
         call.path.append(f"answer:{by}")
         log.info("call %s answered by %s", call.id, by)
@@ -716,12 +756,18 @@ class B2BUA:
                 call.tenant.id, call.id, caller, call.dialled, answered_by, disposition, status,
                 now - call.started_at, now, started_at=call.started_at,
                 answered_at=call.answered_at, hangup_by=hangup_by, path=tuple(call.path),
-                quality=quality,
+                quality=quality, trunk=call.trunk, direction=call.direction,
             ))
         for listener in call.on_end:
             listener()
         if ports:
             self.spawn(self.media.release(ports))
+
+    def _too_long(self, call: Call) -> None:
+        if not call.ended:
+            log.info("call %s: max_call_duration reached", call.id)
+            call.path.append("max-duration")
+            self.end_all(call, "answered", 200, "max-duration")
 
     def _forget(self, call: Call) -> None:
         """Dialog state outlives the call a little, to answer retransmissions."""

@@ -80,6 +80,20 @@ class Leg:
     held: bool = False
     early_sdp_sent: bool = False
     channel: Channel | None = None  # the service's view of this leg, while one holds it
+    trunk: str = ""  # the trunk this leg runs over (a carrier's leg)
+    challenged: bool = False  # our INVITE already answered a carrier's 401/407
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkStep:
+    """An external number over one trunk; the step after it is the next trunk
+    of the route (failover on 5xx and timeout)."""
+
+    trunk: str
+    number: str  # as the carrier wants it
+    caller_id: str  # the number shown: E.164 as the carrier's format wants, "" = anonymous
+    timeout: float
+    caller_name: str = ""
 
 
 class RingOwner(Protocol):
@@ -99,7 +113,7 @@ class Ring:
 
     call: Call
     owner: RingOwner
-    steps: list[RingStep] = field(default_factory=list)
+    steps: list[RingStep | TrunkStep] = field(default_factory=list)
     media: RelayLeg | None = None  # offered to every fork; the answering fork takes it
     forks: list[Leg] = field(default_factory=list)
     timer: Cancel | None = None
@@ -145,6 +159,8 @@ class Call:
     recordings: list[Path] = field(default_factory=list)
     stereo: tuple[MixPort, MixPort] | None = None  # the call's room ports: left, right
     dialling: RingOwner | None = None  # set for calls a service places
+    trunk: str = ""  # the trunk it came in or went out by
+    direction: str = "internal"  # internal, inbound (from a carrier), outbound (to one)
     on_end: list[Callable[[], None]] = field(default_factory=list)
     write_cdr: bool = True  # False: merged into another call (one call, one record)
 

@@ -16,6 +16,7 @@ from pbx.directory import Tenant
 from pbx.sip.flow import Flow
 from pbx.models import ConferenceRoom, Extension
 from pbx.sip.message import Request, Response
+from pbx.trunks.settings import TrunkSettings
 
 from pbx.calls.channel import Cancel, Clock
 
@@ -75,6 +76,21 @@ class Rooms(Protocol):
     def conference(self, tenant: Tenant, number: str) -> ConferenceRoom | None: ...
 
 
+class Carrier(Protocol):
+    """A trunk as call control needs it."""
+
+    organisation: int
+    settings: TrunkSettings
+
+
+class Carriers(Protocol):
+    """The node's trunks: whose a request is, and where requests over one go."""
+
+    def carrier_of(self, flow: Flow) -> Carrier | None: ...
+
+    def flow_to(self, organisation: int, name: str) -> tuple[Carrier, Flow] | None: ...
+
+
 class LoopClock:
     """The real :class:`~pbx.calls.channel.Clock`: wall time and the event loop's timers."""
 
@@ -89,4 +105,4 @@ class LoopClock:
         return loop.call_later(seconds, fn)
 
 
-__all__ = ["Clock", "LoopClock", "Ports", "Recordings", "Rooms", "Signalling"]
+__all__ = ["Carrier", "Carriers", "Clock", "LoopClock", "Ports", "Recordings", "Rooms", "Signalling"]

@@ -34,6 +34,7 @@ def cdr_of(event: CallEnded) -> Cdr:
         billsec=event.at - event.answered_at if event.answered_at else 0.0,
         hangup_by=event.hangup_by,
         quality=json.dumps(event.quality, default=float),
+        trunk=event.trunk,
     )
 
 

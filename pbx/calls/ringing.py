@@ -15,13 +15,15 @@ from pbx.events import CallRinging, EventBus
 from pbx.location import LocationService, reach
 from pbx.sip.flow import Flow
 from pbx.sdp import SdpError, SessionDescription
+from pbx.sip.auth import build_authorization
 from pbx.sip.message import URI, Headers, Request, Response, new_branch, new_call_id, new_tag
 
 from pbx.calls.channel import Clock
-from pbx.calls.model import Call, Leg, LegState, Ring, new_session_version
+from pbx.calls.model import Call, Leg, LegState, Ring, TrunkStep, new_session_version
 from pbx.calls.offer_answer import OfferAnswer
-from pbx.calls.ports import Ports, Signalling
+from pbx.calls.ports import Carriers, Ports, Signalling
 from pbx.calls.signalling import SDP, SUPPORTED, LegSignalling
+from pbx.trunks.settings import TrunkSettings
 
 log = logging.getLogger("pbx.calls")
 
@@ -33,8 +35,9 @@ class Ringer:
 
     def __init__(self, sip: Signalling, legs: LegSignalling, sdp: OfferAnswer, ports: Ports,
                  location: LocationService, clock: Clock, events: EventBus,
-                 spawn: Spawn) -> None:
+                 spawn: Spawn, carriers: Carriers | None = None) -> None:
         self.sip = sip
+        self.carriers = carriers
         self.legs = legs
         self.sdp = sdp
         self.ports = ports
@@ -66,7 +69,10 @@ class Ringer:
         """Ring the next step, or give up with the best answer so far."""
         while ring.steps:
             step = ring.steps.pop(0)
-            started = sum(self._fork(ring, number) for number in step.members)
+            if isinstance(step, TrunkStep):
+                started = self._fork_trunk(ring, step)
+            else:
+                started = sum(self._fork(ring, number) for number in step.members)
             if started:
                 ring.timer = self.clock.call_later(step.timeout, lambda: self._timeout(ring))
                 return
@@ -96,6 +102,54 @@ class Ringer:
         call.path.append(f"ring:{number}x{len(bindings)}")
         self.events.publish(CallRinging(call.tenant.id, call.id, number, self.clock.now()))
         return len(bindings)
+
+    def _fork_trunk(self, ring: Ring, step: TrunkStep) -> int:
+        """INVITE the number over the trunk; 0 when the trunk is unknown or down."""
+        call = ring.call
+        found = self.carriers.flow_to(call.tenant.id, step.trunk) if self.carriers else None
+        if found is None:
+            call.path.append(f"no-trunk:{step.trunk}")
+            ring.failure = ring.failure or 503
+            return 0
+        carrier, flow = found
+        assert ring.media is not None
+        version = new_session_version()
+        caller_offer = call.a.offer if call.a is not None else None
+        sdp = version.stamp(self.sdp.fork_offer(ring.media.local_port, caller_offer))
+        invite = trunk_invite(carrier.settings, step, self.sip.sent_by(flow.transport),
+                              self.sip.contact(flow), self.sip.allow_header(), sdp)
+        leg = Leg(call, flow, step.number, invite, outgoing=True, media=ring.media,
+                  local_sdp=sdp, version=version, ring=ring, trunk=step.trunk)
+        ring.forks.append(leg)
+        ring.rang = True
+        call.trunk = step.trunk
+        call.path.append(f"trunk:{step.trunk}:{step.number}")
+        log.info("call %s: out to %s over %s", call.id, step.number, step.trunk)
+        self.legs.invite(leg)
+        return 1
+
+    def _authenticate(self, leg: Leg, response: Response) -> bool:
+        """Answer a carrier's 401/407 to our INVITE once (RFC 3261 §22.2): the
+        same INVITE again, CSeq up, with credentials.  False: cannot."""
+        found = self.carriers.flow_to(leg.call.tenant.id, leg.trunk) if self.carriers else None
+        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
+        challenge = response.headers.get(header)
+        if found is None or not challenge or leg.challenged:
+            return False
+        settings = found[0].settings
+        try:
+            answer = build_authorization(
+                challenge, method="INVITE", uri=str(leg.invite.uri),
+                username=settings.auth_username or settings.username,
+                password=settings.password, cnonce=new_tag())
+        except ValueError as exc:
+            log.warning("call %s: cannot answer %s's challenge: %s", leg.call.id, leg.trunk, exc)
+            return False
+        leg.invite = reauthorised(leg.invite, "Authorization" if response.status == 401
+                                  else "Proxy-Authorization", answer)
+        leg.challenged = True
+        self.legs.invite(leg)
+        return True
 
     def _invite(self, call: Call, number: str, target: URI, flow: Flow,
                 sdp: SessionDescription) -> Request:
@@ -133,6 +187,8 @@ class Ringer:
                 return
             leg.state = LegState.RINGING
             ring.owner.early(ring, leg, response)
+            return
+        if status in (401, 407) and leg.trunk and self._authenticate(leg, response):
             return
         if status >= 300:
             self.fork_failed(leg, status)
@@ -180,8 +236,8 @@ class Ringer:
             ring.failure = status if status != 487 else ring.failure
         if ring.forks or ring.done:
             return
-        if status in (600, 603):
-            self._give_up(ring, status)
+        if status in (600, 603) or leg.trunk and not (status == 408 or 500 <= status < 600):
+            self._give_up(ring, status)  # a global decline; a callee's answer, not the trunk's
             return
         self._stop_timer(ring)
         self.next_step(ring)
@@ -224,3 +280,58 @@ class Ringer:
         if ring.timer is not None:
             ring.timer.cancel()
             ring.timer = None
+
+
+def trunk_invite(trunk: TrunkSettings, step: TrunkStep, sent_by: str, contact: str, allow: str,
+                 sdp: SessionDescription) -> Request:
+    """An INVITE to a carrier: the number at its domain, the caller ID where the
+    trunk wants it (From, P-Asserted-Identity or Remote-Party-ID), anonymous
+    callers with ``Privacy: id`` (RFC 3325 §9.3), through its outbound proxy."""
+    domain = trunk.domain
+    target = URI("sip", user=step.number, host=domain, params={"user": "phone"})
+    name = step.caller_name.replace('"', "")
+    display = f'"{name}" ' if name and step.caller_id else ""
+    shown = f"<sip:{step.caller_id}@{domain}>" if step.caller_id else ""
+    headers = Headers()
+    headers.add("Via", f"SIP/2.0/{trunk.transport.upper()} {sent_by};branch={new_branch()};rport")
+    headers.add("Max-Forwards", "70")
+    if trunk.outbound_proxy:
+        host, port = trunk.next_hop
+        headers.add("Route", f"<sip:{host}:{port};lr>")
+    if not step.caller_id:
+        headers.add("From", f'"Anonymous" <sip:anonymous@anonymous.invalid>;tag={new_tag()}')
+        headers.add("Privacy", "id")
+    elif trunk.caller_id == "from":
+        headers.add("From", f"{display}{shown};tag={new_tag()}")
+    else:
+        account = f"<sip:{trunk.username or step.caller_id}@{domain}>"
+        headers.add("From", f"{display}{account};tag={new_tag()}")
+        if trunk.caller_id == "pai":
+            headers.add("P-Asserted-Identity", f"{display}{shown}")
+        else:
+            headers.add("Remote-Party-ID", f"{display}{shown};party=calling;screen=yes;privacy=off")
+    headers.add("To", f"<sip:{step.number}@{domain}>")
+    headers.add("Call-ID", new_call_id())
+    headers.add("CSeq", "1 INVITE")
+    headers.add("Contact", contact)
+    headers.add("Allow", allow)
+    headers.add("Supported", SUPPORTED)
+    headers.add("Content-Type", SDP)
+    return Request("INVITE", target, headers, bytes(sdp))
+
+
+def reauthorised(invite: Request, header: str, value: str) -> Request:
+    """The INVITE again with credentials: a new transaction (new branch, CSeq
+    up), the same dialog-to-be (Call-ID, From tag)."""
+    headers = Headers()
+    for name, text in invite.headers:
+        lower = name.lower()
+        if lower == "via":
+            text = text.split(";branch=")[0] + f";branch={new_branch()};rport"
+        elif lower == "cseq":
+            text = f"{invite.cseq.number + 1} INVITE"
+        elif lower in ("authorization", "proxy-authorization"):
+            continue
+        headers.add(name, text)
+    headers.add(header, value)
+    return Request("INVITE", invite.uri, headers, invite.body)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
@@ -194,6 +195,17 @@ def running_demo(tmp: Path, admin_password: str | None = ADMIN_PASSWORD) -> Iter
         pbx.stop()
 
 
+class SipServer(Protocol):
+    """What sipp is pointed at: the PBX, or one side of the carrier stand-in (carrier.py)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def sip_port(self) -> int: ...
+    @property
+    def tls_port(self) -> int | None: ...
+
+
 @dataclass
 class SippResult:
     returncode: int
@@ -204,7 +216,7 @@ class SippResult:
 
 def run_sipp(
     scenario: str,
-    pbx: Pbx,
+    pbx: SipServer,
     users: list[tuple[str, str]] | list[tuple[str, str, int]] | list[tuple[str, str, int, str]],
     *,
     transport: str = "u1",
@@ -214,7 +226,7 @@ def run_sipp(
     extra: list[str] | None = None,
     tmp: Path,
 ) -> SippResult:
-    """Run a sipp scenario against the PBX; users are (number, password[, expires[,
+    """Run a sipp scenario against the PBX (or the carrier); users are (number, password[, expires[,
     authentication username]]): a device's own login differs from its extension."""
     csv = tmp / f"users-{random.randrange(1 << 30)}.csv"
     rows = ["SEQUENTIAL"]
@@ -228,6 +240,8 @@ def run_sipp(
     local_port = free_ports(1, pbx.host)
     host = f"[{pbx.host}]" if ":" in pbx.host else pbx.host
     port = pbx.tls_port if transport.startswith("l") else pbx.sip_port
+    if port is None:
+        raise ValueError(f"{pbx} takes no TLS")
     cmd = [
         "sipp", f"{host}:{port}",
         "-sf", str(SCENARIOS / scenario),
@@ -244,13 +258,13 @@ def run_sipp(
     text = stats.read_text(errors="replace") if stats.exists() else ""
     return SippResult(
         proc.returncode,
-        _sipp_count(text, "Successful call"),
-        _sipp_count(text, "Failed call"),
+        sipp_count(text, "Successful call"),
+        sipp_count(text, "Failed call"),
         text + proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace"),
     )
 
 
-def _sipp_count(screen: str, label: str) -> int:
+def sipp_count(screen: str, label: str) -> int:
     for line in screen.splitlines():
         if line.strip().startswith(label):
             parts = [p.strip() for p in line.split("|") if p.strip()]

@@ -126,9 +126,10 @@ def leave_message(pbx: Pbx, caller: str, target: str, seconds: float, frequency:
 
 
 def wait_for_tone_end(rtp: socket.socket, frequency: float) -> None:
-    """Read the PBX's audio until a tone of ``frequency`` has played and stopped."""
+    """Read the PBX's audio until a tone of ``frequency`` has played and stopped
+    (after the greeting and the caller's options: up to ~20 s)."""
     toned = 0
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
         try:
             packet = rtp.recv(2048)
@@ -506,8 +507,10 @@ def test_sipp_calls_follow_the_profile_switch(pbx: Pbx, tmp_path: Path) -> None:
     before = messages()
     with sipp_callee(tmp_path, pbx, "1003", USERS["1003"], ["-m", "1"]) as phone:
         switch("Meeting")
-        # the caller hears why (about 5 s), the greeting and tone, then talks
-        result = run_sipp("call_uac.xml", pbx, call, tmp=tmp_path, extra=["-d", "15000"])
+        # the caller hears why (about 5 s), the greeting and the caller's options
+        # (~13 s), the tone, then talks
+        result = run_sipp("call_uac.xml", pbx, call, tmp=tmp_path, extra=["-d", "25000"],
+                          timeout=60)
         assert result.returncode == 0 and result.successful == 1, result.output[-2000:]
         assert phone.poll() is None  # answered by voicemail: the phone did not ring
         deadline = time.monotonic() + 5

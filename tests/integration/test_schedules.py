@@ -245,7 +245,9 @@ def test_a_time_condition_sends_a_call_to_voicemail_while_closed(
         assert next_event(events, "switchboard")["open"] is False
         assert httpx.get(f"{pbx.api}/timeconditions/520",
                          headers=admin).json()["routes_to"] == "voicemail:2001"
-        result = run_sipp("call_uac.xml", pbx, caller, tmp=tmp_path, extra=["-d", "7000"])
+        # the greeting and the caller's options take ~13 s before the beep
+        result = run_sipp("call_uac.xml", pbx, caller, tmp=tmp_path, extra=["-d", "20000"],
+                          timeout=60)
         assert result.returncode == 0 and result.successful == 1, result.output[-2000:]
         assert next_event(events, "call.answered")["answered_by"] == "voicemail:2001"
         left = next_event(events, "voicemail")

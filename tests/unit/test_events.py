@@ -48,7 +48,7 @@ def test_events_as_json_fields() -> None:
         "type": "call.ended", "organisation": 1, "call_id": "c", "caller": "1001",
         "dialled": "1002", "answered_by": "1002", "disposition": "answered", "status": 200,
         "duration": 12.5, "at": 100.0, "started_at": 0.0, "answered_at": None,
-        "hangup_by": "", "path": (), "quality": {},
+        "hangup_by": "", "path": (), "quality": {}, "trunk": "", "direction": "internal",
     }
     assert as_dict(CallRinging(1, "c", "1002", 99.0)) == {
         "type": "call.ringing", "organisation": 1, "call_id": "c", "extension": "1002",

@@ -83,7 +83,7 @@ async def test_conferences_in_use_are_told_apart_by_kind_not_by_name(tmp_path: P
     calls = CallHarness(rooms=(ConferenceConfig(number="call-team"),))
     calls.b2bua.register(ConferenceApp(lambda org, n: calls.tenant.rooms.get(n), calls.b2bua,
                                        lambda name: tmp_path / name, lambda *a: None))
-    calls.b2bua.register(MailboxMenuApp(calls.directory, calls.store, calls.events))
+    calls.b2bua.register(MailboxMenuApp(calls.directory, calls.store, calls.events, tmp_path))
     room = await calls.call("1001", "call-team")
     assert calls.statuses(room)[-1] == 200
     menu = await calls.call("1002", "133")  # the voicemail menu: a service's private room
