@@ -13,7 +13,8 @@ from sqlmodel import Session, select
 
 from admin_api.deps import ERRORS, Db, Sip, User, audit, require
 from pbx.config import POLICY_KEYS, CallPolicyConfig
-from pbx.models import ApiUser, CallPolicy
+from pbx.models import CallPolicy
+from pbx.server import SipServer
 
 router = APIRouter(prefix="/api", tags=["call policy"])
 
@@ -36,9 +37,14 @@ class CallPolicyOut(CallPolicyConfig):
     defaults: list[str]  # the keys that follow the node's [general] values
 
 
-def _row(db: Session, user: ApiUser) -> CallPolicy | None:
+def _row(db: Session, organisation_id: int) -> CallPolicy | None:
     return db.exec(select(CallPolicy).where(
-        CallPolicy.organisation_id == user.organisation_id)).first()
+        CallPolicy.organisation_id == organisation_id)).first()
+
+
+def policy_of(db: Session, sip: SipServer, organisation_id: int) -> CallPolicyConfig:
+    """The organisation's policy in force: its own keys over the node's."""
+    return sip.config.general.of(_row(db, organisation_id))
 
 
 def _shown(sip: Sip, row: CallPolicy | None) -> CallPolicyOut:
@@ -52,7 +58,7 @@ def _shown(sip: Sip, row: CallPolicy | None) -> CallPolicyOut:
 def get_call_policy(user: User, db: Db, sip: Sip) -> CallPolicyOut:
     """The policy in force, and which keys are the node's defaults."""
     require(user, "admin")
-    return _shown(sip, _row(db, user))
+    return _shown(sip, _row(db, user.organisation_id))
 
 
 @router.patch("/call-policy", response_model=CallPolicyOut,
@@ -60,7 +66,7 @@ def get_call_policy(user: User, db: Db, sip: Sip) -> CallPolicyOut:
                                                         "country, a prefix that is not E.164"}})
 def update_call_policy(body: CallPolicyPatch, user: User, db: Db, sip: Sip) -> CallPolicyOut:
     require(user, "admin")
-    row = _row(db, user) or CallPolicy(organisation_id=user.organisation_id)
+    row = _row(db, user.organisation_id) or CallPolicy(organisation_id=user.organisation_id)
     before = _shown(sip, row if row.id is not None else None).model_dump()
     changes: dict[str, Any] = {key: getattr(body, key) for key in body.model_fields_set}
     if changes.get("international_prefixes") is not None:

@@ -15,10 +15,11 @@ from admin_api.deps import ERRORS, NOT_FOUND, Db, Limit, Offset, Page, Sip, User
 from admin_api.services import kind_of
 from pbx.models import ApiUser, OutboundRoute
 from pbx.outbound import MAX_STRIP, NAME, PREPEND, check_caller_id, parse_pattern, split
+from pbx.trunks.settings import TRUNK_NAME
 
 router = APIRouter(prefix="/api", tags=["outbound routes"])
 
-INVALID = {422: {"description": "invalid fields: a dial pattern, a trunk name, a caller ID"}}
+INVALID = {422: {"description": "invalid fields: a dial pattern, an unknown trunk, a caller ID"}}
 TAKEN = {409: {"description": "the organisation has a route of that name"}}
 PATTERNS_HELP = ("FreePBX dial patterns matched against the E.164 number: X, Z, N, [1-5], "
                  ". (one or more), ! (zero or more); +46. is Sweden, +. everything, 112 itself")
@@ -32,7 +33,7 @@ def _pattern(text: str) -> str:
 
 Patterns = Annotated[list[Annotated[str, AfterValidator(_pattern)]],
                      Field(min_length=1, max_length=50, description=PATTERNS_HELP)]
-Trunks = Annotated[list[Annotated[str, Field(pattern=NAME)]],
+Trunks = Annotated[list[Annotated[str, Field(pattern=TRUNK_NAME)]],
                    Field(min_length=1, max_length=10, description="trunk names, in failover order")]
 
 
@@ -97,6 +98,17 @@ def _check_caller_id(db: Session, user: ApiUser, caller_id: str | None) -> None:
                                    "msg": f"{caller_id} is not a number of the organisation"}])
 
 
+def _check_trunks(sip: Sip, user: ApiUser, trunks: list[str] | None) -> None:
+    """Each trunk is the organisation's own or one the operator shares."""
+    tenant = sip.directory.tenants.get(user.organisation_id)
+    known = tenant.trunks if tenant is not None else {}
+    for index, name in enumerate(trunks or ()):
+        if name not in known:
+            raise HTTPException(422, [{"loc": ["body", "trunks", index], "type": "value_error",
+                                       "msg": f"no trunk {name} (of the organisation, or "
+                                              "shared by the operator)"}])
+
+
 def _place(db: Session, organisation_id: int, route: OutboundRoute | None,
            position: int | None = None) -> None:
     """Put ``route`` at ``position`` (None: where it is, or last if new) and number
@@ -150,6 +162,7 @@ def create_route(body: RouteIn, user: User, db: Db, sip: Sip) -> RouteOut:
     if db.exec(select(OutboundRoute).where(OutboundRoute.organisation_id == user.organisation_id,
                                            OutboundRoute.name == body.name)).first():
         raise HTTPException(409, f"outbound route {body.name} exists")
+    _check_trunks(sip, user, body.trunks)
     _check_caller_id(db, user, body.caller_id)
     route = OutboundRoute(organisation_id=user.organisation_id, name=body.name, **_fields(body))
     _place(db, user.organisation_id, route, body.position)
@@ -164,6 +177,7 @@ def update_route(name: str, body: RoutePatch, user: User, db: Db, sip: Sip) -> R
     """Change a route; ``position`` moves it in the order."""
     require(user, "admin")
     route = _own(db, user, name)
+    _check_trunks(sip, user, body.trunks)
     _check_caller_id(db, user, body.caller_id)
     before = shown(route).model_dump()
     for field, value in _fields(body).items():

@@ -17,6 +17,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 from sqlmodel import Session, col, func, select
 
+from admin_api.callpolicy import policy_of
 from admin_api.deps import ERRORS, Db, Limit, Offset, Page, User, audit, require
 from ivr.check import where
 from ivr.tree import IvrTree
@@ -24,6 +25,7 @@ from pbx.models import (
     PLANS, ApiUser, ConferenceRoom, Extension, Ivr, Number, Organisation, OutboundRoute, Profile,
     RingGroup, SharedMailbox, TimeCondition,
 )
+from pbx.numbering import COUNTRIES
 from pbx.router import MAILBOX_PREFIX, PICKUP_ANY, PICKUP_PREFIX
 from pbx.server import SipServer
 
@@ -114,13 +116,17 @@ def kind_of(db: Session, organisation_id: int, number: str) -> str | None:
 
 def refuse_taken(db: Session, sip: SipServer, organisation_id: int, number: str) -> None:
     """One number, one meaning: a number in use by anything of the organisation,
-    or one the dial plan keeps (the voicemail menus, pickup codes), is a 409."""
+    or one the dial plan keeps (the voicemail menus, pickup codes, the emergency
+    numbers of its country), is a 409."""
     general = sip.config.general
     menus = {general.voicemail_number, general.voicemail_main} - {""}
     if number in menus or number.startswith((PICKUP_ANY, PICKUP_PREFIX)):
         raise HTTPException(409, f"number {number} is reserved by the dial plan "
                                  f"(voicemail {' and '.join(sorted(menus))}, pickup "
                                  f"{PICKUP_ANY} and {PICKUP_PREFIX}…)")
+    country = policy_of(db, sip, organisation_id).country
+    if number in COUNTRIES[country].emergency:
+        raise HTTPException(409, f"number {number} is an emergency number in {country}")
     kind = kind_of(db, organisation_id, number)
     if kind is not None:
         raise HTTPException(409, f"number {number} is taken by {NUMBERED[kind].label} {number}")

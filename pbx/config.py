@@ -33,7 +33,7 @@ from pbx.models import CallPolicy
 from pbx.numbering import COUNTRIES as NUMBERING_COUNTRIES
 from pbx.numbering import E164_PREFIX
 from pbx.outbound import MAX_STRIP, NAME, PREPEND, check_caller_id, parse_pattern
-from pbx.trunks.settings import TrunkSettings
+from pbx.trunks.settings import TRUNK_NAME, TrunkSettings
 
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "telephone-event")
 VOICEMAIL_NUMBER = "133"  # the voicemail menu: what the phones' message key dials
@@ -45,6 +45,7 @@ DIAL_TARGET = r"^(voicemail:)?[0-9A-Za-z_.+*-]{1,40}$"
 SCHEDULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
 _OPERATOR = r"^[0-9A-Za-z_.+*#-]{0,40}$"  # a number of the dial plan, or empty
 _CLOSED = ("", "closed", "none")
+NAMED_KINDS = ("schedule", "trunk", "route")  # sections with a name, not a number of the dial plan
 
 
 PIN_PATTERN = r"^[0-9]{4,12}$"  # a mailbox PIN
@@ -404,8 +405,9 @@ class RouteConfig(BaseModel):
     @classmethod
     def _trunks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for name in value:
-            if not re.match(NAME, name):
-                raise ValueError(f"{name!r} is not a trunk name (1-40 letters, digits, _ . -)")
+            if not re.match(TRUNK_NAME, name):
+                raise ValueError(f"{name!r} is not a trunk name (a letter, then up to 39 "
+                                 "letters, digits, _ . -)")
         return value
 
     _callerid = field_validator("callerid")(check_caller_id)
@@ -552,6 +554,9 @@ def load_config(path: str | Path | None) -> Config:
             continue
         values = {"number": section, **parser[section]}
         kind = values.get("type", "extension")
+        if section in NUMBERING_COUNTRIES[general.country].emergency and kind not in NAMED_KINDS:
+            raise ConfigError(path_str, section, None, f"{section} is an emergency number in "
+                              f"{general.country}: nothing of the dial plan may take it")
         try:
             if kind == "schedule":
                 schedules.append(_schedule(path_str, section, dict(parser[section])))
@@ -583,6 +588,12 @@ def load_config(path: str | Path | None) -> Config:
                 )
         except ValidationError as exc:
             raise _config_error(path_str, section, exc) from None
+    trunk_names = {trunk.name for trunk in trunks}
+    for route in routes:
+        missing = [name for name in route.trunks if name not in trunk_names]
+        if missing:
+            raise ConfigError(path_str, route.name, "trunks",
+                              f"no [{missing[0]}] section with type = trunk")
     named = {schedule.name for schedule in schedules}
     for condition in conditions:
         if condition.schedule not in named:

@@ -45,8 +45,10 @@ class TollGuard:
         self._placed: dict[tuple[int, str], deque[float]] = {}  # start times, oldest first
 
     def check(self, organisation: int, policy: CallPolicyConfig, extension: str,
-              number: ExternalNumber, now: float) -> Refusal | None:
-        """May ``extension`` call ``number`` at ``now``?  None: yes."""
+              number: ExternalNumber, now: float, call_id: str = "") -> Refusal | None:
+        """May ``extension`` call ``number`` at ``now``?  None: yes.  A call
+        already counted (``call_id``, trying a second number after a forward)
+        is not counted again, but its number still has to be allowed."""
         if number.emergency:
             return None
         if number.international:
@@ -56,6 +58,8 @@ class TollGuard:
             if allowed and not number.number.startswith(allowed):
                 return Refusal(403, f"Calls abroad go only to {', '.join(allowed)}",
                                "international")
+        if call_id in self._active:
+            return None
         scopes = [((organisation, "*"), policy.max_outbound_calls, policy.max_org_calls_per_hour,
                    "for the organisation")]
         if extension:
@@ -63,11 +67,11 @@ class TollGuard:
                            policy.max_calls_per_hour, "per extension"))
         for key, at_once, per_hour, whose in scopes:
             if at_once and self._at_once.get(key, 0) >= at_once:
-                return Refusal(403, f"{at_once} outbound calls at once is the limit {whose}",
+                return Refusal(403, f"Outbound calls at once: the limit {whose} is {at_once}",
                                "concurrent")
             if per_hour and self._recent(key, now) >= per_hour:
-                return Refusal(403, f"{per_hour} outbound calls an hour is the limit {whose}",
-                               "rate")
+                return Refusal(403, f"Outbound calls in an hour: the limit {whose} is "
+                                    f"{per_hour}", "rate")
         return None
 
     def started(self, organisation: int, extension: str, call_id: str, number: ExternalNumber,

@@ -7,7 +7,8 @@ prefix (``0`` or ``9``, "dial 9 for an outside line") some organisations keep
 from their old PBX.  :meth:`NumberingPlan.normalise` turns all of them into
 one E.164 number (``+4681234567``) by the organisation's country, so routes,
 limits and call records see one form; :func:`carrier_format` writes it the
-way a trunk wants it.
+way a trunk wants it (its ``number_format`` in its ``country``) and
+:func:`from_carrier` reads a carrier's caller ID back.
 
 Emergency numbers (112, 911, 999 …) are recognised first, before any prefix
 rule, and are never rewritten into something else: they leave as dialled.
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 E164_MAX_DIGITS = 15  # ITU-T E.164 §6: country code and national number together
 E164_MIN_DIGITS = 7  # the shortest in service: a 3-digit country code and 4 digits
-NUMBER_FORMATS = ("e164", "e164-digits", "national")  # how a trunk wants numbers written
+NUMBER_FORMATS = ("e164", "e164-noplus", "national")  # a trunk's number_format
 E164_PREFIX = r"^\+[1-9][0-9]{0,14}$"  # a prefix of E.164 numbers: +46, +4670, +1
 _SEPARATORS = re.compile(r"[\s\-./()]")  # what people write between digit groups
 
@@ -195,36 +196,58 @@ class NumberingPlan:
             return Internal(dialled)
         return self.normalise(dialled)
 
-    def carrier_format(self, number: ExternalNumber, form: str) -> str:
-        """``number`` as a trunk wants it (``form``, one of :data:`NUMBER_FORMATS`):
-        ``e164`` +4681234567, ``e164-digits`` 4681234567, ``national``
-        081234567 at home and 004512345678 abroad.  Emergency numbers leave as
-        dialled, whatever the form."""
-        if number.emergency:
-            return number.number
-        if form == "e164":
-            return number.number
-        digits = number.number[1:]
-        if form == "e164-digits":
-            return digits
-        if form != "national":
-            raise ValueError(f"unknown number format {form!r}; use one of "
-                             f"{', '.join(NUMBER_FORMATS)}")
+    def looks_external(self, dialled: str) -> bool:
+        """Is ``dialled`` (no number of the organisation's) meant for the public
+        network, so that a mistake in it earns a reason, rather than a mistyped
+        extension (a plain 404)?  It is when it starts the way external numbers
+        do here: ``+``, the outside-line prefix if there is one, else the
+        international or trunk prefix, or a whole national number where no
+        trunk prefix is needed; emergency numbers always."""
+        try:
+            digits = clean(dialled)
+        except NumberError:
+            return False
         country = self.country
-        if not number.international and digits.startswith(country.calling_code):
-            return country.trunk_prefix + digits[len(country.calling_code):]
-        return country.international_prefix + digits
+        if digits in country.emergency or digits.startswith("+"):
+            return True
+        if self.outside_prefix:
+            return digits.startswith(self.outside_prefix)
+        if digits.startswith(country.international_prefix) or (
+                country.trunk_prefix and digits.startswith(country.trunk_prefix)):
+            return True
+        low, high = country.lengths
+        return (not country.trunk_prefix or country.bare_national) and low <= len(digits) <= high
 
-    def from_carrier(self, presented: str, form: str) -> str:
-        """A caller ID a trunk presents in ``form``, in E.164 when it can be read
-        as a number; anything else (``anonymous``, a short code) unchanged."""
-        try:
-            digits = clean(presented)
-        except NumberError:
-            return presented
-        if form == "e164-digits" and digits.isdigit():
-            digits = "+" + digits
-        try:
-            return self.country.parse(digits).number
-        except NumberError:
-            return presented
+
+def carrier_format(number: ExternalNumber, form: str, country: Country) -> str:
+    """``number`` as a trunk in ``country`` wants it (``form``, one of
+    :data:`NUMBER_FORMATS`): ``e164`` +4681234567, ``e164-noplus`` 4681234567,
+    ``national`` 081234567 in Sweden and 004681234567 from Denmark.  Emergency
+    numbers leave as dialled, whatever the form."""
+    if number.emergency or form == "e164":
+        return number.number
+    digits = number.number[1:]
+    if form == "e164-noplus":
+        return digits
+    if form != "national":
+        raise ValueError(f"unknown number format {form!r}; use one of "
+                         f"{', '.join(NUMBER_FORMATS)}")
+    if digits.startswith(country.calling_code):  # calling codes are prefix-free (E.164 §6)
+        return country.trunk_prefix + digits[len(country.calling_code):]
+    return country.international_prefix + digits
+
+
+def from_carrier(presented: str, form: str, country: Country) -> str:
+    """A caller ID a trunk in ``country`` presents in ``form``, in E.164 when it
+    can be read as a number; anything else (``anonymous``, a short code)
+    unchanged."""
+    try:
+        digits = clean(presented)
+    except NumberError:
+        return presented
+    if form == "e164-noplus" and digits.isdigit():
+        digits = "+" + digits
+    try:
+        return country.parse(digits).number
+    except NumberError:
+        return presented

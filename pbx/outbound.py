@@ -5,9 +5,9 @@ outbound rules); the first whose dial pattern matches the number takes the
 call.  A route names its trunks in failover order: when one answers 5xx,
 408 or not at all, call control tries the next (RFC 3263 §4.3 in spirit:
 the next target on a transport or server failure).  Each trunk gets the
-number written its way (:meth:`~pbx.numbering.NumberingPlan.carrier_format`),
-then the route's rewrite (``strip`` leading characters, ``prepend`` some),
-and the caller ID the route chooses.
+number written its way (its ``number_format`` in its ``country``,
+:func:`~pbx.numbering.carrier_format`), then the route's rewrite (``strip``
+leading characters, ``prepend`` some), and the caller ID the route chooses.
 
 Dial patterns are matched against the normalised number: E.164 with its
 ``+`` (``+4681234567``), or an emergency number as dialled (``112``).  The
@@ -29,7 +29,8 @@ mobile, ``+.`` any number at all, ``112`` the emergency number.  A leading
 
 Caller ID (``caller_id``): ``user`` — the number the user shows outward
 (their profile's or extension's, from the numbers table), else the trunk's
-default; ``trunk`` — the trunk's default number; ``anonymous`` — the user's
+main number; ``trunk`` — the trunk's main number (the first of its
+``dids``); ``anonymous`` — the user's
 number asserted to the carrier but withheld from the called party (RFC 3325
 ``P-Asserted-Identity`` with ``Privacy: id``); or one E.164 number of the
 organisation for everybody (the switchboard number).  Emergency calls
@@ -43,12 +44,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pbx.models import OutboundRoute
-from pbx.numbering import ExternalNumber, NumberError, NumberingPlan
+from pbx.numbering import (
+    COUNTRIES, Country, ExternalNumber, NumberError, NumberingPlan, carrier_format,
+)
 from pbx.refusal import Refusal
+from pbx.trunks.settings import TrunkSettings
 
 CALLER_ID_CHOICES = ("user", "trunk", "anonymous")
 FIXED_CALLER_ID = r"^\+[1-9][0-9]{6,14}$"
-NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"  # of a route, and of a trunk routes name
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"  # a route's
 PREPEND = r"^[0-9+*#]{0,20}$"
 MAX_STRIP = 20
 _CLASSES = {"X": "[0-9]", "Z": "[1-9]", "N": "[2-9]"}
@@ -147,15 +151,6 @@ def split(text: str) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
-class TrunkSettings:
-    """What routing needs of a trunk (the trunk's own settings, by its name)."""
-
-    name: str
-    number_format: str = "e164"  # a pbx.numbering.NUMBER_FORMATS value
-    caller_id: str = ""  # its default outward number (E.164); "": the carrier's choice
-
-
-@dataclass(frozen=True, slots=True)
 class Caller:
     """Who calls: the extension and the number it shows outward, from the numbers
     table (its profile's, else its own ``caller_id_number``); "" when it has none.
@@ -171,7 +166,7 @@ class Attempt:
 
     trunk: str
     number: str
-    caller_id: str  # "" when nobody gave one: the carrier fills in its own
+    caller_id: str  # "" when there is none to show
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +180,10 @@ class OutboundPlan:
 def plan(routes: Sequence[Route], trunks: Mapping[str, TrunkSettings], dialling: NumberingPlan,
          number: ExternalNumber, caller: Caller) -> OutboundPlan | Refusal:
     """How ``number`` (already normalised) leaves: the trunks to try, in order,
-    or why it cannot.  An emergency number takes the first route matching it
-    and then every other route's trunks: it must get out on whatever works."""
+    or why it cannot.  Trunks that are unknown, disabled, or want national
+    numbers in a country without a plan here are passed over.  An emergency
+    number takes the first route matching it and then every other route's
+    trunks: it must get out on whatever works."""
     route = next((r for r in routes if r.matches(number.number)), None)
     if number.emergency:
         names = [*(route.trunks if route else ()), *(t for r in routes for t in r.trunks)]
@@ -197,13 +194,17 @@ def plan(routes: Sequence[Route], trunks: Mapping[str, TrunkSettings], dialling:
     attempts: list[Attempt] = []
     for name in dict.fromkeys(names):
         trunk = trunks.get(name)
-        if trunk is None:
+        country = COUNTRIES.get(trunk.country) if trunk is not None else None
+        if trunk is None or not trunk.enabled or (country is None
+                                                  and trunk.number_format == "national"):
             continue
-        sent = dialling.carrier_format(number, trunk.number_format)
+        where = country or dialling.country
+        sent = carrier_format(number, trunk.number_format, where)
         if not number.emergency and route is not None:
             sent = route.prepend + sent[route.strip:]
-        identity = _identity(route.caller_id if route else "user", trunk, dialling, caller)
-        shown = dialling.carrier_format(identity, trunk.number_format) if identity else ""
+        identity = _identity(route.caller_id if route else "user", trunk, where, dialling,
+                             caller)
+        shown = carrier_format(identity, trunk.number_format, where) if identity else ""
         attempts.append(Attempt(name, sent, shown))
     if not attempts:
         which = f"route {route.name}" if route else "any route"
@@ -212,17 +213,19 @@ def plan(routes: Sequence[Route], trunks: Mapping[str, TrunkSettings], dialling:
     return OutboundPlan(route.name if route else "", number, tuple(attempts), privacy)
 
 
-def _identity(choice: str, trunk: TrunkSettings, dialling: NumberingPlan,
+def _identity(choice: str, trunk: TrunkSettings, where: Country, dialling: NumberingPlan,
               caller: Caller) -> ExternalNumber | None:
-    """The number a call shows (before privacy hides it), by the route's choice."""
-    candidates = {"user": (caller.outward, trunk.caller_id),
-                  "anonymous": (caller.outward, trunk.caller_id),
-                  "trunk": (trunk.caller_id,)}.get(choice, (choice,))
-    for candidate in candidates:
+    """The number a call shows (before privacy hides it), by the route's choice:
+    the organisation's numbers read in its country, the trunk's in the trunk's."""
+    main = (trunk.dids[0], where) if trunk.dids else ("", where)
+    candidates = {"user": ((caller.outward, dialling.country), main),
+                  "anonymous": ((caller.outward, dialling.country), main),
+                  "trunk": (main,)}.get(choice, ((choice, dialling.country),))
+    for candidate, country in candidates:
         if not candidate:
             continue
         try:
-            found = dialling.country.parse(candidate)
+            found = country.parse(candidate)
         except NumberError:
             continue
         if not found.emergency:

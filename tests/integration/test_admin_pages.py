@@ -95,7 +95,9 @@ def test_the_switchboard_page_closes_and_reopens_with_one_button(tmp_path: Path)
 def test_outbound_routes_are_added_and_reordered_and_international_calls_blocked(
     tmp_path: Path,
 ) -> None:
-    sections = "\n[world]\ntype = route\npatterns = +.\ntrunks = carrier-a\n"
+    sections = "".join(f"\n[{name}]\ntype = trunk\nhost = 127.0.0.2\nauth = ip\n"
+                       for name in ("carrier-a", "carrier-b"))
+    sections += "\n[world]\ntype = route\npatterns = +.\ntrunks = carrier-a\n"
     with running_pbx(tmp_path, {"1001": "pw-1001-secret"}, sections=sections,
                      admin_password=ADMIN_PASSWORD) as pbx, chromium_page() as page:
         page.goto(f"http://{pbx.host}:{pbx.http_port}/admin/")
@@ -114,8 +116,10 @@ def test_outbound_routes_are_added_and_reordered_and_international_calls_blocked
             form.requestSubmit(); })()""")
         page.wait_for(f"{rows}.length === 2")
         assert page.eval(names) == ["world", "sweden"]
-        assert page.eval(f"{rows}[1].textContent").startswith("1sweden+46., 112carrier-a, carrier-b0")
-        page.eval(f"[...{rows}[1].querySelectorAll('button')].find((b) => b.textContent === 'Up').click()")
+        assert page.eval(f"{rows}[1].textContent").startswith(
+            "1sweden+46., 112carrier-a, carrier-b0")
+        up = "[...{rows}[1].querySelectorAll('button')].find((b) => b.textContent === 'Up')"
+        page.eval(f"{up.format(rows=rows)}.click()")
         page.wait_for(f"{names}[0] === 'sweden'")
         page.eval("""(() => { const form = document.querySelector('#create');
             form.name.value = 'broken'; form.patterns.value = '+46.X';

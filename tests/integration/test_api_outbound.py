@@ -16,7 +16,13 @@ from tests.integration.peers import ADMIN_PASSWORD, Pbx, running_pbx
 pytestmark = pytest.mark.integration
 
 PHONES = {f"100{i}": f"pw-100{i}-secret" for i in range(1, 6)}
-SECTIONS = """
+TRUNK_SECTIONS = "".join(f"""
+[{name}]
+type = trunk
+host = 127.0.0.2
+auth = ip
+""" for name in ("carrier-a", "carrier-b", "cheap-intl"))
+SECTIONS = TRUNK_SECTIONS + """
 [+4681230000]
 type = number
 target = 1001
@@ -97,7 +103,7 @@ def test_routes_from_sip_conf_are_listed_in_order_and_changed_by_admins(
                            "caller_id": "anonymous"}
     assert names(pbx, admin) == ["mobiles", "sweden", "world"]
     assert httpx.post(url, headers=admin, json={
-        "name": "mobiles", "patterns": ["+."], "trunks": ["x"]}).status_code == 409
+        "name": "mobiles", "patterns": ["+."], "trunks": ["carrier-a"]}).status_code == 409
 
     moved = httpx.patch(f"{url}/mobiles", headers=admin, json={"position": 5, "trunks": [
         "carrier-b", "carrier-a"]})
@@ -132,6 +138,8 @@ def test_routes_from_sip_conf_are_listed_in_order_and_changed_by_admins(
     ({"patterns": ["+"]}, ["body", "patterns", 0], "'+' alone matches nothing"),
     ({"patterns": []}, ["body", "patterns"], "at least 1 item"),
     ({"trunks": ["carrier a"]}, ["body", "trunks", 0], "should match pattern"),
+    ({"trunks": ["carrier-a", "nowhere"]}, ["body", "trunks", 1],
+     "no trunk nowhere (of the organisation, or shared by the operator)"),
     ({"caller_id": "me"}, ["body", "caller_id"], "use user, trunk, anonymous or an E.164"),
     ({"caller_id": "+46899999999"}, ["body", "caller_id"],
      "+46899999999 is not a number of the organisation"),
@@ -229,6 +237,15 @@ def test_only_admins_see_or_change_routes_and_the_policy(pbx: Pbx, admin: dict[s
             assert refused.status_code == 403, (who, method, path)
     assert httpx.get(f"{pbx.api}/outbound-routes").status_code == 401
     assert "world" in names(pbx, admin)
+
+
+def test_emergency_numbers_are_nothing_of_the_dial_plan(pbx: Pbx, admin: dict[str, str]) -> None:
+    for path, body in [("/extensions", {"number": "112"}),
+                       ("/ringgroups", {"number": "112", "members": ["1001"]}),
+                       ("/numbers", {"number": "112", "target": "1001"})]:
+        refused = httpx.post(f"{pbx.api}{path}", headers=admin, json=body)
+        assert refused.status_code == 409, path
+        assert refused.json()["detail"] == "number 112 is an emergency number in SE"
 
 
 def test_a_free_license_comes_with_no_number(pbx: Pbx, admin: dict[str, str]) -> None:

@@ -26,6 +26,22 @@ international = no
 international_prefixes = +46, +47 , +358
 max_call_duration = 7200
 
+[carrier-a]
+type = trunk
+host = a.carrier.example
+auth = ip
+
+[carrier-b]
+type = trunk
+host = b.carrier.example
+auth = ip
+
+[cheap-intl]
+type = trunk
+host = intl.example
+auth = ip
+number_format = e164-noplus
+
 [denmark]
 type = route
 patterns = +45., 112
@@ -78,6 +94,12 @@ def test_defaults_without_the_keys() -> None:
      "'47' is not an E.164 prefix such as +45 or +4915"),
     ("[general]\nmax_call_duration = -5\n", "general", "max_call_duration",
      "greater than or equal to 0"),
+    ("[out]\ntype = route\npatterns = +.\ntrunks = carrier-a, nowhere\n"
+     "[carrier-a]\ntype = trunk\nhost = a.example\nauth = ip\n", "out", "trunks",
+     "no [nowhere] section with type = trunk"),
+    ("[112]\nsecret = s3cret\n", "112", None, "112 is an emergency number in SE"),
+    ("[general]\ncountry = GB\n[999]\ntype = ringgroup\nmembers = 1001\n", "999", None,
+     "999 is an emergency number in GB"),
     ("[out]\ntype = route\npatterns = +46.X\ntrunks = a\n", "out", "patterns",
      "+46.X: '.' at 4 must be the last character"),
     ("[out]\ntype = route\npatterns = +46., [12\ntrunks = a\n", "out", "patterns",
@@ -86,6 +108,8 @@ def test_defaults_without_the_keys() -> None:
     ("[out]\ntype = route\npatterns = +.\ntrunks =\n", "out", "trunks", "at least 1 item"),
     ("[out]\ntype = route\npatterns = +.\ntrunks = carrier a\n", "out", "trunks",
      "'carrier a' is not a trunk name"),
+    ("[out]\ntype = route\npatterns = +.\ntrunks = 1st\n", "out", "trunks",
+     "'1st' is not a trunk name (a letter, then"),
     ("[out]\ntype = route\npatterns = +.\ntrunks = a\nstrip = 30\n", "out", "strip",
      "less than or equal to 20"),
     ("[out]\ntype = route\npatterns = +.\ntrunks = a\nprepend = 0x\n", "out", "prepend",
@@ -97,15 +121,15 @@ def test_defaults_without_the_keys() -> None:
     ("[bad name!]\ntype = route\npatterns = +.\ntrunks = a\n", "bad name!", "name",
      "should match pattern"),
 ])
-def test_errors_name_file_section_and_key(tmp_path: Path, text: str, section: str, key: str,
-                                          message: str) -> None:
+def test_errors_name_file_section_and_key(tmp_path: Path, text: str, section: str,
+                                          key: str | None, message: str) -> None:
     path = tmp_path / "sip.conf"
     path.write_text(text)
     with pytest.raises(ConfigError) as error:
         load_config(path)
     assert (error.value.path, error.value.section, error.value.key) == (str(path), section, key)
     assert message in str(error.value)
-    assert str(error.value).startswith(f"{path} [{section}] {key}: ")
+    assert str(error.value).startswith(f"{path} [{section}]" + (f" {key}: " if key else ": "))
 
 
 def test_routes_seed_the_store_in_file_order_after_the_ones_there(tmp_path: Path) -> None:

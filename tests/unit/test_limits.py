@@ -38,9 +38,9 @@ def test_three_calls_an_hour_then_the_fourth_is_refused_until_the_first_is_an_ho
         guard.ended(f"c{n}")
         clock.advance(600)
     fourth = place(guard, policy, "1001", HOME, clock, "c3")
-    assert fourth == Refusal(403, "3 outbound calls an hour is the limit per extension", "rate")
+    assert fourth == Refusal(403, "Outbound calls in an hour: the limit per extension is 3", "rate")
     assert isinstance(fourth, Refusal)
-    assert fourth.phrase == "Forbidden - 3 outbound calls an hour is the limit per extension"
+    assert fourth.phrase == "Forbidden - Outbound calls in an hour: the limit per extension is 3"
     assert place(guard, policy, "1002", HOME, clock, "other") is None  # per extension
     clock.advance(1799)  # 3599 s after the first call: still within its hour
     assert place(guard, policy, "1001", HOME, clock, "c3") is not None
@@ -56,17 +56,17 @@ def test_calls_at_once_per_extension_and_for_the_organisation(clock: FakeClock) 
     assert place(guard, policy, "1001", HOME, clock, "a1") is None
     assert place(guard, policy, "1001", HOME, clock, "a2") is None
     assert place(guard, policy, "1001", HOME, clock, "a3") == Refusal(
-        403, "2 outbound calls at once is the limit per extension", "concurrent")
+        403, "Outbound calls at once: the limit per extension is 2", "concurrent")
     assert place(guard, policy, "1002", HOME, clock, "b1") is None
     assert place(guard, policy, "1003", HOME, clock, "c1") == Refusal(
-        403, "3 outbound calls at once is the limit for the organisation", "concurrent")
+        403, "Outbound calls at once: the limit for the organisation is 3", "concurrent")
     assert place(guard, policy, "1003", HOME, clock, "t2", org=2) is None  # another tenant
     guard.ended("a1")
     guard.ended("a1")  # a second report of the same end changes nothing
     guard.ended("never-started")
     assert place(guard, policy, "1003", HOME, clock, "c1") is None
     assert place(guard, policy, "1001", HOME, clock, "a4") == Refusal(
-        403, "3 outbound calls at once is the limit for the organisation", "concurrent")
+        403, "Outbound calls at once: the limit for the organisation is 3", "concurrent")
     guard.ended("b1")
     assert place(guard, policy, "1001", HOME, clock, "a4") is None  # 1001 has two again
     assert place(guard, policy, "", HOME, clock, "queue") is not None  # org limit still binds
@@ -77,7 +77,7 @@ def test_the_organisations_calls_per_hour_count_every_extension(clock: FakeClock
     assert place(guard, policy, "1001", HOME, clock, "x") is None
     assert place(guard, policy, "", HOME, clock, "callback") is None  # a queue's callback
     assert place(guard, policy, "1002", HOME, clock, "y") == Refusal(
-        403, "2 outbound calls an hour is the limit for the organisation", "rate")
+        403, "Outbound calls in an hour: the limit for the organisation is 2", "rate")
     clock.advance(3600)
     assert place(guard, policy, "1002", HOME, clock, "y") is None
 
@@ -112,3 +112,17 @@ def test_international_calls_off_or_limited_to_an_allow_list(clock: FakeClock) -
     assert place(guard, nordic, "1001", HOME, clock, "h2") is None  # home is not abroad
     anywhere = UNLIMITED.model_copy(update={"international": True})
     assert place(guard, anywhere, "1001", SATELLITE, clock, "s") is None
+
+
+def test_a_call_that_tries_another_number_is_counted_once(clock: FakeClock) -> None:
+    """A call forwarded on to a second external number (the first did not
+    answer) is still one call, but the second number must be allowed too."""
+    guard = TollGuard()
+    policy = UNLIMITED.model_copy(update={"max_outbound_per_extension": 1,
+                                          "max_calls_per_hour": 1,
+                                          "international_prefixes": ("+45",)})
+    assert place(guard, policy, "1001", HOME, clock, "call-1") is None
+    assert guard.check(1, policy, "1001", DENMARK, clock.now(), "call-1") is None
+    assert guard.check(1, policy, "1001", GERMANY, clock.now(), "call-1") == Refusal(
+        403, "Calls abroad go only to +45", "international")
+    assert guard.check(1, policy, "1001", DENMARK, clock.now(), "call-2") is not None

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from pbx.numbering import (
-    COUNTRIES, ExternalNumber, Internal, NumberError, NumberingPlan,
+    COUNTRIES, ExternalNumber, Internal, NumberError, NumberingPlan, carrier_format,
+    from_carrier,
 )
 
 SE, DK, NO, FI, DE, GB, US = (NumberingPlan(COUNTRIES[c])
@@ -63,8 +64,8 @@ def test_emergency_numbers_are_recognised_and_left_as_dialled(plan: NumberingPla
                                                               dialled: str) -> None:
     number = plan.normalise(dialled)
     assert number == ExternalNumber(dialled, emergency=True)
-    for form in ("e164", "e164-digits", "national"):
-        assert plan.carrier_format(number, form) == dialled  # never rewritten
+    for form in ("e164", "e164-noplus", "national"):
+        assert carrier_format(number, form, plan.country) == dialled  # never rewritten
 
 
 def test_another_countrys_emergency_number_is_not_one_here() -> None:
@@ -156,37 +157,54 @@ def test_internal_numbers_are_the_callers_business_but_never_emergency_ones() ->
         SE.classify("bob", internal)
 
 
-@pytest.mark.parametrize(("plan", "e164", "international", "forms"), [
-    (SE, "+4681234567", False, ("+4681234567", "4681234567", "081234567")),
-    (SE, "+4532123456", True, ("+4532123456", "4532123456", "004532123456")),
-    (DK, "+4532123456", False, ("+4532123456", "4532123456", "32123456")),
-    (DK, "+4681234567", True, ("+4681234567", "4681234567", "004681234567")),
-    (US, "+12125550100", False, ("+12125550100", "12125550100", "12125550100")),
-    (US, "+4681234567", True, ("+4681234567", "4681234567", "0114681234567")),
-    (GB, "+442079460018", False, ("+442079460018", "442079460018", "02079460018")),
+@pytest.mark.parametrize(("country", "e164", "forms"), [
+    ("SE", "+4681234567", ("+4681234567", "4681234567", "081234567")),
+    ("SE", "+4532123456", ("+4532123456", "4532123456", "004532123456")),
+    ("DK", "+4532123456", ("+4532123456", "4532123456", "32123456")),
+    ("DK", "+4681234567", ("+4681234567", "4681234567", "004681234567")),
+    ("US", "+12125550100", ("+12125550100", "12125550100", "12125550100")),
+    ("US", "+18765550100", ("+18765550100", "18765550100", "18765550100")),  # NANP: 1 + 10
+    ("US", "+4681234567", ("+4681234567", "4681234567", "0114681234567")),
+    ("GB", "+442079460018", ("+442079460018", "442079460018", "02079460018")),
 ])
-def test_numbers_are_written_as_each_trunk_wants(plan: NumberingPlan, e164: str,
-                                                 international: bool,
+def test_numbers_are_written_as_each_trunk_wants(country: str, e164: str,
                                                  forms: tuple[str, str, str]) -> None:
-    number = ExternalNumber(e164, international=international)
-    assert tuple(plan.carrier_format(number, form)
-                 for form in ("e164", "e164-digits", "national")) == forms
+    """A trunk's number_format, national in the trunk's own country."""
+    number = ExternalNumber(e164)
+    assert tuple(carrier_format(number, form, COUNTRIES[country])
+                 for form in ("e164", "e164-noplus", "national")) == forms
     with pytest.raises(ValueError, match="unknown number format 'sip'"):
-        plan.carrier_format(number, "sip")
+        carrier_format(number, "sip", COUNTRIES[country])
 
 
-@pytest.mark.parametrize(("plan", "presented", "form", "shown"), [
-    (SE, "081234567", "national", "+4681234567"),
-    (SE, "004532123456", "national", "+4532123456"),
-    (SE, "4681234567", "e164-digits", "+4681234567"),
-    (SE, "+4681234567", "e164", "+4681234567"),
-    (DK, "32123456", "national", "+4532123456"),
-    (US, "2125550100", "national", "+12125550100"),
-    (SE, "anonymous", "e164", "anonymous"),  # withheld: shown as it came
-    (SE, "1177", "national", "1177"),  # a short code: no E.164 form
-    (SE, "", "national", ""),
+@pytest.mark.parametrize(("country", "presented", "form", "shown"), [
+    ("SE", "081234567", "national", "+4681234567"),
+    ("SE", "004532123456", "national", "+4532123456"),
+    ("SE", "4681234567", "e164-noplus", "+4681234567"),
+    ("SE", "+4681234567", "e164", "+4681234567"),
+    ("DK", "32123456", "national", "+4532123456"),
+    ("US", "2125550100", "national", "+12125550100"),
+    ("SE", "anonymous", "e164", "anonymous"),  # withheld: shown as it came
+    ("SE", "1177", "national", "1177"),  # a short code: no E.164 form
+    ("SE", "", "national", ""),
 ])
 def test_caller_ids_from_a_carrier_are_read_back_into_e164(
-    plan: NumberingPlan, presented: str, form: str, shown: str,
+    country: str, presented: str, form: str, shown: str,
 ) -> None:
-    assert plan.from_carrier(presented, form) == shown
+    assert from_carrier(presented, form, COUNTRIES[country]) == shown
+
+
+@pytest.mark.parametrize(("plan", "external", "internal"), [
+    (SE, ["08-123 45 67", "0046812345", "+4681234567", "112", "081", "0"],
+     ["1009", "600", "81234567", "*8", "alice", ""]),
+    (NumberingPlan(COUNTRIES["SE"], "9"), ["9 08 123 45 67", "+4681234567", "112", "9"],
+     ["08-123 45 67", "1009"]),
+    (DK, ["32 12 34 56", "0046 8 123 45 67", "112"], ["1009", "600", "321234567"]),
+    (US, ["212 555 0100", "1 212 555 0100", "011 46 8 123 45 67", "911"], ["209", "2125"]),
+])
+def test_what_looks_meant_for_the_public_network(plan: NumberingPlan, external: list[str],
+                                                 internal: list[str]) -> None:
+    """Numbers the dial plan does not know: public ones get a reason when they
+    are wrong, anything else stays a mistyped extension (404)."""
+    assert [n for n in external if not plan.looks_external(n)] == []
+    assert [n for n in internal if plan.looks_external(n)] == []

@@ -9,17 +9,24 @@ import pytest
 from pbx.models import OutboundRoute
 from pbx.numbering import COUNTRIES, ExternalNumber, NumberingPlan
 from pbx.outbound import (
-    Attempt, Caller, OutboundPlan, PatternError, Route, TrunkSettings, check_caller_id,
-    parse_pattern, plan,
+    Attempt, Caller, OutboundPlan, PatternError, Route, check_caller_id, parse_pattern, plan,
 )
 from pbx.refusal import Refusal
+from pbx.trunks.settings import TrunkSettings
 
 SE = NumberingPlan(COUNTRIES["SE"])
-TRUNKS = {
-    "carrier-a": TrunkSettings("carrier-a", "e164", "+4681230000"),
-    "carrier-b": TrunkSettings("carrier-b", "national", "+4681239999"),
-    "cheap-intl": TrunkSettings("cheap-intl", "e164-digits", ""),
-}
+
+
+def trunk(name: str, number_format: str, *dids: str, **settings: object) -> TrunkSettings:
+    return TrunkSettings(name=name, host=f"{name}.example", auth="ip",  # type: ignore[arg-type]
+                         number_format=number_format, dids=dids, **settings)
+
+
+TRUNKS = {t.name: t for t in (
+    trunk("carrier-a", "e164", "+4681230000", "+4681230001"),
+    trunk("carrier-b", "national", "081239999"),  # its DIDs written its way
+    trunk("cheap-intl", "e164-noplus"),
+)}
 ANNA = Caller("1001", "+4681234501")
 NOBODY = Caller("1009")  # shows no number of its own
 
@@ -118,7 +125,7 @@ def test_strip_and_prepend_rewrite_the_number_after_the_trunks_format() -> None:
 
 @pytest.mark.parametrize(("choice", "caller", "shown", "privacy"), [
     ("user", ANNA, ["+4681234501", "081234501"], False),
-    ("user", NOBODY, ["+4681230000", "081239999"], False),  # each trunk's default
+    ("user", NOBODY, ["+4681230000", "081239999"], False),  # each trunk's first DID
     ("user", Caller("1002", "1002"), ["+4681230000", "081239999"], False),  # not a number
     ("trunk", ANNA, ["+4681230000", "081239999"], False),
     ("anonymous", ANNA, ["+4681234501", "081234501"], True),  # asserted, withheld (RFC 3325)
@@ -134,7 +141,18 @@ def test_the_caller_id_the_route_chooses(choice: str, caller: Caller, shown: lis
     assert found.privacy is privacy
 
 
-def test_no_caller_id_at_all_leaves_it_to_the_carrier() -> None:
+def test_trunks_out_of_service_or_without_a_plan_for_their_country_are_passed_over() -> None:
+    trunks = {**TRUNKS, "carrier-a": TRUNKS["carrier-a"].model_copy(update={"enabled": False}),
+              "paris": trunk("paris", "national", country="FR"),
+              "paris-e164": trunk("paris-e164", "e164", country="FR")}
+    routes = [route("sweden", "+46.", "carrier-a, paris, paris-e164, carrier-b")]
+    found = plan(routes, trunks, SE, SE.normalise("08-123 45 67"), ANNA)
+    assert isinstance(found, OutboundPlan)
+    assert [(a.trunk, a.number) for a in found.attempts] == [
+        ("paris-e164", "+4681234567"), ("carrier-b", "081234567")]
+
+
+def test_no_caller_id_at_all_is_none() -> None:
     found = plan([route("world", "+.", "cheap-intl")], TRUNKS, SE,
                  SE.normalise("+1 212 555 0100"), NOBODY)
     assert isinstance(found, OutboundPlan) and found.attempts[0].caller_id == ""
