@@ -28,6 +28,7 @@ from ivr.schedule import DAYS, Definition
 from ivr.tree import IvrTree, YamlError, read_yaml
 from media.languages import LANGUAGES
 from media.tones import COUNTRIES
+from pbx.fields import Listed
 from pbx.trunks.settings import TrunkSettings
 
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "telephone-event")
@@ -260,17 +261,10 @@ class RingGroupConfig(BaseModel):
     type: str = "ringgroup"
     name: str = ""
     strategy: str = "ringall"
-    members: tuple[str, ...] = ()
+    members: Listed = ()
     member_timeout: int = Field(15, ge=1, le=600)
     timeout: int = Field(60, ge=1, le=3600)
     fallback: str = ""
-
-    @field_validator("members", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(item.strip() for item in value.split(",") if item.strip())
-        return value
 
     @field_validator("strategy")
     @classmethod
@@ -289,18 +283,11 @@ class MailboxConfig(BaseModel):
     number: str = Field(pattern=_EXTENSION_RE.pattern)
     type: str = "mailbox"
     name: str = Field("", max_length=200)
-    members: tuple[str, ...] = ()
+    members: Listed = ()
     email: str = Field("", max_length=1000)  # voicemail-to-email recipients
     pin: Pin = ""
     pin_from_own_device: bool = False
     operator: str = Field("", pattern=_OPERATOR)
-
-    @field_validator("members", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(item.strip() for item in value.split(",") if item.strip())
-        return value
 
     @field_validator("members")
     @classmethod

@@ -67,12 +67,7 @@ def test_the_switchboard_page_closes_and_reopens_with_one_button(tmp_path: Path)
     sections = f"\n[reception]\ntype = schedule\nholidays = none\n{every_day}"
     with running_pbx(tmp_path, {"1001": "pw-1001-secret"}, sections=sections,
                      admin_password=ADMIN_PASSWORD) as pbx, chromium_page() as page:
-        page.goto(f"http://{pbx.host}:{pbx.http_port}/admin/")
-        page.eval(f"""(() => {{
-            const form = document.querySelector('#login');
-            form.username.value = 'admin'; form.password.value = {ADMIN_PASSWORD!r};
-            form.requestSubmit(); }})()""")
-        page.wait_for("!document.querySelector('#app').hidden")
+        page.log_in(f"http://{pbx.host}:{pbx.http_port}/admin/", "admin", ADMIN_PASSWORD)
         page.eval("show('switchboard')")
         row = "document.querySelector('#view-table tbody tr')"
         buttons = f"[...{row}.querySelectorAll('button')].map((b) => b.textContent)"
