@@ -29,6 +29,7 @@ from ivr.schedule import DAYS, Definition
 from ivr.tree import IvrTree, YamlError, read_yaml
 from media.languages import LANGUAGES
 from media.tones import COUNTRIES
+from pbx.fields import Listed, split_commas
 from pbx.models import CallPolicy
 from pbx.numbering import COUNTRIES as NUMBERING_COUNTRIES
 from pbx.numbering import E164_PREFIX
@@ -73,12 +74,6 @@ class ConfigError(ValueError):
         self.path, self.section, self.key = path, section, key
 
 
-def _comma_list(value: Any) -> Any:
-    if isinstance(value, str):
-        return tuple(item.strip() for item in value.split(",") if item.strip())
-    return value
-
-
 class CallPolicyConfig(BaseModel):
     """How an organisation's calls reach the public network: its numbering plan
     (``pbx.numbering``), toll-fraud limits (``pbx.limits``) and the longest
@@ -94,10 +89,8 @@ class CallPolicyConfig(BaseModel):
     max_calls_per_hour: int = Field(60, ge=0, le=100_000)  # placed in any hour, one extension
     max_org_calls_per_hour: int = Field(0, ge=0, le=10_000_000)  # the organisation
     international: bool = True  # calls outside the country at all
-    international_prefixes: tuple[str, ...] = ()  # abroad only to these (+45, +4915); () = all
+    international_prefixes: Listed = ()  # abroad only to these (+45, +4915); () = all
     max_call_duration: int = Field(0, ge=0, le=7 * 86400)  # seconds any call may last; 0 = no limit
-
-    _split_prefixes = field_validator("international_prefixes", mode="before")(_comma_list)
 
     @field_validator("country")
     @classmethod
@@ -185,7 +178,7 @@ class General(CallPolicyConfig):
     log_level: str = "INFO"
 
     _split_list = field_validator("transports", "domains", "codecs", "auth_algorithms",
-                                  mode="before")(_comma_list)
+                                  mode="before")(split_commas)
 
     @field_validator("transports")
     @classmethod
@@ -314,17 +307,10 @@ class RingGroupConfig(BaseModel):
     type: str = "ringgroup"
     name: str = ""
     strategy: str = "ringall"
-    members: tuple[str, ...] = ()
+    members: Listed = ()
     member_timeout: int = Field(15, ge=1, le=600)
     timeout: int = Field(60, ge=1, le=3600)
     fallback: str = ""
-
-    @field_validator("members", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(item.strip() for item in value.split(",") if item.strip())
-        return value
 
     @field_validator("strategy")
     @classmethod
@@ -343,18 +329,11 @@ class MailboxConfig(BaseModel):
     number: str = Field(pattern=_EXTENSION_RE.pattern)
     type: str = "mailbox"
     name: str = Field("", max_length=200)
-    members: tuple[str, ...] = ()
+    members: Listed = ()
     email: str = Field("", max_length=1000)  # voicemail-to-email recipients
     pin: Pin = ""
     pin_from_own_device: bool = False
     operator: str = Field("", pattern=_OPERATOR)
-
-    @field_validator("members", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(item.strip() for item in value.split(",") if item.strip())
-        return value
 
     @field_validator("members")
     @classmethod
@@ -383,13 +362,11 @@ class RouteConfig(BaseModel):
 
     name: str = Field(pattern=NAME)
     type: str = "route"
-    patterns: tuple[str, ...] = Field(min_length=1)
-    trunks: tuple[str, ...] = Field(min_length=1)
+    patterns: Listed = Field(min_length=1)
+    trunks: Listed = Field(min_length=1)
     prepend: str = Field("", pattern=PREPEND)
     strip: int = Field(0, ge=0, le=MAX_STRIP)
     callerid: str = "user"
-
-    _split = field_validator("patterns", "trunks", mode="before")(_comma_list)
 
     @field_validator("patterns")
     @classmethod

@@ -54,6 +54,9 @@ class LegSignalling:
         tag = leg.dialog.local_tag if leg is not None and leg.dialog else None
         response = make_response(request, status, reason, to_tag=tag or new_tag())
         if leg is not None and 100 < status < 300 and request.method in ("INVITE", "UPDATE"):
+            if request.method == "INVITE":  # the UAS copies Record-Route (RFC 3261 §12.1.1)
+                for route in request.headers.get_all("Record-Route"):
+                    response.headers.add("Record-Route", route)
             response.headers.add("Contact", self.sip.contact(leg.flow))
             response.headers.add("Allow", self.sip.allow_header())
             response.headers.add("Supported", SUPPORTED)

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pbx.fields import Listed
+
 TRUNK_NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,39}$"
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253})$")
 DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
@@ -54,10 +56,10 @@ class TrunkSettings(BaseModel):
     auth_username: str = Field("", max_length=80, description="if the digest user differs")
     from_domain: str = Field("", max_length=253, description="default: the carrier's host")
     expiry: int = Field(3600, ge=60, le=86400, description="seconds asked for a registration")
-    addresses: tuple[str, ...] = Field(
+    addresses: Listed = Field(
         (), description="addresses or CIDRs the carrier sends from (ip trunks; "
                         "register trunks are known by the host's addresses too)")
-    dids: tuple[str, ...] = Field((), description="the numbers it carries; empty: any of "
+    dids: Listed = Field((), description="the numbers it carries; empty: any of "
                                                   "the organisation's numbers")
     did_from: Literal["ruri", "to"] = Field(
         "ruri", description="where an inbound INVITE names the number dialled")
@@ -69,13 +71,6 @@ class TrunkSettings(BaseModel):
     max_channels: int = Field(0, ge=0, le=10000, description="concurrent calls; 0: no limit")
     shared: bool = Field(False, description="the operator's: every organisation may route out")
     enabled: bool = True
-
-    @field_validator("addresses", "dids", mode="before")
-    @classmethod
-    def _listed(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(item.strip() for item in value.split(",") if item.strip())
-        return value
 
     @field_validator("addresses")
     @classmethod

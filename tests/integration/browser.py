@@ -70,6 +70,15 @@ class Page:
                 raise TimeoutError(f"waited {timeout}s for {expression}")
             time.sleep(0.1)
 
+    def log_in(self, url: str, username: str, password: str) -> None:
+        """Open the admin pages at ``url`` and log in through the form."""
+        self.goto(url)
+        self.eval(f"""(() => {{
+            const form = document.querySelector('#login');
+            form.username.value = {username!r}; form.password.value = {password!r};
+            form.requestSubmit(); }})()""")
+        self.wait_for("!document.querySelector('#app').hidden")
+
     def screenshot(self, path: str) -> None:
         import base64
 

@@ -67,12 +67,7 @@ def test_the_switchboard_page_closes_and_reopens_with_one_button(tmp_path: Path)
     sections = f"\n[reception]\ntype = schedule\nholidays = none\n{every_day}"
     with running_pbx(tmp_path, {"1001": "pw-1001-secret"}, sections=sections,
                      admin_password=ADMIN_PASSWORD) as pbx, chromium_page() as page:
-        page.goto(f"http://{pbx.host}:{pbx.http_port}/admin/")
-        page.eval(f"""(() => {{
-            const form = document.querySelector('#login');
-            form.username.value = 'admin'; form.password.value = {ADMIN_PASSWORD!r};
-            form.requestSubmit(); }})()""")
-        page.wait_for("!document.querySelector('#app').hidden")
+        page.log_in(f"http://{pbx.host}:{pbx.http_port}/admin/", "admin", ADMIN_PASSWORD)
         page.eval("show('switchboard')")
         row = "document.querySelector('#view-table tbody tr')"
         buttons = f"[...{row}.querySelectorAll('button')].map((b) => b.textContent)"
@@ -100,12 +95,7 @@ def test_outbound_routes_are_added_and_reordered_and_international_calls_blocked
     sections += "\n[world]\ntype = route\npatterns = +.\ntrunks = carrier-a\n"
     with running_pbx(tmp_path, {"1001": "pw-1001-secret"}, sections=sections,
                      admin_password=ADMIN_PASSWORD) as pbx, chromium_page() as page:
-        page.goto(f"http://{pbx.host}:{pbx.http_port}/admin/")
-        page.eval(f"""(() => {{
-            const form = document.querySelector('#login');
-            form.username.value = 'admin'; form.password.value = {ADMIN_PASSWORD!r};
-            form.requestSubmit(); }})()""")
-        page.wait_for("!document.querySelector('#app').hidden")
+        page.log_in(f"http://{pbx.host}:{pbx.http_port}/admin/", "admin", ADMIN_PASSWORD)
         page.eval("show('outbound')")
         rows = "[...document.querySelectorAll('#view-table tbody tr')]"
         names = f"{rows}.map((tr) => tr.children[1].textContent)"
@@ -133,7 +123,7 @@ def test_outbound_routes_are_added_and_reordered_and_international_calls_blocked
         page.wait_for(f"{row} && {row}.textContent.startsWith('SEallowed')")
         page.eval(f"{row}.querySelector('button').click()")
         page.wait_for(f"{row}.textContent.startsWith('SEblocked')")
-        policy = httpx.get(f"{pbx.api}/call-policy", headers=pbx.login("admin", ADMIN_PASSWORD))
-        assert policy.json()["international"] is False
-        routes = httpx.get(f"{pbx.api}/outbound-routes", headers=pbx.login("admin", ADMIN_PASSWORD))
+        admin = pbx.login("admin", ADMIN_PASSWORD)
+        assert httpx.get(f"{pbx.api}/call-policy", headers=admin).json()["international"] is False
+        routes = httpx.get(f"{pbx.api}/outbound-routes", headers=admin)
         assert [r["name"] for r in routes.json()["items"]] == ["sweden", "world"]

@@ -306,12 +306,7 @@ def test_the_ivr_page(pbx: Pbx) -> None:
     tree = ("name: page\nnumber: '550'\nmenus:\n  main:\n    greeting: {text: Hello}\n"
             "    options:\n      '1': {ringgroup: '600'}\n      '2': {extension: '1002'}\n")
     with chromium_page() as page:
-        page.goto(f"http://{pbx.host}:{pbx.http_port}/admin/")
-        page.eval(f"""(() => {{
-            const form = document.querySelector('#login');
-            form.username.value = 'admin'; form.password.value = {ADMIN_PASSWORD!r};
-            form.requestSubmit(); }})()""")
-        page.wait_for("!document.querySelector('#app').hidden")
+        page.log_in(f"http://{pbx.host}:{pbx.http_port}/admin/", "admin", ADMIN_PASSWORD)
         page.wait_for("document.querySelector('#view-table tbody').textContent.includes('1001')")
         page.eval("show('ivrs')")
         page.wait_for("document.querySelector('#view-table tbody').textContent"

@@ -161,3 +161,16 @@ async def test_max_call_duration_ends_an_answered_call() -> None:
     assert calls.b2bua.active_calls == 0
     (ended,) = calls.events_of(CallEnded)
     assert ended.hangup_by == "max-duration"  # type: ignore[attr-defined]
+
+
+async def test_the_answer_to_a_carrier_copies_its_record_route() -> None:
+    """RFC 3261 §12.1.1: without the carrier's Record-Route in our 200 the far
+    end's ACK and BYE would miss the carrier's proxy."""
+    calls = harness()
+    calls.register("1002")
+    routes = {"Record-Route": "<sip:198.51.100.7;lr;ftag=x>, <sip:10.0.0.1;lr>"}
+    invite = await calls.call("+46701234567", "+4681234567", flow=CARRIER, headers=routes)
+    calls.phones["1002"].reply(calls.phones["1002"].invites()[-1], 200)
+    ok = calls.responses(invite)[-1]
+    assert ok.status == 200
+    assert ok.headers.get_all("Record-Route") == invite.headers.get_all("Record-Route")
