@@ -14,7 +14,8 @@ from sqlmodel import Session, col, select
 from admin_api.deps import ERRORS, NOT_FOUND, Db, Limit, Offset, Page, Sip, User, audit, require
 from admin_api.services import kind_of
 from pbx.models import ApiUser, OutboundRoute
-from pbx.outbound import MAX_STRIP, NAME, PREPEND, check_caller_id, parse_pattern, split
+from pbx.fields import split_commas
+from pbx.outbound import MAX_STRIP, NAME, PREPEND, check_caller_id, parse_pattern
 from pbx.trunks.settings import TRUNK_NAME
 
 router = APIRouter(prefix="/api", tags=["outbound routes"])
@@ -70,9 +71,10 @@ class RoutePage(Page):
 
 
 def shown(route: OutboundRoute) -> RouteOut:
-    return RouteOut(name=route.name, position=route.position, patterns=split(route.patterns),
-                    trunks=split(route.trunks), strip=route.strip, prepend=route.prepend,
-                    caller_id=route.caller_id)
+    return RouteOut(name=route.name, position=route.position,
+                    patterns=list(split_commas(route.patterns)),
+                    trunks=list(split_commas(route.trunks)), strip=route.strip,
+                    prepend=route.prepend, caller_id=route.caller_id)
 
 
 def _ordered(db: Session, organisation_id: int) -> list[OutboundRoute]:

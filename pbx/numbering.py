@@ -14,8 +14,11 @@ Emergency numbers (112, 911, 999 …) are recognised first, before any prefix
 rule, and are never rewritten into something else: they leave as dialled.
 
 Internal numbers (extensions, services, feature codes) are not this
-module's business: :meth:`NumberingPlan.classify` asks the caller's
-predicate first.  A number that cannot be a public one raises
+module's business: the dial plan (``pbx.router``) knows them and asks here
+only about the rest; :meth:`NumberingPlan.looks_external` tells a public
+number from a mistyped extension.  Emergency numbers are kept out of the
+dial plan (``sip.conf`` and the admin API refuse them).  A number that
+cannot be a public one raises
 :class:`NumberError` with a reason a phone can show and the SIP status it
 maps to (RFC 3261 §21.4: 484 when digits are missing, 404 otherwise).
 """
@@ -23,7 +26,6 @@ maps to (RFC 3261 §21.4: 484 when digits are missing, 404 otherwise).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 E164_MAX_DIGITS = 15  # ITU-T E.164 §6: country code and national number together
@@ -122,13 +124,6 @@ class ExternalNumber:
         return ExternalNumber(self.number, self.emergency, international=True)
 
 
-@dataclass(frozen=True, slots=True)
-class Internal:
-    """A number the organisation's own dial plan knows (an extension, a service)."""
-
-    number: str
-
-
 COUNTRIES: dict[str, Country] = {c.code: c for c in (
     Country("SE", "Swedish", "46", "0", "00", ("112",), (6, 10)),
     Country("DK", "Danish", "45", "", "00", ("112",), (8, 8), leading="2-9"),
@@ -181,20 +176,6 @@ class NumberingPlan:
                 raise NumberError(f"Dial {prefix} for an outside line first")
             digits = digits[len(prefix):]
         return self.country.parse(digits)
-
-    def classify(self, dialled: str, internal: Callable[[str], bool]) -> Internal | ExternalNumber:
-        """An internal number of the organisation (``internal`` says which), else
-        the external one ``dialled`` is.  Emergency numbers come first: no
-        extension or service may take 112 from a caller."""
-        try:
-            digits = clean(dialled)
-        except NumberError:
-            digits = ""
-        if digits in self.country.emergency:
-            return ExternalNumber(digits, emergency=True)
-        if internal(dialled):
-            return Internal(dialled)
-        return self.normalise(dialled)
 
     def looks_external(self, dialled: str) -> bool:
         """Is ``dialled`` (no number of the organisation's) meant for the public

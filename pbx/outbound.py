@@ -30,9 +30,9 @@ mobile, ``+.`` any number at all, ``112`` the emergency number.  A leading
 Caller ID (``caller_id``): ``user`` — the number the user shows outward
 (their profile's or extension's, from the numbers table), else the trunk's
 main number; ``trunk`` — the trunk's main number (the first of its
-``dids``); ``anonymous`` — the user's
-number asserted to the carrier but withheld from the called party (RFC 3325
-``P-Asserted-Identity`` with ``Privacy: id``); or one E.164 number of the
+``dids``); ``anonymous`` — withheld from the called party (RFC 3325
+``Privacy: id``; the plan keeps the user's number for a carrier that takes
+it asserted); or one E.164 number of the
 organisation for everybody (the switchboard number).  Emergency calls
 always show who calls: privacy never applies to them.
 """
@@ -43,6 +43,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from pbx.fields import split_commas
 from pbx.models import OutboundRoute
 from pbx.numbering import (
     COUNTRIES, Country, ExternalNumber, NumberError, NumberingPlan, carrier_format,
@@ -141,13 +142,8 @@ class Route:
     @classmethod
     def of(cls, row: OutboundRoute) -> Route:
         """A stored route (checked when it was stored: PatternError otherwise)."""
-        return cls(row.name, tuple(parse_pattern(p) for p in split(row.patterns)),
-                   tuple(split(row.trunks)), row.strip, row.prepend, row.caller_id)
-
-
-def split(text: str) -> list[str]:
-    """A comma-separated list as the store and sip.conf keep it."""
-    return [item.strip() for item in text.split(",") if item.strip()]
+        return cls(row.name, tuple(parse_pattern(p) for p in split_commas(row.patterns)),
+                   split_commas(row.trunks), row.strip, row.prepend, row.caller_id)
 
 
 @dataclass(frozen=True, slots=True)

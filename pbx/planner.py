@@ -51,22 +51,25 @@ class OutboundPlanner:
         Else it is a mistyped extension, and a plain 404."""
         return tenant.dialling.looks_external(number)
 
-    def plan(self, tenant: Tenant, call: Call, number: str, now: float) -> list[TrunkStep] | Answer:
+    def plan(self, tenant: Tenant, call: Call, number: str,
+             now: float) -> list[TrunkStep] | Answer:
         """The trunks to try in order, or the refusal the caller hears.  A step's
         empty caller ID is an anonymous call (``Privacy: id``): a route's
         ``anonymous`` asserts no identity to the carrier either."""
         extension = _on_behalf_of(tenant, call)
-        decided = self.decide(tenant, call, number, now)
+        decided = self._decide(tenant, call, number, now)
         if isinstance(decided, Refusal):
             log.info("call %s: %s for %s refused: %d %s", call.id, number, extension or "-",
                      decided.status, decided.reason)
             self.events.publish(decided.event(tenant.id, extension, number, now))
             return Answer(decided.status, decided.phrase)
+        log.info("call %s: %s is %s, route %s", call.id, number, decided.number.number,
+                 decided.route or "(emergency)")
         private = decided.privacy
         return [TrunkStep(a.trunk, a.number, "" if private else a.caller_id, TRUNK_TIMEOUT,
                           "" if private else call.caller_name) for a in decided.attempts]
 
-    def decide(self, tenant: Tenant, call: Call, dialled: str,
+    def _decide(self, tenant: Tenant, call: Call, dialled: str,
                now: float) -> OutboundPlan | Refusal:
         """Steps 1-4 of the module docstring; a plan found counts from now on."""
         try:

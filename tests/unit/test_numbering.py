@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pbx.numbering import (
-    COUNTRIES, ExternalNumber, Internal, NumberError, NumberingPlan, carrier_format,
-    from_carrier,
+    COUNTRIES, ExternalNumber, NumberError, NumberingPlan, carrier_format, from_carrier,
 )
 
 SE, DK, NO, FI, DE, GB, US = (NumberingPlan(COUNTRIES[c])
@@ -144,17 +143,6 @@ def test_what_is_no_public_number_is_refused_with_a_reason(
     with pytest.raises(NumberError) as refused:
         plan.normalise(dialled)
     assert (refused.value.status, refused.value.reason) == (status, reason)
-
-
-def test_internal_numbers_are_the_callers_business_but_never_emergency_ones() -> None:
-    internal = {"1001", "600", "*8", "112", "alice"}.__contains__
-    assert SE.classify("1001", internal) == Internal("1001")
-    assert SE.classify("*8", internal) == Internal("*8")
-    assert SE.classify("alice", internal) == Internal("alice")
-    assert SE.classify("112", internal) == ExternalNumber("112", emergency=True)
-    assert SE.classify("08-123 45 67", internal) == ExternalNumber("+4681234567")
-    with pytest.raises(NumberError):
-        SE.classify("bob", internal)
 
 
 @pytest.mark.parametrize(("country", "e164", "forms"), [
