@@ -323,7 +323,8 @@ class Mailer:
                 received=datetime.fromtimestamp(
                     message.created_at, zone(organisation.timezone if organisation else "")),
                 duration=message.duration, transcript=message.transcript,
-                language=self._language(db, message.organisation_id))
+                language=self._language(db, message.organisation_id),
+                callback_number=message.callback_number)
             recipient, msgid, path = row.recipient, row.message_id, Path(message.path)
         name = f"voicemail-{notice.message_id}-{notice.received:%Y%m%d-%H%M%S}"
         try:

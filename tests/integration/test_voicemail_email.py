@@ -1,5 +1,5 @@
 """Voicemail to email with real peers: a baresip phone leaves 1002 a 5 s
-1 kHz tone, and the email (to 1002's address and to its user's) arrives
+1 kHz tone (keying # past the greeting), and the email (to 1002's address and to its user's) arrives
 over STARTTLS with a self-signed certificate and AUTH, the WAV attached
 holding the tone.  With the SMTP server down the email waits in the outbox
 and arrives once the server is up, also when the PBX was restarted in
@@ -57,24 +57,29 @@ def certs(tmp_path: Path) -> Path:
 
 
 def message_wav(path: Path) -> Path:
-    """What the caller's microphone gives: quiet through the greeting, then the tone."""
+    """What the caller's microphone gives: quiet while the greeting starts and is
+    cut short, then the tone."""
     t = np.arange(int(RATE * TONE_SECONDS)) / RATE
     tone = np.sin(2 * np.pi * TONE_HZ * t) * 8000
-    audio = np.concatenate([np.zeros(5 * RATE), tone, np.zeros(RATE // 2)]).astype(np.int16)
+    audio = np.concatenate([np.zeros(6 * RATE), tone, np.zeros(RATE // 2)]).astype(np.int16)
     soundfile.write(path, audio, RATE, subtype="PCM_16")
     return path
 
 
 def leave_message(pbx: Pbx, tmp: Path) -> float:
-    """1001 (baresip) calls 1002, which has no phone: voicemail answers, records
-    the tone, and the call ends with the file.  Returns when it ended."""
+    """1001 (baresip) calls 1002, which has no phone: voicemail answers, the
+    caller keys # (RFC 4733) to skip the greeting and options to the tone, the
+    tone is recorded, and the call ends with the file.  Returns when it ended."""
     wav = message_wav(tmp / "message.wav")
     with baresip_phone(tmp, pbx, "1001", USERS["1001"], audio_file=wav, seconds=40,
+                       control=True,
                        command=f"/dial sip:1002@{pbx.host}:{pbx.sip_port}") as phone:
         deadline = time.monotonic() + 20
         while pbx.health()["calls"] < 1:
             assert time.monotonic() < deadline, phone.log() + pbx.log()[-3000:]
             time.sleep(0.2)
+        time.sleep(2.0)  # the greeting is read and begins
+        phone.command("sndcode", "#")
         deadline = time.monotonic() + 30
         while pbx.health()["calls"] > 0:
             assert time.monotonic() < deadline, phone.log() + pbx.log()[-3000:]
@@ -129,6 +134,9 @@ def test_the_api_checks_the_addresses(pbx: Pbx) -> None:
     back = httpx.patch(f"{pbx.api}/extensions/1001", headers=admin,
                        json={"voicemail_delete": None})  # null: the node's setting again
     assert back.json()["voicemail_delete"] is None and back.json()["email"] != ""
+    shared = httpx.post(f"{pbx.api}/sharedmailboxes", headers=admin, json={
+        "number": "2000", "members": ["1001"], "email": "support@example.com, support@"})
+    assert shared.status_code == 422 and "'support@' is not an e-mail address" in shared.text
 
 
 def test_the_message_arrives_by_email_with_its_tone(pbx: Pbx, tmp_path: Path,
@@ -138,7 +146,9 @@ def test_the_message_arrives_by_email_with_its_tone(pbx: Pbx, tmp_path: Path,
         received = inbox.wait(2, 60)
         took = time.monotonic() - ended
     assert_the_tone_is_attached(received)
-    assert took < 30, took  # the tone's transcript, then the send
+    # the message's transcript first (a child at low priority: 5-17 s for these 8 s on a
+    # busy 2-core machine), then the send
+    assert took < 60, took
     listing = httpx.get(f"{pbx.api}/voicemail", headers=pbx.admin_headers(),
                         params={"mailbox": "1002"}).json()
     assert listing["items"][0]["transcript"] is not None  # what the recogniser made of a tone
