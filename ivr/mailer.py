@@ -258,8 +258,8 @@ class Mailer:
                 Voicemail, col(Voicemail.id) == col(OutboxEmail.voicemail_id), isouter=True,
             ).where(col(OutboxEmail.state) == "pending", col(OutboxEmail.due_at) <= now)
                 .order_by(col(OutboxEmail.due_at), col(OutboxEmail.id))).all()
-            return [row.id for row, message in rows
-                    if row.id is not None and not (message is not None and self._waits(db, message))]
+            return [row.id for row, message in rows if row.id is not None
+                    and not (message is not None and self._waits(db, message))]
 
     def _next_due(self) -> float | None:
         with Session(self.store.engine) as db:
@@ -277,8 +277,9 @@ class Mailer:
         if delivery.email is not None:
             assert self.smtp is not None
             try:
-                await aiosmtplib.send(delivery.email, sender=parseaddr(self.sender)[1],
-                                      recipients=[delivery.recipient], **self.smtp)  # type: ignore[arg-type]
+                await aiosmtplib.send(  # type: ignore[call-overload]
+                    delivery.email, sender=parseaddr(self.sender)[1],
+                    recipients=[delivery.recipient], **self.smtp)
             except (aiosmtplib.SMTPException, OSError) as exc:
                 error, permanent = smtp_failure(exc)
         outcome = await asyncio.to_thread(self._record, row_id, error, permanent,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import soundfile
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from ivr.mailer import Mailer
 from ivr.voicemail_mail import queue_voicemail_email
@@ -42,8 +42,10 @@ class Clock:
 
 
 @pytest.fixture
-def store() -> Iterator[Store]:
-    store = Store("sqlite://")
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A store in a file: the mailer's threads and the test read and write it at
+    once, each with a connection of its own (in-memory SQLite has just one)."""
+    store = Store(f"sqlite:///{tmp_path / 'pbx.sqlite3'}")
     with Session(store.engine) as db:
         db.add(Organisation(slug="default", name="Default", language="sv"))  # no transcripts
         db.flush()
@@ -75,7 +77,7 @@ def leave(store: Store, path: Path, bus: EventBus | None = None) -> int:
 
 def rows(store: Store) -> list[OutboxEmail]:
     with Session(store.engine) as db:
-        return list(db.exec(select(OutboxEmail).order_by(OutboxEmail.id)).all())  # type: ignore[arg-type]
+        return list(db.exec(select(OutboxEmail).order_by(col(OutboxEmail.id))).all())
 
 
 async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -109,7 +111,8 @@ async def test_an_smtp_outage_is_ridden_out(store: Store, tmp_path: Path) -> Non
             clock.now = T0 + 30
             mailer.wake()
             await until(lambda: all(r.state == "sent" for r in rows(store)))
-        assert [(r.attempts, r.sent_at, r.last_error) for r in rows(store)] == [(2, T0 + 30, "")] * 2
+        assert [(r.attempts, r.sent_at, r.last_error) for r in rows(store)] == [
+            (2, T0 + 30, "")] * 2
         assert sorted(r.recipients[0] for r in inbox.received) == [
             "bertil@example.com", "desk@example.com"]
         email = inbox.received[0].email
@@ -153,7 +156,12 @@ async def test_voicemail_delete_once_every_email_went(
         db.commit()
     port, bus = free_ports(1), EventBus()
     changed: list[Event] = []
-    bus.subscribe(lambda event: changed.append(event) if isinstance(event, MailboxChanged) else None)
+
+    def lamps(event: Event) -> None:
+        if isinstance(event, MailboxChanged):
+            changed.append(event)
+
+    bus.subscribe(lamps)
     wav = tone_wav(tmp_path / "m.wav", 1000.0, 2.0)
     with smtp_server(port) as inbox:
         message_id = leave(store, wav, bus)
@@ -161,9 +169,10 @@ async def test_voicemail_delete_once_every_email_went(
         mailer.start()
         try:
             await until(lambda: all(r.state == "sent" for r in rows(store)))
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # the deletion follows the last send
         finally:
             await mailer.stop()
+    assert len(inbox.received) == 2
     with Session(store.engine) as db:
         assert (db.get(Voicemail, message_id) is None) is deleted
     assert wav.exists() is not deleted
@@ -235,7 +244,8 @@ async def test_the_email_waits_for_the_transcript(store: Store, tmp_path: Path) 
         db.commit()
     port, bus = free_ports(1), EventBus()
     with smtp_server(port) as inbox:
-        message_id = leave(store, spoken_wav(tmp_path / "m.wav", "please call me back tomorrow"), bus)
+        wav = spoken_wav(tmp_path / "m.wav", "please call me back tomorrow")
+        message_id = leave(store, wav, bus)
         mailer = Mailer(store, bus, config(port), clock=Clock())
         mailer.start()
         try:

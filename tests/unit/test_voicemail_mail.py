@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import soundfile
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from ivr.voicemail_mail import (
     Notice, compose, display_name, queue_voicemail_email, recipients, recording,
@@ -88,7 +88,7 @@ def test_queued_emails_belong_to_the_message_transaction(store: Store) -> None:
         db.add(message)
         queue_voicemail_email(db, message)
         db.commit()
-        rows = db.exec(select(OutboxEmail).order_by(OutboxEmail.id)).all()  # type: ignore[arg-type]
+        rows = db.exec(select(OutboxEmail).order_by(col(OutboxEmail.id))).all()
         assert [(r.recipient, r.voicemail_id, r.state, r.due_at, r.attempts) for r in rows] == [
             ("alice@example.com", message.id, "pending", 1_800_000_000.0, 0),
             ("alice.a@example.com", message.id, "pending", 1_800_000_000.0, 0),
