@@ -16,15 +16,18 @@ from admin_api.numbers import check_caller_id
 from admin_api.profiles import forget_extension
 from admin_api.security import new_sip_secret
 from admin_api.services import referrers, refuse_taken
+from pbx.addresses import EmailAddresses
 from pbx.models import ApiUser, Extension, RingGroup, SharedMailbox
 
 router = APIRouter(prefix="/api", tags=["extensions"])
+EMAIL = "its voicemail is emailed to these addresses: a@x, b@y (each checked: 422 with why)"
 
 
 class ExtensionIn(BaseModel):
     number: str = Field(pattern=NUMBER)
     display_name: str = Field(default="", max_length=200)
     mailbox: str = Field(default="", max_length=40)
+    email: EmailAddresses = Field(default="", description=EMAIL)
 
 
 class ExtensionPatch(BaseModel):
@@ -41,6 +44,10 @@ class ExtensionPatch(BaseModel):
                                          description="a number of the organisation; empty: none")
     mwi_unsolicited: bool | None = Field(default=None, description="message-waiting NOTIFYs "
                                          "to its phones without a SUBSCRIBE (RFC 3842 §3.3)")
+    email: EmailAddresses | None = Field(default=None, description=EMAIL)
+    voicemail_delete: bool | None = Field(
+        default=None, description="delete a message once emailed; null: as the node's "
+        "voicemail_delete")
 
 
 class ExtensionOut(BaseModel):
@@ -56,6 +63,8 @@ class ExtensionOut(BaseModel):
     voicemail: bool
     caller_id_number: str
     mwi_unsolicited: bool
+    email: str
+    voicemail_delete: bool | None
 
 
 class ExtensionCreated(ExtensionOut):
@@ -93,7 +102,7 @@ def create_extension(body: ExtensionIn, user: User, db: Db, sip: Sip) -> Extensi
     refuse_taken(db, sip, user.organisation_id, body.number)
     secret = new_sip_secret()
     ext = Extension(organisation_id=user.organisation_id, number=body.number, secret=secret,
-                    display_name=body.display_name, mailbox=body.mailbox)
+                    display_name=body.display_name, mailbox=body.mailbox, email=body.email)
     db.add(ext)
     audit(db, user, "extension.create", body.number, None, shown(ext).model_dump())
     db.commit()
@@ -111,6 +120,8 @@ def update_extension(number: str, body: ExtensionPatch, user: User, db: Db, sip:
     before = shown(ext).model_dump()
     for name, value in body.model_dump(exclude_none=True).items():
         setattr(ext, name, value)
+    if "voicemail_delete" in body.model_fields_set:  # null given: back to the node's setting
+        ext.voicemail_delete = body.voicemail_delete
     db.add(ext)
     audit(db, user, "extension.update", number, before, shown(ext).model_dump())
     db.commit()

@@ -19,6 +19,7 @@ from admin_api.deps import ERRORS, NOT_FOUND, NUMBER, Db, Offset, Page, Sip, Use
 from admin_api.services import (
     IN_USE, OVER_PLAN, check_plan, delete_row, own_row, refuse_taken, save_row,
 )
+from pbx.addresses import EmailAddresses
 from pbx.models import ApiUser, Extension, MailboxSettings, SharedMailbox, Voicemail
 from pbx.server import SipServer
 from pbx.voicemail import greetings_of, mailbox_of, members
@@ -36,8 +37,8 @@ class SharedMailboxFields(BaseModel):
                                                               "of it: record its name greeting")
     members: list[Member] = Field(default_factory=list, max_length=100,
                                   description="extensions that share it")
-    email: str = Field(default="", max_length=1000,
-                       description="voicemail-to-email recipients, comma-separated")
+    email: EmailAddresses = Field(default="", description="voicemail-to-email recipients: "
+                                  "a@x, b@y (each checked: 422 with why)")
 
 
 class SharedMailboxIn(SharedMailboxFields):

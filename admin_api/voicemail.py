@@ -34,6 +34,8 @@ class MessageOut(BaseModel):
     heard: bool
     callback_number: str = Field(description="a caller's call-back request: the number keyed "
                                              "in (the WAV says it); empty for a message")
+    transcript: str | None = Field(description="what the caller said, as speech recognition "
+                                   "heard it; null: none (yet, or not in this language)")
 
 
 class MessagePage(Page):
@@ -62,6 +64,7 @@ def shown(message: Voicemail) -> MessageOut:
     assert message.id is not None
     return MessageOut(id=message.id, mailbox=message.mailbox, caller=message.caller,
                       duration=message.duration, heard=message.heard,
+                      transcript=message.transcript,
                       created_at=datetime.fromtimestamp(message.created_at, timezone.utc),
                       callback_number=message.callback_number)
 

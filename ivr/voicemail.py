@@ -30,6 +30,7 @@ from ivr.voicemail_greeting import (
     BUSY, Action, AskCallback, CallerOptions, CampOn, Greet, KeepCallback, LeaveMessage,
     Redirect, choose_greeting, default_greeting,
 )
+from ivr.voicemail_mail import queue_voicemail_email
 from media.audiofile import AudioFileError, read_audio
 from media.prompts import PromptLibrary
 from media.say import say_digits
@@ -182,6 +183,7 @@ class VoicemailApp:
                             path=str(message.path), duration=round(duration, 2),
                             created_at=time.time(), callback_number=message.callback_number)
             db.add(row)
+            queue_voicemail_email(db, row)  # in this transaction: no message without its emails
             db.commit()
             db.refresh(row)
         log.info("call %s: %.1f s %s for %s stored", message.call_id, duration,

@@ -35,6 +35,7 @@ from pbx.numbering import COUNTRIES as NUMBERING_COUNTRIES
 from pbx.numbering import E164_PREFIX
 from pbx.outbound import MAX_STRIP, NAME, PREPEND, check_caller_id, parse_pattern
 from pbx.trunks.settings import TRUNK_NAME, TrunkSettings
+from pbx.addresses import EmailAddresses, check_sender
 
 DEFAULT_CODECS = ("PCMU", "PCMA", "G722", "telephone-event")
 VOICEMAIL_NUMBER = "133"  # the voicemail menu: what the phones' message key dials
@@ -168,11 +169,16 @@ class General(CallPolicyConfig):
     recording_mix: str = Field("stereo", pattern="^(stereo|mono)$")  # stereo: caller left
     record_announce: bool = False  # say "this call is recorded" to both parties
     recording_retention_days: int = Field(730, ge=1)  # 24 months
-    smtp_host: str = ""
-    smtp_port: int = Field(25, ge=0, le=65535)
-    smtp_user: str = ""
+    # voicemail to email (ivr.mailer): the SMTP server, how to reach it, what to attach
+    smtp_host: str = ""  # empty: emails wait in the outbox until one is set
+    smtp_port: int = Field(0, ge=0, le=65535)  # 0: the port of smtp_security (587, 465, 25)
+    smtp_security: str = Field("starttls", pattern="^(starttls|tls|none)$")  # tls: implicit
+    smtp_verify: bool = True  # check the server's certificate
+    smtp_user: str = ""  # AUTH when set
     smtp_password: str = ""
-    smtp_from: str = ""
+    smtp_from: str = ""  # empty: voicemail@<realm>
+    voicemail_attach: str = Field("wav", pattern="^(wav|mp3|ogg|flac|none)$")
+    voicemail_delete: bool = False  # Asterisk's delete: the message goes once emailed
     mqtt_url: str = ""
     calendar_private_hosts: bool = False  # calendar feeds from private addresses (on premises)
     log_level: str = "INFO"
@@ -217,6 +223,11 @@ class General(CallPolicyConfig):
             raise ValueError("must differ from voicemail_number")
         return value
 
+    @field_validator("smtp_from")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        return check_sender(value) if value.strip() else ""
+
     @field_validator("bind")
     @classmethod
     def _ip_address(cls, value: str) -> str:
@@ -253,6 +264,8 @@ class ExtensionConfig(BaseModel):
     pin_from_own_device: bool = False  # the PIN is asked on 133 too
     voicemail_operator: str = Field("", pattern=_OPERATOR)  # 0 at its greeting; "": [general]
     mwi_unsolicited: bool = False  # message-waiting NOTIFYs without a SUBSCRIBE
+    email: EmailAddresses = ""  # its voicemail is emailed: a@x, b@y
+    voicemail_delete: bool | None = None  # deleted once emailed; None: as [general]
     context: str = "default"
     dnd: bool = False
     forward_always: str = ""
@@ -330,7 +343,7 @@ class MailboxConfig(BaseModel):
     type: str = "mailbox"
     name: str = Field("", max_length=200)
     members: Listed = ()
-    email: str = Field("", max_length=1000)  # voicemail-to-email recipients
+    email: EmailAddresses = ""  # voicemail-to-email recipients
     pin: Pin = ""
     pin_from_own_device: bool = False
     operator: str = Field("", pattern=_OPERATOR)

@@ -65,6 +65,10 @@ class Extension(SQLModel, table=True):
     calendar_url: str = Field(default="", max_length=2000)  # ICS feed read periodically
     # desk phones that never SUBSCRIBE get message-summary NOTIFYs anyway (RFC 3842 §3.3)
     mwi_unsolicited: bool = False
+    # voicemail to email (ivr.mailer): addresses "a@x, b@y", and whether a
+    # message emailed is deleted (None: the [general] voicemail_delete)
+    email: str = Field(default="", max_length=1000)
+    voicemail_delete: bool | None = None
 
 
 class Binding(SQLModel, table=True):
@@ -294,6 +298,7 @@ class Voicemail(SQLModel, table=True):
     created_at: float = Field(index=True)
     heard: bool = False
     callback_number: str = Field(default="", max_length=40)  # a caller's "call me back on"
+    transcript: str | None = None  # speech to text (ivr.transcribe); None: not (yet) made
 
 
 GREETING_KINDS = ("unavailable", "busy", "temporary", "name")
@@ -344,6 +349,32 @@ class SharedMailbox(SQLModel, table=True):
     name: str = Field(default="", max_length=200)
     members: str = Field(default="", max_length=2000)  # comma-separated extensions
     email: str = Field(default="", max_length=1000)  # voicemail-to-email recipients
+
+
+OUTBOX_STATES = ("pending", "sent", "failed", "dropped")
+
+
+class OutboxEmail(SQLModel, table=True):
+    """One email of a voicemail message to one recipient, kept until it is sent
+    (ivr.mailer), so neither a restart nor an SMTP outage loses it.
+
+    ``state``: ``pending`` (tried again at ``due_at``), ``sent``, ``failed``
+    (refused for good, or out of time) or ``dropped`` (the message was
+    deleted before it went).  ``message_id`` is the email's Message-ID, kept
+    across retries so a receiver can tell a repeat (RFC 5322 §3.6.4).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int | None = Field(default=None, index=True)
+    voicemail_id: int = Field(index=True)  # no foreign key: the message may go first
+    recipient: str = Field(max_length=254)
+    state: str = Field(default="pending", index=True, max_length=10)  # an OUTBOX_STATES value
+    created_at: float
+    due_at: float = Field(index=True)
+    attempts: int = 0
+    last_error: str = Field(default="", max_length=1000)
+    sent_at: float | None = None
+    message_id: str = Field(default="", max_length=300)
 
 
 class ConferenceRoom(SQLModel, table=True):

@@ -17,6 +17,7 @@ from ivr.conference import ConferenceApp
 from ivr.diversion import DiversionApp
 from ivr.greetings import GreetingLibrary
 from ivr.mailbox_menu import MailboxMenuApp
+from ivr.mailer import Mailer
 from ivr.schedule_watch import SwitchboardWatch
 from ivr.tenant import hours
 from ivr.voicemail import VoicemailApp
@@ -63,6 +64,8 @@ async def run(config: Config) -> int:
     await sip.start()
     watch = SwitchboardWatch(sip.directory, sip.events.publish)  # opens/closes → events
     watch.start()
+    mailer = Mailer(store, sip.events, config)  # voicemail to email, from the outbox
+    mailer.start()
     # Everything loaded so far lives as long as the process: keep the collector
     # from walking it again and again, and let it run less often under load
     # (tens of thousands of short-lived transactions at registration storms).
@@ -101,6 +104,7 @@ async def run(config: Config) -> int:
     await asyncio.gather(*http_tasks, return_exceptions=True)
     stop_wait.cancel()
     await watch.stop()
+    await mailer.stop()
     await sip.stop()
     store.close()
     return 0

@@ -149,6 +149,8 @@ class Store:
                         record=ext.record,
                         record_on_demand=ext.record_on_demand,
                         voicemail=ext.voicemail,
+                        email=ext.email,
+                        voicemail_delete=ext.voicemail_delete,
                     )
                 )
                 log.info("seeded extension %s", ext.number)

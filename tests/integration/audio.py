@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import socket
 import struct
+import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
+from media.codecs import Resampler
 from media.g711 import ulaw_decode, ulaw_encode
 
 RATE = 8000
@@ -23,6 +25,20 @@ def tone_wav(path: Path, frequency: float, seconds: float) -> Path:
     t = np.arange(int(RATE * seconds)) / RATE
     soundfile.write(path, (np.sin(2 * np.pi * frequency * t) * 8000).astype(np.int16), RATE,
                     subtype="PCM_16")
+    return path
+
+
+def spoken_wav(path: Path, text: str, voice: str = "en-us+m1", speed: int = 130) -> Path:
+    """``text`` said by espeak-ng, as a phone message: resampled to 8 kHz, through
+    G.711 µ-law, a second of silence either side."""
+    wide = path.with_suffix(".wide.wav")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wide), text],
+                   check=True)
+    audio, rate = soundfile.read(wide, dtype="float64")
+    silence = np.zeros(RATE)
+    narrow = np.concatenate([silence, Resampler(rate, RATE).process(audio), silence])
+    pcm = np.clip(narrow * 0.5 * 32767, -32768, 32767).astype(np.int16)
+    soundfile.write(path, ulaw_decode(ulaw_encode(pcm)), RATE, subtype="PCM_16")
     return path
 
 

@@ -43,6 +43,13 @@ def test_overrides_replace_general_values(tmp_path: Path) -> None:
         ("[general]\nlanguage = no\n", "general", "language"),  # Bokmål is nb
         ("[general]\ntone_country = xx\n", "general", "tone_country"),
         ("[1001]\ncallerid = x\n", "1001", "secret"),
+        ("[general]\nsmtp_security = ssl\n", "general", "smtp_security"),
+        ("[general]\nsmtp_verify = maybe\n", "general", "smtp_verify"),
+        ("[general]\nsmtp_from = PBX <voicemail>\n", "general", "smtp_from"),
+        ("[general]\nvoicemail_attach = aac\n", "general", "voicemail_attach"),
+        ("[1001]\nsecret = x\nemail = a@example.com, b@\n", "1001", "email"),
+        ("[1001]\nsecret = x\nvoicemail_delete = sometimes\n", "1001", "voicemail_delete"),
+        ("[2000]\ntype = mailbox\nemail = reception\n", "2000", "email"),
         ("[bad ext!]\nsecret = x\n", "bad ext!", "number"),
         ("[oh]\ntype = schedule\nmon = 08:00-25:00\n", "oh", "mon"),
         ("[oh]\ntype = schedule\ntue = 13:00-17:00, 08:00-12:00\n", "oh", "tue"),
@@ -66,6 +73,33 @@ def test_errors_name_file_section_and_key(tmp_path: Path, text: str, section: st
         load_config(path)
     assert (info.value.section, info.value.key) == (section, key)
     assert str(path) in str(info.value)
+
+
+def test_voicemail_to_email_keys(tmp_path: Path) -> None:
+    path = tmp_path / "sip.conf"
+    path.write_text("[general]\nsmtp_host = mail.example.com\nsmtp_security = tls\n"
+                    "smtp_verify = no\nsmtp_from = PBX Voicemail <vm@example.com>\n"
+                    "voicemail_attach = mp3\nvoicemail_delete = yes\n"
+                    "[1001]\nsecret = x\nemail = alice@example.com,  a.andersson@Example.COM\n"
+                    "voicemail_delete = no\n[1002]\nsecret = y\n")
+    config = load_config(path)
+    general = config.general
+    assert (general.smtp_host, general.smtp_port, general.smtp_security, general.smtp_verify) \
+        == ("mail.example.com", 0, "tls", False)  # 0: the port of the security, 465
+    assert (general.smtp_from, general.voicemail_attach, general.voicemail_delete) == (
+        "PBX Voicemail <vm@example.com>", "mp3", True)
+    alice, bertil = config.extensions
+    assert (alice.email, alice.voicemail_delete) == (
+        "alice@example.com, a.andersson@Example.COM", False)
+    assert (bertil.email, bertil.voicemail_delete) == ("", None)  # None: as [general]
+
+
+def test_a_bad_address_says_what_is_wrong(tmp_path: Path) -> None:
+    path = tmp_path / "sip.conf"
+    path.write_text("[1001]\nsecret = x\nemail = alice at example.com\n")
+    with pytest.raises(ConfigError, match=r"\[1001\] email: .*'alice at example.com' is not an "
+                                          r"e-mail address \(local@domain\)"):
+        load_config(path)
 
 
 @pytest.mark.parametrize("language", ["en", "sv", "da", "nb", "fi", "de"])
