@@ -28,7 +28,6 @@ server's core.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.integration.carrier import start_kamailio, stop_group  # noqa: E402
+from bench.machine import core_busy_seconds, cpu_seconds, our_version  # noqa: E402
 from tests.integration.peers import SCENARIOS, free_ports, running_pbx  # noqa: E402
 
 REALM = "pbx.test"
@@ -104,7 +104,7 @@ def running_ours(tmp: Path, users: dict[str, str]) -> Iterator[Server]:
         if shutil.which("taskset"):
             subprocess.run(["taskset", "-a", "-pc", SERVER_CORE, str(pbx.process.pid)],
                            capture_output=True, check=True)
-        yield Server("ours", _our_version(), pbx.host, pbx.sip_port, pbx.process.pid)
+        yield Server("ours", our_version(), pbx.host, pbx.sip_port, pbx.process.pid)
 
 
 @contextmanager
@@ -140,12 +140,12 @@ def measure(server: Server, users_csv: Path, rate: int, calls: int, transport: s
     ]
     if shutil.which("taskset"):
         command = ["taskset", "-c", SIPP_CORE, *command]
-    cpu_before, busy_before = _cpu_seconds(server.pid), _core_busy_seconds(SERVER_CORE)
+    cpu_before, busy_before = cpu_seconds(server.pid), core_busy_seconds(SERVER_CORE)
     started = time.monotonic()
     proc = subprocess.run(command, capture_output=True, text=True, cwd=tmp)
     elapsed = time.monotonic() - started
-    cpu = _cpu_seconds(server.pid) - cpu_before
-    busy = _core_busy_seconds(SERVER_CORE) - busy_before
+    cpu = cpu_seconds(server.pid) - cpu_before
+    busy = core_busy_seconds(SERVER_CORE) - busy_before
     if not stats.exists():
         raise RuntimeError(f"sipp wrote no statistics:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     counts = _last_stats(stats)
@@ -269,50 +269,12 @@ request_route {{
 """
 
 
-def _cpu_seconds(root: int) -> float:
-    """User + system CPU time of ``root`` and every process descended from it."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # exited meanwhile
-        pid = int(entry.name)
-        parents[pid] = int(fields[1])
-        times[pid] = (int(fields[11]) + int(fields[12])) / tick
-    tree, frontier = {root}, [root]
-    while frontier:
-        parent = frontier.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == parent]
-        tree.update(children)
-        frontier.extend(children)
-    return sum(times.get(pid, 0.0) for pid in tree)
-
-
-def _core_busy_seconds(core: str) -> float:
-    """Non-idle time of one CPU since boot (user, nice, system, irq, softirq, steal)."""
-    for line in Path("/proc/stat").read_text().splitlines():
-        if line.startswith(f"cpu{core} "):
-            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, line.split()[1:9])
-            return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-    raise RuntimeError(f"no cpu{core} in /proc/stat")
 
 
 def _last_stats(stats: Path) -> dict[str, str]:
     """sipp's last statistics row (cumulative counts), by column name."""
     lines = [line for line in stats.read_text().splitlines() if line.strip()]
     return dict(zip(lines[0].split(";"), lines[-1].split(";")))
-
-
-def _our_version() -> str:
-    """Our commit, short: the figure belongs to this code."""
-    described = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                               text=True, cwd=Path(__file__).parent)
-    return described.stdout.strip() or "?"
 
 
 def _kamailio_version() -> str:

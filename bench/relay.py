@@ -53,6 +53,7 @@ from typing import Protocol
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bencode import Value, decode, encode  # noqa: E402
+from bench.machine import CLOCK_TICK, udp_rcvbuf_errors, waited_seconds  # noqa: E402
 from media.ports import PortPool  # noqa: E402
 from media.relay import MediaRelay  # noqa: E402
 
@@ -60,7 +61,6 @@ HOST = "127.0.0.1"
 PACKET_INTERVAL = 0.020  # 20 ms ptime: 50 packets/s per direction
 SLOTS = 10  # the phones' send times are spread over 10 slots of each 20 ms period
 PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8}
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 INSTALL_HINT = ("rtpengine not found: apt-get install rtpengine-daemon "
                 "(not the rtpengine metapackage, which wants a kernel module)")
 
@@ -79,13 +79,6 @@ def free_udp_range(count: int) -> int:
     raise RuntimeError(f"no {count} free UDP ports in a row for the relay")
 
 
-def udp_rcvbuf_errors() -> int:
-    """The kernel's count of datagrams dropped because a socket buffer was full."""
-    lines = Path("/proc/net/snmp").read_text().splitlines()
-    names, values = [line.split() for line in lines if line.startswith("Udp:")][:2]
-    return int(values[names.index("RcvbufErrors")])
-
-
 @dataclass(frozen=True)
 class Sample:
     """The relay process's counters and the phones' at one instant."""
@@ -102,16 +95,10 @@ class Sample:
 def sample(pid: int, sent: Synchronized, received: Synchronized) -> Sample:  # type: ignore[type-arg]
     """Read the relay's CPU and scheduler counters from /proc, and the phones' counts."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    waited = 0
-    for task in tasks:
-        try:
-            waited += int((task / "schedstat").read_text().split()[1])
-        except OSError:  # a thread that just ended
-            pass
     return Sample(at=time.monotonic(), user=int(fields[11]) / CLOCK_TICK,
-                  system=int(fields[12]) / CLOCK_TICK, waited=waited / 1e9,
-                  threads=len(tasks), sent=sent.value, received=received.value)
+                  system=int(fields[12]) / CLOCK_TICK, waited=waited_seconds(pid),
+                  threads=len(list(Path(f"/proc/{pid}/task").iterdir())), sent=sent.value,
+                  received=received.value)
 
 
 # ------------------------------------------------------------------ relay set-ups

@@ -730,18 +730,38 @@ class MediaEngine:
         self._missing[lost] = np.minimum(missing + 1, CONCEAL_FRAMES)
 
     def _play_tones(self, mixed: np.ndarray) -> None:
-        """Join/leave signals and prompts: added to what every member of the room hears."""
+        """Join/leave signals and prompts: added to what every member of the room hears.
+
+        This tick's frame of every playing room is stacked into one block and
+        added to the members' rows in one indexed add: IVR callers each hear
+        their greeting in a room of their own, so hundreds of rooms play at
+        once, and an indexed add per room cost twice the rest of the mix."""
+        if not self._playing:
+            return
+        chunks: list[np.ndarray] = []
+        rows: list[np.ndarray] = []
         for room in list(self._playing):
-            rows = self._room_rows.get(room)
-            if room.tone is None or rows is None:
+            members = self._room_rows.get(room)
+            tone = room.tone
+            if tone is None or members is None:
                 self._playing.discard(room)
                 continue
-            chunk = room.tone[room.tone_at : room.tone_at + FRAME]
-            mixed[rows, : len(chunk)] += chunk
+            chunk = tone[room.tone_at : room.tone_at + FRAME]
+            if len(chunk) < FRAME:  # the tone's last frame
+                chunk = np.pad(chunk, (0, FRAME - len(chunk)))
+            chunks.append(chunk)
+            rows.append(members)
             room.tone_at += FRAME
-            if room.tone_at >= len(room.tone):
+            if room.tone_at >= len(tone):
                 room.tone = None
                 self._playing.discard(room)
+        if not chunks:
+            return
+        block = np.concatenate(chunks).reshape(-1, FRAME)
+        sizes = np.fromiter(map(len, rows), dtype=np.intp, count=len(rows))
+        if not (sizes == 1).all():  # a room of several hears its tone on every row
+            block = block[np.repeat(np.arange(len(chunks)), sizes)]
+        mixed[np.concatenate(rows)] += block  # a port is in one room: no row twice
 
     def _record(self, frames: np.ndarray) -> None:
         """What the recorders hear: the two parties in stereo, or the room in mono."""

@@ -243,7 +243,7 @@ class CallHarness:
                 f"Max-Forwards: 70\r\nFrom: <sip:{caller}@127.0.0.1>;tag=from-{n}\r\n"
                 f"To: <sip:{number}@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n"
                 f"{extra}"
-                + (f"Content-Type: application/sdp\r\n" if sdp else "")
+                + ("Content-Type: application/sdp\r\n" if sdp else "")
                 + f"Content-Length: {len(body)}\r\n\r\n{body}")
         request = parse_message(text.encode())
         assert isinstance(request, Request)

@@ -18,8 +18,7 @@ import pytest
 
 from tests.integration.audio import RtpPhone
 from tests.integration.carrier import (
-    NEVER_ANSWER, Carrier, DidFrom, NumberFormat, PstnPhone, customer_call, customer_scenario,
-    kamailio_carrier, pstn_phone,
+    NEVER_ANSWER, Carrier, DidFrom, NumberFormat, PstnPhone, customer_call, kamailio_carrier, pstn_phone,
 )
 from tests.integration.peers import SCENARIOS, SippResult, free_ports, run_sipp
 from tests.integration.sipclient import SipClient

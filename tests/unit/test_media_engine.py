@@ -345,3 +345,36 @@ def test_an_opus_leg_is_decoded_as_opus() -> None:
 
     port = MixPort(leg=SimpleNamespace(codec="OPUS"))  # type: ignore[arg-type]
     assert port.wide is not None and port.wide.name == "opus"
+
+
+def test_prompts_in_many_rooms_play_at_once_each_to_its_own_members() -> None:
+    """IVR callers each hear their greeting in a room of their own, and a
+    conference hears its join tone on every member's row: each member hears
+    exactly their room's prompt, frame by frame, its short last frame padded
+    with silence, and nothing once it has ended."""
+    from media.engine import MediaEngine, MixPort, Room
+    from media.g711 import ulaw_encode
+
+    engine = MediaEngine()
+    prompts = {"ivr-1": tones([440])[0, : FRAME * 2 + 40],  # ends 40 samples into frame 3
+               "ivr-2": tones([1000])[0, : FRAME * 4],
+               "room": tones([700])[0, : FRAME * 4] / 2}
+    sizes = {"ivr-1": 1, "ivr-2": 1, "room": 3, "quiet": 1}
+    for name, size in sizes.items():
+        ports = [MixPort(leg=SimpleNamespace(codec="PCMU")) for _ in range(size)]  # type: ignore[arg-type]
+        engine.rooms[name] = Room(name, [Member(p) for p in ports])
+        engine.ports += ports
+    engine.mix()  # lays the rooms out
+    for name, prompt in prompts.items():
+        engine.play(engine.rooms[name], prompt)
+    for tick in range(4):
+        encoded = engine.mix()
+        assert encoded is not None
+        for name, room in engine.rooms.items():
+            expected = np.zeros(FRAME, dtype=np.float32)
+            part = prompts[name][tick * FRAME : (tick + 1) * FRAME] if name in prompts else []
+            expected[: len(part)] = part
+            for member in room.members:
+                got = encoded[member.port.index]
+                assert np.array_equal(got, ulaw_encode(expected.astype(np.int16))), (name, tick)
+    assert not engine._playing  # every prompt has ended
