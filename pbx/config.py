@@ -34,6 +34,7 @@ _EXTENSION_RE = re.compile(r"^[0-9A-Za-z_.+-]{1,40}$")
 DIAL_TARGET = r"^(voicemail:)?[0-9A-Za-z_.+*-]{1,40}$"
 SCHEDULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
 _CLOSED = ("", "closed", "none")
+MAX_PARKING_SLOTS = 1000
 
 
 class ConfigError(ValueError):
@@ -47,6 +48,17 @@ class ConfigError(ValueError):
             where += f" {key}"
         super().__init__(f"{where}: {message}")
         self.path, self.section, self.key = path, section, key
+
+
+def slot_range(text: str) -> tuple[str, ...]:
+    """``701-720`` → the parking slots, in order (ValueError says what is wrong)."""
+    match = re.fullmatch(r"\s*([0-9]{1,8})\s*-\s*([0-9]{1,8})\s*", text)
+    if match is None:
+        raise ValueError("must be a range of numbers like 701-720")
+    low, high = int(match[1]), int(match[2])
+    if low > high or high - low >= MAX_PARKING_SLOTS:
+        raise ValueError(f"must run from low to high, at most {MAX_PARKING_SLOTS} slots")
+    return tuple(str(n) for n in range(low, high + 1))
 
 
 class General(BaseModel):
@@ -104,6 +116,11 @@ class General(BaseModel):
     smtp_from: str = ""
     mqtt_url: str = ""
     calendar_private_hosts: bool = False  # calendar feeds from private addresses (on premises)
+    park_slots: str = "701-720"  # the parking lot of every organisation (Asterisk's parkpos)
+    park_timeout: int = Field(300, ge=10, le=86400)  # s parked before it comes back
+    webhooks_allow_http: bool = False  # http:// and private addresses (tests, on premises)
+    webhooks_max_attempts: int = Field(12, ge=1, le=50)  # then a delivery is given up
+    webhooks_first_retry: int = Field(10, ge=1, le=3600)  # s; doubled each time, at most 1 h
     log_level: str = "INFO"
 
     @field_validator("transports", "domains", "codecs", "auth_algorithms", mode="before")
@@ -142,6 +159,16 @@ class General(BaseModel):
         if value.lower() not in COUNTRIES:
             raise ValueError(f"no tones for country {value!r}; use one of {', '.join(COUNTRIES)}")
         return value.lower()
+
+    @field_validator("park_slots")
+    @classmethod
+    def _park_slots(cls, value: str) -> str:
+        slot_range(value)
+        return value
+
+    @property
+    def parking_slots(self) -> tuple[str, ...]:
+        return slot_range(self.park_slots)
 
     @field_validator("bind")
     @classmethod

@@ -22,6 +22,7 @@ from pbx.calls.model import Call, Leg, LegState, Ring, new_session_version
 from pbx.calls.offer_answer import OfferAnswer
 from pbx.calls.ports import Ports, Signalling
 from pbx.calls.signalling import SDP, SUPPORTED, LegSignalling
+from pbx.calls.views import did_of
 
 log = logging.getLogger("pbx.calls")
 
@@ -94,7 +95,8 @@ class Ringer:
             self.legs.invite(leg)
         ring.rang = True
         call.path.append(f"ring:{number}x{len(bindings)}")
-        self.events.publish(CallRinging(call.tenant.id, call.id, number, self.clock.now()))
+        self.events.publish(CallRinging(call.tenant.id, call.id, number, self.clock.now(),
+                                        call.caller_number, call.caller_name, did_of(call)))
         return len(bindings)
 
     def _invite(self, call: Call, number: str, target: URI, flow: Flow,
