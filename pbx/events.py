@@ -123,14 +123,18 @@ Event = (CallStarted | CallRinging | CallAnswered | CallEnded | Registered | Mai
          | VoicemailLeft | SwitchboardChanged)
 
 
+_TYPES: dict[type, str] = {
+    CallStarted: "call.started", CallRinging: "call.ringing", CallAnswered: "call.answered",
+    CallEnded: "call.ended", Registered: "registration", MailboxChanged: "voicemail",
+    VoicemailLeft: "voicemail.left", SwitchboardChanged: "switchboard",
+}
+EVENT_TYPES = tuple(_TYPES.values())
+
+
 def event_type(event: Event) -> str:
     """``call.started``, ``call.ringing``, ``call.answered``, ``call.ended``,
     ``registration``, ``voicemail``, ``voicemail.left``, ``switchboard``."""
-    return {
-        CallStarted: "call.started", CallRinging: "call.ringing", CallAnswered: "call.answered",
-        CallEnded: "call.ended", Registered: "registration", MailboxChanged: "voicemail",
-        VoicemailLeft: "voicemail.left", SwitchboardChanged: "switchboard",
-    }[type(event)]
+    return _TYPES[type(event)]
 
 
 def as_dict(event: Event) -> dict[str, Any]:

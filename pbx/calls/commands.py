@@ -26,7 +26,7 @@ from pbx.profiles import caller_id
 from pbx.router import PARK, PickupDest, RingStep, Unknown
 from pbx.sip.message import REASONS, Response, new_call_id
 
-from pbx.calls.b2bua import B2BUA, DISPOSITIONS, parse_callerid
+from pbx.calls.b2bua import B2BUA, DIALOG_LINGER, DISPOSITIONS, parse_callerid
 from pbx.calls.model import Call, Leg, LegState, Ring, Transfer
 
 log = logging.getLogger("pbx.calls")
@@ -188,6 +188,14 @@ class CallCommands:
             return b, a
         raise CommandError(422, f"{holder} is not on call {call.id}")
 
+    def drop(self, leg: Leg) -> None:
+        """``leg`` leaves its call for good: it is hung up, its port given back,
+        and its dialog forgotten once retransmissions had their time."""
+        legs = self.b2bua.legs
+        legs.end(leg)
+        self.b2bua.release(leg)
+        self.b2bua.clock.call_later(DIALOG_LINGER, lambda: legs.forget(leg))
+
     # ------------------------------------------------------------ blind transfer
 
     def transfer(self, organisation: int, call_id: str, number: str, holder: str | None,
@@ -222,10 +230,7 @@ class CallCommands:
         transfer = call.transfer
         assert transfer is not None
         call.transfer = None
-        leaving = transfer.referrer
-        if leaving.state is not LegState.ENDED:
-            self.b2bua.legs.bye(leaving)
-        self.b2bua.release(leaving)
+        self.drop(transfer.referrer)
         call.a, call.b = transfer.keep, None
         self.b2bua.connect_answer(call, leg)
 
@@ -251,8 +256,7 @@ class CallCommands:
             raise CommandError(503, f"no {kind} service on this node")
         other = call.b if leg is call.a else call.a
         if other is not None:
-            self.b2bua.legs.end(other)
-            self.b2bua.release(other)
+            self.drop(other)
         if leg.channel is not None:
             leg.channel.release()  # type: ignore[attr-defined]
         call.a, call.b, call.stereo = leg, None, None
