@@ -15,14 +15,14 @@ place calls from their own extension.
 import asyncio
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from admin_api.deps import ERRORS, NUMBER, User
 from ivr.park import Park, ParkedCall, SlotBusy
-from pbx.calls.commands import CallCommands, CommandError, Outcome, refused
+from pbx.calls.commands import CallCommands, CommandError, Done, Outcome, refused
 from pbx.calls.model import Call
 from pbx.calls.views import live_calls, parties
 from pbx.models import ApiUser
@@ -147,7 +147,7 @@ def holder_of(user: ApiUser, call: Call, named: str | None) -> str | None:
     return named
 
 
-async def outcome_of(start: Callable[[Callable[[Outcome], None]], Any]) -> Outcome:
+async def outcome_of(start: Callable[[Done], None]) -> Outcome:
     """Start a command that rings and wait for how it ends."""
     future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
 
@@ -267,22 +267,20 @@ async def retrieve(slot: Annotated[str, Path(pattern=r"^[0-9]{1,8}$")], user: Us
     parked = next((p for p in lot.parked(user.organisation_id) if p.slot == slot), None)
     if parked is None:
         raise HTTPException(404, f"nothing is parked in slot {slot}")
-    future: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
+    call_id, taker = parked.channel.id, to
 
-    def done(answered_by: str, status: int) -> None:
-        if not future.done():
-            future.set_result((answered_by, status))
+    def start(done: Done) -> None:
+        def retrieved(answered_by: str, status: int) -> None:
+            reason = (f"the call in slot {slot} left the parking lot" if status == 487
+                      else refused(taker, status))
+            done(Outcome(call_id, answered_by, status, reason))
 
-    try:
-        lot.retrieve(user.organisation_id, slot, to, done)
-    except SlotBusy:
-        raise HTTPException(409, f"the call in slot {slot} is being retrieved") from None
-    by, status = await future
-    if by:
-        return Answered(call_id=parked.channel.id, answered_by=by)
-    if status == 487:
-        raise HTTPException(409, f"the call in slot {slot} left the parking lot")
-    raise HTTPException(502, refused(to, status))
+        try:
+            lot.retrieve(user.organisation_id, slot, taker, retrieved)
+        except SlotBusy:
+            raise HTTPException(409, f"the call in slot {slot} is being retrieved") from None
+
+    return answered(await outcome_of(start))
 
 
 # ------------------------------------------------------------------ click-to-call

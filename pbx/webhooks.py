@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import httpx
 from sqlalchemy import delete, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
 
 from pbx.addresses import private_address
@@ -176,15 +177,20 @@ def enqueue(store: Store, events: Sequence[Event], now: float) -> int:
 
 
 def claim_due(store: Store, now: float, limit: int = BATCH) -> list[Job]:
-    """The rows due at ``now``, each claimed for :data:`LEASE` seconds (a row
-    another node claimed first is left to it)."""
+    """The rows due at ``now`` whose webhook has no older row still waiting
+    (one webhook's events go out in order), each claimed for :data:`LEASE`
+    seconds (a row another node claimed first is left to it)."""
     claimed = []
+    older = aliased(WebhookDelivery)
+    waiting = select(older.id).where(
+        older.webhook_id == WebhookDelivery.webhook_id, older.state == "pending",
+        older.id < WebhookDelivery.id, older.next_attempt_at > now).exists()
     with Session(store.engine) as db:
         rows = db.exec(
             select(WebhookDelivery, Webhook)
             .join(Webhook, col(Webhook.id) == col(WebhookDelivery.webhook_id))
             .where(col(WebhookDelivery.state) == "pending",
-                   col(WebhookDelivery.next_attempt_at) <= now, col(Webhook.active))
+                   col(WebhookDelivery.next_attempt_at) <= now, col(Webhook.active), ~waiting)
             .order_by(col(WebhookDelivery.id)).limit(limit)).all()
         for delivery, hook in rows:
             taken = db.exec(update(WebhookDelivery).where(  # type: ignore[call-overload]
@@ -235,12 +241,16 @@ def postpone(store: Store, delivery_ids: Sequence[int], at: float) -> None:
 
 
 def next_due(store: Store) -> float | None:
-    """When the next pending row is due (None: nothing is pending)."""
+    """When the next row is due that waits for nothing older (None: nothing is
+    pending)."""
+    older = aliased(WebhookDelivery)
+    behind = select(older.id).where(older.webhook_id == WebhookDelivery.webhook_id,
+                                    older.state == "pending", older.id < WebhookDelivery.id)
     with Session(store.engine) as db:
         return db.exec(select(func.min(WebhookDelivery.next_attempt_at))
                        .join(Webhook, col(Webhook.id) == col(WebhookDelivery.webhook_id))
-                       .where(col(WebhookDelivery.state) == "pending",
-                              col(Webhook.active))).one()
+                       .where(col(WebhookDelivery.state) == "pending", col(Webhook.active),
+                              ~behind.exists())).one()
 
 
 def prune(store: Store, before: float) -> int:

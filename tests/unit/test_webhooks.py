@@ -156,6 +156,35 @@ async def test_a_failing_receiver_is_retried_in_order_then_given_up(
         flaky.close()
 
 
+async def test_a_later_event_waits_for_an_earlier_ones_retry(store: Store) -> None:
+    """Order holds even when the later event reaches the outbox after the
+    earlier one failed, and nothing spins while they wait."""
+    flaky = WebhookReceiver(statuses=[500])
+    hook = add_webhook(store, flaky.url)
+    bus, sender = await running(store, WebhookSettings(first_retry=1.0, allow_private=True))
+    rounds = 0
+    real_round = sender.round
+
+    async def counted(client: object) -> None:
+        nonlocal rounds
+        rounds += 1
+        await real_round(client)  # type: ignore[arg-type]
+
+    sender.round = counted  # type: ignore[method-assign]
+    try:
+        org = hook.organisation_id
+        bus.publish(CallStarted(org, "c1", "1001", "1002", 100.0))
+        await until(lambda: len(flaky.got) == 1)
+        bus.publish(CallEnded(org, "c1", "1001", "1002", "", "failed", 480, 1.0, 101.0))
+        await until(lambda: [d.state for d in deliveries(store)] == ["delivered"] * 2)
+        assert flaky.types() == ["call.started", "call.started", "call.ended"]
+        assert [d.attempts for d in deliveries(store)] == [2, 1]
+        assert rounds < 20
+    finally:
+        await sender.stop()
+        flaky.close()
+
+
 async def test_private_receivers_are_refused_unless_allowed(store: Store) -> None:
     receiver = WebhookReceiver()
     hook = add_webhook(store, receiver.url)
