@@ -11,12 +11,15 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from admin_api import (
-    audit, auth, callpolicy, calls, conferences, devices, events, extensions, ivrs, licenses,
-    mailboxes, media, numbers, organisations, outbound, profiles, provision, recordings,
+    audit, auth, call_control, callpolicy, calls, conferences, devices, events, extensions, ivrs,
+    licenses, mailboxes, media, numbers, organisations, outbound, profiles, provision, recordings,
     ringgroups, schedules, services, shared_mailboxes, timeconditions, trunks, users, voicemail,
+    webhooks,
 )
 from admin_api.users import bootstrap_admin
+from pbx.calls.commands import CallCommands
 from pbx.server import SipServer
+from pbx.webhooks import WebhookOutbox
 
 
 class Health(BaseModel):
@@ -34,9 +37,14 @@ class Health(BaseModel):
     media_mix_ms: float = 0.0
 
 
-def create_app(sip: SipServer) -> FastAPI:
+def create_app(sip: SipServer, *, commands: CallCommands | None = None,
+               outbox: WebhookOutbox | None = None) -> FastAPI:
+    """The API of node ``sip``; ``commands`` act on its live calls and ``outbox``
+    learns of every change to the organisations' webhooks."""
     app = FastAPI(title="PBX admin API", version="0.1.0")
     app.state.sip = sip
+    app.state.calls = commands
+    app.state.webhooks = outbox
 
     @app.get("/api/health", response_model=Health, tags=["system"])
     def health() -> Health:
@@ -60,8 +68,8 @@ def create_app(sip: SipServer) -> FastAPI:
     bootstrap_admin(sip)
     app.mount("/admin", StaticFiles(directory=Path(__file__).parent / "web", html=True), name="admin")
     for module in (auth, organisations, users, extensions, devices, provision, licenses,
-                   services, ringgroups, numbers, calls, recordings, audit, conferences, events,
-                   profiles, voicemail, mailboxes, shared_mailboxes, media, schedules,
-                   timeconditions, ivrs, trunks, outbound, callpolicy):
+                   services, ringgroups, numbers, calls, call_control, recordings, audit,
+                   conferences, events, profiles, voicemail, mailboxes, shared_mailboxes, media,
+                   schedules, timeconditions, ivrs, trunks, outbound, callpolicy, webhooks):
         app.include_router(module.router)
     return app

@@ -11,9 +11,7 @@ uploaded file cannot be fetched again, so its events are expanded over
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-import socket
 import time
 from collections.abc import Callable, Sequence
 from zoneinfo import ZoneInfo
@@ -22,6 +20,7 @@ import httpx
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
+from pbx.http_targets import private_address
 from pbx.models import CalendarEvent, Extension, Organisation
 from pbx.profiles import calendar_events, zone
 from pbx.store import Store
@@ -46,14 +45,12 @@ def public_only(request: httpx.Request) -> None:
     let a user probe the PBX's own network."""
     host = request.url.host
     try:
-        infos = socket.getaddrinfo(host, request.url.port or 443, proto=socket.IPPROTO_TCP)
+        address = private_address(host, request.url.port or 443)
     except OSError as exc:
         raise FetchError(f"cannot resolve {host}: {exc.strerror or exc}") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise FetchError(f"{host} is a private address ({address}); "
-                             "set calendar_private_hosts = yes to allow it")
+    if address is not None:
+        raise FetchError(f"{host} is a private address ({address}); "
+                         "set calendar_private_hosts = yes to allow it")
 
 
 def fetch(url: str, allow_private: bool = False) -> bytes:

@@ -60,6 +60,7 @@ def _pin(value: str) -> str:
 
 
 Pin = Annotated[str, AfterValidator(_pin)]  # a mailbox PIN (empty: none), stored hashed
+MAX_PARKING_SLOTS = 1000
 
 
 class ConfigError(ValueError):
@@ -118,6 +119,17 @@ class CallPolicyConfig(BaseModel):
 
 
 POLICY_KEYS = tuple(CallPolicyConfig.model_fields)
+
+
+def slot_range(text: str) -> tuple[str, ...]:
+    """``701-720`` → the parking slots, in order (ValueError says what is wrong)."""
+    match = re.fullmatch(r"\s*([0-9]{1,8})\s*-\s*([0-9]{1,8})\s*", text)
+    if match is None:
+        raise ValueError("must be a range of numbers like 701-720")
+    low, high = int(match[1]), int(match[2])
+    if low > high or high - low >= MAX_PARKING_SLOTS:
+        raise ValueError(f"must run from low to high, at most {MAX_PARKING_SLOTS} slots")
+    return tuple(str(n) for n in range(low, high + 1))
 
 
 class General(CallPolicyConfig):
@@ -181,6 +193,11 @@ class General(CallPolicyConfig):
     voicemail_delete: bool = False  # Asterisk's delete: the message goes once emailed
     mqtt_url: str = ""
     calendar_private_hosts: bool = False  # calendar feeds from private addresses (on premises)
+    park_slots: str = "701-720"  # the parking lot of every organisation (Asterisk's parkpos)
+    park_timeout: int = Field(300, ge=10, le=86400)  # s parked before it comes back
+    webhooks_allow_http: bool = False  # http:// and private addresses (tests, on premises)
+    webhooks_max_attempts: int = Field(12, ge=1, le=50)  # then a delivery is given up
+    webhooks_first_retry: int = Field(10, ge=1, le=3600)  # s; doubled each time, at most 1 h
     log_level: str = "INFO"
 
     _split_list = field_validator("transports", "domains", "codecs", "auth_algorithms",
@@ -227,6 +244,15 @@ class General(CallPolicyConfig):
     @classmethod
     def _sender(cls, value: str) -> str:
         return check_sender(value) if value.strip() else ""
+    @field_validator("park_slots")
+    @classmethod
+    def _park_slots(cls, value: str) -> str:
+        slot_range(value)
+        return value
+
+    @property
+    def parking_slots(self) -> tuple[str, ...]:
+        return slot_range(self.park_slots)
 
     @field_validator("bind")
     @classmethod

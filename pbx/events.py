@@ -21,23 +21,32 @@ log = logging.getLogger("pbx.events")
 
 @dataclass(frozen=True, slots=True)
 class CallStarted:
-    """A call came in (or the PBX placed one) and is being routed."""
+    """A call came in (or the PBX placed one) and is being routed: what a
+    screen-pop shows (who calls, by name, and the organisation's number, the
+    DID, they dialled when they came in on one)."""
 
     organisation: int
     call_id: str
     caller: str
     dialled: str
     at: float
+    caller_name: str = ""
+    did: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class CallRinging:
-    """The PBX sent the INVITE to the devices of ``extension`` (a fork): its phones ring."""
+    """The PBX sent the INVITE to the devices of ``extension`` (a fork): its phones
+    ring, showing ``caller`` (number and name); ``did`` is the organisation's
+    number the caller dialled, when they came in on one."""
 
     organisation: int
     call_id: str
     extension: str
     at: float
+    caller: str = ""
+    caller_name: str = ""
+    did: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,16 +154,20 @@ Event = (CallStarted | CallRinging | CallAnswered | CallEnded | Registered | Mai
          | VoicemailLeft | SwitchboardChanged | TrunkStatus | CallRefused)
 
 
+_TYPES: dict[type, str] = {
+    CallStarted: "call.started", CallRinging: "call.ringing", CallAnswered: "call.answered",
+    CallEnded: "call.ended", CallRefused: "call.refused", Registered: "registration",
+    MailboxChanged: "voicemail", VoicemailLeft: "voicemail.left",
+    SwitchboardChanged: "switchboard", TrunkStatus: "trunk",
+}
+EVENT_TYPES = tuple(_TYPES.values())
+
+
 def event_type(event: Event) -> str:
     """``call.started``, ``call.ringing``, ``call.answered``, ``call.ended``,
     ``call.refused``, ``registration``, ``voicemail``, ``voicemail.left``, ``switchboard``,
     ``trunk``."""
-    return {
-        CallStarted: "call.started", CallRinging: "call.ringing", CallAnswered: "call.answered",
-        CallEnded: "call.ended", CallRefused: "call.refused", Registered: "registration",
-        MailboxChanged: "voicemail", VoicemailLeft: "voicemail.left",
-        SwitchboardChanged: "switchboard", TrunkStatus: "trunk",
-    }[type(event)]
+    return _TYPES[type(event)]
 
 
 def as_dict(event: Event) -> dict[str, Any]:

@@ -486,3 +486,46 @@ class OutboundRoute(SQLModel, table=True):
     strip: int = 0
     prepend: str = Field(default="", max_length=20)
     caller_id: str = Field(default="user", max_length=40)  # user, trunk, anonymous or +E.164
+class Webhook(SQLModel, table=True):
+    """An organisation's HTTPS endpoint that receives its events as JSON POSTs
+    signed with ``secret`` (HMAC-SHA256, see :mod:`pbx.webhooks`); ``events``
+    is a comma-separated list of event types, empty for all of them."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    url: str = Field(max_length=2000)
+    secret: str = Field(max_length=100)  # needed to sign: kept, shown once
+    events: str = Field(default="", max_length=500)
+    description: str = Field(default="", max_length=200)
+    active: bool = True
+    created_at: float = 0.0
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one webhook: a row of the outbox, ``pending`` until
+    delivered or, after the last retry, ``failed``."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    webhook_id: int = Field(foreign_key="webhook.id", index=True)
+    organisation_id: int = Field(index=True)
+    event_id: str = Field(max_length=64)  # the same for every webhook that gets the event
+    event_type: str = Field(max_length=40)
+    payload: str = Field(sa_type=Text)  # the JSON body, signed again at every attempt
+    created_at: float = Field(index=True)
+    state: str = Field(default="pending", max_length=20, index=True)  # delivered, failed
+    attempts: int = 0
+    next_attempt_at: float = Field(index=True)
+    delivered_at: float | None = None
+    last_status: int = 0  # the receiver's HTTP status; 0: no answer
+    last_error: str = Field(default="", max_length=500)
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One try at delivering: when, what the receiver answered, how long it took."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="webhookdelivery.id", index=True)
+    at: float
+    status: int = 0  # HTTP status; 0: no answer (refused, timed out, a private address)
+    error: str = Field(default="", max_length=500)
+    duration: float = 0.0

@@ -18,22 +18,27 @@ from ivr.diversion import DiversionApp
 from ivr.greetings import GreetingLibrary
 from ivr.mailbox_menu import MailboxMenuApp
 from ivr.mailer import Mailer
+from ivr.park import Park
 from ivr.schedule_watch import SwitchboardWatch
 from ivr.tenant import hours
 from ivr.voicemail import VoicemailApp
+from pbx.calls.commands import CallCommands
 from pbx.calls.views import extension_dialogs
 from pbx.config import Config
 from pbx.models import ConferenceRoom
 from pbx.server import SipServer
 from pbx.store import Store
+from pbx.webhooks import WebhookOutbox, WebhookSender, WebhookSettings
 
 log = logging.getLogger("pbx.node")
 
 
-def register_services(sip: SipServer) -> None:
+def register_services(sip: SipServer) -> CallCommands:
     """The switchboard services, each as the destination kind it serves: call
-    control finds them by kind and never imports them."""
+    control finds them by kind and never imports them.  Returns the commands
+    the admin API gives live calls (they park calls in the parking lot)."""
     b2bua = sip.b2bua
+    general = sip.config.general
 
     def room(organisation: int, number: str) -> ConferenceRoom | None:
         tenant = sip.directory.tenants.get(organisation)
@@ -52,6 +57,18 @@ def register_services(sip: SipServer) -> None:
     b2bua.register(IvrApp(sip.directory, b2bua.clock, hours, GreetingLibrary(sip.config.data_path)))
     b2bua.register(DiversionApp(sip.directory, b2bua.clock,
                                 lambda tenant: sip.config.general.operator))
+    park = Park(b2bua, b2bua.clock, general.parking_slots, general.park_timeout)
+    b2bua.register(park)
+    return CallCommands(b2bua, park)
+
+
+def webhooks_of(config: Config, store: Store) -> tuple[WebhookOutbox, WebhookSender]:
+    """The webhook outbox (a bus subscriber) and its sender."""
+    general = config.general
+    outbox = WebhookOutbox(store)
+    settings = WebhookSettings(general.webhooks_max_attempts, general.webhooks_first_retry,
+                               general.webhooks_allow_http)
+    return outbox, WebhookSender(store, outbox, settings)
 
 
 async def run(config: Config) -> int:
@@ -60,18 +77,22 @@ async def run(config: Config) -> int:
     store = await asyncio.to_thread(Store, config.database_url)
     await asyncio.to_thread(store.seed, config)
     sip = SipServer(config, store)
-    register_services(sip)
+    commands = register_services(sip)
+    outbox, sender = webhooks_of(config, store)
+    await asyncio.to_thread(outbox.reload)
+    sip.events.subscribe(outbox.on_event)
     await sip.start()
     watch = SwitchboardWatch(sip.directory, sip.events.publish)  # opens/closes → events
     watch.start()
     mailer = Mailer(store, sip.events, config)  # voicemail to email, from the outbox
     mailer.start()
+    sender.start()
     # Everything loaded so far lives as long as the process: keep the collector
     # from walking it again and again, and let it run less often under load
     # (tens of thousands of short-lived transactions at registration storms).
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    app = create_app(sip)
+    app = create_app(sip, commands=commands, outbox=outbox)
     general = config.general
     web = [uvicorn.Config(app, host=general.bind, port=general.http_port, log_level="warning",
                           lifespan="off")]
@@ -105,6 +126,7 @@ async def run(config: Config) -> int:
     stop_wait.cancel()
     await watch.stop()
     await mailer.stop()
+    await sender.stop()
     await sip.stop()
     store.close()
     return 0

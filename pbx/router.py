@@ -28,6 +28,7 @@ PICKUP_ANY = "*8"  # picks up any ringing call of the organisation
 PICKUP_PREFIX = "**"  # + extension: picks up the call ringing there (BLF keys dial it)
 VOICEMAIL_MENU = "voicemail-menu"  # the service kind: the caller listens to a mailbox
 DIVERSION = "diversion"  # the service kind that says why a profile diverts a call, then does
+PARK = "park"  # the service kind of the parking lot (the admin API parks calls there)
 MAILBOX_PREFIX = VOICEMAIL + ":"  # a target "voicemail:1001": leave a message for 1001
 
 

@@ -48,6 +48,7 @@ from pbx.calls.ringing import Ringer
 from pbx.calls.session import LegChannel
 from pbx.calls.signalling import SDP, LegSignalling
 from pbx.calls.transfer import Transfers
+from pbx.calls.views import did_of
 
 log = logging.getLogger("pbx.calls")
 
@@ -240,7 +241,7 @@ class B2BUA:
         log.info("call %s: %s → %s%s", call.id, number, call.dialled,
                  f" (trunk {call.trunk})" if call.trunk else "")
         self.events.publish(CallStarted(tenant.id, call.id, number, call.dialled,
-                                        call.started_at))
+                                        call.started_at, call.caller_name, did_of(call)))
         self.spawn(self._start(call, replaces[0] if replaces else None))
 
     async def _start(self, call: Call, replaces: str | None) -> None:
@@ -297,7 +298,7 @@ class B2BUA:
         elif isinstance(dest, PickupDest) and call.a is not None:
             self.transfers.pickup(call, dest.number)
         elif isinstance(dest, ServiceDest) and dest.kind in self.apps and call.a is not None:
-            self._serve(call, dest.kind, dest.ident)
+            self.serve(call, dest.kind, dest.ident)
         elif isinstance(dest, ServiceDest):
             self.fail(call, 404, "Not Found - Service not available")
         elif self.planner is not None and self.planner.is_external(tenant, number):
@@ -327,7 +328,7 @@ class B2BUA:
             if admission.divert and DIVERSION in self.apps and call.a is not None:
                 # the caller hears why ("… is in a meeting until 11:00"), then the divert
                 call.diverted_from, call.diversion_reason = ext.number, "unavailable"
-                self._serve(call, DIVERSION, ext.number)
+                self.serve(call, DIVERSION, ext.number)
             elif admission.divert:
                 self._divert(call, ext.number, admission.divert, "unavailable")
             else:
@@ -447,12 +448,14 @@ class B2BUA:
 
     # ------------------------------------------------------------ services
 
-    def _serve(self, call: Call, kind: str, ident: str) -> None:
+    def serve(self, call: Call, kind: str, ident: str) -> None:
         """Hand the caller to the service of ``kind`` for ``ident``."""
         assert call.a is not None
         channel = self.channel_of(call.a)
         channel.service = f"{kind}:{ident}"
         call.path.append(channel.service)
+        if call.answered_at is None and call.a.state is LegState.ANSWERED:
+            self.answered(call, channel.service)  # a caller answered already (click-to-call)
         self.apps[kind].start(channel, ident)
 
     def channel_of(self, leg: Leg, dialled: bool = False) -> LegChannel:
@@ -508,7 +511,7 @@ class B2BUA:
         self.calls[call.id] = call
         log.info("call %s: the PBX calls %s for %s", call.id, number, caller.number)
         self.events.publish(CallStarted(tenant.id, call.id, caller.number, number,
-                                        call.started_at))
+                                        call.started_at, caller.name))
         self.guarded(call, lambda: self.route(call, number))
         handle = _Dialling(self, call)
         if timeout is not None:
@@ -697,6 +700,8 @@ class B2BUA:
         elif a is not None and a.state is LegState.ANSWERED:
             self.legs.bye(a)
         self.end_call(call, DISPOSITIONS.get(status, "failed"), status, "pbx")
+        if isinstance(call.dialling, DialRing):  # a service's dial the dial plan refused
+            call.dialling.on_fail(status)
 
     def end_calls_of(self, organisation: int, number: str) -> int:
         """End every call extension ``number`` of ``organisation`` takes part in

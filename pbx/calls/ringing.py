@@ -24,6 +24,7 @@ from pbx.calls.offer_answer import OfferAnswer
 from pbx.calls.ports import Carriers, Ports, Signalling
 from pbx.calls.signalling import SDP, SUPPORTED, LegSignalling
 from pbx.trunks.settings import TrunkSettings
+from pbx.calls.views import did_of
 
 log = logging.getLogger("pbx.calls")
 
@@ -100,7 +101,8 @@ class Ringer:
             self.legs.invite(leg)
         ring.rang = True
         call.path.append(f"ring:{number}x{len(bindings)}")
-        self.events.publish(CallRinging(call.tenant.id, call.id, number, self.clock.now()))
+        self.events.publish(CallRinging(call.tenant.id, call.id, number, self.clock.now(),
+                                        call.caller_number, call.caller_name, did_of(call)))
         return len(bindings)
 
     def _fork_trunk(self, ring: Ring, step: TrunkStep) -> int:

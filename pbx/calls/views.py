@@ -1,6 +1,7 @@
 """Read-only views of live calls for whoever watches them: the dialogs of
-extensions (BLF, RFC 4235), and the conference rooms in use.  They read
-call control's and the engine's state and change nothing."""
+extensions (BLF, RFC 4235), the live calls of an organisation (the admin
+API, wallboards, CRMs), and the conference rooms in use.  They read call
+control's and the engine's state and change nothing."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from media.engine import MediaEngine
+from pbx.router import PARK
 
 from pbx.calls.model import Call, Leg, LegState
-from pbx.calls.session import CONFERENCE_ROOM
+from pbx.calls.session import CONFERENCE_ROOM, LegChannel
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +96,84 @@ def conferences_in_use(engine: MediaEngine, room_key: str) -> list[dict[str, obj
         if room.kind == CONFERENCE_ROOM and ("@" in room.name) == bool(room_key)
         and room.name.endswith(room_key)
     ]
+
+
+def did_of(call: Call) -> str:
+    """The organisation's number (DID) the caller dialled, when the call came in
+    on one: what a screen-pop shows as "called on"."""
+    return call.dialled if call.dialled in call.tenant.numbers else ""
+
+
+def service_of(call: Call) -> str:
+    """The service holding the caller (``ivr:500``, ``voicemail:1002``,
+    ``conference:800``, ``park:701``), or ""."""
+    channel = call.a.channel if call.a is not None else None
+    return channel.service if isinstance(channel, LegChannel) and channel.alive else ""
+
+
+def parties(call: Call) -> tuple[str, ...]:
+    """The numbers on the call: both sides and every extension it rings."""
+    forks = call.ring.forks if call.ring is not None else []
+    found = [leg.number for leg in (call.a, call.b, *forks) if leg is not None]
+    return tuple(dict.fromkeys(found))
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCall:
+    """A call in progress as the admin API lists it (Asterisk ``core show
+    channels``, 3CX's active calls): who, to what, in which state, for how long."""
+
+    id: str
+    caller: str  # the caller ID: number and name
+    caller_name: str
+    dialled: str
+    did: str  # the organisation's number dialled, when it came in on one
+    answered_by: str  # the extension or service that answered, "" while nobody has
+    state: str  # ringing, answered, held, transferring, parked, or the service (ivr:500)
+    service: str  # the service the caller is in (ivr:500, park:701), ""
+    ringing: tuple[str, ...]  # extensions whose devices ring now
+    parties: tuple[str, ...]
+    started_at: float
+    answered_at: float | None
+    duration: float
+
+
+def state_of(call: Call) -> str:
+    """``ringing`` until someone (or a service) answers and again while the
+    caller is sent on; ``transferring`` while a transfer target rings;
+    ``held`` while a party holds; the service's ``kind:ident`` (``parked``
+    for the parking lot) while one holds the caller; else ``answered``."""
+    a, b = call.a, call.b
+    if call.ring is not None:
+        return "transferring" if b is not None else "ringing"
+    if call.answered_at is None or (a is not None and a.state.pending):
+        return "ringing"
+    service = service_of(call)
+    if service:
+        return "parked" if service.split(":")[0] == PARK else service
+    if any(leg.held for leg in (a, b) if leg is not None):
+        return "held"
+    return "answered"
+
+
+def live_calls(calls: Iterable[Call], organisation: int, now: float,
+               extension: str | None = None) -> list[LiveCall]:
+    """The live calls of ``organisation`` (only those ``extension`` is on, when
+    given), oldest first."""
+    found = []
+    for call in calls:
+        if call.ended or call.tenant.id != organisation:
+            continue
+        on_it = parties(call)
+        if extension is not None and extension not in on_it:
+            continue
+        ringing = [f.number for f in call.ring.forks if f.state.pending] if call.ring else []
+        found.append(LiveCall(
+            id=call.id, caller=call.caller_number, caller_name=call.caller_name,
+            dialled=call.dialled, did=did_of(call),
+            answered_by=call.answered_by if call.answered_at is not None else "",
+            state=state_of(call), service=service_of(call),
+            ringing=tuple(dict.fromkeys(ringing)), parties=on_it, started_at=call.started_at,
+            answered_at=call.answered_at, duration=max(0.0, now - call.started_at),
+        ))
+    return sorted(found, key=lambda c: c.started_at)

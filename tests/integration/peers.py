@@ -1,8 +1,11 @@
 """Helpers that run real processes for integration tests: the PBX itself,
-sipp and baresip, each on free loopback ports, each stopped afterwards."""
+sipp and baresip, each on free loopback ports, each stopped afterwards; and
+a webhook receiver (an HTTP server in a thread)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -12,10 +15,12 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Protocol
 
@@ -422,6 +427,60 @@ def mqtt_broker(tmp: Path) -> Iterator[tuple[str, int]]:
     finally:
         broker.terminate()
         broker.wait(10)
+
+
+class WebhookReceiver:
+    """A webhook receiver on loopback (the stdlib's HTTP server in a thread):
+    answers each POST with the next of ``statuses`` (then 200) and keeps what
+    it got.  ``port`` 0 takes a free one."""
+
+    def __init__(self, port: int = 0, statuses: list[int] | None = None) -> None:
+        self.statuses = list(statuses or [])
+        self.got: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.got.append((dict(self.headers), body))
+                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> WebhookReceiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def events(self) -> list[dict]:  # type: ignore[type-arg]
+        """The bodies received, parsed."""
+        return [json.loads(body) for _, body in self.got]
+
+    def types(self) -> list[str]:
+        return [event["type"] for event in self.events()]
+
+    def verified(self, secret: str, tolerance: float = 300.0) -> bool:
+        """Every request carries a valid ``X-PBX-Signature`` (HMAC-SHA256 of
+        ``t.body``, Stripe's scheme) made within ``tolerance`` seconds."""
+        for headers, body in self.got:
+            stamp, _, mac = headers["X-PBX-Signature"].removeprefix("t=").partition(",v1=")
+            expected = hmac.new(secret.encode(), stamp.encode() + b"." + body,
+                                hashlib.sha256).hexdigest()
+            fresh = abs(time.time() - int(stamp)) <= tolerance
+            if not (hmac.compare_digest(mac, expected) and fresh):
+                return False
+        return bool(self.got)
 
 
 def _reachable(host: str, port: int) -> bool:

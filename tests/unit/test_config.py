@@ -42,6 +42,11 @@ def test_overrides_replace_general_values(tmp_path: Path) -> None:
         ("[general]\nvoicemail_number = 13 3\n", "general", "voicemail_number"),
         ("[general]\nlanguage = no\n", "general", "language"),  # Bokmål is nb
         ("[general]\ntone_country = xx\n", "general", "tone_country"),
+        ("[general]\npark_slots = 720-701\n", "general", "park_slots"),
+        ("[general]\npark_slots = 1-5000\n", "general", "park_slots"),
+        ("[general]\npark_timeout = 5\n", "general", "park_timeout"),
+        ("[general]\nwebhooks_allow_http = maybe\n", "general", "webhooks_allow_http"),
+        ("[general]\nwebhooks_max_attempts = 0\n", "general", "webhooks_max_attempts"),
         ("[1001]\ncallerid = x\n", "1001", "secret"),
         ("[general]\nsmtp_security = ssl\n", "general", "smtp_security"),
         ("[general]\nsmtp_verify = maybe\n", "general", "smtp_verify"),
@@ -168,3 +173,14 @@ def test_a_bad_exception_names_its_entry(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\[oh\] exceptions: .*'9-12' is not an interval"
                                           r".*\(entry '2026-12-31 9-12'\)"):
         load_config(path)
+
+
+def test_the_parking_lot_and_webhook_keys(tmp_path: Path) -> None:
+    path = tmp_path / "sip.conf"
+    path.write_text("[general]\npark_slots = 800 - 803\npark_timeout = 60\n"
+                    "webhooks_allow_http = yes\nwebhooks_first_retry = 1\n")
+    general = load_config(path).general
+    assert general.parking_slots == ("800", "801", "802", "803")
+    assert (general.park_timeout, general.webhooks_allow_http, general.webhooks_first_retry,
+            general.webhooks_max_attempts) == (60, True, 1, 12)
+    assert load_config(None).general.parking_slots[0] == "701"

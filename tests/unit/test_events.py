@@ -50,9 +50,9 @@ def test_events_as_json_fields() -> None:
         "duration": 12.5, "at": 100.0, "started_at": 0.0, "answered_at": None,
         "hangup_by": "", "path": (), "quality": {}, "trunk": "", "direction": "internal",
     }
-    assert as_dict(CallRinging(1, "c", "1002", 99.0)) == {
+    assert as_dict(CallRinging(1, "c", "1002", 99.0, "+46701234567", "Bo", "+4681234567")) == {
         "type": "call.ringing", "organisation": 1, "call_id": "c", "extension": "1002",
-        "at": 99.0,
+        "at": 99.0, "caller": "+46701234567", "caller_name": "Bo", "did": "+4681234567",
     }
     assert as_dict(MailboxChanged(1, "1003", 101.0)) == {
         "type": "voicemail", "organisation": 1, "mailbox": "1003", "at": 101.0,
