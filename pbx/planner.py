@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 
-from pbx.calls.external import Refusal as Answer
 from pbx.calls.model import Call, TrunkStep
 from pbx.directory import Tenant
 from pbx.events import CallEnded, Event, EventBus
@@ -52,7 +51,7 @@ class OutboundPlanner:
         return tenant.dialling.looks_external(number)
 
     def plan(self, tenant: Tenant, call: Call, number: str,
-             now: float) -> list[TrunkStep] | Answer:
+             now: float) -> list[TrunkStep] | Refusal:
         """The trunks to try in order, or the refusal the caller hears.  A step's
         empty caller ID is an anonymous call (``Privacy: id``): a route's
         ``anonymous`` asserts no identity to the carrier either."""
@@ -62,7 +61,7 @@ class OutboundPlanner:
             log.info("call %s: %s for %s refused: %d %s", call.id, number, extension or "-",
                      decided.status, decided.reason)
             self.events.publish(decided.event(tenant.id, extension, number, now))
-            return Answer(decided.status, decided.phrase)
+            return decided
         log.info("call %s: %s is %s, route %s", call.id, number, decided.number.number,
                  decided.route or "(emergency)")
         private = decided.privacy

@@ -50,6 +50,7 @@ from pbx.sip.transaction import (
 )
 from pbx.sip.validate import SUPPORTED, check_request
 from pbx.store import Store
+from pbx.planner import OutboundPlanner
 from pbx.tasks import Tasks
 from pbx.trunks.service import TrunkService
 from pbx.subscriptions import ALLOW_EVENTS, Notifier
@@ -109,7 +110,8 @@ class SipServer:
         self.store = store
         hostname = socket.gethostname().lower()
         self.directory = Directory(store, general.realm, (*general.domains, hostname),
-                                   language=general.language, tone_country=general.tone_country)
+                                   language=general.language, tone_country=general.tone_country,
+                                   policy=general)
         self.location = LocationService()
         self.registrar = Registrar(
             self.location,
@@ -144,9 +146,8 @@ class SipServer:
             sip=self, ports=self.relay, media=media, engine=self.engine,
             prompts=lambda: self.prompts, directory=self.directory, location=self.location,
             router=self.router, events=self.events, clock=LoopClock(),
-            settings=CallSettings(tuple(general.codecs), general.language,
-                                  float(general.max_call_duration)),
-            carriers=self.trunks,
+            settings=CallSettings(tuple(general.codecs), general.language),
+            carriers=self.trunks, planner=OutboundPlanner(self.events),
         )
         self.cdrs = CdrWriter(store.add_cdr)
         self.events.subscribe(self.cdrs.on_event)

@@ -40,7 +40,8 @@ from pbx.tasks import Tasks
 
 from pbx.calls.channel import Application, Channel, Clock, Party
 from pbx.calls.media_paths import MediaPaths
-from pbx.calls.external import Planner, Refusal, inbound
+from pbx.calls.external import Planner, inbound
+from pbx.refusal import Refusal
 from pbx.calls.model import Call, Leg, LegState, Ring, TrunkStep
 from pbx.calls.offer_answer import OfferAnswer
 from pbx.calls.ports import Carriers, Ports, Signalling
@@ -70,7 +71,6 @@ def parse_callerid(text: str, fallback: str) -> tuple[str, str]:
 class CallSettings:
     codecs: tuple[str, ...] = ("PCMU", "PCMA", "G722", "telephone-event")
     language: str = "en"
-    max_call_duration: float = 0.0  # seconds an answered call may last; 0: no limit
 
 
 class CallerRing:
@@ -201,7 +201,7 @@ class B2BUA:
             if isinstance(asked, Refusal):
                 log.info("INVITE from trunk %s for %s: %d", carrier.settings.name,
                          request.uri.user, asked.status)
-                self.legs.respond(request, asked.status, asked.reason)
+                self.legs.respond(request, asked.status, asked.phrase)
                 return
             call.tenant, call.dialled = tenant, asked.did
             call.caller_number, call.caller_name = asked.caller, asked.caller_name
@@ -312,7 +312,7 @@ class B2BUA:
         plan = self.planner.plan(call.tenant, call, number, self.clock.now())
         if isinstance(plan, Refusal):
             call.path.append(f"refused:{number}")
-            self.fail(call, plan.status, plan.reason)
+            self.fail(call, plan.status, plan.phrase)
             return
         if call.direction == "internal":
             call.direction = "outbound"
@@ -334,6 +334,12 @@ class B2BUA:
             else:
                 self.fail(call, 486, f"Busy Here - Profile {admission.profile}")
             return
+        if call.direction == "inbound":  # a Free license takes no calls from the public network
+            refused = call.tenant.may_receive_external(ext.number)
+            if refused is not None:
+                call.path.append(f"license:{ext.number}")
+                self.fail(call, refused.status, refused.phrase)
+                return
         # what it cannot take goes to its mailbox unless a forward says otherwise (a
         # service's dial, e.g. to a queue agent, is never diverted to voicemail)
         mailbox = VOICEMAIL if ext.voicemail and call.dialling is None else ""
@@ -438,8 +444,8 @@ class B2BUA:
         the event, for every way a call gets answered."""
         if call.answered_at is None:
             call.answered_at = self.clock.now()
-            limit = self.settings.max_call_duration
-            if limit:  # toll-fraud guard and stuck-call sweeper (max_call_duration)
+            limit = call.tenant.policy.max_call_duration
+            if limit:  # toll-fraud guard and stuck-call sweeper (the organisation's policy)
                 self.clock.call_later(limit, lambda: self._too_long(call))
         call.answered_by = by
         call.path.append(f"answer:{by}")

@@ -17,19 +17,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pbx.directory import Tenant
+from pbx.numbering import COUNTRIES, from_carrier
+from pbx.refusal import Refusal
 from pbx.sip.errors import ParseError
 from pbx.sip.message import Address, Request
 
 from pbx.calls.model import Call, TrunkStep
 from pbx.calls.ports import Carrier
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why a call may not go out: the caller's final answer."""
-
-    status: int
-    reason: str
 
 
 class Planner(Protocol):
@@ -62,7 +56,7 @@ def inbound(carrier: Carrier, tenant: Tenant, request: Request) -> Inbound | Ref
     did = (uri.user or "").split(";")[0]
     known = _number_in(tenant, did)
     if known is None or settings.dids and known not in settings.dids and did not in settings.dids:
-        return Refusal(404, "Not Found - No such number on this trunk")
+        return Refusal(404, "No such number on this trunk", "number")
     identity = request.headers.get("P-Asserted-Identity")
     source = request.from_addr
     if identity:
@@ -71,6 +65,9 @@ def inbound(carrier: Carrier, tenant: Tenant, request: Request) -> Inbound | Ref
         except ParseError:  # a carrier's odd PAI: From it is
             source = request.from_addr
     caller = source.uri.user or "anonymous"
+    country = COUNTRIES.get(settings.country)
+    if country is not None:  # shown in E.164 whatever form the carrier wrote it in
+        caller = from_carrier(caller, settings.number_format, country)
     return Inbound(tenant, known, caller, source.display_name or "")
 
 

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from pbx.calls.external import Refusal
+from pbx.refusal import Refusal
 from pbx.calls.model import Call, TrunkStep
+from pbx.config import CallPolicyConfig
 from pbx.directory import Tenant
 from pbx.events import CallEnded
 from pbx.models import Number
@@ -51,7 +52,7 @@ class Planner:
 
     def plan(self, tenant: Tenant, call: Call, number: str, now: float) -> list[TrunkStep] | Refusal:
         if number.startswith("0900"):
-            return Refusal(403, "Forbidden - Premium numbers are barred")
+            return Refusal(403, "Premium numbers are barred", "route")
         e164 = "+46" + number[1:]
         return [TrunkStep(name, e164, "+46812345000", 30.0) for name in ("first", "second")]
 
@@ -152,7 +153,8 @@ async def test_a_refused_number_gets_the_reason() -> None:
 
 async def test_max_call_duration_ends_an_answered_call() -> None:
     calls = harness()
-    calls.b2bua.settings = type(calls.b2bua.settings)(max_call_duration=60.0)
+    calls.directory.policy = CallPolicyConfig(max_call_duration=60)
+    calls.directory.reload()
     invite = await calls.call("1001", "0701234567")
     carrier_answers(calls, carrier_invites(calls)[0], 200)
     calls.acked(invite)

@@ -28,7 +28,7 @@ from tests.fakes import FakeChannel, FakeClock
 from tests.harness import CallHarness
 
 
-async def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+async def eventually(condition: Callable[[], bool], seconds: float = 20.0) -> None:
     """Until ``condition`` holds (the service reads and writes in worker threads)."""
     for _ in range(int(seconds / 0.01)):
         if condition():
