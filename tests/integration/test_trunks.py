@@ -7,6 +7,7 @@ comes back after the carrier restarts."""
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from tests.integration.audio import RtpPhone, heard, level, tone_wav
-from tests.integration.carrier import Carrier, customer_call, kamailio_carrier
+from tests.integration.carrier import Carrier, customer_call, kamailio_carrier, pstn_phone
 from tests.integration.peers import Pbx, baresip_phone, running_demo
 from tests.integration.sipclient import SipClient
 
@@ -117,3 +118,108 @@ def test_the_registration_comes_back_after_the_carrier_restarts(pbx: Pbx,
     carrier.wait_for_registration(timeout=70, since=since)
     state = httpx.get(f"{pbx.api}/trunks/carrier/state", headers=pbx.admin_headers()).json()
     assert state["state"] == "registered"
+
+
+def route(pbx: Pbx, name: str, patterns: list[str], trunks: list[str]) -> None:
+    """An outbound route (replaced if there is one by that name)."""
+    url = f"{pbx.api}/outbound-routes"
+    httpx.delete(f"{url}/{name}", headers=pbx.admin_headers())
+    made = httpx.post(url, headers=pbx.admin_headers(), json={
+        "name": name, "patterns": patterns, "trunks": trunks, "caller_id": DID})
+    assert made.status_code == 201, made.text
+
+
+def call_out(pbx: Pbx, number: str, rtp: RtpPhone, phone: SipClient):  # type: ignore[no-untyped-def]
+    """Extension 1001 dials ``number``; its final answer."""
+    _, final = phone.invite("1001", "demo-1001-Pw", number, body=phone.sdp(rtp.port, "0 101"),
+                            wait=15)
+    return final
+
+
+def test_an_extension_calls_out_through_the_carrier(pbx: Pbx, carrier: Carrier,
+                                                     tmp_path: Path) -> None:
+    """1001 → PBX → Kamailio (407, answered with the trunk's credentials) → a PSTN
+    phone that echoes: the caller hears its own tone back, and the phone sees
+    the organisation's number as the caller ID."""
+    route(pbx, "sweden", ["+46.", "112"], ["carrier"])
+    with pstn_phone(tmp_path) as pstn, SipClient(pbx.host, pbx.sip_port) as phone, \
+            RtpPhone() as rtp:
+        carrier.route_outbound_to(pstn.host, pstn.port)
+        ok = call_out(pbx, "070-1234567", rtp, phone)
+        assert ok is not None and ok.status == 200, (ok, carrier.log()[-2000:])
+        phone.in_dialog("ACK", ok, cseq=ok.cseq.number)
+        rtp.answered(ok.body)
+        sender = threading.Thread(target=rtp.send_tone, args=(700, 3.0))
+        sender.start()
+        echoed = rtp.listen(3.0)
+        sender.join()
+        phone.in_dialog("BYE", ok)
+        (invite,) = pstn.invites()
+        assert invite.uri.user == "+46701234567"
+        assert invite.from_addr.uri.user == DID
+    assert level(echoed, 700) > 20 * max(level(echoed, 1000), 1e-3)  # there and back again
+    calls = httpx.get(f"{pbx.api}/cdrs", headers=pbx.admin_headers(), params={"limit": 3})
+    record = next(c for c in calls.json()["items"] if c["callee"] == "070-1234567")
+    assert record["trunk"] == "carrier" and record["direction"] == "outbound"
+
+
+def test_failover_to_the_next_trunk_on_503(pbx: Pbx, carrier: Carrier, tmp_path: Path) -> None:
+    """A second carrier, IP-authenticated, answers 503: the route's next trunk carries it."""
+    with kamailio_carrier(tmp_path, host="127.0.0.3", outbound_auth="none") as flaky, \
+            pstn_phone(tmp_path) as pstn, SipClient(pbx.host, pbx.sip_port) as phone, \
+            RtpPhone() as rtp:
+        flaky.fail_outbound(503)
+        made = httpx.post(f"{pbx.api}/trunks", headers=pbx.admin_headers(), json={
+            "name": "flaky", "host": f"{flaky.host}:{flaky.port}", "auth": "ip"})
+        assert made.status_code == 201, made.text
+        try:
+            route(pbx, "sweden", ["+46.", "112"], ["flaky", "carrier"])
+            carrier.route_outbound_to(pstn.host, pstn.port)
+            ok = call_out(pbx, "0701234568", rtp, phone)
+            assert ok is not None and ok.status == 200, (ok, flaky.log()[-2000:])
+            phone.in_dialog("ACK", ok, cseq=ok.cseq.number)
+            phone.in_dialog("BYE", ok)
+            assert "503" in flaky.log() and len(pstn.invites()) == 1
+        finally:
+            route(pbx, "sweden", ["+46.", "112"], ["carrier"])
+            httpx.delete(f"{pbx.api}/trunks/flaky", headers=pbx.admin_headers())
+
+
+def test_international_calls_refused_while_emergency_calls_go_out(
+        pbx: Pbx, carrier: Carrier, tmp_path: Path) -> None:
+    policy = f"{pbx.api}/call-policy"
+    assert httpx.patch(policy, headers=pbx.admin_headers(), json={
+        "international": False, "max_outbound_per_extension": 0}).status_code == 200
+    try:
+        route(pbx, "world", ["+."], ["carrier"])
+        with pstn_phone(tmp_path) as pstn, SipClient(pbx.host, pbx.sip_port) as phone, \
+                RtpPhone() as rtp:
+            carrier.route_outbound_to(pstn.host, pstn.port)
+            refused = call_out(pbx, "00442079460000", rtp, phone)
+            assert refused is not None and refused.status == 403, refused
+            assert "nternational" in refused.reason
+            phone.call_id += "-112"
+            ok = call_out(pbx, "112", rtp, phone)
+            assert ok is not None and ok.status == 200, ok
+            phone.in_dialog("ACK", ok, cseq=ok.cseq.number)
+            phone.in_dialog("BYE", ok)
+            assert [i.uri.user for i in pstn.invites()] == ["112"]
+    finally:
+        httpx.patch(policy, headers=pbx.admin_headers(),
+                    json={"international": None, "max_outbound_per_extension": None})
+        httpx.delete(f"{pbx.api}/outbound-routes/world", headers=pbx.admin_headers())
+
+
+def test_an_ip_trunk_is_trusted_by_its_address(pbx: Pbx, tmp_path: Path) -> None:
+    """A carrier without registration: its calls come in without credentials."""
+    with kamailio_carrier(tmp_path, host="127.0.0.3", dids=(DID,)) as ip_carrier:
+        made = httpx.post(f"{pbx.api}/trunks", headers=pbx.admin_headers(), json={
+            "name": "ipcarrier", "host": f"{ip_carrier.host}:{ip_carrier.port}", "auth": "ip"})
+        assert made.status_code == 201
+        try:
+            ip_carrier.route_inbound_to(pbx.host, pbx.sip_port)
+            time.sleep(0.5)  # the node resolves the new trunk's address
+            result = customer_call(tmp_path, ip_carrier, DID, audio=False, hold_ms=1000)
+            assert result.returncode == 0, result.output[-2000:] + ip_carrier.log()[-2000:]
+        finally:
+            httpx.delete(f"{pbx.api}/trunks/ipcarrier", headers=pbx.admin_headers())
