@@ -18,6 +18,7 @@ from admin_api.services import (
 )
 from pbx.config import RING_STRATEGIES
 from pbx.models import ApiUser, Extension, RingGroup
+from pbx.server import SipServer
 
 router = APIRouter(prefix="/api", tags=["ring groups"])
 
@@ -68,19 +69,22 @@ def _invalid(field: str, message: str) -> HTTPException:
     return HTTPException(422, [{"loc": ["body", field], "msg": message, "type": "value_error"}])
 
 
-def _check(db: Session, user: ApiUser, number: str, members: list[str] | None,
+def _check(db: Session, user: ApiUser, sip: SipServer, number: str, members: list[str] | None,
            fallback: str | None) -> None:
-    """Members are extensions of the organisation, each once; the fallback is a number
-    of the organisation other than the group."""
+    """Members are extensions of the organisation or external numbers (a mobile),
+    each once; the fallback is a number of the organisation other than the group."""
     if members is not None:
         if len(set(members)) != len(members):
             raise _invalid("members", "an extension is listed twice")
         known = set(db.exec(select(Extension.number).where(
             Extension.organisation_id == user.organisation_id,
             col(Extension.number).in_(members))).all())
-        unknown = [m for m in members if m not in known]
+        tenant = sip.directory.tenants.get(user.organisation_id, sip.directory.default)
+        unknown = [m for m in members if m not in known
+                   and not tenant.dialling.looks_external(m)]
         if unknown:
-            raise _invalid("members", f"unknown extensions: {', '.join(unknown)}")
+            raise _invalid("members", f"neither extensions nor external numbers: "
+                                      f"{', '.join(unknown)}")
     if fallback:
         if fallback == number:
             raise _invalid("fallback", "the group cannot fall back to itself")
@@ -109,7 +113,7 @@ def get_ring_group(number: str, user: User, db: Db) -> RingGroupOut:
 def create_ring_group(body: RingGroupIn, user: User, db: Db, sip: Sip) -> RingGroupOut:
     require(user, "admin")
     refuse_taken(db, sip, user.organisation_id, body.number)
-    _check(db, user, body.number, body.members, body.fallback)
+    _check(db, user, sip, body.number, body.members, body.fallback)
     check_plan(db, user.organisation_id)
     group = RingGroup(organisation_id=user.organisation_id,
                       **body.model_dump(exclude={"members"}), members=",".join(body.members))
@@ -124,7 +128,7 @@ def update_ring_group(number: str, body: RingGroupFields, user: User, db: Db, si
     require(user, "admin")
     group = own_row(db, user, "ringgroup", number)
     changes = body.model_dump(exclude_unset=True)
-    _check(db, user, number, changes.get("members"), changes.get("fallback"))
+    _check(db, user, sip, number, changes.get("members"), changes.get("fallback"))
     before = shown(group).model_dump()
     for name, value in changes.items():
         setattr(group, name, ",".join(value) if name == "members" else value)

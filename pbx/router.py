@@ -133,10 +133,12 @@ class Router:
 
     def plan(self, tenant: Tenant, group: RingGroup, now: float) -> list[RingStep]:
         """The order a ring group's members are rung in, by its strategy; members
-        whose presence profile takes no queue calls at ``now`` are left out."""
+        whose presence profile takes no queue calls at ``now`` are left out.  A
+        member may be an external number (a mobile): it rings through the trunks."""
         extensions, presence = tenant.extensions, tenant.presence
         members = [m for m in group.members.split(",") if m in extensions
-                   and presence.admission(extensions[m], "queue", now).through]
+                   and presence.admission(extensions[m], "queue", now).through
+                   or m and m not in extensions and tenant.dialling.looks_external(m)]
         if not members:
             return []
         if group.strategy == "ringall":

@@ -108,6 +108,20 @@ const VIEWS = {
     create: { path: "/api/timeconditions", fields: ["number", "name", "schedule", "open_target", "closed_target"] },
     actions: { Delete: remove("/api/timeconditions/{number}") },
   },
+  trunks: {
+    title: "Trunks", list: "/api/trunks",
+    rows: (trunks) => trunks.map((t) => ({ ...t.settings, password_set: t.password_set })),
+    columns: ["name", "host", "transport", "auth", "username", "did_from", "caller_id", "shared", "enabled"],
+    create: { path: "/api/trunks", fields: ["name", "host", "transport:udp|tcp|tls", "auth:register|ip", "username", "password:password", "addresses:list", "dids:list"] },
+    actions: {
+      State: async (row) => {
+        const state = await api("GET", `/api/trunks/${row.name}/state`);
+        detail(`${row.name}: ${state.state} (${state.code} ${state.reason})`);
+      },
+      "Enable/disable": (row) => api("PATCH", `/api/trunks/${row.name}`, { enabled: !row.enabled }),
+      Delete: remove("/api/trunks/{name}"),
+    },
+  },
   outbound: {
     title: "Outbound routes", list: "/api/outbound-routes",
     columns: ["position", "name", "patterns", "trunks", "strip", "prepend", "caller_id"],

@@ -166,7 +166,7 @@ class B2BUA:
         self.legs = LegSignalling(sip, clock, self._lost)
         self.sdp = OfferAnswer(list(settings.codecs), sip.media_address, media.renegotiated)
         self.ringer = Ringer(sip, self.legs, self.sdp, ports, location, clock, events,
-                             self.spawn, carriers)
+                             self.spawn, carriers, self._external_member)
         self.transfers = Transfers(self, self.legs, self.ringer, media)
 
     @property
@@ -305,6 +305,14 @@ class B2BUA:
             self._ring_out(call, number)
         else:
             self.fail(call, 404)
+
+    def _external_member(self, call: Call, number: str) -> list[TrunkStep]:
+        """The trunks that reach an external member of a ring group ([] when the
+        planner refuses: rights, limits, no route)."""
+        if self.planner is None or not self.planner.is_external(call.tenant, number):
+            return []
+        plan = self.planner.plan(call.tenant, call, number, self.clock.now())
+        return [] if isinstance(plan, Refusal) else list(plan)
 
     def _ring_out(self, call: Call, number: str) -> None:
         """An external number: over the trunks its route names, in order."""

@@ -298,7 +298,8 @@ class CallCommands:
             raise CommandError(403, f"{extension} holds no active license")
         now = b2bua.clock.now()
         dest = b2bua.router.resolve(tenant, number, now)
-        if isinstance(dest, Unknown):
+        external = b2bua.planner is not None and b2bua.planner.is_external(tenant, number)
+        if isinstance(dest, Unknown) and not external:  # a public number: its route decides
             raise CommandError(404, f"{number} leads nowhere in the dial plan")
         if isinstance(dest, PickupDest) or number == extension:
             raise CommandError(422, f"{number} cannot be called from {extension} this way")

@@ -49,9 +49,16 @@ class OfferAnswer:
         """Refuse an offer we could never answer (SdpError: 488) before anything rings."""
         choose_audio(offer, self.names)
 
-    def fork_offer(self, port: int, caller: SessionDescription | None) -> SessionDescription:
-        """The SDP of an INVITE we send: our relay port, the caller's codecs first."""
-        return make_offer(address=self.address(), port=port, codecs=self.offer_codecs(caller),
+    def fork_offer(self, port: int, caller: SessionDescription | None,
+                   only: tuple[str, ...] = ()) -> SessionDescription:
+        """The SDP of an INVITE we send: our relay port, the caller's codecs first
+        (``only`` these, when a trunk names the codecs its carrier takes)."""
+        codecs = self.offer_codecs(caller)
+        if only:
+            codecs = sorted((c for c in codecs if c.name in only), key=lambda c: only.index(c.name))
+            if not any(not c.is_event for c in codecs):
+                raise SdpError("none of the trunk's codecs is ours", 488)
+        return make_offer(address=self.address(), port=port, codecs=codecs,
                           session_id=0, version=1)
 
     def answer(self, leg: Leg, prefer: SessionDescription | None = None) -> SessionDescription:

@@ -29,6 +29,7 @@ from pbx.calls.views import did_of
 log = logging.getLogger("pbx.calls")
 
 Spawn = Callable[[Coroutine[Any, Any, None]], None]
+External = Callable[[Call, str], list[TrunkStep]]
 
 
 class Ringer:
@@ -36,9 +37,11 @@ class Ringer:
 
     def __init__(self, sip: Signalling, legs: LegSignalling, sdp: OfferAnswer, ports: Ports,
                  location: LocationService, clock: Clock, events: EventBus,
-                 spawn: Spawn, carriers: Carriers | None = None) -> None:
+                 spawn: Spawn, carriers: Carriers | None = None,
+                 external: External | None = None) -> None:
         self.sip = sip
         self.carriers = carriers
+        self.external = external  # how an external member of a ring step is reached
         self.legs = legs
         self.sdp = sdp
         self.ports = ports
@@ -82,6 +85,12 @@ class Ringer:
     def _fork(self, ring: Ring, number: str) -> int:
         """INVITE every registered device of extension ``number``; how many."""
         call = ring.call
+        if number not in call.tenant.extensions and self.external is not None:
+            steps = self.external(call, number)  # a ring group's mobile: its route's first trunk
+            if steps:
+                return self._fork_trunk(ring, steps[0])
+            call.path.append(f"unreachable:{number}")
+            return 0
         bindings = self.location.lookup(call.tenant.aor(number), self.clock.now())
         if not bindings:
             call.path.append(f"unavailable:{number}")
@@ -117,7 +126,14 @@ class Ringer:
         assert ring.media is not None
         version = new_session_version()
         caller_offer = call.a.offer if call.a is not None else None
-        sdp = version.stamp(self.sdp.fork_offer(ring.media.local_port, caller_offer))
+        try:
+            offer = self.sdp.fork_offer(ring.media.local_port, caller_offer,
+                                        carrier.settings.codecs)
+        except SdpError:
+            call.path.append(f"no-codec:{step.trunk}")
+            ring.failure = ring.failure or 488
+            return 0
+        sdp = version.stamp(offer)
         invite = trunk_invite(carrier.settings, step, self.sip.sent_by(flow.transport),
                               self.sip.contact(flow), self.sip.allow_header(), sdp)
         leg = Leg(call, flow, step.number, invite, outgoing=True, media=ring.media,

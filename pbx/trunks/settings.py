@@ -61,6 +61,9 @@ class TrunkSettings(BaseModel):
                         "register trunks are known by the host's addresses too)")
     dids: Listed = Field((), description="the numbers it carries; empty: any of "
                                                   "the organisation's numbers")
+    codecs: Listed = Field((), description="the codecs offered to the carrier, in order "
+                                           "(PCMU, PCMA, G722, opus, telephone-event); "
+                                           "empty: the node's")
     did_from: Literal["ruri", "to"] = Field(
         "ruri", description="where an inbound INVITE names the number dialled")
     caller_id: Literal["from", "pai", "rpid"] = Field(
@@ -80,6 +83,15 @@ class TrunkSettings(BaseModel):
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(f"{item!r} is not an address or CIDR") from None
+        return value
+
+    @field_validator("codecs")
+    @classmethod
+    def _codecs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        known = ("PCMU", "PCMA", "G722", "opus", "telephone-event")
+        for name in value:
+            if name not in known:
+                raise ValueError(f"unknown codec {name!r}; use {', '.join(known)}")
         return value
 
     @field_validator("dids")

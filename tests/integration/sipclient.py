@@ -206,6 +206,23 @@ class SipClient:
             self.in_dialog("ACK", final, cseq=final.cseq.number)
         return (rang[0] if rang else None), final
 
+    def pick_up(self, rtp_port: int) -> Request:
+        """Ring (180) and answer the INVITE the PBX sends this phone; returns it."""
+        invite = self.receive_request(5, "INVITE")
+        assert invite is not None, "the phone never rang"
+        self.respond(invite, 180)
+        self.respond(invite, 200, body=self.sdp(rtp_port))
+        assert self.receive_request(3, "ACK") is not None
+        return invite
+
+    def hung_up(self) -> bool:
+        """The PBX sent this phone a BYE (answered 200)."""
+        bye = self.receive_request(5, "BYE")
+        if bye is None:
+            return False
+        self.respond(bye, 200)
+        return True
+
     def cancel(self) -> None:
         """CANCEL the pending INVITE (§9.1: same branch, Call-ID, From, To, CSeq number)."""
         head = self.invite_text.split("\r\n")

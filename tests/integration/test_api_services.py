@@ -84,7 +84,8 @@ def test_ring_group_rules(pbx: Pbx, admin: dict[str, str]) -> None:
                                                                               "5001"]})
     assert unknown.status_code == 422  # 5001 is an extension, of another organisation
     assert unknown.json()["detail"][0]["loc"] == ["body", "members"]
-    assert unknown.json()["detail"][0]["msg"] == "unknown extensions: 4444, 5001"
+    assert unknown.json()["detail"][0]["msg"] == ("neither extensions nor external numbers: "
+                                                  "4444, 5001")
     taken = httpx.post(url, headers=admin, json={"number": "1001"})
     assert taken.status_code == 409 and taken.json()["detail"] == (
         "number 1001 is taken by extension 1001")

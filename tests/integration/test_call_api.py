@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from pbx.sip.message import Request
 from tests.integration.peers import (
     ADMIN_PASSWORD, Pbx, WebhookReceiver, free_ports, running_pbx,
 )
@@ -61,25 +60,6 @@ def until(condition: Callable[[], object], seconds: float = 10.0) -> None:
         time.sleep(0.1)
 
 
-def pick_up(phone: SipClient, rtp_port: int) -> Request:
-    """The phone rings (180) and answers the INVITE the PBX sends it; returns that INVITE."""
-    invite = phone.receive_request(5, "INVITE")
-    assert invite is not None, "the phone never rang"
-    phone.respond(invite, 180)
-    phone.respond(invite, 200, body=phone.sdp(rtp_port))
-    assert phone.receive_request(3, "ACK") is not None
-    return invite
-
-
-def hung_up(phone: SipClient) -> bool:
-    """The PBX sent the phone a BYE (answered 200)."""
-    bye = phone.receive_request(5, "BYE")
-    if bye is None:
-        return False
-    phone.respond(bye, 200)
-    return True
-
-
 def test_click_to_call_live_list_hang_up_and_signed_webhooks(
         pbx: Pbx, admin: dict[str, str], phones: dict[str, SipClient]) -> None:
     with WebhookReceiver() as receiver:
@@ -92,9 +72,9 @@ def test_click_to_call_live_list_hang_up_and_signed_webhooks(
         placed = httpx.post(f"{pbx.api}/calls", headers=admin, json={"from": "1001", "to": "1002"})
         assert placed.status_code == 201, placed.text
         call_id = placed.json()["call_id"]
-        mine = pick_up(phones["1001"], 41000)
+        mine = phones["1001"].pick_up(41000)
         assert (mine.from_addr.uri.user, mine.from_addr.display_name) == ("1002", "User 1002")
-        theirs = pick_up(phones["1002"], 41100)
+        theirs = phones["1002"].pick_up(41100)
         assert theirs.from_addr.uri.user == "1001"  # the one called sees the user
 
         (live,) = httpx.get(f"{pbx.api}/calls/live", headers=admin).json()
@@ -103,7 +83,7 @@ def test_click_to_call_live_list_hang_up_and_signed_webhooks(
         assert live["parties"] == ["1001", "1002"]
 
         assert httpx.delete(f"{pbx.api}/calls/{call_id}", headers=admin).status_code == 204
-        assert hung_up(phones["1001"]) and hung_up(phones["1002"])
+        assert phones["1001"].hung_up() and phones["1002"].hung_up()
         assert httpx.get(f"{pbx.api}/calls/live", headers=admin).json() == []
         assert httpx.delete(f"{pbx.api}/calls/{call_id}", headers=admin).status_code == 404
 
@@ -179,16 +159,16 @@ def test_blind_transfer_by_api(pbx: Pbx, admin: dict[str, str],
         asking = threading.Thread(target=lambda: answered.append(http.post(
             f"{pbx.api}/calls/{call_id}/transfer", headers=admin, json={"to": "1003"})))
         asking.start()
-        ring = pick_up(phones["1003"], 41200)
+        ring = phones["1003"].pick_up(41200)
         asking.join(10)
     assert ring.from_addr.uri.user == "1001"
     assert answered[0].status_code == 200, answered[0].text
     assert answered[0].json() == {"call_id": call_id, "answered_by": "1003"}
-    assert hung_up(phones["1002"])  # the one who had the call
+    assert phones["1002"].hung_up()  # the one who had the call
     (live,) = httpx.get(f"{pbx.api}/calls/live", headers=admin).json()
     assert live["parties"] == ["1001", "1003"] and live["state"] == "answered"
     assert httpx.delete(f"{pbx.api}/calls/{call_id}", headers=admin).status_code == 204
-    assert hung_up(phones["1001"]) and hung_up(phones["1003"])
+    assert phones["1001"].hung_up() and phones["1003"].hung_up()
 
 
 def test_park_and_retrieve_by_api(pbx: Pbx, admin: dict[str, str],
@@ -196,7 +176,7 @@ def test_park_and_retrieve_by_api(pbx: Pbx, admin: dict[str, str],
     call_id = answered_call(pbx, admin, phones)
     parked = httpx.post(f"{pbx.api}/calls/{call_id}/park", headers=admin)
     assert parked.status_code == 200 and parked.json() == {"slot": "701", "call_id": call_id}
-    assert hung_up(phones["1002"])
+    assert phones["1002"].hung_up()
     (lot,) = httpx.get(f"{pbx.api}/parked", headers=admin).json()
     assert (lot["slot"], lot["caller"], lot["parked_by"]) == ("701", "1001", "1002")
     (live,) = httpx.get(f"{pbx.api}/calls/live", headers=admin).json()
@@ -208,7 +188,7 @@ def test_park_and_retrieve_by_api(pbx: Pbx, admin: dict[str, str],
         asking = threading.Thread(target=lambda: answered.append(http.post(
             f"{pbx.api}/parked/701/retrieve", headers=admin, json={"to": "1003"})))
         asking.start()
-        ring = pick_up(phones["1003"], 41300)
+        ring = phones["1003"].pick_up(41300)
         asking.join(10)
     assert ring.from_addr.uri.user == "1001"  # the retriever sees who was parked
     assert answered[0].json() == {"call_id": call_id, "answered_by": "1003"}
@@ -216,7 +196,7 @@ def test_park_and_retrieve_by_api(pbx: Pbx, admin: dict[str, str],
     (live,) = httpx.get(f"{pbx.api}/calls/live", headers=admin).json()
     assert (live["id"], live["parties"]) == (call_id, ["1001", "1003"])
     assert httpx.delete(f"{pbx.api}/calls/{call_id}", headers=admin).status_code == 204
-    assert hung_up(phones["1001"]) and hung_up(phones["1003"])
+    assert phones["1001"].hung_up() and phones["1003"].hung_up()
 
 
 def test_who_may_do_what(pbx: Pbx, admin: dict[str, str], phones: dict[str, SipClient]) -> None:
@@ -247,4 +227,4 @@ def test_who_may_do_what(pbx: Pbx, admin: dict[str, str], phones: dict[str, SipC
     (live,) = httpx.get(f"{pbx.api}/calls/live", headers=admin).json()
     assert httpx.delete(f"{pbx.api}/calls/{live['id']}", headers=ann).status_code == 403
     assert httpx.delete(f"{pbx.api}/calls/{live['id']}", headers=admin).status_code == 204
-    assert hung_up(phones["1002"]) and hung_up(phones["1003"])
+    assert phones["1002"].hung_up() and phones["1003"].hung_up()

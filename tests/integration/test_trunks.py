@@ -223,3 +223,50 @@ def test_an_ip_trunk_is_trusted_by_its_address(pbx: Pbx, tmp_path: Path) -> None
             assert result.returncode == 0, result.output[-2000:] + ip_carrier.log()[-2000:]
         finally:
             httpx.delete(f"{pbx.api}/trunks/ipcarrier", headers=pbx.admin_headers())
+
+
+def test_click_to_call_rings_the_user_then_the_pstn_phone(pbx: Pbx, carrier: Carrier,
+                                                          tmp_path: Path) -> None:
+    """``POST /api/calls``: 1001's phone rings and answers, then the number rings on
+    the PSTN through the carrier; the live list shows the call; DELETE ends it."""
+    route(pbx, "sweden", ["+46.", "112"], ["carrier"])
+    with pstn_phone(tmp_path) as pstn, SipClient(pbx.host, pbx.sip_port) as desk:
+        carrier.route_outbound_to(pstn.host, pstn.port)
+        contact = [f"<sip:1001@{desk.host_port()}>"]
+        assert desk.register("1001", "demo-1001-Pw", contacts=contact).status == 200  # type: ignore[union-attr]
+        try:
+            placed = httpx.post(f"{pbx.api}/calls", headers=pbx.admin_headers(),
+                                json={"from": "1001", "to": "0701234570"})
+            assert placed.status_code == 201, placed.text
+            desk.pick_up(41500)
+            deadline = time.monotonic() + 10
+            while not pstn.invites():
+                assert time.monotonic() < deadline, carrier.log()[-2000:]
+                time.sleep(0.2)
+            assert pstn.invites()[0].uri.user == "+46701234570"
+            time.sleep(0.5)
+            (live,) = [c for c in httpx.get(f"{pbx.api}/calls/live",
+                                            headers=pbx.admin_headers()).json()
+                       if c["id"] == placed.json()["call_id"]]
+            assert live["state"] == "answered"
+            assert httpx.delete(f"{pbx.api}/calls/{live['id']}",
+                                headers=pbx.admin_headers()).status_code == 204
+            assert desk.hung_up()
+        finally:
+            desk.register("1001", "demo-1001-Pw", contacts=contact, expires=0)
+
+
+def test_a_carrier_that_refuses_ends_the_call_with_a_clear_record(
+        pbx: Pbx, carrier: Carrier, tmp_path: Path) -> None:
+    route(pbx, "sweden", ["+46.", "112"], ["carrier"])
+    carrier.fail_outbound(503)
+    try:
+        with SipClient(pbx.host, pbx.sip_port) as phone, RtpPhone() as rtp:
+            final = call_out(pbx, "0701234571", rtp, phone)
+            assert final is not None and final.status == 503
+    finally:
+        carrier.fail_outbound(None)
+    calls = httpx.get(f"{pbx.api}/cdrs", headers=pbx.admin_headers(), params={"limit": 3})
+    record = next(c for c in calls.json()["items"] if c["callee"] == "0701234571")
+    assert (record["disposition"], record["status"], record["trunk"]) == ("failed", 503, "carrier")
+    assert pbx.health()["calls"] == 0

@@ -176,3 +176,34 @@ async def test_the_answer_to_a_carrier_copies_its_record_route() -> None:
     ok = calls.responses(invite)[-1]
     assert ok.status == 200
     assert ok.headers.get_all("Record-Route") == invite.headers.get_all("Record-Route")
+
+
+async def test_a_trunk_offers_only_its_codecs_in_its_order() -> None:
+    calls = harness()
+    SETTINGS["first"] = SETTINGS["first"].model_copy(update={"codecs": ("PCMA", "telephone-event")})
+    try:
+        await calls.call("1001", "0701234567")
+        offer = carrier_invites(calls)[0].body.decode()
+        assert "m=audio" in offer and " RTP/AVP 8 101" in offer and "PCMU" not in offer
+    finally:
+        SETTINGS["first"] = SETTINGS["first"].model_copy(update={"codecs": ()})
+
+
+async def test_a_ring_group_rings_a_mobile_through_the_trunk() -> None:
+    """A member that is an external number rings over its route's first trunk,
+    beside the desk phones of the others."""
+    from pbx.config import RingGroupConfig
+
+    calls = CallHarness(ring_groups=(RingGroupConfig(number="600", members=("1002",
+                                                                             "0701234567")),))
+    calls.b2bua.carriers = Carriers(calls.tenant.id)
+    calls.b2bua.ringer.carriers = calls.b2bua.carriers
+    calls.b2bua.planner = Planner()
+    calls.register("1002")
+    invite = await calls.call("1001", "600")
+    assert len(calls.phones["1002"].invites()) == 1
+    (mobile,) = carrier_invites(calls)
+    assert mobile.uri.user == "+46701234567"
+    carrier_answers(calls, mobile, 200)
+    assert calls.statuses(invite)[-1] == 200
+    assert calls.phones["1002"].requests("CANCEL")
