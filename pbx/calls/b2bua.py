@@ -327,6 +327,15 @@ class B2BUA:
         self._ring(call, list(plan), rung=number)
 
     def _ring_extension(self, call: Call, ext: Extension, reason: str | None) -> None:
+        if call.devices_only:  # a queue offers a call to an agent: their phones or nothing
+            taken = ext.dnd or not call.tenant.presence.admission(ext, "queue",
+                                                                   self.clock.now()).through
+            if taken:
+                self.fail(call, 486, "Busy Here - Takes no queue calls now")
+            else:
+                self._ring(call, [RingStep((ext.number,), float(ext.ring_timeout))],
+                           rung=ext.number)
+            return
         if ext.forward_always and reason != "unconditional":
             self._divert(call, ext.number, ext.forward_always, "unconditional")
             return
@@ -515,12 +524,14 @@ class B2BUA:
 
     def dial(self, organisation: int, number: str, *, caller: Party,
              on_answer: Callable[[Channel], None], on_fail: Callable[[int], None],
-             timeout: float | None = None) -> _Dialling:
+             timeout: float | None = None, devices_only: bool = False) -> _Dialling:
         """Ring ``number`` for a service through the dial plan (a call of its own
-        until :meth:`connect` merges it)."""
+        until :meth:`connect` merges it); ``devices_only``: an extension's own
+        phones, no forwards or diversions (a queue offering a call to an agent)."""
         tenant = self.directory.tenants.get(organisation, self.directory.default)
         call = Call(id=new_call_id(), tenant=tenant, dialled=number, started_at=self.clock.now(),
-                    caller_name=caller.name, caller_number=caller.number)
+                    caller_name=caller.name, caller_number=caller.number,
+                    devices_only=devices_only)
         call.dialling = DialRing(self, call, on_answer, on_fail)
         self.calls[call.id] = call
         log.info("call %s: the PBX calls %s for %s", call.id, number, caller.number)

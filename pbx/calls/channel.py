@@ -164,11 +164,14 @@ class CallControl(Protocol):
 
     def dial(self, organisation: int, number: str, *, caller: Party,
              on_answer: Callable[[Channel], None], on_fail: Callable[[int], None],
-             timeout: float | None = None) -> Dialling:
+             timeout: float | None = None, devices_only: bool = False) -> Dialling:
         """Ring ``number`` through the full dial plan (presence, DND, forwards);
         ``on_answer`` gets the answered party's channel, ``on_fail`` the final
         status (after ``timeout`` seconds without an answer: 480).  Cancelling
-        stops the ringing."""
+        stops the ringing.  ``devices_only``: an extension's registered phones
+        and nothing else — no forwards, diversions or voicemail; DND or a
+        presence profile that takes no queue calls refuses with 486 (how a
+        queue offers a call to an agent)."""
 
     def connect(self, a: Channel, b: Channel) -> None:
         """Make ``a`` and ``b`` one call with one record: they hear each other,

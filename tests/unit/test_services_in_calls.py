@@ -166,3 +166,21 @@ async def test_no_mailbox_by_default_when_the_extension_says_so() -> None:
     calls.tenant.extensions["1002"].voicemail = False
     refused = await calls.call("1001", "1002")
     assert calls.statuses(refused) == [480] and mailbox.came == []
+
+
+async def test_a_queue_dial_rings_the_agents_phones_and_nothing_else() -> None:
+    """devices_only: no forward, no voicemail; DND refuses at once."""
+    calls = CallHarness()
+    calls.b2bua.register(Mailbox())
+    calls.tenant.extensions["1002"].forward_always = "1003"
+    calls.register("1002", "1003")
+    outcome: list[object] = []
+    calls.b2bua.dial(calls.tenant.id, "1002", caller=Party(calls.tenant.id, "700"),
+                     on_answer=outcome.append, on_fail=outcome.append, devices_only=True)
+    await calls.settle()
+    assert len(calls.phones["1002"].invites()) == 1 and calls.phones["1003"].invites() == []
+    calls.tenant.extensions["1003"].dnd = True
+    calls.b2bua.dial(calls.tenant.id, "1003", caller=Party(calls.tenant.id, "700"),
+                     on_answer=outcome.append, on_fail=outcome.append, devices_only=True)
+    await calls.settle()
+    assert outcome == [486] and calls.phones["1003"].invites() == []
