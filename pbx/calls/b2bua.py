@@ -543,9 +543,12 @@ class B2BUA:
             self.clock.call_later(timeout, handle.time_out)
         return handle
 
-    def connect(self, a: Channel, b: Channel) -> None:
+    def connect(self, a: Channel, b: Channel,
+                after: Callable[[Channel], None] | None = None) -> None:
         """Join two channels into one call: ``b``'s call (a service's dial) is
-        folded into ``a``'s, which keeps its record."""
+        folded into ``a``'s, which keeps its record.  With ``after``, ``b``
+        hanging up hands ``a`` back (a queue's post-call survey) instead of
+        ending the call."""
         assert isinstance(a, LegChannel) and isinstance(b, LegChannel)
         call, other = a.leg.call, b.leg.call
         a.release()
@@ -566,6 +569,7 @@ class B2BUA:
             return
         self.media.bridge(call)
         self.answered(call, b.leg.number)
+        call.after_b = after
 
     # ------------------------------------------------------------ in-dialog requests
 
@@ -701,6 +705,14 @@ class B2BUA:
     def hangup(self, call: Call, leg: Leg, status: int) -> None:
         """``leg`` left the call: the other legs are ended, then the call."""
         if call.ended:
+            return
+        after, call.after_b = call.after_b, None
+        if after is not None and leg is call.b and call.a is not None \
+                and call.a.state is LegState.ANSWERED:
+            call.b = None  # the caller stays: back to the service that connected them
+            call.path.append(f"left:{leg.number}")
+            self.release(leg)
+            after(self.channel_of(call.a))
             return
         for other in call.legs():
             if other is not leg:

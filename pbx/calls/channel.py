@@ -173,9 +173,11 @@ class CallControl(Protocol):
         presence profile that takes no queue calls refuses with 486 (how a
         queue offers a call to an agent)."""
 
-    def connect(self, a: Channel, b: Channel) -> None:
+    def connect(self, a: Channel, b: Channel,
+                after: Callable[[Channel], None] | None = None) -> None:
         """Make ``a`` and ``b`` one call with one record: they hear each other,
-        and either hanging up ends both."""
+        and either hanging up ends both — unless ``after`` is given: then ``b``
+        hanging up hands ``a`` (a fresh channel) to ``after`` (a survey)."""
 
 
 class Application(Protocol):

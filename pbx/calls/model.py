@@ -160,6 +160,7 @@ class Call:
     stereo: tuple[MixPort, MixPort] | None = None  # the call's room ports: left, right
     dialling: RingOwner | None = None  # set for calls a service places
     devices_only: bool = False  # ring an extension's phones, nothing else (a queue's offer)
+    after_b: Callable[[Channel], None] | None = None  # b hangs up: a goes back to a service
     trunk: str = ""  # the trunk it came in or went out by
     direction: str = "internal"  # internal, inbound (from a carrier), outbound (to one)
     on_end: list[Callable[[], None]] = field(default_factory=list)

@@ -184,3 +184,34 @@ async def test_a_queue_dial_rings_the_agents_phones_and_nothing_else() -> None:
                      on_answer=outcome.append, on_fail=outcome.append, devices_only=True)
     await calls.settle()
     assert outcome == [486] and calls.phones["1003"].invites() == []
+
+
+async def test_after_the_agent_hangs_up_the_caller_goes_back_to_the_service() -> None:
+    calls = CallHarness()
+    calls.register("1002")
+    survey: list[Channel] = []
+
+    class Queue:
+        kind = "queue"
+
+        def start(self, channel: Channel, ident: str) -> None:
+            channel.answer()
+            calls.b2bua.dial(channel.party.organisation, "1002",
+                             caller=Party(channel.party.organisation, channel.party.number),
+                             on_answer=lambda agent: calls.b2bua.connect(channel, agent,
+                                                                         after=survey.append),
+                             on_fail=lambda status: None, devices_only=True)
+
+    calls.serve("700", Queue())
+    invite = await calls.call("1001", "700")
+    calls.acked(invite)
+    fork = calls.phones["1002"].invites()[-1]
+    ok = calls.phones["1002"].reply(fork, 200)
+    calls.b2bua.on_bye(calls.from_callee(fork, ok, "BYE", cseq=2), calls.phones["1002"].flow, None)
+    await calls.settle()
+    assert len(survey) == 1 and survey[0].alive and calls.b2bua.active_calls == 1
+    assert not calls.phones["1001"].requests("BYE")
+    survey[0].hang_up()
+    await calls.settle()
+    assert calls.b2bua.active_calls == 0 and calls.free_ports == calls.ports.pool.size
+    assert len(calls.events_of(CallEnded)) == 1
