@@ -46,7 +46,9 @@ class Setup:
                                          for n in ("1001", "1002", "1003")),
                         mailboxes=(MailboxConfig(number="2000", name="Support",
                                                  members=("1002", "1003")),))
-        self.store = Store("sqlite://")
+        # a file, not memory: the service writes from worker threads, and in-memory
+        # SQLite is one connection that would show a thread's uncommitted rows
+        self.store = Store(f"sqlite:///{tmp / 'pbx.sqlite3'}")
         self.store.seed(config)
         self.directory = Directory(self.store, "pbx.test")
         self.org = self.directory.default.id
