@@ -30,7 +30,7 @@ def concerns(user: ApiUser, event: Event) -> bool:
     mine = user.extension
     return bool(mine) and mine in {getattr(event, name, None)
                                    for name in ("caller", "dialled", "answered_by", "extension",
-                                                "mailbox")}
+                                                "mailbox", "agent")}
 
 
 @router.websocket("/events")

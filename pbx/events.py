@@ -150,8 +150,130 @@ class CallRefused:
     at: float
 
 
+# ------------------------------------------------------------------ ACD queues
+# What queues publish (queues/): statistics, the wallboard, MQTT and webhooks
+# are built from these alone.  ``queue`` is the queue's number; ``wait`` and
+# ``talk`` are seconds; ``call_id`` is the caller's call.
+
+
+@dataclass(frozen=True, slots=True)
+class QueueJoined:
+    """A caller entered a queue (``position`` 1 = next; priority callers go ahead)."""
+
+    organisation: int
+    queue: str
+    call_id: str
+    caller: str
+    position: int
+    priority: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueueOffered:
+    """The queue rings an agent for a waiting caller."""
+
+    organisation: int
+    queue: str
+    call_id: str
+    agent: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueueAnswered:
+    """An agent took the caller after ``wait`` seconds in the queue."""
+
+    organisation: int
+    queue: str
+    call_id: str
+    agent: str
+    wait: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCompleted:
+    """A queue call between caller and agent ended after ``talk`` seconds."""
+
+    organisation: int
+    queue: str
+    call_id: str
+    agent: str
+    talk: float
+    hangup_by: str  # caller or agent
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueueAbandoned:
+    """The caller hung up while waiting (at ``position``, after ``wait`` seconds)."""
+
+    organisation: int
+    queue: str
+    call_id: str
+    position: int
+    wait: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueueOverflowed:
+    """The caller left for the overflow destination (max wait, no agents, full)."""
+
+    organisation: int
+    queue: str
+    call_id: str
+    wait: float
+    destination: str
+    reason: str  # maxwait, noagents, full, joinempty
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCallback:
+    """A caller's callback (Telavox "on hook waiting"): ``state`` requested (the
+    caller hung up keeping their place), dialled, connected or failed."""
+
+    organisation: int
+    queue: str
+    call_id: str  # the call that asked for it
+    number: str
+    state: str
+    agent: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStateChanged:
+    """A queue agent's state: logged_out, available, ringing, on_queue_call,
+    on_direct_call, wrap_up, paused (``reason``: lunch, admin, training …)."""
+
+    organisation: int
+    agent: str
+    state: str
+    reason: str
+    queues: tuple[str, ...]
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyAnswered:
+    """A caller rated a queue call (1–5) after the agent hung up."""
+
+    organisation: int
+    queue: str
+    call_id: str
+    agent: str
+    score: int
+    at: float
+
+
+QueueEvent = (QueueJoined | QueueOffered | QueueAnswered | QueueCompleted | QueueAbandoned
+              | QueueOverflowed | QueueCallback | AgentStateChanged | SurveyAnswered)
+
 Event = (CallStarted | CallRinging | CallAnswered | CallEnded | Registered | MailboxChanged
-         | VoicemailLeft | SwitchboardChanged | TrunkStatus | CallRefused)
+         | VoicemailLeft | SwitchboardChanged | TrunkStatus | CallRefused | QueueEvent)
 
 
 _TYPES: dict[type, str] = {
@@ -159,6 +281,10 @@ _TYPES: dict[type, str] = {
     CallEnded: "call.ended", CallRefused: "call.refused", Registered: "registration",
     MailboxChanged: "voicemail", VoicemailLeft: "voicemail.left",
     SwitchboardChanged: "switchboard", TrunkStatus: "trunk",
+    QueueJoined: "queue.joined", QueueOffered: "queue.offered", QueueAnswered: "queue.answered",
+    QueueCompleted: "queue.completed", QueueAbandoned: "queue.abandoned",
+    QueueOverflowed: "queue.overflowed", QueueCallback: "queue.callback",
+    AgentStateChanged: "agent.state", SurveyAnswered: "queue.survey",
 }
 EVENT_TYPES = tuple(_TYPES.values())
 
