@@ -451,24 +451,44 @@ class MediaEngine:
                         leg.peer = None
                     log.info("room %s: %s left (%d members)", room.name, leg.label,
                              len(room.members))
-                    if room.members and room.stereo is None:
-                        self.play(room, LEAVE_TONE)
+                    party = room.stereo is not None and member.port in room.stereo
+                    if room.members and not party:  # a listener leaving closes nothing
+                        if room.kind == "conference":
+                            self.play(room, LEAVE_TONE)
                     else:
                         self.stop_recording(room)
                         self._playing.discard(room)
                         del self.rooms[room.name]
+                        for rest in room.members:  # a listener still in: out with the room
+                            self._drop(rest.port)
         self._changed()
 
-    def supervise(self, name: str, leg: RelayLeg, agent: MixPort, mode: str) -> MixPort:
-        """A supervisor joins room ``name``: ``listen``, ``whisper`` (to ``agent``) or ``barge``."""
+    def _drop(self, port: MixPort) -> None:
+        self.listening.pop(port, None)
+        self.detector.forget(port)
+        if port in self.ports:
+            self.ports.remove(port)
+        if port.leg.peer is port:
+            port.leg.peer = None
+
+    def supervise(self, name: str, leg: RelayLeg, agent: MixPort, mode: str,
+                  on_dtmf: Callable[[MixPort, str], None] | None = None) -> MixPort:
+        """A supervisor joins room ``name``: ``listen``, ``whisper`` (to ``agent``) or
+        ``barge``; nobody hears a join tone (the agent must not notice a listener)."""
+        port = self.join(name, leg, tone=False, on_dtmf=on_dtmf, kind=self.rooms[name].kind
+                         if name in self.rooms else "call")
+        self.set_supervision(name, port, agent, mode)
+        return port
+
+    def set_supervision(self, name: str, port: MixPort, agent: MixPort, mode: str) -> None:
+        """Switch a supervisor's mode during the call (ChanSpy's keys)."""
         if mode not in ("listen", "whisper", "barge"):
             raise ValueError(f"unknown supervision mode {mode!r}")
-        port = self.join(name, leg, tone=False, listen_only=mode == "listen")
         member = self.rooms[name].member(port)
         assert member is not None
+        member.listen_only = mode == "listen"
         member.whisper_to = agent if mode == "whisper" else None
         self._changed()
-        return port
 
     def hold_music(self, leg: RelayLeg, music_class: str = "default",
                    on_dtmf: Callable[[MixPort, str], None] | None = None) -> MixPort:

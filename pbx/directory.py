@@ -68,6 +68,8 @@ class Tenant:
     mailboxes: dict[str, SharedMailbox] = field(default_factory=dict)  # shared ones, by number
     # extensions of users who hold no active license: no registering, no calls
     unlicensed: frozenset[str] = frozenset()
+    # extensions of admins and supervisors: they may listen in on calls (ChanSpy)
+    supervisors: frozenset[str] = frozenset()
     # the kind of active license each extension's user holds (pbx.rights); none: no user's
     licenses: dict[str, str] = field(default_factory=dict)
     # numbering plan, toll-fraud limits, longest call: its own or the node's [general]
@@ -190,6 +192,9 @@ class Directory:
                     u.extension for u in users
                     if u.organisation_id == org.id and u.extension and u.id not in kinds
                 ),
+                supervisors=frozenset(
+                    u.extension for u in users if u.organisation_id == org.id and u.extension
+                    and u.role in ("admin", "supervisor")),
                 licenses={u.extension: kinds[u.id] for u in users
                           if u.organisation_id == org.id and u.extension and u.id in kinds},
                 policy=self.policy.of(own_policy.get(org.id)),

@@ -20,6 +20,7 @@ from ivr.mailbox_menu import MailboxMenuApp
 from ivr.mailer import Mailer
 from ivr.park import Park
 from ivr.schedule_watch import SwitchboardWatch
+from ivr.spy import SpyApp
 from ivr.tenant import hours
 from ivr.voicemail import VoicemailApp
 from pbx.calls.commands import CallCommands
@@ -55,6 +56,7 @@ def register_services(sip: SipServer) -> CallCommands:
     b2bua.register(MailboxMenuApp(sip.directory, sip.store, sip.events, sip.config.data_path))
     b2bua.register(ConferenceApp(room, b2bua, sip.recording_path, sip.write_recording))
     b2bua.register(IvrApp(sip.directory, b2bua.clock, hours, GreetingLibrary(sip.config.data_path)))
+    b2bua.register(SpyApp(sip.directory, b2bua))
     b2bua.register(DiversionApp(sip.directory, b2bua.clock,
                                 lambda tenant: sip.config.general.operator))
     park = Park(b2bua, b2bua.clock, general.parking_slots, general.park_timeout)

@@ -26,6 +26,8 @@ from pbx.profiles import VOICEMAIL
 MAX_FORWARD_HOPS = 5
 PICKUP_ANY = "*8"  # picks up any ringing call of the organisation
 PICKUP_PREFIX = "**"  # + extension: picks up the call ringing there (BLF keys dial it)
+SPY_PREFIX = "*55"  # + extension: a supervisor listens in on that agent's call (ChanSpy)
+SPY = "spy"  # the service kind
 VOICEMAIL_MENU = "voicemail-menu"  # the service kind: the caller listens to a mailbox
 DIVERSION = "diversion"  # the service kind that says why a profile diverts a call, then does
 PARK = "park"  # the service kind of the parking lot (the admin API parks calls there)
@@ -108,6 +110,8 @@ class Router:
             return PickupDest()
         if number.startswith(PICKUP_PREFIX) and number[len(PICKUP_PREFIX):] in tenant.extensions:
             return PickupDest(number[len(PICKUP_PREFIX):])
+        if number.startswith(SPY_PREFIX) and number[len(SPY_PREFIX):] in tenant.extensions:
+            return ServiceDest(SPY, number[len(SPY_PREFIX):])
         if number == self.voicemail_number:
             return ServiceDest(VOICEMAIL_MENU, number)
         if self.voicemail_main and number == self.voicemail_main:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from media.engine import MediaEngine
+from media.engine import MediaEngine, MixPort
 from media.prompts import PromptLibrary
 from pbx.directory import Directory, Tenant
 from pbx.events import CallAnswered, CallEnded, CallStarted, EventBus
@@ -137,6 +137,23 @@ class _Dialling:
         if not call.ended and call.b is None and call.dialling is not None:
             self.b2bua.end_call(call, "noanswer", 480, "pbx")
             call.dialling.on_fail(480)  # type: ignore[attr-defined]
+
+
+class CallMonitor:
+    """A supervisor in a call's engine room (ChanSpy): its mode switches live."""
+
+    def __init__(self, engine: MediaEngine, room: str, port: MixPort, agent: MixPort,
+                 mode: str) -> None:
+        self.engine = engine
+        self.room = room
+        self.port = port
+        self.agent = agent
+        self.mode = mode
+
+    def set_mode(self, mode: str) -> None:
+        if self.room in self.engine.rooms and mode != self.mode:
+            self.engine.set_supervision(self.room, self.port, self.agent, mode)
+            self.mode = mode
 
 
 class B2BUA:
@@ -542,6 +559,31 @@ class B2BUA:
         if timeout is not None:
             self.clock.call_later(timeout, handle.time_out)
         return handle
+
+    def monitor(self, supervisor: Channel, extension: str, mode: str) -> CallMonitor | None:
+        """The supervisor joins the answered call ``extension`` is on (its
+        parties move into the engine if the relay carried them)."""
+        assert isinstance(supervisor, LegChannel)
+        organisation = supervisor.party.organisation
+        target = next((c for c in self.calls.values()
+                       if c.tenant.id == organisation and c.answered_at and not c.ended
+                       and c.a is not None and c.b is not None
+                       and extension in (c.a.number, c.b.number)
+                       and supervisor.leg not in (c.a, c.b)), None)
+        if target is None or supervisor.leg.media is None:
+            return None
+        left, right = self.media.into_engine(target)
+        agent = left if target.a.number == extension else right  # type: ignore[union-attr]
+        room = self.media.room_of(target)
+        supervisor.leave_rooms()
+        port = self.engine.supervise(room, supervisor.leg.media, agent, mode,
+                                     on_dtmf=supervisor.dtmf_listener())
+        supervisor.adopt(port)
+        target.path.append(f"monitor:{supervisor.party.extension or supervisor.party.number}")
+        target.on_end.append(lambda: supervisor.hang_up())
+        log.info("call %s: %s listens in (%s) on %s", target.id, supervisor.party.number, mode,
+                 extension)
+        return CallMonitor(self.engine, room, port, agent, mode)
 
     def connect(self, a: Channel, b: Channel,
                 after: Callable[[Channel], None] | None = None) -> None:

@@ -159,6 +159,15 @@ class Channel(Protocol):
         """A timer that dies with the channel."""
 
 
+class Monitor(Protocol):
+    """A supervisor listening in on a call (Asterisk ChanSpy): ``listen`` (nobody
+    hears the supervisor), ``whisper`` (only the agent does) or ``barge`` (both)."""
+
+    mode: str
+
+    def set_mode(self, mode: str) -> None: ...
+
+
 class CallControl(Protocol):
     """What services may ask of call control beyond their own channel."""
 
@@ -172,6 +181,11 @@ class CallControl(Protocol):
         and nothing else — no forwards, diversions or voicemail; DND or a
         presence profile that takes no queue calls refuses with 486 (how a
         queue offers a call to an agent)."""
+
+    def monitor(self, supervisor: Channel, extension: str, mode: str) -> Monitor | None:
+        """Put ``supervisor`` into the answered call ``extension`` (an agent) is on,
+        in ``mode``; the agent notices nothing when listened to.  The supervisor
+        is hung up when that call ends.  None: the extension is on no call."""
 
     def connect(self, a: Channel, b: Channel,
                 after: Callable[[Channel], None] | None = None) -> None:

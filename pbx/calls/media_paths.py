@@ -69,6 +69,29 @@ class MediaPaths:
         if not recorded and not on_demand and relayable:
             self.ports.bridge(a.media, b.media)
             return
+        self._into_engine(call, on_demand)
+        if not relayable:
+            call.path.append(f"transcode:{codecs[0]}-{codecs[1]}")
+        if recorded:
+            self.start_recording(call, recorded)
+
+    def into_engine(self, call: Call) -> tuple[MixPort, MixPort]:
+        """The call's two parties in a ``call`` room of the engine (a supervisor is
+        about to listen in), their ports left and right; relayed calls move over
+        seamlessly (each leg's stream continues, RFC 3550 §5.1)."""
+        if call.stereo is None:
+            a, b = call.a, call.b
+            assert a is not None and b is not None and a.media is not None and b.media is not None
+            for media in (a.media, b.media):
+                self.detach(media)
+                self.ports.unbridge(media)
+            self._into_engine(call, [])
+        assert call.stereo is not None
+        return call.stereo
+
+    def _into_engine(self, call: Call, on_demand: list[str]) -> None:
+        a, b = call.a, call.b
+        assert a is not None and b is not None and a.media is not None and b.media is not None
         room = self.room_of(call)
         keys = self._recording_keys(call) if on_demand else None
         left = self.engine.join(room, a.media, tone=False, kind=CALL_ROOM,
@@ -76,10 +99,6 @@ class MediaPaths:
         right = self.engine.join(room, b.media, tone=False, kind=CALL_ROOM,
                                  on_dtmf=keys if b.number in on_demand else None)
         call.stereo = (left, right)
-        if not relayable:
-            call.path.append(f"transcode:{codecs[0]}-{codecs[1]}")
-        if recorded:
-            self.start_recording(call, recorded)
 
     @staticmethod
     def room_of(call: Call) -> str:

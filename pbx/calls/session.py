@@ -246,6 +246,17 @@ class LegChannel:
         if self._private is not None and self._private in self.engine.rooms:
             self.engine.stop_recording(self.engine.rooms[self._private])
 
+    def adopt(self, port: MixPort) -> None:
+        """Call control put the leg into a room of its own making (a supervisor
+        listening in): the channel's own rooms are left, its keys still arrive."""
+        self._port = port
+
+    def leave_rooms(self) -> None:
+        self._leave_rooms()
+
+    def dtmf_listener(self) -> Callable[[MixPort, str], None]:
+        return self._dtmf
+
     def music_on_hold(self, music_class: str = "default") -> None:
         media = self.leg.media
         assert media is not None
