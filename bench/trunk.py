@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""Inbound SIP trunk calls under load, beside Kamailio alone as the ceiling.
+
+PSTN customers (sipp, ``pstn_customer.xml.in`` from tests/integration/carrier.py)
+call the demo number +4681234567 through the carrier stand-in (Kamailio 5.6,
+``carrier.cfg.in``: the same SBC the trunk tests use, record-routing, logging
+each routing decision).  Two paths, offered the same calls at the same rates
+in one run, rate by rate:
+
+- **pbx**: Kamailio → the PBX on the demo dial plan (``sip.conf.example``),
+  its trunk registered to Kamailio with digest auth → the demo IVR on 500
+  (answers, speaks its greeting from the media engine) → the customer keys 1
+  (RFC 4733, sipp plays ``dtmf_2833_1.pcap``; sipp needs root for that) → the
+  Sales ring group 600 (ACD queues do not exist yet: a ring group is what
+  queue calls reach today) → a sipp UAS registered as 1002 answers at once
+  and echoes RTP;
+- **kamailio**: Kamailio → the same sipp UAS directly (``route_inbound_to``),
+  nothing else in between: what the carrier and the phones carry without the
+  PBX, the ceiling.
+
+Each customer hangs up ``--hold`` seconds after the key.  The PBX's threads are
+pinned to core 0 with ``taskset``; Kamailio, every sipp and this script run on
+core 1.  A rate is ``--seconds`` of calls; a path stops climbing at its first
+rate with a failed call.  Printed per rate and path: calls answered and
+failed, the answer rate sustained (200s per second between the first and
+the last), set-up latency INVITE → 200 at the customer (p50, p99: on the pbx
+path the IVR's answer through both hops), CPU per call of the PBX and of
+Kamailio (all their threads and processes, from /proc), the PBX's share of
+core 0 and what else kept core 0 busy (the machine is shared); for the pbx
+path the calls whose record says they went IVR → ring group → 1002.  Then per
+path the highest rate with 0 failed calls, and the ratio pbx / kamailio.
+
+    .venv/bin/python bench/trunk.py [--rates 10,20,40,80] [--seconds 6] [--hold 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.machine import core_busy_seconds, cpu_seconds, our_version  # noqa: E402
+from pbx.store import Store  # noqa: E402
+from tests.integration.carrier import Carrier, customer_scenario, kamailio_carrier  # noqa: E402
+from tests.integration.peers import SCENARIOS, Pbx, free_ports, run_sipp, running_demo  # noqa: E402
+from tests.integration.sipclient import SipClient  # noqa: E402
+
+HOST = "127.0.0.1"
+SERVER_CORE = "0"
+DRIVER_CORE = 1
+DID = "+4681234567"  # the demo number: the IVR on 500
+KEY = "1"  # the demo IVR's key to the Sales ring group (600: 1001 and 1002)
+CALLEE = ("1002", "demo-1002-Pw")
+KEY_AFTER_MS = 1000  # after the IVR answers
+
+
+@dataclass
+class Step:
+    """One path at one offered rate."""
+
+    path: str
+    rate: int
+    calls: int
+    ok: int = 0
+    failed: int = 0
+    answers: list[tuple[float, float]] = field(default_factory=list)  # (at ms, INVITE→200 ms)
+    window: float = 0.0  # s the sipp run took
+    pbx_cpu: float | None = None  # s
+    carrier_cpu: float = 0.0
+    core_busy: float = 0.0  # s core 0 was busy with anything
+    reached: int | None = None  # calls recorded as IVR → ring group → 1002
+
+    @property
+    def green(self) -> bool:
+        return (self.failed == 0 and self.ok == self.calls
+                and self.reached in (None, self.calls))
+
+    @property
+    def sustained(self) -> float:
+        """200s per second between the first and the last answer."""
+        stamps = sorted(at for at, _ in self.answers)
+        if len(stamps) < 2 or stamps[-1] == stamps[0]:
+            return float("nan")
+        return (len(stamps) - 1) / ((stamps[-1] - stamps[0]) / 1000)
+
+    def latency(self, quantile: float) -> float:
+        """INVITE → 200 at the customer, ms."""
+        delays = sorted(delay for _, delay in self.answers)
+        if not delays:
+            return float("nan")
+        return delays[min(len(delays) - 1, int(quantile * len(delays)))]
+
+    def per_call(self, seconds: float | None) -> float:
+        """CPU ms per answered call."""
+        return seconds / self.ok * 1000 if seconds is not None and self.ok else float("nan")
+
+    @property
+    def pbx_share(self) -> float:
+        return self.pbx_cpu / self.window if self.pbx_cpu is not None and self.window else 0.0
+
+    @property
+    def other(self) -> float:
+        """Share of core 0 busy with anything but the PBX."""
+        return max(0.0, self.core_busy - (self.pbx_cpu or 0.0)) / self.window if self.window else 0.0
+
+
+@contextmanager
+def phone(tmp: Path) -> Iterator[int]:
+    """A sipp phone on a free port (``pstn_phone.xml``: answers at once, copies
+    Record-Route as the built-in UAS does not, echoes RTP); yields the port."""
+    port = free_ports(1)
+    uas = subprocess.Popen(
+        ["sipp", "-sf", str(SCENARIOS / "pstn_phone.xml"), "-i", HOST, "-p", str(port), "-mi", HOST,
+         "-mp", str(free_ports(4)), "-rtp_echo", "-nostdin"],
+        cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        if uas.poll() is not None:
+            raise RuntimeError(f"sipp UAS exited at once ({uas.returncode})")
+        yield port
+    finally:
+        uas.terminate()
+        try:
+            uas.wait(5)
+        except subprocess.TimeoutExpired:
+            uas.kill()
+            uas.wait()
+
+
+def connect_trunk(pbx: Pbx, carrier: Carrier, phone_port: int) -> None:
+    """The demo PBX as the trunk tests set it up: its trunk registered to the
+    carrier, the office open (the IVR's schedule), 1002 registered at the phone."""
+    headers = pbx.admin_headers()
+    made = httpx.post(f"{pbx.api}/trunks", headers=headers, json={
+        "name": "carrier", "host": f"{carrier.host}:{carrier.port}",
+        "username": carrier.username, "password": carrier.password, "expiry": 3600})
+    if made.status_code != 201:
+        raise RuntimeError(f"the trunk was refused: {made.text}")
+    carrier.wait_for_registration()
+    opened = httpx.post(f"{pbx.api}/schedules/office-hours/override", headers=headers,
+                        json={"action": "open"})
+    if opened.status_code != 200:
+        raise RuntimeError(f"the office did not open: {opened.text}")
+    with SipClient(pbx.host, pbx.sip_port) as registrar:
+        number, password = CALLEE
+        response = registrar.register(number, password, expires=3600,
+                                      contacts=[f"<sip:{number}@{HOST}:{phone_port}>"])
+        if response is None or response.status != 200:
+            raise RuntimeError(f"{number} did not register: {response}")
+
+
+def measure(step: Step, carrier: Carrier, pbx: Pbx, scenario: Path, hold: float,
+            tmp: Path) -> Step:
+    """Offer ``step.calls`` customer calls at ``step.rate`` and read what happened."""
+    work = Path(tempfile.mkdtemp(prefix=f"{step.path}-{step.rate}-", dir=tmp))
+    customers = [(f"+4670{step.rate:03d}{n:04d}", "", DID) for n in range(step.calls)]
+    pid = pbx.process.pid if pbx.process else 0
+    assert carrier.process is not None
+    cpu_before = cpu_seconds(pid) if step.path == "pbx" else None
+    carrier_before, busy_before = cpu_seconds(carrier.process.pid), core_busy_seconds(SERVER_CORE)
+    since, started = time.time(), time.monotonic()
+    result = run_sipp(
+        str(scenario), carrier.pstn, customers, calls=step.calls, rate=step.rate, tmp=work,
+        timeout=step.calls / step.rate + KEY_AFTER_MS / 1000 + hold + 30,
+        extra=["-mi", "127.0.0.2", "-mp", str(free_ports(4, "127.0.0.2")),
+               "-l", str(step.calls), "-trace_rtt", "-rtt_freq", "1"])
+    step.window = time.monotonic() - started
+    step.carrier_cpu = cpu_seconds(carrier.process.pid) - carrier_before
+    step.core_busy = core_busy_seconds(SERVER_CORE) - busy_before
+    if cpu_before is not None:
+        step.pbx_cpu = cpu_seconds(pid) - cpu_before
+    step.ok, step.failed = result.successful, result.failed
+    step.answers = response_times(work)
+    if step.ok + step.failed < step.calls:
+        step.failed = step.calls - step.ok  # sipp timed out with calls still open
+    if step.path == "pbx":
+        time.sleep(1.0)  # the last records are written after the BYE
+        step.reached = reached(pbx, since)
+    return step
+
+
+def response_times(work: Path) -> list[tuple[float, float]]:
+    """(epoch ms, INVITE → 200 ms) of each answered call from sipp's ``-trace_rtt`` file."""
+    answers = []
+    for path in work.glob("*_rtt.csv"):
+        for line in path.read_text().splitlines()[1:]:
+            parts = line.split(";")
+            if len(parts) >= 2 and parts[0].strip():
+                answers.append((float(parts[0]), float(parts[1])))
+    return answers
+
+
+def reached(pbx: Pbx, since: float) -> int:
+    """Calls since ``since`` (Unix time) that came in by the trunk and were
+    answered by 1002 after the IVR and the ring group, as their records say."""
+    store = Store(f"sqlite:///{pbx.data_dir / 'pbx.sqlite3'}")
+    try:
+        records = [r for r in store.cdrs(limit=100000) if r.started_at >= since]
+    finally:
+        store.close()
+    return sum(1 for r in records if r.trunk == "carrier" and r.disposition == "answered"
+               and r.answered_by == CALLEE[0] and "ivr:500" in (path := json.loads(r.path or "[]"))
+               and "redirect:600" in path)
+
+
+def row(step: Step) -> str:
+    reached_text = "" if step.reached is None else f"{step.reached:>8}"
+    pbx_text = (f"{step.per_call(step.pbx_cpu):>8.1f}{step.pbx_share:>6.0%}"
+                if step.pbx_cpu is not None else f"{'-':>8}{'-':>6}")
+    return (f"{step.path:<9}{step.rate:>8}{step.ok:>6}{step.failed:>6}{step.sustained:>9.1f}"
+            f"{step.latency(0.5):>8.1f}{step.latency(0.99):>8.1f}"
+            f"{pbx_text}{step.per_call(step.carrier_cpu):>8.1f}{step.other:>6.0%}{reached_text}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="10,20,40,80",
+                        help="offered new calls per second, comma-separated, rising")
+    parser.add_argument("--seconds", type=float, default=6.0,
+                        help="seconds of new calls per rate (calls = rate x seconds)")
+    parser.add_argument("--hold", type=float, default=2.0,
+                        help="seconds the customer stays after keying 1 (talking to 1002)")
+    args = parser.parse_args()
+    missing = [tool for tool in ("sipp", "kamailio") if shutil.which(tool) is None]
+    if missing:
+        print(f"needs {' and '.join(missing)} (apt-get install -y sip-tester kamailio)",
+              file=sys.stderr)
+        return 2
+    rates = [int(rate) for rate in args.rates.split(",")]
+    os.sched_setaffinity(0, {DRIVER_CORE})  # Kamailio and every sipp inherit it; not the PBX
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        (tmp / "pbx").mkdir()
+        scenario = customer_scenario(tmp, audio=False, digits=KEY, digits_after_ms=KEY_AFTER_MS,
+                                     hold_ms=int(args.hold * 1000))
+        with kamailio_carrier(tmp, dids=(DID,)) as carrier, \
+                running_demo(tmp / "pbx", rtp_ports="30000-40000", log_level="WARNING") as pbx, \
+                phone(tmp) as phone_port:
+            assert pbx.process is not None
+            subprocess.run(["taskset", "-a", "-pc", SERVER_CORE, str(pbx.process.pid)],
+                           capture_output=True, check=True)
+            connect_trunk(pbx, carrier, phone_port)
+            print(f"inbound trunk calls to {DID}: pbx = Kamailio → our PBX {our_version()} "
+                  f"(IVR 500, key {KEY}, ring group 600) → sipp 1002; kamailio = Kamailio → "
+                  f"sipp directly; {args.seconds:.0f} s of calls per rate, {args.hold:.0f} s "
+                  f"talk; PBX on core {SERVER_CORE}, Kamailio and sipp on core {DRIVER_CORE}")
+            print(f"{'path':<9}{'offered':>8}{'ok':>6}{'fail':>6}{'200/s':>9}{'p50 ms':>8}"
+                  f"{'p99 ms':>8}{'pbx ms':>8}{'core0':>6}{'kam ms':>8}{'other':>6}"
+                  f"{'reached':>8}")
+            best: dict[str, int] = {"pbx": 0, "kamailio": 0}
+            climbing = {"pbx": True, "kamailio": True}
+            for rate in rates:
+                for path in ("pbx", "kamailio"):
+                    if not climbing[path]:
+                        continue
+                    if path == "kamailio":
+                        carrier.route_inbound_to(HOST, phone_port)
+                    elif carrier.pbx_target is not None:
+                        carrier.route_inbound_to(None)  # to the trunk's registered contact
+                    step = measure(Step(path, rate, max(1, round(rate * args.seconds))),
+                                   carrier, pbx, scenario, args.hold, tmp)
+                    print(row(step), flush=True)
+                    if step.green:
+                        best[path] = rate
+                    else:
+                        climbing[path] = False
+                    time.sleep(1.0)  # the last BYEs
+    ceiling = best["kamailio"]
+    print(f"highest offered rate with 0 failed calls: pbx {best['pbx']}/s, kamailio "
+          f"{ceiling}/s{'' if climbing['kamailio'] else ''}; ratio pbx / kamailio "
+          + (f"{best['pbx'] / ceiling:.2f}" if ceiling else "-")
+          + (" (kamailio never failed: its ceiling is above the highest rate offered)"
+             if climbing["kamailio"] else ""))
+    print("200/s: answers sustained, first to last; p50/p99: INVITE → 200 at the customer; "
+          "pbx ms, kam ms: CPU per answered call; core0: the PBX's share of its core; other: "
+          "core 0 busy with anything else; reached: records IVR → ring group 600 → 1002")
+    return 0 if best["pbx"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
