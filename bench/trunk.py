@@ -3,34 +3,41 @@
 
 PSTN customers (sipp, ``pstn_customer.xml.in`` from tests/integration/carrier.py)
 call the demo number +4681234567 through the carrier stand-in (Kamailio 5.6,
-``carrier.cfg.in``: the same SBC the trunk tests use, record-routing, logging
-each routing decision).  Two paths, offered the same calls at the same rates
-in one run, rate by rate:
+``carrier.cfg.in``: the SBC the trunk tests use, record-routing, logging each
+routing decision).  Two paths, offered the same calls at the same rates in
+one run, rate by rate:
 
 - **pbx**: Kamailio → the PBX on the demo dial plan (``sip.conf.example``),
   its trunk registered to Kamailio with digest auth → the demo IVR on 500
   (answers, speaks its greeting from the media engine) → the customer keys 1
-  (RFC 4733, sipp plays ``dtmf_2833_1.pcap``; sipp needs root for that) → the
-  Sales ring group 600 (ACD queues do not exist yet: a ring group is what
-  queue calls reach today) → a sipp UAS registered as 1002 answers at once
-  and echoes RTP;
-- **kamailio**: Kamailio → the same sipp UAS directly (``route_inbound_to``),
+  a second after the answer (RFC 4733: sipp plays ``dtmf_2833_1.pcap``, which
+  needs root) → the Sales ring group 600 (ACD queues do not exist yet: a ring
+  group is what queue calls reach today; its member 1001 is not registered)
+  → a sipp phone registered as 1002 answers at once and echoes RTP;
+- **kamailio**: Kamailio → the same sipp phone directly (``route_inbound_to``),
   nothing else in between: what the carrier and the phones carry without the
   PBX, the ceiling.
 
-Each customer hangs up ``--hold`` seconds after the key.  The PBX's threads are
-pinned to core 0 with ``taskset``; Kamailio, every sipp and this script run on
-core 1.  A rate is ``--seconds`` of calls; a path stops climbing at its first
-rate with a failed call.  Printed per rate and path: calls answered and
-failed, the answer rate sustained (200s per second between the first and
-the last), set-up latency INVITE → 200 at the customer (p50, p99: on the pbx
-path the IVR's answer through both hops), CPU per call of the PBX and of
-Kamailio (all their threads and processes, from /proc), the PBX's share of
-core 0 and what else kept core 0 busy (the machine is shared); for the pbx
-path the calls whose record says they went IVR → ring group → 1002.  Then per
-path the highest rate with 0 failed calls, and the ratio pbx / kamailio.
+The phone is ``pstn_phone.xml`` (it copies Record-Route, which sipp's built-in
+UAS does not).  The customers send no audio, only the key; each hangs up
+``--hold`` seconds after it.  The PBX's threads are pinned to core 0 with
+``taskset``; Kamailio, every sipp and this script run on core 1.  A rate is
+``--seconds`` of new calls; a path stops climbing at its first rate not
+sustained: a call failed, a call did not get through (pbx: its record lacks
+IVR → ring group → 1002), or the answers came slower than 95 % of the offer.
 
-    .venv/bin/python bench/trunk.py [--rates 10,20,40,80] [--seconds 6] [--hold 2]
+Printed per rate and path: calls answered and failed; answers per second
+from the first to the last; set-up latency INVITE → 200 at the customer, p50
+and p99 (sipp's ``-trace_rtt``, in the 4 ms ticks of sipp's clock here; on the
+pbx path the IVR's answer through Kamailio); CPU per answered call of the PBX
+and of Kamailio (every thread and process, from /proc); the PBX's share of
+core 0, the time it was runnable without a core (``wait``) and what else kept
+core 0 busy (``other``: the machine is shared); the calls whose record went
+IVR → ring group → 1002; on Kamailio's line the ratio of the answer rates,
+pbx / kamailio.  Then per path the highest rate sustained and their ratio.
+Exit code 0 when the PBX sustained at least the first rate.
+
+    .venv/bin/python bench/trunk.py [--rates 50,100,150,200,300] [--seconds 4] [--hold 2]
 """
 
 from __future__ import annotations
@@ -247,18 +254,19 @@ def row(step: Step, ours: Step | None = None) -> str:
     reached_text = f"{'':>8}" if step.reached is None else f"{step.reached:>8}"
     if ours is not None:
         reached_text += f"{ours.sustained / step.sustained:>7.2f}"
+    other = f"{step.other:>6.0%}" if step.pbx_cpu is not None else f"{'-':>6}"
     pbx_text = (f"{step.per_call(step.pbx_cpu):>8.1f}{step.pbx_share:>6.0%}{step.pbx_wait:>6.0%}"
                 if step.pbx_cpu is not None else f"{'-':>8}{'-':>6}{'-':>6}")
     return (f"{step.path:<9}{step.rate:>8}{step.ok:>6}{step.failed:>6}{step.sustained:>9.1f}"
             f"{step.latency(0.5):>8.1f}{step.latency(0.99):>8.1f}"
-            f"{pbx_text}{step.per_call(step.carrier_cpu):>8.1f}{step.other:>6.0%}{reached_text}")
+            f"{pbx_text}{step.per_call(step.carrier_cpu):>8.1f}{other}{reached_text}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", default="20,40,80,120",
+    parser.add_argument("--rates", default="50,100,150,200,300",
                         help="offered new calls per second, comma-separated, rising")
-    parser.add_argument("--seconds", type=float, default=5.0,
+    parser.add_argument("--seconds", type=float, default=4.0,
                         help="seconds of new calls per rate (calls = rate x seconds)")
     parser.add_argument("--hold", type=float, default=2.0,
                         help="seconds the customer stays after keying 1 (talking to 1002)")
