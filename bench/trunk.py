@@ -46,7 +46,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,7 +86,7 @@ class Step:
     calls: int
     ok: int = 0
     failed: int = 0
-    answers: list[tuple[float, float]] = field(default_factory=list)  # (at ms, INVITE→200 ms)
+    answers: list[tuple[float, float]] = field(default_factory=list)  # (at, INVITE → 200) ms
     window: float = 0.0  # s the sipp run took
     pbx_cpu: float | None = None  # s
     pbx_waited: float = 0.0  # s the PBX's threads were runnable but had no core
@@ -131,7 +130,9 @@ class Step:
     @property
     def other(self) -> float:
         """Share of core 0 busy with anything but the PBX."""
-        return max(0.0, self.core_busy - (self.pbx_cpu or 0.0)) / self.window if self.window else 0.0
+        if not self.window:
+            return 0.0
+        return max(0.0, self.core_busy - (self.pbx_cpu or 0.0)) / self.window
 
 
 @contextmanager
@@ -196,7 +197,7 @@ def measure(step: Step, carrier: Carrier, pbx: Pbx, scenario: Path, hold: float,
     """Offer ``step.calls`` customer calls at ``step.rate`` and read what happened."""
     work = Path(tempfile.mkdtemp(prefix=f"{step.path}-{step.rate}-", dir=tmp))
     customers = [(f"+4670{step.rate:03d}{n:04d}", "", DID) for n in range(step.calls)]
-    pid = pbx.process.pid if pbx and pbx.process else 0
+    pid = pbx.process.pid if pbx.process else 0
     assert carrier.process is not None
     cpu_before = cpu_seconds(pid) if step.path == "pbx" else None
     waited_before = waited_seconds(pid) if step.path == "pbx" else 0.0
@@ -206,7 +207,7 @@ def measure(step: Step, carrier: Carrier, pbx: Pbx, scenario: Path, hold: float,
         str(scenario), carrier.pstn, customers, calls=step.calls, rate=step.rate, tmp=work,
         timeout=step.calls / step.rate + KEY_AFTER_MS / 1000 + hold + 30,
         extra=["-mi", "127.0.0.2", "-mp", str(free_ports(4, "127.0.0.2")),
-               "-l", str(step.calls), "-trace_rtt", "-rtt_freq", "1", "-timer_resol", "1"])
+               "-l", str(step.calls), "-trace_rtt", "-rtt_freq", "1"])
     step.window = time.monotonic() - started
     step.carrier_cpu = cpu_seconds(carrier.process.pid) - carrier_before
     step.core_busy = core_busy_seconds(SERVER_CORE) - busy_before
@@ -237,7 +238,8 @@ def settled(count: Callable[[], int], expected: int, quiet: float = 2.0,
 
 
 def response_times(work: Path) -> list[tuple[float, float]]:
-    """(epoch ms, INVITE → 200 ms) of each answered call from sipp's ``-trace_rtt`` file."""
+    """(ms since sipp started, INVITE → 200 ms) of each answered call, from
+    sipp's ``-trace_rtt`` file."""
     answers = []
     for path in work.glob("*_rtt.csv"):
         for line in path.read_text().splitlines()[1:]:
