@@ -39,7 +39,7 @@ pbx / kamailio.  Then per path the highest rate sustained and their ratio.
 Exit code 0 when the PBX sustained at least the first rate.
 
     .venv/bin/python bench/trunk.py [--rates 50,100,150,200,300,400,600] \\
-        [--seconds 4] [--hold 2] [--tries 2]
+        [--seconds 4] [--hold 2] [--tries 2] [--paths pbx,kamailio]
 """
 
 from __future__ import annotations
@@ -289,7 +289,12 @@ def main() -> int:
     parser.add_argument("--tries", type=int, default=2,
                         help="runs of a rate before a path stops climbing (a shared machine: "
                              "another program can take the core for a while)")
+    parser.add_argument("--paths", default="pbx,kamailio",
+                        help="pbx, kamailio or both: kamailio alone looks for the ceiling")
     args = parser.parse_args()
+    paths = [path for path in ("pbx", "kamailio") if path in args.paths.split(",")]
+    if not paths or args.tries < 1:
+        parser.error("--paths names pbx, kamailio or both; --tries is 1 or more")
     missing = [tool for tool in ("sipp", "kamailio") if shutil.which(tool) is None]
     if missing:
         print(f"needs {' and '.join(missing)} (apt-get install -y sip-tester kamailio)",
@@ -319,41 +324,54 @@ def main() -> int:
             print(f"{'path':<9}{'offered':>8}{'ok':>6}{'fail':>6}{'200/s':>9}{'p50 ms':>8}"
                   f"{'p99 ms':>8}{'pbx ms':>8}{'core0':>6}{'wait':>6}{'kam ms':>8}{'other':>6}"
                   f"{'reached':>8}{'ratio':>7}")
-            best: dict[str, int] = {"pbx": 0, "kamailio": 0}
-            climbing = {"pbx": True, "kamailio": True}
-            for rate in rates:
-                steps: dict[str, Step] = {}
-                for path in ("pbx", "kamailio"):
-                    if not climbing[path]:
-                        continue
-                    if path == "kamailio":
-                        carrier.route_inbound_to(HOST, phone_port)
-                    elif carrier.pbx_target is not None:
-                        carrier.route_inbound_to(None)  # to the trunk's registered contact
-                    for _ in range(args.tries):
-                        step = measure(Step(path, rate, max(1, round(rate * args.seconds))),
-                                       carrier, pbx, scenario, args.hold, tmp)
-                        steps[path] = step
-                        print(row(step, steps.get("pbx") if path == "kamailio" else None),
-                              flush=True)
-                        if step.green:
-                            break
-                    if step.green:
-                        best[path] = rate
-                    else:
-                        climbing[path] = False
-    ceiling = best["kamailio"]
-    print(f"sustained with 0 failed calls (every call answered and through, answers at "
-          f"{KEPT_UP:.0%} of the offered rate or more): pbx {best['pbx']}/s, kamailio "
-          f"{ceiling}/s{'+' if climbing['kamailio'] else ''}; ratio pbx / kamailio "
-          + (f"{best['pbx'] / ceiling:.2f}" if ceiling else "-")
-          + (" (Kamailio kept up at every rate offered: its ceiling is higher)"
-             if climbing["kamailio"] else ""))
+
+            def run(path: str, rate: int) -> Step:
+                if path == "kamailio":
+                    carrier.route_inbound_to(HOST, phone_port)
+                elif carrier.pbx_target is not None:
+                    carrier.route_inbound_to(None)  # to the trunk's registered contact
+                return measure(Step(path, rate, max(1, round(rate * args.seconds))),
+                               carrier, pbx, scenario, args.hold, tmp)
+
+            best = climb(rates, paths, args.tries, run)
+    print(summary(best))
     print("200/s: answers per second, first to last; p50/p99: INVITE → 200 at the customer; "
           "pbx ms, kam ms: CPU per answered call; core0: the PBX's share of its core; wait: "
           "the PBX runnable without a core; other: core 0 busy with anything else; reached: "
           "records IVR → ring group 600 → 1002; ratio: 200/s pbx / kamailio at that rate")
-    return 0 if best["pbx"] else 1
+    return 0 if all(rate for rate, _ in best.values()) else 1
+
+
+def climb(rates: list[int], paths: list[str], tries: int,
+          run: Callable[[str, int], Step]) -> dict[str, tuple[int, bool]]:
+    """Each path up the rates, printing every run, until a rate is not sustained
+    in ``tries`` runs; per path the highest rate sustained and whether it
+    sustained every rate offered."""
+    best = {path: (0, True) for path in paths}
+    for rate in rates:
+        steps: dict[str, Step] = {}
+        for path in paths:
+            if not best[path][1]:
+                continue
+            for _ in range(tries):
+                step = steps[path] = run(path, rate)
+                print(row(step, steps.get("pbx") if path == "kamailio" else None), flush=True)
+                if step.green:
+                    break
+            best[path] = (rate, True) if step.green else (best[path][0], False)
+    return best
+
+
+def summary(best: dict[str, tuple[int, bool]]) -> str:
+    """The highest rates sustained and their ratio, pbx / kamailio."""
+    parts = [f"{path} {rate}/s{'+' if every else ''}" for path, (rate, every) in best.items()]
+    text = (f"sustained with 0 failed calls (every call answered and through, answers at "
+            f"{KEPT_UP:.0%} of the offered rate or more): {', '.join(parts)}")
+    if "pbx" in best and best.get("kamailio", (0, False))[0]:
+        text += f"; ratio pbx / kamailio {best['pbx'][0] / best['kamailio'][0]:.2f}"
+        if best["kamailio"][1]:
+            text += " (Kamailio kept up at every rate offered: its ceiling is higher)"
+    return text
 
 
 if __name__ == "__main__":
