@@ -52,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.machine import (  # noqa: E402
     core_busy_seconds, cpu_seconds, our_version, waited_seconds,
 )
+from pbx.models import Cdr  # noqa: E402
 from pbx.store import Store  # noqa: E402
 from tests.integration.carrier import Carrier, customer_scenario, kamailio_carrier  # noqa: E402
 from tests.integration.peers import SCENARIOS, Pbx, free_ports, run_sipp, running_demo  # noqa: E402
@@ -95,6 +97,8 @@ class Step:
     carrier_cpu: float = 0.0
     core_busy: float = 0.0  # s core 0 was busy with anything
     reached: int | None = None  # calls recorded as IVR → ring group → 1002
+    elsewhere: Counter[str] = field(default_factory=Counter)  # other records' paths
+    unrecorded: int = 0  # answered calls without a record 2 s after the last came
 
     @property
     def green(self) -> bool:
@@ -221,21 +225,25 @@ def measure(step: Step, carrier: Carrier, pbx: Pbx, scenario: Path, hold: float,
     if step.ok + step.failed < step.calls:
         step.failed = step.calls - step.ok  # sipp timed out with calls still open
     if step.path == "pbx":
-        step.reached = settled(lambda: reached(pbx, since), step.ok)
+        got = settled_records(pbx, since, step.ok)
+        step.elsewhere = Counter(" ".join(json.loads(r.path or "[]")[-4:])
+                                 for r in got if not through(r))
+        step.reached = len(got) - step.elsewhere.total()
+        step.unrecorded = max(0, step.ok - len(got))
     return step
 
 
-def settled(count: Callable[[], int], expected: int, quiet: float = 2.0,
-            limit: float = 20.0) -> int:
-    """``count()`` once it reaches ``expected`` or stops growing for ``quiet`` s:
-    a loaded PBX writes its last call records some time after the BYEs."""
-    deadline, last, changed = time.monotonic() + limit, -1, time.monotonic()
+def settled_records(pbx: Pbx, since: float, expected: int, quiet: float = 2.0,
+                    limit: float = 20.0) -> list[Cdr]:
+    """:func:`records` once there are ``expected`` or no more came for ``quiet``
+    s: a loaded PBX writes its last call records some time after the BYEs."""
+    deadline, count, changed = time.monotonic() + limit, -1, time.monotonic()
     while True:
-        now, value = time.monotonic(), count()
-        if value != last:
-            last, changed = value, now
-        if value >= expected or now - changed >= quiet or now >= deadline:
-            return value
+        now, got = time.monotonic(), records(pbx, since)
+        if len(got) != count:
+            count, changed = len(got), now
+        if count >= expected or now - changed >= quiet or now >= deadline:
+            return got
         time.sleep(0.5)
 
 
@@ -251,17 +259,20 @@ def response_times(work: Path) -> list[tuple[float, float]]:
     return answers
 
 
-def reached(pbx: Pbx, since: float) -> int:
-    """Calls since ``since`` (Unix time) that came in by the trunk and were
-    answered by 1002 after the IVR and the ring group, as their records say."""
+def records(pbx: Pbx, since: float) -> list[Cdr]:
+    """The PBX's call records of calls begun since ``since`` (Unix time)."""
     store = Store(f"sqlite:///{pbx.data_dir / 'pbx.sqlite3'}")
     try:
-        records = [r for r in store.cdrs(limit=100000) if r.started_at >= since]
+        return [r for r in store.cdrs(limit=100000) if r.started_at >= since]
     finally:
         store.close()
-    return sum(1 for r in records if r.trunk == "carrier" and r.disposition == "answered"
-               and r.answered_by == CALLEE[0] and "ivr:500" in (path := json.loads(r.path or "[]"))
-               and "redirect:600" in path)
+
+
+def through(record: Cdr) -> bool:
+    """The call came in by the trunk and 1002 answered it after the IVR and the ring group."""
+    path = json.loads(record.path or "[]")
+    return (record.trunk == "carrier" and record.disposition == "answered"
+            and record.answered_by == CALLEE[0] and "ivr:500" in path and "redirect:600" in path)
 
 
 def row(step: Step, ours: Step | None = None) -> str:
@@ -356,10 +367,21 @@ def climb(rates: list[int], paths: list[str], tries: int,
             for _ in range(tries):
                 step = steps[path] = run(path, rate)
                 print(row(step, steps.get("pbx") if path == "kamailio" else None), flush=True)
+                for note in notes(step):
+                    print(f"        {note}", flush=True)
                 if step.green:
                     break
             best[path] = (rate, True) if step.green else (best[path][0], False)
     return best
+
+
+def notes(step: Step) -> list[str]:
+    """Why calls of the pbx path did not count as through."""
+    found = [f"{count} not through, their records end: {hops}"
+             for hops, count in step.elsewhere.most_common(3)]
+    if step.unrecorded:
+        found.append(f"{step.unrecorded} answered calls without a record")
+    return found
 
 
 def summary(best: dict[str, tuple[int, bool]]) -> str:
