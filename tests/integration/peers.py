@@ -66,6 +66,7 @@ class Pbx:
     rtp_ports: str = ""  # A-B; default: the 198 ports above the SIP port
     admin_password: str | None = None  # the bootstrap admin's; None: generated into a file
     https_port: int = field(default_factory=lambda: free_ports(1))
+    log_level: str | None = None  # --log-level, over the config's (a bench's WARNING)
 
     @property
     def tls_port(self) -> int:
@@ -84,6 +85,7 @@ class Pbx:
                 "--https-port", str(self.https_port),
                 "--data-dir", str(self.data_dir),
                 "--rtp-ports", self.rtp_ports or f"{self.sip_port + 2}-{self.sip_port + 200}",
+                *(["--log-level", self.log_level] if self.log_level else []),
             ],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=self._env(),
         )
@@ -185,14 +187,16 @@ def running_pbx(
 
 
 @contextmanager
-def running_demo(tmp: Path, admin_password: str | None = ADMIN_PASSWORD) -> Iterator[Pbx]:
+def running_demo(tmp: Path, admin_password: str | None = ADMIN_PASSWORD, rtp_ports: str = "",
+                 log_level: str | None = None) -> Iterator[Pbx]:
     """The PBX on ``sip.conf.example`` (and its ``ivr-demo.yaml``) as a newcomer
-    starts it, on free ports: the demo dial plan out of the box."""
+    starts it, on free ports: the demo dial plan out of the box (a bench widens
+    ``rtp_ports`` and quietens ``log_level``)."""
     for name in ("sip.conf.example", "ivr-demo.yaml"):
         shutil.copy(REPO / name, tmp / name)
     (tmp / "data").mkdir(exist_ok=True)
     pbx = Pbx("127.0.0.1", free_ports(2), free_ports(1), tmp / "data", tmp / "sip.conf.example",
-              admin_password=admin_password)
+              rtp_ports=rtp_ports, admin_password=admin_password, log_level=log_level)
     pbx.start()
     try:
         yield pbx
