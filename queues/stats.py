@@ -1,0 +1,312 @@
+"""Live queue statistics, folded from the queue events of the bus (pbx/events.py)
+and nothing else: the engine publishes, this counts.  Pure: every figure is
+computed for a ``now`` given by the caller, so a scripted scenario gives exact,
+hand-checkable numbers.
+
+Counters are "today" (local calendar day of the PBX): the first event or
+snapshot of a new day starts them from zero; waiting callers and agent states
+carry over.
+
+Service level (the Asterisk ``queue show`` convention, with abandons counted):
+``answered within the threshold / (answered + abandoned)``.  A caller who hangs
+up within the threshold counts in the denominator like any other abandon (a
+miss); ``service_level_excluding_short_abandons`` leaves those out of the
+denominator instead: ``answered within / (answered + abandoned after the
+threshold)``.  Overflowed calls and callbacks count in neither.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pbx.events import (
+    AgentStateChanged, Event, QueueAbandoned, QueueAnswered, QueueCallback, QueueCompleted,
+    QueueEvent, QueueJoined, QueueOffered, QueueOverflowed, SurveyAnswered,
+)
+from queues.erlang import staffing
+
+AGENT_STATES = ("logged_out", "available", "ringing", "on_queue_call", "on_direct_call",
+                "wrap_up", "paused")
+ON_DUTY = frozenset(AGENT_STATES) - {"logged_out", "paused"}
+ARRIVAL_WINDOW = 3600.0  # the live arrival rate: callers joined in the last hour
+
+
+def day_of(at: float) -> int:
+    """The local calendar day of ``at`` (an ordinal), which "today" resets on."""
+    return datetime.fromtimestamp(at).toordinal()
+
+
+@dataclass(slots=True)
+class Settings:
+    """What the statistics of one queue are measured against."""
+
+    threshold: float = 20.0  # seconds: the service-level threshold
+    target: float = 0.8  # the service level aimed at, for the staffing advice
+
+
+@dataclass(slots=True)
+class Survey:
+    count: int = 0
+    total: int = 0
+
+    def add(self, score: int) -> None:
+        self.count += 1
+        self.total += score
+
+    def shown(self) -> dict[str, Any]:
+        return {"answers": self.count,
+                "average": round(self.total / self.count, 2) if self.count else None}
+
+
+@dataclass(slots=True)
+class QueueDay:
+    """One queue's counters for one day."""
+
+    answered: int = 0
+    answered_within: int = 0
+    abandoned: int = 0
+    abandoned_within: int = 0
+    overflowed: int = 0
+    callbacks: int = 0
+    completed: int = 0
+    wait_total: float = 0.0  # of the answered
+    talk_total: float = 0.0  # of the completed
+    survey: Survey = field(default_factory=Survey)
+
+
+@dataclass(slots=True)
+class QueueLive:
+    day: int
+    settings: Settings = field(default_factory=Settings)
+    counts: QueueDay = field(default_factory=QueueDay)
+    waiting: dict[str, float] = field(default_factory=dict)  # call id → joined at
+    callbacks_pending: dict[str, float] = field(default_factory=dict)
+    arrivals: deque[float] = field(default_factory=deque)
+
+
+@dataclass(slots=True)
+class AgentLive:
+    day: int
+    state: str = "logged_out"
+    reason: str = ""
+    since: float = 0.0
+    queues: tuple[str, ...] = ()
+    calls: int = 0
+    talk: float = 0.0
+    paused: float = 0.0  # closed pauses of today, seconds
+    survey: Survey = field(default_factory=Survey)
+
+
+def share(part: int, whole: int) -> float | None:
+    """``part / whole`` as a percentage with one decimal, or None for 0/0."""
+    return round(100.0 * part / whole, 1) if whole else None
+
+
+def mean(total: float, count: int) -> float | None:
+    return round(total / count, 1) if count else None
+
+
+class LiveStatistics:
+    """Every queue's and agent's live figures in one process, keyed by
+    (organisation, queue) and (organisation, agent)."""
+
+    def __init__(self, defaults: Settings | None = None) -> None:
+        self.defaults = defaults or Settings()
+        self.queues: dict[tuple[int, str], QueueLive] = {}
+        self.agents: dict[tuple[int, str], AgentLive] = {}
+
+    # ------------------------------------------------------------ folding events
+
+    def configure(self, organisation: int, queue: str, settings: Settings, now: float) -> None:
+        """The engine announces a queue (so it is known before its first caller)
+        with its threshold and service-level target."""
+        self._queue(organisation, queue, now).settings = settings
+
+    def apply(self, event: Event) -> tuple[set[str], set[str]]:
+        """Fold ``event`` in; returns the queues and the agents whose figures changed
+        (nothing for events that are not queue events)."""
+        if not isinstance(event, QueueEvent):
+            return set(), set()
+        if isinstance(event, AgentStateChanged):
+            self._agent_state(event)
+            return set(event.queues), {event.agent}
+        q = self._queue(event.organisation, event.queue, event.at)
+        counts = q.counts
+        agents: set[str] = set()
+        match event:
+            case QueueJoined():
+                q.waiting[event.call_id] = event.at
+                q.arrivals.append(event.at)
+                while q.arrivals and q.arrivals[0] <= event.at - ARRIVAL_WINDOW:
+                    q.arrivals.popleft()
+            case QueueAnswered():
+                q.waiting.pop(event.call_id, None)
+                q.callbacks_pending.pop(event.call_id, None)
+                counts.answered += 1
+                counts.answered_within += event.wait <= q.settings.threshold
+                counts.wait_total += event.wait
+            case QueueCompleted():
+                counts.completed += 1
+                counts.talk_total += event.talk
+                agent = self._agent(event.organisation, event.agent, event.at)
+                agent.calls += 1
+                agent.talk += event.talk
+                agents.add(event.agent)
+            case QueueAbandoned():
+                if q.waiting.pop(event.call_id, None) is not None:
+                    counts.abandoned += 1
+                    counts.abandoned_within += event.wait <= q.settings.threshold
+            case QueueOverflowed():
+                q.waiting.pop(event.call_id, None)
+                counts.overflowed += 1
+            case QueueCallback():
+                if event.state == "requested":
+                    counts.callbacks += 1
+                    joined = q.waiting.pop(event.call_id, event.at)
+                    q.callbacks_pending[event.call_id] = joined
+                elif event.state in ("connected", "failed"):
+                    q.callbacks_pending.pop(event.call_id, None)
+            case SurveyAnswered():
+                counts.survey.add(event.score)
+                self._agent(event.organisation, event.agent, event.at).survey.add(event.score)
+                agents.add(event.agent)
+            case QueueOffered():
+                pass  # the agent's ringing state comes as its own event
+        return {event.queue}, agents
+
+    def _queue(self, organisation: int, queue: str, at: float) -> QueueLive:
+        key = (organisation, queue)
+        q = self.queues.get(key)
+        if q is None:
+            q = self.queues[key] = QueueLive(day=day_of(at), settings=Settings(
+                self.defaults.threshold, self.defaults.target))
+        elif day_of(at) > q.day:
+            q.day, q.counts = day_of(at), QueueDay()
+        return q
+
+    def _agent(self, organisation: int, name: str, at: float) -> AgentLive:
+        key = (organisation, name)
+        agent = self.agents.get(key)
+        if agent is None:
+            agent = self.agents[key] = AgentLive(day=day_of(at), since=at)
+        elif day_of(at) > agent.day:
+            midnight = datetime.fromordinal(day_of(at)).timestamp()
+            agent.day, agent.calls, agent.talk, agent.paused = day_of(at), 0, 0.0, 0.0
+            agent.survey = Survey()
+            if agent.state == "paused":
+                agent.since = max(agent.since, midnight)  # today's part of a long pause
+        return agent
+
+    def _agent_state(self, event: AgentStateChanged) -> None:
+        agent = self._agent(event.organisation, event.agent, event.at)
+        if agent.state == "paused":
+            agent.paused += event.at - agent.since
+        agent.state, agent.reason, agent.since = event.state, event.reason, event.at
+        if event.queues or event.state == "logged_out":
+            agent.queues = event.queues or agent.queues
+        for queue in event.queues:
+            self._queue(event.organisation, queue, event.at)
+
+    # ------------------------------------------------------------ what is shown
+
+    def known(self, organisation: int, queue: str) -> bool:
+        return (organisation, queue) in self.queues
+
+    def queue_names(self, organisation: int) -> list[str]:
+        return sorted(name for org, name in self.queues if org == organisation)
+
+    def members(self, organisation: int, queue: str) -> list[tuple[str, AgentLive]]:
+        return sorted((name, agent) for (org, name), agent in self.agents.items()
+                      if org == organisation and queue in agent.queues)
+
+    def estimated_wait(self, organisation: int, queue: str, now: float) -> float | None:
+        """What a caller joining now would wait, in seconds: nothing when an agent
+        is free and nobody waits; otherwise one average talk time per round of
+        the agents on duty ahead of them (``ceil((waiting + 1) / on duty) × average
+        talk``); None when nobody is on duty or no talk time is known yet."""
+        q = self._queue(organisation, queue, now)
+        members = [agent for _, agent in self.members(organisation, queue)]
+        on_duty = sum(agent.state in ON_DUTY for agent in members)
+        free = sum(agent.state == "available" for agent in members)
+        ahead = len(q.waiting) + len(q.callbacks_pending)
+        if free > ahead:
+            return 0.0
+        talk = mean(q.counts.talk_total, q.counts.completed)
+        if not on_duty or talk is None:
+            return None
+        return math.ceil((ahead + 1) / on_duty) * talk
+
+    def queue_snapshot(self, organisation: int, queue: str, now: float) -> dict[str, Any]:
+        """Everything the wallboard shows about one queue at ``now``."""
+        q = self._queue(organisation, queue, now)
+        c = q.counts
+        members = self.members(organisation, queue)
+        by_state = dict.fromkeys(AGENT_STATES, 0)
+        for _, agent in members:
+            by_state[agent.state] += 1
+        logged_in = len(members) - by_state["logged_out"]
+        average_talk = mean(c.talk_total, c.completed)
+        advice = None
+        if q.arrivals and average_talk:
+            recent = sum(at > now - ARRIVAL_WINDOW for at in q.arrivals)
+            erlangs = recent / ARRIVAL_WINDOW * average_talk
+            try:
+                staffed = staffing(erlangs, average_talk, q.settings.threshold, q.settings.target)
+                advice = {"erlangs": round(erlangs, 2), "agents_needed": staffed.agents,
+                          "service_level": round(staffed.service_level * 100, 1)}
+            except ValueError:
+                advice = None
+        return {
+            "queue": queue,
+            "waiting": len(q.waiting),
+            "longest_wait": round(now - min(q.waiting.values()), 1) if q.waiting else 0.0,
+            "callbacks_pending": len(q.callbacks_pending),
+            "agents": by_state,
+            "logged_in": logged_in,
+            "answered": c.answered,
+            "abandoned": c.abandoned,
+            "overflowed": c.overflowed,
+            "callbacks": c.callbacks,
+            "average_wait": mean(c.wait_total, c.answered),
+            "average_talk": average_talk,
+            "threshold": q.settings.threshold,
+            "answered_within": c.answered_within,
+            "abandoned_within": c.abandoned_within,
+            "service_level": share(c.answered_within, c.answered + c.abandoned),
+            "service_level_excluding_short_abandons": share(
+                c.answered_within, c.answered + c.abandoned - c.abandoned_within),
+            "estimated_wait": self.estimated_wait(organisation, queue, now),
+            "open": is_open(by_state),
+            "survey": c.survey.shown(),
+            "staffing": advice,
+            "at": now,
+        }
+
+    def agent_snapshot(self, organisation: int, name: str, now: float) -> dict[str, Any]:
+        """One agent's day: calls, talk and pause time, state and time in it."""
+        agent = self._agent(organisation, name, now)
+        pausing = now - agent.since if agent.state == "paused" else 0.0
+        return {
+            "agent": name,
+            "state": agent.state,
+            "reason": agent.reason,
+            "in_state": round(now - agent.since, 1),
+            "queues": list(agent.queues),
+            "calls": agent.calls,
+            "talk_time": round(agent.talk, 1),
+            "pause_time": round(agent.paused + pausing, 1),
+            "survey": agent.survey.shown(),
+            "at": now,
+        }
+
+    def agent_names(self, organisation: int) -> list[str]:
+        return sorted(name for org, name in self.agents if org == organisation)
+
+
+def is_open(by_state: dict[str, int]) -> bool:
+    """A queue is open while at least one agent is on duty (logged in, not paused)."""
+    return any(by_state[state] for state in ON_DUTY)
