@@ -25,7 +25,7 @@ from typing import Any
 
 from pbx.events import (
     AgentStateChanged, Event, QueueAbandoned, QueueAnswered, QueueCallback, QueueCompleted,
-    QueueEvent, QueueJoined, QueueOffered, QueueOverflowed, SurveyAnswered,
+    QueueEvent, QueueJoined, QueueOverflowed, SurveyAnswered,
 )
 from queues.erlang import staffing
 
@@ -64,8 +64,9 @@ class Survey:
 
 @dataclass(slots=True)
 class QueueDay:
-    """One queue's counters for one day."""
+    """One queue's counters for one day (or one period of history)."""
 
+    joined: int = 0
     answered: int = 0
     answered_within: int = 0
     abandoned: int = 0
@@ -76,6 +77,47 @@ class QueueDay:
     wait_total: float = 0.0  # of the answered
     talk_total: float = 0.0  # of the completed
     survey: Survey = field(default_factory=Survey)
+
+    def count(self, event: QueueEvent, threshold: float) -> None:
+        """Count what ``event`` adds to the day (live and history alike)."""
+        match event:
+            case QueueJoined():
+                self.joined += 1
+            case QueueAnswered():
+                self.answered += 1
+                self.answered_within += event.wait <= threshold
+                self.wait_total += event.wait
+            case QueueCompleted():
+                self.completed += 1
+                self.talk_total += event.talk
+            case QueueAbandoned():
+                self.abandoned += 1
+                self.abandoned_within += event.wait <= threshold
+            case QueueOverflowed():
+                self.overflowed += 1
+            case QueueCallback() if event.state == "requested":
+                self.callbacks += 1
+            case SurveyAnswered():
+                self.survey.add(event.score)
+
+    def figures(self, threshold: float) -> dict[str, Any]:
+        """The counts and what follows from them (averages, service levels)."""
+        return {
+            "joined": self.joined,
+            "answered": self.answered,
+            "abandoned": self.abandoned,
+            "overflowed": self.overflowed,
+            "callbacks": self.callbacks,
+            "average_wait": mean(self.wait_total, self.answered),
+            "average_talk": mean(self.talk_total, self.completed),
+            "threshold": threshold,
+            "answered_within": self.answered_within,
+            "abandoned_within": self.abandoned_within,
+            "service_level": share(self.answered_within, self.answered + self.abandoned),
+            "service_level_excluding_short_abandons": share(
+                self.answered_within, self.answered + self.abandoned - self.abandoned_within),
+            "survey": self.survey.shown(),
+        }
 
 
 @dataclass(slots=True)
@@ -135,7 +177,7 @@ class LiveStatistics:
             self._agent_state(event)
             return set(event.queues), {event.agent}
         q = self._queue(event.organisation, event.queue, event.at)
-        counts = q.counts
+        q.counts.count(event, q.settings.threshold)
         agents: set[str] = set()
         match event:
             case QueueJoined():
@@ -146,36 +188,20 @@ class LiveStatistics:
             case QueueAnswered():
                 q.waiting.pop(event.call_id, None)
                 q.callbacks_pending.pop(event.call_id, None)
-                counts.answered += 1
-                counts.answered_within += event.wait <= q.settings.threshold
-                counts.wait_total += event.wait
+            case QueueAbandoned() | QueueOverflowed():
+                q.waiting.pop(event.call_id, None)
+            case QueueCallback() if event.state == "requested":
+                q.callbacks_pending[event.call_id] = q.waiting.pop(event.call_id, event.at)
+            case QueueCallback() if event.state in ("connected", "failed"):
+                q.callbacks_pending.pop(event.call_id, None)
             case QueueCompleted():
-                counts.completed += 1
-                counts.talk_total += event.talk
                 agent = self._agent(event.organisation, event.agent, event.at)
                 agent.calls += 1
                 agent.talk += event.talk
                 agents.add(event.agent)
-            case QueueAbandoned():
-                if q.waiting.pop(event.call_id, None) is not None:
-                    counts.abandoned += 1
-                    counts.abandoned_within += event.wait <= q.settings.threshold
-            case QueueOverflowed():
-                q.waiting.pop(event.call_id, None)
-                counts.overflowed += 1
-            case QueueCallback():
-                if event.state == "requested":
-                    counts.callbacks += 1
-                    joined = q.waiting.pop(event.call_id, event.at)
-                    q.callbacks_pending[event.call_id] = joined
-                elif event.state in ("connected", "failed"):
-                    q.callbacks_pending.pop(event.call_id, None)
             case SurveyAnswered():
-                counts.survey.add(event.score)
                 self._agent(event.organisation, event.agent, event.at).survey.add(event.score)
                 agents.add(event.agent)
-            case QueueOffered():
-                pass  # the agent's ringing state comes as its own event
         return {event.queue}, agents
 
     def _queue(self, organisation: int, queue: str, at: float) -> QueueLive:
@@ -249,17 +275,8 @@ class LiveStatistics:
         for _, agent in members:
             by_state[agent.state] += 1
         logged_in = len(members) - by_state["logged_out"]
-        average_talk = mean(c.talk_total, c.completed)
-        advice = None
-        if q.arrivals and average_talk:
-            recent = sum(at > now - ARRIVAL_WINDOW for at in q.arrivals)
-            erlangs = recent / ARRIVAL_WINDOW * average_talk
-            try:
-                staffed = staffing(erlangs, average_talk, q.settings.threshold, q.settings.target)
-                advice = {"erlangs": round(erlangs, 2), "agents_needed": staffed.agents,
-                          "service_level": round(staffed.service_level * 100, 1)}
-            except ValueError:
-                advice = None
+        recent = sum(at > now - ARRIVAL_WINDOW for at in q.arrivals)
+        advice = advise(recent, ARRIVAL_WINDOW, mean(c.talk_total, c.completed), q.settings)
         return {
             "queue": queue,
             "waiting": len(q.waiting),
@@ -267,21 +284,9 @@ class LiveStatistics:
             "callbacks_pending": len(q.callbacks_pending),
             "agents": by_state,
             "logged_in": logged_in,
-            "answered": c.answered,
-            "abandoned": c.abandoned,
-            "overflowed": c.overflowed,
-            "callbacks": c.callbacks,
-            "average_wait": mean(c.wait_total, c.answered),
-            "average_talk": average_talk,
-            "threshold": q.settings.threshold,
-            "answered_within": c.answered_within,
-            "abandoned_within": c.abandoned_within,
-            "service_level": share(c.answered_within, c.answered + c.abandoned),
-            "service_level_excluding_short_abandons": share(
-                c.answered_within, c.answered + c.abandoned - c.abandoned_within),
+            **c.figures(q.settings.threshold),
             "estimated_wait": self.estimated_wait(organisation, queue, now),
             "open": is_open(by_state),
-            "survey": c.survey.shown(),
             "staffing": advice,
             "at": now,
         }
@@ -305,6 +310,21 @@ class LiveStatistics:
 
     def agent_names(self, organisation: int) -> list[str]:
         return sorted(name for org, name in self.agents if org == organisation)
+
+
+def advise(arrivals: int, period: float, handling_time: float | None,
+           settings: Settings) -> dict[str, Any] | None:
+    """Erlang C staffing advice for ``arrivals`` callers in ``period`` seconds each
+    handled in ``handling_time``: the agents needed for the queue's target."""
+    if not arrivals or not handling_time:
+        return None
+    erlangs = arrivals / period * handling_time
+    try:
+        advice = staffing(erlangs, handling_time, settings.threshold, settings.target)
+    except ValueError:  # beyond any advice
+        return None
+    return {"erlangs": round(erlangs, 2), "agents_needed": advice.agents,
+            "service_level": round(advice.service_level * 100, 1)}
 
 
 def is_open(by_state: dict[str, int]) -> bool:
