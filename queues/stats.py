@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +46,7 @@ class Settings:
 
     threshold: float = 20.0  # seconds: the service-level threshold
     target: float = 0.8  # the service level aimed at, for the staffing advice
+    public: bool = True  # the wait-time widget may show it
 
 
 @dataclass(slots=True)
@@ -208,8 +209,7 @@ class LiveStatistics:
         key = (organisation, queue)
         q = self.queues.get(key)
         if q is None:
-            q = self.queues[key] = QueueLive(day=day_of(at), settings=Settings(
-                self.defaults.threshold, self.defaults.target))
+            q = self.queues[key] = QueueLive(day=day_of(at), settings=replace(self.defaults))
         elif day_of(at) > q.day:
             q.day, q.counts = day_of(at), QueueDay()
         return q
