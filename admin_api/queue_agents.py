@@ -65,6 +65,15 @@ def agent_control(request: Request) -> AgentControl:
 Control = Annotated[AgentControl, Depends(agent_control)]
 
 
+def supervising(user: User) -> ApiUser:
+    if user.role not in SUPERVISING:
+        raise HTTPException(403, f"role {user.role} may not listen in")
+    return user
+
+
+Supervising = Annotated[ApiUser, Depends(supervising)]
+
+
 def may_steer(user: ApiUser, agent: str) -> None:
     if user.role not in SUPERVISING and agent != user.extension:
         raise HTTPException(403, f"role {user.role} may act on its own extension only")
@@ -96,9 +105,11 @@ async def act(sip: SipServer, user: ApiUser, agent: str, action: str, detail: ob
 
 
 @router.post("/{agent}/login", response_model=Done, responses=ACTS)
-async def log_in(agent: Agent, body: LoginIn, user: User, sip: Sip, control: Control) -> Done:
-    return await act(sip, user, agent, "login", {"queues": body.queues},
-                     lambda: control.log_in(user.organisation_id, agent, body.queues))
+async def log_in(agent: Agent, user: User, sip: Sip, control: Control,
+                 body: LoginIn | None = None) -> Done:
+    queues = body.queues if body is not None else []
+    return await act(sip, user, agent, "login", {"queues": queues},
+                     lambda: control.log_in(user.organisation_id, agent, queues))
 
 
 @router.post("/{agent}/logout", response_model=Done, responses=ACTS)
@@ -108,9 +119,11 @@ async def log_out(agent: Agent, user: User, sip: Sip, control: Control) -> Done:
 
 
 @router.post("/{agent}/pause", response_model=Done, responses=ACTS)
-async def pause(agent: Agent, body: PauseIn, user: User, sip: Sip, control: Control) -> Done:
-    return await act(sip, user, agent, "pause", {"reason": body.reason},
-                     lambda: control.pause(user.organisation_id, agent, body.reason))
+async def pause(agent: Agent, user: User, sip: Sip, control: Control,
+                body: PauseIn | None = None) -> Done:
+    reason = body.reason if body is not None else "other"
+    return await act(sip, user, agent, "pause", {"reason": reason},
+                     lambda: control.pause(user.organisation_id, agent, reason))
 
 
 @router.post("/{agent}/unpause", response_model=Done, responses=ACTS)
@@ -121,12 +134,10 @@ async def unpause(agent: Agent, user: User, sip: Sip, control: Control) -> Done:
 
 @router.post("/{agent}/monitor", response_model=Placed, status_code=201, responses={
     **ACTS, 409: {"description": "the supervisor has no phone registered"}})
-async def monitor(agent: Agent, body: MonitorIn, user: User, sip: Sip,
+async def monitor(agent: Agent, body: MonitorIn, user: Supervising, sip: Sip,
                   commands: Commands) -> Placed:
     """Ring the supervisor's phones; answered, they listen, whisper or barge on
     the agent's call (keys 4, 5, 6 switch during the call)."""
-    if user.role not in SUPERVISING:
-        raise HTTPException(403, f"role {user.role} may not listen in")
     known_extension(sip, user, agent)
     own = body.extension or user.extension
     if not own:
