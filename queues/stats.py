@@ -161,6 +161,7 @@ class LiveStatistics:
         self.defaults = defaults or Settings()
         self.queues: dict[tuple[int, str], QueueLive] = {}
         self.agents: dict[tuple[int, str], AgentLive] = {}
+        self._members: dict[tuple[int, str], set[str]] = {}  # (org, queue) → its agents
 
     # ------------------------------------------------------------ folding events
 
@@ -232,8 +233,13 @@ class LiveStatistics:
         if agent.state == "paused":
             agent.paused += event.at - agent.since
         agent.state, agent.reason, agent.since = event.state, event.reason, event.at
-        if event.queues or event.state == "logged_out":
-            agent.queues = event.queues or agent.queues
+        if event.queues and event.queues != agent.queues:
+            org = event.organisation
+            for queue in agent.queues:
+                self._members.get((org, queue), set()).discard(event.agent)
+            for queue in event.queues:
+                self._members.setdefault((org, queue), set()).add(event.agent)
+            agent.queues = event.queues
         for queue in event.queues:
             self._queue(event.organisation, queue, event.at)
 
@@ -246,8 +252,9 @@ class LiveStatistics:
         return sorted(name for org, name in self.queues if org == organisation)
 
     def members(self, organisation: int, queue: str) -> list[tuple[str, AgentLive]]:
-        return sorted((name, agent) for (org, name), agent in self.agents.items()
-                      if org == organisation and queue in agent.queues)
+        """The agents whose last state named ``queue``, by name."""
+        return [(name, self.agents[(organisation, name)])
+                for name in sorted(self._members.get((organisation, queue), ()))]
 
     def estimated_wait(self, organisation: int, queue: str, now: float) -> float | None:
         """What a caller joining now would wait, in seconds: nothing when an agent

@@ -118,5 +118,5 @@ def test_events_are_stored_in_batches_and_read_back(tmp_path: Path) -> None:
     assert history.state_before(1, "1002", last).state == "on_direct_call"
     assert [r.call_id for r in history.rows(1, first, last, queue="700", limit=2, offset=1)] == [
         "c1", "c1"]
-    assert row_of(events[4]).queue == "700"
+    assert (row_of(events[4])["queue"], row_of(events[0])["agent"]) == ("700", "1002")
     store.close()
