@@ -77,6 +77,7 @@ class MqttPublisher:
                     async with asyncio.TaskGroup() as group:
                         group.create_task(self._events(client, subscription))
                         group.create_task(self._snapshots(client))
+                        group.create_task(self._watch(client))
             except* aiomqtt.MqttError as failed:
                 log.warning("MQTT broker %s:%d: %s; retrying in %.0f s",
                             self.host, self.port, failed.exceptions[0], delay)
@@ -92,6 +93,13 @@ class MqttPublisher:
                 event_type(event).replace(".", "/")
             await client.publish(topic, json.dumps(as_dict(event)))
             self.published += 1
+
+    @staticmethod
+    async def _watch(client: aiomqtt.Client) -> None:
+        """Notice a lost connection at once (the message iterator raises on it),
+        not when the next publication times out."""
+        async for _ in client.messages:
+            pass  # nothing is subscribed: only the disconnection comes
 
     async def _snapshots(self, client: aiomqtt.Client) -> None:
         while True:
