@@ -68,7 +68,8 @@ def test_live_figures_history_and_raw_events(tmp_path: Path) -> None:
         hours = httpx.get(f"{api}/700/history", headers=sue,
                           params={"period": "hour", "since": t - 10, "until": t + 200}).json()
         assert sum(h["answered"] for h in hours) == 2
-        assert next(h for h in hours if h["joined"])["staffing"]["agents_needed"] >= 1
+        busy = next(h for h in hours if h["joined"] and h["average_talk"])  # across an hour's end too
+        assert busy["staffing"]["agents_needed"] >= 1
         text = httpx.get(f"{api}/700/history.csv", params={"period": "week"}, headers=sue)
         assert text.headers["content-type"].startswith("text/csv")
         header, *rows = text.text.splitlines()
@@ -124,6 +125,18 @@ def test_supervisors_steer_agents_through_the_engine(tmp_path: Path) -> None:
         assert listen.status_code == 409 and "no phone registered" in listen.json()["detail"]
         assert httpx.post(f"{api}/1002/monitor", json={"mode": "shout"},
                           headers=sue).status_code == 422
+        placed: list[tuple[int, str, str]] = []
+
+        class Commands:  # call control that records the click-to-call it is asked for
+            def click_to_call(self, organisation: int, extension: str, number: str) -> object:
+                placed.append((organisation, extension, number))
+                return type("Call", (), {"id": "call-1"})
+
+        node.app.state.calls = Commands()
+        for mode in ("listen", "whisper", "barge"):
+            answer = httpx.post(f"{api}/1002/monitor", json={"mode": mode}, headers=sue)
+            assert answer.status_code == 201 and answer.json() == {"call_id": "call-1"}
+        assert placed == [(node.organisation, "1003", f"*551002*{key}") for key in "456"]
         assert httpx.post(f"{api}/1002/monitor", json={"mode": "listen"},
                           headers=al).status_code == 403
 
@@ -150,6 +163,13 @@ def test_the_websocket_pushes_each_queue_event_with_fresh_figures(tmp_path: Path
             update = json.loads(feed.recv(timeout=5))  # another organisation's never comes
             assert update["event"]["type"] == "queue.abandoned"
             assert (update["queues"][0]["waiting"], update["queues"][0]["abandoned"]) == (0, 1)
+            assert len(node.stats.listeners) == 1
+        deadline = time.monotonic() + 5
+        while node.stats.listeners:  # the browser went: its listener goes, nothing else
+            assert time.monotonic() < deadline, "a closed feed kept its listener"
+            time.sleep(0.05)
+        node.publish(QueueJoined(node.organisation, "700", "c10", "+46", 1, 0, now + 5))
+        assert node.stats.live.queue_snapshot(node.organisation, "700", now + 6)["waiting"] == 1
 
 
 def test_the_wait_time_widget_is_public_cors_and_rate_limited(tmp_path: Path) -> None:
