@@ -251,8 +251,11 @@ def queue_rows(queue: str, user: ApiUser, stats: QueueStatistics, history: Queue
     known_queue(stats, history, user, queue)
     spans = span(period, since, until)
     org = user.organisation_id
-    events = [event_of(row) for row in history.rows(org, spans[0][0], spans[-1][1], queue=queue)]
-    return queue_history(events, spans, period, settings_of(stats, org, queue))
+    start, end = spans[0][0], spans[-1][1]
+    events = [event_of(row) for row in history.rows(org, start, end, queue=queue)]
+    return queue_history([*events, *history.agent_states(org, start, end)], spans, period,
+                         settings_of(stats, org, queue), queue, history.states_before(org, start),
+                         time.time())
 
 
 @router.get("/{queue}/history", responses=UNKNOWN)

@@ -15,7 +15,7 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,7 +30,7 @@ from pbx.events import (
 )
 from pbx.models import QueueEventRow
 from pbx.tasks import Tasks
-from queues.stats import QueueDay, Settings, Survey, advise
+from queues.stats import ON_DUTY, QueueDay, Settings, Survey, advise
 
 log = logging.getLogger("queues.history")
 
@@ -100,22 +100,58 @@ def _index(spans: Sequence[tuple[float, float]], at: float) -> int | None:
     return None
 
 
+def time_in(states: Iterable[AgentStateChanged], spans: Sequence[tuple[float, float]],
+            before: Iterable[AgentStateChanged], now: float,
+            counts: Callable[[AgentStateChanged], bool]) -> list[float]:
+    """Agent-seconds per bucket spent in states ``counts`` accepts, cut at the
+    bucket edges.  ``before`` are the agents' last states before the first
+    bucket (a pause begun yesterday counts from midnight); a state still
+    running counts up to ``now``."""
+    totals = [0.0] * len(spans)
+    first, last = spans[0][0], min(spans[-1][1], now)
+
+    def spread(begin: float, end: float) -> None:
+        for i, (start, stop) in enumerate(spans):
+            overlap = min(stop, end) - max(start, begin)
+            if overlap > 0:
+                totals[i] += overlap
+
+    since = {state.agent: first for state in before if counts(state)}
+    for state in sorted(states, key=lambda e: e.at):
+        if not first <= state.at < last:
+            continue
+        begun = since.pop(state.agent, None)
+        if begun is not None:
+            spread(begun, state.at)
+        if counts(state):
+            since[state.agent] = state.at
+    for begun in since.values():
+        spread(begun, last)
+    return totals
+
+
 def queue_history(events: Iterable[Event], spans: Sequence[tuple[float, float]], period: str,
-                  settings: Settings) -> list[dict[str, Any]]:
-    """One row of figures per bucket; hours also carry the Erlang C advice for
-    the traffic they saw (callers joined × average talk)."""
+                  settings: Settings, queue: str, before: Iterable[AgentStateChanged] = (),
+                  now: float = float("inf")) -> list[dict[str, Any]]:
+    """One row of figures per bucket, with ``agents_on_duty`` (the average number
+    of members logged in and not paused, from the agents' states); hours also
+    carry the Erlang C advice for the traffic they saw (callers joined ×
+    average talk), to be read beside it."""
+    events = list(events)
     days = [QueueDay() for _ in spans]
     for event in events:
         where = _index(spans, event.at)
         if where is not None and isinstance(event, QueueEvent):
             days[where].count(event, settings.threshold)
+    on_duty = time_in((e for e in events if isinstance(e, AgentStateChanged)), spans, before,
+                      now, lambda state: state.state in ON_DUTY and queue in state.queues)
     rows = []
-    for (start, end), day in zip(spans, days, strict=True):
+    for (start, end), day, duty in zip(spans, days, on_duty, strict=True):
         figures = day.figures(settings.threshold)
         advice = advise(day.joined, end - start, figures["average_talk"], settings) \
             if period == "hour" else None
         rows.append({"start": local_time(start), "end": local_time(end), **figures,
-                     "staffing": advice})
+                     "agents_on_duty": round(duty / (end - start), 2), "staffing": advice})
     return rows
 
 
@@ -123,44 +159,30 @@ def queue_history(events: Iterable[Event], spans: Sequence[tuple[float, float]],
 class AgentPeriod:
     calls: int = 0
     talk: float = 0.0
-    paused: float = 0.0
     survey: Survey = field(default_factory=Survey)
 
 
 def agent_history(events: Iterable[Event], spans: Sequence[tuple[float, float]],
                   state_before: AgentStateChanged | None, now: float) -> list[dict[str, Any]]:
-    """One agent's calls, talk time, pause time and survey per bucket.  Pauses
-    are cut at bucket edges; ``state_before`` is the agent's last state before
-    the first bucket (a pause begun yesterday counts from midnight)."""
+    """One agent's calls, talk time, pause time and survey per bucket."""
+    events = list(events)
     periods = [AgentPeriod() for _ in spans]
-    first, last = spans[0][0], min(spans[-1][1], now)
-    paused_since = first if state_before is not None and state_before.state == "paused" else None
-
-    def add_pause(begin: float, end: float) -> None:
-        for (start, stop), period in zip(spans, periods, strict=True):
-            overlap = min(stop, end) - max(start, begin)
-            if overlap > 0:
-                period.paused += overlap
-
-    for event in sorted(events, key=lambda e: e.at):
+    for event in events:
         where = _index(spans, event.at)
         if where is None:
             continue
-        if isinstance(event, AgentStateChanged):
-            if paused_since is not None:
-                add_pause(paused_since, event.at)
-            paused_since = event.at if event.state == "paused" else None
-        elif isinstance(event, QueueCompleted):
+        if isinstance(event, QueueCompleted):
             periods[where].calls += 1
             periods[where].talk += event.talk
         elif isinstance(event, SurveyAnswered):
             periods[where].survey.add(event.score)
-    if paused_since is not None and last > paused_since:
-        add_pause(paused_since, last)
+    paused = time_in((e for e in events if isinstance(e, AgentStateChanged)), spans,
+                     [state_before] if state_before is not None else [], now,
+                     lambda state: state.state == "paused")
     return [{"start": local_time(start), "end": local_time(end), "calls": period.calls,
-             "talk_time": round(period.talk, 1), "pause_time": round(period.paused, 1),
+             "talk_time": round(period.talk, 1), "pause_time": round(pause, 1),
              "survey": period.survey.shown()}
-            for (start, end), period in zip(spans, periods, strict=True)]
+            for (start, end), period, pause in zip(spans, periods, paused, strict=True)]
 
 
 def flat(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -248,6 +270,24 @@ class QueueHistory:
             return db.exec(select(func.count()).select_from(QueueEventRow).where(
                 QueueEventRow.organisation_id == organisation,
                 QueueEventRow.at >= start, QueueEventRow.at < end)).one()
+
+    def agent_states(self, organisation: int, start: float, end: float) -> list[AgentStateChanged]:
+        """Every agent state change of ``[start, end)``, oldest first."""
+        with Session(self.engine) as db:
+            rows = db.exec(select(QueueEventRow).where(
+                QueueEventRow.organisation_id == organisation, QueueEventRow.type == "agent.state",
+                QueueEventRow.at >= start, QueueEventRow.at < end,
+            ).order_by(col(QueueEventRow.at), col(QueueEventRow.id))).all()
+        return [event for event in map(event_of, rows) if isinstance(event, AgentStateChanged)]
+
+    def states_before(self, organisation: int, at: float) -> list[AgentStateChanged]:
+        """Each agent's last state change before ``at``."""
+        latest = select(func.max(QueueEventRow.id)).where(
+            QueueEventRow.organisation_id == organisation, QueueEventRow.type == "agent.state",
+            QueueEventRow.at < at).group_by(QueueEventRow.agent)
+        with Session(self.engine) as db:
+            rows = db.exec(select(QueueEventRow).where(col(QueueEventRow.id).in_(latest))).all()
+        return [event for event in map(event_of, rows) if isinstance(event, AgentStateChanged)]
 
     def state_before(self, organisation: int, agent: str, at: float) -> AgentStateChanged | None:
         """The agent's last state change before ``at``."""

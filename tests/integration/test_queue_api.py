@@ -70,6 +70,8 @@ def test_live_figures_history_and_raw_events(tmp_path: Path) -> None:
         assert sum(h["answered"] for h in hours) == 2
         busy = next(h for h in hours if h["joined"] and h["average_talk"])  # across an hour's end too
         assert busy["staffing"]["agents_needed"] >= 1
+        # 1002 on duty for the last ~2 minutes (1003 paused): a few hundredths of an hour
+        assert 0 < sum(h["agents_on_duty"] for h in hours) < 0.1
         text = httpx.get(f"{api}/700/history.csv", params={"period": "week"}, headers=sue)
         assert text.headers["content-type"].startswith("text/csv")
         header, *rows = text.text.splitlines()

@@ -40,16 +40,31 @@ def two_days() -> list:
     ]
 
 
+def staffing_of_two_days() -> tuple[list, list]:
+    """1003 on duty all along (since before the window); 1002 from 9:00, paused
+    9:30–9:45; 1004 on duty in another queue only."""
+    def state(agent: str, name: str, hour: int, minute: int, queues: tuple = ("700",)):
+        return AgentStateChanged(1, agent, name, "", queues,
+                                 datetime(2026, 11, 30, hour, minute).timestamp())
+
+    before = [AgentStateChanged(1, "1003", "available", "", ("700",), at(1, 0) - 3 * 86400)]
+    return before, [state("1002", "available", 9, 0), state("1002", "paused", 9, 30),
+                    state("1002", "available", 9, 45), state("1004", "available", 9, 0, ("701",))]
+
+
 def test_hours_and_days_count_what_fell_into_them() -> None:
-    hours = queue_history(two_days(), buckets(at(1, 0) - 86400, at(1, 0), "hour"), "hour",
-                          Settings(20, 0.8))
+    before, states = staffing_of_two_days()
+    hours = queue_history(two_days() + states, buckets(at(1, 0) - 86400, at(1, 0), "hour"),
+                          "hour", Settings(20, 0.8), "700", before, now=at(1, 0))
     nine = next(row for row in hours if row["start"].startswith("2026-11-30T09:00"))
     assert (nine["joined"], nine["answered"], nine["abandoned"], nine["service_level"],
             nine["average_wait"], nine["average_talk"]) == (2, 1, 1, 50.0, 10.0, 300.0)
+    # 1003 the whole hour, 1002 for 45 minutes of it
+    assert [row["agents_on_duty"] for row in hours[8:11]] == [1.0, 1.75, 2.0]
     # 2 callers in the hour × 300 s = 0.17 Erlang: one agent, 1 - 0.1667·e^(-0.833·20/300)
     assert nine["staffing"] == {"erlangs": 0.17, "agents_needed": 1, "service_level": 84.2}
     days = queue_history(two_days(), buckets(at(1, 0) - 86400, at(2, 0), "day"), "day",
-                         Settings(20, 0.8))
+                         Settings(20, 0.8), "700")
     assert [(d["start"][:10], d["answered"], d["abandoned"], d["service_level"], d["staffing"])
             for d in days] == [("2026-11-30", 2, 1, 33.3, None), ("2026-12-01", 1, 0, 100.0, None)]
 
@@ -116,6 +131,10 @@ def test_events_are_stored_in_batches_and_read_back(tmp_path: Path) -> None:
     assert [event_of(row) for row in rows] == sorted(events[:-1], key=lambda e: e.at)
     assert history.has_queue(1, "700") and not history.has_queue(1, "701")
     assert history.state_before(1, "1002", last).state == "on_direct_call"
+    assert {(s.agent, s.state) for s in history.states_before(1, last)} == {
+        ("1002", "on_direct_call"), ("1003", "available"), ("1004", "available"),
+        ("1005", "logged_out")}
+    assert len(history.agent_states(1, first, last)) == 13  # 7 of 1002, 3, 2 and 1
     assert [r.call_id for r in history.rows(1, first, last, queue="700", limit=2, offset=1)] == [
         "c1", "c1"]
     assert (row_of(events[4])["queue"], row_of(events[0])["agent"]) == ("700", "1002")
