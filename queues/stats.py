@@ -176,8 +176,10 @@ class LiveStatistics:
         if not isinstance(event, QueueEvent):
             return set(), set()
         if isinstance(event, AgentStateChanged):
+            known = self.agents.get((event.organisation, event.agent))
+            left = known.queues if known is not None else ()
             self._agent_state(event)
-            return set(event.queues), {event.agent}
+            return {*event.queues, *left}, {event.agent}
         q = self._queue(event.organisation, event.queue, event.at)
         q.counts.count(event, q.settings.threshold)
         agents: set[str] = set()

@@ -130,7 +130,8 @@ function listen() {
 
 function chart(id, rows, series) {
   const times = rows.map((row) => Date.parse(row.start) / 1000);
-  const data = [times, ...series.map(([, key]) => rows.map((row) => row[key]))];
+  const value = (row, key) => key.split(".").reduce((v, k) => (v === null || v === undefined ? null : v[k]), row);
+  const data = [times, ...series.map(([, key]) => rows.map((row) => value(row, key)))];
   const options = {
     width: 460, height: 220,
     series: [{}, ...series.map(([label, , stroke, scale]) => ({ label, stroke, scale: scale || "n" }))],
@@ -148,7 +149,8 @@ async function drawCharts(queue) {
   const weeks = await call("GET", `/api/queue-stats/${queue}/history?period=day&since=${midnight / 1000 - 27 * 86400}`);
   const series = [["answered", "answered", "#1a7f37"], ["abandoned", "abandoned", "#b00020"],
                   ["service level %", "service_level", "#2d6cdf", "%"]];
-  chart("chart-today", today, series);
+  chart("chart-today", today, [...series, ["agents on duty", "agents_on_duty", "#5a6b87"],
+                               ["agents needed (Erlang C)", "staffing.agents_needed", "#b26b00"]]);
   chart("chart-weeks", weeks, series);
 }
 

@@ -125,3 +125,8 @@ def test_changes_name_the_queue_and_agents_touched() -> None:
     assert stats.apply(QueueCompleted(1, "700", "c1", "1002", 10, "agent", T)) == (
         {"700"}, {"1002"})
     assert stats.apply(CallStarted(1, "x", "1", "2", T)) == (set(), set())
+    stats.apply(AgentStateChanged(1, "1003", "available", "", ("700", "701"), T))
+    moved = stats.apply(AgentStateChanged(1, "1003", "available", "", ("702",), T + 1))
+    assert moved == ({"700", "701", "702"}, {"1003"})  # the queues it left change too
+    assert [name for name, _ in stats.members(1, "700")] == []
+    assert [name for name, _ in stats.members(1, "702")] == ["1003"]
