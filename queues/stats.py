@@ -141,6 +141,7 @@ class AgentLive:
     calls: int = 0
     talk: float = 0.0
     paused: float = 0.0  # closed pauses of today, seconds
+    pause_from: float = 0.0  # where the running pause starts counting (at most midnight)
     survey: Survey = field(default_factory=Survey)
 
 
@@ -226,15 +227,15 @@ class LiveStatistics:
             midnight = datetime.fromordinal(day_of(at)).timestamp()
             agent.day, agent.calls, agent.talk, agent.paused = day_of(at), 0, 0.0, 0.0
             agent.survey = Survey()
-            if agent.state == "paused":
-                agent.since = max(agent.since, midnight)  # today's part of a long pause
+            agent.pause_from = max(agent.pause_from, midnight)  # today's part of a long pause
         return agent
 
     def _agent_state(self, event: AgentStateChanged) -> None:
         agent = self._agent(event.organisation, event.agent, event.at)
         if agent.state == "paused":
-            agent.paused += event.at - agent.since
+            agent.paused += event.at - agent.pause_from
         agent.state, agent.reason, agent.since = event.state, event.reason, event.at
+        agent.pause_from = event.at
         if event.queues and event.queues != agent.queues:
             org = event.organisation
             for queue in agent.queues:
@@ -303,7 +304,7 @@ class LiveStatistics:
     def agent_snapshot(self, organisation: int, name: str, now: float) -> dict[str, Any]:
         """One agent's day: calls, talk and pause time, state and time in it."""
         agent = self._agent(organisation, name, now)
-        pausing = now - agent.since if agent.state == "paused" else 0.0
+        pausing = now - agent.pause_from if agent.state == "paused" else 0.0
         return {
             "agent": name,
             "state": agent.state,

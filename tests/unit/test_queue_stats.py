@@ -110,6 +110,11 @@ def test_a_new_day_starts_the_counters_again_but_keeps_the_waiting() -> None:
     assert (shown["answered"], shown["abandoned"], shown["service_level"]) == (0, 0, None)
     assert shown["waiting"] == 1
     assert stats.agent_snapshot(1, "1002", tomorrow)["calls"] == 0
+    # a pause across midnight: today counts from midnight, the state from its start
+    stats.apply(agent("1004", "paused", 600, "admin"))
+    lunch = stats.agent_snapshot(1, "1004", tomorrow)
+    assert lunch["pause_time"] == 8 * 3600.0
+    assert lunch["in_state"] == tomorrow - (T + 600)
 
 
 def test_nobody_on_duty_means_no_estimate() -> None:
