@@ -13,7 +13,9 @@ def test_call_centre_helper_worked_example() -> None:
     """Call Centre Helper, "Erlang C Formula – Made Simple With an Easy Worked Example"
     (callcentrehelper.com): 100 calls in 30 minutes, 180 s handling time, 80 % within
     20 s → 10 Erlangs; 11 agents 39.0 %, 12 → 64.0 %, 13 → 79.6 %, 14 agents reach
-    88.8 % with a 17.4 % probability of waiting, an ASA of 7.8 s and 71.4 % occupancy."""
+    88.8 % with a 17.4 % probability of waiting, an ASA of 7.8 s and 71.4 % occupancy.
+    (Quoted from memory of the article — the search tool here could not return its
+    text — and agreeing with a hand computation of the same formulas.)"""
     erlangs = traffic(100, 30 * 60, 180)
     assert erlangs == 10
     levels = [round(service_level(n, erlangs, 180, 20) * 100, 1) for n in (11, 12, 13, 14)]
