@@ -12,14 +12,16 @@ from pydantic import BaseModel
 
 from admin_api import (
     audit, auth, call_control, callpolicy, calls, conferences, devices, events, extensions, ivrs,
-    licenses, mailboxes, media, numbers, organisations, outbound, profiles, provision, recordings,
-    ringgroups, schedules, services, shared_mailboxes, timeconditions, trunks, users, voicemail,
-    webhooks,
+    licenses, mailboxes, media, numbers, organisations, outbound, profiles, provision,
+    queue_agents, queue_stats, queue_widget, recordings, ringgroups, schedules, services,
+    shared_mailboxes, timeconditions, trunks, users, voicemail, webhooks,
 )
 from admin_api.users import bootstrap_admin
 from pbx.calls.commands import CallCommands
 from pbx.server import SipServer
 from pbx.webhooks import WebhookOutbox
+from queues.control import AgentControl
+from queues.live import QueueStatistics
 
 
 class Health(BaseModel):
@@ -38,13 +40,17 @@ class Health(BaseModel):
 
 
 def create_app(sip: SipServer, *, commands: CallCommands | None = None,
-               outbox: WebhookOutbox | None = None) -> FastAPI:
+               outbox: WebhookOutbox | None = None, statistics: QueueStatistics | None = None,
+               agent_control: AgentControl | None = None) -> FastAPI:
     """The API of node ``sip``; ``commands`` act on its live calls and ``outbox``
-    learns of every change to the organisations' webhooks."""
+    learns of every change to the organisations' webhooks; ``statistics`` are
+    the live queue figures and ``agent_control`` the queue engine's agent commands."""
     app = FastAPI(title="PBX admin API", version="0.1.0")
     app.state.sip = sip
     app.state.calls = commands
     app.state.webhooks = outbox
+    app.state.queue_stats = statistics
+    app.state.agent_control = agent_control
 
     @app.get("/api/health", response_model=Health, tags=["system"])
     def health() -> Health:
@@ -70,6 +76,7 @@ def create_app(sip: SipServer, *, commands: CallCommands | None = None,
     for module in (auth, organisations, users, extensions, devices, provision, licenses,
                    services, ringgroups, numbers, calls, call_control, recordings, audit,
                    conferences, events, profiles, voicemail, mailboxes, shared_mailboxes, media,
-                   schedules, timeconditions, ivrs, trunks, outbound, callpolicy, webhooks):
+                   schedules, timeconditions, ivrs, trunks, outbound, callpolicy, webhooks,
+                   queue_stats, queue_agents, queue_widget):
         app.include_router(module.router)
     return app

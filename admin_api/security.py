@@ -67,3 +67,28 @@ class LoginLimiter:
 
     def failed(self, source: str, now: float | None = None) -> None:
         self._failures[source].append(time.monotonic() if now is None else now)
+
+
+class RequestLimiter:
+    """At most ``requests`` per source per ``window`` seconds (a sliding window):
+    what keeps a public endpoint from being flooded.  ``allow`` answers 0 when
+    the request may go, else the seconds until it may (a Retry-After)."""
+
+    def __init__(self, requests: int = 60, window: float = 60.0, sources: int = 100_000) -> None:
+        self.requests = requests
+        self.window = window
+        self.sources = sources  # a flood from many addresses forgets the oldest ones
+        self._seen: dict[str, deque[float]] = {}
+
+    def allow(self, source: str, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        seen = self._seen.pop(source, None) or deque()
+        while seen and now - seen[0] >= self.window:
+            seen.popleft()
+        self._seen[source] = seen  # newest last: the dict's order is by activity
+        if len(self._seen) > self.sources:
+            del self._seen[next(iter(self._seen))]
+        if len(seen) >= self.requests:
+            return seen[0] + self.window - now
+        seen.append(now)
+        return 0.0

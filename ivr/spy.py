@@ -1,7 +1,9 @@
 """Listening in (Asterisk ChanSpy): a supervisor dials ``*55`` and an agent's
 extension and hears that agent's call; keys switch the mode during the call —
 ``4`` listen (nobody hears the supervisor), ``5`` whisper (only the agent
-does), ``6`` barge (both do), as ChanSpy's ``d`` option has them.  Only
+does), ``6`` barge (both do), as ChanSpy's ``d`` option has them; ``*55`` +
+extension + ``*`` + one of those keys starts in that mode (the wallboard's
+whisper and barge buttons dial that).  Only
 admins' and supervisors' extensions may (403 otherwise); an agent on no call
 gives 404.  The agent hears nothing when listened to: no tone, no prompt."""
 
@@ -30,11 +32,12 @@ class SpyApp:
     def start(self, channel: Channel, ident: str) -> None:
         tenant = self.directory.tenants.get(channel.party.organisation)
         own = channel.party.extension
+        ident, _, key = ident.partition("*")
         if tenant is None or own is None or own not in tenant.supervisors:
             log.info("call %s: %s may not listen in on %s", channel.id, own, ident)
             channel.hang_up(403)
             return
-        monitor = self.calls.monitor(channel, ident, "listen")
+        monitor = self.calls.monitor(channel, ident, MODES.get(key, "listen"))
         if monitor is None:
             log.info("call %s: %s is on no call to listen to", channel.id, ident)
             channel.hang_up(404)

@@ -301,6 +301,18 @@ def as_dict(event: Event) -> dict[str, Any]:
     return {"type": event_type(event), **dataclasses.asdict(event)}
 
 
+_CLASSES: dict[str, type] = {name: cls for cls, name in _TYPES.items()}
+
+
+def from_dict(data: dict[str, Any]) -> Event:
+    """The event ``as_dict`` gave (a stored row read back); JSON lists become the
+    tuples the event holds.  KeyError for a type that is not an event's."""
+    cls = _CLASSES[data["type"]]
+    values = {f.name: tuple(data[f.name]) if isinstance(data[f.name], list) else data[f.name]
+              for f in dataclasses.fields(cls) if f.name in data}
+    return cls(**values)  # type: ignore[no-any-return]
+
+
 class Subscription:
     """A bounded queue of events for an asyncio consumer (a WebSocket, MQTT)."""
 

@@ -529,3 +529,17 @@ class WebhookAttempt(SQLModel, table=True):
     status: int = 0  # HTTP status; 0: no answer (refused, timed out, a private address)
     error: str = Field(default="", max_length=500)
     duration: float = 0.0
+
+
+class QueueEventRow(SQLModel, table=True):
+    """One queue event as published (pbx/events.py), kept for history, CSV and
+    raw exports: the queue statistics of any period are computed from these."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(index=True)
+    type: str = Field(max_length=30)  # queue.joined … agent.state (pbx.events.event_type)
+    queue: str = Field(default="", index=True, max_length=40)  # "" for agent states
+    agent: str = Field(default="", index=True, max_length=40)
+    call_id: str = Field(default="", max_length=300)
+    at: float = Field(index=True)
+    data: str = Field(default="", max_length=2000)  # the whole event: JSON

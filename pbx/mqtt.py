@@ -2,9 +2,13 @@
 
 Topics are ``pbx/<organisation slug>/<event type>`` (``call/started``,
 ``call/answered``, ``call/ended``, ``registration``) with the event as JSON,
-QoS 0: live feeds for wallboards and integrations.  A broker that is down or
-goes away is retried with back-off; events meanwhile are dropped (they are
-live data; the store keeps the history), and no call is ever affected.
+QoS 0: live feeds for wallboards and integrations.  Services may also keep a
+*retained* message per topic (:meth:`MqttPublisher.retain`: the queue statistics'
+snapshots): only the latest of each is sent, and all of them again after every
+(re)connection, so a broker that restarted without persistence has them back.
+A broker that is down or goes away is retried with back-off; events meanwhile
+are dropped (they are live data; the store keeps the history), and no call is
+ever affected.
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
 
-from pbx.events import EventBus, as_dict, event_type
+from pbx.events import EventBus, Subscription, as_dict, event_type
 
 log = logging.getLogger("pbx.mqtt")
 
@@ -39,6 +44,16 @@ class MqttPublisher:
         self.slug_of = slug_of
         self.published = 0
         self._task: asyncio.Task[None] | None = None
+        self._retained: dict[str, str] = {}  # topic → its latest payload
+        self._unsent: set[str] = set()
+        self._wake = asyncio.Event()
+
+    def retain(self, organisation: int, subtopic: str, payload: dict[str, Any]) -> None:
+        """Keep ``payload`` as the retained message of ``pbx/<slug>/<subtopic>``."""
+        topic = f"pbx/{self.slug_of(organisation)}/{subtopic}"
+        self._retained[topic] = json.dumps(payload)
+        self._unsent.add(topic)
+        self._wake.set()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -57,16 +72,44 @@ class MqttPublisher:
                                           password=self.password) as client:
                     log.info("publishing events to mqtt://%s:%d", self.host, self.port)
                     delay = 1.0
-                    while True:
-                        event = await subscription.get()
-                        topic = f"pbx/{self.slug_of(event.organisation)}/" + \
-                            event_type(event).replace(".", "/")
-                        await client.publish(topic, json.dumps(as_dict(event)))
-                        self.published += 1
-            except aiomqtt.MqttError as exc:
+                    self._unsent.update(self._retained)  # the broker may have lost them
+                    self._wake.set()
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(self._events(client, subscription))
+                        group.create_task(self._snapshots(client))
+                        group.create_task(self._watch(client))
+            except* aiomqtt.MqttError as failed:
                 log.warning("MQTT broker %s:%d: %s; retrying in %.0f s",
-                            self.host, self.port, exc, delay)
+                            self.host, self.port, failed.exceptions[0], delay)
             finally:
                 subscription.close()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
+
+    async def _events(self, client: aiomqtt.Client, subscription: Subscription) -> None:
+        while True:
+            event = await subscription.get()
+            topic = f"pbx/{self.slug_of(event.organisation)}/" + \
+                event_type(event).replace(".", "/")
+            await client.publish(topic, json.dumps(as_dict(event)))
+            self.published += 1
+
+    @staticmethod
+    async def _watch(client: aiomqtt.Client) -> None:
+        """Notice a lost connection at once (the message iterator raises on it),
+        not when the next publication times out."""
+        async for _ in client.messages:
+            pass  # nothing is subscribed: only the disconnection comes
+
+    async def _snapshots(self, client: aiomqtt.Client) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._unsent:
+                topic = self._unsent.pop()
+                try:
+                    await client.publish(topic, self._retained[topic], retain=True)
+                except aiomqtt.MqttError:
+                    self._unsent.add(topic)  # sent again once connected
+                    raise
+                self.published += 1

@@ -30,6 +30,8 @@ from pbx.models import ConferenceRoom
 from pbx.server import SipServer
 from pbx.store import Store
 from pbx.webhooks import WebhookOutbox, WebhookSender, WebhookSettings
+from queues.history import QueueEventWriter, QueueHistory
+from queues.live import QueueStatistics, retained_snapshots
 
 log = logging.getLogger("pbx.node")
 
@@ -73,6 +75,17 @@ def webhooks_of(config: Config, store: Store) -> tuple[WebhookOutbox, WebhookSen
     return outbox, WebhookSender(store, outbox, settings)
 
 
+def queue_statistics(sip: SipServer) -> tuple[QueueStatistics, QueueEventWriter]:
+    """The live queue figures (with their snapshots retained on MQTT) and the
+    writer that stores every queue event for history; both on the bus."""
+    stats = QueueStatistics(sip.events)
+    writer = QueueEventWriter(QueueHistory(sip.store.engine))
+    sip.events.subscribe(writer.on_event)
+    if sip.mqtt is not None:
+        stats.listeners.append(retained_snapshots(sip.mqtt))
+    return stats, writer
+
+
 async def run(config: Config) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code."""
     config.data_path.mkdir(parents=True, exist_ok=True)
@@ -94,7 +107,8 @@ async def run(config: Config) -> int:
     # (tens of thousands of short-lived transactions at registration storms).
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    app = create_app(sip, commands=commands, outbox=outbox)
+    stats, queue_events = queue_statistics(sip)
+    app = create_app(sip, commands=commands, outbox=outbox, statistics=stats)
     general = config.general
     web = [uvicorn.Config(app, host=general.bind, port=general.http_port, log_level="warning",
                           lifespan="off")]
@@ -129,6 +143,7 @@ async def run(config: Config) -> int:
     await watch.stop()
     await mailer.stop()
     await sender.stop()
+    await queue_events.drain()
     await sip.stop()
     store.close()
     return 0

@@ -28,6 +28,7 @@ PICKUP_ANY = "*8"  # picks up any ringing call of the organisation
 PICKUP_PREFIX = "**"  # + extension: picks up the call ringing there (BLF keys dial it)
 SPY_PREFIX = "*55"  # + extension: a supervisor listens in on that agent's call (ChanSpy)
 SPY = "spy"  # the service kind
+SPY_MODES = ("4", "5", "6")  # *55 + extension + * + one: start listening, whispering, barging
 VOICEMAIL_MENU = "voicemail-menu"  # the service kind: the caller listens to a mailbox
 DIVERSION = "diversion"  # the service kind that says why a profile diverts a call, then does
 PARK = "park"  # the service kind of the parking lot (the admin API parks calls there)
@@ -110,8 +111,10 @@ class Router:
             return PickupDest()
         if number.startswith(PICKUP_PREFIX) and number[len(PICKUP_PREFIX):] in tenant.extensions:
             return PickupDest(number[len(PICKUP_PREFIX):])
-        if number.startswith(SPY_PREFIX) and number[len(SPY_PREFIX):] in tenant.extensions:
-            return ServiceDest(SPY, number[len(SPY_PREFIX):])
+        if number.startswith(SPY_PREFIX):
+            agent, star, mode = number[len(SPY_PREFIX):].partition("*")
+            if agent in tenant.extensions and (not star or mode in SPY_MODES):
+                return ServiceDest(SPY, number[len(SPY_PREFIX):])
         if number == self.voicemail_number:
             return ServiceDest(VOICEMAIL_MENU, number)
         if self.voicemail_main and number == self.voicemail_main:

@@ -401,6 +401,26 @@ def baresip_phone(
                 phone.process.wait()
 
 
+def start_mosquitto(tmp: Path, port: int) -> subprocess.Popen[bytes]:
+    """A mosquitto of our own on 127.0.0.1:``port`` (no persistence), once it listens."""
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    config = tmp / f"mosquitto-{port}.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    broker = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return broker
+        except OSError:
+            if time.monotonic() > deadline or broker.poll() is not None:
+                broker.kill()
+                broker.wait()
+                raise RuntimeError("mosquitto did not start") from None
+            time.sleep(0.1)
+
+
 @contextmanager
 def mqtt_broker(tmp: Path) -> Iterator[tuple[str, int]]:
     """The machine's MQTT broker on 127.0.0.1:1883 when one runs, else a
@@ -411,22 +431,9 @@ def mqtt_broker(tmp: Path) -> Iterator[tuple[str, int]]:
         return
     except OSError:
         pass
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     port = free_ports(1)
-    config = tmp / "mosquitto.conf"
-    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    broker = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    broker = start_mosquitto(tmp, port)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or broker.poll() is not None:
-                    raise RuntimeError("mosquitto did not start") from None
-                time.sleep(0.1)
         yield "127.0.0.1", port
     finally:
         broker.terminate()

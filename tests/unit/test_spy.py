@@ -70,3 +70,15 @@ async def test_only_supervisors_listen_and_only_to_a_call() -> None:
     assert calls.statuses(refused) == [403]
     nothing = await calls.call("1003", "*551004")
     assert calls.statuses(nothing) == [404]
+
+
+async def test_a_mode_after_a_star_starts_the_supervisor_in_it() -> None:
+    """``*55`` + extension + ``*5``: whispering from the start (the wallboard's button)."""
+    calls, _ = await spying()
+    spy = await calls.call("1003", "*551002*5")
+    assert calls.statuses(spy)[-1] == 200
+    _, supervisor = member_of(calls, "1003")
+    _, agent = member_of(calls, "1002")
+    assert not supervisor.listen_only and supervisor.whisper_to is agent.port
+    wrong = await calls.call("1003", "*551002*9")
+    assert calls.statuses(wrong)[-1] == 404
