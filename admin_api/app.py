@@ -13,13 +13,14 @@ from pydantic import BaseModel
 from admin_api import (
     audit, auth, call_control, callpolicy, calls, conferences, devices, events, extensions, ivrs,
     licenses, mailboxes, media, numbers, organisations, outbound, profiles, provision, recordings,
-    ringgroups, schedules, services, shared_mailboxes, timeconditions, trunks, users, voicemail,
-    webhooks,
+    queues, ringgroups, schedules, services, shared_mailboxes, timeconditions, trunks, users,
+    voicemail, webhooks,
 )
 from admin_api.users import bootstrap_admin
 from pbx.calls.commands import CallCommands
 from pbx.server import SipServer
 from pbx.webhooks import WebhookOutbox
+from queues.service import QueueApp
 
 
 class Health(BaseModel):
@@ -38,13 +39,16 @@ class Health(BaseModel):
 
 
 def create_app(sip: SipServer, *, commands: CallCommands | None = None,
-               outbox: WebhookOutbox | None = None) -> FastAPI:
-    """The API of node ``sip``; ``commands`` act on its live calls and ``outbox``
-    learns of every change to the organisations' webhooks."""
+               outbox: WebhookOutbox | None = None,
+               queue_app: QueueApp | None = None) -> FastAPI:
+    """The API of node ``sip``; ``commands`` act on its live calls, ``outbox``
+    learns of every change to the organisations' webhooks, ``queue_app`` runs its
+    ACD queues."""
     app = FastAPI(title="PBX admin API", version="0.1.0")
     app.state.sip = sip
     app.state.calls = commands
     app.state.webhooks = outbox
+    app.state.queues = queue_app
 
     @app.get("/api/health", response_model=Health, tags=["system"])
     def health() -> Health:
@@ -70,6 +74,7 @@ def create_app(sip: SipServer, *, commands: CallCommands | None = None,
     for module in (auth, organisations, users, extensions, devices, provision, licenses,
                    services, ringgroups, numbers, calls, call_control, recordings, audit,
                    conferences, events, profiles, voicemail, mailboxes, shared_mailboxes, media,
-                   schedules, timeconditions, ivrs, trunks, outbound, callpolicy, webhooks):
+                   schedules, timeconditions, ivrs, trunks, outbound, callpolicy, webhooks,
+                   queues):
         app.include_router(module.router)
     return app

@@ -1,7 +1,6 @@
 """Switchboard services and the plan that counts them (Telavox model).
 
-Ring groups, conference rooms, IVRs and shared mailboxes today; queues
-later.  Each kind is one line of ``SERVICE_KINDS`` (its table has
+Ring groups, conference rooms, IVRs, shared mailboxes and ACD queues.  Each kind is one line of ``SERVICE_KINDS`` (its table has
 ``organisation_id``, ``number`` and ``name``): the listing, the plan count and
 the check that a number is free all read that table.  An organisation's plan
 (``Organisation.plan``, a key of ``pbx.models.PLANS``) caps how many it may
@@ -23,7 +22,7 @@ from ivr.check import where
 from ivr.tree import IvrTree
 from pbx.models import (
     PLANS, ApiUser, ConferenceRoom, Extension, Ivr, Number, Organisation, OutboundRoute, Profile,
-    RingGroup, SharedMailbox, TimeCondition,
+    Queue, RingGroup, SharedMailbox, TimeCondition,
 )
 from pbx.numbering import COUNTRIES
 from pbx.router import MAILBOX_PREFIX, PICKUP_ANY, PICKUP_PREFIX
@@ -45,6 +44,7 @@ SERVICE_KINDS: dict[str, Numbered] = {
     "conference": Numbered(ConferenceRoom, "conference room"),
     "ivr": Numbered(Ivr, "IVR"),
     "sharedmailbox": Numbered(SharedMailbox, "shared mailbox"),
+    "queue": Numbered(Queue, "queue"),
 }
 # Everything a number of the organisation can be; the plan counts only the services.
 NUMBERED: dict[str, Numbered] = {

@@ -30,14 +30,17 @@ from pbx.models import ConferenceRoom
 from pbx.server import SipServer
 from pbx.store import Store
 from pbx.webhooks import WebhookOutbox, WebhookSender, WebhookSettings
+from queues.service import AgentCodes, QueueApp
+from queues.store import QueueStore
 
 log = logging.getLogger("pbx.node")
 
 
-def register_services(sip: SipServer) -> CallCommands:
+def register_services(sip: SipServer) -> tuple[CallCommands, QueueApp]:
     """The switchboard services, each as the destination kind it serves: call
     control finds them by kind and never imports them.  Returns the commands
-    the admin API gives live calls (they park calls in the parking lot)."""
+    the admin API gives live calls (they park calls in the parking lot) and
+    the queues (the API logs agents in and out)."""
     b2bua = sip.b2bua
     general = sip.config.general
 
@@ -61,7 +64,12 @@ def register_services(sip: SipServer) -> CallCommands:
                                 lambda tenant: sip.config.general.operator))
     park = Park(b2bua, b2bua.clock, general.parking_slots, general.park_timeout)
     b2bua.register(park)
-    return CallCommands(b2bua, park)
+    queues = QueueApp(sip.directory, b2bua, b2bua.clock, sip.events.publish,
+                      QueueStore(sip.store))
+    sip.events.subscribe(queues.on_event)
+    b2bua.register(queues)
+    b2bua.register(AgentCodes(queues))
+    return CallCommands(b2bua, park), queues
 
 
 def webhooks_of(config: Config, store: Store) -> tuple[WebhookOutbox, WebhookSender]:
@@ -79,7 +87,7 @@ async def run(config: Config) -> int:
     store = await asyncio.to_thread(Store, config.database_url)
     await asyncio.to_thread(store.seed, config)
     sip = SipServer(config, store)
-    commands = register_services(sip)
+    commands, queues = register_services(sip)
     outbox, sender = webhooks_of(config, store)
     await asyncio.to_thread(outbox.reload)
     sip.events.subscribe(outbox.on_event)
@@ -94,7 +102,7 @@ async def run(config: Config) -> int:
     # (tens of thousands of short-lived transactions at registration storms).
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    app = create_app(sip, commands=commands, outbox=outbox)
+    app = create_app(sip, commands=commands, outbox=outbox, queue_app=queues)
     general = config.general
     web = [uvicorn.Config(app, host=general.bind, port=general.http_port, log_level="warning",
                           lifespan="off")]

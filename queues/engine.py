@@ -99,6 +99,7 @@ class Caller:
     callback: str = ""  # the number to call back ("": the caller is on the line)
     callback_attempts: int = 0
     dialling: bool = False  # the callback is being dialled
+    called_back: bool = False  # they answered their callback and wait on the line again
     agent: str = ""  # the agent who took the call
     announced: int = 0  # the position last said (0: none yet)
     next_announce: float = 0.0
@@ -394,6 +395,7 @@ class Acd:
         like anyone (at their place); returns the reserved agent to ring."""
         caller.dialling = False
         caller.callback = ""
+        caller.called_back = True
         return next(iter(caller.ringing), "")
 
     def callback_failed(self, caller: Caller) -> bool:
@@ -447,6 +449,9 @@ class Acd:
             queue.holdtime + HOLDTIME_SMOOTHING * (wait - queue.holdtime)
         self.publish(QueueAnswered(caller.organisation, queue.number, caller.call_id, extension,
                                    wait, now))
+        if caller.called_back:
+            self.publish(QueueCallback(caller.organisation, queue.number, caller.call_id,
+                                       caller.number, "connected", extension, now))
         self._told(agent)
         return others
 

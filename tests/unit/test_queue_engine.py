@@ -432,7 +432,7 @@ def test_callback_keeps_the_exact_place_and_reserves_an_agent_first() -> None:
     assert world.acd.dispatch() == []  # the agent is held; third waits
     assert world.acd.callback_answered(second) == "1002"
     world.acd.answered(second, "1002")
-    assert [c.state for c in world.of(QueueCallback)] == ["requested", "dialled"]
+    assert [c.state for c in world.of(QueueCallback)] == ["requested", "dialled", "connected"]
     assert world.of(QueueAnswered)[-1].call_id == "call2"
     assert world.acd.waiting() == [third]
 
