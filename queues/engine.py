@@ -595,6 +595,11 @@ class Acd:
             return "noagents"
         return ""
 
+    def announcement(self, caller: Caller) -> Announcement | None:
+        """What is due to be said to ``caller`` now (on joining: their place)."""
+        return self._announcement(self.queues[caller.organisation, caller.queue], caller,
+                                  self.now())
+
     def _announcement(self, queue: Queue, caller: Caller, now: float) -> Announcement | None:
         """Position and estimated wait every ``announce-frequency`` seconds (the
         position only within the limit and only when it improved), and the

@@ -169,18 +169,22 @@ class QueueApp:
             self._left(live)
             return
         channel.on_hangup(lambda: self._left(live))
-        self._hold(live, ("queue_callback_offer",) if settings.callback else ())
+        said = self.acd.announcement(caller)
+        self._hold(live, words(said) if said is not None else (), offer=True)
         if settings.callback:
             channel.on_key(lambda key: self._key(live, key))
         log.info("call %s from %s joins queue %s", channel.id, party.number, ident)
         self._run(self.acd.dispatch())
 
-    def _hold(self, live: Live, said: tuple[Audio, ...]) -> None:
-        """Say something (if anything), then music on hold."""
+    def _hold(self, live: Live, said: tuple[Audio, ...], offer: bool = False) -> None:
+        """Say something (if anything; with ``offer``, the callback offer after
+        it when the queue makes one), then music on hold."""
         channel = live.channel
         if channel is None or not channel.alive:
             return
         settings = self.acd.queue(live.caller.organisation, live.caller.queue).settings
+        if offer and settings.callback and not live.caller.called_back:
+            said += ("queue_callback_offer",)
         if said:
             channel.play(*said, on_done=lambda: channel.music_on_hold(settings.musicclass))
         else:
@@ -399,7 +403,7 @@ class QueueApp:
         for announcement in tick.announcements:
             live = self.live.get(announcement.caller.call_id)
             if live is not None and live.channel is not None:
-                self._hold(live, words(announcement))
+                self._hold(live, words(announcement), offer=True)
         self._run(tick.offers)
 
     # ------------------------------------------------------------ agents
