@@ -299,3 +299,36 @@ def test_callback_in_the_exact_turn_with_audio_both_ways(pbx: Pbx, feed: Feed) -
     assert [e["call_id"] for e in answered] == [joined["2003"], joined["2004"], joined["2005"]]
     states = [e["state"] for e in feed.of("queue.callback", queue="715")]
     assert states == ["requested", "dialled", "connected"]
+
+
+def test_a_pending_callback_survives_a_restart(tmp_path: Path) -> None:
+    """The caller asks for a callback while the only agent is paused; the PBX
+    restarts; the agent (still paused: that is kept too) unpauses, and the
+    PBX calls the caller back and connects them."""
+    users = {"1018": USERS["1018"], "2006": USERS["2006"]}
+    sections = "[716]\ntype = queue\nmembers = 1018\ncallback = yes\n"
+    with running_pbx(tmp_path, users, sections=sections) as pbx:
+        agent_action(pbx, "1018", "pause", reason="training")
+        with caller(pbx, "2006", "716") as (phone, rtp, _):
+            time.sleep(0.5)
+            rtp.keys("1")
+            bye = phone.receive_request(10, "BYE")
+            assert bye is not None
+            phone.respond(bye, 200)
+            time.sleep(0.5)  # the request is stored in the background
+            pbx.stop()
+            pbx.start()
+            contact = [f"<sip:2006@{phone.host_port()}>"]
+            assert phone.register("2006", USERS["2006"], contacts=contact).status == 200  # type: ignore[union-attr]
+            queue = httpx.get(f"{pbx.api}/queues/716", headers=pbx.admin_headers()).json()
+            assert [(c["number"], c["callback"]) for c in queue["callers"]] == [("2006", True)]
+            token = pbx.admin_headers()["Authorization"][7:]
+            with sipp_callee(tmp_path, pbx, "1018", USERS["1018"]), \
+                    connect(f"ws://{pbx.host}:{pbx.http_port}/api/events?token={token}") as ws:
+                feed = Feed(ws)
+                agent_action(pbx, "1018", "unpause")  # 409 had the pause been forgotten
+                invite = phone.receive_request(10, "INVITE")
+                assert invite is not None and invite.from_addr.uri.user == "716"
+                phone.respond(invite, 200, body=phone.sdp(rtp.port, "0 101"))
+                (connected,) = feed.wait("queue.callback", state="connected")
+                assert (connected["agent"], connected["number"]) == ("1018", "2006")
