@@ -185,6 +185,27 @@ def test_bad_agent_requests_are_refused_with_reasons(pbx: Pbx) -> None:
     queue = httpx.get(f"{pbx.api}/queues/712", headers=headers).json()
     assert [(m["extension"], m["penalty"]) for m in queue["members"]] == \
         [("1014", 0), ("1015", 5)]
+    services = httpx.get(f"{pbx.api}/services", headers=headers).json()
+    assert {"kind": "queue", "number": "710", "name": ""} in services["items"]
+
+
+def test_an_agent_may_pause_only_themself_and_it_is_audited(pbx: Pbx) -> None:
+    headers = pbx.admin_headers()
+    made = httpx.post(f"{pbx.api}/users", headers=headers, json={
+        "username": "agent1019", "password": "agent-pass-12345", "role": "agent",
+        "extension": "1019"})
+    assert made.status_code == 201, made.text
+    agent = pbx.login("agent1019", "agent-pass-12345")
+    own = httpx.post(f"{pbx.api}/agents/1019/pause", headers=agent, json={"reason": "lunch"})
+    assert own.status_code == 200 and own.json()["state"] == "paused"
+    other = httpx.post(f"{pbx.api}/agents/1011/pause", headers=agent, json={"reason": "lunch"})
+    assert other.status_code == 403 and "own extension" in other.json()["detail"]
+    assert [a["extension"] for a in httpx.get(f"{pbx.api}/agents", headers=agent).json()] == \
+        ["1019"]
+    assert httpx.post(f"{pbx.api}/agents/1019/unpause", headers=agent).status_code == 200
+    actions = [(e["actor"], e["action"], e["target"])
+               for e in httpx.get(f"{pbx.api}/audit", headers=headers).json()]
+    assert ("agent1019", "agent.pause", "1019") in actions
 
 
 @contextmanager
