@@ -25,6 +25,7 @@ from pbx.models import (
     Queue, RingGroup, SharedMailbox, TimeCondition,
 )
 from pbx.numbering import COUNTRIES
+from pbx.queue_settings import QueueConfig
 from pbx.router import MAILBOX_PREFIX, PICKUP_ANY, PICKUP_PREFIX
 from pbx.server import SipServer
 
@@ -135,7 +136,8 @@ def refuse_taken(db: Session, sip: SipServer, organisation_id: int, number: str)
 def referrers(db: Session, organisation_id: int, number: str) -> list[str]:
     """What points at ``number``: numbers reaching it, forwards, fallbacks, caller IDs,
     profiles diverting to it or showing it, outbound routes showing it, time conditions
-    and IVR keys leading to it (or to its mailbox)."""
+    and IVR keys leading to it (or to its mailbox), queues it is a member or the
+    overflow of."""
     found = [f"number {n.number}" for n in db.exec(select(Number).where(
         Number.organisation_id == organisation_id, Number.target == number))]
     found += [f"ring group {g.number}" for g in db.exec(select(RingGroup).where(
@@ -157,6 +159,12 @@ def referrers(db: Session, organisation_id: int, number: str) -> list[str]:
     for ivr in db.exec(select(Ivr).where(Ivr.organisation_id == organisation_id)):
         found += [f"IVR {ivr.name} ({where(loc)})"
                   for loc in IvrTree.model_validate_json(ivr.tree).references(number)]
+    for row in db.exec(select(Queue).where(Queue.organisation_id == organisation_id)):
+        queue = QueueConfig.model_validate_json(row.settings)
+        if number in queue.penalties:
+            found.append(f"queue {row.number} (member)")
+        if queue.overflow in targets:
+            found.append(f"queue {row.number} (overflow)")
     return found
 
 

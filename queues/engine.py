@@ -530,8 +530,12 @@ class Acd:
         """Offer free agents to waiting callers (see the module's docstring)."""
         now = self.now()
         offers = []
+        drained: set[tuple[int, str]] = set()  # queues with no agent to offer to anyone
         for caller in self.waiting():
-            queue = self.queues[caller.organisation, caller.queue]
+            key = (caller.organisation, caller.queue)
+            if key in drained:
+                continue
+            queue = self.queues[key]
             strategy = queue.settings.strategy
             adding = (strategy == "ring-progressively" and caller.ringing and not caller.callback
                       and now >= caller.last_ring + queue.settings.progressive_delay)
@@ -539,6 +543,8 @@ class Acd:
                 continue
             free = self.candidates(queue, caller, now)
             if not free:
+                if not queue.settings.penalty_wait:  # else a later caller may reach further
+                    drained.add(key)
                 continue
             chosen = tuple(free if strategy == "ringall" and not caller.callback else free[:1])
             self._offer(queue, caller, chosen, now)

@@ -57,6 +57,16 @@ members = 1019
 maxwait = 2
 overflow = 1011
 
+[717]
+type = queue
+members = 1015
+wrapuptime = 2
+
+[718]
+type = queue
+members = 1015
+wrapuptime = 2
+
 [715]
 type = queue
 strategy = linear
@@ -187,6 +197,8 @@ def test_bad_agent_requests_are_refused_with_reasons(pbx: Pbx) -> None:
         [("1014", 0), ("1015", 5)]
     services = httpx.get(f"{pbx.api}/services", headers=headers).json()
     assert {"kind": "queue", "number": "710", "name": ""} in services["items"]
+    member = httpx.delete(f"{pbx.api}/extensions/1012", headers=headers)
+    assert member.status_code == 409 and "queue 710 (member)" in member.json()["detail"]
 
 
 def test_an_agent_may_pause_only_themself_and_it_is_audited(pbx: Pbx) -> None:
@@ -257,6 +269,25 @@ def test_overflow_after_max_wait(pbx: Pbx, feed: Feed) -> None:
         assert 2 <= overflow["wait"] < 4
         feed.wait("call.answered", answered_by="1011", call_id=overflow["call_id"])
         phone.in_dialog("BYE", ok)
+
+
+def test_an_agent_in_two_queues_takes_one_call_at_a_time_after_wrap_up(pbx: Pbx,
+                                                                        feed: Feed) -> None:
+    """1015 serves 717 and 718: the caller waiting longest first, the other
+    only when that call is over and the wrap-up (2 s) has passed."""
+    with caller(pbx, "2007", "717") as (first, _, first_ok), \
+            caller(pbx, "2008", "718") as (second, _, second_ok):
+        (taken,) = feed.wait("queue.answered", queue="717")
+        time.sleep(0.5)
+        assert feed.of("queue.offered", queue="718") == []  # busy: one call at a time
+        first.in_dialog("BYE", first_ok)
+        (done,) = feed.wait("queue.completed", queue="717")
+        (then,) = feed.wait("queue.answered", queue="718", timeout=10)
+        second.in_dialog("BYE", second_ok)
+    assert taken["agent"] == then["agent"] == "1015"
+    assert then["at"] - done["at"] >= 2  # the wrap-up, by the PBX's own clock
+    states = [e["state"] for e in feed.of("agent.state", agent="1015")]
+    assert states[-4:] == ["wrap_up", "available", "ringing", "on_queue_call"]
 
 
 def answer_as(agent: SipClient, rtp: RtpPhone) -> tuple[Any, Any]:
