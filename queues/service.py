@@ -171,8 +171,7 @@ class QueueApp:
         channel.on_hangup(lambda: self._left(live))
         said = self.acd.announcement(caller)
         self._hold(live, words(said) if said is not None else (), offer=True)
-        if settings.callback:
-            channel.on_key(lambda key: self._key(live, key))
+        channel.on_key(lambda key: self._key(live, key))
         log.info("call %s from %s joins queue %s", channel.id, party.number, ident)
         self._run(self.acd.dispatch())
 
@@ -191,12 +190,20 @@ class QueueApp:
             channel.music_on_hold(settings.musicclass)
 
     def _key(self, live: Live, key: str) -> None:
+        """``1`` asks for a callback (when the queue offers one and the caller's
+        number can be dialled); any other key just cuts a prompt short."""
         caller = live.caller
-        if key != CALLBACK_KEY or caller.callback or caller.agent or live.channel is None:
-            if live.channel is not None:
-                self._hold(live, ())  # a key cut the prompt short: back to the music
-            return
         channel = live.channel
+        if channel is None or caller.agent:
+            return
+        settings = self.acd.queue(caller.organisation, caller.queue).settings
+        if key != CALLBACK_KEY or not settings.callback or caller.callback \
+                or caller.called_back:
+            self._hold(live, ())  # back to the music
+            return
+        if not caller.number.removeprefix("+").isdigit():  # anonymous: nobody to call back
+            self._hold(live, ("invalid_option",))
+            return
         self._cancel(live, self.acd.request_callback(caller))
         log.info("call %s: %s asks for a callback in queue %s", channel.id, caller.number,
                  caller.queue)

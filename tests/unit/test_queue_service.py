@@ -3,6 +3,7 @@ hear, which agents ring, connect, callback, overflow, survey, feature codes."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,8 @@ from pbx.events import (
     AgentStateChanged, CallAnswered, CallEnded, QueueAbandoned, QueueAnswered, QueueCallback,
     QueueCompleted, QueueOverflowed, SurveyAnswered,
 )
-from pbx.models import Extension
+from pbx.models import Extension, Profile
+from pbx.profiles import Presence, zone
 from pbx.queue_settings import QueueConfig
 from pbx.store import Store
 from queues.service import AgentCodes, QueueApp
@@ -332,3 +334,32 @@ def test_a_feature_code_from_a_non_agent_says_so() -> None:
     phone = FakeChannel(board.clock, Party(ORG, "1004", extension="1004"))
     AgentCodes(board.app).start(phone, "login")
     assert phone.said() == ["not_an_agent"]
+
+
+def test_a_key_that_cuts_an_announcement_short_brings_the_music_back() -> None:
+    board = Switchboard(queue("1002", **{"announce-position": True,
+                                         "announce-frequency": 20}))
+    board.app.set_agent(ORG, "1002", "pause", "lunch")
+    caller = board.call()
+    assert caller.playing is not None
+    caller.press("5")
+    assert caller.music == "default"
+
+
+def test_an_anonymous_caller_cannot_ask_for_a_callback() -> None:
+    board = Switchboard(queue("1002", callback=True))
+    board.app.set_agent(ORG, "1002", "pause", "lunch")
+    caller = board.call(number="anonymous")
+    caller.press("1")
+    assert caller.alive and caller.said()[-1] == "invalid_option"
+    assert board.of(QueueCallback) == []
+
+
+def test_a_presence_profile_without_queue_calls_keeps_the_agent_out() -> None:
+    board = Switchboard(queue("1002,1003"))
+    focus = Profile(id=1, organisation_id=ORG, extension="1002", name="Focus", accept="direct")
+    board.tenant.extensions["1002"].profile_id = 1  # chosen by hand, until further notice
+    board.directory.tenants[ORG] = dataclasses.replace(
+        board.tenant, presence=Presence.of(zone("UTC"), [focus], [], []))
+    board.call()
+    assert board.calls.ringing() == ["1003"]
