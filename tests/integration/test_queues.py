@@ -67,6 +67,11 @@ type = queue
 members = 1015
 wrapuptime = 2
 
+[719]
+type = queue
+members = 1018
+survey = yes
+
 [715]
 type = queue
 strategy = linear
@@ -351,6 +356,24 @@ def test_callback_in_the_exact_turn_with_audio_both_ways(pbx: Pbx, feed: Feed) -
     assert [e["call_id"] for e in answered] == [joined["2003"], joined["2004"], joined["2005"]]
     states = [e["state"] for e in feed.of("queue.callback", queue="715")]
     assert states == ["requested", "dialled", "connected"]
+
+
+def test_after_the_agent_hangs_up_the_caller_rates_the_call(pbx: Pbx, feed: Feed) -> None:
+    with registered(pbx, "1018") as agent, RtpPhone() as agent_rtp, \
+            caller(pbx, "2009", "719") as (phone, rtp, _):
+        invite, ok = answer_as(agent, agent_rtp)
+        (answered,) = feed.wait("queue.answered", queue="719")
+        agent.in_dialog("BYE", _uas_dialog(invite, ok))
+        (done,) = feed.wait("queue.completed", queue="719")
+        assert done["hangup_by"] == "agent"
+        time.sleep(1.0)  # "please rate this call …"
+        rtp.keys("4")
+        (rating,) = feed.wait("queue.survey", queue="719")
+        assert (rating["score"], rating["agent"], rating["call_id"]) == \
+            (4, "1018", answered["call_id"])
+        bye = phone.receive_request(10, "BYE")  # thanks, goodbye
+        assert bye is not None
+        phone.respond(bye, 200)
 
 
 def test_a_pending_callback_survives_a_restart(tmp_path: Path) -> None:
