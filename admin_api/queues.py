@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from admin_api.deps import ERRORS, NOT_FOUND, NUMBER, Sip, User, audit
 from pbx.models import ApiUser
-from queues.engine import Agent, Queue, QueueError
+from queues.engine import AGENT_STATES, Agent, Queue, QueueError
 from queues.service import QueueApp
 
 router = APIRouter(prefix="/api", tags=["queues"])
@@ -39,8 +39,7 @@ Queues = Annotated[QueueApp, Depends(queue_app)]
 
 class AgentOut(BaseModel):
     extension: str
-    state: str = Field(description="logged_out, available, ringing, on_queue_call, "
-                                   "on_direct_call, wrap_up or paused")
+    state: str = Field(description=", ".join(AGENT_STATES))
     pause_reason: str | None
     queues: list[str]
 

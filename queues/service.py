@@ -73,7 +73,6 @@ class Live:
     caller: Caller
     channel: Channel | None
     dials: dict[str, Dialling] = field(default_factory=dict)  # ringing agents
-    callback_dial: Dialling | None = None
     answered_at: float = 0.0
     caller_is_a: bool = True  # the caller's leg is the call's first (not a callback)
 
@@ -312,7 +311,6 @@ class QueueApp:
                  caller.callback_attempts + 1)
 
         def answered(channel: Channel) -> None:
-            live.callback_dial = None
             agent = self.acd.callback_answered(caller)
             live.channel = channel
             live.caller_is_a = False
@@ -323,7 +321,6 @@ class QueueApp:
                 self._ring(live, agent)
 
         def failed(status: int) -> None:
-            live.callback_dial = None
             if self.acd.callback_failed(caller):
                 self.live.pop(caller.call_id, None)
                 self._drop(caller)
@@ -331,11 +328,9 @@ class QueueApp:
                 self._keep(caller)
             self._dispatch_soon()
 
-        live.callback_dial = self.calls.dial(organisation, caller.callback,
-                                             caller=Party(organisation, caller.queue,
-                                                          settings.name),
-                                             on_answer=answered, on_fail=failed,
-                                             timeout=CALLBACK_RING)
+        self.calls.dial(organisation, caller.callback,
+                        caller=Party(organisation, caller.queue, settings.name),
+                        on_answer=answered, on_fail=failed, timeout=CALLBACK_RING)
 
     # ------------------------------------------------------------ after the call
 
