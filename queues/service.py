@@ -291,7 +291,11 @@ class QueueApp:
             if live.dials.pop(agent, None) is None and status == 487:
                 return  # we cancelled it
             log.info("call %s: agent %s did not take it (%d)", caller.call_id, agent, status)
+            member = self.acd.agents[organisation, agent]
+            paused = member.pause_reason
             self.acd.ring_failed(caller, agent, no_answer=status in (408, 480))
+            if member.pause_reason != paused:  # autopause
+                self._remember(member)
 
         dialling = self.calls.dial(organisation, agent,
                                    caller=Party(organisation, caller.number, name),
@@ -316,6 +320,7 @@ class QueueApp:
             live.caller_is_a = False
             self._drop(caller)
             channel.on_hangup(lambda: self._left(live))
+            channel.on_key(lambda key: self._key(live, key))
             self._hold(live, ("queue_callback_hello",))
             if agent:
                 self._ring(live, agent)
@@ -427,12 +432,17 @@ class QueueApp:
         else:
             raise QueueError(422, f"no agent action {action}")
         log.info("agent %s: %s %s", extension, action, reason)
-        if self.store is not None:
-            store = self.store
-            choice = AgentChoice(organisation, extension, agent.logged_in, agent.pause_reason)
-            self._background(lambda: store.keep_agent(choice))
+        self._remember(agent)
         self._dispatch_soon()
         return agent
+
+    def _remember(self, agent: Agent) -> None:
+        """Keep an agent's own state (logged out, paused and why) across restarts."""
+        if self.store is not None:
+            store = self.store
+            choice = AgentChoice(agent.organisation, agent.extension, agent.logged_in,
+                                 agent.pause_reason)
+            self._background(lambda: store.keep_agent(choice))
 
 
 class AgentCodes:

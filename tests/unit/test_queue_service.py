@@ -363,3 +363,13 @@ def test_a_presence_profile_without_queue_calls_keeps_the_agent_out() -> None:
         board.tenant, presence=Presence.of(zone("UTC"), [focus], [], []))
     board.call()
     assert board.calls.ringing() == ["1003"]
+
+
+def test_an_autopause_is_kept_across_a_restart(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'pbx.sqlite3'}")
+    store.seed(Config(general=General()))
+    board = Switchboard(queue("1002", autopause=True), store=QueueStore(store))
+    board.call()
+    board.calls.ring_of("1002").fail(480)
+    after = Switchboard(queue("1002", autopause=True), store=QueueStore(store))
+    assert after.app.acd.agents[ORG, "1002"].pause_reason == "autopause"
