@@ -9,6 +9,8 @@ sends a call for the queue's number to the service kind ``queue``.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pbx.fields import Listed
@@ -86,7 +88,8 @@ class QueueConfig(BaseModel):
             raise ValueError("an extension is listed twice")
         return value
 
-    @property
+    @cached_property
     def penalties(self) -> dict[str, int]:
-        """The members in their configured order, each with their penalty."""
+        """The members in their configured order, each with their penalty (read
+        once: the engine asks on every decision)."""
         return dict(member_penalty(entry) for entry in self.members)

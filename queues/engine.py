@@ -574,11 +574,13 @@ class Acd:
                 self._told(agent)
         overflows = []
         announcements = []
+        staffed = {key: self.staffed(queue) for key, queue in self.queues.items()}
         for caller in self.waiting():
-            queue = self.queues[caller.organisation, caller.queue]
+            key = (caller.organisation, caller.queue)
+            queue = self.queues[key]
             if caller.callback:
                 continue
-            reason = self._overflow_reason(queue, caller, now)
+            reason = self._overflow_reason(queue, caller, now, staffed[key])
             if reason:
                 overflows.append(self.overflow(caller, reason))
                 continue
@@ -587,14 +589,14 @@ class Acd:
                 announcements.append(said)
         return Tick(self.dispatch(), overflows, announcements)
 
-    def _overflow_reason(self, queue: Queue, caller: Caller, now: float) -> str:
+    def _overflow_reason(self, queue: Queue, caller: Caller, now: float,
+                         staffed: bool) -> str:
         settings = queue.settings
         waited = now - caller.joined_at
         if caller.ringing:
             return ""
         if settings.maxwait and waited >= settings.maxwait:
             return "maxwait"
-        staffed = self.staffed(queue)
         if settings.leavewhenempty and not staffed:
             return "noagents"
         if settings.maxwait_noagents and not staffed and waited >= settings.maxwait_noagents:
