@@ -13,15 +13,15 @@ from pydantic import BaseModel
 from admin_api import (
     audit, auth, call_control, callpolicy, calls, conferences, devices, events, extensions, ivrs,
     licenses, mailboxes, media, numbers, organisations, outbound, profiles, provision,
-    queue_agents, queue_stats, queue_widget, recordings, ringgroups, schedules, services,
+    queue_stats, queue_widget, queues, recordings, ringgroups, schedules, services,
     shared_mailboxes, timeconditions, trunks, users, voicemail, webhooks,
 )
 from admin_api.users import bootstrap_admin
 from pbx.calls.commands import CallCommands
 from pbx.server import SipServer
 from pbx.webhooks import WebhookOutbox
-from queues.control import AgentControl
 from queues.live import QueueStatistics
+from queues.service import QueueApp
 
 
 class Health(BaseModel):
@@ -41,16 +41,16 @@ class Health(BaseModel):
 
 def create_app(sip: SipServer, *, commands: CallCommands | None = None,
                outbox: WebhookOutbox | None = None, statistics: QueueStatistics | None = None,
-               agent_control: AgentControl | None = None) -> FastAPI:
-    """The API of node ``sip``; ``commands`` act on its live calls and ``outbox``
-    learns of every change to the organisations' webhooks; ``statistics`` are
-    the live queue figures and ``agent_control`` the queue engine's agent commands."""
+               queue_app: QueueApp | None = None) -> FastAPI:
+    """The API of node ``sip``; ``commands`` act on its live calls, ``outbox``
+    learns of every change to the organisations' webhooks, ``statistics`` are
+    the live queue figures and ``queue_app`` runs its ACD queues."""
     app = FastAPI(title="PBX admin API", version="0.1.0")
     app.state.sip = sip
     app.state.calls = commands
     app.state.webhooks = outbox
     app.state.queue_stats = statistics
-    app.state.agent_control = agent_control
+    app.state.queues = queue_app
 
     @app.get("/api/health", response_model=Health, tags=["system"])
     def health() -> Health:
@@ -77,6 +77,6 @@ def create_app(sip: SipServer, *, commands: CallCommands | None = None,
                    services, ringgroups, numbers, calls, call_control, recordings, audit,
                    conferences, events, profiles, voicemail, mailboxes, shared_mailboxes, media,
                    schedules, timeconditions, ivrs, trunks, outbound, callpolicy, webhooks,
-                   queue_stats, queue_agents, queue_widget):
+                   queue_stats, queue_widget, queues):
         app.include_router(module.router)
     return app

@@ -1,7 +1,6 @@
 """Switchboard services and the plan that counts them (Telavox model).
 
-Ring groups, conference rooms, IVRs and shared mailboxes today; queues
-later.  Each kind is one line of ``SERVICE_KINDS`` (its table has
+Ring groups, conference rooms, IVRs, shared mailboxes and ACD queues.  Each kind is one line of ``SERVICE_KINDS`` (its table has
 ``organisation_id``, ``number`` and ``name``): the listing, the plan count and
 the check that a number is free all read that table.  An organisation's plan
 (``Organisation.plan``, a key of ``pbx.models.PLANS``) caps how many it may
@@ -23,9 +22,10 @@ from ivr.check import where
 from ivr.tree import IvrTree
 from pbx.models import (
     PLANS, ApiUser, ConferenceRoom, Extension, Ivr, Number, Organisation, OutboundRoute, Profile,
-    RingGroup, SharedMailbox, TimeCondition,
+    Queue, RingGroup, SharedMailbox, TimeCondition,
 )
 from pbx.numbering import COUNTRIES
+from pbx.queue_settings import QueueConfig
 from pbx.router import MAILBOX_PREFIX, PICKUP_ANY, PICKUP_PREFIX
 from pbx.server import SipServer
 
@@ -45,6 +45,7 @@ SERVICE_KINDS: dict[str, Numbered] = {
     "conference": Numbered(ConferenceRoom, "conference room"),
     "ivr": Numbered(Ivr, "IVR"),
     "sharedmailbox": Numbered(SharedMailbox, "shared mailbox"),
+    "queue": Numbered(Queue, "queue"),
 }
 # Everything a number of the organisation can be; the plan counts only the services.
 NUMBERED: dict[str, Numbered] = {
@@ -135,7 +136,8 @@ def refuse_taken(db: Session, sip: SipServer, organisation_id: int, number: str)
 def referrers(db: Session, organisation_id: int, number: str) -> list[str]:
     """What points at ``number``: numbers reaching it, forwards, fallbacks, caller IDs,
     profiles diverting to it or showing it, outbound routes showing it, time conditions
-    and IVR keys leading to it (or to its mailbox)."""
+    and IVR keys leading to it (or to its mailbox), queues it is a member or the
+    overflow of."""
     found = [f"number {n.number}" for n in db.exec(select(Number).where(
         Number.organisation_id == organisation_id, Number.target == number))]
     found += [f"ring group {g.number}" for g in db.exec(select(RingGroup).where(
@@ -157,6 +159,12 @@ def referrers(db: Session, organisation_id: int, number: str) -> list[str]:
     for ivr in db.exec(select(Ivr).where(Ivr.organisation_id == organisation_id)):
         found += [f"IVR {ivr.name} ({where(loc)})"
                   for loc in IvrTree.model_validate_json(ivr.tree).references(number)]
+    for row in db.exec(select(Queue).where(Queue.organisation_id == organisation_id)):
+        queue = QueueConfig.model_validate_json(row.settings)
+        if number in queue.penalties:
+            found.append(f"queue {row.number} (member)")
+        if queue.overflow in targets:
+            found.append(f"queue {row.number} (overflow)")
     return found
 
 

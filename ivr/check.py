@@ -30,7 +30,7 @@ class Targets:
     extensions: frozenset[str] = frozenset()
     ring_groups: frozenset[str] = frozenset()
     rooms: frozenset[str] = frozenset()
-    queues: frozenset[str] = frozenset()  # none until ACD queues exist: a queue option dangles
+    queues: frozenset[str] = frozenset()
     mailboxes: frozenset[str] = frozenset()  # shared ones, by number (voicemail: leads there too)
     schedules: frozenset[str] | None = None  # None: schedules are not known here, not checked
 

@@ -26,12 +26,12 @@ class ScheduleHours:
 
 
 def targets(tenant: Tenant) -> Targets:
-    """The extensions (and so mailboxes), ring groups, rooms, schedules and
-    shared mailboxes an IVR may lead to."""
+    """The extensions (and so mailboxes), ring groups, rooms, schedules,
+    queues and shared mailboxes an IVR may lead to."""
     return Targets(extensions=frozenset(tenant.extensions),
                    ring_groups=frozenset(tenant.ring_groups), rooms=frozenset(tenant.rooms),
                    schedules=frozenset(tenant.schedules),
-                   mailboxes=frozenset(tenant.mailboxes))
+                   mailboxes=frozenset(tenant.mailboxes), queues=frozenset(tenant.queues))
 
 
 def hours(tenant: Tenant) -> ScheduleHours:

@@ -142,7 +142,7 @@ class ToRingGroup(Destination):
 
 
 class ToQueue(Destination):
-    """An ACD queue by its number (queues arrive with their own issue)."""
+    """An ACD queue by its number."""
 
     kind: ClassVar[str] = "queue"
     queue: Number

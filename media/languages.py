@@ -108,6 +108,26 @@ TEXTS: dict[str, dict[str, str]] = {
         "confirm_new_pin": "Please enter your new PIN again, then press the hash key.",
         "pin_rules": "A PIN has four to twelve digits.",
         "goodbye": "Goodbye.",
+        # ACD queues: position, wait, callback, survey; agents' feature codes
+        "queue_you_are": "You are number",
+        "queue_in_line": "in the queue.",
+        "queue_wait_about": "Your estimated waiting time is about",
+        "minute": "minute.",
+        "minutes": "minutes.",
+        "queue_periodic": ("All our agents are busy. Please hold, you will be answered as soon as "
+                           "possible."),
+        "queue_callback_offer": ("To be called back when it is your turn, without losing your "
+                                 "place, press 1."),
+        "queue_callback_saved": "Thank you. We will call you back when it is your turn. Goodbye.",
+        "queue_callback_hello": ("This is the call back you asked for. Please hold, an agent will "
+                                 "answer."),
+        "survey_rate": "Please rate this call from 1 to 5, where 5 is best.",
+        "survey_thanks": "Thank you for your rating.",
+        "agent_logged_in": "You are logged in to your queues.",
+        "agent_logged_out": "You are logged out of your queues.",
+        "agent_paused": "You are paused.",
+        "agent_unpaused": "You are available again.",
+        "not_an_agent": "You are not an agent of any queue.",
         # spoken diversion: "<name> is in a meeting until eleven o'clock on Monday"
         "has_status": "has the status",
         "in_a_meeting": "is in a meeting",
@@ -174,6 +194,26 @@ TEXTS: dict[str, dict[str, str]] = {
         "confirm_new_pin": "Ange din nya pinkod en gång till och avsluta med fyrkant.",
         "pin_rules": "En pinkod har fyra till tolv siffror.",
         "goodbye": "Hej då.",
+        # ACD queues: position, wait, callback, survey; agents' feature codes
+        "queue_you_are": "Du är nummer",
+        "queue_in_line": "i kön.",
+        "queue_wait_about": "Din beräknade väntetid är ungefär",
+        "minute": "minut.",
+        "minutes": "minuter.",
+        "queue_periodic": ("Alla våra handläggare är upptagna. Var vänlig vänta, du besvaras så "
+                           "snart som möjligt."),
+        "queue_callback_offer": ("Tryck 1 för att bli uppringd när det är din tur, utan att "
+                                 "förlora din plats."),
+        "queue_callback_saved": "Tack. Vi ringer upp dig när det är din tur. Hej då.",
+        "queue_callback_hello": ("Det här är återuppringningen du bad om. Var vänlig vänta, en "
+                                 "handläggare svarar."),
+        "survey_rate": "Betygsätt samtalet från 1 till 5, där 5 är bäst.",
+        "survey_thanks": "Tack för ditt betyg.",
+        "agent_logged_in": "Du är inloggad i dina köer.",
+        "agent_logged_out": "Du är utloggad ur dina köer.",
+        "agent_paused": "Du har paus.",
+        "agent_unpaused": "Du är tillgänglig igen.",
+        "not_an_agent": "Du är inte agent i någon kö.",
         "has_status": "har status",
         "in_a_meeting": "sitter i möte",
         "at_lunch": "är på lunch",
@@ -240,6 +280,26 @@ TEXTS: dict[str, dict[str, str]] = {
         "confirm_new_pin": "Indtast din nye pinkode igen, og afslut med firkant.",
         "pin_rules": "En pinkode har fire til tolv cifre.",
         "goodbye": "Farvel.",
+        # ACD queues: position, wait, callback, survey; agents' feature codes
+        "queue_you_are": "Du er nummer",
+        "queue_in_line": "i køen.",
+        "queue_wait_about": "Din forventede ventetid er cirka",
+        "minute": "minut.",
+        "minutes": "minutter.",
+        "queue_periodic": ("Alle vores medarbejdere er optaget. Vent venligst, du bliver besvaret "
+                           "hurtigst muligt."),
+        "queue_callback_offer": ("Tryk 1 for at blive ringet op, når det er din tur, uden at "
+                                 "miste din plads."),
+        "queue_callback_saved": "Tak. Vi ringer dig op, når det er din tur. Farvel.",
+        "queue_callback_hello": ("Dette er det opkald, du bad om. Vent venligst, en medarbejder "
+                                 "svarer."),
+        "survey_rate": "Bedøm venligst samtalen fra 1 til 5, hvor 5 er bedst.",
+        "survey_thanks": "Tak for din bedømmelse.",
+        "agent_logged_in": "Du er logget ind i dine køer.",
+        "agent_logged_out": "Du er logget ud af dine køer.",
+        "agent_paused": "Du har pause.",
+        "agent_unpaused": "Du er ledig igen.",
+        "not_an_agent": "Du er ikke agent i nogen kø.",
         "has_status": "har status",
         "in_a_meeting": "er til møde",
         "at_lunch": "er til frokost",
@@ -306,6 +366,26 @@ TEXTS: dict[str, dict[str, str]] = {
         "confirm_new_pin": "Tast inn den nye PIN-koden din én gang til, og avslutt med firkant.",
         "pin_rules": "En PIN-kode har fire til tolv sifre.",
         "goodbye": "Ha det bra.",
+        # ACD queues: position, wait, callback, survey; agents' feature codes
+        "queue_you_are": "Du er nummer",
+        "queue_in_line": "i køen.",
+        "queue_wait_about": "Din forventede ventetid er omtrent",
+        "minute": "minutt.",
+        "minutes": "minutter.",
+        "queue_periodic": ("Alle våre medarbeidere er opptatt. Vennligst vent, du blir besvart så "
+                           "snart som mulig."),
+        "queue_callback_offer": ("Trykk 1 for å bli ringt opp når det er din tur, uten å miste "
+                                 "plassen din."),
+        "queue_callback_saved": "Takk. Vi ringer deg opp når det er din tur. Ha det bra.",
+        "queue_callback_hello": ("Dette er oppringningen du ba om. Vennligst vent, en medarbeider "
+                                 "svarer."),
+        "survey_rate": "Vennligst gi samtalen en karakter fra 1 til 5, der 5 er best.",
+        "survey_thanks": "Takk for vurderingen.",
+        "agent_logged_in": "Du er logget inn i køene dine.",
+        "agent_logged_out": "Du er logget ut av køene dine.",
+        "agent_paused": "Du har pause.",
+        "agent_unpaused": "Du er ledig igjen.",
+        "not_an_agent": "Du er ikke agent i noen kø.",
         "has_status": "har status",
         "in_a_meeting": "er i møte",
         "at_lunch": "er på lunsj",
@@ -372,6 +452,26 @@ TEXTS: dict[str, dict[str, str]] = {
         "confirm_new_pin": "Näppäile uusi PIN-koodisi uudelleen ja paina lopuksi risuaitaa.",
         "pin_rules": "PIN-koodissa on neljästä kahteentoista numeroa.",
         "goodbye": "Näkemiin.",
+        # ACD queues: position, wait, callback, survey; agents' feature codes
+        "queue_you_are": "Sijaintisi jonossa on",
+        "queue_in_line": "Odota, ole hyvä.",
+        "queue_wait_about": "Arvioitu odotusaikasi on noin",
+        "minute": "minuutti.",
+        "minutes": "minuuttia.",
+        "queue_periodic": ("Kaikki asiakaspalvelijamme ovat varattuja. Olkaa hyvä ja odottakaa, "
+                           "vastaamme mahdollisimman pian."),
+        "queue_callback_offer": ("Paina 1, niin soitamme sinulle takaisin vuorosi tullessa, ja "
+                                 "paikkasi säilyy."),
+        "queue_callback_saved": "Kiitos. Soitamme sinulle, kun on vuorosi. Näkemiin.",
+        "queue_callback_hello": ("Tämä on pyytämäsi takaisinsoitto. Odota hetki, asiakaspalvelija "
+                                 "vastaa."),
+        "survey_rate": "Arvioi puhelu asteikolla 1–5, jossa 5 on paras.",
+        "survey_thanks": "Kiitos arviostasi.",
+        "agent_logged_in": "Olet kirjautunut jonoihisi.",
+        "agent_logged_out": "Olet kirjautunut ulos jonoistasi.",
+        "agent_paused": "Olet tauolla.",
+        "agent_unpaused": "Olet taas vapaana.",
+        "not_an_agent": "Et ole minkään jonon agentti.",
         "has_status": "on tilassa",
         "in_a_meeting": "on kokouksessa",
         "at_lunch": "on lounaalla",
@@ -450,6 +550,27 @@ TEXTS: dict[str, dict[str, str]] = {
                            "anschließend die Rautetaste.",
         "pin_rules": "Eine PIN hat vier bis zwölf Ziffern.",
         "goodbye": "Auf Wiederhören.",
+        # ACD queues: position, wait, callback, survey; agents' feature codes
+        "queue_you_are": "Sie sind an Position",
+        "queue_in_line": "in der Warteschlange.",
+        "queue_wait_about": "Ihre voraussichtliche Wartezeit beträgt etwa",
+        "minute": "Minute.",
+        "minutes": "Minuten.",
+        "queue_periodic": ("Alle unsere Mitarbeiter sind im Gespräch. Bitte warten Sie, Sie "
+                           "werden so bald wie möglich verbunden."),
+        "queue_callback_offer": ("Um zurückgerufen zu werden, wenn Sie an der Reihe sind, ohne "
+                                 "Ihren Platz zu verlieren, drücken Sie die 1."),
+        "queue_callback_saved": ("Danke. Wir rufen Sie zurück, wenn Sie an der Reihe sind. Auf "
+                                 "Wiederhören."),
+        "queue_callback_hello": ("Dies ist der gewünschte Rückruf. Bitte warten Sie, ein "
+                                 "Mitarbeiter meldet sich."),
+        "survey_rate": "Bitte bewerten Sie das Gespräch von 1 bis 5, wobei 5 am besten ist.",
+        "survey_thanks": "Danke für Ihre Bewertung.",
+        "agent_logged_in": "Sie sind in Ihren Warteschlangen angemeldet.",
+        "agent_logged_out": "Sie sind von Ihren Warteschlangen abgemeldet.",
+        "agent_paused": "Sie haben Pause.",
+        "agent_unpaused": "Sie sind wieder verfügbar.",
+        "not_an_agent": "Sie sind in keiner Warteschlange Agent.",
         "has_status": "hat den Status",
         "in_a_meeting": "ist in einer Besprechung",
         "at_lunch": "ist in der Mittagspause",

@@ -34,6 +34,7 @@ from pbx.models import CallPolicy
 from pbx.numbering import COUNTRIES as NUMBERING_COUNTRIES
 from pbx.numbering import E164_PREFIX
 from pbx.outbound import MAX_STRIP, NAME, PREPEND, check_caller_id, parse_pattern
+from pbx.queue_settings import QueueConfig
 from pbx.trunks.settings import TRUNK_NAME, TrunkSettings
 from pbx.addresses import EmailAddresses, check_sender
 
@@ -503,6 +504,7 @@ class Config:
     trunks: tuple[TrunkSettings, ...] = ()
     mailboxes: tuple[MailboxConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
+    queues: tuple[QueueConfig, ...] = ()
     path: str = "<defaults>"
 
     @property
@@ -565,6 +567,7 @@ def load_config(path: str | Path | None) -> Config:
     trunks: list[TrunkSettings] = []
     mailboxes: list[MailboxConfig] = []
     routes: list[RouteConfig] = []
+    queues: list[QueueConfig] = []
     for section in parser.sections():
         if section == "general":
             continue
@@ -584,6 +587,8 @@ def load_config(path: str | Path | None) -> Config:
                 conferences.append(ConferenceConfig.model_validate(values))
             elif kind == "number":
                 numbers.append(NumberConfig.model_validate(values))
+            elif kind == "queue":
+                queues.append(QueueConfig.model_validate(values))
             elif kind == "ivr":
                 ivr_sections.append(IvrConfig.model_validate(values))
             elif kind == "trunk":
@@ -600,7 +605,7 @@ def load_config(path: str | Path | None) -> Config:
             else:
                 raise ConfigError(
                     path_str, section, "type", "must be extension, ringgroup, conference, "
-                    "number, schedule, timecondition, ivr, trunk, route or mailbox"
+                    "number, schedule, timecondition, ivr, queue, trunk, route or mailbox"
                 )
         except ValidationError as exc:
             raise _config_error(path_str, section, exc) from None
@@ -626,13 +631,19 @@ def load_config(path: str | Path | None) -> Config:
         ring_groups=frozenset(g.number for g in ring_groups),
         rooms=frozenset(r.number for r in conferences), schedules=frozenset(named),
         mailboxes=frozenset(m.number for m in mailboxes),
+        queues=frozenset(q.number for q in queues),
     )
+    for queue in queues:
+        unknown = [m for m in queue.penalties if m not in known]
+        if unknown:
+            raise ConfigError(path_str, queue.number, "members",
+                              f"no extension section for {', '.join(unknown)}")
     return Config(
         general=general, extensions=tuple(extensions), ring_groups=tuple(ring_groups),
         conferences=tuple(conferences), numbers=tuple(numbers), schedules=tuple(schedules),
         time_conditions=tuple(conditions), trunks=tuple(trunks),
         ivrs=tuple(_ivr_tree(Path(path_str), section, targets) for section in ivr_sections),
-        mailboxes=tuple(mailboxes), routes=tuple(routes), path=path_str,
+        mailboxes=tuple(mailboxes), routes=tuple(routes), queues=tuple(queues), path=path_str,
     )
 
 

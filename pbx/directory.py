@@ -31,11 +31,12 @@ from pbx.config import CallPolicyConfig
 from pbx.models import (
     DEFAULT_ORGANISATION, ApiUser, CalendarEvent, CallPolicy, ConferenceRoom, Device, Extension,
     Ivr, License, Number, Organisation, OutboundRoute, Profile, ProfileSchedule, RingGroup,
-    SharedMailbox, SwitchboardSchedule, TimeCondition, Trunk,
+    Queue, SharedMailbox, SwitchboardSchedule, TimeCondition, Trunk,
 )
 from pbx.numbering import COUNTRIES, ExternalNumber, NumberingPlan
 from pbx.outbound import PatternError, Route
 from pbx.profiles import Presence, caller_id, zone
+from pbx.queue_settings import QueueConfig
 from pbx.refusal import Refusal
 from pbx.store import Store
 from pbx.trunks.settings import TrunkSettings
@@ -66,6 +67,7 @@ class Tenant:
     # its trunks and the operator's shared ones, by name
     trunks: dict[str, TrunkSettings] = field(default_factory=dict)
     mailboxes: dict[str, SharedMailbox] = field(default_factory=dict)  # shared ones, by number
+    queues: dict[str, QueueConfig] = field(default_factory=dict)  # ACD queues, by number
     # extensions of users who hold no active license: no registering, no calls
     unlicensed: frozenset[str] = frozenset()
     # extensions of admins and supervisors: they may listen in on calls (ChanSpy)
@@ -156,10 +158,10 @@ class Directory:
         rows = self.store.rows(Organisation, Extension, Device, RingGroup, Number,
                                ConferenceRoom, ApiUser, License, SwitchboardSchedule,
                                TimeCondition, Ivr, Trunk, SharedMailbox, Profile,
-                               ProfileSchedule, CalendarEvent, CallPolicy, OutboundRoute)
+                               ProfileSchedule, CalendarEvent, CallPolicy, OutboundRoute, Queue)
         orgs, exts, devices, groups, numbers, rooms, users, licenses, *rest = rows
         (switchboards, conditions, ivrs, trunk_rows, mailboxes, profiles, schedules, events,
-         policies, routes) = rest
+         policies, routes, queues) = rest
         trunks = [(t.organisation_id, TrunkSettings.model_validate_json(t.settings))
                   for t in trunk_rows]
         shared = {s.name: s for org_id, s in trunks
@@ -188,6 +190,7 @@ class Directory:
                 ivrs=_trees(i for i in ivrs if i.organisation_id == org.id),
                 trunks={**shared, **{s.name: s for org_id, s in trunks if org_id == org.id}},
                 mailboxes={m.number: m for m in mailboxes if m.organisation_id == org.id},
+                queues=_queues(q for q in queues if q.organisation_id == org.id),
                 unlicensed=frozenset(
                     u.extension for u in users
                     if u.organisation_id == org.id and u.extension and u.id not in kinds
@@ -288,3 +291,16 @@ def _trees(rows: Iterable[Ivr]) -> dict[str, IvrTree]:
             log.error("IVR %s (%s) of organisation %d cannot be read: %s", row.name,
                       row.number, row.organisation_id, exc)
     return trees
+
+
+def _queues(rows: Iterable[Queue]) -> dict[str, QueueConfig]:
+    """The queues' settings by number; one this version cannot read is left out,
+    with a log line."""
+    found: dict[str, QueueConfig] = {}
+    for row in rows:
+        try:
+            found[row.number] = QueueConfig.model_validate_json(row.settings)
+        except ValidationError as exc:
+            log.error("queue %s of organisation %d cannot be read: %s", row.number,
+                      row.organisation_id, exc)
+    return found

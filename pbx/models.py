@@ -543,3 +543,43 @@ class QueueEventRow(SQLModel, table=True):
     call_id: str = Field(default="", max_length=300)
     at: float = Field(index=True)
     data: str = Field(default="", max_length=2000)  # the whole event: JSON
+
+
+class Queue(SQLModel, table=True):
+    """An ACD queue, a switchboard service the plan counts: its number and its
+    settings (a :class:`pbx.queue_settings.QueueConfig` as JSON)."""
+
+    __table_args__ = (UniqueConstraint("organisation_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    number: str = Field(index=True, max_length=40)
+    name: str = Field(default="", max_length=200)
+    settings: str = Field(sa_type=Text)
+
+
+class QueueCallbackRequest(SQLModel, table=True):
+    """A caller waiting on hook for a queue's callback (kept across restarts):
+    their place is ``joined_at`` (and ``priority``) as when they called."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    queue: str = Field(max_length=40)
+    call_id: str = Field(max_length=200, unique=True)
+    number: str = Field(max_length=80)
+    joined_at: float
+    priority: int = 0
+    attempts: int = 0
+
+
+class QueueAgent(SQLModel, table=True):
+    """A queue agent's own choice, kept across restarts: logged out, or paused
+    with a reason (an agent with no row is logged in and available)."""
+
+    __table_args__ = (UniqueConstraint("organisation_id", "extension"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    extension: str = Field(max_length=40)
+    logged_in: bool = True
+    pause_reason: str | None = Field(default=None, max_length=80)

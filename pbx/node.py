@@ -8,6 +8,7 @@ import asyncio
 import gc
 import logging
 import signal
+from collections.abc import Iterable
 
 import uvicorn
 
@@ -27,19 +28,26 @@ from pbx.calls.commands import CallCommands
 from pbx.calls.views import extension_dialogs
 from pbx.config import Config
 from pbx.models import ConferenceRoom
+from pbx.queue_settings import QueueConfig
 from pbx.server import SipServer
 from pbx.store import Store
 from pbx.webhooks import WebhookOutbox, WebhookSender, WebhookSettings
 from queues.history import QueueEventWriter, QueueHistory
 from queues.live import QueueStatistics, retained_snapshots
+from queues.service import AgentCodes, QueueApp
+from queues.stats import Settings
+from queues.store import QueueStore
 
 log = logging.getLogger("pbx.node")
 
 
-def register_services(sip: SipServer) -> CallCommands:
+def register_services(sip: SipServer, statistics: QueueStatistics | None = None,
+                      ) -> tuple[CallCommands, QueueApp]:
     """The switchboard services, each as the destination kind it serves: call
     control finds them by kind and never imports them.  Returns the commands
-    the admin API gives live calls (they park calls in the parking lot)."""
+    the admin API gives live calls (they park calls in the parking lot) and
+    the queues (the API logs agents in and out); ``statistics`` learn each
+    queue's service-level threshold and target from its settings."""
     b2bua = sip.b2bua
     general = sip.config.general
 
@@ -63,7 +71,20 @@ def register_services(sip: SipServer) -> CallCommands:
                                 lambda tenant: sip.config.general.operator))
     park = Park(b2bua, b2bua.clock, general.parking_slots, general.park_timeout)
     b2bua.register(park)
-    return CallCommands(b2bua, park)
+
+    def configured(organisation: int, settings: Iterable[QueueConfig]) -> None:
+        if statistics is not None:
+            for queue in settings:
+                statistics.live.configure(organisation, queue.number, Settings(
+                    queue.servicelevel, queue.servicelevel_target / 100, queue.widget),
+                    b2bua.clock.now())
+
+    queues = QueueApp(sip.directory, b2bua, b2bua.clock, sip.events.publish,
+                      QueueStore(sip.store), configured=configured)
+    sip.events.subscribe(queues.on_event)
+    b2bua.register(queues)
+    b2bua.register(AgentCodes(queues))
+    return CallCommands(b2bua, park), queues
 
 
 def webhooks_of(config: Config, store: Store) -> tuple[WebhookOutbox, WebhookSender]:
@@ -92,7 +113,8 @@ async def run(config: Config) -> int:
     store = await asyncio.to_thread(Store, config.database_url)
     await asyncio.to_thread(store.seed, config)
     sip = SipServer(config, store)
-    commands = register_services(sip)
+    stats, queue_events = queue_statistics(sip)
+    commands, queues = register_services(sip, stats)
     outbox, sender = webhooks_of(config, store)
     await asyncio.to_thread(outbox.reload)
     sip.events.subscribe(outbox.on_event)
@@ -107,8 +129,7 @@ async def run(config: Config) -> int:
     # (tens of thousands of short-lived transactions at registration storms).
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    stats, queue_events = queue_statistics(sip)
-    app = create_app(sip, commands=commands, outbox=outbox, statistics=stats)
+    app = create_app(sip, commands=commands, outbox=outbox, statistics=stats, queue_app=queues)
     general = config.general
     web = [uvicorn.Config(app, host=general.bind, port=general.http_port, log_level="warning",
                           lifespan="off")]

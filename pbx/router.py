@@ -3,8 +3,8 @@
 ``Router.resolve`` turns a number dialled within an organisation (a
 :class:`~pbx.directory.Tenant`) at an instant ``now`` into a small typed
 destination: extensions, ring groups, numbers, time conditions and
-switchboard services (conference rooms, mailboxes, shared mailboxes and IVRs
-today; queues join the same way) all come from the tenant, so the
+switchboard services (conference rooms, mailboxes, shared mailboxes, IVRs
+and ACD queues) all come from the tenant, so the
 B2BUA never learns their insides.  A number (DID) and a time condition lead
 on to another target, a time condition to its open or closed one by its
 schedule at ``now`` (FreePBX time conditions).  Ring strategies order the members of
@@ -32,6 +32,10 @@ SPY_MODES = ("4", "5", "6")  # *55 + extension + * + one: start listening, whisp
 VOICEMAIL_MENU = "voicemail-menu"  # the service kind: the caller listens to a mailbox
 DIVERSION = "diversion"  # the service kind that says why a profile diverts a call, then does
 PARK = "park"  # the service kind of the parking lot (the admin API parks calls there)
+QUEUE = "queue"  # the service kind of ACD queues (queues/)
+QUEUE_AGENT = "queue-agent"  # agents' feature codes: ident login or pause
+QUEUE_LOGIN = "*45"  # an agent logs in to (or out of) their queues, toggling
+QUEUE_PAUSE = "*46"  # an agent pauses (or unpauses), toggling; *461 … *469: with a reason
 MAILBOX_PREFIX = VOICEMAIL + ":"  # a target "voicemail:1001": leave a message for 1001
 
 
@@ -115,6 +119,11 @@ class Router:
             agent, star, mode = number[len(SPY_PREFIX):].partition("*")
             if agent in tenant.extensions and (not star or mode in SPY_MODES):
                 return ServiceDest(SPY, number[len(SPY_PREFIX):])
+        if number == QUEUE_LOGIN:
+            return ServiceDest(QUEUE_AGENT, "login")
+        code = number.removeprefix(QUEUE_PAUSE)
+        if code != number and len(code) <= 1 and (code == "" or code.isdigit()):
+            return ServiceDest(QUEUE_AGENT, "pause" + code)
         if number == self.voicemail_number:
             return ServiceDest(VOICEMAIL_MENU, number)
         if self.voicemail_main and number == self.voicemail_main:
@@ -127,6 +136,8 @@ class Router:
             return ServiceDest("conference", number)
         if number in tenant.ivrs:
             return ServiceDest("ivr", number)
+        if number in tenant.queues:
+            return ServiceDest(QUEUE, number)
         if number in tenant.mailboxes:  # a shared mailbox's own number: leave a message
             return ServiceDest(VOICEMAIL, number)
         return Unknown(number)

@@ -20,7 +20,7 @@ from pbx.config import Config
 from pbx.location import Binding as Registration
 from pbx.models import (
     DEFAULT_ORGANISATION, Binding, Cdr, ConferenceRoom, Extension, Ivr, MailboxSettings,
-    Number, Organisation, OutboundRoute, Recording, RingGroup, SharedMailbox,
+    Number, Organisation, OutboundRoute, Queue, Recording, RingGroup, SharedMailbox,
     SwitchboardSchedule, TimeCondition, Trunk, Voicemail,
 )
 from pbx.passwords import hash_password
@@ -216,6 +216,14 @@ class Store:
                     session.add(Ivr(organisation_id=org.id, number=tree.number, name=tree.name,
                                     tree=to_json(tree)))
                     log.info("seeded IVR %s on %s", tree.name, tree.number)
+            queues = set(session.exec(select(Queue.number).where(
+                Queue.organisation_id == org.id)).all())
+            for queue in config.queues:
+                if queue.number not in queues:
+                    session.add(Queue(organisation_id=org.id, number=queue.number,
+                                      name=queue.name, settings=queue.model_dump_json()))
+                    log.info("seeded queue %s (%s, %d members)", queue.number, queue.strategy,
+                             len(queue.members))
             trunks = set(session.exec(select(Trunk.name).where(Trunk.organisation_id == org.id)))
             for trunk in config.trunks:
                 if trunk.name not in trunks:

@@ -67,13 +67,13 @@ function drawQueue(q) {
 }
 
 const ACTIONS = {
-  Pause: (a) => call("POST", `/api/queue-agents/${a}/pause`, { reason: $("#pause-reason").value }),
-  Unpause: (a) => call("POST", `/api/queue-agents/${a}/unpause`),
-  "Log in": (a) => call("POST", `/api/queue-agents/${a}/login`, { queues: [] }),
-  "Log out": (a) => call("POST", `/api/queue-agents/${a}/logout`),
-  Listen: (a) => call("POST", `/api/queue-agents/${a}/monitor`, { mode: "listen" }),
-  Whisper: (a) => call("POST", `/api/queue-agents/${a}/monitor`, { mode: "whisper" }),
-  Barge: (a) => call("POST", `/api/queue-agents/${a}/monitor`, { mode: "barge" }),
+  Pause: (a) => call("POST", `/api/agents/${a}/pause`, { reason: $("#pause-reason").value }),
+  Unpause: (a) => call("POST", `/api/agents/${a}/unpause`),
+  "Log in": (a) => call("POST", `/api/agents/${a}/login`),
+  "Log out": (a) => call("POST", `/api/agents/${a}/logout`),
+  Listen: (a) => call("POST", `/api/agents/${a}/monitor`, { mode: "listen" }),
+  Whisper: (a) => call("POST", `/api/agents/${a}/monitor`, { mode: "whisper" }),
+  Barge: (a) => call("POST", `/api/agents/${a}/monitor`, { mode: "barge" }),
 };
 
 function drawAgent(a) {

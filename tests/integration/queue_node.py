@@ -1,17 +1,18 @@
 """The admin API of a PBX node served for real (uvicorn on loopback, in a thread
-of this process) with the queue statistics wired as ``pbx serve`` wires them,
-so a test can publish queue events onto the node's bus — what the queue engine
-will do — and watch the API, the WebSocket and the wallboard react.  The SIP
-side is built but not started: no engine, no phones needed."""
+of this process) with the queues and their statistics wired as ``pbx serve``
+wires them, so a test can steer the queue engine over the API and publish
+queue events onto the node's bus (what the engine does on calls) and watch
+the API, the WebSocket and the wallboard react.  The SIP side is built but not
+started: no phones needed."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from fastapi import FastAPI
 from sqlmodel import Session, select
 
 from admin_api.app import create_app
+from pbx.calls.commands import CallCommands
 from pbx.config import load_config
 from pbx.events import Event
 from pbx.models import ApiUser, License, Organisation
@@ -28,37 +30,20 @@ from pbx.node import queue_statistics, register_services
 from pbx.passwords import hash_password
 from pbx.server import SipServer
 from pbx.store import Store
-from queues.control import ControlError
 from queues.live import QueueStatistics
+from queues.service import QueueApp
 from tests.integration.peers import free_ports, write_config
 
 PASSWORD = "Queue-stats-pw-42"
 AGENTS = {"1002": "pw-1002-secret", "1003": "pw-1003-secret", "1004": "pw-1004-secret"}
 
 
-@dataclass
-class FakeControl:
-    """The queue engine's agent commands, recorded (and refused for ``refuse``)."""
-
-    done: list[tuple[str, ...]] = field(default_factory=list)
-    refuse: dict[str, ControlError] = field(default_factory=dict)
-
-    def _do(self, *what: str) -> None:
-        if what[1] in self.refuse:
-            raise self.refuse[what[1]]
-        self.done.append(what)
-
-    def log_in(self, organisation: int, agent: str, queues: Sequence[str]) -> None:
-        self._do("login", agent, *queues)
-
-    def log_out(self, organisation: int, agent: str) -> None:
-        self._do("logout", agent)
-
-    def pause(self, organisation: int, agent: str, reason: str) -> None:
-        self._do("pause", agent, reason)
-
-    def unpause(self, organisation: int, agent: str) -> None:
-        self._do("unpause", agent)
+QUEUE = """
+[700]
+type = queue
+name = Support
+members = 1002, 1003
+"""
 
 
 @dataclass
@@ -66,7 +51,7 @@ class StatsNode:
     url: str
     sip: SipServer
     stats: QueueStatistics
-    control: FakeControl
+    queues: QueueApp
     loop: asyncio.AbstractEventLoop
     organisation: int
     app: FastAPI
@@ -89,11 +74,11 @@ class StatsNode:
 
 
 @contextmanager
-def stats_node(tmp: Path) -> Iterator[StatsNode]:
+def stats_node(tmp: Path, queues: str = "") -> Iterator[StatsNode]:
     """A node with extensions 1002–1004, supervisor ``sue`` (extension 1003),
     agent ``al`` (1002) and user ``ulla`` (1004), licensed, with password PASSWORD."""
     (tmp / "data").mkdir(exist_ok=True)
-    config = load_config(write_config(tmp / "sip.conf", AGENTS, data_dir=str(tmp / "data")))
+    config = load_config(write_config(tmp / "sip.conf", AGENTS, queues, data_dir=str(tmp / "data")))
     store = Store(config.database_url)
     store.seed(config)
     with Session(store.engine) as db:
@@ -110,14 +95,17 @@ def stats_node(tmp: Path) -> Iterator[StatsNode]:
         organisation = org.id
     sip = SipServer(config, store)
     stats, writer = queue_statistics(sip)
-    control = FakeControl()
-    app = create_app(sip, commands=register_services(sip), statistics=stats,
-                     agent_control=control)
+    loop = asyncio.new_event_loop()
+
+    async def services() -> tuple[CallCommands, QueueApp]:
+        return register_services(sip, stats)  # the engine's timers run on the node's loop
+
+    commands, queues = loop.run_until_complete(services())
+    app = create_app(sip, commands=commands, statistics=stats, queue_app=queues)
     port = free_ports(1)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off",
                                            log_level="warning"))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),))
     thread.start()
     deadline = time.monotonic() + 10
@@ -125,7 +113,7 @@ def stats_node(tmp: Path) -> Iterator[StatsNode]:
         assert time.monotonic() < deadline and thread.is_alive(), "the API did not start"
         time.sleep(0.05)
     try:
-        yield StatsNode(f"http://127.0.0.1:{port}", sip, stats, control, loop, organisation,
+        yield StatsNode(f"http://127.0.0.1:{port}", sip, stats, queues, loop, organisation,
                         app, writer.drain)
     finally:
         server.should_exit = True

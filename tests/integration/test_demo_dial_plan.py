@@ -133,3 +133,26 @@ def test_the_switchboard_closed_by_the_api_takes_the_closed_branch(pbx: Pbx) -> 
         switchboard(pbx, "schedule")
     path = paths_of(pbx, "1003")[0]
     assert "ivr:500" in path and "redirect:voicemail:1001" in path
+
+
+def test_the_demo_queue_answers_with_music_and_rings_an_agent(pbx: Pbx) -> None:
+    """700: answered at once, music while Bertil's phone (the first agent) rings;
+    the caller hanging up stops that ring, and the API saw them wait."""
+    with SipClient(pbx.host, pbx.sip_port) as bertil:
+        contact = [f"<sip:1002@{bertil.host_port()}>"]
+        assert bertil.register("1002", SECRETS["1002"], contacts=contact).status == 200  # type: ignore[union-attr]
+        try:
+            with SipClient(pbx.host, pbx.sip_port) as phone, RtpPhone() as rtp:
+                dial(phone, rtp, "1001", "700")
+                rang = bertil.receive_request(5, "INVITE")
+                assert rang is not None and rang.from_addr.uri.user == "1001"
+                music = rtp.listen(2.0)
+                assert np.sqrt(np.mean(music ** 2)) > 300  # music on hold, not silence
+                queue = httpx.get(f"{pbx.api}/queues/700", headers=pbx.admin_headers()).json()
+                assert [c["number"] for c in queue["callers"]] == ["1001"]
+                assert queue["callers"][0]["ringing"] == ["1002"]
+                phone.in_dialog("BYE", phone.answer)  # type: ignore[attr-defined]
+                cancel = bertil.receive_request(5, "CANCEL")
+                assert cancel is not None  # the caller left: the agent's ring stops at once
+        finally:
+            bertil.register("1002", SECRETS["1002"], contacts=contact, expires=0)

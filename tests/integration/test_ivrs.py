@@ -31,6 +31,10 @@ members = 1002, 1003, 1004
 [800]
 type = conference
 
+[700]
+type = queue
+members = 1002, 1003
+
 [office-hours]
 type = schedule
 mon = 08:00-17:00
@@ -84,6 +88,7 @@ def test_the_demo_ivr_is_seeded_and_counted_as_a_service(pbx: Pbx, admin: dict[s
     tree = httpx.get(f"{pbx.api}/ivrs/reception", headers=admin).json()
     assert tree["menus"]["main"]["options"] == {"1": {"ringgroup": "600"},
                                                 "2": {"extension": "1002"},
+                                                "3": {"queue": "700"},
                                                 "0": {"extension": "1001"}}
     services = httpx.get(f"{pbx.api}/services", headers=admin).json()["items"]
     assert {"kind": "ivr", "number": "500", "name": "reception"} in services

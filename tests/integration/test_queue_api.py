@@ -17,8 +17,7 @@ from admin_api.security import RequestLimiter
 from pbx.events import (
     AgentStateChanged, QueueAbandoned, QueueAnswered, QueueCompleted, QueueJoined,
 )
-from queues.control import ControlError
-from tests.integration.queue_node import StatsNode, stats_node
+from tests.integration.queue_node import QUEUE, StatsNode, stats_node
 
 pytestmark = pytest.mark.integration
 
@@ -101,27 +100,24 @@ def test_live_figures_history_and_raw_events(tmp_path: Path) -> None:
 
 
 def test_supervisors_steer_agents_through_the_engine(tmp_path: Path) -> None:
-    with stats_node(tmp_path) as node:
+    """The agent commands act on the queue engine, and the statistics follow
+    from the engine's own events."""
+    with stats_node(tmp_path, QUEUE) as node:
         sue, al = node.headers("sue"), node.headers("al")
-        api = f"{node.url}/api/queue-agents"
-        assert httpx.post(f"{api}/1002/pause", json={"reason": "training"},
-                          headers=sue).status_code == 200
-        assert httpx.post(f"{api}/1002/unpause", headers=sue).status_code == 200
-        assert httpx.post(f"{api}/1004/login", json={"queues": ["700"]},
-                          headers=sue).status_code == 200
-        assert httpx.post(f"{api}/1002/logout", headers=al).status_code == 200  # itself
-        assert node.control.done == [("pause", "1002", "training"), ("unpause", "1002"),
-                                     ("login", "1004", "700"), ("logout", "1002")]
-        other = httpx.post(f"{api}/1004/pause", headers=al)
-        assert other.status_code == 403 and "own extension" in other.json()["detail"]
-        assert httpx.post(f"{api}/1002/pause", json={"reason": "nap"}, headers=sue) \
-            .status_code == 422
+        api = f"{node.url}/api/agents"
+        paused = httpx.post(f"{api}/1002/pause", json={"reason": "training"}, headers=sue)
+        assert paused.status_code == 200 and paused.json()["state"] == "paused"
+        node.publish()  # the engine's events stored and counted
+        figures = httpx.get(f"{node.url}/api/queue-stats/agents/1002", headers=sue).json()
+        assert (figures["state"], figures["reason"]) == ("paused", "training")
+        again = httpx.post(f"{api}/1002/pause", headers=sue)
+        assert again.status_code == 409 and "paused" in again.json()["detail"]
+        assert httpx.post(f"{api}/1002/unpause", headers=sue).json()["state"] == "available"
+        assert httpx.post(f"{api}/1002/logout", headers=al).json()["state"] == "logged_out"
+        other = httpx.post(f"{api}/1003/pause", headers=al)
+        assert other.status_code == 403
         unknown = httpx.post(f"{api}/4711/pause", headers=sue)
-        assert unknown.status_code == 404 and "no extension 4711" in unknown.json()["detail"]
-        node.control.refuse["1003"] = ControlError(409, "1003 is not logged in")
-        refused = httpx.post(f"{api}/1003/pause", headers=sue)
-        assert refused.status_code == 409 and refused.json()["detail"] == "1003 is not logged in"
-        assert len(node.control.done) == 4
+        assert unknown.status_code == 404 and "4711" in unknown.json()["detail"]
         # listening in rings the supervisor's phone first: sue's 1003 has none here
         listen = httpx.post(f"{api}/1002/monitor", json={"mode": "whisper"}, headers=sue)
         assert listen.status_code == 409 and "no phone registered" in listen.json()["detail"]

@@ -17,7 +17,7 @@ import pytest
 
 from tests.integration.audio import RtpPhone, heard, level, tone_wav
 from tests.integration.carrier import Carrier, customer_call, kamailio_carrier, pstn_phone
-from tests.integration.peers import Pbx, baresip_phone, running_demo
+from tests.integration.peers import Pbx, baresip_phone, running_demo, sipp_callee
 from tests.integration.sipclient import SipClient
 
 pytestmark = pytest.mark.skipif(shutil.which("kamailio") is None or shutil.which("sipp") is None,
@@ -99,6 +99,20 @@ def test_a_sipp_customer_keys_through_the_ivr(pbx: Pbx, carrier: Carrier,
     assert result.returncode == 0, result.output[-2000:]
     calls = httpx.get(f"{pbx.api}/cdrs", headers=pbx.admin_headers(), params={"limit": 3})
     assert any("ivr:500" in c["path"] for c in calls.json()["items"] if c["trunk"] == "carrier")
+
+
+def test_a_customer_waits_in_the_support_queue_until_an_agent_answers(
+        pbx: Pbx, carrier: Carrier, tmp_path: Path) -> None:
+    """Key 3 of the demo IVR: the queue on 700 takes the customer and rings
+    Bertil (a sipp phone answering), who talks to them; the record says so."""
+    with sipp_callee(tmp_path, pbx, "1002", "demo-1002-Pw"):
+        result = customer_call(tmp_path, carrier, DID, audio=False, digits="3",
+                               digits_after_ms=1500, hold_ms=3000)
+    assert result.returncode == 0, result.output[-2000:]
+    calls = httpx.get(f"{pbx.api}/cdrs", headers=pbx.admin_headers(), params={"limit": 3})
+    (record,) = [c for c in calls.json()["items"] if "queue:700" in c["path"]]
+    assert record["trunk"] == "carrier" and record["caller"] == "+46701234567"
+    assert "answer:1002" in record["path"] and record["disposition"] == "answered"
 
 
 def test_a_stranger_cannot_call_our_number_without_credentials(pbx: Pbx) -> None:

@@ -67,7 +67,7 @@ def test_overrides_replace_general_values(tmp_path: Path) -> None:
          "open = 1001\nclosed = 1002\n", "500", "schedule"),
         ("[oh]\ntype = schedule\n[500]\ntype = timecondition\nschedule = oh\n"
          "open = 1001\nclosed = voicemail 1002\n", "500", "closed"),
-        ("[x]\ntype = queue\n", "x", "type"),
+        ("[x]\ntype = queues\n", "x", "type"),
         ("[500]\ntype = ivr\n", "500", "tree"),
     ],
 )

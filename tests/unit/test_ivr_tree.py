@@ -11,7 +11,7 @@ import pytest
 from ivr.check import Problem, Targets, parse, problems
 from ivr.tree import (
     Back, GotoMenu, Greeting, HangUp, IvrTree, Repeat, TimeCondition, ToExtension, ToNumber,
-    ToVoicemail, YamlError, read_yaml, to_yaml,
+    ToQueue, ToVoicemail, YamlError, read_yaml, to_yaml,
 )
 from pbx.config import ConfigError, load_config
 
@@ -23,7 +23,7 @@ def from_yaml(text: str) -> IvrTree:
     return IvrTree.model_validate(read_yaml(text))
 TARGETS = Targets(
     extensions=frozenset({"1001", "1002", "1003", "1004"}), ring_groups=frozenset({"600"}),
-    rooms=frozenset({"800"}),
+    rooms=frozenset({"800"}), queues=frozenset({"700"}),
     schedules=frozenset({"office-hours", "lunch"}),
 )
 
@@ -50,7 +50,8 @@ def test_the_demo_tree_reads_as_written() -> None:
     assert tree.closed == ToVoicemail(voicemail="1001", greeting=Greeting(
         text="Welcome to Demo AB. We are closed right now. Please leave a message after the tone."))
     main = tree.menus["main"]
-    assert list(main.options) == ["1", "2", "0"]
+    assert list(main.options) == ["1", "2", "3", "0"]
+    assert main.options["3"] == ToQueue(queue="700")
     assert main.options["2"] == ToExtension(extension="1002")
     assert (main.timeout, main.retries) == (5.0, 2)
     assert main.on_timeout.target() == "voicemail:1001"  # type: ignore[union-attr]
@@ -134,14 +135,14 @@ def test_dangling_targets() -> None:
     found = messages({**menus(
         main=menu(options={
             "1": {"menu": "sales"}, "2": {"extension": "1009"}, "3": {"ringgroup": "601"},
-            "4": {"conference": "801"}, "5": {"voicemail": "1009"}, "6": {"queue": "700"},
+            "4": {"conference": "801"}, "5": {"voicemail": "1009"}, "6": {"queue": "701"},
             "7": {"time": "weekends", "open": "hangup", "closed": {"extension": "1001"}},
             "8": {"extension": "1001"}, "9": {"number": "+4681234567"}}),
     ), "schedule": "holidays", "closed": {"voicemail": "2000"}, "root": "main"})
     assert sorted(found) == sorted([
         "menu main key 1: no menu sales", "menu main key 2: no extension 1009",
         "menu main key 3: no ring group 601", "menu main key 4: no conference room 801",
-        "menu main key 5: no extension 1009 for voicemail", "menu main key 6: no queue 700",
+        "menu main key 5: no extension 1009 for voicemail", "menu main key 6: no queue 701",
         "menu main key 7: no schedule weekends", "schedule: no schedule holidays",
         "closed: no extension 2000 for voicemail",
     ])
