@@ -20,10 +20,11 @@ RATE = 8000
 EVENTS = "0123456789*#"
 
 
-def tone_wav(path: Path, frequency: float, seconds: float) -> Path:
-    """An 8 kHz S16LE WAV of one sine (baresip's microphone)."""
+def tone_wav(path: Path, frequency: float, seconds: float, amplitude: float = 8000) -> Path:
+    """An 8 kHz S16LE WAV of one sine (baresip's microphone); several phones mixed
+    in one room want a lower ``amplitude``."""
     t = np.arange(int(RATE * seconds)) / RATE
-    soundfile.write(path, (np.sin(2 * np.pi * frequency * t) * 8000).astype(np.int16), RATE,
+    soundfile.write(path, (np.sin(2 * np.pi * frequency * t) * amplitude).astype(np.int16), RATE,
                     subtype="PCM_16")
     return path
 
@@ -54,6 +55,48 @@ def level(audio: np.ndarray, frequency: float) -> float:
     spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
     freqs = np.fft.rfftfreq(len(audio), 1 / RATE)
     return float(spectrum[(freqs > frequency - 8) & (freqs < frequency + 8)].max())
+
+
+def voiced_frames(audio: np.ndarray) -> int:
+    """20 ms frames with speech in them (not silence)."""
+    frames = audio[: len(audio) // 160 * 160].astype(np.float64).reshape(-1, 160)
+    return int((np.sqrt((frames**2).mean(axis=1)) > 300).sum())
+
+
+def key_event(key: str, seq: int, timestamp: int, ssrc: int) -> bytes:
+    """One RFC 4733 end packet of ``key`` (payload type 101, 100 ms long)."""
+    header = struct.pack("!BBHII", 0x80, 101, seq, timestamp, ssrc)
+    return header + struct.pack("!BBH", EVENTS.index(key), 0x80 | 10, 800)
+
+
+def key_in(sock: socket.socket, port: int, keys: str, ts_base: int, *, ssrc: int = 77,
+           pause: float = 0.05) -> None:
+    """Press keys as RFC 4733 events (three end packets each) from a phone's RTP socket
+    to the PBX's ``port``, ``pause`` seconds apart."""
+    for n, key in enumerate(keys):
+        packet = key_event(key, ts_base + n, 1000 * (ts_base + n), ssrc)
+        for _ in range(3):
+            sock.sendto(packet, ("127.0.0.1", port))
+        time.sleep(pause)
+
+
+def tone_frames(sock: socket.socket, frequency: float, timeout: float = 30.0,
+                frames: int = 5) -> int:
+    """Read a phone's RTP socket until a tone of ``frequency`` has played (at least
+    ``frames`` × 20 ms) and stopped; how many frames it lasted."""
+    toned = 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            packet = sock.recv(2048)
+        except TimeoutError:
+            continue
+        frame = ulaw_decode(packet[12:]).astype(np.float64)
+        if len(frame) == 160 and tone_share(frame, frequency) > 0.8:
+            toned += 1
+        elif toned >= frames:
+            return toned
+    raise AssertionError(f"no {frequency:.0f} Hz tone within {timeout:.0f} s ({toned} frames)")
 
 
 def heard(path: Path) -> np.ndarray:
@@ -94,11 +137,9 @@ class RtpPhone:
         assert self.remote is not None
         for digit in digits:
             self._event_ts += 8000
-            payload = struct.pack("!BBH", EVENTS.index(digit), 0x80 | 10, 800)
             for _ in range(3):
                 self._seq += 1
-                header = struct.pack("!BBHII", 0x80, 101, self._seq, self._event_ts, 0x7070)
-                self.sock.sendto(header + payload, self.remote)
+                self.sock.sendto(key_event(digit, self._seq, self._event_ts, 0x7070), self.remote)
             time.sleep(0.15)
 
     def send_tone(self, frequency: float, seconds: float) -> None:
@@ -129,15 +170,5 @@ class RtpPhone:
         """Read until a tone of ``frequency`` has played (``frames`` × 20 ms) and
         stopped; returns how long that took."""
         started = time.monotonic()
-        toned = 0
-        while time.monotonic() - started < timeout:
-            try:
-                packet = self.sock.recv(2048)
-            except socket.timeout:
-                continue
-            frame = ulaw_decode(packet[12:]).astype(np.float64)
-            if len(frame) == 160 and tone_share(frame, frequency) > 0.8:
-                toned += 1
-            elif toned >= frames:
-                return time.monotonic() - started
-        raise AssertionError(f"no {frequency:.0f} Hz tone within {timeout:.0f} s")
+        tone_frames(self.sock, frequency, timeout, frames)
+        return time.monotonic() - started

@@ -145,6 +145,44 @@ class Pbx:
         return self.login("admin", password)
 
 
+_tokens: dict[tuple[int, str], dict[str, str]] = {}
+
+
+def login_once(pbx: Pbx, username: str, password: str) -> dict[str, str]:
+    """A bearer header, one login per user and PBX (logins are rate limited)."""
+    key = (pbx.http_port, username)
+    if key not in _tokens:
+        _tokens[key] = pbx.login(username, password)
+    return _tokens[key]
+
+
+def user_of(pbx: Pbx, extension: str) -> dict[str, str]:
+    """A login of role ``user`` owning ``extension`` (made and licensed once, by the
+    admin of a PBX started with ``admin_password=ADMIN_PASSWORD``)."""
+    name = f"user{extension}"
+    if (pbx.http_port, name) in _tokens:
+        return _tokens[(pbx.http_port, name)]
+    admin = login_once(pbx, "admin", ADMIN_PASSWORD)
+    created = httpx.post(f"{pbx.api}/users", headers=admin, json={
+        "username": name, "password": f"{name}-Pass-12345", "role": "user",
+        "extension": extension})
+    assert created.status_code == 201, created.text
+    licensed = httpx.post(f"{pbx.api}/licenses", headers=admin,  # no license, no calls
+                          json={"user_id": created.json()["id"]})
+    assert licensed.status_code == 201, licensed.text
+    return login_once(pbx, name, f"{name}-Pass-12345")
+
+
+def organisation(pbx: Pbx, slug: str, plan: str) -> dict[str, str]:
+    """A second tenant on the plan under test (made by the operator), and its admin's token."""
+    made = httpx.post(f"{pbx.api}/organisations", headers=pbx.login("admin", ADMIN_PASSWORD),
+                      json={"slug": slug, "name": f"{slug} AB", "domain": f"{slug}.test",
+                            "plan": plan, "admin": {"username": f"{slug}-admin",
+                                                    "password": f"{slug}-pass-1234"}})
+    assert made.status_code == 201, made.text
+    return pbx.login(f"{slug}-admin", f"{slug}-pass-1234")
+
+
 def write_config(
     path: Path, extensions: dict[str, str], sections: str = "", *, mailboxes: bool = False,
     **general: object,

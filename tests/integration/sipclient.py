@@ -12,7 +12,7 @@ import time
 import uuid
 
 from pbx.sip.auth import build_authorization
-from pbx.sip.message import Request, Response, make_response
+from pbx.sip.message import Headers, Request, Response, make_response
 from pbx.sip.parser import StreamFramer, parse_message
 
 
@@ -368,3 +368,68 @@ class SipClient:
         self.request("SUBSCRIBE", user, to=target, contacts=contacts, headers=extra,
                      authorization=authorization)
         return self.receive()
+
+
+def register(phone: SipClient, number: str, password: str) -> None:
+    """Register ``phone`` as ``number`` at its own address (the PBX must say 200)."""
+    response = phone.register(number, password, contacts=[f"<sip:{number}@{phone.host_port()}>"])
+    assert response is not None and response.status == 200
+
+
+def answer(phone: SipClient, port: int = 41000) -> tuple[Request, Response]:
+    """The phone rings and picks up (RTP on ``port``); the ACK is left to the caller."""
+    invite = phone.receive_request(5, "INVITE")
+    assert invite is not None
+    phone.respond(invite, 180)
+    ok = phone.respond(invite, 200, body=phone.sdp(port))
+    return invite, ok
+
+
+def place_call(
+    caller: SipClient, user: str, password: str, phone: SipClient, number: str, port: int,
+    label: str, body: bytes | None = None,
+) -> tuple[Response, tuple[Request, Response]]:
+    """``user`` calls ``number``; ``phone`` rings and answers on RTP ``port``; the caller ACKs.
+
+    Returns the caller's 200 and the phone's (INVITE, 200)."""
+    picked: list[tuple[Request, Response]] = []
+    worker = threading.Thread(target=lambda: picked.append(answer(phone, port)))
+    worker.start()
+    caller.call_id += f"-{label.lstrip('-')}"
+    _, ok = caller.invite(user, password, number, body=body)
+    worker.join()
+    assert ok is not None and ok.status == 200, ok
+    caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
+    return ok, picked[0]
+
+
+def uas_dialog(invite: Request, ok: Response) -> Response:
+    """A Response-shaped view of a dialog from the UAS side (for SipClient.in_dialog)."""
+    headers = Headers([
+        ("From", ok.headers.get("To")), ("To", invite.headers.get("From")),
+        ("Call-ID", invite.call_id), ("CSeq", f"{invite.cseq.number} INVITE"),
+        ("Contact", invite.headers.get("Contact")),
+        ("Via", invite.headers.get_all("Via")[0]),
+    ])
+    return Response(200, "OK", headers)
+
+
+def message_summary(notify: Request) -> dict[str, str]:
+    """An RFC 3842 message-summary body as its header-like lines."""
+    lines = notify.body.decode().strip().splitlines()
+    return dict(line.split(": ", 1) for line in lines)
+
+
+def lamp_until(lamp: SipClient, voice_message: str) -> Request:
+    """Answer the lamp's NOTIFYs (retransmissions too) until one counts ``voice_message``."""
+    deadline = time.monotonic() + 15
+    seen = []
+    while time.monotonic() < deadline:
+        notify = lamp.receive_request(1, "NOTIFY")
+        if notify is None:
+            continue
+        lamp.respond(notify, 200)
+        seen.append(message_summary(notify)["Voice-Message"])
+        if seen[-1] == voice_message:
+            return notify
+    raise AssertionError(f"the lamp never showed {voice_message}: {seen}")

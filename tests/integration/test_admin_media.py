@@ -15,16 +15,15 @@ import soundfile
 
 from media.g711 import ulaw_decode
 from tests.integration.peers import ADMIN_PASSWORD, Pbx, running_pbx
-from tests.integration.sipclient import SipClient
-from tests.integration.test_calls import USERS, _uas_dialog, place_call, register
+from tests.integration.sipclient import SipClient, place_call, register, uas_dialog
 
 pytestmark = pytest.mark.integration
+USERS = {"1001": "pw-1001-secret", "1002": "pw-1002-secret"}
 
 
 @pytest.fixture(scope="module")
 def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
-    phones = {n: USERS[n] for n in ("1001", "1002")}
-    with running_pbx(tmp_path_factory.mktemp("media-api"), phones,
+    with running_pbx(tmp_path_factory.mktemp("media-api"), USERS,
                      admin_password=ADMIN_PASSWORD) as server:
         yield server
 
@@ -58,14 +57,14 @@ def test_music_is_checked_listed_and_played_at_once(pbx: Pbx) -> None:
 
     # a call put on hold now hears the uploaded tone, not the built-in music
     with SipClient(pbx.host, pbx.sip_port) as alice, SipClient(pbx.host, pbx.sip_port) as bob:
-        register(bob, "1002")
+        register(bob, "1002", USERS["1002"])
         media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         media.bind(("127.0.0.1", 0))
         media.settimeout(0.2)
         try:
-            ok, picked = place_call(alice, bob, "1002", 41160, "moh-upload",
-                                    body=alice.sdp(media.getsockname()[1]))
-            bob_dialog = _uas_dialog(*picked)
+            ok, picked = place_call(alice, "1001", USERS["1001"], bob, "1002", 41160,
+                                    "moh-upload", body=alice.sdp(media.getsockname()[1]))
+            bob_dialog = uas_dialog(*picked)
             assert bob.receive_request(3, "ACK") is not None
             hold = bob.sdp(41160).replace(b"a=fmtp:101 0-15\r\n",
                                           b"a=fmtp:101 0-15\r\na=sendonly\r\n")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.integration.peers import ADMIN_PASSWORD, Pbx, running_pbx
+from tests.integration.peers import ADMIN_PASSWORD, Pbx, organisation, running_pbx
 from tests.integration.sipclient import SipClient
 
 pytestmark = pytest.mark.integration
@@ -32,16 +32,6 @@ def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
 @pytest.fixture(scope="module")
 def admin(pbx: Pbx) -> dict[str, str]:
     return pbx.login("admin", ADMIN_PASSWORD)
-
-
-def organisation(pbx: Pbx, slug: str, plan: str) -> dict[str, str]:
-    """A second tenant on the plan under test (made by the operator), and its admin's token."""
-    made = httpx.post(f"{pbx.api}/organisations", headers=pbx.login("admin", ADMIN_PASSWORD),
-                      json={"slug": slug, "name": f"{slug} AB", "domain": f"{slug}.test",
-                            "plan": plan, "admin": {"username": f"{slug}-admin",
-                                                    "password": f"{slug}-pass-1234"}})
-    assert made.status_code == 201, made.text
-    return pbx.login(f"{slug}-admin", f"{slug}-pass-1234")
 
 
 def test_the_plan_counts_ring_groups_and_rooms(pbx: Pbx) -> None:

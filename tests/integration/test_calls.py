@@ -19,10 +19,11 @@ import soundfile
 from media.g711 import ulaw_decode
 from pbx.models import Cdr
 from pbx.sip.auth import build_authorization
-from pbx.sip.message import Headers, Request, Response
+from pbx.sip.message import Request, Response
 from pbx.store import Store
+from tests.integration.audio import key_in, level, tone_wav
 from tests.integration.peers import Pbx, baresip_phone, run_sipp, running_pbx, sipp_callee
-from tests.integration.sipclient import SipClient
+from tests.integration.sipclient import SipClient, answer, place_call, register, uas_dialog
 
 pytestmark = pytest.mark.integration
 
@@ -63,11 +64,6 @@ def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
         yield server
 
 
-def register(phone: SipClient, number: str) -> None:
-    response = phone.register(number, USERS[number], contacts=[f"<sip:{number}@{phone.host_port()}>"])
-    assert response is not None and response.status == 200
-
-
 def cdrs(pbx: Pbx, limit: int = 100) -> list[Cdr]:
     time.sleep(0.3)  # CDRs are written off the event loop
     store = Store(f"sqlite:///{pbx.data_dir / 'pbx.sqlite3'}")
@@ -75,33 +71,6 @@ def cdrs(pbx: Pbx, limit: int = 100) -> list[Cdr]:
         return store.cdrs(limit)
     finally:
         store.close()
-
-
-def answer(phone: SipClient, port: int = 41000) -> tuple[Request, Response]:
-    """The phone rings and picks up."""
-    invite = phone.receive_request(5, "INVITE")
-    assert invite is not None
-    phone.respond(invite, 180)
-    ok = phone.respond(invite, 200, body=phone.sdp(port))
-    return invite, ok
-
-
-def place_call(
-    caller: SipClient, phone: SipClient, number: str, port: int, label: str,
-    body: bytes | None = None,
-) -> tuple[Response, tuple[Request, Response]]:
-    """1001 calls ``number``; ``phone`` rings and answers on RTP ``port``; the caller ACKs.
-
-    Returns the caller's 200 and the phone's (INVITE, 200)."""
-    picked: list[tuple[Request, Response]] = []
-    worker = threading.Thread(target=lambda: picked.append(answer(phone, port)))
-    worker.start()
-    caller.call_id += f"-{label.lstrip('-')}"
-    _, ok = caller.invite("1001", USERS["1001"], number, body=body)
-    worker.join()
-    assert ok is not None and ok.status == 200, ok
-    caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
-    return ok, picked[0]
 
 
 @pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed")
@@ -126,9 +95,9 @@ def test_sipp_calls_sipp_with_audio_both_ways(pbx: Pbx, tmp_path: Path) -> None:
 def test_all_devices_ring_and_the_first_answer_wins(pbx: Pbx) -> None:
     desk, dect, caller = (SipClient(pbx.host, pbx.sip_port) for _ in range(3))
     try:
-        register(desk, "1003")
-        register(dect, "1003")
-        register(caller, "1001")
+        register(desk, "1003", USERS["1003"])
+        register(dect, "1003", USERS["1003"])
+        register(caller, "1001", USERS["1001"])
         caller.invite_text = caller.request(
             "INVITE", "1001", to="1003", body=caller.sdp(), headers={"Content-Type": "application/sdp"}
         )
@@ -177,7 +146,7 @@ def _auth_invite(caller: SipClient, target: str, challenge: Response) -> None:
 
 def test_busy_callee(pbx: Pbx) -> None:
     with SipClient(pbx.host, pbx.sip_port) as phone, SipClient(pbx.host, pbx.sip_port) as caller:
-        register(phone, "1004")
+        register(phone, "1004", USERS["1004"])
         caller.call_id += "-busy"
         invite_seen: list = []  # type: ignore[type-arg]
 
@@ -200,7 +169,7 @@ def test_no_answer_times_out(tmp_path: Path) -> None:
         with SipClient(server.host, server.sip_port) as phone, SipClient(
             server.host, server.sip_port
         ) as caller:
-            register(phone, "1005")
+            register(phone, "1005", USERS["1005"])
             started = time.monotonic()
 
             def ring() -> None:
@@ -222,7 +191,7 @@ def test_no_answer_times_out(tmp_path: Path) -> None:
 
 def test_caller_cancels(pbx: Pbx) -> None:
     with SipClient(pbx.host, pbx.sip_port) as phone, SipClient(pbx.host, pbx.sip_port) as caller:
-        register(phone, "1002")
+        register(phone, "1002", USERS["1002"])
         caller.call_id += "-cancel"
         caller.invite_text = caller.request(
             "INVITE", "1001", to="1002", body=caller.sdp(), headers={"Content-Type": "application/sdp"}
@@ -255,7 +224,7 @@ def test_unknown_and_unregistered(pbx: Pbx, target: str, status: int) -> None:
 def test_no_calls_without_credentials(pbx: Pbx) -> None:
     """No open relay: unauthenticated or wrongly authenticated INVITEs never ring anyone."""
     with SipClient(pbx.host, pbx.sip_port) as phone, SipClient(pbx.host, pbx.sip_port) as caller:
-        register(phone, "1004")
+        register(phone, "1004", USERS["1004"])
         caller.request("INVITE", "1001", to="1004", body=caller.sdp(),
                        headers={"Content-Type": "application/sdp"})
         challenge = caller.receive()
@@ -283,12 +252,13 @@ def test_hold_and_blind_transfer(pbx: Pbx) -> None:
     with SipClient(pbx.host, pbx.sip_port) as alice, SipClient(
         pbx.host, pbx.sip_port
     ) as bob, SipClient(pbx.host, pbx.sip_port) as carol:
-        register(bob, "1002")
-        register(carol, "1003")
-        ok, (invite, bob_ok) = place_call(alice, bob, "1002", 41010, "transfer")
+        register(bob, "1002", USERS["1002"])
+        register(carol, "1003", USERS["1003"])
+        ok, (invite, bob_ok) = place_call(alice, "1001", USERS["1001"], bob, "1002", 41010,
+                                          "transfer")
         picked: list = []  # type: ignore[type-arg]
         # Bob's dialog with the PBX: he is the UAS, so From/To are swapped for his requests
-        bob_dialog = _uas_dialog(invite, bob_ok)
+        bob_dialog = uas_dialog(invite, bob_ok)
         assert bob.receive_request(3, "ACK") is not None
         # hold: Bob sends a re-INVITE with a=sendonly
         hold_sdp = bob.sdp(41010).replace(b"a=fmtp:101 0-15\r\n", b"a=fmtp:101 0-15\r\na=sendonly\r\n")
@@ -329,9 +299,10 @@ def test_blind_transfer_to_a_do_not_disturb_extension_is_refused(pbx: Pbx) -> No
     """DND (or a profile that takes no direct calls) holds for transferred calls
     too: the referrer hears 486 in the NOTIFY and keeps the call."""
     with SipClient(pbx.host, pbx.sip_port) as alice, SipClient(pbx.host, pbx.sip_port) as bob:
-        register(bob, "1002")
-        ok, (invite, bob_ok) = place_call(alice, bob, "1002", 41030, "transfer-dnd")
-        bob_dialog = _uas_dialog(invite, bob_ok)
+        register(bob, "1002", USERS["1002"])
+        ok, (invite, bob_ok) = place_call(alice, "1001", USERS["1001"], bob, "1002", 41030,
+                                          "transfer-dnd")
+        bob_dialog = uas_dialog(invite, bob_ok)
         assert bob.receive_request(3, "ACK") is not None
         bob.in_dialog("REFER", bob_dialog, headers={"Refer-To": f"<sip:1008@{pbx.host}>"})
         accepted = bob.receive(5)
@@ -357,24 +328,6 @@ def transfer_progress(referrer: SipClient) -> list[str]:
     return notes
 
 
-def _uas_dialog(invite: Request, ok: Response) -> Response:
-    """A Response-shaped view of a dialog from the UAS side (for SipClient.in_dialog)."""
-    headers = Headers([
-        ("From", ok.headers.get("To")), ("To", invite.headers.get("From")),
-        ("Call-ID", invite.call_id), ("CSeq", f"{invite.cseq.number} INVITE"),
-        ("Contact", invite.headers.get("Contact")),
-        ("Via", invite.headers.get_all("Via")[0]),
-    ])
-    return Response(200, "OK", headers)
-
-
-def _tone_file(path: Path, frequency: float, seconds: float = 4.0) -> Path:
-    t = np.arange(int(8000 * seconds)) / 8000
-    soundfile.write(path, (np.sin(2 * np.pi * frequency * t) * 8000).astype(np.int16), 8000,
-                    subtype="PCM_16")
-    return path
-
-
 def _dominant_frequency(path: Path) -> float:
     audio, rate = soundfile.read(path, dtype="float64")
     if audio.ndim > 1:
@@ -388,7 +341,8 @@ def _dominant_frequency(path: Path) -> float:
 @pytest.mark.skipif(shutil.which("baresip") is None, reason="baresip not installed")
 def test_baresip_phones_hear_each_other(pbx: Pbx, tmp_path: Path) -> None:
     """1001 dials 1002 (auto-answer); each phone's tone arrives at the other."""
-    low, high = _tone_file(tmp_path / "low.wav", 600), _tone_file(tmp_path / "high.wav", 1000)
+    low, high = tone_wav(tmp_path / "low.wav", 600, 4.0), tone_wav(tmp_path / "high.wav", 1000,
+                                                                    4.0)
     before = {c.id for c in cdrs(pbx)}
     with baresip_phone(tmp_path, pbx, "1002", USERS["1002"], audio_file=low, seconds=25) as callee:
         deadline = time.monotonic() + 10
@@ -467,8 +421,8 @@ def _ring_and(phone: SipClient, then: int, port: int = 41100) -> threading.Threa
 def test_forward_on_busy_with_diversion(pbx: Pbx) -> None:
     with SipClient(pbx.host, pbx.sip_port) as busy, SipClient(pbx.host, pbx.sip_port) as other, \
             SipClient(pbx.host, pbx.sip_port) as caller:
-        register(busy, "1006")
-        register(other, "1007")
+        register(busy, "1006", USERS["1006"])
+        register(other, "1007", USERS["1007"])
         workers = [_ring_and(busy, 486), _ring_and(other, 200)]
         caller.call_id += "-fwd"
         _, final = caller.invite("1001", USERS["1001"], "1006", wait=8)
@@ -494,8 +448,8 @@ def test_do_not_disturb(pbx: Pbx) -> None:
 def test_linear_ring_group_hunts_to_the_next_member(pbx: Pbx) -> None:
     with SipClient(pbx.host, pbx.sip_port) as first, SipClient(pbx.host, pbx.sip_port) as second, \
             SipClient(pbx.host, pbx.sip_port) as caller:
-        register(first, "1003")
-        register(second, "1004")
+        register(first, "1003", USERS["1003"])
+        register(second, "1004", USERS["1004"])
         ignored = threading.Thread(target=lambda: first.receive_request(8, "INVITE"))
         ignored.start()
         picker = _ring_and(second, 200)
@@ -516,7 +470,7 @@ def test_linear_ring_group_hunts_to_the_next_member(pbx: Pbx) -> None:
 def test_pickup_of_a_ringing_colleague(pbx: Pbx) -> None:
     with SipClient(pbx.host, pbx.sip_port) as ringing, SipClient(pbx.host, pbx.sip_port) as picker, \
             SipClient(pbx.host, pbx.sip_port) as caller:
-        register(ringing, "1004")
+        register(ringing, "1004", USERS["1004"])
         caller.call_id += "-pickup"
         results: list = []  # type: ignore[type-arg]
         worker = threading.Thread(
@@ -544,10 +498,11 @@ def test_attended_transfer_with_replaces(pbx: Pbx) -> None:
     """Bob talks to Alice, calls Carol, then joins Alice and Carol (REFER with Replaces)."""
     with SipClient(pbx.host, pbx.sip_port) as alice, SipClient(pbx.host, pbx.sip_port) as bob, \
             SipClient(pbx.host, pbx.sip_port) as carol:
-        register(bob, "1002")
-        register(carol, "1003")
-        alice_ok, (bob_invite, bob_ok) = place_call(alice, bob, "1002", 41030, "attended")
-        bob_dialog = _uas_dialog(bob_invite, bob_ok)
+        register(bob, "1002", USERS["1002"])
+        register(carol, "1003", USERS["1003"])
+        alice_ok, (bob_invite, bob_ok) = place_call(alice, "1001", USERS["1001"], bob, "1002",
+                                                    41030, "attended")
+        bob_dialog = uas_dialog(bob_invite, bob_ok)
         # Bob calls Carol on a second line
         consulted: list[tuple[Request, Response]] = []
         worker = threading.Thread(target=lambda: consulted.append(answer(carol, 41040)))
@@ -580,7 +535,7 @@ def test_attended_transfer_with_replaces(pbx: Pbx) -> None:
 
 def test_session_timer_is_granted(pbx: Pbx) -> None:
     with SipClient(pbx.host, pbx.sip_port) as phone, SipClient(pbx.host, pbx.sip_port) as caller:
-        register(phone, "1004")
+        register(phone, "1004", USERS["1004"])
         worker = threading.Thread(target=lambda: answer(phone, 41050))
         worker.start()
         caller.call_id += "-timer"
@@ -621,7 +576,8 @@ def test_recorded_call_has_caller_left_and_callee_right(tmp_path: Path, mix: str
     """Stereo: caller left, callee right; mono (recording_mix = mono): both in one."""
     users = {"1001": USERS["1001"]}
     sections = "\n[1002]\nsecret = pw-1002-secret\nrecord = yes\n"
-    low, high = _tone_file(tmp_path / "low.wav", 600), _tone_file(tmp_path / "high.wav", 1000)
+    low, high = tone_wav(tmp_path / "low.wav", 600, 4.0), tone_wav(tmp_path / "high.wav", 1000,
+                                                                    4.0)
     with running_pbx(tmp_path, users, sections=sections, recording_mix=mix) as server:
         with baresip_phone(tmp_path, server, "1002", USERS["1002"], audio_file=low, seconds=25) as callee:
             deadline = time.monotonic() + 10
@@ -666,13 +622,14 @@ def test_recorded_call_has_caller_left_and_callee_right(tmp_path: Path, mix: str
 def test_music_on_hold(pbx: Pbx) -> None:
     """Bob holds: Alice hears music from the PBX; Bob resumes: the music stops."""
     with SipClient(pbx.host, pbx.sip_port) as alice, SipClient(pbx.host, pbx.sip_port) as bob:
-        register(bob, "1002")
+        register(bob, "1002", USERS["1002"])
         media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         media.bind(("127.0.0.1", 0))
         media.settimeout(0.2)
         alice_port = media.getsockname()[1]
-        ok, picked = place_call(alice, bob, "1002", 41060, "moh", body=alice.sdp(alice_port))
-        bob_dialog = _uas_dialog(*picked)
+        ok, picked = place_call(alice, "1001", USERS["1001"], bob, "1002", 41060, "moh",
+                                body=alice.sdp(alice_port))
+        bob_dialog = uas_dialog(*picked)
         assert bob.receive_request(3, "ACK") is not None
 
         def heard(seconds: float) -> float:
@@ -715,8 +672,8 @@ def test_unknown_codec_and_reinvite_glare(pbx: Pbx) -> None:
         _, final = caller.invite("1001", USERS["1001"], "1004", body=gsm_only)
         assert final is not None and final.status == 488 and "codec" in final.reason
         # a second re-INVITE while our 200 to the first is not yet ACKed: 491
-        register(phone, "1004")
-        ok, _ = place_call(caller, phone, "1004", 41070, "glare")
+        register(phone, "1004", USERS["1004"])
+        ok, _ = place_call(caller, "1001", USERS["1001"], phone, "1004", 41070, "glare")
         caller.in_dialog("INVITE", ok, body=caller.sdp())
         first = caller.receive(5)
         assert first is not None and first.status == 200
@@ -728,19 +685,13 @@ def test_unknown_codec_and_reinvite_glare(pbx: Pbx) -> None:
         assert phone.receive_request(5, "BYE") is not None
 
 
-def _level(audio: np.ndarray, frequency: float) -> float:
-    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
-    freqs = np.fft.rfftfreq(len(audio), 1 / 8000)
-    return float(spectrum[np.abs(freqs - frequency) < 8].max())
-
-
 @pytest.mark.skipif(shutil.which("baresip") is None, reason="baresip not installed")
 def test_baresip_hold_and_blind_transfer(tmp_path: Path) -> None:
     """A (1001) calls B (1002); B holds (A hears music), resumes, and transfers A to C (1003)."""
     users = {n: USERS[n] for n in ("1001", "1002", "1003")}
     with running_pbx(tmp_path, users) as server:
         a_tone, b_tone, c_tone = (
-            _tone_file(tmp_path / f"{n}.wav", f, 13.0) for n, f in (("a", 1000), ("b", 600), ("c", 1300))
+            tone_wav(tmp_path / f"{n}.wav", f, 13.0) for n, f in (("a", 1000), ("b", 600), ("c", 1300))
         )
         with baresip_phone(tmp_path, server, "1002", users["1002"], audio_file=b_tone, seconds=30,
                            control=True) as b, \
@@ -765,11 +716,11 @@ def test_baresip_hold_and_blind_transfer(tmp_path: Path) -> None:
             heard_by_a, _ = soundfile.read(next(a.directory.glob("dump-*-dec.wav")), dtype="float64")
             heard_by_c, _ = soundfile.read(next(c.directory.glob("dump-*-dec.wav")), dtype="float64")
         talk, held, after = heard_by_a[8000:20000], heard_by_a[28000:36000], heard_by_a[64000:88000]
-        assert _level(talk, 600) > 10 * _level(talk, 1300)  # B
-        assert _level(held, 600) < _level(talk, 600) / 10  # music, not B
+        assert level(talk, 600) > 10 * level(talk, 1300)  # B
+        assert level(held, 600) < level(talk, 600) / 10  # music, not B
         assert np.sqrt(np.mean(held**2)) > 0.003  # ... but not silence either
-        assert _level(after, 1300) > 10 * _level(after, 600)  # C after the transfer
-        assert _level(heard_by_c[8000:], 1000) > 10 * _level(heard_by_c[8000:], 600)  # C hears A
+        assert level(after, 1300) > 10 * level(after, 600)  # C after the transfer
+        assert level(heard_by_c[8000:], 1000) > 10 * level(heard_by_c[8000:], 600)  # C hears A
     record = next(r for r in cdrs(server) if r.callee == "1002")
     assert "transfer:1003" in record.path and record.disposition == "answered"
 
@@ -810,7 +761,7 @@ def test_g722_phone_talks_to_a_g711_phone(pbx: Pbx) -> None:
     from media.codecs import WidebandChannel
 
     with SipClient(pbx.host, pbx.sip_port) as phone, SipClient(pbx.host, pbx.sip_port) as caller:
-        register(phone, "1004")
+        register(phone, "1004", USERS["1004"])
         caller_rtp, phone_rtp = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2))
         for sock in (caller_rtp, phone_rtp):
             sock.bind(("127.0.0.1", 0))
@@ -855,7 +806,7 @@ def test_g722_phone_talks_to_a_g711_phone(pbx: Pbx) -> None:
 
 def test_a_did_rings_its_extension(pbx: Pbx) -> None:
     with SipClient(pbx.host, pbx.sip_port) as phone, SipClient(pbx.host, pbx.sip_port) as caller:
-        register(phone, "1004")
+        register(phone, "1004", USERS["1004"])
         worker = threading.Thread(target=lambda: answer(phone, 41400))
         worker.start()
         caller.call_id += "-did"
@@ -870,7 +821,7 @@ def test_a_did_rings_its_extension(pbx: Pbx) -> None:
 def test_offerless_invite(pbx: Pbx) -> None:
     """An INVITE without SDP: the PBX offers in its 200 and takes the answer from the ACK."""
     with SipClient(pbx.host, pbx.sip_port) as phone, SipClient(pbx.host, pbx.sip_port) as caller:
-        register(phone, "1004")
+        register(phone, "1004", USERS["1004"])
         media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         media.bind(("127.0.0.1", 0))
         media.settimeout(2)
@@ -982,17 +933,13 @@ def test_recording_on_demand_with_star_one(tmp_path: Path) -> None:
             assert response is not None and response.status == 200
             phone_rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             phone_rtp.bind(("127.0.0.1", 0))
-            ok, (invite, _) = place_call(caller, phone, "1006", phone_rtp.getsockname()[1], "ondemand")
+            ok, (invite, _) = place_call(caller, "1001", USERS["1001"], phone, "1006",
+                                         phone_rtp.getsockname()[1], "ondemand")
             pbx_port = int(invite.body.decode().split("m=audio ")[1].split()[0])
 
             def press(keys: str, base: int) -> None:
                 """Keys as RFC 4733 events from the callee's phone."""
-                for n, key in enumerate(keys):
-                    event = struct.pack("!BBH", "0123456789*#".index(key), 0x80 | 10, 800)
-                    header = struct.pack("!BBHII", 0x80, 101, base + n, 1000 * (base + n), 9)
-                    for _ in range(3):
-                        phone_rtp.sendto(header + event, ("127.0.0.1", pbx_port))
-                    time.sleep(0.1)
+                key_in(phone_rtp, pbx_port, keys, base, ssrc=9, pause=0.1)
 
             try:
                 press("*1", 10)

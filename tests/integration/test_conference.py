@@ -18,6 +18,7 @@ import pytest
 import soundfile
 
 from media.g711 import ulaw_decode
+from tests.integration.audio import key_event, key_in, level, tone_wav
 from tests.integration.peers import baresip_phone, running_pbx
 from tests.integration.sipclient import SipClient
 
@@ -39,26 +40,12 @@ pin = 4711
 """
 
 
-def tone_file(path: Path, frequency: float, seconds: float) -> Path:
-    t = np.arange(int(8000 * seconds)) / 8000
-    soundfile.write(path, (np.sin(2 * np.pi * frequency * t) * 6000).astype(np.int16), 8000,
-                    subtype="PCM_16")
-    return path
-
-
-def level(audio: np.ndarray, frequency: float) -> float:
-    """Spectral magnitude around ``frequency`` (±8 Hz)."""
-    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
-    freqs = np.fft.rfftfreq(len(audio), 1 / 8000)
-    return float(spectrum[(freqs > frequency - 8) & (freqs < frequency + 8)].max())
-
-
 def test_three_phones_hear_each_other_not_themselves(tmp_path: Path) -> None:
     with running_pbx(tmp_path, USERS, sections=ROOMS) as pbx:
         phones = []
         try:
             for number, frequency in TONES.items():
-                wav = tone_file(tmp_path / f"tone-{number}.wav", frequency, 7.0)
+                wav = tone_wav(tmp_path / f"tone-{number}.wav", frequency, 7.0, amplitude=6000)
                 phone = baresip_phone(
                     tmp_path, pbx, number, USERS[number], audio_file=wav, seconds=15,
                     command=f"/dial sip:800@{pbx.host}:{pbx.sip_port}",
@@ -115,13 +102,11 @@ def test_pin_protected_room(tmp_path: Path) -> None:
                     except socket.timeout:
                         pass
                 assert prompt and np.sqrt(np.mean(np.concatenate(prompt) ** 2)) > 300
-                for attempt, digit in enumerate((1, 2, 3)):
+                for attempt, digit in enumerate("123"):
                     for seq in range(4):  # a wrong 4-digit PIN, each digit as RFC 4733 end packets
-                        ts = 1000 * (attempt * 10 + seq)
-                        payload = struct.pack("!BBH", digit, 0x80 | 10, 800)
+                        packet = key_event(digit, seq, 1000 * (attempt * 10 + seq), 1234)
                         for _ in range(3):
-                            rtp.sendto(struct.pack("!BBHII", 0x80, 101, seq, ts, 1234) + payload,
-                                       ("127.0.0.1", port))
+                            rtp.sendto(packet, ("127.0.0.1", port))
                 bye = caller.receive_request(5, "BYE")
                 assert bye is not None  # three wrong PINs: the PBX hangs up
             finally:
@@ -168,17 +153,6 @@ type = conference
 pin = 1111
 moderator_pin = 2222
 """
-
-
-def key_in(rtp: socket.socket, port: int, keys: str, ts_base: int) -> None:
-    """Press keys as RFC 4733 events (three end packets each), from the phone's RTP socket."""
-    events = "0123456789*#"
-    for n, key in enumerate(keys):
-        payload = struct.pack("!BBH", events.index(key), 0x80 | 10, 800)
-        for _ in range(3):
-            header = struct.pack("!BBHII", 0x80, 101, ts_base + n, 1000 * (ts_base + n), 77)
-            rtp.sendto(header + payload, ("127.0.0.1", port))
-        time.sleep(0.05)
 
 
 def test_moderator_mutes_and_locks(tmp_path: Path) -> None:

@@ -17,9 +17,9 @@ import pytest
 from tests.integration.audio import RtpPhone, heard, level, tone_wav
 from tests.integration.peers import Pbx, baresip_phone, running_demo
 from tests.integration.sipclient import SipClient
+from tests.integration.voicemail_calls import BEEP_HZ
 
 SECRETS = {n: f"demo-{n}-Pw" for n in ("1001", "1002", "1003", "1004")}
-BEEP_HZ = 1000.0  # the tone after the voicemail greeting
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,7 @@ import pytest
 import soundfile
 
 from tests.integration.browser import chromium_page, chromium_path
-from tests.integration.peers import ADMIN_PASSWORD, REPO, Pbx, running_pbx
-from tests.integration.test_api_services import organisation
+from tests.integration.peers import ADMIN_PASSWORD, REPO, Pbx, organisation, running_pbx
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import http.server
 import io
-import socket
-import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -23,10 +21,13 @@ import numpy as np
 import pytest
 import soundfile
 
-from media.g711 import ulaw_decode, ulaw_encode
 from pbx.sip.message import Request, Response
-from tests.integration.peers import ADMIN_PASSWORD, Pbx, run_sipp, running_pbx, sipp_callee
+from tests.integration.audio import level
+from tests.integration.peers import (
+    ADMIN_PASSWORD, Pbx, login_once, run_sipp, running_pbx, sipp_callee, user_of,
+)
 from tests.integration.sipclient import SipClient
+from tests.integration.voicemail_calls import BEEP_HZ, leave_message, messages
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,6 @@ type = ringgroup
 members = 1002
 timeout = 10
 """
-BEEP_HZ = 1000.0  # the tone after the greeting (pbx.voicemail.TONE)
 
 
 @pytest.fixture(scope="module")
@@ -49,109 +49,13 @@ def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
 
 
 
-_tokens: dict[tuple[int, str], dict[str, str]] = {}
-
-
-def login(pbx: Pbx, username: str, password: str) -> dict[str, str]:
-    """A bearer header, one login per user (logins are rate limited)."""
-    key = (pbx.http_port, username)
-    if key not in _tokens:
-        _tokens[key] = pbx.login(username, password)
-    return _tokens[key]
-
-
 def admin(pbx: Pbx) -> dict[str, str]:
-    return login(pbx, "admin", ADMIN_PASSWORD)
-
-
-def user_of(pbx: Pbx, extension: str) -> dict[str, str]:
-    """A login of role ``user`` owning ``extension`` (made once)."""
-    name = f"user{extension}"
-    if (pbx.http_port, name) in _tokens:
-        return _tokens[(pbx.http_port, name)]
-    created = httpx.post(f"{pbx.api}/users", headers=admin(pbx), json={
-        "username": name, "password": f"{name}-Pass-12345", "role": "user",
-        "extension": extension})
-    assert created.status_code == 201, created.text
-    licensed = httpx.post(f"{pbx.api}/licenses", headers=admin(pbx),  # no license, no calls
-                          json={"user_id": created.json()["id"]})
-    assert licensed.status_code == 201, licensed.text
-    return login(pbx, name, f"{name}-Pass-12345")
+    return login_once(pbx, "admin", ADMIN_PASSWORD)
 
 
 def profile_id(pbx: Pbx, extension: str, name: str) -> int:
     items = httpx.get(f"{pbx.api}/extensions/{extension}/profiles", headers=admin(pbx)).json()
     return next(p["id"] for p in items["items"] if p["name"] == name)
-
-
-def tone_share(frame: np.ndarray, frequency: float) -> float:
-    """How much of a 20 ms frame's energy lies at ``frequency`` (50 Hz bins)."""
-    power = np.abs(np.fft.rfft(frame)) ** 2
-    k = int(round(frequency / 50))
-    return float(power[k - 1 : k + 2].sum() / max(power.sum(), 1e-9))
-
-
-def level(audio: np.ndarray, frequency: float) -> float:
-    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
-    freqs = np.fft.rfftfreq(len(audio), 1 / 8000)
-    return float(spectrum[(freqs > frequency - 8) & (freqs < frequency + 8)].max())
-
-
-def leave_message(pbx: Pbx, caller: str, target: str, seconds: float, frequency: float) -> None:
-    """Call ``target``, expect the PBX to answer, wait for the greeting's tone to
-    end, send ``seconds`` of ``frequency`` and hang up."""
-    with SipClient(pbx.host, pbx.sip_port) as phone:
-        rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        rtp.bind(("127.0.0.1", 0))
-        rtp.settimeout(0.5)
-        try:
-            phone.call_id += f"-vm-{frequency:.0f}"
-            _, ok = phone.invite(caller, USERS[caller], target,
-                                 body=phone.sdp(rtp.getsockname()[1], codecs="0 101"))
-            assert ok is not None and ok.status == 200, ok  # voicemail answers
-            phone.in_dialog("ACK", ok, cseq=ok.cseq.number)
-            pbx_port = int(ok.body.decode().split("m=audio ")[1].split()[0])
-            wait_for_tone_end(rtp, BEEP_HZ)
-            t = np.arange(int(8000 * seconds)) / 8000
-            payload = ulaw_encode((np.sin(2 * np.pi * frequency * t) * 8000).astype(np.int16))
-            for seq, start in enumerate(range(0, len(payload), 160)):
-                header = struct.pack("!BBHII", 0x80, 0, seq, 160 * seq, 0x5151)
-                rtp.sendto(header + payload[start : start + 160].tobytes(), ("127.0.0.1", pbx_port))
-                time.sleep(0.02)
-            phone.in_dialog("BYE", ok)
-            bye_ok = phone.receive(5)
-            assert bye_ok is not None and bye_ok.status == 200
-        finally:
-            rtp.close()
-
-
-def wait_for_tone_end(rtp: socket.socket, frequency: float) -> None:
-    """Read the PBX's audio until a tone of ``frequency`` has played and stopped
-    (after the greeting and the caller's options: up to ~20 s)."""
-    toned = 0
-    deadline = time.monotonic() + 40
-    while time.monotonic() < deadline:
-        try:
-            packet = rtp.recv(2048)
-        except socket.timeout:
-            continue
-        frame = ulaw_decode(packet[12:]).astype(np.float64)
-        if len(frame) == 160 and tone_share(frame, frequency) > 0.8:
-            toned += 1
-        elif toned >= 5:
-            return
-    raise AssertionError("the greeting's tone never came")
-
-
-def messages(pbx: Pbx, headers: dict[str, str], count: int) -> list[dict]:  # type: ignore[type-arg]
-    """The mailbox listing once it holds ``count`` messages (they are stored off the call)."""
-    deadline = time.monotonic() + 10
-    while True:
-        page = httpx.get(f"{pbx.api}/voicemail", headers=headers)
-        assert page.status_code == 200, page.text
-        if page.json()["total"] >= count or time.monotonic() > deadline:
-            return page.json()["items"]  # type: ignore[no-any-return]
-        time.sleep(0.2)
 
 
 def audio_of(pbx: Pbx, headers: dict[str, str], message_id: int) -> np.ndarray:
@@ -169,7 +73,7 @@ def test_forward_to_voicemail_takes_a_message(pbx: Pbx) -> None:
                           json={"forward_always": "voicemail"})
     assert patched.status_code == 200
     try:
-        leave_message(pbx, "1001", "1003", seconds=2.0, frequency=700.0)
+        leave_message(pbx, "1001", USERS["1001"], "1003", seconds=2.0, frequency=700.0)
     finally:
         httpx.patch(f"{pbx.api}/extensions/1003", headers=headers, json={"forward_always": ""})
     mine = user_of(pbx, "1003")
@@ -393,7 +297,7 @@ def test_lunch_sends_direct_calls_to_voicemail_while_group_calls_still_ring(pbx:
         assert switch(pbx, "1002", "Lunch")["profile"]["name"] == "Lunch"
         try:
             before = len(messages(pbx, user_of(pbx, "1002"), 0))
-            leave_message(pbx, "1001", "1002", seconds=2.0, frequency=900.0)
+            leave_message(pbx, "1001", USERS["1001"], "1002", seconds=2.0, frequency=900.0)
             assert desk.receive_request(0.5, "INVITE") is None  # the phone never rang
             found = messages(pbx, user_of(pbx, "1002"), before + 1)
             assert len(found) == before + 1
@@ -533,10 +437,11 @@ def test_calls_an_extension_cannot_take_leave_a_message_by_default(pbx: Pbx) -> 
     assert httpx.patch(f"{pbx.api}/extensions/1002", headers=headers,
                        json={"voicemail": True}).status_code == 200
     try:
-        leave_message(pbx, "1001", "1002", seconds=1.5, frequency=600.0)  # nobody registered
+        # nobody registered
+        leave_message(pbx, "1001", USERS["1001"], "1002", seconds=1.5, frequency=600.0)
         with phone(pbx, "1002") as busy:
             worker, seen = ring_and_refuse(busy, 486)
-            leave_message(pbx, "1001", "1002", seconds=1.5, frequency=800.0)
+            leave_message(pbx, "1001", USERS["1001"], "1002", seconds=1.5, frequency=800.0)
             worker.join()
             assert seen, "the phone rang first"
     finally:

@@ -19,10 +19,11 @@ from pbx.sip.message import Request, Response
 from tests.integration.peers import (
     ADMIN_PASSWORD, Pbx, SippResult, baresip_phone, run_sipp, running_pbx,
 )
-from tests.integration.sipclient import SipClient
-from tests.integration.test_profiles import USERS, leave_message
+from tests.integration.sipclient import SipClient, message_summary
+from tests.integration.voicemail_calls import leave_message
 
 pytestmark = pytest.mark.integration
+USERS = {"1001": "pw-1001-secret", "1002": "pw-1002-secret", "1003": "pw-1003-secret"}
 REALM = "pbx.test"  # what running_pbx configures: the default organisation's SIP domain
 
 
@@ -115,18 +116,18 @@ def test_message_waiting_lamp_follows_the_mailbox(pbx: Pbx) -> None:
         assert first.headers.get("Event") == "message-summary"
         assert first.headers.get("Subscription-State", "").startswith("active;expires=")
         assert first.content_type == "application/simple-message-summary"
-        assert summary(first) == {"Messages-Waiting": "no",
-                                  "Message-Account": f"sip:1003@{REALM}",
-                                  "Voice-Message": "0/0 (0/0)"}
+        assert message_summary(first) == {"Messages-Waiting": "no",
+                                          "Message-Account": f"sip:1003@{REALM}",
+                                          "Voice-Message": "0/0 (0/0)"}
 
         patched = httpx.patch(f"{pbx.api}/extensions/1003", headers=admin,
                               json={"forward_always": "voicemail"})
         assert patched.status_code == 200
         try:
-            leave_message(pbx, "1001", "1003", seconds=1.5, frequency=700.0)
+            leave_message(pbx, "1001", USERS["1001"], "1003", seconds=1.5, frequency=700.0)
         finally:
             httpx.patch(f"{pbx.api}/extensions/1003", headers=admin, json={"forward_always": ""})
-        waiting = summary(notified(lamp))
+        waiting = message_summary(notified(lamp))
         assert (waiting["Messages-Waiting"], waiting["Voice-Message"]) == ("yes", "1/0 (0/0)")
 
         message = httpx.get(f"{pbx.api}/voicemail", headers=admin,
@@ -134,23 +135,17 @@ def test_message_waiting_lamp_follows_the_mailbox(pbx: Pbx) -> None:
         marked = httpx.patch(f"{pbx.api}/voicemail/{message['id']}", headers=admin,
                              json={"heard": True})
         assert marked.status_code == 200
-        heard = summary(notified(lamp))
+        heard = message_summary(notified(lamp))
         assert (heard["Messages-Waiting"], heard["Voice-Message"]) == ("no", "0/1 (0/0)")
         assert httpx.delete(f"{pbx.api}/voicemail/{message['id']}",
                             headers=admin).status_code == 204
-        assert summary(notified(lamp))["Voice-Message"] == "0/0 (0/0)"
+        assert message_summary(notified(lamp))["Voice-Message"] == "0/0 (0/0)"
 
         lamp.in_dialog("SUBSCRIBE", ok, headers={"Event": "message-summary", "Expires": "0"})
         ended = lamp.receive(5)
         assert ended is not None and ended.status == 200 and ended.headers.get("Expires") == "0"
         last = notified(lamp)
         assert last.headers.get("Subscription-State") == "terminated;reason=timeout"
-
-
-def summary(notify: Request) -> dict[str, str]:
-    """An RFC 3842 body as its header-like lines."""
-    lines = notify.body.decode().strip().splitlines()
-    return dict(line.split(": ", 1) for line in lines)
 
 
 def test_a_refresh_extends_and_a_481_ends_the_subscription(pbx: Pbx) -> None:

@@ -21,19 +21,16 @@ import pytest
 import soundfile
 
 from media.g711 import ulaw_decode
-from pbx.sip.message import Request, Response
-from tests.integration.peers import ADMIN_PASSWORD, Pbx, running_pbx
-from tests.integration.sipclient import SipClient
-from tests.integration.test_api_services import organisation
-from tests.integration.test_conference import key_in
-from tests.integration.test_profiles import (
-    BEEP_HZ, USERS as PROFILE_USERS, leave_message, messages, tone_share, user_of,
+from pbx.sip.message import Response
+from tests.integration.audio import key_in, tone_share, voiced_frames
+from tests.integration.peers import ADMIN_PASSWORD, Pbx, organisation, running_pbx, user_of
+from tests.integration.sipclient import SipClient, lamp_until, message_summary
+from tests.integration.voicemail_calls import (
+    BEEP_HZ, answered_call, leave_message, messages, until_bye,
 )
-from tests.integration.test_subscriptions import summary
-from tests.integration.test_voicemail_menu import until_bye, voiced_frames
 
 pytestmark = pytest.mark.integration
-USERS = {**PROFILE_USERS, "1004": "pw-1004-secret"}
+USERS = {n: f"pw-{n}-secret" for n in ("1001", "1002", "1003", "1004")}
 GREETING_HZ = 500.0  # the uploaded greeting's tone
 SECTIONS = """
 [2000]
@@ -69,27 +66,6 @@ def forwarded_to_voicemail(pbx: Pbx, extension: str) -> Iterator[None]:
     finally:
         httpx.patch(f"{pbx.api}/extensions/{extension}", headers=admin,
                     json={"forward_always": ""})
-
-
-@contextmanager
-def calling(pbx: Pbx, caller: str, target: str) -> Iterator[tuple[SipClient, socket.socket,
-                                                                   Response, int]]:
-    """``caller`` calls ``target``; the PBX answers (voicemail, a menu).  Yields the
-    phone, its RTP socket, the 200 and the PBX's RTP port."""
-    with SipClient(pbx.host, pbx.sip_port) as phone:
-        rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        rtp.bind(("127.0.0.1", 0))
-        rtp.settimeout(0.5)
-        try:
-            phone.call_id += f"-{target}"
-            _, ok = phone.invite(caller, USERS[caller], target,
-                                 body=phone.sdp(rtp.getsockname()[1], codecs="0 101"))
-            assert ok is not None and ok.status == 200, ok
-            phone.in_dialog("ACK", ok, cseq=ok.cseq.number)
-            pbx_port = int(ok.body.decode().split("m=audio ")[1].split()[0])
-            yield phone, rtp, ok, pbx_port
-        finally:
-            rtp.close()
 
 
 def frames_until(rtp: socket.socket, frequency: float, count: int,
@@ -131,7 +107,8 @@ def test_an_uploaded_greeting_is_what_the_caller_hears(pbx: Pbx) -> None:
     assert uploaded.status_code == 200, uploaded.text
     assert uploaded.json()["heard_now"] == {"unavailable": "unavailable", "busy": "default"}
     try:
-        with forwarded_to_voicemail(pbx, "1003"), calling(pbx, "1001", "1003") as call:
+        with (forwarded_to_voicemail(pbx, "1003"),
+              answered_call(pbx, "1001", USERS["1001"], "1003") as call):
             phone, rtp, ok, _ = call
             heard = frames_until(rtp, GREETING_HZ, 60)  # the greeting: its tone
             assert toned(heard, BEEP_HZ) == 0  # before the beep
@@ -150,7 +127,8 @@ def test_hash_skips_the_greeting_to_the_beep(pbx: Pbx) -> None:
     url = f"{pbx.api}/voicemail/1003/greetings/unavailable"
     assert httpx.put(url, headers=admin, content=tone_wav(GREETING_HZ, 10)).status_code == 200
     try:
-        with forwarded_to_voicemail(pbx, "1003"), calling(pbx, "1001", "1003") as call:
+        with (forwarded_to_voicemail(pbx, "1003"),
+              answered_call(pbx, "1001", USERS["1001"], "1003") as call):
             phone, rtp, ok, pbx_port = call
             frames_until(rtp, GREETING_HZ, 10)
             pressed = time.monotonic()
@@ -169,7 +147,8 @@ def test_zero_reaches_the_operator(pbx: Pbx) -> None:
         registered = desk.register("1004", USERS["1004"])
         assert registered is not None and registered.status == 200
         try:
-            with forwarded_to_voicemail(pbx, "1003"), calling(pbx, "1001", "1003") as call:
+            with (forwarded_to_voicemail(pbx, "1003"),
+                  answered_call(pbx, "1001", USERS["1001"], "1003") as call):
                 phone, rtp, ok, pbx_port = call
                 time.sleep(1.0)  # the greeting has begun
                 key_in(rtp, pbx_port, "0", 100)
@@ -190,7 +169,8 @@ def test_zero_reaches_the_operator(pbx: Pbx) -> None:
 def test_a_call_back_number_keyed_in_lands_as_a_message(pbx: Pbx) -> None:
     admin = pbx.admin_headers()
     before = {m["id"] for m in messages(pbx, admin, 0)}
-    with forwarded_to_voicemail(pbx, "1003"), calling(pbx, "1002", "1003") as call:
+    with (forwarded_to_voicemail(pbx, "1003"),
+          answered_call(pbx, "1002", USERS["1002"], "1003") as call):
         phone, rtp, _, pbx_port = call
         time.sleep(1.0)
         key_in(rtp, pbx_port, "2", 100)
@@ -213,21 +193,6 @@ def test_a_call_back_number_keyed_in_lands_as_a_message(pbx: Pbx) -> None:
     assert rate == 8000 and voiced_frames(samples) > 200  # "call back on" and ten digits
 
 
-def lamp_notify(client: SipClient, voice_message: str) -> Request:
-    """Answer NOTIFYs until one counts ``voice_message``."""
-    deadline = time.monotonic() + 15
-    seen = []
-    while time.monotonic() < deadline:
-        notify = client.receive_request(1, "NOTIFY")
-        if notify is None:
-            continue
-        client.respond(notify, 200)
-        seen.append(summary(notify)["Voice-Message"])
-        if seen[-1] == voice_message:
-            return notify
-    raise AssertionError(f"no NOTIFY with {voice_message}: {seen}")
-
-
 def test_a_shared_mailbox_message_shows_for_both_members_and_lights_both_lamps(
         pbx: Pbx) -> None:
     """2000 is shared by 1002 (its phone SUBSCRIBEs) and 1003 (a desk phone
@@ -241,17 +206,17 @@ def test_a_shared_mailbox_message_shows_for_both_members_and_lights_both_lamps(
         lamp.call_id += "-shared-lamp"
         subscribed = lamp.subscribe("1002", USERS["1002"], "1002", "message-summary")
         assert subscribed is not None and subscribed.status == 200
-        before = summary(lamp_notify(lamp, summary_of(pbx, bob)))["Voice-Message"]
+        before = message_summary(lamp_until(lamp, summary_of(pbx, bob)))["Voice-Message"]
         registered = desk.register("1003", USERS["1003"])
         assert registered is not None and registered.status == 200
-        first = lamp_notify(desk, summary_of(pbx, cecilia))  # told at registration
+        first = lamp_until(desk, summary_of(pbx, cecilia))  # told at registration
         assert first.to_addr.tag is None  # outside any dialog
         assert first.headers.get("Event") == "message-summary"
         try:
-            leave_message(pbx, "1001", "2000", seconds=1.5, frequency=800.0)
+            leave_message(pbx, "1001", USERS["1001"], "2000", seconds=1.5, frequency=800.0)
             new_bob = bump(before)
-            lamp_notify(lamp, new_bob)
-            lamp_notify(desk, bump(summary(first)["Voice-Message"]))
+            lamp_until(lamp, new_bob)
+            lamp_until(desk, bump(message_summary(first)["Voice-Message"]))
         finally:
             desk.register("1003", USERS["1003"], expires=0)
     shared = [m for m in messages(pbx, bob, 1) if m["mailbox"] == "2000"]
@@ -281,7 +246,7 @@ def test_the_menu_from_another_phone_wants_the_pin(pbx: Pbx) -> None:
     admin = pbx.admin_headers()
     assert httpx.put(f"{pbx.api}/voicemail/1003/pin", headers=admin,
                      json={"pin": "4711"}).status_code == 204
-    with calling(pbx, "1001", "*98") as call:
+    with answered_call(pbx, "1001", USERS["1001"], "*98") as call:
         phone, rtp, _, pbx_port = call
         time.sleep(0.5)
         key_in(rtp, pbx_port, "1003#4711#", 300)
@@ -290,7 +255,7 @@ def test_the_menu_from_another_phone_wants_the_pin(pbx: Pbx) -> None:
             assert time.monotonic() < deadline, "the right PIN was not taken"
             time.sleep(0.2)
         assert phone.receive_request(2, "BYE") is None  # in, not thrown out
-    with calling(pbx, "1001", "*98") as call:
+    with answered_call(pbx, "1001", USERS["1001"], "*98") as call:
         phone, rtp, _, pbx_port = call
         time.sleep(0.5)
         key_in(rtp, pbx_port, "1003#9999#1003#1234#1003#0000#", 400)

@@ -20,7 +20,7 @@ from pbx.models import Greeting, MailboxSettings, Voicemail
 from pbx.passwords import check_password
 from pbx.voicemail import mailbox_settings, set_pin
 from tests.fakes import FakeChannel
-from tests.unit.test_voicemail_service import Setup, eventually
+from tests.unit.voicemail_setup import Setup, eventually
 
 
 def menu_app(setup: Setup) -> MailboxMenuApp:

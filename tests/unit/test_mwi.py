@@ -22,7 +22,7 @@ from pbx.sip.parser import parse_message
 from pbx.store import Store
 from pbx.subscriptions import Notifier, unsolicited_notify
 from pbx.voicemail import lamp_mailboxes, lamps_showing, memberships
-from tests.unit.test_voicemail_service import Setup, eventually
+from tests.unit.voicemail_setup import Setup, eventually
 
 DESK = Binding(id="b1", aor="sip:1003@pbx.test", contact="sip:1003@127.0.0.1:5072",
                expires_at=4e9, call_id="reg", cseq=1, source_transport="UDP",
