@@ -22,8 +22,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from tests.integration.audio import RtpPhone, level
 from tests.integration.peers import Pbx, run_sipp, running_pbx, sipp_callee
-from tests.integration.sipclient import SipClient
-from tests.integration.test_calls import _uas_dialog
+from tests.integration.sipclient import SipClient, uas_dialog
 
 pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed")
 
@@ -346,7 +345,7 @@ def test_callback_in_the_exact_turn_with_audio_both_ways(pbx: Pbx, feed: Feed) -
             answer_as(agent, agent_rtp)  # the agent held for B rings now
             assert hears(agent_rtp, back_rtp, 600)  # B → agent
             assert hears(back_rtp, agent_rtp, 1000)  # agent → B
-            b_phone.in_dialog("BYE", _uas_dialog(invite, b_ok))
+            b_phone.in_dialog("BYE", uas_dialog(invite, b_ok))
             assert agent.hung_up()
         answer_as(agent, agent_rtp)  # C
         c_phone.in_dialog("BYE", c_ok)
@@ -363,7 +362,7 @@ def test_after_the_agent_hangs_up_the_caller_rates_the_call(pbx: Pbx, feed: Feed
             caller(pbx, "2009", "719") as (phone, rtp, _):
         invite, ok = answer_as(agent, agent_rtp)
         (answered,) = feed.wait("queue.answered", queue="719")
-        agent.in_dialog("BYE", _uas_dialog(invite, ok))
+        agent.in_dialog("BYE", uas_dialog(invite, ok))
         (done,) = feed.wait("queue.completed", queue="719")
         assert done["hangup_by"] == "agent"
         time.sleep(1.0)  # "please rate this call …"

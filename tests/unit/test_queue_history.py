@@ -16,7 +16,7 @@ from queues.history import (
     row_of,
 )
 from queues.stats import Settings
-from tests.unit.test_queue_stats import scenario
+from tests.unit.queue_scenario import scenario
 
 
 def at(day: int, hour: int, minute: int = 0) -> float:
