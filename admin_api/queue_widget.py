@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from admin_api.deps import NUMBER
 from admin_api.security import RequestLimiter
+from ivr.tenant import hours
 from queues.live import QueueStatistics
 
 router = APIRouter(prefix="/api/public/queues", tags=["wait-time widget"])
@@ -59,7 +60,11 @@ async def wait_time(slug: Slug, queue: Queue, request: Request) -> Response:
     live = stats.live.queues.get((tenant.id, queue)) if tenant and stats else None
     if live is None or not live.settings.public:
         return refuse(404, f"no queue {queue} at {slug}")
-    shown = stats.live.queue_snapshot(tenant.id, queue, time.time())
+    now = time.time()
+    shown = stats.live.queue_snapshot(tenant.id, queue, now)
     body: dict[str, Any] = {key: shown[key] for key in ("queue", "open", "estimated_wait",
                                                           "waiting", "at")}
+    config = tenant.queues.get(queue)
+    if config is not None and config.schedule:  # closed outside its opening hours too
+        body["open"] = body["open"] and hours(tenant).state(config.schedule, now)
     return JSONResponse(body, headers={**CORS, "Cache-Control": "max-age=5"})

@@ -638,6 +638,9 @@ def load_config(path: str | Path | None) -> Config:
         if unknown:
             raise ConfigError(path_str, queue.number, "members",
                               f"no extension section for {', '.join(unknown)}")
+        if queue.schedule and queue.schedule not in named:
+            raise ConfigError(path_str, queue.number, "schedule",
+                              f"no [{queue.schedule}] section with type = schedule")
     return Config(
         general=general, extensions=tuple(extensions), ring_groups=tuple(ring_groups),
         conferences=tuple(conferences), numbers=tuple(numbers), schedules=tuple(schedules),

@@ -75,6 +75,7 @@ class QueueConfig(BaseModel):
     servicelevel: int = Field(20, ge=1, le=3600)  # seconds: answered within counts as served
     servicelevel_target: int = Field(80, ge=1, le=100)  # per cent, for the staffing advice
     widget: bool = True  # the public wait-time widget may show this queue
+    schedule: str = Field("", max_length=80)  # opening hours the widget shows (a schedule)
 
     @field_validator("strategy")
     @classmethod

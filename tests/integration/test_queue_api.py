@@ -193,3 +193,36 @@ def test_the_wait_time_widget_is_public_cors_and_rate_limited(tmp_path: Path) ->
         assert [a.status_code for a in answers] == [200] * 5 + [429] * 2
         assert 1 <= int(answers[-1].headers["retry-after"]) <= 60
         assert answers[-1].headers["access-control-allow-origin"] == "*"
+
+
+CLOSED_QUEUE = """
+[701]
+type = queue
+members = 1002
+schedule = never
+
+[702]
+type = queue
+members = 1002
+
+[never]
+type = schedule
+timezone = Europe/Stockholm
+holidays = none
+mon = closed
+tue = closed
+wed = closed
+thu = closed
+fri = closed
+sat = closed
+sun = closed
+"""
+
+
+def test_the_widget_shows_a_queue_closed_outside_its_opening_hours(tmp_path: Path) -> None:
+    """Agent 1002 is on duty in both queues; 701 keeps the hours of a schedule
+    that never opens, 702 has none."""
+    with stats_node(tmp_path, CLOSED_QUEUE) as node:
+        url = f"{node.url}/api/public/queues/default"
+        assert httpx.get(f"{url}/701/wait").json()["open"] is False
+        assert httpx.get(f"{url}/702/wait").json()["open"] is True

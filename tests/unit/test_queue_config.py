@@ -54,6 +54,7 @@ def test_a_queue_section_is_read_stored_and_routed(tmp_path: Path) -> None:
     ("members = 1002\nweight = heavy", "weight", "valid integer"),
     ("members = 1002:x", "members", "penalty"),
     ("retry = -1", "retry", "greater than or equal"),
+    ("members = 1002\nschedule = lunchtime", "schedule", "no [lunchtime] section"),
 ])
 def test_a_bad_queue_option_is_named(tmp_path: Path, option: str, key: str,
                                      message: str) -> None:
