@@ -34,6 +34,9 @@ class CdrFilter(BaseModel):
     direction: str | None = Field(default=None, pattern=one_of(DIRECTIONS))
     extension: str | None = Field(default=None, pattern=NUMBER,
                                   description="one extension's calls (agents, users: their own)")
+    queue: str | None = Field(default=None, pattern=NUMBER,
+                              description="calls that went through this ACD queue "
+                                          "(answered_by: the agent)")
 
 
 Filter = Annotated[CdrFilter, Query()]
@@ -99,6 +102,8 @@ def cdr_query(user: ApiUser, where: CdrFilter) -> Any:
         query = query.where(Cdr.disposition == where.disposition)
     if where.direction is not None:
         query = query.where(direction == where.direction)
+    if where.queue is not None:  # the service step in the record's path (JSON)
+        query = query.where(col(Cdr.path).contains(f'"queue:{where.queue}"'))
     return query
 
 

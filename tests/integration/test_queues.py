@@ -153,6 +153,14 @@ def test_rrmemory_gives_each_of_five_agents_four_of_twenty_calls(pbx: Pbx, feed:
     assert taken[:5] == AGENTS[:5]  # in turn, round and round
     feed.wait("queue.completed", 20, queue="710")
     assert len(feed.of("queue.joined", queue="710")) == 20
+    deadline = time.monotonic() + 10
+    while True:  # the records are written off the event loop
+        records = httpx.get(f"{pbx.api}/cdrs", params={"queue": "710"},
+                            headers=pbx.admin_headers()).json()["items"]
+        if len(records) >= 20 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert sorted(r["answered_by"] for r in records) == sorted(taken)  # tied to queue and agent
 
 
 def test_leastrecent_offers_the_agent_idle_longest(pbx: Pbx, feed: Feed,
