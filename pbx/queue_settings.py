@@ -71,7 +71,9 @@ class QueueConfig(BaseModel):
     callback: bool = False  # "press 1 to be called back, keeping your place"
     callback_attempts: int = Field(3, ge=1, le=10)
     callback_retry: int = Field(60, ge=1, le=3600)  # seconds between callback attempts
+    callback_timeout: int = Field(30, ge=5, le=300)  # seconds the caller's phone rings for it
     survey: bool = False  # ask the caller to rate the call (1–5) after the agent hangs up
+    survey_timeout: int = Field(10, ge=2, le=120)  # seconds to press a rating
     servicelevel: int = Field(20, ge=1, le=3600)  # seconds: answered within counts as served
     servicelevel_target: int = Field(80, ge=1, le=100)  # per cent, for the staffing advice
     widget: bool = True  # the public wait-time widget may show this queue

@@ -42,8 +42,6 @@ from queues.store import AgentChoice, QueueStore
 log = logging.getLogger("queues")
 
 TICK = 1.0  # seconds between the engine's rounds (wrap-ups, overflows, announcements)
-CALLBACK_RING = 30.0  # seconds the caller's phone rings for their callback
-SURVEY_WAIT = 10.0  # seconds to press a rating
 CALLBACK_KEY = "1"
 PAUSE_REASONS = {"": "break", "1": "lunch", "2": "admin", "3": "training", "4": "meeting"}
 
@@ -291,7 +289,8 @@ class QueueApp:
             self.live.pop(caller.call_id, None)
             log.info("call %s: agent %s takes the caller of queue %s", caller.call_id, agent,
                      caller.queue)
-            after = (lambda back: self._survey(live, back)) if settings.survey else None
+            after = (lambda back: self._survey(live, back, settings.survey_timeout)) \
+                if settings.survey else None
             self.calls.connect(live.channel, channel, after=after)
 
         def failed(status: int) -> None:
@@ -342,7 +341,8 @@ class QueueApp:
 
         self.calls.dial(organisation, caller.callback,
                         caller=Party(organisation, caller.queue, settings.name),
-                        on_answer=answered, on_fail=failed, timeout=CALLBACK_RING)
+                        on_answer=answered, on_fail=failed,
+                        timeout=settings.callback_timeout)
 
     # ------------------------------------------------------------ after the call
 
@@ -378,13 +378,13 @@ class QueueApp:
             self.direct.setdefault(call_id, []).append(key)
             self.acd.direct_call(*key, True)
 
-    def _survey(self, live: Live, channel: Channel) -> None:
+    def _survey(self, live: Live, channel: Channel, wait: float) -> None:
         """The agent hung up: the caller rates the call with a key 1–5."""
         caller = live.caller
         self.talking.pop(channel.id, None)
         self.acd.completed(caller, self.clock.now() - live.answered_at, "agent")
         self._dispatch_soon()
-        timeout = channel.after(SURVEY_WAIT, channel.hang_up)
+        timeout = channel.after(wait, channel.hang_up)
 
         def key(digit: str) -> None:
             if digit not in "12345":

@@ -292,6 +292,19 @@ def test_the_survey_takes_a_rating_after_the_agent_hangs_up() -> None:
     assert back.ended == 200
 
 
+def test_a_caller_who_gives_no_rating_is_hung_up_after_the_survey_timeout() -> None:
+    board = Switchboard(queue("1002", survey=True, survey_timeout=4))
+    caller = board.call()
+    board.calls.ring_of("1002").answer(board.calls)
+    back = FakeChannel(board.clock, caller.party, call_id=caller.id)
+    back.answer()
+    board.calls.connected[0][2](back)
+    board.clock.advance(3.9)
+    assert back.ended is None
+    board.clock.advance(0.2)
+    assert back.ended == 200 and board.of(SurveyAnswered) == []
+
+
 def test_agents_on_their_own_calls_are_not_offered_queue_calls() -> None:
     board = Switchboard(queue("1002,1003"))
     board.app.on_event(CallAnswered(ORG, "direct1", "1002", board.clock.now()))
