@@ -223,7 +223,7 @@ class SippResult:
     output: str
 
 
-def run_sipp(
+def sipp_command(
     scenario: str,
     pbx: SipServer,
     users: list[tuple[str, str]] | list[tuple[str, str, int]] | list[tuple[str, str, int, str]],
@@ -234,9 +234,10 @@ def run_sipp(
     timeout: float = 30.0,
     extra: list[str] | None = None,
     tmp: Path,
-) -> SippResult:
-    """Run a sipp scenario against the PBX (or the carrier); users are (number, password[, expires[,
-    authentication username]]): a device's own login differs from its extension."""
+) -> tuple[list[str], Path]:
+    """The sipp command line of :func:`run_sipp` (its injection file written to
+    ``tmp``) and where sipp writes its screen: for a bench that starts sipp
+    itself and stops it when it has measured."""
     csv = tmp / f"users-{random.randrange(1 << 30)}.csv"
     rows = ["SEQUENTIAL"]
     for user in users:
@@ -251,7 +252,7 @@ def run_sipp(
     port = pbx.tls_port if transport.startswith("l") else pbx.sip_port
     if port is None:
         raise ValueError(f"{pbx} takes no TLS")
-    cmd = [
+    return [
         "sipp", f"{host}:{port}",
         "-sf", str(SCENARIOS / scenario),
         "-inf", str(csv),
@@ -262,7 +263,25 @@ def run_sipp(
         "-timeout", f"{int(timeout)}s", "-timeout_error",
         "-nostdin", "-trace_screen", "-screen_file", str(stats),
         *(extra or []),
-    ]
+    ], stats
+
+
+def run_sipp(
+    scenario: str,
+    pbx: SipServer,
+    users: list[tuple[str, str]] | list[tuple[str, str, int]] | list[tuple[str, str, int, str]],
+    *,
+    transport: str = "u1",
+    calls: int | None = None,
+    rate: int = 10,
+    timeout: float = 30.0,
+    extra: list[str] | None = None,
+    tmp: Path,
+) -> SippResult:
+    """Run a sipp scenario against the PBX (or the carrier); users are (number, password[, expires[,
+    authentication username]]): a device's own login differs from its extension."""
+    cmd, stats = sipp_command(scenario, pbx, users, transport=transport, calls=calls, rate=rate,
+                              timeout=timeout, extra=extra, tmp=tmp)
     proc = subprocess.run(cmd, capture_output=True, timeout=timeout + 30, cwd=tmp)
     text = stats.read_text(errors="replace") if stats.exists() else ""
     return SippResult(
