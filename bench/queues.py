@@ -97,6 +97,9 @@ SETTLE = 3.0  # s after the last caller is sent before the window opens
 DIST_GOAL = 50.0  # ms, p99 (issue 11)
 FEED_GOAL = 200.0
 HEALTH_EVERY = 0.5
+# the callers' media ports, below the ephemeral range and the PBX's RTP ports (30000-40000)
+TALKING_PORTS = range(25000, 30000)  # the agents' first callers: 1,240 at most
+WAITING_PORTS = range(10000, 25000)  # the waiting callers: sipp's per-call ports wrap at 2,500
 
 
 def queues_conf(queues: int, agents: int) -> str:
@@ -143,10 +146,11 @@ def agent_phones(tmp: Path, pbx: Pbx, agents: dict[str, str], hold: float) -> It
 
 @contextmanager
 def callers(tmp: Path, pbx: Pbx, users: list[tuple[str, str, str]], rate: int,
-            timeout: float) -> Iterator[list[int]]:
+            timeout: float, ports: range) -> Iterator[list[int]]:
     """Sipp callers, started now at ``rate`` a second, with a music sink on
-    each one's media port; yields those ports; stopped on leaving."""
-    base = free_udp_range(4 * len(users) + 8)  # sipp holds base (and base + 2) itself
+    each one's media port (within ``ports``); yields those ports; stopped on
+    leaving."""
+    base = free_udp_range(4 * len(users) + 8, ports.start, ports.stop)  # sipp holds base itself
     ports = [base + 4 * n for n in range(1, len(users) + 1)]
     cmd, _ = sipp_command("queue_caller.xml", pbx, users,  # type: ignore[arg-type]
                           calls=len(users), rate=rate, timeout=timeout, tmp=tmp,
@@ -285,10 +289,10 @@ def measure(waiting: int, agents: int, queues: int, rate: int, handoffs: int, wi
         # the agents' first callers at the hand-off rate: their BYEs come as far apart
         started = time.monotonic()
         stack.enter_context(callers(tmp, pbx, caller_users[:agents], handoffs,
-                                    timeout=3 * hold + 60))
+                                    timeout=3 * hold + 60, ports=TALKING_PORTS))
         time.sleep(talking_in + 0.5)
         sinks = set(stack.enter_context(callers(tmp, pbx, caller_users[agents:], rate,
-                                                timeout=3 * hold + 60)))
+                                                timeout=3 * hold + 60, ports=WAITING_PORTS)))
         # 1. the steady window: every caller in, every agent talking
         opens, closes = started + talking_in + waiting_in + SETTLE, started + hold - 0.5
         while time.monotonic() < opens or waiting_now(pbx, headers) < waiting:
@@ -388,9 +392,9 @@ def main() -> int:
     levels = [int(n) for n in args.callers.split(",")]
     if args.queues < 1 or args.agents < args.queues:
         parser.error("at least one agent per queue")
-    if max(levels + [args.agents]) > 2500:
-        parser.error("at most 2,500 waiting callers and agents (sipp's per-call media ports "
-                     "wrap at 10,000)")
+    if max(levels) > 2500 or args.agents > 1240:
+        parser.error("at most 2,500 waiting callers (sipp's per-call media ports wrap at "
+                     "10,000) and 1,240 agents")
     os.sched_setaffinity(0, {DRIVER_CORE})  # this script and every sipp it starts
     print(f"ACD queues: {args.queues} queues (rrmemory, wrap-up 0, each agent in two), "
           f"{args.agents} agents (one sipp UAS) freed {args.handoffs}/s, waiting callers joining at "
