@@ -17,7 +17,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -188,12 +188,17 @@ def running_pbx(
 
 @contextmanager
 def running_demo(tmp: Path, admin_password: str | None = ADMIN_PASSWORD, rtp_ports: str = "",
-                 log_level: str | None = None) -> Iterator[Pbx]:
+                 log_level: str | None = None,
+                 edit: Callable[[str], str] | None = None) -> Iterator[Pbx]:
     """The PBX on ``sip.conf.example`` (and its ``ivr-demo.yaml``) as a newcomer
     starts it, on free ports: the demo dial plan out of the box (a bench widens
-    ``rtp_ports`` and quietens ``log_level``)."""
+    ``rtp_ports``, quietens ``log_level`` and may ``edit`` the config's text,
+    e.g. to staff the demo queue for a load)."""
     for name in ("sip.conf.example", "ivr-demo.yaml"):
         shutil.copy(REPO / name, tmp / name)
+    if edit is not None:
+        config = tmp / "sip.conf.example"
+        config.write_text(edit(config.read_text()))
     (tmp / "data").mkdir(exist_ok=True)
     pbx = Pbx("127.0.0.1", free_ports(2), free_ports(1), tmp / "data", tmp / "sip.conf.example",
               rtp_ports=rtp_ports, admin_password=admin_password, log_level=log_level)
