@@ -220,11 +220,11 @@ def phones(ports: list[int]) -> Iterator[Connection]:
             process.kill()
 
 
-def free_udp_range(count: int) -> int:
-    """The first of ``count`` UDP ports nobody holds, below the ephemeral range
-    (and below the PBX's RTP ports)."""
+def free_udp_range(count: int, low: int = 20000, high: int = 30000) -> int:
+    """The first of ``count`` UDP ports nobody holds between ``low`` and ``high``:
+    below the ephemeral range (and below the PBX's RTP ports)."""
     for _ in range(100):
-        base = random.randrange(20000, 30000 - count, 4)
+        base = random.randrange(low, high - count, 4)
         try:
             for port in range(base, base + count):
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:

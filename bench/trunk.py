@@ -4,16 +4,21 @@
 PSTN customers (sipp, ``pstn_customer.xml.in`` from tests/integration/carrier.py)
 call the demo number +4681234567 through the carrier stand-in (Kamailio 5.6,
 ``carrier.cfg.in``: the SBC the trunk tests use, record-routing, logging each
-routing decision).  Two paths, offered the same calls at the same rates in
-one run, rate by rate:
+routing decision).  Up to three paths, offered the same calls at the same
+rates in one run, rate by rate:
 
-- **pbx**: Kamailio → the PBX on the demo dial plan (``sip.conf.example``),
+- **queue**: Kamailio → the PBX on the demo dial plan (``sip.conf.example``),
   its trunk registered to Kamailio with digest auth → the demo IVR on 500
-  (answers, speaks its greeting from the media engine) → the customer keys 1
-  a second after the answer (RFC 4733: sipp plays ``dtmf_2833_1.pcap``, which
-  needs root) → the Sales ring group 600 (ACD queues do not exist yet: a ring
-  group is what queue calls reach today; its member 1001 is not registered)
-  → a sipp phone registered as 1002 answers at once and echoes RTP;
+  (answers, speaks its greeting from the media engine) → the customer keys 3
+  a second after the answer (RFC 4733: sipp plays ``dtmf_2833_3.pcap``, which
+  needs root) → the Support queue 700 (it says the caller's place and offers
+  a callback, then music on hold) → an agent's phone answers at once and
+  echoes RTP.  The demo queue has three agents (1002–1004) and a 10 s
+  wrap-up: a third of a call a second.  For a load the bench staffs it (the
+  config's text edited before the start, nothing else): ``--agents`` agents
+  (1002–1004 and 3000 …, all on the one sipp phone) and no wrap-up;
+- **ringgroup** (not by default): the same, key 1 → the Sales ring group 600
+  (its member 1001 is not registered) → the sipp phone as 1002;
 - **kamailio**: Kamailio → the same sipp phone directly (``route_inbound_to``),
   nothing else in between: what the carrier and the phones carry without the
   PBX, the ceiling.
@@ -23,23 +28,24 @@ The customers send no audio, only the key; each hangs up ``--hold`` seconds
 after it.  The PBX's threads are pinned to core 0 with ``taskset``; Kamailio,
 every sipp and this script run on core 1.  A rate is ``--seconds`` of new
 calls; a path stops climbing at its first rate not sustained in ``--tries``
-runs (every run printed): a call failed, a call did not get through (pbx: its
-record lacks IVR → ring group → 1002), or the answers came slower than 95 %
-of the offer.
+runs (every run printed): a call failed, a call did not get through (its
+record lacks IVR → queue 700 → an agent, or IVR → ring group → 1002), or the
+answers came slower than 95 % of the offer.
 
 Printed per rate and path: calls answered and failed; answers per second
 from the first to the last; set-up latency INVITE → 200 at the customer, p50
 and p99 (sipp's ``-trace_rtt``, in the 4 ms ticks of sipp's clock here; on the
-pbx path the IVR's answer through Kamailio); CPU per answered call of the PBX
+PBX's paths the IVR's answer through Kamailio); CPU per answered call of the PBX
 and of Kamailio (every thread and process, from /proc); the PBX's share of
 core 0, the time it was runnable without a core (``wait``) and what else kept
 core 0 busy (``other``: the machine is shared); the calls whose record went
-IVR → ring group → 1002; on Kamailio's line the ratio of the answer rates,
-pbx / kamailio.  Then per path the highest rate sustained and their ratio.
-Exit code 0 when the PBX sustained at least the first rate.
+through (IVR → queue → agent, IVR → ring group → 1002); on Kamailio's line the
+ratio of the answer rates, queue / kamailio.  Then per path the highest rate
+sustained and their ratios.  Exit code 0 when the PBX sustained at least the
+first rate on each of its paths.
 
     .venv/bin/python bench/trunk.py [--rates 50,100,150,200,300,400,600] \\
-        [--seconds 4] [--hold 2] [--tries 2] [--paths pbx,kamailio]
+        [--seconds 4] [--hold 2] [--tries 2] [--paths queue,kamailio] [--agents 600]
 """
 
 from __future__ import annotations
@@ -75,8 +81,12 @@ HOST = "127.0.0.1"
 SERVER_CORE = "0"
 DRIVER_CORE = 1
 DID = "+4681234567"  # the demo number: the IVR on 500
-KEY = "1"  # the demo IVR's key to the Sales ring group (600: 1001 and 1002)
-CALLEE = ("1002", "demo-1002-Pw")
+KEYS = {"queue": "3", "ringgroup": "1"}  # the demo IVR's keys: Support queue 700, Sales 600
+PBX_PATHS = tuple(KEYS)
+PATHS = (*PBX_PATHS, "kamailio")
+CALLEE = ("1002", "demo-1002-Pw")  # in the ring group 600 and an agent of queue 700
+DEMO_AGENTS = {"1002": "demo-1002-Pw", "1003": "demo-1003-Pw", "1004": "demo-1004-Pw"}
+FIRST_AGENT = 3000  # the bench's further agents of queue 700
 KEY_AFTER_MS = 1000  # after the IVR answers
 KEPT_UP = 0.95  # a rate is sustained when the answers come at least this fast
 
@@ -96,7 +106,7 @@ class Step:
     pbx_waited: float = 0.0  # s the PBX's threads were runnable but had no core
     carrier_cpu: float = 0.0
     core_busy: float = 0.0  # s core 0 was busy with anything
-    reached: int | None = None  # calls recorded as IVR → ring group → 1002
+    reached: int | None = None  # calls recorded as through (:func:`through`)
     elsewhere: Counter[str] = field(default_factory=Counter)  # other records' paths
     unrecorded: int = 0  # answered calls without a record 2 s after the last came
 
@@ -176,9 +186,33 @@ def answering_scenario(tmp: Path) -> Path:
     return path
 
 
-def connect_trunk(pbx: Pbx, carrier: Carrier, phone_port: int) -> None:
+def staffed(agents: dict[str, str]) -> Callable[[str], str]:
+    """An edit of ``sip.conf.example``: queue 700 with ``agents`` as members and
+    no wrap-up, the agents not in the demo added as extensions."""
+    def edit(text: str) -> str:
+        section = text.index("\n[700]\n")
+        end = text.index("\n[", section + 1)
+        queue = (text[section:end].replace("members = 1002, 1003, 1004",
+                                            f"members = {', '.join(agents)}")
+                 .replace("wrapuptime = 10", "wrapuptime = 0"))
+        if "wrapuptime = 0" not in queue or "3000" not in queue and len(agents) > 3:
+            raise RuntimeError("sip.conf.example's queue 700 changed: update bench/trunk.py")
+        extra = "".join(f"\n[{number}]\nsecret = {secret}\n" for number, secret in agents.items()
+                        if number not in DEMO_AGENTS)
+        return text[:section] + queue + text[end:] + extra
+    return edit
+
+
+def agents_of(count: int) -> dict[str, str]:
+    """Queue 700's agents for the bench: the demo's three, then 3000 …"""
+    extra = {str(FIRST_AGENT + n): f"bench-agent-{n}-Pw" for n in range(max(0, count - 3))}
+    return {**DEMO_AGENTS, **extra}
+
+
+def connect_trunk(pbx: Pbx, carrier: Carrier, phone_port: int, agents: dict[str, str]) -> None:
     """The demo PBX as the trunk tests set it up: its trunk registered to the
-    carrier, the office open (the IVR's schedule), 1002 registered at the phone."""
+    carrier, the office open (the IVR's schedule), 1002 and the queue's agents
+    registered at the phone."""
     headers = pbx.admin_headers()
     made = httpx.post(f"{pbx.api}/trunks", headers=headers, json={
         "name": "carrier", "host": f"{carrier.host}:{carrier.port}",
@@ -191,11 +225,11 @@ def connect_trunk(pbx: Pbx, carrier: Carrier, phone_port: int) -> None:
     if opened.status_code != 200:
         raise RuntimeError(f"the office did not open: {opened.text}")
     with SipClient(pbx.host, pbx.sip_port) as registrar:
-        number, password = CALLEE
-        response = registrar.register(number, password, expires=3600,
-                                      contacts=[f"<sip:{number}@{HOST}:{phone_port}>"])
-        if response is None or response.status != 200:
-            raise RuntimeError(f"{number} did not register: {response}")
+        for number, password in {CALLEE[0]: CALLEE[1], **agents}.items():
+            response = registrar.register(number, password, expires=3600,
+                                          contacts=[f"<sip:{number}@{HOST}:{phone_port}>"])
+            if response is None or response.status != 200:
+                raise RuntimeError(f"{number} did not register: {response}")
 
 
 def measure(step: Step, carrier: Carrier, pbx: Pbx, scenario: Path, hold: float,
@@ -205,8 +239,9 @@ def measure(step: Step, carrier: Carrier, pbx: Pbx, scenario: Path, hold: float,
     customers = [(f"+4670{step.rate:03d}{n:04d}", "", DID) for n in range(step.calls)]
     pid = pbx.process.pid if pbx.process else 0
     assert carrier.process is not None
-    cpu_before = cpu_seconds(pid) if step.path == "pbx" else None
-    waited_before = waited_seconds(pid) if step.path == "pbx" else 0.0
+    ours = step.path in PBX_PATHS
+    cpu_before = cpu_seconds(pid) if ours else None
+    waited_before = waited_seconds(pid) if ours else 0.0
     carrier_before, busy_before = cpu_seconds(carrier.process.pid), core_busy_seconds(SERVER_CORE)
     since, started = time.time(), time.monotonic()
     result = run_sipp(
@@ -224,10 +259,10 @@ def measure(step: Step, carrier: Carrier, pbx: Pbx, scenario: Path, hold: float,
     step.answers = response_times(work)
     if step.ok + step.failed < step.calls:
         step.failed = step.calls - step.ok  # sipp timed out with calls still open
-    if step.path == "pbx":
+    if ours:
         got = settled_records(pbx, since, step.ok)
         step.elsewhere = Counter(" ".join(json.loads(r.path or "[]")[-4:])
-                                 for r in got if not through(r))
+                                 for r in got if not through(r, step.path))
         step.reached = len(got) - step.elsewhere.total()
         step.unrecorded = max(0, step.ok - len(got))
     return step
@@ -268,16 +303,22 @@ def records(pbx: Pbx, since: float) -> list[Cdr]:
         store.close()
 
 
-def through(record: Cdr) -> bool:
-    """The call came in by the trunk and 1002 answered it after the IVR and the ring group."""
+def through(record: Cdr, path_name: str) -> bool:
+    """The call came in by the trunk and, after the IVR, an agent of queue 700
+    (path ``queue``) or 1002 after the ring group (``ringgroup``) answered it."""
     path = json.loads(record.path or "[]")
-    return (record.trunk == "carrier" and record.disposition == "answered"
-            and record.answered_by == CALLEE[0] and "ivr:500" in path and "redirect:600" in path)
+    if record.trunk != "carrier" or record.disposition != "answered" or "ivr:500" not in path:
+        return False
+    if path_name == "queue":
+        agent = record.answered_by or ""
+        return "queue:700" in path and (agent in DEMO_AGENTS
+                                        or agent.isdigit() and int(agent) >= FIRST_AGENT)
+    return record.answered_by == CALLEE[0] and "redirect:600" in path
 
 
 def row(step: Step, ours: Step | None = None) -> str:
-    """One line of the table; on Kamailio's line the ratio of ``ours`` (the pbx
-    path at the same rate) to it."""
+    """One line of the table; on Kamailio's line the ratio of ``ours`` (the
+    first of the PBX's paths at the same rate) to it."""
     reached_text = f"{'':>8}" if step.reached is None else f"{step.reached:>8}"
     if ours is not None:
         reached_text += f"{ours.sustained / step.sustained:>7.2f}"
@@ -296,42 +337,52 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0,
                         help="seconds of new calls per rate (calls = rate x seconds)")
     parser.add_argument("--hold", type=float, default=2.0,
-                        help="seconds the customer stays after keying 1 (talking to 1002)")
+                        help="seconds the customer stays after the key (talking to the agent)")
     parser.add_argument("--tries", type=int, default=2,
                         help="runs of a rate before a path stops climbing (a shared machine: "
                              "another program can take the core for a while)")
-    parser.add_argument("--paths", default="pbx,kamailio",
-                        help="pbx, kamailio or both: kamailio alone looks for the ceiling")
+    parser.add_argument("--paths", default="queue,kamailio",
+                        help=f"some of {', '.join(PATHS)}: kamailio alone looks for the ceiling")
+    parser.add_argument("--agents", type=int, default=600,
+                        help="queue 700's agents (the demo's 1002-1004, then 3000 ...): a rate "
+                             "needs about rate x (hold + 0.5 s) of them")
     args = parser.parse_args()
-    paths = [path for path in ("pbx", "kamailio") if path in args.paths.split(",")]
-    if not paths or args.tries < 1:
-        parser.error("--paths names pbx, kamailio or both; --tries is 1 or more")
+    paths = [path for path in PATHS if path in args.paths.split(",")]
+    if not paths or args.tries < 1 or args.agents < 1:
+        parser.error(f"--paths names some of {', '.join(PATHS)}; --tries and --agents are 1 "
+                     "or more")
     missing = [tool for tool in ("sipp", "kamailio") if shutil.which(tool) is None]
     if missing:
         print(f"needs {' and '.join(missing)} (apt-get install -y sip-tester kamailio)",
               file=sys.stderr)
         return 2
     rates = [int(rate) for rate in args.rates.split(",")]
+    agents = dict(list(agents_of(args.agents).items())[:args.agents])
     pinned = len(os.sched_getaffinity(0)) > 1 and shutil.which("taskset") is not None
     if pinned:
         os.sched_setaffinity(0, {DRIVER_CORE})  # Kamailio and every sipp inherit it
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         (tmp / "pbx").mkdir()
-        scenario = customer_scenario(tmp, audio=False, digits=KEY, digits_after_ms=KEY_AFTER_MS,
-                                     hold_ms=int(args.hold * 1000))
+        scenarios = {path: customer_scenario(tmp, audio=False, digits=key,
+                                             digits_after_ms=KEY_AFTER_MS,
+                                             hold_ms=int(args.hold * 1000))
+                     for path, key in KEYS.items()}
         with kamailio_carrier(tmp, dids=(DID,)) as carrier, \
-                running_demo(tmp / "pbx", rtp_ports="30000-40000", log_level="WARNING") as pbx, \
+                running_demo(tmp / "pbx", rtp_ports="30000-40000", log_level="WARNING",
+                             edit=staffed(agents)) as pbx, \
                 phone(tmp) as phone_port:
             assert pbx.process is not None
             if pinned:
                 subprocess.run(["taskset", "-a", "-pc", SERVER_CORE, str(pbx.process.pid)],
                                capture_output=True, check=True)
-            connect_trunk(pbx, carrier, phone_port)
-            print(f"inbound trunk calls to {DID}: pbx = Kamailio → our PBX {our_version()} "
-                  f"(IVR 500, key {KEY}, ring group 600) → sipp 1002; kamailio = Kamailio → "
-                  f"sipp directly; {args.seconds:.0f} s of calls per rate, {args.hold:.0f} s "
-                  f"talk; PBX on core {SERVER_CORE}, Kamailio and sipp on core {DRIVER_CORE}")
+            connect_trunk(pbx, carrier, phone_port, agents)
+            print(f"inbound trunk calls to {DID} through Kamailio to our PBX {our_version()}: "
+                  f"queue = IVR 500, key 3, queue 700 ({len(agents)} agents, wrap-up 0) → "
+                  f"sipp agent; ringgroup = IVR 500, key 1, ring group 600 → sipp 1002; "
+                  f"kamailio = Kamailio → sipp directly; {args.seconds:.0f} s of calls per rate, "
+                  f"{args.hold:.0f} s talk; PBX on core {SERVER_CORE}, Kamailio and sipp on "
+                  f"core {DRIVER_CORE}")
             print(f"{'path':<9}{'offered':>8}{'ok':>6}{'fail':>6}{'200/s':>9}{'p50 ms':>8}"
                   f"{'p99 ms':>8}{'pbx ms':>8}{'core0':>6}{'wait':>6}{'kam ms':>8}{'other':>6}"
                   f"{'reached':>8}{'ratio':>7}")
@@ -342,15 +393,17 @@ def main() -> int:
                 elif carrier.pbx_target is not None:
                     carrier.route_inbound_to(None)  # to the trunk's registered contact
                 return measure(Step(path, rate, max(1, round(rate * args.seconds))),
-                               carrier, pbx, scenario, args.hold, tmp)
+                               carrier, pbx, scenarios.get(path, scenarios["queue"]), args.hold,
+                               tmp)
 
             best = climb(rates, paths, args.tries, run)
     print(summary(best))
     print("200/s: answers per second, first to last; p50/p99: INVITE → 200 at the customer; "
           "pbx ms, kam ms: CPU per answered call; core0: the PBX's share of its core; wait: "
           "the PBX runnable without a core; other: core 0 busy with anything else; reached: "
-          "records IVR → ring group 600 → 1002; ratio: 200/s pbx / kamailio at that rate")
-    return 0 if all(rate for rate, _ in best.values()) else 1
+          "records IVR → queue 700 → an agent (queue), IVR → ring group 600 → 1002 (ringgroup); "
+          "ratio: 200/s of the PBX's first path / kamailio at that rate")
+    return 0 if all(rate for path, (rate, _) in best.items() if path in PBX_PATHS) else 1
 
 
 def climb(rates: list[int], paths: list[str], tries: int,
@@ -366,7 +419,8 @@ def climb(rates: list[int], paths: list[str], tries: int,
                 continue
             for _ in range(tries):
                 step = steps[path] = run(path, rate)
-                print(row(step, steps.get("pbx") if path == "kamailio" else None), flush=True)
+                ours = next((steps[p] for p in PBX_PATHS if p in steps), None)
+                print(row(step, ours if path == "kamailio" else None), flush=True)
                 for note in notes(step):
                     print(f"        {note}", flush=True)
                 if step.green:
@@ -376,7 +430,7 @@ def climb(rates: list[int], paths: list[str], tries: int,
 
 
 def notes(step: Step) -> list[str]:
-    """Why calls of the pbx path did not count as through."""
+    """Why calls of the PBX's paths did not count as through."""
     found = [f"{count} not through, their records end: {hops}"
              for hops, count in step.elsewhere.most_common(3)]
     if step.unrecorded:
@@ -385,13 +439,15 @@ def notes(step: Step) -> list[str]:
 
 
 def summary(best: dict[str, tuple[int, bool]]) -> str:
-    """The highest rates sustained and their ratio, pbx / kamailio."""
+    """The highest rates sustained and their ratios to Kamailio's."""
     parts = [f"{path} {rate}/s{'+' if every else ''}" for path, (rate, every) in best.items()]
     text = (f"sustained with 0 failed calls (every call answered and through, answers at "
             f"{KEPT_UP:.0%} of the offered rate or more): {', '.join(parts)}")
-    if "pbx" in best and best.get("kamailio", (0, False))[0]:
-        text += f"; ratio pbx / kamailio {best['pbx'][0] / best['kamailio'][0]:.2f}"
-        if best["kamailio"][1]:
+    ceiling, every = best.get("kamailio", (0, False))
+    if ceiling:
+        text += "; " + ", ".join(f"{path} / kamailio {best[path][0] / ceiling:.2f}"
+                                 for path in PBX_PATHS if path in best)
+        if every:
             text += " (Kamailio kept up at every rate offered: its ceiling is higher)"
     return text
 

@@ -17,7 +17,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -226,12 +226,17 @@ def running_pbx(
 
 @contextmanager
 def running_demo(tmp: Path, admin_password: str | None = ADMIN_PASSWORD, rtp_ports: str = "",
-                 log_level: str | None = None) -> Iterator[Pbx]:
+                 log_level: str | None = None,
+                 edit: Callable[[str], str] | None = None) -> Iterator[Pbx]:
     """The PBX on ``sip.conf.example`` (and its ``ivr-demo.yaml``) as a newcomer
     starts it, on free ports: the demo dial plan out of the box (a bench widens
-    ``rtp_ports`` and quietens ``log_level``)."""
+    ``rtp_ports``, quietens ``log_level`` and may ``edit`` the config's text,
+    e.g. to staff the demo queue for a load)."""
     for name in ("sip.conf.example", "ivr-demo.yaml"):
         shutil.copy(REPO / name, tmp / name)
+    if edit is not None:
+        config = tmp / "sip.conf.example"
+        config.write_text(edit(config.read_text()))
     (tmp / "data").mkdir(exist_ok=True)
     pbx = Pbx("127.0.0.1", free_ports(2), free_ports(1), tmp / "data", tmp / "sip.conf.example",
               rtp_ports=rtp_ports, admin_password=admin_password, log_level=log_level)
@@ -261,7 +266,7 @@ class SippResult:
     output: str
 
 
-def run_sipp(
+def sipp_command(
     scenario: str,
     pbx: SipServer,
     users: list[tuple[str, str]] | list[tuple[str, str, int]] | list[tuple[str, str, int, str]],
@@ -272,9 +277,10 @@ def run_sipp(
     timeout: float = 30.0,
     extra: list[str] | None = None,
     tmp: Path,
-) -> SippResult:
-    """Run a sipp scenario against the PBX (or the carrier); users are (number, password[, expires[,
-    authentication username]]): a device's own login differs from its extension."""
+) -> tuple[list[str], Path]:
+    """The sipp command line of :func:`run_sipp` (its injection file written to
+    ``tmp``) and where sipp writes its screen: for a bench that starts sipp
+    itself and stops it when it has measured."""
     csv = tmp / f"users-{random.randrange(1 << 30)}.csv"
     rows = ["SEQUENTIAL"]
     for user in users:
@@ -289,7 +295,7 @@ def run_sipp(
     port = pbx.tls_port if transport.startswith("l") else pbx.sip_port
     if port is None:
         raise ValueError(f"{pbx} takes no TLS")
-    cmd = [
+    return [
         "sipp", f"{host}:{port}",
         "-sf", str(SCENARIOS / scenario),
         "-inf", str(csv),
@@ -300,7 +306,25 @@ def run_sipp(
         "-timeout", f"{int(timeout)}s", "-timeout_error",
         "-nostdin", "-trace_screen", "-screen_file", str(stats),
         *(extra or []),
-    ]
+    ], stats
+
+
+def run_sipp(
+    scenario: str,
+    pbx: SipServer,
+    users: list[tuple[str, str]] | list[tuple[str, str, int]] | list[tuple[str, str, int, str]],
+    *,
+    transport: str = "u1",
+    calls: int | None = None,
+    rate: int = 10,
+    timeout: float = 30.0,
+    extra: list[str] | None = None,
+    tmp: Path,
+) -> SippResult:
+    """Run a sipp scenario against the PBX (or the carrier); users are (number, password[, expires[,
+    authentication username]]): a device's own login differs from its extension."""
+    cmd, stats = sipp_command(scenario, pbx, users, transport=transport, calls=calls, rate=rate,
+                              timeout=timeout, extra=extra, tmp=tmp)
     proc = subprocess.run(cmd, capture_output=True, timeout=timeout + 30, cwd=tmp)
     text = stats.read_text(errors="replace") if stats.exists() else ""
     return SippResult(
