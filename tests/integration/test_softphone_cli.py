@@ -1,0 +1,85 @@
+"""``pbx softphone`` against a real PBX: it calls an extension and records the far
+end's tone, it answers a call and the caller hears the file it plays, and a
+wrong password is refused with the PBX's answer and a non-zero exit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import soundfile
+
+from tests.integration.audio import RtpPhone, level, tone_wav
+from tests.integration.peers import REPO, Pbx, running_pbx
+from tests.integration.sipclient import SipClient, register
+
+USERS = {"1001": "softphone-secret", "1002": "desk-secret"}
+
+
+@pytest.fixture(scope="module")
+def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
+    with running_pbx(tmp_path_factory.mktemp("softphone"), USERS) as server:
+        yield server
+
+
+def softphone(pbx: Pbx, *args: str, password: str = USERS["1001"]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pbx", "softphone", "--server", f"{pbx.host}:{pbx.sip_port}",
+         "--user", "1001", "--password", password, *args],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finished(process: subprocess.Popen[str]) -> tuple[int, str, str]:
+    try:
+        out, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+    return process.returncode, out, err
+
+
+def test_calls_an_extension_and_records_its_tone(pbx: Pbx, tmp_path: Path) -> None:
+    recording = tmp_path / "heard.wav"
+    with SipClient(pbx.host, pbx.sip_port) as desk, RtpPhone() as media:
+        register(desk, "1002", USERS["1002"])
+        cli = softphone(pbx, "--call", "1002", "--record", str(recording), "--hangup-after", "2")
+        invite = desk.receive_request(20, "INVITE")
+        assert invite is not None, finished(cli)
+        desk.respond(invite, 180)
+        desk.respond(invite, 200, body=desk.sdp(media.port))
+        media.answered(invite.body)
+        media.send_tone(1000, 2.5)
+        assert desk.hung_up()
+        code, out, err = finished(cli)
+    assert code == 0, err
+    assert "answered: PCMU" in out and "recorded" in out
+    heard, rate = soundfile.read(recording, dtype="float64")
+    assert rate == 8000 and len(heard) > 8000
+    assert level(heard, 1000) > 20 * level(heard, 600)
+
+
+def test_answers_and_plays_a_file_to_the_caller(pbx: Pbx, tmp_path: Path) -> None:
+    cli = softphone(pbx, "--answer", "--play", str(tone_wav(tmp_path / "tone.wav", 700, 2.0)))
+    try:
+        assert cli.stdout is not None and "registered as 1001" in cli.stdout.readline()
+        with SipClient(pbx.host, pbx.sip_port) as caller, RtpPhone() as media:
+            _, ok = caller.invite("1002", USERS["1002"], "1001", body=caller.sdp(media.port))
+            assert ok is not None and ok.status == 200, ok
+            caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
+            heard = media.listen(2.0)
+            assert caller.hung_up()  # the file is played: the softphone hangs up
+    finally:
+        code, out, err = finished(cli)
+    assert code == 0, err
+    assert "incoming call from" in out and "call ended: hung up" in out
+    assert level(heard, 700) > 20 * level(heard, 1000)
+
+
+def test_a_wrong_password_is_refused(pbx: Pbx) -> None:
+    code, out, err = finished(softphone(pbx, "--call", "1002", password="wrong"))
+    assert code == 1
+    assert "registration refused: 401" in err or "registration refused: 403" in err, err
