@@ -26,9 +26,10 @@ def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
         yield server
 
 
-def softphone(pbx: Pbx, *args: str, password: str = USERS["1001"]) -> subprocess.Popen[str]:
+def softphone(pbx: Pbx, *args: str, password: str = USERS["1001"],
+              server: str = "") -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "pbx", "softphone", "--server", f"{pbx.host}:{pbx.sip_port}",
+        [sys.executable, "-m", "pbx", "softphone", "--server", server or f"{pbx.host}:{pbx.sip_port}",
          "--user", "1001", "--password", password, *args],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -42,11 +43,14 @@ def finished(process: subprocess.Popen[str]) -> tuple[int, str, str]:
     return process.returncode, out, err
 
 
-def test_calls_an_extension_and_records_its_tone(pbx: Pbx, tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+def test_calls_an_extension_and_records_its_tone(pbx: Pbx, tmp_path: Path, transport: str) -> None:
     recording = tmp_path / "heard.wav"
+    port = pbx.tls_port if transport == "tls" else pbx.sip_port
     with SipClient(pbx.host, pbx.sip_port) as desk, RtpPhone() as media:
         register(desk, "1002", USERS["1002"])
-        cli = softphone(pbx, "--call", "1002", "--record", str(recording), "--hangup-after", "2")
+        cli = softphone(pbx, "--call", "1002", "--record", str(recording), "--hangup-after", "2",
+                        "--transport", transport, "--insecure", server=f"{pbx.host}:{port}")
         invite = desk.receive_request(20, "INVITE")
         assert invite is not None, finished(cli)
         desk.respond(invite, 180)
