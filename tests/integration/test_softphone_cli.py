@@ -7,12 +7,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import soundfile
 
+from media.rtp import KeyListener, RtpPacket
+from pbx.sip.message import Response
 from tests.integration.audio import RtpPhone, level, tone_wav
 from tests.integration.peers import REPO, Pbx, running_pbx
 from tests.integration.sipclient import SipClient, register
@@ -28,15 +31,46 @@ def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
 
 def softphone(pbx: Pbx, *args: str, password: str = USERS["1001"],
               server: str = "") -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    return subprocess.Popen(  # stdin: the keys of an interactive phone
         [sys.executable, "-m", "pbx", "softphone", "--server", server or f"{pbx.host}:{pbx.sip_port}",
          "--user", "1001", "--password", password, *args],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+
+
+def said(process: subprocess.Popen[str], text: str) -> str:
+    """Read the softphone's output up to the line with ``text``."""
+    assert process.stdout is not None
+    lines = []
+    while text not in (line := process.stdout.readline()):
+        assert line, f"the softphone ended before saying {text!r}: {lines}"
+        lines.append(line)
+    return line
+
+
+def type_keys(process: subprocess.Popen[str], keys: str) -> None:
+    assert process.stdin is not None
+    process.stdin.write(keys)
+    process.stdin.flush()
+
+
+def keys_heard(media: RtpPhone, seconds: float) -> str:
+    """RFC 4733 keys arriving at ``media`` within ``seconds``."""
+    listener, keys = KeyListener(), []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            packet = RtpPacket.parse(media.sock.recv(2048))
+        except TimeoutError:
+            continue
+        if packet is not None and packet.payload_type == 101 and (key := listener.feed(packet)):
+            keys.append(key)
+    return "".join(keys)
 
 
 def finished(process: subprocess.Popen[str]) -> tuple[int, str, str]:
     try:
-        out, err = process.communicate(timeout=30)
+        out, err = process.communicate(timeout=30)  # closing stdin quits an interactive one
     except subprocess.TimeoutExpired:
         process.kill()
         out, err = process.communicate()
@@ -81,6 +115,33 @@ def test_answers_and_plays_a_file_to_the_caller(pbx: Pbx, tmp_path: Path) -> Non
     assert code == 0, err
     assert "incoming call from" in out and "call ended: hung up" in out
     assert level(heard, 700) > 20 * level(heard, 1000)
+
+
+def test_an_agent_answers_keys_digits_and_hangs_up(pbx: Pbx) -> None:
+    cli = softphone(pbx, "--interactive")
+    try:
+        said(cli, "registered as 1001")
+        with SipClient(pbx.host, pbx.sip_port) as caller, RtpPhone() as media:
+            final: list[object] = []
+            ringing = threading.Thread(target=lambda: final.append(caller.invite(
+                "1002", USERS["1002"], "1001", body=caller.sdp(media.port), wait=10)[1]))
+            ringing.start()
+            assert "1002" in said(cli, "incoming call from")
+            type_keys(cli, "a")
+            ringing.join()
+            ok = final[0]
+            assert isinstance(ok, Response) and ok.status == 200, ok
+            caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
+            said(cli, "answered: PCMU")
+            type_keys(cli, "42#")
+            assert keys_heard(media, 1.5) == "42#"
+            type_keys(cli, "h")
+            assert caller.hung_up()
+            said(cli, "call ended: hung up")
+            type_keys(cli, "q")
+    finally:
+        code, _, err = finished(cli)
+    assert code == 0, err
 
 
 def test_a_wrong_password_is_refused(pbx: Pbx) -> None:
