@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import ssl
 import sys
 import time
 from collections.abc import Iterator
@@ -140,8 +141,9 @@ class Session:
         try:
             await phone.connect(verify_tls=not self.args.insecure)
         except (OSError, asyncio.TimeoutError) as exc:
+            hint = " (--insecure accepts it)" if isinstance(exc, ssl.SSLCertVerificationError) else ""
             raise SoftphoneError(f"cannot reach {server.host}:{server.port} over "
-                                 f"{server.transport}: {exc}") from None
+                                 f"{server.transport}: {exc}{hint}") from None
         try:
             await self._register(phone)
             if self.args.call:

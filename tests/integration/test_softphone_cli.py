@@ -148,3 +148,9 @@ def test_a_wrong_password_is_refused(pbx: Pbx) -> None:
     code, out, err = finished(softphone(pbx, "--call", "1002", password="wrong"))
     assert code == 1
     assert "registration refused: 401" in err or "registration refused: 403" in err, err
+
+
+def test_a_call_to_nobody_says_why_it_failed(pbx: Pbx) -> None:
+    code, out, err = finished(softphone(pbx, "--call", "1999"))
+    assert code == 1 and "registered as 1001" in out
+    assert "call to sip:1999@" in err and "failed: 404" in err, err
