@@ -11,6 +11,7 @@ tables and cut into frames; nothing here loops over samples.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import struct
 from collections import deque
@@ -75,7 +76,9 @@ def decode(payloads: list[bytes], codec: str) -> np.ndarray:
     return G711[codec][1](b"".join(payloads)).astype(np.int16)
 
 
+@functools.cache
 def silence(codec: str) -> bytes:
+    """One frame of silence: what a phone sends while nobody talks."""
     return frames(np.zeros(FRAME, dtype=np.int16), codec)[0]
 
 

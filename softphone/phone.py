@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,8 +38,8 @@ class MediaLeg(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.plan: MediaPlan | None = None
         self.sender: RtpSender | None = None
-        self.playing: list[bytes] = []  # frames still to send
-        self.heard: list[bytes] = []
+        self.playing: deque[bytes] = deque()  # frames still to send
+        self.heard: list[np.ndarray] = []  # decoded as they come: a re-INVITE may change codec
         self.keys_heard: list[str] = []
         self.listener = KeyListener()
         self.on_key: Callable[[str], None] = lambda key: None
@@ -66,7 +67,7 @@ class MediaLeg(asyncio.DatagramProtocol):
         if packet is None or plan is None:
             return
         if packet.payload_type == plan.payload_type:
-            self.heard.append(packet.payload)
+            self.heard.append(decode([packet.payload], plan.codec))
         elif packet.payload_type == plan.event_type:
             key = self.listener.feed(packet)
             if key is not None:
@@ -86,7 +87,7 @@ class MediaLeg(asyncio.DatagramProtocol):
 
     def play(self, samples: np.ndarray) -> None:
         assert self.plan is not None
-        self.playing = frames(samples, self.plan.codec)
+        self.playing = deque(frames(samples, self.plan.codec))
 
     @property
     def busy(self) -> bool:
@@ -95,7 +96,7 @@ class MediaLeg(asyncio.DatagramProtocol):
 
     def _tick(self) -> None:
         assert self.plan is not None and self.sender is not None and self.transport is not None
-        payload = self.playing.pop(0) if self.playing else silence(self.plan.codec)
+        payload = self.playing.popleft() if self.playing else silence(self.plan.codec)
         for packet in self.sender.tick(payload):
             self.transport.sendto(packet, (self.plan.host, self.plan.port))
         self._next += TICK  # on a fixed grid: a late tick does not delay the next
@@ -103,12 +104,9 @@ class MediaLeg(asyncio.DatagramProtocol):
         self._timer = loop.call_at(loop.time() + max(0.0, self._next - time.monotonic()),
                                    self._tick)
 
-    def recording(self) -> np.ndarray:
-        return decode(self.heard, self.plan.codec) if self.plan else np.zeros(0, np.int16)
-
     def save(self, path: Path) -> float:
         """Write what was heard as 8 kHz 16-bit WAV; its length in seconds."""
-        audio = self.recording()
+        audio = np.concatenate(self.heard) if self.heard else np.zeros(0, np.int16)
         soundfile.write(path, audio, RATE, subtype="PCM_16")
         return len(audio) / RATE
 
@@ -117,7 +115,7 @@ class MediaLeg(asyncio.DatagramProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self.playing = []
+        self.playing.clear()
 
     def close(self) -> None:
         self.stop()
@@ -164,6 +162,7 @@ class Phone:
         self.ua: UserAgent | None = None
         self.leg: MediaLeg | None = None  # one RTP port for the phone's life: one call at a time
         self._transport: asyncio.BaseTransport | None = None
+        self._send: Callable[[bytes], None] = lambda data: None
         self._timer: asyncio.TimerHandle | None = None
         self._local_host = ""
 

@@ -176,7 +176,8 @@ class UserAgent:
 
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` wants to run next."""
-        times = [t for t in (self.layer.get_timer(),) if t is not None]
+        layer = self.layer.get_timer()
+        times = [] if layer is None else [layer]
         if self.registration.state is State.REGISTERED and not self._unregistering:
             times.append(self.registration.next_at)
         times += [call.ok_next for call in self.calls.values() if call.ok is not None]
