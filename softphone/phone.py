@@ -257,9 +257,9 @@ class Phone:
 
     async def close(self) -> None:
         """Hang up what is up, unregister (briefly waiting for the answer), close."""
-        if self.ua is not None:
-            for call in list(self.agent.calls.values()):
-                self.hangup(call)
+        for call in list(self.ua.calls.values()) if self.ua is not None else []:
+            self.hangup(call)
+        if self.ua is not None and self.ua.registered:
             self.agent.unregister(time.monotonic())
             self.flush()
             deadline = time.monotonic() + 1.0

@@ -178,14 +178,14 @@ class UserAgent:
         """When :meth:`handle_timer` wants to run next."""
         layer = self.layer.get_timer()
         times = [] if layer is None else [layer]
-        if self.registration.state is State.REGISTERED and not self._unregistering:
+        if self.registered:
             times.append(self.registration.next_at)
         times += [call.ok_next for call in self.calls.values() if call.ok is not None]
         return min(times) if times else None
 
     def handle_timer(self, now: float) -> None:
         self.layer.handle_timer(now)
-        if self.registration.state is State.REGISTERED and not self._unregistering:
+        if self.registered:
             self.register(now)  # refresh, when due
         for call in list(self.calls.values()):
             if call.ok is not None and now >= call.ok_next:
@@ -202,6 +202,10 @@ class UserAgent:
         self._drain(now)
 
     # ------------------------------------------------------------ registration
+
+    @property
+    def registered(self) -> bool:
+        return self.registration.state is State.REGISTERED and not self._unregistering
 
     def register(self, now: float) -> None:
         """REGISTER now if it is due (first time, or a refresh)."""

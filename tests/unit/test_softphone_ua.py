@@ -12,7 +12,7 @@ from pbx.sip.flow import Flow
 from pbx.sip.message import Request, Response, make_response
 from pbx.sip.parser import parse_message
 from softphone.ua import (Account, CallAnswered, CallEnded, CallRinging, IncomingCall, Registered,
-                          RegistrationFailed, UserAgent)
+                          RegistrationFailed, Unregistered, UserAgent)
 
 PBX = Flow("UDP", "192.0.2.10", 5060)
 SECRET = "s3cret-1001"
@@ -81,6 +81,15 @@ def test_registers_with_digest_and_refreshes_before_expiry(ua: UserAgent) -> Non
     ua.handle_timer(refresh_at)
     (again,) = requests(ua, "REGISTER")
     assert again.headers.get("Contact") == "<sip:1001@192.0.2.20:5070;transport=udp>"
+
+
+def test_unregisters_with_expires_0(ua: UserAgent) -> None:
+    registered(ua)
+    ua.unregister(10.0)
+    (bye,) = requests(ua, "REGISTER")
+    assert bye.headers.get("Expires") == "0" and not ua.registered
+    reply(ua, bye, 200, 10.1)
+    assert events(ua) == [Unregistered()]
 
 
 def test_a_wrong_password_is_refused() -> None:
