@@ -6,7 +6,8 @@ Scriptable (a test peer, a monitoring probe)::
         --call 1002 --play hello.wav --record heard.wav --digits 12# --hangup-after 10
 
 or interactive for an agent at a terminal (``--interactive``): ``a`` answers,
-``h`` hangs up, digits go out as RFC 4733 events, ``q`` quits.  A refused
+``h`` hangs up, digits go out as RFC 4733 events (with no call they dial, and
+Enter calls), ``q`` quits.  A refused
 registration or a failed call says why and exits non-zero.
 """
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # the phone (numpy, the SIP stack) loads only when it runs
 KEYS = "0123456789*#ABCD"
 TRANSPORTS = ("udp", "tcp", "tls")
 REGISTER_WAIT = 10.0  # s for the PBX to answer our REGISTER
+WAKE = ""  # put on the phone's event queue to make the loop look at ``done``
 
 
 class SoftphoneError(Exception):
@@ -80,7 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hang up SECONDS after the answer (default: when --play and "
                              "--digits are done, or when the far end hangs up)")
     parser.add_argument("--interactive", "-i", action="store_true",
-                        help="keys on the terminal: a answer, h hang up, 0-9*# DTMF, q quit")
+                        help="keys on the terminal: a answer, h hang up, 0-9*# DTMF (with no "
+                             "call: a number and Enter dial it), q quit")
 
 
 def main(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
@@ -129,6 +132,7 @@ class Session:
         self.call: Call | None = None
         self.answered_at: float | None = None
         self.done = False  # the script (or the user) is finished
+        self.dialling = ""  # the number typed so far (interactive, no call)
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -179,7 +183,8 @@ class Session:
         self.say(f"registered as {self.account.user} at {server.host}:{server.port} "
                  f"({server.transport}, {event.expires_in:.0f} s)")
         if self.args.interactive:
-            self.say("keys: a answer, h hang up, 0-9 * # DTMF, q quit")
+            self.say("keys: a answer, h hang up, 0-9 * # DTMF in a call, "
+                     "a number and Enter to call, q quit")
 
     def _wait(self) -> float | None:
         """How long the next event may take: the script checks its clock while up."""
@@ -189,9 +194,9 @@ class Session:
         from softphone.ua import (CallAnswered, CallEnded, CallRinging, IncomingCall,
                                   RegistrationFailed)
 
+        if event == WAKE:
+            return
         if isinstance(event, str):
-            if self.done:
-                return  # woken up to quit
             raise SoftphoneError(event)
         if isinstance(event, IncomingCall):
             if self.call is not None:
@@ -237,7 +242,7 @@ class Session:
                 raise SoftphoneError(f"call to {event.call.peer} failed: {how}")
         self.say(f"call ended: {how}")
         self.call, self.answered_at = None, None
-        self.done = not self.args.interactive
+        self.done = self.done or not self.args.interactive
 
     def _script_clock(self, phone: Phone) -> None:
         """Hang up when the time is up, or when there is nothing left to play or key."""
@@ -277,23 +282,30 @@ class Session:
     def _typed(self, phone: Phone, data: bytes) -> None:
         if not data:  # end of input: as good as q
             self._quit(phone)
-        for key in data.decode(errors="replace").strip().upper():
+        for key in data.decode(errors="replace").upper():
             self.key(phone, key)
 
     def key(self, phone: Phone, key: str) -> None:
-        """One key of the interactive phone."""
+        """One key of the interactive phone: with no call, digits and Enter dial."""
         call = self.call
         if key == "Q":
             self._quit(phone)
-        elif key == "A" and call is not None and not call.outgoing and call.state == "ringing":
+        elif call is None:
+            if key in "\r\n" and self.dialling:
+                self.call = phone.call(self.dialling)
+                self.say(f"calling {self.dialling}")
+                self.dialling = ""
+            elif key in KEYS:
+                self.dialling += key
+        elif key == "A" and not call.outgoing and call.state == "ringing":
             phone.answer(call)
-        elif key == "H" and call is not None:
+        elif key == "H":
             phone.hangup(call)
-        elif key in KEYS and call is not None and self.answered_at is not None:
+        elif key in KEYS and self.answered_at is not None:
             self.press(phone, key)
 
     def _quit(self, phone: Phone) -> None:
         if self.call is not None:
             phone.hangup(self.call)
         self.done = True
-        phone.events.put_nowait("")  # wake the loop
+        phone.events.put_nowait(WAKE)

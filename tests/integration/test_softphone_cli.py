@@ -117,7 +117,7 @@ def test_answers_and_plays_a_file_to_the_caller(pbx: Pbx, tmp_path: Path) -> Non
     assert level(heard, 700) > 20 * level(heard, 1000)
 
 
-def test_an_agent_answers_keys_digits_and_hangs_up(pbx: Pbx) -> None:
+def test_an_agent_answers_keys_digits_hangs_up_and_dials(pbx: Pbx) -> None:
     cli = softphone(pbx, "--interactive")
     try:
         said(cli, "registered as 1001")
@@ -138,7 +138,13 @@ def test_an_agent_answers_keys_digits_and_hangs_up(pbx: Pbx) -> None:
             type_keys(cli, "h")
             assert caller.hung_up()
             said(cli, "call ended: hung up")
-            type_keys(cli, "q")
+        with SipClient(pbx.host, pbx.sip_port) as desk:
+            register(desk, "1002", USERS["1002"])
+            type_keys(cli, "1002\n")  # no call: the digits dial
+            desk.pick_up(41000)
+            said(cli, "answered")
+            type_keys(cli, "q")  # quitting hangs up
+            assert desk.hung_up()
     finally:
         code, _, err = finished(cli)
     assert code == 0, err
