@@ -33,6 +33,7 @@ def test_the_parser_refuses(args: list[str], message: str,
     (["--call", "1002"], "no password"),
     (["--password", "x", "--call", "1002", "--server", "pbx:99999"], "the port must be 1-65535"),
     (["--password", "x", "--call", "1002", "--play", "/no/such.wav"], "--play: /no/such.wav: no such file"),
+    (["--password", "x", "--call", "1002", "--expiry", "30"], "--expiry: from 60 to 86400"),
     (["--password", "x", "--call", "1002", "--record", "/no/such/dir/out.wav"],
      "--record: no such directory /no/such/dir"),
 ])
