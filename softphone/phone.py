@@ -40,9 +40,8 @@ class MediaLeg(asyncio.DatagramProtocol):
         self.sender: RtpSender | None = None
         self.playing: deque[bytes] = deque()  # frames still to send
         self.heard: list[np.ndarray] = []  # decoded as they come: a re-INVITE may change codec
-        self.keys_heard: list[str] = []
         self.listener = KeyListener()
-        self.on_key: Callable[[str], None] = lambda key: None
+        self.on_key: Callable[[str], None] = lambda key: None  # the far end pressed a key
         self._timer: asyncio.TimerHandle | None = None
         self._next = 0.0
 
@@ -71,7 +70,6 @@ class MediaLeg(asyncio.DatagramProtocol):
         elif packet.payload_type == plan.event_type:
             key = self.listener.feed(packet)
             if key is not None:
-                self.keys_heard.append(key)
                 self.on_key(key)
 
     def start(self, plan: MediaPlan) -> None:

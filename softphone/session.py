@@ -77,6 +77,8 @@ class Session:
                                  f"{server.transport}: {exc}{hint}") from None
         try:
             await self._register(phone)
+            assert phone.leg is not None
+            phone.leg.on_key = lambda key: self.say(f"heard key {key}")
             if self.args.call:
                 self.call = phone.call(self.args.call)
                 self.say(f"calling {self.args.call}")

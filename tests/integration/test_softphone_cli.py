@@ -133,6 +133,9 @@ def test_an_agent_answers_keys_digits_hangs_up_and_dials(pbx: Pbx) -> None:
             assert isinstance(ok, Response) and ok.status == 200, ok
             caller.in_dialog("ACK", ok, cseq=ok.cseq.number)
             said(cli, "answered: PCMU")
+            media.answered(ok.body)
+            media.keys("7")  # the caller keys: the agent sees it
+            said(cli, "heard key 7")
             type_keys(cli, "42#")
             assert keys_heard(media, 1.5) == "42#"
             type_keys(cli, "h")
