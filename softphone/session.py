@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import ssl
 import sys
 import termios
@@ -79,6 +80,8 @@ class Session:
             await self._register(phone)
             assert phone.leg is not None
             phone.leg.on_key = lambda key: self.say(f"heard key {key}")
+            # SIGTERM (a supervisor, a test's teardown) hangs up and unregisters like q
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._quit, phone)
             if self.args.call:
                 self.call = phone.call(self.args.call)
                 self.say(f"calling {self.args.call}")

@@ -305,7 +305,7 @@ class UserAgent:
 
     def hangup(self, call: Call, now: float) -> None:
         """End the call whatever its state: CANCEL, decline (486) or BYE."""
-        if call.state == "ended":
+        if call.state in ("ended", "cancelling"):
             return
         if call.state == "answered" and call.dialog is not None:
             bye = call.dialog.create_request("BYE", self.sent_by)
