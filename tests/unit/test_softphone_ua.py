@@ -189,3 +189,22 @@ def test_declining_a_ringing_call_says_busy(ua: UserAgent) -> None:
     ua.hangup(call, 1.0)  # type: ignore[arg-type]
     assert [m.status for m in sent(ua) if isinstance(m, Response)] == [486]
     assert events(ua) == [CallEnded(call, 486, "Busy Here - declined")]  # type: ignore[arg-type]
+
+
+def test_a_reinvite_moves_the_media_and_is_answered(ua: UserAgent) -> None:
+    invite, call = incoming(ua)
+    ua.answer(call, 1.0)  # type: ignore[arg-type]
+    ok = sent(ua)[-1]
+    events(ua)
+    moved = PBX_SDP.replace(b"30000", b"30100").replace(b"o=pbx 1 1", b"o=pbx 1 2")
+    reinvite = (f"INVITE sip:1001@192.0.2.20:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;"
+                f"branch=z9hG4bKre\r\nFrom: {invite.headers.get('From')}\r\n"
+                f"To: {ok.headers.get('To')}\r\nCall-ID: in-1\r\nCSeq: 8 INVITE\r\n"
+                f"Contact: <sip:pbx@192.0.2.10:5060>\r\nContent-Type: application/sdp\r\n"
+                f"Content-Length: {len(moved)}\r\n\r\n").encode() + moved
+    ua.receive(reinvite, 2.0)
+    answers = [m for m in sent(ua) if isinstance(m, Response) and m.status == 200]
+    assert answers and answers[-1].cseq.number == 8
+    assert answers[-1].body == ok.body  # our side did not change: same version (RFC 3264 §8)
+    (event,) = events(ua)
+    assert isinstance(event, CallAnswered) and event.media.port == 30100
