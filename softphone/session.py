@@ -64,6 +64,13 @@ class Session:
         self.done = False  # the script (or the user) is finished
         self.dialling = ""  # the number typed so far (interactive, no call)
 
+    @property
+    def where(self) -> str:
+        """The PBX's host:port as people write it."""
+        server = self.account.server
+        host = f"[{server.host}]" if ":" in server.host else server.host
+        return f"{host}:{server.port}"
+
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
@@ -74,7 +81,7 @@ class Session:
             await phone.connect(verify_tls=not self.args.insecure)
         except (OSError, asyncio.TimeoutError) as exc:
             hint = " (--insecure accepts it)" if isinstance(exc, ssl.SSLCertVerificationError) else ""
-            raise SoftphoneError(f"cannot reach {server.host}:{server.port} over "
+            raise SoftphoneError(f"cannot reach {self.where} over "
                                  f"{server.transport}: {exc}{hint}") from None
         try:
             await self._register(phone)
@@ -104,13 +111,13 @@ class Session:
         try:
             event = await phone.next_event(REGISTER_WAIT)
         except asyncio.TimeoutError:
-            raise SoftphoneError(f"registration failed: no answer from {server.host}:"
-                                 f"{server.port} over {server.transport}") from None
+            raise SoftphoneError(f"registration failed: no answer from {self.where} over "
+                                 f"{server.transport}") from None
         if isinstance(event, RegistrationFailed):
             raise SoftphoneError(f"registration refused: {event.code} {event.reason}")
         if not isinstance(event, Registered):
             raise SoftphoneError(f"registration failed: {event}")
-        self.say(f"registered as {self.account.user} at {server.host}:{server.port} "
+        self.say(f"registered as {self.account.user} at {self.where} "
                  f"({server.transport}, {event.expires_in:.0f} s)")
         if self.args.interactive:
             self.say("keys: a answer, h hang up, 0-9 * # DTMF in a call, "

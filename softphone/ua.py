@@ -44,7 +44,7 @@ class Account:
     user: str
     password: str
     server: Flow  # transport (UDP, TCP, TLS), host and port of the PBX
-    domain: str  # the SIP domain of our address of record
+    domain: str  # the SIP domain of our address of record (an IPv6 address bare)
     expiry: int = 300  # seconds of registration asked for
 
 
@@ -152,9 +152,10 @@ class UserAgent:
         self.layer = TransactionLayer()
         self.contact = f"<sip:{account.user}@{sent_by};transport={server.transport.lower()}>"
         host = f"[{server.host}]" if ":" in server.host else server.host
+        self.domain = f"[{account.domain}]" if ":" in account.domain else account.domain  # in URIs
         trunk = TrunkSettings(
             name="softphone", host=f"{host}:{server.port}", transport=server.transport.lower(),
-            username=account.user, password=account.password, from_domain=account.domain,
+            username=account.user, password=account.password, from_domain=self.domain,
             expiry=account.expiry)
         self.registration = Registration(trunk, self.contact)
         self.calls: dict[str, Call] = {}
@@ -247,7 +248,7 @@ class UserAgent:
             port=account.server.port if account.domain == account.server.host else None)
         local_tag = new_tag()
         headers = Headers()
-        headers.add("From", f"<sip:{account.user}@{account.domain}>;tag={local_tag}")
+        headers.add("From", f"<sip:{account.user}@{self.domain}>;tag={local_tag}")
         headers.add("To", f"<{URI(uri.scheme, uri.user, uri.host)}>")
         headers.add("Call-ID", new_call_id())
         headers.add("CSeq", "1 INVITE")

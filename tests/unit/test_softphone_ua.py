@@ -208,3 +208,16 @@ def test_a_reinvite_moves_the_media_and_is_answered(ua: UserAgent) -> None:
     assert answers[-1].body == ok.body  # our side did not change: same version (RFC 3264 §8)
     (event,) = events(ua)
     assert isinstance(event, CallAnswered) and event.media.port == 30100
+
+
+def test_an_ipv6_pbx_is_written_in_brackets() -> None:
+    server = Flow("UDP", "2001:db8::10", 5060)
+    ua = UserAgent(Account("1001", SECRET, server, "2001:db8::10"), "[2001:db8::20]:5070",
+                   ("2001:db8::20", 40000))
+    ua.register(0.0)
+    (register,) = requests(ua, "REGISTER")
+    assert register.from_addr.uri.host == "2001:db8::10"
+    ua.call("1002", 1.0)
+    (invite,) = requests(ua, "INVITE")
+    assert str(invite.uri) == "sip:1002@[2001:db8::10]:5060"
+    assert str(invite.from_addr.uri) == "sip:1001@[2001:db8::10]"
