@@ -171,9 +171,9 @@ class Session:
 
     def _ended(self, event: CallEnded) -> None:
         how = event.reason if not event.code else f"{event.code} {event.reason}"
-        if self.answered_at is None and event.call.outgoing and event.code:
-            if not self.args.interactive:
-                raise SoftphoneError(f"call to {event.call.peer} failed: {how}")
+        if self.answered_at is None and event.code and not self.args.interactive:
+            way = "to" if event.call.outgoing else "from"
+            raise SoftphoneError(f"call {way} {event.call.peer} failed: {how}")
         self.say(f"call ended: {how}")
         self.call, self.answered_at = None, None
         self.done = self.done or not self.args.interactive
