@@ -1,6 +1,8 @@
 """``pbx softphone`` against a real PBX: it calls an extension and records the far
-end's tone, it answers a call and the caller hears the file it plays, and a
-wrong password is refused with the PBX's answer and a non-zero exit."""
+end's tone (over UDP, TCP and TLS), it answers a call and the caller hears the
+file it plays, an agent drives it with keys (answer, DTMF both ways, hang up,
+dial), and a wrong password or a failed call is said with the PBX's answer and
+a non-zero exit."""
 
 from __future__ import annotations
 
@@ -38,13 +40,19 @@ def softphone(pbx: Pbx, *args: str, password: str = USERS["1001"],
         text=True)
 
 
-def said(process: subprocess.Popen[str], text: str) -> str:
-    """Read the softphone's output up to the line with ``text``."""
+def said(process: subprocess.Popen[str], text: str, timeout: float = 30.0) -> str:
+    """Read the softphone's output up to the line with ``text`` (a softphone still
+    silent after ``timeout`` is killed, which ends the reading)."""
     assert process.stdout is not None
+    watchdog = threading.Timer(timeout, process.kill)
+    watchdog.start()
     lines = []
-    while text not in (line := process.stdout.readline()):
-        assert line, f"the softphone ended before saying {text!r}: {lines}"
-        lines.append(line)
+    try:
+        while text not in (line := process.stdout.readline()):
+            assert line, f"the softphone ended before saying {text!r}: {lines}"
+            lines.append(line)
+    finally:
+        watchdog.cancel()
     return line
 
 
@@ -103,7 +111,7 @@ def test_calls_an_extension_and_records_its_tone(pbx: Pbx, tmp_path: Path, trans
 def test_answers_and_plays_a_file_to_the_caller(pbx: Pbx, tmp_path: Path) -> None:
     cli = softphone(pbx, "--answer", "--play", str(tone_wav(tmp_path / "tone.wav", 700, 2.0)))
     try:
-        assert cli.stdout is not None and "registered as 1001" in cli.stdout.readline()
+        said(cli, "registered as 1001")
         with SipClient(pbx.host, pbx.sip_port) as caller, RtpPhone() as media:
             _, ok = caller.invite("1002", USERS["1002"], "1001", body=caller.sdp(media.port))
             assert ok is not None and ok.status == 200, ok
