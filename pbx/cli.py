@@ -3,7 +3,7 @@
 ``pbx serve --config sip.conf`` runs one PBX node.  Every address, port and the
 data directory can be overridden on the command line so several instances
 (tests, a staging node) can run side by side.  ``pbx ivr simulate`` walks an
-IVR of the store with a list of keys.
+IVR of the store with a list of keys; ``pbx softphone`` is a SIP phone.
 """
 
 from __future__ import annotations
@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--config", "-c", metavar="FILE", help="sip.conf-style INI file")
     sim.add_argument("--data-dir", metavar="DIR", help="data directory (the store)")
     sim.add_argument("--database-url", metavar="URL", help="SQLAlchemy URL of the store")
+    softphone = commands.add_parser(
+        "softphone", help="a SIP phone on the command line (tests, probes, agents)",
+        description="Register as a SIP device of the PBX, place or answer a call, play a "
+                    "file into it, record what comes back, send DTMF; or, with --interactive, "
+                    "a phone for an agent at a terminal.")
+    from softphone.cli import add_arguments
+
+    add_arguments(softphone)
     return parser
 
 
@@ -88,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "ivr":
         return _ivr(args)
+    if args.command == "softphone":
+        from softphone.cli import main as softphone
+
+        return softphone(args)
     try:
         config = load_config(args.config)
         tls_port = args.tls_port
