@@ -1,0 +1,212 @@
+"""The browser softphone's server side: the page's WebSocket (signalling),
+and for each open page a SIP user agent registered for the user's extension
+(:mod:`softphone.sip_ua`) plus, per call, a media bridge (:mod:`softphone.bridge`).
+
+The page always makes the WebRTC offer (non-trickle: its candidates are in
+it) and the gateway answers; so an incoming call is offered to the page as
+``incoming`` and only when the user answers does the page send its offer.
+
+Messages, page → gateway: ``{"type": "call", "number", "sdp"}``,
+``{"type": "answer", "sdp"}``, ``{"type": "reject"}``, ``{"type": "hangup"}``,
+``{"type": "dtmf", "digit"}``.  Gateway → page: ``registered``, ``incoming``
+(``number``, ``name``), ``sdp`` (the answer to the page's offer), ``ringing``,
+``connected``, ``ended`` (``reason``), ``error`` (``reason``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import aioice.ice
+from fastapi import APIRouter, FastAPI, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi.staticfiles import StaticFiles
+from sqlmodel import Session
+
+from admin_api.deps import find_token
+from pbx.calls.channel import KEYS
+from pbx.models import ApiUser
+from pbx.server import SipServer
+from softphone.bridge import MediaBridge
+from softphone.sip_ua import SipCall, SipFailure, SipUserAgent, UaListener
+
+log = logging.getLogger("softphone")
+router = APIRouter(prefix="/api", tags=["softphone"])
+WEB = Path(__file__).parent / "web"
+
+
+class PageSession(UaListener):
+    """One open page: its user's line and at most one call."""
+
+    def __init__(self, websocket: WebSocket, host: str) -> None:
+        self.websocket = websocket
+        self.host = host
+        self.ua: SipUserAgent | None = None
+        self.call: SipCall | None = None
+        self.bridge: MediaBridge | None = None
+        self.dialling: asyncio.Task[None] | None = None
+
+    def tell(self, kind: str, **fields: Any) -> None:
+        asyncio.ensure_future(self._send({"type": kind, **fields}))
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await self.websocket.send_json(message)
+
+    # ------------------------------------------------------------ SIP side
+
+    def incoming(self, call: SipCall) -> None:
+        self.call = call
+        self.tell("incoming", number=call.caller_number, name=call.caller_name)
+
+    def ended(self, call: SipCall, reason: str) -> None:
+        if call is self.call:
+            asyncio.ensure_future(self._finish(reason))
+
+    async def _finish(self, reason: str) -> None:
+        self.call = None
+        if self.bridge is not None:
+            bridge, self.bridge = self.bridge, None
+            await bridge.close()
+        self.tell("ended", reason=reason)
+
+    # ----------------------------------------------------------- page side
+
+    async def handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        assert self.ua is not None
+        if kind == "call" and self.call is None and self.dialling is None:
+            number = str(message.get("number", "")).strip()
+            if not number or not all(c in KEYS or c == "+" for c in number):
+                self.tell("error", reason="dial a number: digits, * and #")
+                return
+            self.dialling = asyncio.ensure_future(self._dial(number, str(message.get("sdp", ""))))
+        elif kind == "answer" and self.call is not None and self.call.incoming:
+            call = self.call
+            bridge = await self._bridge(str(message.get("sdp", "")))
+            assert call.invite is not None
+            bridge.connect_pbx(call.invite.body)
+            self.ua.answer(call, await bridge.open_rtp((bridge.rtp.payload_type,)))
+            self.tell("connected", codec=bridge.codec)
+        elif kind in ("reject", "hangup"):
+            if self.dialling is not None:
+                self.dialling.cancel()
+            elif self.call is not None:
+                call = self.call
+                await self.ua.hang_up(call)
+                await self._finish("hung up" if kind == "hangup" else "rejected")
+        elif kind == "dtmf" and self.bridge is not None:
+            digit = str(message.get("digit", ""))
+            if len(digit) == 1 and digit in KEYS:
+                await self.bridge.rtp.send_key(digit)
+        else:
+            self.tell("error", reason=f"{kind!r} is not possible now")
+
+    async def _bridge(self, offer: str) -> MediaBridge:
+        """A call's media, its peer connection answered to the page."""
+        self.bridge = MediaBridge(self.host)
+        self.tell("sdp", sdp=await self.bridge.answer_page(offer))
+        return self.bridge
+
+    async def _dial(self, number: str, offer: str) -> None:
+        assert self.ua is not None
+        reason = "hung up"
+        try:
+            pbx_sdp = await (await self._bridge(offer)).open_rtp()
+            call, answer = await self.ua.invite(number, pbx_sdp,
+                                                lambda response: self._progress(response.status))
+            self.call = call
+            assert self.bridge is not None
+            self.bridge.connect_pbx(answer)
+            self.tell("connected", codec=self.bridge.codec)
+            return
+        except SipFailure as exc:
+            reason = exc.reason or str(exc.status)
+        except TimeoutError:
+            reason = "no answer from the PBX"
+        except asyncio.CancelledError:
+            reason = "cancelled"
+            pending = next(iter(self.ua.calls.values()), None)
+            if pending is not None:
+                await self.ua.hang_up(pending)
+        finally:
+            self.dialling = None
+        await self._finish(reason)
+
+    def _progress(self, status: int) -> None:
+        if status in (180, 183):
+            self.tell("ringing")
+
+    async def close(self) -> None:
+        if self.dialling is not None:
+            self.dialling.cancel()
+        if self.bridge is not None:
+            await self.bridge.close()
+        if self.ua is not None:
+            await self.ua.close()
+
+
+def _page_user(sip: SipServer, token: str) -> ApiUser:
+    """The logged-in user behind ``token``, who must own an extension."""
+    with Session(sip.store.engine) as db:
+        user = db.get(ApiUser, find_token(db, token).user_id)
+    if user is None:
+        raise HTTPException(401, "invalid token")
+    if not user.extension:
+        raise HTTPException(403, "this login has no extension to be a phone of")
+    return user
+
+
+@router.websocket("/softphone")
+async def softphone(websocket: WebSocket, token: str = "") -> None:
+    """The page's signalling channel (the bearer token as ``token``, since
+    browsers cannot set headers on a WebSocket)."""
+    sip: SipServer = websocket.app.state.sip
+    try:
+        user = _page_user(sip, token)
+    except HTTPException as exc:
+        log.info("softphone refused: %s", exc.detail)
+        await websocket.close(code=4401 if exc.status_code == 401 else 4403,
+                              reason=str(exc.detail))
+        return
+    tenant = sip.directory.tenants.get(user.organisation_id)
+    password = tenant.password_for(user.extension) if tenant is not None else None
+    if tenant is None or password is None:
+        await websocket.close(code=4404, reason="extension not found")
+        return
+    await websocket.accept()
+    host = sip.config.general.bind if sip.config.general.bind not in ("0.0.0.0", "::") \
+        else "127.0.0.1"
+    session = PageSession(websocket, host)
+    session.ua = SipUserAgent((host, sip.transports["UDP"].local_port), tenant.domain,
+                              user.extension, password, session)
+    try:
+        await session.ua.start()
+        await session.ua.register()
+        session.tell("registered", extension=user.extension)
+        while True:
+            message = await websocket.receive_json()
+            if isinstance(message, dict):
+                await session.handle(message)
+    except SipFailure as exc:
+        await session._send({"type": "error", "reason": f"registration refused: {exc}"})
+    except (WebSocketDisconnect, ValueError):
+        pass
+    finally:
+        await session.close()
+
+
+def install(app: FastAPI, sip: SipServer) -> None:
+    """Serve the page at /softphone/ and its WebSocket on the admin API.
+
+    aiortc (aioice) offers ICE candidates on every interface but loopback;
+    a PBX bound to one address keeps WebRTC media on that address too.
+    """
+    bind = sip.config.general.bind
+    if bind not in ("0.0.0.0", "::"):
+        aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [bind]
+    app.include_router(router)
+    app.mount("/softphone", StaticFiles(directory=WEB, html=True), name="softphone")

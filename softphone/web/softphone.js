@@ -1,0 +1,147 @@
+// The browser softphone: one of the user's devices.  Signalling over the
+// admin API's WebSocket (/api/softphone), audio over WebRTC to the PBX's
+// gateway.  The page always makes the offer, with all its ICE candidates in
+// it (no trickle): the gateway answers it.
+import { Meter } from "./meter.js";
+
+const $ = (selector) => document.querySelector(selector);
+const KEYS = "123456789*0#";
+const CODECS = ["audio/opus", "audio/PCMU", "audio/PCMA"]; // in order of preference
+
+let socket = null;
+let pc = null;
+let microphone = null;
+const meter = new Meter();
+
+function status(text) { $("#status").textContent = text; }
+
+function inCall(active) {
+  $("#in-call").hidden = !active;
+  $("#dial").hidden = active;
+}
+
+$("#login").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const body = { username: form.get("username"), password: form.get("password") };
+  if (form.get("otp")) body.otp = form.get("otp");
+  const response = await fetch("/api/login", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  const answer = await response.json();
+  if (!response.ok) { $("#login-error").textContent = answer.detail || response.statusText; return; }
+  sessionStorage.setItem("pbx-token", answer.token);
+  connect(answer.token);
+});
+
+function connect(token) {
+  $("#login").hidden = true;
+  $("#phone").hidden = false;
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  socket = new WebSocket(`${scheme}://${location.host}/api/softphone?token=${encodeURIComponent(token)}`);
+  socket.onmessage = (event) => received(JSON.parse(event.data));
+  socket.onclose = (event) => {
+    $("#line").textContent = `Not connected: ${event.reason || "connection lost"}`;
+    if (event.code === 4401) { sessionStorage.removeItem("pbx-token"); $("#login").hidden = false; }
+    hangUpLocally("connection lost");
+  };
+}
+
+function send(message) { socket.send(JSON.stringify(message)); }
+
+async function received(message) {
+  switch (message.type) {
+    case "registered": $("#line").textContent = `Line ${message.extension} ready`; break;
+    case "incoming":
+      $("#caller").textContent = message.name ? `${message.name} (${message.number})` : message.number;
+      $("#ringing").hidden = false;
+      $("#dial").hidden = true;
+      status("Incoming call");
+      break;
+    case "sdp": await pc.setRemoteDescription({ type: "answer", sdp: message.sdp }); break;
+    case "ringing": status("Ringing…"); break;
+    case "connected": status(`In call (${message.codec})`); break;
+    case "ended": hangUpLocally(message.reason); break;
+    case "error": status(message.reason); break;
+  }
+}
+
+// A peer connection with the microphone on it; its offer once ICE gathering is done.
+async function offer() {
+  microphone = await navigator.mediaDevices.getUserMedia({
+    audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+  });
+  pc = new RTCPeerConnection();
+  const transceiver = pc.addTransceiver(microphone.getAudioTracks()[0], { direction: "sendrecv" });
+  const codecs = RTCRtpReceiver.getCapabilities("audio").codecs;
+  const preferred = CODECS.flatMap((name) => codecs.filter((c) => c.mimeType.toLowerCase() === name.toLowerCase()));
+  if (preferred.length) transceiver.setCodecPreferences(preferred);
+  pc.ontrack = (event) => {
+    const stream = event.streams[0] || new MediaStream([event.track]);
+    $("#remote").srcObject = stream;
+    meter.listen(stream);
+  };
+  pc.oniceconnectionstatechange = () => {
+    if (pc && pc.iceConnectionState === "failed") { send({ type: "hangup" }); hangUpLocally("media path failed (ICE)"); }
+  };
+  await pc.setLocalDescription(await pc.createOffer());
+  if (pc.iceGatheringState !== "complete") {
+    await new Promise((done) => {
+      pc.addEventListener("icegatheringstatechange", () => { if (pc.iceGatheringState === "complete") done(); });
+    });
+  }
+  return pc.localDescription.sdp;
+}
+
+function hangUpLocally(reason) {
+  if (pc) { pc.close(); pc = null; }
+  if (microphone) { microphone.getTracks().forEach((track) => track.stop()); microphone = null; }
+  meter.stop();
+  $("#ringing").hidden = true;
+  $("#mute").setAttribute("aria-pressed", "false");
+  inCall(false);
+  if (reason) status(`Call ended: ${reason}`);
+}
+
+$("#answer").addEventListener("click", async () => {
+  $("#ringing").hidden = true;
+  inCall(true);
+  status("Answering…");
+  send({ type: "answer", sdp: await offer() });
+});
+
+$("#reject").addEventListener("click", () => { send({ type: "reject" }); hangUpLocally("rejected"); });
+
+$("#dial").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const number = $("#number").value.trim();
+  inCall(true);
+  status(`Calling ${number}…`);
+  send({ type: "call", number, sdp: await offer() });
+});
+
+$("#hangup").addEventListener("click", () => send({ type: "hangup" }));
+
+$("#mute").addEventListener("click", () => {
+  if (!microphone) return;
+  const track = microphone.getAudioTracks()[0];
+  track.enabled = !track.enabled;
+  $("#mute").setAttribute("aria-pressed", String(!track.enabled));
+});
+
+for (const key of KEYS) {
+  const button = document.createElement("button");
+  button.textContent = key;
+  button.dataset.key = key;
+  button.addEventListener("click", () => {
+    if (pc) send({ type: "dtmf", digit: key });
+    else $("#number").value += key;
+  });
+  $("#keypad").append(button);
+}
+
+// what tests and a future level display read: the far end's loudest frequency
+window.softphone = { meter };
+
+const saved = sessionStorage.getItem("pbx-token");
+if (saved) connect(saved);
