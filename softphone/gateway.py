@@ -29,6 +29,7 @@ from sqlmodel import Session
 from admin_api.deps import find_token
 from pbx.calls.channel import KEYS
 from pbx.models import ApiUser
+from pbx.sdp import SdpError
 from pbx.server import SipServer
 from softphone.bridge import MediaBridge
 from softphone.sip_ua import SipCall, SipFailure, SipUserAgent, UaListener
@@ -48,13 +49,17 @@ class PageSession(UaListener):
         self.call: SipCall | None = None
         self.bridge: MediaBridge | None = None
         self.dialling: asyncio.Task[None] | None = None
+        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # to the page, in order
+        self.sender = asyncio.ensure_future(self._send_all())
+        self._finishing: set[asyncio.Task[None]] = set()
 
     def tell(self, kind: str, **fields: Any) -> None:
-        asyncio.ensure_future(self._send({"type": kind, **fields}))
+        self.outbox.put_nowait({"type": kind, **fields})
 
-    async def _send(self, message: dict[str, Any]) -> None:
+    async def _send_all(self) -> None:
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-            await self.websocket.send_json(message)
+            while True:
+                await self.websocket.send_json(await self.outbox.get())
 
     # ------------------------------------------------------------ SIP side
 
@@ -64,7 +69,9 @@ class PageSession(UaListener):
 
     def ended(self, call: SipCall, reason: str) -> None:
         if call is self.call:
-            asyncio.ensure_future(self._finish(reason))
+            task = asyncio.ensure_future(self._finish(reason))
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
 
     async def _finish(self, reason: str) -> None:
         self.call = None
@@ -88,7 +95,14 @@ class PageSession(UaListener):
             call = self.call
             bridge = await self._bridge(str(message.get("sdp", "")))
             assert call.invite is not None
-            bridge.connect_pbx(call.invite.body)
+            try:
+                bridge.connect_pbx(call.invite.body)
+            except (SdpError, ValueError) as exc:  # no offer to answer (late offer): not built
+                await self.ua.hang_up(call)
+                await self._finish(f"cannot answer this call: {exc}")
+                return
+            if call.ended:  # cancelled while the page was answering
+                return
             self.ua.answer(call, await bridge.open_rtp((bridge.rtp.payload_type,)))
             self.tell("connected", codec=bridge.codec)
         elif kind in ("reject", "hangup"):
@@ -141,6 +155,7 @@ class PageSession(UaListener):
             self.tell("ringing")
 
     async def close(self) -> None:
+        self.sender.cancel()
         if self.dialling is not None:
             self.dialling.cancel()
         if self.bridge is not None:
@@ -165,6 +180,7 @@ async def softphone(websocket: WebSocket, token: str = "") -> None:
     """The page's signalling channel (the bearer token as ``token``, since
     browsers cannot set headers on a WebSocket)."""
     sip: SipServer = websocket.app.state.sip
+    await websocket.accept()  # then close with a code and reason the page can show
     try:
         user = _page_user(sip, token)
     except HTTPException as exc:
@@ -177,7 +193,6 @@ async def softphone(websocket: WebSocket, token: str = "") -> None:
     if tenant is None or password is None:
         await websocket.close(code=4404, reason="extension not found")
         return
-    await websocket.accept()
     host = sip.config.general.bind if sip.config.general.bind not in ("0.0.0.0", "::") \
         else "127.0.0.1"
     session = PageSession(websocket, host)
@@ -188,12 +203,17 @@ async def softphone(websocket: WebSocket, token: str = "") -> None:
         await session.ua.register()
         session.tell("registered", extension=user.extension)
         while True:
-            message = await websocket.receive_json()
+            try:
+                message = await websocket.receive_json()
+            except ValueError:
+                session.tell("error", reason="messages are JSON objects")
+                continue
             if isinstance(message, dict):
                 await session.handle(message)
     except SipFailure as exc:
-        await session._send({"type": "error", "reason": f"registration refused: {exc}"})
-    except (WebSocketDisconnect, ValueError):
+        session.tell("error", reason=f"registration refused: {exc}")
+        await websocket.close(code=4502, reason=f"registration refused: {exc}")
+    except (WebSocketDisconnect, TimeoutError):
         pass
     finally:
         await session.close()

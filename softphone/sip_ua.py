@@ -79,7 +79,7 @@ class SipUserAgent(asyncio.DatagramProtocol):
         self.register_call_id = new_call_id()
         self.register_cseq = 0
         self._refresh: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ life cycle
 
@@ -197,10 +197,16 @@ class SipUserAgent(asyncio.DatagramProtocol):
             raise SipFailure(response.status, response.reason)
         if expires:
             loop = asyncio.get_running_loop()
-            self._refresh = loop.call_later(expires * 0.8, lambda: self._spawn(self.register()))
+            self._refresh = loop.call_later(expires * 0.8, self._refresh_registration)
 
-    def _spawn(self, coroutine: object) -> None:
-        task = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+    def _refresh_registration(self) -> None:
+        async def refresh() -> None:
+            try:
+                await self.register()
+            except (SipFailure, TimeoutError) as exc:
+                log.warning("registration of %s not refreshed: %s", self.user, exc)
+
+        task = asyncio.ensure_future(refresh())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

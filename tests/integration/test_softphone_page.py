@@ -6,17 +6,21 @@ says 1001 answered."""
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
-from tests.integration.audio import RtpPhone, tone_share, tone_wav
+from tests.integration.audio import EVENTS, RtpPhone, tone_share, tone_wav
 from tests.integration.browser import Page, chromium_page, chromium_path
 from tests.integration.peers import ADMIN_PASSWORD, login_once, running_pbx, user_of
-from tests.integration.sipclient import SipClient, register
+from tests.integration.sipclient import SipClient, register, uas_dialog
 
 pytestmark = [
     pytest.mark.integration,
@@ -100,3 +104,62 @@ def answered_record(api: str, headers: dict[str, str]) -> dict[str, object]:
             return found[0]
         time.sleep(0.1)
     raise AssertionError(f"no record of 1002 answered by 1001 in {items}")
+
+
+def keys_heard(sock: socket.socket, timeout: float = 5.0) -> str:
+    """The RFC 4733 keys arriving on a phone's RTP socket until ``timeout`` passes
+    without a new one (each key once, however many end packets it had)."""
+    keys, last = "", None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            packet = sock.recv(2048)
+        except TimeoutError:
+            continue
+        if packet[1] & 0x7F == 101 and packet[13] & 0x80:  # an event's end
+            stamp = struct.unpack_from("!I", packet, 4)[0]
+            if stamp != last:
+                keys += EVENTS[packet[12]]
+                last = stamp
+                deadline = time.monotonic() + 1.0
+    return keys
+
+
+def test_the_page_dials_through_the_dial_plan_sends_keys_and_is_hung_up_on(
+        tmp_path: Path) -> None:
+    with running_pbx(tmp_path, SECRETS, admin_password=ADMIN_PASSWORD) as pbx, \
+            chromium_page() as page, SipClient(pbx.host, pbx.sip_port) as phone, \
+            RtpPhone() as media:
+        user_of(pbx, "1001")
+        url = f"ws://{pbx.host}:{pbx.http_port}/api/softphone"
+        with connect(f"{url}?token=not-a-token") as refused, pytest.raises(ConnectionClosed):
+            refused.recv(timeout=5)
+        assert refused.close_code == 4401
+        admin = login_once(pbx, "admin", ADMIN_PASSWORD)["Authorization"].split()[1]
+        with connect(f"{url}?token={admin}") as refused, pytest.raises(ConnectionClosed):
+            refused.recv(timeout=5)
+        assert refused.close_code == 4403 and "no extension" in refused.close_reason
+
+        register(phone, "1002", SECRETS["1002"])
+        log_in(page, f"http://{pbx.host}:{pbx.http_port}/softphone/", "user1001",
+               "user1001-Pass-12345")
+        page.wait_for("document.querySelector('#line').textContent === 'Line 1001 ready'")
+        page.eval("""(() => { document.querySelector('#number').value = '1002';
+            document.querySelector('#dial').requestSubmit(); })()""")
+        invite = phone.receive_request(10, "INVITE")
+        assert invite is not None and invite.from_addr.uri.user == "1001"  # the caller ID is 1001
+        phone.respond(invite, 180)
+        page.wait_for("document.querySelector('#status').textContent === 'Ringing…'")
+        ok = phone.respond(invite, 200, body=phone.sdp(media.port))
+        assert phone.receive_request(5, "ACK") is not None
+        page.wait_for("document.querySelector('#status').textContent === 'In call (opus)'")
+
+        media.answered(invite.body)
+        page.eval("document.querySelector('#keypad [data-key=\"5\"]').click()")
+        page.eval("document.querySelector('#keypad [data-key=\"#\"]').click()")
+        assert keys_heard(media.sock) == "5#"
+
+        phone.in_dialog("BYE", uas_dialog(invite, ok))
+        assert phone.receive(5) is not None  # the PBX's 200 to the BYE
+        page.wait_for("document.querySelector('#status').textContent === 'Call ended: hung up'")
+        assert page.eval("document.querySelector('#in-call').hidden") is True
