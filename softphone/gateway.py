@@ -120,8 +120,22 @@ class PageSession(UaListener):
             self.tell("error", reason=f"{kind!r} is not possible now")
 
     async def _bridge(self, offer: str) -> MediaBridge:
-        """A call's media, its peer connection answered to the page."""
-        self.bridge = MediaBridge(self.host)
+        """A call's media, its peer connection answered to the page.  When ICE
+        or DTLS fails the call is ended at once with the reason, rather than
+        left up with no audio."""
+        self.bridge = bridge = MediaBridge(self.host)
+
+        @bridge.pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if bridge.pc.connectionState == "failed" and bridge is self.bridge:
+                log.info("softphone media failed (ICE/DTLS); ending the call")
+                if self.dialling is not None:
+                    self.dialling.cancel()
+                elif self.call is not None:
+                    assert self.ua is not None
+                    await self.ua.hang_up(self.call)
+                    await self._finish("media path failed (ICE)")
+
         self.tell("sdp", sdp=await self.bridge.answer_page(offer))
         return self.bridge
 

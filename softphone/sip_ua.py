@@ -323,7 +323,7 @@ class SipUserAgent(asyncio.DatagramProtocol):
             if request.call_id in self.answers:
                 self._send(self.answers[request.call_id])  # a retransmission
         elif method == "ACK":
-            return
+            self.answers.pop(request.call_id, None)  # our final answer arrived
         elif method == "CANCEL" and call is not None and call.incoming and not call.confirmed:
             self._send(bytes(make_response(request, 200)))
             self._answer(call, 487)

@@ -47,6 +47,20 @@ function connect(token) {
   };
 }
 
+// Logging out ends the line: the gateway hangs up and unregisters it when
+// the WebSocket closes, and the login token stops working.
+$("#logout").addEventListener("click", async () => {
+  const token = sessionStorage.getItem("pbx-token");
+  sessionStorage.removeItem("pbx-token");
+  if (socket) { socket.onclose = null; socket.close(1000, "logged out"); socket = null; }
+  hangUpLocally("");
+  await fetch("/api/logout", { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+  $("#phone").hidden = true;
+  $("#login").hidden = false;
+  status("Idle");
+});
+window.addEventListener("pagehide", () => { if (socket) socket.close(1000, "page closed"); });
+
 function send(message) { socket.send(JSON.stringify(message)); }
 
 async function received(message) {

@@ -61,7 +61,8 @@ def test_a_call_to_the_extension_rings_the_page_which_answers_talks_and_hangs_up
 
         first = caller.start_invite("1002", SECRETS["1002"], "1001", body=caller.sdp(talk.port))
         assert first is not None and first.status < 300, first
-        assert desk.receive_request(5, "INVITE") is not None  # the desk phone rings too
+        rang = desk.receive_request(5, "INVITE")
+        assert rang is not None  # the desk phone rings too
         page.wait_for("!document.querySelector('#ringing').hidden")
         assert "1002" in text(page, "#caller")
         page.eval("document.querySelector('#answer').click()")
@@ -90,6 +91,24 @@ def test_a_call_to_the_extension_rings_the_page_which_answers_talks_and_hangs_up
         assert caller.hung_up()
         page.wait_for("document.querySelector('#status').textContent.startsWith('Call ended')")
         assert page.eval("document.querySelector('#dial').hidden") is False
+
+        # a second call: the page rejects it; the desk phone rings on and takes it
+        caller.call_id += "-again"
+        first = caller.start_invite("1002", SECRETS["1002"], "1001", body=caller.sdp(talk.port))
+        assert first is not None and first.status < 300, first
+        invite = desk.receive_request(5, "INVITE")
+        while invite is not None and invite.call_id == rang.call_id:  # the first's, resent
+            invite = desk.receive_request(5, "INVITE")
+        assert invite is not None
+        page.wait_for("!document.querySelector('#ringing').hidden")
+        page.eval("document.querySelector('#reject').click()")
+        page.wait_for("document.querySelector('#status').textContent === 'Call ended: rejected'")
+        desk.respond(invite, 200, body=desk.sdp(talk.port + 2))
+        final = first
+        while final is not None and final.status < 200:
+            final = caller.receive(10)
+        assert final is not None and final.status == 200, final
+        caller.in_dialog("ACK", final, cseq=final.cseq.number)
 
         record = answered_record(pbx.api, login_once(pbx, "admin", ADMIN_PASSWORD))
         assert record["disposition"] == "answered", record
@@ -163,3 +182,11 @@ def test_the_page_dials_through_the_dial_plan_sends_keys_and_is_hung_up_on(
         assert phone.receive(5) is not None  # the PBX's 200 to the BYE
         page.wait_for("document.querySelector('#status').textContent === 'Call ended: hung up'")
         assert page.eval("document.querySelector('#in-call').hidden") is True
+
+        page.eval("document.querySelector('#logout').click()")  # its line unregisters
+        for _ in range(50):
+            if pbx.health()["registrations"] == 1:
+                break
+            time.sleep(0.1)
+        assert pbx.health()["registrations"] == 1  # 1002's phone's
+        page.wait_for("!document.querySelector('#login').hidden")
