@@ -122,12 +122,12 @@ class SipUserAgent(asyncio.DatagramProtocol):
                 f"From: {from_}", f"To: {to}", f"Call-ID: {call_id}", f"CSeq: {cseq} {method}",
                 "Max-Forwards: 70", "User-Agent: pbx-softphone"]
 
-    def _send_text(self, lines: list[str], body: bytes = b"") -> str:
+    @staticmethod
+    def _format(lines: list[str], body: bytes = b"") -> str:
+        """A request's text: ``lines`` and the body's headers (the body not included)."""
         if body:
             lines = [*lines, "Content-Type: application/sdp"]
-        text = "\r\n".join([*lines, f"Content-Length: {len(body)}"]) + "\r\n\r\n"
-        self._send(text.encode() + body)
-        return text
+        return "\r\n".join([*lines, f"Content-Length: {len(body)}"]) + "\r\n\r\n"
 
     def _send(self, data: bytes) -> None:
         if self.transport is not None:
@@ -168,6 +168,8 @@ class SipUserAgent(asyncio.DatagramProtocol):
                                            on_provisional)
         if response.status not in (401, 407):
             return response, first_cseq
+        if method == "INVITE":
+            self._ack_failure(response)
         header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
         authorization = build_authorization(response.headers.get(header) or "", method=method,
                                             uri=uri, username=self.user, password=self.password)
@@ -224,7 +226,7 @@ class SipUserAgent(asyncio.DatagramProtocol):
             lines.append(f"Contact: {self.contact}")
             if authorization:
                 lines.append(authorization)
-            call.invite_text = self._send_text(lines, sdp)
+            call.invite_text = self._format(lines, sdp)
             return call.invite_text.encode() + sdp
 
         try:
@@ -235,6 +237,7 @@ class SipUserAgent(asyncio.DatagramProtocol):
             raise
         if response.status >= 300:
             self.calls.pop(call.call_id, None)
+            self._ack_failure(response)
             raise SipFailure(response.status, response.reason)
         call.remote_tag = response.to_addr.tag or ""
         call.remote = response.headers.get("To") or call.remote
@@ -250,8 +253,9 @@ class SipUserAgent(asyncio.DatagramProtocol):
         remote = call.remote if ";tag=" in call.remote else f"{call.remote};tag={call.remote_tag}"
         lines = self._head(method, call.remote_target, call.call_id, cseq,
                            f"{call.local};tag={call.local_tag}", remote, new_branch())
-        text = self._send_text(lines)
-        return text.encode()
+        data = self._format(lines).encode()
+        self._send(data)
+        return data
 
     async def hang_up(self, call: SipCall) -> None:
         """End the call however far it got: BYE, CANCEL, or refuse the ringing INVITE."""
@@ -275,8 +279,18 @@ class SipUserAgent(asyncio.DatagramProtocol):
         head = call.invite_text.split("\r\n")
         uri = head[0].split(" ")[1]
         keep = [line for line in head[1:] if line.split(":")[0] in ("Via", "From", "To", "Call-ID")]
-        self._send_text([f"CANCEL {uri} SIP/2.0", *keep, f"CSeq: {call.cseq} CANCEL",
-                         "Max-Forwards: 70"])
+        self._send(self._format([f"CANCEL {uri} SIP/2.0", *keep, f"CSeq: {call.cseq} CANCEL",
+                                 "Max-Forwards: 70"]).encode())
+
+    def _ack_failure(self, response: Response) -> None:
+        """ACK a non-2xx final to our INVITE: the INVITE's branch, the response's
+        To (with its tag), in the same transaction (§17.1.1.3)."""
+        uri = f"sip:{response.to_addr.uri.user}@{self.domain}"
+        self._send(self._format([
+            f"ACK {uri} SIP/2.0", f"Via: {response.headers.get('Via')}",
+            f"From: {response.headers.get('From')}", f"To: {response.headers.get('To')}",
+            f"Call-ID: {response.call_id}", f"CSeq: {response.cseq.number} ACK",
+            "Max-Forwards: 70"]).encode())
 
     def answer(self, call: SipCall, sdp: bytes) -> None:
         """Take the ringing incoming call (200 OK with our SDP)."""
@@ -317,11 +331,11 @@ class SipUserAgent(asyncio.DatagramProtocol):
     def _on_request(self, request: Request) -> None:
         call = self.calls.get(request.call_id)
         method = request.method
-        if method == "INVITE" and call is None and request.to_addr.tag is None:
-            self._on_invite(request)
-        elif method == "INVITE" and call is not None and not call.confirmed:
-            if request.call_id in self.answers:
-                self._send(self.answers[request.call_id])  # a retransmission
+        if method == "INVITE" and request.to_addr.tag is None:
+            if call is None and request.call_id not in self.answers:
+                self._on_invite(request)
+            elif request.call_id in self.answers:
+                self._send(self.answers[request.call_id])  # a retransmission: answer again
         elif method == "ACK":
             self.answers.pop(request.call_id, None)  # our final answer arrived
         elif method == "CANCEL" and call is not None and call.incoming and not call.confirmed:
