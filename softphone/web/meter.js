@@ -9,6 +9,7 @@ export class Meter {
     this.analyser = this.context.createAnalyser();
     this.analyser.fftSize = 4096;
     this.context.createMediaStreamSource(stream).connect(this.analyser);
+    this.context.resume();
   }
 
   // {frequency (Hz), level (dBFS)} of the loudest bin now; null when not listening.
@@ -19,6 +20,14 @@ export class Meter {
     let best = 1;
     for (let i = 2; i < bins.length; i++) if (bins[i] > bins[best]) best = i;
     return { frequency: best * this.context.sampleRate / this.analyser.fftSize, level: bins[best] };
+  }
+
+  // The signal's RMS level now (0 … 1); 0 when not listening.
+  rms() {
+    if (!this.analyser) return 0;
+    const samples = new Float32Array(this.analyser.fftSize);
+    this.analyser.getFloatTimeDomainData(samples);
+    return Math.sqrt(samples.reduce((sum, x) => sum + x * x, 0) / samples.length);
   }
 
   stop() {

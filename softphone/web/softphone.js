@@ -3,15 +3,22 @@
 // gateway.  The page always makes the offer, with all its ICE candidates in
 // it (no trickle): the gateway answers it.
 import { Meter } from "./meter.js";
+import { Ringer } from "./ringer.js";
 
 const $ = (selector) => document.querySelector(selector);
 const KEYS = "123456789*0#";
-const CODECS = ["audio/opus", "audio/PCMU", "audio/PCMA"]; // in order of preference
+// in order of preference; a page (or a test) may narrow it: softphone.codecs = ["audio/PCMU"]
+const CODECS = ["audio/opus", "audio/PCMU", "audio/PCMA"];
 
 let socket = null;
 let pc = null;
 let microphone = null;
-const meter = new Meter();
+const meter = new Meter(); // the far end
+const micMeter = new Meter(); // the user's microphone
+const ringer = new Ringer();
+const SILENT = 0.001; // RMS below this is no sound
+const SILENCE_WARNING_MS = 3000;
+let micTimer = null;
 
 function status(text) { $("#status").textContent = text; }
 
@@ -31,6 +38,7 @@ $("#login").addEventListener("submit", async (event) => {
   const answer = await response.json();
   if (!response.ok) { $("#login-error").textContent = answer.detail || response.statusText; return; }
   sessionStorage.setItem("pbx-token", answer.token);
+  if (window.Notification && Notification.permission === "default") Notification.requestPermission();
   connect(answer.token);
 });
 
@@ -71,10 +79,14 @@ async function received(message) {
       $("#ringing").hidden = false;
       $("#dial").hidden = true;
       status("Incoming call");
+      ringer.start();
+      if (window.Notification && Notification.permission === "granted") {
+        new Notification("Incoming call", { body: $("#caller").textContent, tag: "softphone" });
+      }
       break;
     case "sdp": await pc.setRemoteDescription({ type: "answer", sdp: message.sdp }); break;
     case "ringing": status("Ringing…"); break;
-    case "connected": status(`In call (${message.codec})`); break;
+    case "connected": status(`In call (${message.codec})`); watchMicrophone(); break;
     case "ended": hangUpLocally(message.reason); break;
     case "error": status(message.reason); break;
   }
@@ -88,7 +100,7 @@ async function offer() {
   pc = new RTCPeerConnection();
   const transceiver = pc.addTransceiver(microphone.getAudioTracks()[0], { direction: "sendrecv" });
   const codecs = RTCRtpReceiver.getCapabilities("audio").codecs;
-  const preferred = CODECS.flatMap((name) => codecs.filter((c) => c.mimeType.toLowerCase() === name.toLowerCase()));
+  const preferred = window.softphone.codecs.flatMap((name) => codecs.filter((c) => c.mimeType.toLowerCase() === name.toLowerCase()));
   if (preferred.length) transceiver.setCodecPreferences(preferred);
   pc.ontrack = (event) => {
     const stream = event.streams[0] || new MediaStream([event.track]);
@@ -107,7 +119,26 @@ async function offer() {
   return pc.localDescription.sdp;
 }
 
+// The microphone's level on the meter, and a warning when the page has sent
+// silence for a while although not muted (a dead or blocked microphone).
+function watchMicrophone() {
+  micMeter.listen(microphone);
+  let lastSound = Date.now();
+  micTimer = setInterval(() => {
+    const level = micMeter.rms();
+    const muted = !microphone || !microphone.getAudioTracks()[0].enabled;
+    $("#mic-level").value = level;
+    if (level > SILENT || muted) lastSound = Date.now();
+    $("#no-audio").hidden = Date.now() - lastSound < SILENCE_WARNING_MS;
+  }, 200);
+}
+
 function hangUpLocally(reason) {
+  ringer.stop();
+  clearInterval(micTimer);
+  micMeter.stop();
+  $("#mic-level").value = 0;
+  $("#no-audio").hidden = true;
   if (pc) { pc.close(); pc = null; }
   if (microphone) { microphone.getTracks().forEach((track) => track.stop()); microphone = null; }
   meter.stop();
@@ -118,6 +149,7 @@ function hangUpLocally(reason) {
 }
 
 $("#answer").addEventListener("click", async () => {
+  ringer.stop();
   $("#ringing").hidden = true;
   inCall(true);
   status("Answering…");
@@ -155,7 +187,7 @@ for (const key of KEYS) {
 }
 
 // what tests and a future level display read: the far end's loudest frequency
-window.softphone = { meter };
+window.softphone = { meter, micMeter, ringer, codecs: CODECS };
 
 const saved = sessionStorage.getItem("pbx-token");
 if (saved) connect(saved);

@@ -65,6 +65,7 @@ def test_a_call_to_the_extension_rings_the_page_which_answers_talks_and_hangs_up
         assert rang is not None  # the desk phone rings too
         page.wait_for("!document.querySelector('#ringing').hidden")
         assert "1002" in text(page, "#caller")
+        assert page.eval("window.softphone.ringer.ringing") is True  # the ringtone plays
         page.eval("document.querySelector('#answer').click()")
         final = first
         while final is not None and final.status < 200:
@@ -73,6 +74,8 @@ def test_a_call_to_the_extension_rings_the_page_which_answers_talks_and_hangs_up
         caller.in_dialog("ACK", final, cseq=final.cseq.number)
         assert desk.receive_request(5, "CANCEL") is not None  # first answer wins
         page.wait_for("document.querySelector('#status').textContent === 'In call (opus)'")
+        assert page.eval("window.softphone.ringer.ringing") is False
+        page.wait_for("document.querySelector('#mic-level').value > 0.01")  # the meter moves
 
         # audio both ways: the phone talks while it listens to the page
         talk.answered(final.body)
@@ -86,6 +89,7 @@ def test_a_call_to_the_extension_rings_the_page_which_answers_talks_and_hangs_up
             return l && Math.abs(l.frequency - 600) < 20 && l.level > -60 ? l : null; })()""")
         talker.join()
         assert loudest["level"] > -60
+        assert page.eval("document.querySelector('#no-audio').hidden") is True  # no false alarm
 
         page.eval("document.querySelector('#hangup').click()")
         assert caller.hung_up()
@@ -144,7 +148,7 @@ def keys_heard(sock: socket.socket, timeout: float = 5.0) -> str:
     return keys
 
 
-def test_the_page_dials_through_the_dial_plan_sends_keys_and_is_hung_up_on(
+def test_the_page_dials_in_pcmu_through_the_dial_plan_sends_keys_and_is_hung_up_on(
         tmp_path: Path) -> None:
     with running_pbx(tmp_path, SECRETS, admin_password=ADMIN_PASSWORD) as pbx, \
             chromium_page() as page, SipClient(pbx.host, pbx.sip_port) as phone, \
@@ -163,6 +167,7 @@ def test_the_page_dials_through_the_dial_plan_sends_keys_and_is_hung_up_on(
         log_in(page, f"http://{pbx.host}:{pbx.http_port}/softphone/", "user1001",
                "user1001-Pass-12345")
         page.wait_for("document.querySelector('#line').textContent === 'Line 1001 ready'")
+        page.eval("window.softphone.codecs = ['audio/PCMU']")  # a browser without Opus
         page.eval("""(() => { document.querySelector('#number').value = '1002';
             document.querySelector('#dial').requestSubmit(); })()""")
         invite = phone.receive_request(10, "INVITE")
@@ -171,7 +176,7 @@ def test_the_page_dials_through_the_dial_plan_sends_keys_and_is_hung_up_on(
         page.wait_for("document.querySelector('#status').textContent === 'Ringing…'")
         ok = phone.respond(invite, 200, body=phone.sdp(media.port))
         assert phone.receive_request(5, "ACK") is not None
-        page.wait_for("document.querySelector('#status').textContent === 'In call (opus)'")
+        page.wait_for("document.querySelector('#status').textContent === 'In call (PCMU)'")
 
         media.answered(invite.body)
         page.eval("document.querySelector('#keypad [data-key=\"5\"]').click()")
