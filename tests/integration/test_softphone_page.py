@@ -188,7 +188,14 @@ def test_the_page_dials_in_pcmu_through_the_dial_plan_sends_keys_and_is_hung_up_
         page.wait_for("document.querySelector('#status').textContent === 'Call ended: hung up'")
         assert page.eval("document.querySelector('#in-call').hidden") is True
 
+        # logging out (the WebSocket closes) in the middle of a call hangs it up
+        page.eval("document.querySelector('#dial').requestSubmit()")
+        invite = phone.receive_request(10, "INVITE")
+        assert invite is not None
+        phone.respond(invite, 200, body=phone.sdp(media.port))
+        page.wait_for("document.querySelector('#status').textContent.startsWith('In call')")
         page.eval("document.querySelector('#logout').click()")  # its line unregisters
+        assert phone.hung_up()
         for _ in range(50):
             if pbx.health()["registrations"] == 1:
                 break
