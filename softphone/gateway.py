@@ -8,9 +8,10 @@ it) and the gateway answers; so an incoming call is offered to the page as
 
 Messages, page → gateway: ``{"type": "call", "number", "sdp"}``,
 ``{"type": "answer", "sdp"}``, ``{"type": "reject"}``, ``{"type": "hangup"}``,
-``{"type": "dtmf", "digit"}``.  Gateway → page: ``registered``, ``incoming``
-(``number``, ``name``), ``sdp`` (the answer to the page's offer), ``ringing``,
-``connected``, ``ended`` (``reason``), ``error`` (``reason``).
+``{"type": "dtmf", "digit"}``, ``{"type": "transfer", "number"}`` (blind).
+Gateway → page: ``registered``, ``incoming`` (``number``, ``name``), ``sdp``
+(the answer to the page's offer), ``ringing``, ``connected``,
+``transferring`` (``number``), ``ended`` (``reason``), ``error`` (``reason``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class PageSession(UaListener):
         self.call: SipCall | None = None
         self.bridge: MediaBridge | None = None
         self.dialling: asyncio.Task[None] | None = None
+        self.transfer_to = ""  # where the far end is being transferred (blind)
         self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # to the page, in order
         self.sender = asyncio.ensure_future(self._send_all())
         self._finishing: set[asyncio.Task[None]] = set()
@@ -73,7 +75,14 @@ class PageSession(UaListener):
             self._finishing.add(task)
             task.add_done_callback(self._finishing.discard)
 
+    def transfer_progress(self, call: SipCall, status: int) -> None:
+        if status >= 300 and self.transfer_to:
+            self.tell("error", reason=f"transfer to {self.transfer_to} failed ({status})")
+            self.transfer_to = ""
+
     async def _finish(self, reason: str) -> None:
+        if self.transfer_to:
+            reason, self.transfer_to = f"transferred to {self.transfer_to}", ""
         self.call = None
         if self.bridge is not None:
             bridge, self.bridge = self.bridge, None
@@ -85,11 +94,11 @@ class PageSession(UaListener):
     async def handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         assert self.ua is not None
-        if kind == "call" and self.call is None and self.dialling is None:
-            number = str(message.get("number", "")).strip()
-            if not number or not all(c in KEYS or c == "+" for c in number):
-                self.tell("error", reason="dial a number: digits, * and #")
-                return
+        number = str(message.get("number", "")).strip()
+        if kind in ("call", "transfer") and (
+                not number or not all(c in KEYS or c == "+" for c in number)):
+            self.tell("error", reason="dial a number: digits, * and #")
+        elif kind == "call" and self.call is None and self.dialling is None:
             self.dialling = asyncio.ensure_future(self._dial(number, str(message.get("sdp", ""))))
         elif kind == "answer" and self.call is not None and self.call.incoming:
             call = self.call
@@ -112,6 +121,14 @@ class PageSession(UaListener):
                 call = self.call
                 await self.ua.hang_up(call)
                 await self._finish("hung up" if kind == "hangup" else "rejected")
+        elif kind == "transfer" and self.call is not None and self.call.confirmed:
+            try:
+                await self.ua.refer(self.call, number)
+            except (SipFailure, TimeoutError) as exc:
+                self.tell("error", reason=f"transfer refused: {exc}")
+                return
+            self.transfer_to = number
+            self.tell("transferring", number=number)
         elif kind == "dtmf" and self.bridge is not None:
             digit = str(message.get("digit", ""))
             if len(digit) == 1 and digit in KEYS:

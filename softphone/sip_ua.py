@@ -63,6 +63,9 @@ class UaListener:
 
     def ended(self, call: SipCall, reason: str) -> None: ...
 
+    def transfer_progress(self, call: SipCall, status: int) -> None:
+        """How a blind transfer of ``call`` goes (the NOTIFY's sipfrag status)."""
+
 
 class SipUserAgent(asyncio.DatagramProtocol):
     """A registered single-line SIP phone, for one extension, on one UDP socket."""
@@ -246,16 +249,36 @@ class SipUserAgent(asyncio.DatagramProtocol):
         self._in_dialog(call, "ACK", cseq=call.cseq)
         return call, response.body
 
+    def _dialog_head(self, call: SipCall, method: str, cseq: int) -> list[str]:
+        remote = call.remote if ";tag=" in call.remote else f"{call.remote};tag={call.remote_tag}"
+        return self._head(method, call.remote_target, call.call_id, cseq,
+                          f"{call.local};tag={call.local_tag}", remote, new_branch())
+
     def _in_dialog(self, call: SipCall, method: str, cseq: int | None = None) -> bytes:
         if cseq is None:
             call.cseq += 1
             cseq = call.cseq
-        remote = call.remote if ";tag=" in call.remote else f"{call.remote};tag={call.remote_tag}"
-        lines = self._head(method, call.remote_target, call.call_id, cseq,
-                           f"{call.local};tag={call.local_tag}", remote, new_branch())
-        data = self._format(lines).encode()
+        data = self._format(self._dialog_head(call, method, cseq)).encode()
         self._send(data)
         return data
+
+    async def refer(self, call: SipCall, number: str) -> None:
+        """Blind transfer (RFC 3515): ask the PBX to connect the far end to
+        ``number``.  Raises SipFailure when refused; how it goes comes in
+        NOTIFYs (``listener.transfer_progress``), and on success a BYE."""
+
+        def build(cseq: int, authorization: str) -> bytes:
+            lines = self._dialog_head(call, "REFER", cseq)
+            lines += [f"Refer-To: <sip:{number}@{self.domain}>", f"Referred-By: <{self.aor}>",
+                      f"Contact: {self.contact}"]
+            if authorization:
+                lines.append(authorization)
+            return self._format(lines).encode()
+
+        response, call.cseq = await self._authenticated("REFER", call.remote_target, build,
+                                                        call.call_id, call.cseq + 1)
+        if response.status >= 300:
+            raise SipFailure(response.status, response.reason)
 
     async def hang_up(self, call: SipCall) -> None:
         """End the call however far it got: BYE, CANCEL, or refuse the ringing INVITE."""
@@ -345,6 +368,11 @@ class SipUserAgent(asyncio.DatagramProtocol):
         elif method == "BYE" and call is not None:
             self._send(bytes(make_response(request, 200)))
             self._end(call, "hung up")
+        elif method == "NOTIFY" and call is not None:
+            self._send(bytes(make_response(request, 200)))
+            fragment = request.body.decode("utf-8", "replace").split()
+            if len(fragment) > 1 and fragment[0] == "SIP/2.0" and fragment[1].isdigit():
+                self.listener.transfer_progress(call, int(fragment[1]))
         elif method in ("INVITE", "UPDATE") and call is not None:
             # a re-INVITE (hold, session refresh): not supported yet, keep the session
             self._send(bytes(make_response(request, 488 if method == "INVITE" else 200)))

@@ -87,6 +87,7 @@ async function received(message) {
     case "sdp": await pc.setRemoteDescription({ type: "answer", sdp: message.sdp }); break;
     case "ringing": status("Ringing…"); break;
     case "connected": status(`In call (${message.codec})`); watchMicrophone(); break;
+    case "transferring": status(`Transferring to ${message.number}…`); break;
     case "ended": hangUpLocally(message.reason); break;
     case "error": status(message.reason); break;
   }
@@ -167,6 +168,12 @@ $("#dial").addEventListener("submit", async (event) => {
 });
 
 $("#hangup").addEventListener("click", () => send({ type: "hangup" }));
+
+// blind transfer: the far end is connected to the number, the page's call ends
+$("#transfer").addEventListener("submit", (event) => {
+  event.preventDefault();
+  send({ type: "transfer", number: $("#transfer-number").value.trim() });
+});
 
 $("#mute").addEventListener("click", () => {
   if (!microphone) return;

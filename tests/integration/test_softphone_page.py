@@ -27,7 +27,7 @@ pytestmark = [
     pytest.mark.skipif(chromium_path() is None, reason="chromium not installed"),
 ]
 
-SECRETS = {"1001": "pw-1001-secret", "1002": "pw-1002-secret"}
+SECRETS = {"1001": "pw-1001-secret", "1002": "pw-1002-secret", "1003": "pw-1003-secret"}
 PAGE_TONE = 1000.0  # the page's microphone (Chromium's fake capture device plays a file)
 PHONE_TONE = 600.0  # what the SIP phone says
 
@@ -148,11 +148,11 @@ def keys_heard(sock: socket.socket, timeout: float = 5.0) -> str:
     return keys
 
 
-def test_the_page_dials_in_pcmu_through_the_dial_plan_sends_keys_and_is_hung_up_on(
+def test_the_page_dials_in_pcmu_sends_keys_transfers_and_is_hung_up_on(
         tmp_path: Path) -> None:
     with running_pbx(tmp_path, SECRETS, admin_password=ADMIN_PASSWORD) as pbx, \
             chromium_page() as page, SipClient(pbx.host, pbx.sip_port) as phone, \
-            RtpPhone() as media:
+            SipClient(pbx.host, pbx.sip_port) as colleague, RtpPhone() as media:
         user_of(pbx, "1001")
         url = f"ws://{pbx.host}:{pbx.http_port}/api/softphone"
         with connect(f"{url}?token=not-a-token") as refused, pytest.raises(ConnectionClosed):
@@ -164,6 +164,7 @@ def test_the_page_dials_in_pcmu_through_the_dial_plan_sends_keys_and_is_hung_up_
         assert refused.close_code == 4403 and "no extension" in refused.close_reason
 
         register(phone, "1002", SECRETS["1002"])
+        register(colleague, "1003", SECRETS["1003"])
         log_in(page, f"http://{pbx.host}:{pbx.http_port}/softphone/", "user1001",
                "user1001-Pass-12345")
         page.wait_for("document.querySelector('#line').textContent === 'Line 1001 ready'")
@@ -188,6 +189,22 @@ def test_the_page_dials_in_pcmu_through_the_dial_plan_sends_keys_and_is_hung_up_
         page.wait_for("document.querySelector('#status').textContent === 'Call ended: hung up'")
         assert page.eval("document.querySelector('#in-call').hidden") is True
 
+        # the page transfers 1002 (blind) to 1003: they talk, the page's call ends
+        page.eval("document.querySelector('#dial').requestSubmit()")
+        invite = phone.receive_request(10, "INVITE")
+        assert invite is not None
+        ok = phone.respond(invite, 200, body=phone.sdp(media.port))
+        page.wait_for("document.querySelector('#status').textContent.startsWith('In call')")
+        page.eval("""(() => { document.querySelector('#transfer-number').value = '1003';
+            document.querySelector('#transfer').requestSubmit(); })()""")
+        rung = colleague.receive_request(10, "INVITE")
+        assert rung is not None
+        colleague.respond(rung, 200, body=colleague.sdp(media.port + 2))
+        page.wait_for(
+            "document.querySelector('#status').textContent === 'Call ended: transferred to 1003'")
+        phone.in_dialog("BYE", uas_dialog(invite, ok))
+        assert colleague.hung_up()  # 1002 and 1003 were connected
+
         # logging out (the WebSocket closes) in the middle of a call hangs it up
         page.eval("document.querySelector('#dial').requestSubmit()")
         invite = phone.receive_request(10, "INVITE")
@@ -197,8 +214,8 @@ def test_the_page_dials_in_pcmu_through_the_dial_plan_sends_keys_and_is_hung_up_
         page.eval("document.querySelector('#logout').click()")  # its line unregisters
         assert phone.hung_up()
         for _ in range(50):
-            if pbx.health()["registrations"] == 1:
+            if pbx.health()["registrations"] == 2:
                 break
             time.sleep(0.1)
-        assert pbx.health()["registrations"] == 1  # 1002's phone's
+        assert pbx.health()["registrations"] == 2  # 1002's and 1003's phones
         page.wait_for("!document.querySelector('#login').hidden")

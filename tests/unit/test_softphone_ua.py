@@ -38,6 +38,10 @@ class Heard(UaListener):
     def __init__(self) -> None:
         self.rang: list[SipCall] = []
         self.ends: list[str] = []
+        self.transfers: list[int] = []
+
+    def transfer_progress(self, call: SipCall, status: int) -> None:
+        self.transfers.append(status)
 
     def incoming(self, call: SipCall) -> None:
         self.rang.append(call)
@@ -150,3 +154,28 @@ def test_calling_out_answers_the_digest_challenge_and_acks_the_answer() -> None:
     ack = sent.messages[-1]
     assert isinstance(ack, Request) and str(ack.uri) == "sip:b2bua@127.0.0.1:5060"
     assert ack.to_addr.tag == "t2" and dialog.remote_tag == "t2"
+
+
+def test_a_blind_transfer_refers_the_far_end_and_hears_how_it_went() -> None:
+    ua, sent, heard = user_agent()
+    ua.datagram_received(invite(), PBX)
+    call = heard.rang[0]
+    ua.answer(call, b"v=0\r\n")
+
+    def pbx(message: Request | Response) -> None:
+        if isinstance(message, Request) and message.method == "REFER":
+            accepted = make_response(message, 202)
+            asyncio.get_running_loop().call_soon(ua.datagram_received, bytes(accepted), PBX)
+
+    sent.reply = pbx
+    asyncio.run(ua.refer(call, "1003"))
+    refer = sent.messages[-1]
+    assert isinstance(refer, Request) and refer.method == "REFER"
+    assert refer.headers.get("Refer-To") == "<sip:1003@pbx.test>"
+    assert str(refer.uri) == "sip:pbx@127.0.0.1:5060"  # the PBX's Contact: in the dialog
+    notify = in_dialog("NOTIFY", cseq=3, to_tag=call.local_tag).replace(
+        b"Content-Length: 0\r\n\r\n",
+        b"Event: refer\r\nContent-Type: message/sipfrag\r\nContent-Length: 23\r\n\r\n"
+        b"SIP/2.0 486 Busy Here\r\n")
+    ua.datagram_received(notify, PBX)
+    assert heard.transfers == [486] and sent.statuses()[-1] == 200
