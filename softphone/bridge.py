@@ -143,6 +143,8 @@ class MediaBridge:
         self.pc.addTrack(self.from_pbx)
         self._pump: asyncio.Task[None] | None = None
         self.codec = ""
+        self.payload_types: tuple[int, ...] = (0, 8)
+        self.session, self.version = secrets.randbits(31), 0  # the SDP o= line's
 
         @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
@@ -163,16 +165,23 @@ class MediaBridge:
         offer both laws, as an answer the one chosen from the PBX's) and keys."""
         loop = asyncio.get_running_loop()
         await loop.create_datagram_endpoint(lambda: self.rtp, local_addr=(self.host, 0))
+        self.payload_types = payload_types
+        return self.sdp()
+
+    def sdp(self, direction: str = "sendrecv") -> bytes:
+        """Our side of the RTP stream, ``sendonly`` to hold the far end; each
+        description a new version of the session (RFC 3264 §8)."""
         assert self.rtp.transport is not None
         port = self.rtp.transport.get_extra_info("sockname")[1]
         family = "IP6" if ":" in self.host else "IP4"
-        session, keys = secrets.randbits(31), self.rtp.dtmf_type
-        return (f"v=0\r\no=softphone {session} 1 IN {family} {self.host}\r\ns=softphone\r\n"
-                f"c=IN {family} {self.host}\r\nt=0 0\r\n"
-                f"m=audio {port} RTP/AVP {' '.join(map(str, payload_types))} {keys}\r\n"
-                + "".join(f"a=rtpmap:{pt} {G711[pt]}/8000\r\n" for pt in payload_types)
+        keys, types = self.rtp.dtmf_type, self.payload_types
+        self.version += 1
+        return (f"v=0\r\no=softphone {self.session} {self.version} IN {family} {self.host}\r\n"
+                f"s=softphone\r\nc=IN {family} {self.host}\r\nt=0 0\r\n"
+                f"m=audio {port} RTP/AVP {' '.join(map(str, types))} {keys}\r\n"
+                + "".join(f"a=rtpmap:{pt} {G711[pt]}/8000\r\n" for pt in types)
                 + f"a=rtpmap:{keys} telephone-event/8000\r\na=fmtp:{keys} 0-15\r\n"
-                "a=ptime:20\r\na=sendrecv\r\n").encode()
+                f"a=ptime:20\r\na={direction}\r\n").encode()
 
     def connect_pbx(self, sdp: bytes) -> None:
         """Send to where the PBX's SDP says, in the codec it chose."""

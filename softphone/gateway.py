@@ -8,9 +8,10 @@ it) and the gateway answers; so an incoming call is offered to the page as
 
 Messages, page → gateway: ``{"type": "call", "number", "sdp"}``,
 ``{"type": "answer", "sdp"}``, ``{"type": "reject"}``, ``{"type": "hangup"}``,
-``{"type": "dtmf", "digit"}``, ``{"type": "transfer", "number"}`` (blind).
+``{"type": "dtmf", "digit"}``, ``{"type": "transfer", "number"}`` (blind),
+``{"type": "hold"}``, ``{"type": "resume"}``.
 Gateway → page: ``registered``, ``incoming`` (``number``, ``name``), ``sdp``
-(the answer to the page's offer), ``ringing``, ``connected``,
+(the answer to the page's offer), ``ringing``, ``connected``, ``held``,
 ``transferring`` (``number``), ``ended`` (``reason``), ``error`` (``reason``).
 """
 
@@ -129,6 +130,16 @@ class PageSession(UaListener):
                 return
             self.transfer_to = number
             self.tell("transferring", number=number)
+        elif kind in ("hold", "resume") and self.call is not None and self.call.confirmed \
+                and self.bridge is not None:
+            try:
+                answer = await self.ua.reinvite(
+                    self.call, self.bridge.sdp("sendonly" if kind == "hold" else "sendrecv"))
+            except (SipFailure, TimeoutError) as exc:
+                self.tell("error", reason=f"{kind} refused: {exc}")
+                return
+            self.bridge.connect_pbx(answer)
+            self.tell("held" if kind == "hold" else "connected", codec=self.bridge.codec)
         elif kind == "dtmf" and self.bridge is not None:
             digit = str(message.get("digit", ""))
             if len(digit) == 1 and digit in KEYS:

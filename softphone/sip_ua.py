@@ -262,6 +262,24 @@ class SipUserAgent(asyncio.DatagramProtocol):
         self._send(data)
         return data
 
+    async def reinvite(self, call: SipCall, sdp: bytes) -> bytes:
+        """Offer ``sdp`` again in the dialog (hold: ``sendonly``; resume); the
+        PBX's answer.  Raises SipFailure when refused (the session stays as it was)."""
+
+        def build(cseq: int, authorization: str) -> bytes:
+            lines = [*self._dialog_head(call, "INVITE", cseq), f"Contact: {self.contact}"]
+            if authorization:
+                lines.append(authorization)
+            return self._format(lines, sdp).encode() + sdp
+
+        response, call.cseq = await self._authenticated("INVITE", call.remote_target, build,
+                                                        call.call_id, call.cseq + 1)
+        if response.status >= 300:
+            self._ack_failure(response)
+            raise SipFailure(response.status, response.reason)
+        self._in_dialog(call, "ACK", cseq=call.cseq)
+        return response.body
+
     async def refer(self, call: SipCall, number: str) -> None:
         """Blind transfer (RFC 3515): ask the PBX to connect the far end to
         ``number``.  Raises SipFailure when refused; how it goes comes in

@@ -86,7 +86,12 @@ async function received(message) {
       break;
     case "sdp": await pc.setRemoteDescription({ type: "answer", sdp: message.sdp }); break;
     case "ringing": status("Ringing…"); break;
-    case "connected": status(`In call (${message.codec})`); watchMicrophone(); break;
+    case "connected":
+      status(`In call (${message.codec})`);
+      $("#hold").setAttribute("aria-pressed", "false");
+      if (!micTimer) watchMicrophone();
+      break;
+    case "held": status("On hold"); $("#hold").setAttribute("aria-pressed", "true"); break;
     case "transferring": status(`Transferring to ${message.number}…`); break;
     case "ended": hangUpLocally(message.reason); break;
     case "error": status(message.reason); break;
@@ -137,6 +142,8 @@ function watchMicrophone() {
 function hangUpLocally(reason) {
   ringer.stop();
   clearInterval(micTimer);
+  micTimer = null;
+  $("#hold").setAttribute("aria-pressed", "false");
   micMeter.stop();
   $("#mic-level").value = 0;
   $("#no-audio").hidden = true;
@@ -168,6 +175,11 @@ $("#dial").addEventListener("submit", async (event) => {
 });
 
 $("#hangup").addEventListener("click", () => send({ type: "hangup" }));
+
+// hold: the far end hears the PBX's music until resumed
+$("#hold").addEventListener("click", () => {
+  send({ type: $("#hold").getAttribute("aria-pressed") === "true" ? "resume" : "hold" });
+});
 
 // blind transfer: the far end is connected to the number, the page's call ends
 $("#transfer").addEventListener("submit", (event) => {

@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.integration.audio import EVENTS, RtpPhone, tone_share, tone_wav
+from tests.integration.audio import EVENTS, RtpPhone, tone_share, tone_wav, voiced_frames
 from tests.integration.browser import Page, chromium_page, chromium_path
 from tests.integration.peers import ADMIN_PASSWORD, login_once, running_pbx, user_of
 from tests.integration.sipclient import SipClient, register, uas_dialog
@@ -81,15 +82,24 @@ def test_a_call_to_the_extension_rings_the_page_which_answers_talks_and_hangs_up
         talk.answered(final.body)
         talker = threading.Thread(target=talk.send_tone, args=(PHONE_TONE, 4.0))
         talker.start()
-        heard = talk.listen(3.0)
-        frames = heard[: len(heard) // 160 * 160].reshape(-1, 160)
-        toned = sum(tone_share(frame, PAGE_TONE) > 0.5 for frame in frames)
-        assert toned > 50, f"the page's {PAGE_TONE:.0f} Hz tone in {toned} of {len(frames)} frames"
+        toned, frames = toned_frames(talk.listen(3.0))
+        assert toned > 50, f"the page's {PAGE_TONE:.0f} Hz tone in {toned} of {frames} frames"
         loudest = page.wait_for("""(() => { const l = window.softphone.meter.loudest();
             return l && Math.abs(l.frequency - 600) < 20 && l.level > -60 ? l : null; })()""")
         talker.join()
         assert loudest["level"] > -60
         assert page.eval("document.querySelector('#no-audio').hidden") is True  # no false alarm
+
+        # hold: the far end hears the PBX's music instead of the page; resume: the page again
+        page.eval("document.querySelector('#hold').click()")
+        page.wait_for("document.querySelector('#status').textContent === 'On hold'")
+        talk.listen(0.5)  # what was on its way before
+        held = talk.listen(1.5)
+        assert toned_frames(held)[0] < 5 and voiced_frames(held) > 25
+        page.eval("document.querySelector('#hold').click()")
+        page.wait_for("document.querySelector('#status').textContent === 'In call (opus)'")
+        talk.listen(0.5)
+        assert toned_frames(talk.listen(1.5))[0] > 25
 
         page.eval("document.querySelector('#hangup').click()")
         assert caller.hung_up()
@@ -116,6 +126,12 @@ def test_a_call_to_the_extension_rings_the_page_which_answers_talks_and_hangs_up
 
         record = answered_record(pbx.api, login_once(pbx, "admin", ADMIN_PASSWORD))
         assert record["disposition"] == "answered", record
+
+
+def toned_frames(heard: np.ndarray) -> tuple[int, int]:
+    """How many 20 ms frames of ``heard`` carry the page's tone, of how many."""
+    frames = heard[: len(heard) // 160 * 160].reshape(-1, 160)
+    return sum(tone_share(frame, PAGE_TONE) > 0.5 for frame in frames), len(frames)
 
 
 def answered_record(api: str, headers: dict[str, str]) -> dict[str, object]:
