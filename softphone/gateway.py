@@ -151,6 +151,8 @@ class PageSession(UaListener):
         """A call's media, its peer connection answered to the page.  When ICE
         or DTLS fails the call is ended at once with the reason, rather than
         left up with no audio."""
+        if self.bridge is not None:  # left by an answer whose offer was unusable
+            await self.bridge.close()
         self.bridge = bridge = MediaBridge(self.host)
 
         @bridge.pc.on("connectionstatechange")
@@ -164,8 +166,8 @@ class PageSession(UaListener):
                     await self.ua.hang_up(self.call)
                     await self._finish("media path failed (ICE)")
 
-        self.tell("sdp", sdp=await self.bridge.answer_page(offer))
-        return self.bridge
+        self.tell("sdp", sdp=await bridge.answer_page(offer))
+        return bridge
 
     async def _dial(self, number: str, offer: str) -> None:
         assert self.ua is not None
@@ -181,6 +183,8 @@ class PageSession(UaListener):
             return
         except SipFailure as exc:
             reason = exc.reason or str(exc.status)
+        except ValueError as exc:  # the page's offer (aiortc) or the PBX's answer is unusable
+            reason = f"bad session description: {exc}"
         except TimeoutError:
             reason = "no answer from the PBX"
         except asyncio.CancelledError:
@@ -251,7 +255,11 @@ async def softphone(websocket: WebSocket, token: str = "") -> None:
                 session.tell("error", reason="messages are JSON objects")
                 continue
             if isinstance(message, dict):
-                await session.handle(message)
+                try:
+                    await session.handle(message)
+                except ValueError as exc:  # an SDP aiortc or we cannot use
+                    log.info("softphone message %s refused: %s", message.get("type"), exc)
+                    session.tell("error", reason=f"bad session description: {exc}")
     except SipFailure as exc:
         session.tell("error", reason=f"registration refused: {exc}")
         await websocket.close(code=4502, reason=f"registration refused: {exc}")

@@ -6,6 +6,7 @@ says 1001 answered."""
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import threading
@@ -178,6 +179,13 @@ def test_the_page_dials_in_pcmu_sends_keys_transfers_and_is_hung_up_on(
         with connect(f"{url}?token={admin}") as refused, pytest.raises(ConnectionClosed):
             refused.recv(timeout=5)
         assert refused.close_code == 4403 and "no extension" in refused.close_reason
+        user = user_of(pbx, "1001")["Authorization"].split()[1]
+        with connect(f"{url}?token={user}") as line:  # a page sending a broken offer
+            assert json.loads(line.recv(timeout=5)) == {"type": "registered", "extension": "1001"}
+            line.send(json.dumps({"type": "call", "number": "1002", "sdp": "not sdp"}))
+            ended = json.loads(line.recv(timeout=5))
+            assert ended["type"] == "ended", ended
+            assert ended["reason"].startswith("bad session description"), ended
 
         register(phone, "1002", SECRETS["1002"])
         register(colleague, "1003", SECRETS["1003"])
