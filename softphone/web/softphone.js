@@ -42,9 +42,41 @@ $("#login").addEventListener("submit", async (event) => {
   connect(answer.token);
 });
 
+// The colleague directory: the organisation's extensions, searched by name
+// or number in the page; a click dials (or, during a call, fills the transfer).
+let colleagues = [];
+
+async function loadDirectory(token) {
+  const response = await fetch("/api/extensions?limit=500", { headers: { Authorization: `Bearer ${token}` } });
+  if (response.ok) colleagues = (await response.json()).items;
+  showDirectory();
+}
+
+function showDirectory() {
+  const query = $("#search").value.trim().toLowerCase();
+  const found = colleagues.filter((c) => !query || c.number.includes(query)
+    || c.display_name.toLowerCase().includes(query)).slice(0, 20);
+  $("#colleagues").replaceChildren(...found.map((colleague) => {
+    const item = document.createElement("li");
+    item.textContent = `${colleague.display_name || colleague.number} (${colleague.number})`;
+    const button = document.createElement("button");
+    button.textContent = "Call";
+    button.addEventListener("click", () => {
+      if (pc) { $("#transfer-number").value = colleague.number; return; }
+      $("#number").value = colleague.number;
+      $("#dial").requestSubmit();
+    });
+    item.append(button);
+    return item;
+  }));
+}
+
+$("#search").addEventListener("input", showDirectory);
+
 function connect(token) {
   $("#login").hidden = true;
   $("#phone").hidden = false;
+  loadDirectory(token);
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}/api/softphone?token=${encodeURIComponent(token)}`);
   socket.onmessage = (event) => received(JSON.parse(event.data));

@@ -193,8 +193,12 @@ def test_the_page_dials_in_pcmu_sends_keys_transfers_and_is_hung_up_on(
                "user1001-Pass-12345")
         page.wait_for("document.querySelector('#line').textContent === 'Line 1001 ready'")
         page.eval("window.softphone.codecs = ['audio/PCMU']")  # a browser without Opus
-        page.eval("""(() => { document.querySelector('#number').value = '1002';
-            document.querySelector('#dial').requestSubmit(); })()""")
+        search = "document.querySelector('#search')"  # dial from the colleague directory
+        page.eval(f"{search}.value = 'user 1002'; {search}.dispatchEvent(new Event('input'))")
+        found = page.wait_for("""(() => { const found = document.querySelectorAll('#colleagues li');
+            return found.length === 1 && found[0].firstChild.textContent; })()""")
+        assert "User 1002" in found and found.endswith("(1002)")
+        page.eval("document.querySelector('#colleagues li button').click()")
         invite = phone.receive_request(10, "INVITE")
         assert invite is not None and invite.from_addr.uri.user == "1001"  # the caller ID is 1001
         phone.respond(invite, 180)
