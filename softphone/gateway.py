@@ -10,7 +10,7 @@ Messages, page → gateway: ``{"type": "call", "number", "sdp"}``,
 ``{"type": "answer", "sdp"}``, ``{"type": "reject"}``, ``{"type": "hangup"}``,
 ``{"type": "dtmf", "digit"}``, ``{"type": "transfer", "number"}`` (blind),
 ``{"type": "hold"}``, ``{"type": "resume"}``.
-Gateway → page: ``registered``, ``incoming`` (``number``, ``name``), ``sdp``
+Gateway → page: ``registered`` (``extension``, ``ice_servers``), ``incoming`` (``number``, ``name``), ``sdp``
 (the answer to the page's offer), ``ringing``, ``connected``, ``held``,
 ``transferring`` (``number``), ``ended`` (``reason``), ``error`` (``reason``).
 """
@@ -30,6 +30,7 @@ from sqlmodel import Session
 
 from admin_api.deps import find_token
 from pbx.calls.channel import KEYS
+from pbx.config import General
 from pbx.models import ApiUser
 from pbx.sdp import SdpError
 from pbx.server import SipServer
@@ -210,6 +211,18 @@ class PageSession(UaListener):
             await self.ua.close()
 
 
+def ice_servers(general: General) -> list[dict[str, Any]]:
+    """The page's RTCPeerConnection ``iceServers``: STUN as given, TURN with its login."""
+    servers: list[dict[str, Any]] = []
+    for url in general.webrtc_ice_servers:
+        server: dict[str, Any] = {"urls": url}
+        if url.startswith("turn") and general.webrtc_turn_username:
+            server.update(username=general.webrtc_turn_username,
+                          credential=general.webrtc_turn_password)
+        servers.append(server)
+    return servers
+
+
 def _page_user(sip: SipServer, token: str) -> ApiUser:
     """The logged-in user behind ``token``, who must own an extension."""
     with Session(sip.store.engine) as db:
@@ -247,7 +260,8 @@ async def softphone(websocket: WebSocket, token: str = "") -> None:
     try:
         await session.ua.start()
         await session.ua.register()
-        session.tell("registered", extension=user.extension)
+        session.tell("registered", extension=user.extension,
+                     ice_servers=ice_servers(sip.config.general))
         while True:
             try:
                 message = await websocket.receive_json()

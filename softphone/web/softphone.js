@@ -19,6 +19,7 @@ const ringer = new Ringer();
 const SILENT = 0.001; // RMS below this is no sound
 const SILENCE_WARNING_MS = 3000;
 let micTimer = null;
+let iceServers = []; // STUN/TURN from the PBX's settings, for agents behind NAT
 
 function status(text) { $("#status").textContent = text; }
 
@@ -105,7 +106,10 @@ function send(message) { socket.send(JSON.stringify(message)); }
 
 async function received(message) {
   switch (message.type) {
-    case "registered": $("#line").textContent = `Line ${message.extension} ready`; break;
+    case "registered":
+      $("#line").textContent = `Line ${message.extension} ready`;
+      iceServers = message.ice_servers;
+      break;
     case "incoming":
       $("#caller").textContent = message.name ? `${message.name} (${message.number})` : message.number;
       $("#ringing").hidden = false;
@@ -135,7 +139,7 @@ async function offer() {
   microphone = await navigator.mediaDevices.getUserMedia({
     audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
   });
-  pc = new RTCPeerConnection();
+  pc = new RTCPeerConnection({ iceServers });
   const transceiver = pc.addTransceiver(microphone.getAudioTracks()[0], { direction: "sendrecv" });
   const codecs = RTCRtpReceiver.getCapabilities("audio").codecs;
   const preferred = window.softphone.codecs.flatMap((name) => codecs.filter((c) => c.mimeType.toLowerCase() === name.toLowerCase()));
