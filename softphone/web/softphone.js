@@ -4,6 +4,7 @@
 // it (no trickle): the gateway answers it.
 import { Meter } from "./meter.js";
 import { Ringer } from "./ringer.js";
+import { QueuesPanel } from "./queues.js";
 
 const $ = (selector) => document.querySelector(selector);
 const KEYS = "123456789*0#";
@@ -16,6 +17,7 @@ let microphone = null;
 const meter = new Meter(); // the far end
 const micMeter = new Meter(); // the user's microphone
 const ringer = new Ringer();
+const queues = new QueuesPanel();
 const SILENT = 0.001; // RMS below this is no sound
 const SILENCE_WARNING_MS = 3000;
 let micTimer = null;
@@ -95,6 +97,7 @@ $("#logout").addEventListener("click", async () => {
   sessionStorage.removeItem("pbx-token");
   if (socket) { socket.onclose = null; socket.close(1000, "logged out"); socket = null; }
   hangUpLocally("");
+  queues.stop();
   await fetch("/api/logout", { method: "POST", headers: { Authorization: `Bearer ${token}` } });
   $("#phone").hidden = true;
   $("#login").hidden = false;
@@ -109,6 +112,7 @@ async function received(message) {
     case "registered":
       $("#line").textContent = `Line ${message.extension} ready`;
       iceServers = message.ice_servers;
+      queues.start(sessionStorage.getItem("pbx-token"), message.extension);
       break;
     case "incoming":
       $("#caller").textContent = message.name ? `${message.name} (${message.number})` : message.number;

@@ -129,6 +129,41 @@ def test_a_call_to_the_extension_rings_the_page_which_answers_talks_and_hangs_up
         assert record["disposition"] == "answered", record
 
 
+SUPPORT = """
+[700]
+type = queue
+name = Support
+members = 1001
+"""
+
+
+def queue_panel(page: Page, api: str, me: dict[str, str]) -> None:
+    """1001 is an agent of queue 700 (a member: logged in from the start): the
+    page's queues panel pauses for lunch, resumes, logs out and in again, and
+    the agent's state in the API follows."""
+    shown = "document.querySelector('#agent-state').textContent"
+
+    def state() -> tuple[str, str | None]:
+        agent = httpx.get(f"{api}/agents/1001", headers=me).json()
+        return agent["state"], agent["pause_reason"]
+
+    page.wait_for(f"{shown} === 'available'")
+    assert "Support (700): 0 waiting" in text(page, "#waiting")
+    page.eval("""(() => { document.querySelector('#pause-reason').value = 'lunch';
+        document.querySelector('#pause').click(); })()""")
+    page.wait_for(f"{shown} === 'paused (lunch)'")
+    assert state() == ("paused", "lunch")
+    page.eval("document.querySelector('#pause').click()")
+    page.wait_for(f"{shown} === 'available'")
+    assert state() == ("available", None)
+    page.eval("document.querySelector('#queue-login').click()")
+    page.wait_for(f"{shown} === 'logged out'")
+    assert state() == ("logged_out", None)
+    page.eval("document.querySelector('#queue-login').click()")
+    page.wait_for(f"{shown} === 'available'")
+    assert state() == ("available", None)
+
+
 def toned_frames(heard: np.ndarray) -> tuple[int, int]:
     """How many 20 ms frames of ``heard`` carry the page's tone, of how many."""
     frames = heard[: len(heard) // 160 * 160].reshape(-1, 160)
@@ -167,7 +202,7 @@ def keys_heard(sock: socket.socket, timeout: float = 5.0) -> str:
 
 def test_the_page_dials_in_pcmu_sends_keys_transfers_and_is_hung_up_on(
         tmp_path: Path) -> None:
-    with running_pbx(tmp_path, SECRETS, admin_password=ADMIN_PASSWORD) as pbx, \
+    with running_pbx(tmp_path, SECRETS, admin_password=ADMIN_PASSWORD, sections=SUPPORT) as pbx, \
             chromium_page() as page, SipClient(pbx.host, pbx.sip_port) as phone, \
             SipClient(pbx.host, pbx.sip_port) as colleague, RtpPhone() as media:
         user_of(pbx, "1001")
@@ -193,6 +228,7 @@ def test_the_page_dials_in_pcmu_sends_keys_transfers_and_is_hung_up_on(
         log_in(page, f"http://{pbx.host}:{pbx.http_port}/softphone/", "user1001",
                "user1001-Pass-12345")
         page.wait_for("document.querySelector('#line').textContent === 'Line 1001 ready'")
+        queue_panel(page, pbx.api, user_of(pbx, "1001"))
         page.eval("window.softphone.codecs = ['audio/PCMU']")  # a browser without Opus
         search = "document.querySelector('#search')"  # dial from the colleague directory
         page.eval(f"{search}.value = 'user 1002'; {search}.dispatchEvent(new Event('input'))")
