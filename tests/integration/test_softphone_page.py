@@ -148,7 +148,8 @@ def queue_panel(page: Page, api: str, me: dict[str, str]) -> None:
         return agent["state"], agent["pause_reason"]
 
     page.wait_for(f"{shown} === 'available'")
-    assert "Support (700): 0 waiting" in text(page, "#waiting")
+    page.wait_for("document.querySelector('#waiting').textContent"
+                  ".startsWith('Support (700): 0 waiting')")
     page.eval("""(() => { document.querySelector('#pause-reason').value = 'lunch';
         document.querySelector('#pause').click(); })()""")
     page.wait_for(f"{shown} === 'paused (lunch)'")
@@ -269,6 +270,23 @@ def test_the_page_dials_in_pcmu_sends_keys_transfers_and_is_hung_up_on(
             "document.querySelector('#status').textContent === 'Call ended: transferred to 1003'")
         phone.in_dialog("BYE", uas_dialog(invite, ok))
         assert colleague.hung_up()  # 1002 and 1003 were connected
+
+        # a queue call: 1002 calls the Support queue, the page (its agent) answers
+        with SipClient(pbx.host, pbx.sip_port) as caller:
+            first = caller.start_invite("1002", SECRETS["1002"], "700",
+                                        body=caller.sdp(media.port))
+            assert first is not None and first.status < 300, first
+            page.wait_for("!document.querySelector('#ringing').hidden")
+            page.eval("document.querySelector('#answer').click()")
+            final = first
+            while final is not None and final.status < 200:
+                final = caller.receive(10)
+            assert final is not None and final.status == 200, final
+            caller.in_dialog("ACK", final, cseq=final.cseq.number)
+            page.wait_for("document.querySelector('#status').textContent.startsWith('In call')")
+            page.eval("document.querySelector('#hangup').click()")
+            assert caller.hung_up()
+            page.wait_for("document.querySelector('#status').textContent.startsWith('Call ended')")
 
         # logging out (the WebSocket closes) in the middle of a call hangs it up
         page.eval("document.querySelector('#dial').requestSubmit()")
