@@ -69,7 +69,15 @@ function showDirectory() {
       $("#number").value = colleague.number;
       $("#dial").requestSubmit();
     });
-    item.append(button);
+    const pickUp = document.createElement("button");
+    pickUp.textContent = "Pick up";
+    pickUp.title = "Answer this colleague's ringing call (directed pickup, **number)";
+    pickUp.addEventListener("click", () => {
+      if (pc) return;
+      $("#number").value = `**${colleague.number}`;
+      $("#dial").requestSubmit();
+    });
+    item.append(button, pickUp);
     return item;
   }));
 }

@@ -22,6 +22,7 @@ from websockets.sync.client import connect
 from tests.integration.audio import EVENTS, RtpPhone, tone_share, tone_wav, voiced_frames
 from tests.integration.browser import Page, chromium_page, chromium_path
 from tests.integration.peers import ADMIN_PASSWORD, login_once, running_pbx, user_of
+from pbx.sip.message import Request
 from tests.integration.sipclient import SipClient, register, uas_dialog
 
 pytestmark = [
@@ -287,6 +288,36 @@ def test_the_page_dials_in_pcmu_sends_keys_transfers_and_is_hung_up_on(
             page.eval("document.querySelector('#hangup').click()")
             assert caller.hung_up()
             page.wait_for("document.querySelector('#status').textContent.startsWith('Call ended')")
+
+        # 1003 calls 1002, whose phone rings on: the page picks the call up from the directory
+        # (after the queue call: the queues still count 1001 on a direct call after a pickup)
+        rang: list[Request] = []
+
+        def ring() -> None:  # 1002's phone rings (180) and is not answered
+            invite = phone.receive_request(5, "INVITE")
+            if invite is not None:
+                rang.append(invite)
+                phone.respond(invite, 180)
+
+        with SipClient(pbx.host, pbx.sip_port) as caller:
+            ringing = threading.Thread(target=ring)
+            ringing.start()
+            first = caller.start_invite("1003", SECRETS["1003"], "1002",
+                                        body=caller.sdp(media.port))
+            ringing.join()
+            assert rang and first is not None and first.status == 180, first
+            page.eval("document.querySelectorAll('#colleagues li button')[1].click()")
+            final = first
+            while final is not None and final.status < 200:
+                final = caller.receive(10)
+            assert final is not None and final.status == 200, final
+            caller.in_dialog("ACK", final, cseq=final.cseq.number)
+            page.wait_for("document.querySelector('#status').textContent.startsWith('In call')")
+            assert phone.receive_request(5, "CANCEL") is not None  # 1002's phone stops ringing
+            page.eval("document.querySelector('#hangup').click()")
+            assert caller.hung_up()
+            page.wait_for("document.querySelector('#status').textContent.startsWith('Call ended')")
+        page.eval("document.querySelector('#number').value = '1002'")
 
         # logging out (the WebSocket closes) in the middle of a call hangs it up
         page.eval("document.querySelector('#dial').requestSubmit()")
