@@ -200,9 +200,24 @@ class General(CallPolicyConfig):
     webhooks_max_attempts: int = Field(12, ge=1, le=50)  # then a delivery is given up
     webhooks_first_retry: int = Field(10, ge=1, le=3600)  # s; doubled each time, at most 1 h
     log_level: str = "INFO"
+    # STUN/TURN servers the browser softphone uses to reach the PBX through
+    # NAT (stun:host:3478, turn:host:3478?transport=udp …) and the TURN login
+    webrtc_ice_servers: tuple[str, ...] = ()
+    webrtc_turn_username: str = ""
+    webrtc_turn_password: str = ""
 
     _split_list = field_validator("transports", "domains", "codecs", "auth_algorithms",
-                                  mode="before")(split_commas)
+                                  "webrtc_ice_servers", mode="before")(split_commas)
+
+    @field_validator("webrtc_ice_servers")
+    @classmethod
+    def _ice_servers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not re.fullmatch(r"(stuns?|turns?):[^\s:?]+(:\d{1,5})?(\?transport=(udp|tcp))?",
+                                url):
+                raise ValueError(f"{url!r} is no STUN/TURN URL (stun:host:3478, "
+                                 "turn:host:3478?transport=udp)")
+        return value
 
     @field_validator("transports")
     @classmethod

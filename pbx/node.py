@@ -37,6 +37,7 @@ from queues.live import QueueStatistics, retained_snapshots
 from queues.service import AgentCodes, QueueApp
 from queues.stats import Settings
 from queues.store import QueueStore
+from softphone.gateway import install as install_softphone
 
 log = logging.getLogger("pbx.node")
 
@@ -130,6 +131,7 @@ async def run(config: Config) -> int:
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
     app = create_app(sip, commands=commands, outbox=outbox, statistics=stats, queue_app=queues)
+    install_softphone(app, sip)  # the browser softphone: /softphone/ and its WebSocket
     general = config.general
     web = [uvicorn.Config(app, host=general.bind, port=general.http_port, log_level="warning",
                           lifespan="off")]

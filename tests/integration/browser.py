@@ -88,15 +88,16 @@ class Page:
 
 
 @contextmanager
-def chromium_page() -> Iterator[Page]:
-    """A headless Chromium with one tab, stopped afterwards."""
+def chromium_page(flags: tuple[str, ...] = ()) -> Iterator[Page]:
+    """A headless Chromium with one tab (started with ``flags`` besides
+    ours), stopped afterwards."""
     binary = chromium_path()
     if binary is None:
         raise RuntimeError("chromium is not installed (apt-get install chromium)")
     port = free_ports(1)
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
-            [binary, *CHROMIUM_FLAGS, f"--remote-debugging-port={port}",
+            [binary, *CHROMIUM_FLAGS, *flags, f"--remote-debugging-port={port}",
              "--remote-debugging-address=127.0.0.1", f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: every child is stopped with it

@@ -1,0 +1,219 @@
+"""The softphone gateway's media: one aiortc peer connection to the page
+(ICE, DTLS-SRTP, Opus or G.711 as the browser offers) joined to one plain RTP
+stream to the PBX (G.711, RFC 4733 keys), like a desk phone's.
+
+aiortc decodes what the page says; it is resampled to 8 kHz and sent to the
+PBX as 20 ms G.711 packets.  What the PBX sends is decoded and handed to
+aiortc as a paced 8 kHz track, which it encodes for the browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import secrets
+import struct
+import time
+from collections import deque
+from typing import cast
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from media.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from pbx.calls.channel import KEYS
+from pbx.sdp import SessionDescription
+
+log = logging.getLogger("softphone.media")
+
+RATE = 8000
+FRAME = 160  # 20 ms at 8 kHz
+DTMF_PT = 101
+ENCODE = {0: ulaw_encode, 8: alaw_encode}
+DECODE = {0: ulaw_decode, 8: alaw_decode}
+G711 = {0: "PCMU", 8: "PCMA"}
+
+
+class PbxTrack(MediaStreamTrack):
+    """What the PBX sends, as an audio track for aiortc to encode: one 20 ms
+    frame per ``recv``, in real time, silence while nothing arrived."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: deque[np.ndarray] = deque(maxlen=10)  # ~200 ms: late frames are dropped
+        self._start: float | None = None
+        self._pts = 0
+
+    def push(self, samples: np.ndarray) -> None:
+        self.frames.append(samples.astype(np.int16))
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._pts += FRAME
+            wait = self._start + self._pts / RATE - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        samples = self.frames.popleft() if self.frames else np.zeros(FRAME, np.int16)
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, RATE)
+        return frame
+
+
+class RtpLeg(asyncio.DatagramProtocol):
+    """The plain RTP stream between the gateway and the PBX's relay."""
+
+    def __init__(self, track: PbxTrack) -> None:
+        self.track = track
+        self.transport: asyncio.DatagramTransport | None = None
+        self.remote: tuple[str, int] | None = None
+        self.payload_type = 0
+        self.dtmf_type = DTMF_PT
+        self.ssrc = secrets.randbits(32)
+        self.seq = secrets.randbits(16)
+        self.timestamp = secrets.randbits(32)
+        self.keying = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)  # uvloop's is no subclass
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(data) < 12 or data[0] >> 6 != 2:
+            return
+        decode = DECODE.get(data[1] & 0x7F)
+        if decode is None:
+            return  # comfort noise, telephone-event…: nothing to play
+        start = 12 + 4 * (data[0] & 0x0F)
+        if data[0] & 0x10 and len(data) >= start + 4:  # header extension
+            start += 4 + 4 * struct.unpack_from("!H", data, start + 2)[0]
+        self.track.push(decode(data[start:]))
+
+    def _packet(self, payload_type: int, payload: bytes, timestamp: int,
+                marker: bool = False) -> bytes:
+        self.seq = (self.seq + 1) & 0xFFFF
+        return struct.pack("!BBHII", 0x80, payload_type | (0x80 if marker else 0), self.seq,
+                           timestamp, self.ssrc) + payload
+
+    def send_audio(self, samples: np.ndarray) -> None:
+        """One 20 ms frame of 8 kHz int16 samples (held back while a key sounds)."""
+        if self.transport is None or self.remote is None or self.keying:
+            return
+        payload = ENCODE[self.payload_type](samples).tobytes()
+        self.transport.sendto(self._packet(self.payload_type, payload, self.timestamp), self.remote)
+        self.timestamp = (self.timestamp + FRAME) & 0xFFFFFFFF
+
+    async def send_key(self, key: str) -> None:
+        """Press ``key`` for 100 ms as RFC 4733 events: every packet carries the
+        event's start timestamp, the last one thrice with the end bit."""
+        if self.transport is None or self.remote is None:
+            return
+        event, start, steps = KEYS.index(key), self.timestamp, 5
+        self.keying = True
+        try:
+            for step in range(1, steps + 1):
+                end = step == steps
+                payload = struct.pack("!BBH", event, (0x80 if end else 0) | 10, step * FRAME)
+                for _ in range(3 if end else 1):
+                    self.transport.sendto(
+                        self._packet(self.dtmf_type, payload, start, marker=step == 1), self.remote)
+                await asyncio.sleep(FRAME / RATE)
+        finally:
+            self.keying = False
+            self.timestamp = (start + steps * FRAME) & 0xFFFFFFFF
+
+
+class MediaBridge:
+    """One call's media: the page's peer connection and the RTP leg to the PBX."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.pc = RTCPeerConnection()
+        self.from_pbx = PbxTrack()
+        self.rtp = RtpLeg(self.from_pbx)
+        self.pc.addTrack(self.from_pbx)
+        self._pump: asyncio.Task[None] | None = None
+        self.codec = ""
+        self.payload_types: tuple[int, ...] = (0, 8)
+        self.session, self.version = secrets.randbits(31), 0  # the SDP o= line's
+
+        @self.pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio":
+                self._pump = asyncio.ensure_future(self._to_pbx(track))
+
+    async def answer_page(self, offer: str) -> str:
+        """Take the page's offer; the answer (all candidates in it, no trickle)."""
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        description = self.pc.localDescription
+        self.codec = next((line.split()[1].split("/")[0] for line in description.sdp.splitlines()
+                           if line.startswith("a=rtpmap:")), "")
+        return description.sdp
+
+    async def open_rtp(self, payload_types: tuple[int, ...] = (0, 8)) -> bytes:
+        """Our RTP socket and the SDP describing it to the PBX: G.711 (as an
+        offer both laws, as an answer the one chosen from the PBX's) and keys."""
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(lambda: self.rtp, local_addr=(self.host, 0))
+        self.payload_types = payload_types
+        return self.sdp()
+
+    def sdp(self, direction: str = "sendrecv") -> bytes:
+        """Our side of the RTP stream, ``sendonly`` to hold the far end; each
+        description a new version of the session (RFC 3264 §8)."""
+        assert self.rtp.transport is not None
+        port = self.rtp.transport.get_extra_info("sockname")[1]
+        family = "IP6" if ":" in self.host else "IP4"
+        keys, types = self.rtp.dtmf_type, self.payload_types
+        self.version += 1
+        return (f"v=0\r\no=softphone {self.session} {self.version} IN {family} {self.host}\r\n"
+                f"s=softphone\r\nc=IN {family} {self.host}\r\nt=0 0\r\n"
+                f"m=audio {port} RTP/AVP {' '.join(map(str, types))} {keys}\r\n"
+                + "".join(f"a=rtpmap:{pt} {G711[pt]}/8000\r\n" for pt in types)
+                + f"a=rtpmap:{keys} telephone-event/8000\r\na=fmtp:{keys} 0-15\r\n"
+                f"a=ptime:20\r\na={direction}\r\n").encode()
+
+    def connect_pbx(self, sdp: bytes) -> None:
+        """Send to where the PBX's SDP says, in the codec it chose."""
+        description = SessionDescription.parse(sdp)
+        audio = description.audio
+        if audio is None:
+            raise ValueError("the PBX's SDP has no audio")
+        self.rtp.remote = (audio.connection or description.connection or self.host, audio.port)
+        chosen = [c.payload_type for c in audio.codecs if c.payload_type in ENCODE]
+        self.rtp.payload_type = chosen[0] if chosen else 0
+        self.rtp.dtmf_type = next((c.payload_type for c in audio.codecs
+                                   if c.name.lower() == "telephone-event"), DTMF_PT)
+
+    async def _to_pbx(self, track: MediaStreamTrack) -> None:
+        """The page's audio, resampled to 8 kHz mono, out in 20 ms packets."""
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+        pending = np.zeros(0, np.int16)
+        try:
+            while True:
+                frame = await track.recv()
+                for out in resampler.resample(frame):
+                    pending = np.concatenate([pending, out.to_ndarray().reshape(-1)])
+                while len(pending) >= FRAME:
+                    self.rtp.send_audio(pending[:FRAME])
+                    pending = pending[FRAME:]
+        except MediaStreamError:
+            return
+
+    async def close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+        self.from_pbx.stop()
+        await self.pc.close()
+        if self.rtp.transport is not None:
+            self.rtp.transport.close()
