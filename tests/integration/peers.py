@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -314,17 +314,14 @@ def run_sipp(
     pbx: SipServer,
     users: list[tuple[str, str]] | list[tuple[str, str, int]] | list[tuple[str, str, int, str]],
     *,
-    transport: str = "u1",
-    calls: int | None = None,
-    rate: int = 10,
-    timeout: float = 30.0,
-    extra: list[str] | None = None,
     tmp: Path,
+    timeout: float = 30.0,
+    **options: Any,
 ) -> SippResult:
     """Run a sipp scenario against the PBX (or the carrier); users are (number, password[, expires[,
-    authentication username]]): a device's own login differs from its extension."""
-    cmd, stats = sipp_command(scenario, pbx, users, transport=transport, calls=calls, rate=rate,
-                              timeout=timeout, extra=extra, tmp=tmp)
+    authentication username]]): a device's own login differs from its extension.  ``options``
+    are :func:`sipp_command`'s (transport, calls, rate, extra)."""
+    cmd, stats = sipp_command(scenario, pbx, users, tmp=tmp, timeout=timeout, **options)
     proc = subprocess.run(cmd, capture_output=True, timeout=timeout + 30, cwd=tmp)
     text = stats.read_text(errors="replace") if stats.exists() else ""
     return SippResult(
