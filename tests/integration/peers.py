@@ -35,7 +35,9 @@ def free_ports(count: int, host: str = "127.0.0.1") -> int:
     """First of ``count`` consecutive ports free for both UDP and TCP on ``host``."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(200):
-        base = random.randrange(20000, 60000 - count)
+        # below the kernel's ephemeral range (32768–60999 by default), where no
+        # other test's outgoing connection can take the port before it is bound
+        base = random.randrange(10000, 32768 - count)
         sockets = []
         try:
             for port in range(base, base + count):
