@@ -75,8 +75,8 @@ def create_app(sip: SipServer, *, commands: CallCommands | None = None,
     app.mount("/admin", StaticFiles(directory=Path(__file__).parent / "web", html=True), name="admin")
     for module in (auth, organisations, users, extensions, devices, provision, licenses,
                    services, ringgroups, numbers, calls, call_control, recordings, audit,
-                   conferences, events, profiles, presence, voicemail, mailboxes, shared_mailboxes, media,
-                   schedules, timeconditions, ivrs, trunks, outbound, callpolicy, webhooks,
+                   conferences, events, profiles, presence, voicemail, mailboxes, shared_mailboxes,
+                   media, schedules, timeconditions, ivrs, trunks, outbound, callpolicy, webhooks,
                    queue_stats, queue_widget, queues):
         app.include_router(module.router)
     return app

@@ -16,7 +16,8 @@ A subscription is a dialog (our To tag, the phone's Contact and route set)
 that lives until it expires, is ended with ``Expires: 0``, or a NOTIFY is
 refused with 481 or gets no answer.  State comes from the event bus: call
 events make us compute the watched extensions' dialogs from the B2BUA's live
-calls; the presence watch tells us of presence changes; voicemail events make us count the mailbox's messages (off the loop).
+calls; the presence watch tells us of presence changes; voicemail events
+make us count the mailbox's messages (off the loop).
 Each subscription has at most one NOTIFY in flight; a change meanwhile is
 sent, as the full state of that moment, once the phone has answered.
 
