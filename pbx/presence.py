@@ -79,12 +79,15 @@ def line_of(dialogs: Sequence[DialogState], registered: bool) -> str:
 
 
 def statuses_of(tenant: Tenant, dialogs: dict[str, tuple[DialogState, ...]],
-                registered: Callable[[str], bool], now: float) -> dict[str, PresenceStatus]:
-    """Every extension of ``tenant`` at ``now``: its line from its ``dialogs``
-    (RFC 4235 view of the live calls) and devices, its profile from the
-    tenant's presence rules."""
+                registered: Callable[[str], bool], now: float,
+                only: Iterable[str] | None = None) -> dict[str, PresenceStatus]:
+    """Every extension of ``tenant`` (or those of ``only`` it has) at ``now``:
+    its line from its ``dialogs`` (RFC 4235 view of the live calls) and
+    devices, its profile from the tenant's presence rules."""
     found = {}
-    for number, ext in tenant.extensions.items():
+    numbers = tenant.extensions if only is None else [n for n in only if n in tenant.extensions]
+    for number in numbers:
+        ext = tenant.extensions[number]
         active = tenant.presence.active(ext, now)
         found[number] = PresenceStatus(
             number, line_of(dialogs.get(number, ()), registered(number)),
@@ -165,6 +168,7 @@ class PresenceWatch:
         self.now = now
         self._followers: dict[int, list[Listener]] = {}
         self._seen: dict[int, dict[str, PresenceStatus]] = {}
+        self._in_calls: dict[int, set[str]] = {}  # extensions with dialogs at the last look
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         events.subscribe(self.on_event)
@@ -172,20 +176,31 @@ class PresenceWatch:
 
     def statuses(self, organisation: int) -> dict[str, PresenceStatus]:
         """Every extension of ``organisation`` now ({} for an unknown one)."""
+        return self._look(organisation, None, calls=False)[0]
+
+    def _look(self, organisation: int, only: set[str] | None, *,
+              calls: bool) -> tuple[dict[str, PresenceStatus], set[str]]:
+        """The statuses of ``only`` (None: all; with ``calls`` also every
+        extension in a call now or at the last look) and who is in a call."""
         tenant = self.directory.tenants.get(organisation)
         if tenant is None:
-            return {}
+            return {}, set()
         now = self.now()
-        return statuses_of(tenant, extension_dialogs(self.live_calls(), organisation),
-                           lambda number: bool(self.location.lookup(tenant.aor(number), now)),
-                           now)
+        dialogs = extension_dialogs(self.live_calls(), organisation)
+        if calls:
+            only = {*(only or ()), *dialogs, *self._in_calls.get(organisation, ())}
+        found = statuses_of(tenant, dialogs,
+                            lambda number: bool(self.location.lookup(tenant.aor(number), now)),
+                            now, only)
+        return found, set(dialogs)
 
     def follow(self, organisation: int, listener: Listener) -> Callable[[], None]:
         """Tell ``listener`` (on the loop) of every change in ``organisation``;
         returns what stops it.  Call on the loop."""
         self._loop = asyncio.get_running_loop()
         if organisation not in self._followers:
-            self._seen[organisation] = self.statuses(organisation)
+            self._seen[organisation], self._in_calls[organisation] = self._look(
+                organisation, None, calls=False)
         self._followers.setdefault(organisation, []).append(listener)
         self._arm()
 
@@ -196,13 +211,19 @@ class PresenceWatch:
             if not listeners:
                 self._followers.pop(organisation, None)
                 self._seen.pop(organisation, None)
+                self._in_calls.pop(organisation, None)
 
         return unfollow
 
     def on_event(self, event: Event) -> None:
-        if isinstance(event, CallStarted | CallRinging | CallAnswered | CallEnded | Registered) \
-                and event.organisation in self._followers:
-            self._check(event.organisation)
+        """A call changes the lines of those in calls (before or now), a
+        registration one extension's: only they are looked at again."""
+        if event.organisation not in self._followers:
+            return
+        if isinstance(event, CallStarted | CallRinging | CallAnswered | CallEnded):
+            self._check(event.organisation, calls=True)
+        elif isinstance(event, Registered):
+            self._check(event.organisation, {event.extension})
 
     def _reloaded(self) -> None:
         """A profile (or an extension) changed: look again.  Any thread."""
@@ -214,11 +235,16 @@ class PresenceWatch:
             self._check(organisation)
         self._arm()
 
-    def _check(self, organisation: int) -> None:
-        current = self.statuses(organisation)
-        seen = self._seen.get(organisation, {})
+    def _check(self, organisation: int, only: set[str] | None = None, *,
+               calls: bool = False) -> None:
+        """Look again at ``only`` (None: every extension) and tell the followers
+        of those that changed."""
+        current, self._in_calls[organisation] = self._look(organisation, only, calls=calls)
+        seen = self._seen.setdefault(organisation, {})
         changed = [status for number, status in current.items() if seen.get(number) != status]
-        self._seen[organisation] = current
+        if only is None and not calls:
+            seen.clear()  # a full look: deleted extensions go
+        seen.update(current)
         if not changed:
             return
         for listener in list(self._followers.get(organisation, ())):

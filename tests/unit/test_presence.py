@@ -6,23 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
 
+from pbx.calls.model import Call
 from pbx.calls.views import DialogState
 from pbx.directory import Tenant
-from pbx.events import Registered
-from pbx.location import Binding
+from pbx.events import CallEnded, CallStarted, EventBus, Registered
+from pbx.location import Binding, LocationService
 from pbx.models import Extension, Profile
 from pbx.presence import (
-    DM_NS, PIDF_NS, RPID_NS, PresenceStatus, activities, line_of, pidf, statuses_of,
+    DM_NS, PIDF_NS, RPID_NS, PresenceStatus, PresenceWatch, activities, line_of, pidf,
+    statuses_of,
 )
 from pbx.profiles import Presence, zone
 from pbx.sip.flow import Flow
 from pbx.sip.message import make_response
 from tests.unit.test_mwi import FakeServer, notifier_of, subscribe
+from tests.unit.test_subscriptions import call_from_1001_to_1002
 from tests.unit.voicemail_setup import Setup, eventually
 
 STOCKHOLM = zone("Europe/Stockholm")
@@ -156,3 +160,45 @@ async def test_a_presence_subscription_follows_registration_and_profile(tmp_path
     request = server.sent[-1][0]
     notifier.on_response(request, make_response(request, 481))  # the phone forgot it
     assert len(notifier) == 0 and not notifier.presence._followers
+
+
+class FakeDirectory:
+    """What the watch reads of the directory: the tenants, and reload listeners."""
+
+    def __init__(self, tenant: Tenant) -> None:
+        self.tenants = {tenant.id: tenant}
+        self.listeners: list[Callable[[], None]] = []
+
+    def on_reload(self, listener: Callable[[], None]) -> None:
+        self.listeners.append(listener)
+
+
+async def test_the_watch_tells_followers_who_changed_on_calls_and_registrations() -> None:
+    """1001 calls 1002: 1001 on a call, 1002 ringing (1003 untouched); the call
+    ends: both offline again; 1003's phone registers: available; a follower
+    that stopped hears nothing more."""
+    exts = {n: Extension(organisation_id=1, number=n, secret="s")
+            for n in ("1001", "1002", "1003")}
+    acme = Tenant(1, "acme", "acme.example", extensions=exts)
+    calls: list[Call] = []
+    events, location = EventBus(), LocationService()
+    watch = PresenceWatch(FakeDirectory(acme), location, events,  # type: ignore[arg-type]
+                          lambda: calls)
+    heard: list[dict[str, str]] = []
+    stop = watch.follow(1, lambda changed: heard.append({s.extension: s.line for s in changed}))
+    call = call_from_1001_to_1002(organisation=acme)
+    calls.append(call)
+    events.publish(CallStarted(1, "c1", "1001", "1002", 1.0))
+    events.publish(CallStarted(2, "other", "1001", "1002", 1.0))  # another organisation's
+    assert heard == [{"1001": "on_call", "1002": "ringing"}]
+    call.ended = True
+    events.publish(CallEnded(1, "c1", "1001", "1002", "", "cancelled", 487, 0.0, 2.0))
+    assert heard[1] == {"1001": "offline", "1002": "offline"}
+    location.load([Binding(id="b3", aor="sip:1003@acme.example", contact="sip:1003@h",
+                           expires_at=4e9, call_id="r", cseq=1, source_transport="UDP",
+                           source_host="127.0.0.1", source_port=5060)])
+    events.publish(Registered(1, "1003", 1, 3.0))
+    assert heard[2] == {"1003": "available"}
+    stop()
+    events.publish(Registered(1, "1003", 0, 4.0))
+    assert len(heard) == 3 and not watch._followers
