@@ -37,6 +37,7 @@ export class Presence {
   show(badge) {
     const colleague = this.colleagues.get(badge.dataset.presence);
     badge.dataset.line = colleague ? colleague.line : "";
+    badge.dataset.profile = colleague && colleague.profile ? colleague.profile : "";
     badge.textContent = colleague ? describe(colleague) : "";
   }
 }
