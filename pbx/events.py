@@ -79,7 +79,8 @@ class CallEnded:
 
 @dataclass(frozen=True, slots=True)
 class Registered:
-    """An extension's set of registered devices changed (a REGISTER succeeded)."""
+    """An extension's set of registered devices changed: a REGISTER succeeded,
+    or registrations expired or were dropped (``contacts``: how many are left)."""
 
     organisation: int
     extension: str

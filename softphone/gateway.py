@@ -12,7 +12,8 @@ Messages, page → gateway: ``{"type": "call", "number", "sdp"}``,
 ``{"type": "hold"}``, ``{"type": "resume"}``.
 Gateway → page: ``registered`` (``extension``, ``ice_servers``), ``incoming`` (``number``, ``name``), ``sdp``
 (the answer to the page's offer), ``ringing``, ``connected``, ``held``,
-``transferring`` (``number``), ``ended`` (``reason``), ``error`` (``reason``).
+``transferring`` (``number``), ``ended`` (``reason``), ``error`` (``reason``);
+and once registered ``presence``, ``voicemail``, ``history`` (:mod:`softphone.feeds`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pbx.config import General
 from pbx.models import ApiUser
 from pbx.sdp import SdpError
 from pbx.server import SipServer
+from softphone import feeds
 from softphone.bridge import MediaBridge
 from softphone.sip_ua import SipCall, SipFailure, SipUserAgent, UaListener
 
@@ -257,11 +259,13 @@ async def softphone(websocket: WebSocket, token: str = "") -> None:
     session = PageSession(websocket, host)
     session.ua = SipUserAgent((host, sip.transports["UDP"].local_port), tenant.domain,
                               user.extension, password, session)
+    stop_feeds = None
     try:
         await session.ua.start()
         await session.ua.register()
         session.tell("registered", extension=user.extension,
                      ice_servers=ice_servers(sip.config.general))
+        stop_feeds = feeds.follow(sip, tenant.id, user.extension, session.tell)
         while True:
             try:
                 message = await websocket.receive_json()
@@ -280,6 +284,8 @@ async def softphone(websocket: WebSocket, token: str = "") -> None:
     except (WebSocketDisconnect, TimeoutError):
         pass
     finally:
+        if stop_feeds is not None:
+            stop_feeds()
         await session.close()
 
 

@@ -5,6 +5,9 @@
 import { Meter } from "./meter.js";
 import { Ringer } from "./ringer.js";
 import { QueuesPanel } from "./queues.js";
+import { Presence, ProfileSwitch } from "./presence.js";
+import { CallHistory } from "./history.js";
+import { Voicemail } from "./voicemail.js";
 
 const $ = (selector) => document.querySelector(selector);
 const KEYS = "123456789*0#";
@@ -18,6 +21,8 @@ const meter = new Meter(); // the far end
 const micMeter = new Meter(); // the user's microphone
 const ringer = new Ringer();
 const queues = new QueuesPanel();
+const presence = new Presence();
+const selfService = { profile: new ProfileSwitch(), history: new CallHistory(), voicemail: new Voicemail() };
 const SILENT = 0.001; // RMS below this is no sound
 const SILENCE_WARNING_MS = 3000;
 let micTimer = null;
@@ -77,7 +82,7 @@ function showDirectory() {
       $("#number").value = `**${colleague.number}`;
       $("#dial").requestSubmit();
     });
-    item.append(button, pickUp);
+    item.append(presence.badge(colleague.number), button, pickUp);
     return item;
   }));
 }
@@ -121,7 +126,11 @@ async function received(message) {
       $("#line").textContent = `Line ${message.extension} ready`;
       iceServers = message.ice_servers;
       queues.start(sessionStorage.getItem("pbx-token"), message.extension);
+      Object.values(selfService).forEach((panel) => panel.start(sessionStorage.getItem("pbx-token"), message.extension));
       break;
+    case "presence": presence.update(message); break;
+    case "voicemail": selfService.voicemail.refresh(); break;
+    case "history": selfService.history.changed(); break;
     case "incoming":
       $("#caller").textContent = message.name ? `${message.name} (${message.number})` : message.number;
       $("#ringing").hidden = false;
