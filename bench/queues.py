@@ -127,7 +127,7 @@ def agent_phones(tmp: Path, pbx: Pbx, agents: dict[str, str], hold: float) -> It
     log = tmp / "agents.log"
     uas = subprocess.Popen(
         ["sipp", "-sf", str(SCENARIOS / "queue_agent.xml"), "-i", HOST, "-p", str(port),
-         "-mi", HOST, "-mp", str(free_ports(2)), "-d", str(int(hold * 1000)), "-nostdin",
+         "-mi", HOST, "-mp", str(free_udp_range(4, 10000, 30000)), "-d", str(int(hold * 1000)), "-nostdin",
          "-trace_logs", "-log_file", str(log)],
         cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -146,23 +146,29 @@ def agent_phones(tmp: Path, pbx: Pbx, agents: dict[str, str], hold: float) -> It
 
 
 @contextmanager
+def media_ports(count: int, ports: range) -> Iterator[tuple[int, list[int]]]:
+    """For ``count`` sipp callers: a base within ``ports`` (sipp holds it
+    itself) and a music sink on each caller's media port, held from now on,
+    so that the PBX started after it cannot pick its own ports there."""
+    base = free_udp_range(4 * count + 8, ports.start, ports.stop)
+    media = [base + 4 * n for n in range(1, count + 1)]
+    with music_sinks(media):
+        yield base, media
+
+
+@contextmanager
 def callers(tmp: Path, pbx: Pbx, users: list[tuple[str, str, str]], rate: int,
-            timeout: float, ports: range) -> Iterator[list[int]]:
-    """Sipp callers, started now at ``rate`` a second, with a music sink on
-    each one's media port (within ``ports``); yields those ports; stopped on
-    leaving."""
-    base = free_udp_range(4 * len(users) + 8, ports.start, ports.stop)  # sipp holds base itself
-    ports = [base + 4 * n for n in range(1, len(users) + 1)]
+            timeout: float, base: int) -> Iterator[None]:
+    """Sipp callers, started now at ``rate`` a second, their media ports from
+    ``base`` (see :func:`media_ports`); stopped on leaving."""
     cmd, _ = sipp_command("queue_caller.xml", pbx, users,  # type: ignore[arg-type]
                           calls=len(users), rate=rate, timeout=timeout, tmp=tmp,
                           extra=["-l", str(len(users)), "-mi", HOST, "-mp", str(base)])
-    with music_sinks(ports):
-        uac = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-        try:
-            yield ports
-        finally:
-            stop(uac)
+    uac = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        stop(uac)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -275,8 +281,10 @@ def measure(waiting: int, agents: int, queues: int, rate: int, handoffs: int, wi
     caller_users = [(str(FIRST_CALLER + n), f"caller-{n}-pw", str(FIRST_QUEUE + n % queues))
                     for n in range(agents + waiting)]
     users = {**agent_users, **{c: pw for c, pw, _ in caller_users}}
-    with running_pbx(tmp, users, sections=queues_conf(queues, agents), rtp_ports="30000-40000",
-                     log_level="WARNING", auth_max_failures=1000000) as pbx, ExitStack() as stack:
+    with media_ports(agents, TALKING_PORTS) as (talking_base, _), \
+            media_ports(waiting, WAITING_PORTS) as (waiting_base, waiting_ports), \
+            running_pbx(tmp, users, sections=queues_conf(queues, agents), rtp_ports="30000-40000",
+                        log_level="WARNING", auth_max_failures=1000000) as pbx, ExitStack() as stack:
         assert pbx.process is not None
         pid = pbx.process.pid
         subprocess.run(["taskset", "-a", "-pc", SERVER_CORE, str(pid)], capture_output=True,
@@ -290,10 +298,11 @@ def measure(waiting: int, agents: int, queues: int, rate: int, handoffs: int, wi
         # the agents' first callers at the hand-off rate: their BYEs come as far apart
         started = time.monotonic()
         stack.enter_context(callers(tmp, pbx, caller_users[:agents], handoffs,
-                                    timeout=3 * hold + 60, ports=TALKING_PORTS))
+                                    timeout=3 * hold + 60, base=talking_base))
         time.sleep(talking_in + 0.5)
-        sinks = set(stack.enter_context(callers(tmp, pbx, caller_users[agents:], rate,
-                                                timeout=3 * hold + 60, ports=WAITING_PORTS)))
+        stack.enter_context(callers(tmp, pbx, caller_users[agents:], rate,
+                                    timeout=3 * hold + 60, base=waiting_base))
+        sinks = set(waiting_ports)
         # 1. the steady window: every caller in, every agent talking
         opens, closes = started + talking_in + waiting_in + SETTLE, started + hold - 0.5
         while time.monotonic() < opens or waiting_now(pbx, headers) < waiting:
