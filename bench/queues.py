@@ -98,9 +98,9 @@ SLACK = 1.3  # a loaded PBX takes the waiting callers in more slowly than sipp o
 DIST_GOAL = 50.0  # ms, p99 (issue 11)
 FEED_GOAL = 200.0
 HEALTH_EVERY = 0.5
-# the callers' media ports, below the ephemeral range and the PBX's RTP ports (30000-40000)
-TALKING_PORTS = range(25000, 30000)  # the agents' first callers: 1,240 at most
-WAITING_PORTS = range(10000, 25000)  # the waiting callers: sipp's per-call ports wrap at 2,500
+# the callers' media ports (the agents' first callers' and the waiting callers', two
+# windows of 4 ports a caller), below the ephemeral range and the PBX's RTP ports
+CALLER_PORTS = range(10000, 30000)
 
 
 def queues_conf(queues: int, agents: int) -> str:
@@ -150,7 +150,14 @@ def media_ports(count: int, ports: range) -> Iterator[tuple[int, list[int]]]:
     """For ``count`` sipp callers: a base within ``ports`` (sipp holds it
     itself) and a music sink on each caller's media port, held from now on,
     so that the PBX started after it cannot pick its own ports there."""
-    base = free_udp_range(4 * count + 8, ports.start, ports.stop)
+    for attempt in range(30):  # other programs' tests hold ports here for a while
+        try:
+            base = free_udp_range(4 * count + 8, ports.start, ports.stop)
+            break
+        except RuntimeError:
+            if attempt == 29:
+                raise
+            time.sleep(2)
     media = [base + 4 * n for n in range(1, count + 1)]
     with music_sinks(media):
         yield base, media
@@ -281,8 +288,8 @@ def measure(waiting: int, agents: int, queues: int, rate: int, handoffs: int, wi
     caller_users = [(str(FIRST_CALLER + n), f"caller-{n}-pw", str(FIRST_QUEUE + n % queues))
                     for n in range(agents + waiting)]
     users = {**agent_users, **{c: pw for c, pw, _ in caller_users}}
-    with media_ports(agents, TALKING_PORTS) as (talking_base, _), \
-            media_ports(waiting, WAITING_PORTS) as (waiting_base, waiting_ports), \
+    with media_ports(agents, CALLER_PORTS) as (talking_base, _), \
+            media_ports(waiting, CALLER_PORTS) as (waiting_base, waiting_ports), \
             running_pbx(tmp, users, sections=queues_conf(queues, agents), rtp_ports="30000-40000",
                         log_level="WARNING", auth_max_failures=1000000) as pbx, ExitStack() as stack:
         assert pbx.process is not None
