@@ -724,7 +724,9 @@ class MediaEngine:
         if self._stale or len(self._order) + len(hold.ports) != len(ports):
             self._lay_out()
         if hold.ports:  # their keys, pressed in the audio
-            held, whose = hold.frames([port.take() or b"" for port in hold.ports])
+            # most send nothing (a silent phone): no jitter buffer to look into then
+            held, whose = hold.frames([port.take() or b"" if port.buffer else b""
+                                       for port in hold.ports])
             if whose:
                 for port, digit in self.detector.feed(held, whose):
                     port.on_dtmf(port, digit)  # type: ignore[attr-defined]
