@@ -408,6 +408,10 @@ def main() -> int:
     parser.add_argument("--nice", type=int, default=0,
                         help="niceness of the PBX, this script and sipp (root may go below 0: "
                              "on a shared machine they then take their cores before other work)")
+    parser.add_argument("--realtime", action="store_true",
+                        help="the PBX, this script and sipp in the round-robin real-time class "
+                             "(root): other work on their cores waits for them, within the "
+                             "kernel's real-time limit (95 %% of a core by default)")
     args = parser.parse_args()
     levels = [int(n) for n in args.callers.split(",")]
     if args.queues < 1 or args.agents < args.queues:
@@ -417,11 +421,14 @@ def main() -> int:
                      "10,000) and 1,240 agents")
     os.sched_setaffinity(0, {DRIVER_CORE})  # this script and every sipp it starts
     os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited by the PBX and sipp
+    if args.realtime:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(1))
     print(f"ACD queues: {args.queues} queues (rrmemory, wrap-up 0, each agent in two), "
           f"{args.agents} agents (one sipp UAS) freed {args.handoffs}/s, waiting callers joining at "
           f"{args.rate}/s (sipp), music on hold; "
           f"our commit {our_version()}; PBX on core {SERVER_CORE}, sipp and this script on "
-          f"core {DRIVER_CORE}{f', nice {args.nice}' if args.nice else ''}")
+          f"core {DRIVER_CORE}{f', nice {args.nice}' if args.nice else ''}"
+          f"{', real-time (SCHED_RR 1)' if args.realtime else ''}")
     print(f"{'':30}{'steady window: all waiting, all agents talking':^52}{'round':^7}"
           f"{'agent BYE -> next INVITE ms':^37}{'event -> WebSocket ms':^36}")
     print(f"{'waiting':>7} {'agents':>6} {'queues':>6} {'in q':>7} {'win s':>5} {'cpu %':>6}"
