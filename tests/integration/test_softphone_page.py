@@ -294,7 +294,6 @@ def test_the_page_dials_in_pcmu_sends_keys_transfers_and_is_hung_up_on(
             page.wait_for("document.querySelector('#status').textContent.startsWith('Call ended')")
 
         # 1003 calls 1002, whose phone rings on: the page picks the call up from the directory
-        # (after the queue call: the queues still count 1001 on a direct call after a pickup)
         rang: list[Request] = []
 
         def ring() -> None:  # 1002's phone rings (180) and is not answered
