@@ -48,7 +48,8 @@ DIAL_TARGET = r"^(voicemail:)?[0-9A-Za-z_.+*-]{1,40}$"
 SCHEDULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
 _OPERATOR = r"^[0-9A-Za-z_.+*#-]{0,40}$"  # a number of the dial plan, or empty
 _CLOSED = ("", "closed", "none")
-NAMED_KINDS = ("schedule", "trunk", "route")  # sections with a name, not a number of the dial plan
+NAMED_KINDS = ("schedule", "trunk", "route")
+MEDIA_ENCRYPTION = "^(|off|optional|required)$"  # SRTP with SDES keys (pbx.sdp.SRTP_MODES)  # sections with a name, not a number of the dial plan
 
 
 PIN_PATTERN = r"^[0-9]{4,12}$"  # a mailbox PIN
@@ -152,6 +153,11 @@ class General(CallPolicyConfig):
     rtp_port_min: int = Field(10000, ge=1024, le=65535)
     rtp_port_max: int = Field(20000, ge=1024, le=65535)
     codecs: tuple[str, ...] = DEFAULT_CODECS
+    # SRTP (SDES, RFC 4568) of extensions that set none: off, optional (when a phone
+    # offers it), required (plain RTP refused with 488); keys travel in the SDP, so
+    # srtp_require_tls keeps them off signalling that is not TLS
+    media_encryption: str = Field("optional", pattern="^(off|optional|required)$")
+    srtp_require_tls: bool = False
     database_url: str = ""
     data_dir: str = "data"
     user_agent: str = "pbx/0.1"
@@ -317,6 +323,7 @@ class ExtensionConfig(BaseModel):
     record: bool = False
     record_on_demand: bool = False
     voicemail: bool = True  # calls it cannot take (unregistered, no answer, busy) leave a message
+    media_encryption: str = Field("", pattern=MEDIA_ENCRYPTION)  # SRTP; "": as [general]
 
     @field_validator("number")
     @classmethod

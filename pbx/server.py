@@ -27,6 +27,7 @@ from media.relay import MediaRelay
 from pbx.authn import RequestAuthenticator
 from pbx.calendars import CalendarSync
 from pbx.calls.b2bua import B2BUA, CallSettings
+from pbx.calls.offer_answer import SrtpPolicy
 from pbx.calls.media_paths import MediaPaths, RecordingSettings
 from pbx.calls.ports import LoopClock
 from pbx.calls.records import CdrWriter
@@ -146,7 +147,8 @@ class SipServer:
             sip=self, ports=self.relay, media=media, engine=self.engine,
             prompts=lambda: self.prompts, directory=self.directory, location=self.location,
             router=self.router, events=self.events, clock=LoopClock(),
-            settings=CallSettings(tuple(general.codecs), general.language),
+            settings=CallSettings(tuple(general.codecs), general.language,
+                                  SrtpPolicy(general.media_encryption, general.srtp_require_tls)),
             carriers=self.trunks, planner=OutboundPlanner(self.events),
         )
         self.cdrs = CdrWriter(store.add_cdr)
