@@ -228,8 +228,8 @@ class RelayLeg(asyncio.DatagramProtocol):
         if self._rx is not None:  # before the latch: only the key holder can move the stream
             try:
                 data = self._rx.unprotect(data)
-            except SrtpError:
-                self.unauthenticated += 1
+            except SrtpError as exc:
+                self._refused(exc, data)
                 return
             n = len(data)
         start = 12 + ((first & 0x0F) << 2)
@@ -282,6 +282,14 @@ class RelayLeg(asyncio.DatagramProtocol):
         peer = self.peer
         if peer is not None:
             peer.relay_from(self, data, start, end, pt, seq, ts, ssrc, now)
+
+    def _refused(self, exc: SrtpError, data: bytes) -> None:
+        """An SRTP/SRTCP packet that fails libsrtp's check: forged, replayed, or keyed
+        with what the SDP no longer says.  Counted; the first few are logged."""
+        self.unauthenticated += 1
+        if self.unauthenticated <= 3:
+            log.info("leg %s: SRTP packet refused (%s): %d bytes from %s…", self.label, exc,
+                     len(data), data[:8].hex())
 
     def _latch(self, addr: tuple[str, int], now: float) -> bool:
         if self.remote is None or (
@@ -378,8 +386,8 @@ class RelayLeg(asyncio.DatagramProtocol):
         if self._rx is not None:
             try:
                 data = self._rx.unprotect_rtcp(data)
-            except SrtpError:
-                self.unauthenticated += 1
+            except SrtpError as exc:
+                self._refused(exc, data)
                 return
         if muxed:
             self.rtcp_mux = True
