@@ -103,3 +103,17 @@ def test_a_transport_error_ends_the_requests_to_that_flow_and_no_others() -> Non
     assert TransportError(failed, "certificate verify failed: x") in events
     assert not any(getattr(e, "tx", None) is kept for e in events)
     assert len(layer) == 1
+
+
+def test_trunk_tls_settings_are_checked(tmp_path: Path) -> None:
+    from pbx.trunks.settings import TrunkSettings
+
+    ca = Authority.create(tmp_path, "pinned").cert
+    trunk = TrunkSettings(name="c", host="sip.carrier.test", transport="tls", auth="ip",
+                          tls_ca_file=str(ca))
+    assert trunk.tls_verify and trunk.next_hop == ("sip.carrier.test", 5061)
+    with pytest.raises(ValueError, match="needs transport tls"):
+        TrunkSettings(name="c", host="sip.carrier.test", auth="ip", tls_ca_file=str(ca))
+    with pytest.raises(ValueError, match="not a readable file"):
+        TrunkSettings(name="c", host="sip.carrier.test", transport="tls", auth="ip",
+                      tls_ca_file=str(tmp_path / "missing.pem"))
