@@ -58,6 +58,7 @@ from pbx.subscriptions import ALLOW_EVENTS, Notifier
 from pbx.transport.stream import StreamTransport, TlsPeer
 from pbx.transport.tls import client_context, self_signed, server_context
 from pbx.transport.udp import UdpTransport
+from pbx.transport.ws import WebSocketTransport
 
 log = logging.getLogger("pbx.server")
 
@@ -132,7 +133,7 @@ class SipServer:
         )
         self.authenticator = RequestAuthenticator(digest, self.guard)
         self.transactions = TransactionLayer()
-        self.transports: dict[str, UdpTransport | StreamTransport] = {}
+        self.transports: dict[str, UdpTransport | StreamTransport | WebSocketTransport] = {}
         self.router = Router(general.personal_room_prefix, general.voicemail_number,
                              voicemail_main=general.voicemail_main)
         self.events = EventBus()
@@ -198,6 +199,10 @@ class SipServer:
             await tls.listen(general.bind, general.tls_port)
             tls.on_error = self._transport_failed
             self.transports["TLS"] = tls
+        if "ws" in general.transports:
+            ws = WebSocketTransport(self.receive)
+            await ws.listen(general.bind, general.ws_port)
+            self.transports["WS"] = ws
         for name, transport in self.transports.items():
             log.info("listening on %s %s:%d", name, general.bind, transport.local_port)
         prompts = self.config.data_path / "prompts"
@@ -232,10 +237,10 @@ class SipServer:
             self._timer.cancel()
         self.trunks.stop()
         for transport in self.transports.values():
-            if isinstance(transport, StreamTransport):
-                await transport.close()
-            else:
+            if isinstance(transport, UdpTransport):
                 transport.close()
+            else:
+                await transport.close()
         await self._flush_once()
         await self.cdrs.tasks.drain()
         await self.tasks.drain()
