@@ -202,3 +202,45 @@ def test_what_the_pbx_sends_an_srtp_phone_is_encrypted(pbx: Pbx, tmp_path: Path)
     finally:
         media.close()
     assert hears(heard_by_plain, 440, 1000), plain.log() + pbx.log()[-3000:]
+
+
+def test_an_optional_phone_over_tls_gets_best_effort_srtp_and_the_api_can_require_it(
+        pbx: Pbx, tmp_path: Path) -> None:
+    """1003 (optional, the default) registers over TLS with baresip's best-effort
+    ``srtp``: the PBX's INVITE carries keys in RTP/AVP and the call is SRTP.  The
+    admin then requires SRTP of 1002 (``PATCH /api/extensions``): its plain
+    offers get 488, until it is set back."""
+    import httpx
+
+    before = cdr_ids(pbx)
+    with baresip_phone(tmp_path, pbx, "1003", USERS["1003"], transport="tls", seconds=25,
+                       audio_file=tone_wav(tmp_path / "best.wav", 440, 4.0),
+                       extra_config=SRTP, account_params=";mediaenc=srtp") as best_effort:
+        wait_registered_tls(pbx, best_effort)
+        with baresip_phone(tmp_path, pbx, "1002", USERS["1002"], seconds=20,
+                           audio_file=tone_wav(tmp_path / "plain.wav", 1000, 4.0),
+                           command=f"/dial sip:1003@{pbx.host}:{pbx.sip_port}") as plain:
+            heard_by_plain = dump(plain)
+        heard_by_secure = dump(best_effort)
+    assert "SRTP is Enabled" in best_effort.log(), best_effort.log()
+    assert hears(heard_by_plain, 440, 1000) and hears(heard_by_secure, 1000, 440)
+    assert quality_of(pbx, "1002", before)["1003"]["srtp"]
+
+    url, admin = f"{pbx.api}/extensions/1002", pbx.admin_headers()
+    assert httpx.patch(url, headers=admin, json={"media_encryption": "required"}).json()[
+        "media_encryption"] == "required"
+    try:
+        assert httpx.patch(url, headers=admin, json={"media_encryption": "sdes"}).status_code == 422
+        with SipClient(pbx.host, pbx.sip_port) as phone:
+            _, final = phone.invite("1002", USERS["1002"], "1001")
+        assert final is not None and final.status == 488
+    finally:
+        httpx.patch(url, headers=admin, json={"media_encryption": ""})
+
+
+def wait_registered_tls(pbx: Pbx, phone: Baresip) -> None:
+    """baresip over TLS: registered once the PBX's location has its TLS flow."""
+    deadline = time.monotonic() + 15
+    while "/TLS/v4} 200 OK" not in phone.log():
+        assert time.monotonic() < deadline, phone.log()
+        time.sleep(0.2)
