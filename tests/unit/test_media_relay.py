@@ -573,3 +573,22 @@ async def test_an_srtp_leg_decrypts_what_its_phone_sends_and_encrypts_what_it_ge
         a.secure(ours, None)
     for phone in (pa, pb):
         phone.close()
+
+
+async def test_the_engine_sends_an_srtp_leg_its_mix_protected(relay) -> None:
+    """A leg in a conference or a recorded call is fed by the engine's tick
+    (MixPort.send): that way out is protected too."""
+    from media.engine import MixPort
+    from media.srtp import SrtpKey, receiver
+
+    pa, a, pb, b = await call(relay)
+    ours = SrtpKey.generate("AES_CM_128_HMAC_SHA1_32")
+    a.secure(ours, SrtpKey.generate("AES_CM_128_HMAC_SHA1_32"))
+    port = MixPort(a)
+    port.send(b"\x55" * 160, time.monotonic())
+    [packet] = await pa.wait_for(1)
+    assert len(packet) == 12 + 160 + 4 and packet[12:172] != b"\x55" * 160  # 32-bit tag
+    assert receiver(ours).unprotect(packet)[12:] == b"\x55" * 160
+    assert a.stats().packets_out == 1
+    for phone in (pa, pb):
+        phone.close()
