@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pbx.sip.message import Request, make_response
@@ -120,6 +121,15 @@ transport = tls
 auth = ip
 tls_ca_file = {authority.cert}
 """ for name, carrier in carriers.items())
+    trunks += f"""
+[registering]
+type = trunk
+host = {carriers["misnamed"].host}:{carriers["misnamed"].port}
+transport = tls
+username = pbx
+password = pbx-secret
+tls_ca_file = {authority.cert}
+"""
     routes = """
 [failover]
 type = route
@@ -165,3 +175,16 @@ def test_a_call_whose_only_carrier_cannot_be_verified_gets_503(
     status, took = call(pbx, "0711234567")
     assert status == 503 and took < 10, pbx.log()[-3000:]
     assert len(carriers["untrusted"].requests) == before
+
+
+def test_a_registration_to_an_unverifiable_carrier_shows_why(pbx: Pbx) -> None:
+    """The trunk's state says what the log says: 503 and the verification failure."""
+
+    admin, deadline = pbx.admin_headers(), time.monotonic() + 10
+    while True:
+        state = httpx.get(f"{pbx.api}/trunks/registering/state", headers=admin).json()
+        if state["state"] == "failed" or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert state["state"] == "failed" and state["code"] == 503, state
+    assert "certificate verify failed: IP address mismatch" in state["reason"], state
