@@ -16,6 +16,12 @@ other sources (counted as ``rejected``) until the latched one has been silent
 for ``latch_silence`` seconds or the SDP gives a new address: nobody can
 hijack a call's audio by spraying packets at the port.
 
+A leg may be SRTP (RFC 3711, keys from SDES): :meth:`RelayLeg.secure` gives
+it the phone's key and ours; what the phone sends is checked and decrypted
+before anything else (a packet without the key cannot latch), what we send
+is protected on the one way out (:meth:`RelayLeg.emit`), RTCP likewise.
+The other leg of the call knows nothing of it.
+
 Speed comes from staying out of the way: one ``datagram_received`` callback
 per packet, no task, no object per packet, a header read with one
 ``struct`` call and transcoding as one ``bytes.translate`` with the G.711
