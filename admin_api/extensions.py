@@ -17,6 +17,7 @@ from admin_api.profiles import forget_extension
 from admin_api.security import new_sip_secret
 from admin_api.services import referrers, refuse_taken
 from pbx.addresses import EmailAddresses
+from pbx.config import MEDIA_ENCRYPTION
 from pbx.models import ApiUser, Extension, RingGroup, SharedMailbox
 
 router = APIRouter(prefix="/api", tags=["extensions"])
@@ -48,6 +49,9 @@ class ExtensionPatch(BaseModel):
     voicemail_delete: bool | None = Field(
         default=None, description="delete a message once emailed; null: as the node's "
         "voicemail_delete")
+    media_encryption: str | None = Field(
+        default=None, pattern=MEDIA_ENCRYPTION, description="SRTP (SDES) for its phones: off, "
+        "optional, required (plain RTP refused with 488); empty: the node's media_encryption")
 
 
 class ExtensionOut(BaseModel):
@@ -65,6 +69,7 @@ class ExtensionOut(BaseModel):
     mwi_unsolicited: bool
     email: str
     voicemail_delete: bool | None
+    media_encryption: str
 
 
 class ExtensionCreated(ExtensionOut):

@@ -25,7 +25,15 @@ after the phones start until 1 s before they stop).  A warning line follows a
 point where the phones fell behind their schedule or the kernel dropped
 datagrams (the host-wide UDP RcvbufErrors counter: other programs can raise it).
 
+With ``--srtp`` every leg is SRTP (AES_CM_128_HMAC_SHA1_80, SDES-style keys
+set on the legs): each phone protects what it sends with its own key, the
+relay unprotects, rewrites and protects again per leg (pylibsrtp/libsrtp, one
+call per packet each way).  Compare its CPU µs/pkt with a plain run to get
+the cost of SRTP; libsrtp's own cost per call is printed first.  rtpengine
+is left out of SRTP runs.
+
     .venv/bin/python bench/relay.py [--calls 100,200,300,500] [--seconds 15] [--transcode]
+                                    [--srtp]
 """
 
 from __future__ import annotations
@@ -56,11 +64,33 @@ from bench.bencode import Value, decode, encode  # noqa: E402
 from bench.machine import CLOCK_TICK, udp_rcvbuf_errors, waited_seconds  # noqa: E402
 from media.ports import PortPool  # noqa: E402
 from media.relay import MediaRelay  # noqa: E402
+from media.srtp import KEY_LENGTH, SrtpKey, receiver, sender  # noqa: E402
 
 HOST = "127.0.0.1"
 PACKET_INTERVAL = 0.020  # 20 ms ptime: 50 packets/s per direction
 SLOTS = 10  # the phones' send times are spread over 10 slots of each 20 ms period
 PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8}
+SUITE = "AES_CM_128_HMAC_SHA1_80"
+
+
+def phone_key(index: int) -> SrtpKey:
+    """The key phone ``index`` protects its stream with (known to the relay's leg)."""
+    return SrtpKey(SUITE, index.to_bytes(2, "big") * (KEY_LENGTH // 2))
+
+
+def srtp_cost(packets: int = 20000) -> tuple[float, float]:
+    """libsrtp's CPU µs per protect and per unprotect of one 172-byte G.711 packet."""
+    key = phone_key(1)
+    protect, unprotect = sender(key).protect, receiver(key).unprotect
+    plain = [bytes((0x80, 0, s >> 8, s & 0xFF)) + (160 * s).to_bytes(4, "big")
+             + b"\x01\x02\x03\x04" + bytes(160) for s in range(packets)]
+    started = time.process_time()
+    protected = [protect(p) for p in plain]
+    middle = time.process_time()
+    for p in protected:
+        unprotect(p)
+    ended = time.process_time()
+    return 1e6 * (middle - started) / packets, 1e6 * (ended - middle) / packets
 INSTALL_HINT = ("rtpengine not found: apt-get install rtpengine-daemon "
                 "(not the rtpengine metapackage, which wants a kernel module)")
 
@@ -122,9 +152,10 @@ class OurRelay:
 
     name = "ours"
 
-    def __init__(self, cpu: int, loop_name: str) -> None:
+    def __init__(self, cpu: int, loop_name: str, srtp: bool = False) -> None:
         self.cpu = cpu
         self.loop_name = loop_name
+        self.srtp = srtp
         self.pid = 0
         self.process: mp.process.BaseProcess | None = None
         self.control: Connection | None = None
@@ -134,7 +165,7 @@ class OurRelay:
         ctx = mp.get_context("fork")
         self.control, child = ctx.Pipe()
         self.process = ctx.Process(target=relay_main, args=(
-            child, self.cpu, phone_ports, codecs, self.loop_name, base_port))
+            child, self.cpu, phone_ports, codecs, self.loop_name, base_port, self.srtp))
         self.process.start()
         child.close()  # so a relay that dies shows as EOFError here, not as a hang
         self.pid = self.process.pid or 0
@@ -155,23 +186,25 @@ class OurRelay:
 
 
 def relay_main(conn: Connection, cpu: int, phone_ports: list[int], codecs: list[str],
-               loop_name: str, base_port: int) -> None:
+               loop_name: str, base_port: int, srtp: bool) -> None:
     os.sched_setaffinity(0, {cpu})
     if loop_name == "uvloop":
         import uvloop
 
-        uvloop.run(serve_relay(conn, phone_ports, codecs, base_port))
+        uvloop.run(serve_relay(conn, phone_ports, codecs, base_port, srtp))
     else:
-        asyncio.run(serve_relay(conn, phone_ports, codecs, base_port))
+        asyncio.run(serve_relay(conn, phone_ports, codecs, base_port, srtp))
 
 
 async def serve_relay(conn: Connection, phone_ports: list[int], codecs: list[str],
-                      base_port: int) -> None:
+                      base_port: int, srtp: bool) -> None:
     """Bridge the legs, tell the bench their ports, relay until the bench says close."""
     relay = MediaRelay(HOST, PortPool(base_port, base_port + 2 * len(phone_ports) + 99))
     legs = [await relay.open_leg(f"leg{i}") for i in range(len(phone_ports))]
-    for leg, port, codec in zip(legs, phone_ports, codecs):
+    for i, (leg, port, codec) in enumerate(zip(legs, phone_ports, codecs)):
         leg.set_remote(HOST, port, payload_type=PAYLOAD_TYPES[codec], codec=codec, dtmf_pt=101)
+        if srtp:
+            leg.secure(SrtpKey.generate(SUITE), phone_key(i))
     for a, b in zip(legs[::2], legs[1::2]):
         relay.bridge(a, b)
     conn.send([leg.local_port for leg in legs])
@@ -346,13 +379,15 @@ def rtpengine_version() -> str | None:
 
 
 def sender_main(cpu: int, socks: list[socket.socket], leg_ports: list[int], seconds: float,
-                codecs: list[str], sent: Synchronized) -> None:  # type: ignore[type-arg]
-    """Every phone sends one 160-byte frame per 20 ms, phones spread over the period.
+                codecs: list[str], sent: Synchronized, srtp: bool) -> None:  # type: ignore[type-arg]
+    """Every phone sends one 160-byte frame per 20 ms, phones spread over the period
+    (SRTP-protected with its own key when ``srtp``).
 
     It stops after ``seconds`` of wall time even if it fell behind, so a run
     stays bounded; ``sent`` is kept current for the bench's window.
     """
     os.sched_setaffinity(0, {cpu})
+    protects = [sender(phone_key(i)).protect if srtp else bytes for i in range(len(socks))]
     headers = [(0x80, PAYLOAD_TYPES[codec], 0x10000 + i) for i, codec in enumerate(codecs)]
     payload = bytes(range(96, 256))
     seq = [0] * len(socks)
@@ -371,7 +406,7 @@ def sender_main(cpu: int, socks: list[socket.socket], leg_ports: list[int], seco
                 s = seq[i]
                 packet = bytes((first, pt, (s >> 8) & 0xFF, s & 0xFF)) + (
                     (160 * s) & 0xFFFFFFFF).to_bytes(4, "big") + ssrc.to_bytes(4, "big") + payload
-                socks[i].sendto(packet, (HOST, leg_ports[i]))
+                socks[i].sendto(protects[i](packet), (HOST, leg_ports[i]))
                 seq[i] = (s + 1) & 0xFFFF
                 total += 1
             sent.value = total
@@ -461,7 +496,7 @@ class Figures:
 
 
 def measure(relay: Relay, calls: int, seconds: float, transcode: bool,
-            phone_cpus: list[int]) -> Figures:
+            phone_cpus: list[int], srtp: bool = False) -> Figures:
     """Run ``calls`` bridged calls through ``relay`` for ``seconds`` and take its figures."""
     socks = []
     for _ in range(2 * calls):
@@ -479,7 +514,7 @@ def measure(relay: Relay, calls: int, seconds: float, transcode: bool,
         phones = [
             ctx.Process(target=receiver_main, args=(phone_cpus[-1], socks, done, received)),
             ctx.Process(target=sender_main,
-                        args=(phone_cpus[0], socks, leg_ports, seconds, codecs, sent)),
+                        args=(phone_cpus[0], socks, leg_ports, seconds, codecs, sent, srtp)),
         ]
         drops0 = udp_rcvbuf_errors()
         phones[0].start()
@@ -519,6 +554,8 @@ def main() -> int:
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     parser.add_argument("--rtpengine-threads", type=int, default=1,
                         help="rtpengine --num-threads and --media-num-threads")
+    parser.add_argument("--srtp", action="store_true",
+                        help="every leg SRTP (our relay only): compare CPU us/pkt with a plain run")
     args = parser.parse_args()
     if args.seconds < 3:
         parser.error("--seconds must be at least 3 (1 s ramp-up, 1 s wind-down)")
@@ -526,9 +563,13 @@ def main() -> int:
     relay_cpu, phone_cpus = cpus[0], (cpus[1:] or cpus)[:2]
     if len(cpus) < 2:
         print("warning: one CPU only, the phones share the relays' core", file=sys.stderr)
-    relays: list[Relay] = [OurRelay(relay_cpu, args.loop)]
-    version = rtpengine_version()
-    if version is None:
+    relays: list[Relay] = [OurRelay(relay_cpu, args.loop, args.srtp)]
+    version = None if args.srtp else rtpengine_version()
+    if args.srtp:
+        protect, unprotect = srtp_cost()
+        print(f"libsrtp (pylibsrtp) per 172-byte packet: protect {protect:.2f} us, "
+              f"unprotect {unprotect:.2f} us; every leg SRTP, our relay only")
+    elif version is None:
         print(f"{INSTALL_HINT}; measuring our relay only", file=sys.stderr)
     else:
         relays.append(Rtpengine(relay_cpu, args.rtpengine_threads))
@@ -547,7 +588,7 @@ def main() -> int:
     print(f"{'calls':>5} " + " ".join(" ".join(f"{n:>{width}}" for n in names) for _ in columns)
           + (f" {'us/pkt':>8} {'loss':>8}" if len(relays) > 1 else ""))
     for calls in (int(n) for n in args.calls.split(",")):
-        figures = [measure(relay, calls, args.seconds, args.transcode, phone_cpus)
+        figures = [measure(relay, calls, args.seconds, args.transcode, phone_cpus, args.srtp)
                    for relay in relays]
         cells = [
             [f"{f.relayed_pps:.0f}" for f in figures],

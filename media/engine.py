@@ -161,11 +161,8 @@ class MixPort:
         leg.out_seq = (leg.out_seq + 1) & 0xFFFF
         leg.out_ts = (leg.out_ts + (self.wide.clock_step if self.wide else FRAME)) & 0xFFFFFFFF
         leg.out_at = now
-        leg.transport.sendto(
-            _HEADER.pack(0x80, leg.payload_type, leg.out_seq, leg.out_ts, leg.ssrc) + payload, to
-        )
-        leg.packets_out += 1
-        leg.bytes_out += len(payload)
+        leg.emit(_HEADER.pack(0x80, leg.payload_type, leg.out_seq, leg.out_ts, leg.ssrc) + payload,
+                 len(payload), to)
 
 
 def _wideband(codec: str) -> WidebandChannel | None:

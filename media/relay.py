@@ -16,6 +16,12 @@ other sources (counted as ``rejected``) until the latched one has been silent
 for ``latch_silence`` seconds or the SDP gives a new address: nobody can
 hijack a call's audio by spraying packets at the port.
 
+A leg may be SRTP (RFC 3711, keys from SDES): :meth:`RelayLeg.secure` gives
+it the phone's key and ours; what the phone sends is checked and decrypted
+before anything else (a packet without the key cannot latch), what we send
+is protected on the one way out (:meth:`RelayLeg.emit`), RTCP likewise.
+The other leg of the call knows nothing of it.
+
 Speed comes from staying out of the way: one ``datagram_received`` callback
 per packet, no task, no object per packet, a header read with one
 ``struct`` call and transcoding as one ``bytes.translate`` with the G.711
@@ -40,6 +46,7 @@ from dataclasses import dataclass
 from media.g711 import TRANSCODE
 from media.ports import PortPool, PortsExhausted
 from media.quality import estimate_mos
+from media.srtp import Session, SrtpError, SrtpKey, receiver, sender
 
 log = logging.getLogger("media.relay")
 
@@ -87,6 +94,8 @@ class LegStats:
     malformed: int = 0
     remote_fraction_lost: float = 0.0
     rtt_ms: float = 0.0
+    srtp: bool = False  # the phone's media was protected by SRTP (RFC 3711)
+    unauthenticated: int = 0  # SRTP/SRTCP packets refused: failed authentication or replays
 
 
 class RelayLeg(asyncio.DatagramProtocol):
@@ -107,6 +116,12 @@ class RelayLeg(asyncio.DatagramProtocol):
         self.clock_rate = 8000
         self.dtmf_pt: int | None = None
         self.held = False
+        # SRTP (RFC 3711): our key protects what we send, the phone's checks what it sends
+        self.tx_key: SrtpKey | None = None
+        self.rx_key: SrtpKey | None = None
+        self._tx: Session | None = None  # the libsrtp sessions of those keys
+        self._rx: Session | None = None
+        self.unauthenticated = 0
         # symmetric RTP: where packets come from is where ours go
         self.source: tuple[str, int] | None = None
         self.send_to: tuple[str, int] | None = None
@@ -172,6 +187,18 @@ class RelayLeg(asyncio.DatagramProtocol):
         self.clock_rate = CLOCK_RATES.get(self.codec, 8000)
         self.dtmf_pt = dtmf_pt
 
+    def secure(self, tx: SrtpKey | None, rx: SrtpKey | None) -> None:
+        """Protect the leg's media with SRTP (our key ``tx``, the phone's ``rx``), or
+        not (both None).  A key that stays the same keeps its session, so a
+        session refresh neither resets the rollover counter nor reopens the
+        replay window."""
+        if (tx is None) != (rx is None):
+            raise ValueError("SRTP needs both keys, or neither")
+        if tx != self.tx_key:
+            self.tx_key, self._tx = tx, sender(tx) if tx is not None else None
+        if rx != self.rx_key:
+            self.rx_key, self._rx = rx, receiver(rx) if rx is not None else None
+
     def hold(self, on: bool) -> None:
         """While held no RTP goes to the phone; on resume the stream continues seamlessly.
 
@@ -204,6 +231,13 @@ class RelayLeg(asyncio.DatagramProtocol):
         if 192 <= second <= 223:  # RTCP multiplexed on the RTP port (RFC 5761 §4)
             self.rtcp_received(data, addr, muxed=True)
             return
+        if self._rx is not None:  # before the latch: only the key holder can move the stream
+            try:
+                data = self._rx.unprotect(data)
+            except SrtpError as exc:
+                self._refused(exc, data)
+                return
+            n = len(data)
         start = 12 + ((first & 0x0F) << 2)
         if first & 0x10:  # header extension: skipped, never forwarded
             if n < start + 4:
@@ -254,6 +288,14 @@ class RelayLeg(asyncio.DatagramProtocol):
         peer = self.peer
         if peer is not None:
             peer.relay_from(self, data, start, end, pt, seq, ts, ssrc, now)
+
+    def _refused(self, exc: SrtpError, data: bytes) -> None:
+        """An SRTP/SRTCP packet that fails libsrtp's check: forged, replayed, or keyed
+        with what the SDP no longer says.  Counted; the first few are logged."""
+        self.unauthenticated += 1
+        if self.unauthenticated <= 3:
+            log.info("leg %s: SRTP packet refused (%s): %d bytes from %s…", self.label, exc,
+                     len(data), data[:8].hex())
 
     def _latch(self, addr: tuple[str, int], now: float) -> bool:
         if self.remote is None or (
@@ -311,11 +353,24 @@ class RelayLeg(asyncio.DatagramProtocol):
         out_ts = (ts + self._ts_delta) & 0xFFFFFFFF
         if (out_seq - self.out_seq) & 0xFFFF < 0x8000:
             self.out_seq, self.out_ts, self.out_at = out_seq, out_ts, now
-        self.transport.sendto(
-            _HEADER.pack(0x80, marker | out_pt, out_seq, out_ts, self.ssrc) + payload, to
-        )
+        self.emit(_HEADER.pack(0x80, marker | out_pt, out_seq, out_ts, self.ssrc) + payload,
+                  len(payload), to)
+
+    def emit(self, packet: bytes, payload_size: int, to: tuple[str, int]) -> None:
+        """Put one of our RTP packets on the wire, SRTP-protected when the leg is.
+
+        The one way out for the relay and the engine alike.  A packet libsrtp
+        will not protect (far older than the stream, RFC 3711 §3.3.2) is dropped.
+        """
+        if self._tx is not None:
+            try:
+                packet = self._tx.protect(packet)
+            except SrtpError:
+                self.discarded += 1
+                return
+        self.transport.sendto(packet, to)  # type: ignore[union-attr]
         self.packets_out += 1
-        self.bytes_out += end - start
+        self.bytes_out += payload_size
 
     def _rebase(self, src: RelayLeg, ssrc: int, seq: int, ts: int, now: float) -> None:
         """Map a new source onto our stream: next seq, timestamp advanced by the wall clock."""
@@ -334,6 +389,12 @@ class RelayLeg(asyncio.DatagramProtocol):
         if addr[0] != expected_host:
             self.rejected += 1
             return
+        if self._rx is not None:
+            try:
+                data = self._rx.unprotect_rtcp(data)
+            except SrtpError as exc:
+                self._refused(exc, data)
+                return
         if muxed:
             self.rtcp_mux = True
             self.rtcp_send_to = None
@@ -410,7 +471,8 @@ class RelayLeg(asyncio.DatagramProtocol):
         else:
             transport, to = self.rtcp_transport, self.rtcp_send_to
         if transport is not None and to is not None:
-            transport.sendto(self.rtcp_report(now, wallclock), to)
+            report = self.rtcp_report(now, wallclock)
+            transport.sendto(report if self._tx is None else self._tx.protect_rtcp(report), to)
 
     # ---------------------------------------------------------------- stats
 
@@ -432,7 +494,8 @@ class RelayLeg(asyncio.DatagramProtocol):
         return LegStats(
             self.packets_in, self.packets_out, self.bytes_in, self.bytes_out, lost,
             round(jitter_ms, 2), mos, self.rejected, self.malformed,
-            self.remote_fraction_lost, round(self.rtt_ms, 1),
+            self.remote_fraction_lost, round(self.rtt_ms, 1), self._rx is not None,
+            self.unauthenticated,
         )
 
     # ------------------------------------------------------------ lifecycle
@@ -604,5 +667,5 @@ class MediaRelay:
             if now >= leg.next_rtcp_at:
                 try:
                     leg.send_rtcp(now, wallclock)
-                except OSError as exc:
+                except (OSError, SrtpError) as exc:
                     log.debug("RTCP for %s failed: %s", leg.label, exc)

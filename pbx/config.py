@@ -48,7 +48,8 @@ DIAL_TARGET = r"^(voicemail:)?[0-9A-Za-z_.+*-]{1,40}$"
 SCHEDULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
 _OPERATOR = r"^[0-9A-Za-z_.+*#-]{0,40}$"  # a number of the dial plan, or empty
 _CLOSED = ("", "closed", "none")
-NAMED_KINDS = ("schedule", "trunk", "route")  # sections with a name, not a number of the dial plan
+NAMED_KINDS = ("schedule", "trunk", "route")
+MEDIA_ENCRYPTION = "^(|off|optional|required)$"  # SRTP with SDES keys (pbx.sdp.SRTP_MODES)  # sections with a name, not a number of the dial plan
 
 
 PIN_PATTERN = r"^[0-9]{4,12}$"  # a mailbox PIN
@@ -142,6 +143,7 @@ class General(CallPolicyConfig):
     udp_port: int = Field(5060, ge=0, le=65535)
     tcp_port: int = Field(5060, ge=0, le=65535)
     tls_port: int = Field(5061, ge=0, le=65535)
+    ws_port: int = Field(5066, ge=0, le=65535)  # SIP over WebSocket (RFC 7118), transport ws
     http_port: int = Field(8080, ge=0, le=65535)
     https_port: int = Field(8443, ge=0, le=65535)  # the same over TLS (0: off)
     transports: tuple[str, ...] = ("udp", "tcp", "tls")
@@ -152,6 +154,11 @@ class General(CallPolicyConfig):
     rtp_port_min: int = Field(10000, ge=1024, le=65535)
     rtp_port_max: int = Field(20000, ge=1024, le=65535)
     codecs: tuple[str, ...] = DEFAULT_CODECS
+    # SRTP (SDES, RFC 4568) of extensions that set none: off, optional (when a phone
+    # offers it), required (plain RTP refused with 488); keys travel in the SDP, so
+    # srtp_require_tls keeps them off signalling that is not TLS
+    media_encryption: str = Field("optional", pattern="^(off|optional|required)$")
+    srtp_require_tls: bool = False
     database_url: str = ""
     data_dir: str = "data"
     user_agent: str = "pbx/0.1"
@@ -223,9 +230,9 @@ class General(CallPolicyConfig):
     @classmethod
     def _known_transports(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         lowered = tuple(t.lower() for t in value)
-        unknown = set(lowered) - {"udp", "tcp", "tls"}
+        unknown = set(lowered) - {"udp", "tcp", "tls", "ws"}
         if unknown:
-            raise ValueError(f"unknown transport(s) {sorted(unknown)}; use udp, tcp, tls")
+            raise ValueError(f"unknown transport(s) {sorted(unknown)}; use udp, tcp, tls, ws")
         return lowered
 
     @field_validator("mqtt_url")
@@ -317,6 +324,7 @@ class ExtensionConfig(BaseModel):
     record: bool = False
     record_on_demand: bool = False
     voicemail: bool = True  # calls it cannot take (unregistered, no answer, busy) leave a message
+    media_encryption: str = Field("", pattern=MEDIA_ENCRYPTION)  # SRTP; "": as [general]
 
     @field_validator("number")
     @classmethod

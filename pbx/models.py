@@ -69,6 +69,9 @@ class Extension(SQLModel, table=True):
     # message emailed is deleted (None: the [general] voicemail_delete)
     email: str = Field(default="", max_length=1000)
     voicemail_delete: bool | None = None
+    # SRTP with SDES keys for its phones (off, optional, required); "": the node's
+    # [general] media_encryption (Asterisk's media_encryption, 3CX's SRTP option)
+    media_encryption: str = Field(default="", max_length=10)
 
 
 class Binding(SQLModel, table=True):

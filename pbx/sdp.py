@@ -5,14 +5,23 @@ PBX's own relay ports, so it answers each phone itself with its own address
 and chooses codecs it can relay or transcode. This module parses what phones
 send (tolerantly: LF line ends, unknown lines and attributes kept; a broken
 rtpmap spoils only its own format), and builds the PBX's offers and answers.
+
+SRTP keys travel in the SDP (SDES, RFC 4568 ``a=crypto``): a stream is
+RTP/SAVP with a key we can use, or RTP/AVP with one ("best effort" SRTP, as
+Asterisk's ``media_encryption_optimistic`` and baresip's ``mediaenc=srtp``
+offer it).  Whether a leg takes or offers SRTP is the caller's ``srtp`` mode:
+``off``, ``optional`` or ``required``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import ipaddress
 from dataclasses import dataclass, field, replace
 
+from media.srtp import SUITES, SrtpKey
 from pbx.sip.message import is_number
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
@@ -20,6 +29,7 @@ DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 _FLOWS = {"sendrecv": (True, True), "sendonly": (True, False), "recvonly": (False, True),
           "inactive": (False, False)}
 _DIRECTION_OF = {flow: name for name, flow in _FLOWS.items()}
+SRTP_MODES = ("off", "optional", "required")
 HOLD_ADDRESSES = ("0.0.0.0", "::")  # RFC 2543 §B.5 hold: "do not send to me"
 _SESSION_ORDER = "vosiuepcbtrzka"  # RFC 8866 §5: the order lines must appear in
 _MEDIA_ORDER = "micbka"
@@ -104,6 +114,54 @@ _CANONICAL = {name.lower(): name for name in (
 )}
 
 
+@dataclass(frozen=True, slots=True)
+class Crypto:
+    """One ``a=crypto`` line we can use (RFC 4568 §9.1): its tag and the
+    sender's master key for a suite libsrtp knows."""
+
+    tag: int
+    key: SrtpKey
+
+    @classmethod
+    def parse(cls, value: str) -> Crypto | None:
+        """``1 AES_CM_128_HMAC_SHA1_80 inline:<base64>[|lifetime]``, or None for
+        a line we cannot use: an unknown suite, several keys or an MKI (the
+        relay keys each stream once), session parameters, a key of the wrong
+        length.  Such a line is kept as written; another line may do."""
+        parts = value.split()
+        if len(parts) != 3 or not is_number(parts[0]) or len(parts[0]) > 9:
+            return None
+        tag, suite, params = parts
+        if suite not in SUITES or not params.startswith("inline:") or ";" in params:
+            return None
+        key_info, *rest = params[len("inline:"):].split("|")
+        if len(rest) > 1 or rest and ":" in rest[0]:  # an MKI (value:length)
+            return None
+        try:
+            return cls(int(tag), SrtpKey(suite, base64.b64decode(key_info, validate=True)))
+        except (binascii.Error, ValueError):
+            return None
+
+    def __str__(self) -> str:
+        return f"{self.tag} {self.key.suite} inline:{base64.b64encode(self.key.key).decode()}"
+
+    @classmethod
+    def offered(cls) -> list[Crypto]:
+        """What we offer: every suite we know, the stronger tag first, each its own key."""
+        return [cls(tag, SrtpKey.generate(suite)) for tag, suite in enumerate(SUITES, start=1)]
+
+
+def sdes_keys(local: MediaDescription, remote: MediaDescription) -> tuple[SrtpKey, SrtpKey] | None:
+    """The keys of one stream's SRTP (ours, theirs): the remote line whose tag and
+    suite one of our lines has (RFC 4568 §7.1.3), or None: plain RTP."""
+    for theirs in remote.crypto:
+        ours = next((c for c in local.crypto
+                     if c.tag == theirs.tag and c.key.suite == theirs.key.suite), None)
+        if ours is not None:
+            return ours.key, theirs.key
+    return None
+
+
 @dataclass(slots=True)
 class Origin:
     """The ``o=`` line: the session id stays, the version grows with every change (RFC 3264 §8)."""
@@ -139,11 +197,19 @@ class MediaDescription:
     # payload type → its malformed rtpmap value, kept as written in ``attributes``:
     # that format is unusable, the rest of the stream is fine (RFC 4475 §3.1.1.3)
     broken_rtpmaps: dict[int, str] = field(default_factory=dict)
+    crypto: list[Crypto] = field(default_factory=list)  # usable SDES lines (RFC 4568)
+
+    @property
+    def is_srtp(self) -> bool:
+        """RTP/SAVP or RTP/SAVPF: SRTP only (RFC 3711 §12), never plain."""
+        return self.proto.upper().startswith("RTP/SAVP")
 
     @property
     def is_rtp_audio(self) -> bool:
-        """An audio stream our relay can carry: plain RTP (no SRTP), not rejected."""
-        return self.kind == "audio" and self.proto.upper().startswith("RTP/AVP") and self.port > 0
+        """An audio stream our relay can carry, not rejected: RTP (RTP/AVP, RTP/AVPF)
+        or SRTP with a key we can use (RTP/SAVP, RTP/SAVPF)."""
+        return (self.kind == "audio" and self.port > 0
+                and (self.proto.upper().startswith("RTP/AVP") or self.is_srtp and bool(self.crypto)))
 
     @property
     def rtcp(self) -> int:
@@ -347,6 +413,12 @@ def _media_attribute(
             return False
         fmtps[int(pt)] = params.strip()
         return True
+    if name == "crypto":
+        crypto = Crypto.parse(value)
+        if crypto is None or any(c.tag == crypto.tag for c in media.crypto):
+            return False  # kept as written; the stream may have another line we can use
+        media.crypto.append(crypto)
+        return True
     if name == "ptime" and is_number(value.strip()) and int(value) > 0:
         media.ptime = int(value.strip())
         return True
@@ -404,6 +476,7 @@ def _media_lines(media: MediaDescription) -> list[str]:
         lines.append(f"a=rtpmap:{codec.rtpmap()}")
         if codec.fmtp:
             lines.append(f"a=fmtp:{codec.payload_type} {codec.fmtp}")
+    lines.extend(f"a=crypto:{crypto}" for crypto in media.crypto)
     if media.rtcp_port is not None:
         where = (f" IN {_addrtype(media.rtcp_address)} {media.rtcp_address}"
                  if media.rtcp_address else "")
@@ -436,34 +509,53 @@ def negotiate(offer_codecs: list[Codec], supported: list[str]) -> list[Codec]:
 
 def make_offer(
     *, address: str, port: int, codecs: list[Codec], direction: str = "sendrecv",
-    session_id: int, version: int, ptime: int = 20,
+    session_id: int, version: int, ptime: int = 20, proto: str = "RTP/AVP",
+    crypto: list[Crypto] | None = None,
 ) -> SessionDescription:
-    """The PBX's own offer: one audio stream on our relay port (RTCP on port + 1)."""
+    """The PBX's own offer: one audio stream on our relay port (RTCP on port + 1);
+    with ``crypto`` our SDES keys, as RTP/SAVP (SRTP only) or RTP/AVP (best effort)."""
     _check_direction(direction)
     if not codecs:
         raise ValueError("an offer needs at least one codec")
     media = MediaDescription(
-        "audio", port, "RTP/AVP", [str(c.payload_type) for c in codecs], direction=direction,
-        codecs=list(codecs), ptime=ptime,
+        "audio", port, proto, [str(c.payload_type) for c in codecs], direction=direction,
+        codecs=list(codecs), ptime=ptime, crypto=list(crypto or []),
     )
     return SessionDescription(_our_origin(address, session_id, version), "pbx", address,
                               media=[media])
 
 
-def choose_audio(offer: SessionDescription, supported: list[str]) -> MediaDescription:
-    """The offered stream we take: the first RTP audio stream with a voice codec of
-    ``supported`` (RFC 3264 §6: every stream is considered, the others are declined).
+def choose_audio(offer: SessionDescription, supported: list[str],
+                 srtp: str = "off") -> MediaDescription:
+    """The offered stream we take: the first audio stream with a voice codec of
+    ``supported`` over a transport ``srtp`` allows (RFC 3264 §6: every stream is
+    considered, the others are declined): ``off`` plain RTP only, ``optional``
+    RTP or SRTP, ``required`` only a stream with a key we can use.
 
     SdpError 488 when there is none, its warn-code saying why: 304 no audio stream,
-    302 audio only over a transport the relay does not carry (SRTP), 305 no common
-    codec; 400 (399) when the codec we would have taken has a malformed rtpmap.
+    302 audio only over a transport we do not take (SRTP when it is off, plain RTP
+    when it is required, SRTP without a usable crypto suite), 305 no common codec;
+    400 (399) when the codec we would have taken has a malformed rtpmap.
     """
+    if srtp not in SRTP_MODES:
+        raise ValueError(f"unknown SRTP mode {srtp!r}")
     audio = [m for m in offer.media if m.kind == "audio" and m.port]
-    rtp = [m for m in audio if m.is_rtp_audio]
     if not audio:
         raise _unacceptable("no audio stream", 304)
+    carried = [m for m in audio if m.is_rtp_audio]
+    if srtp == "off":
+        rtp = [m for m in carried if not m.is_srtp]
+    elif srtp == "required":
+        rtp = [m for m in carried if m.crypto]
+    else:
+        rtp = carried
     if not rtp:
-        raise _unacceptable("no RTP/AVP audio stream", 302)
+        if srtp == "off" or not any(m.proto.upper().startswith(("RTP/AVP", "RTP/SAVP"))
+                                    for m in audio):
+            raise _unacceptable("no RTP/AVP audio stream", 302)
+        if any(m.is_srtp for m in audio) and not any(m.crypto for m in audio):
+            raise _unacceptable("no usable SRTP crypto suite", 302)
+        raise _unacceptable("SRTP required", 302)
     wanted = {name.lower() for name in supported}
     chosen = next((m for m in rtp
                    if any(not c.is_event and c.name.lower() in wanted for c in m.codecs)), None)
@@ -480,6 +572,7 @@ def choose_audio(offer: SessionDescription, supported: list[str]) -> MediaDescri
 def make_answer(
     offer: SessionDescription, *, address: str, port: int, supported: list[str],
     direction: str | None = None, session_id: int, version: int, ptime: int = 20,
+    srtp: str = "off", keys: list[Crypto] | None = None,
 ) -> SessionDescription:
     """Our answer (§6): one m-line per offered one, in order; the stream of
     :func:`choose_audio` accepted, every other one declined with port 0.
@@ -488,10 +581,15 @@ def make_answer(
     telephone-event: the relay follows one codec per leg, so we never let a phone
     switch codecs mid-call. The direction mirrors the offer (sendonly → recvonly) and
     is narrowed by ``direction`` when we want less (e.g. we hold too).
+
+    Unless ``srtp`` is off, a stream offered with SDES keys is answered with the
+    offerer's first usable line's tag and suite and our key (RFC 4568 §7.1.2):
+    the one of ``keys`` (what we sent before, so a re-INVITE keeps our stream's
+    key) with that suite, else a new one.
     """
     if direction is not None:
         _check_direction(direction)
-    audio = choose_audio(offer, supported)
+    audio = choose_audio(offer, supported, srtp)
     answer = SessionDescription(_our_origin(address, session_id, version), "pbx", address)
     for media in offer.media:
         if media is not audio:
@@ -504,9 +602,18 @@ def make_answer(
         answer.media.append(MediaDescription(
             "audio", port, audio.proto, [str(c.payload_type) for c in codecs],
             direction=_answer_direction(hold_direction(offer, audio), direction), codecs=codecs,
-            ptime=ptime,
+            ptime=ptime, crypto=_answer_crypto(audio, srtp, keys or []),
         ))
     return answer
+
+
+def _answer_crypto(audio: MediaDescription, srtp: str, keys: list[Crypto]) -> list[Crypto]:
+    if srtp == "off" or not audio.crypto:
+        return []
+    theirs = audio.crypto[0]
+    suite = theirs.key.suite
+    ours = next((c.key for c in keys if c.key.suite == suite), None) or SrtpKey.generate(suite)
+    return [Crypto(theirs.tag, ours)]
 
 
 def hold_direction(desc: SessionDescription, media: MediaDescription | None = None) -> str:

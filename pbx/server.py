@@ -27,6 +27,7 @@ from media.relay import MediaRelay
 from pbx.authn import RequestAuthenticator
 from pbx.calendars import CalendarSync
 from pbx.calls.b2bua import B2BUA, CallSettings
+from pbx.calls.offer_answer import SrtpPolicy
 from pbx.calls.media_paths import MediaPaths, RecordingSettings
 from pbx.calls.ports import LoopClock
 from pbx.calls.records import CdrWriter
@@ -46,7 +47,7 @@ from pbx.sip.message import URI, Request, Response, make_response, new_tag
 from pbx.sip.parser import parse_message
 from pbx.sip.transaction import (
     AckReceived, RequestReceived, ResponseReceived, StrayResponse, TransactionLayer,
-    TransactionTimeout,
+    TransactionTimeout, TransportError,
 )
 from pbx.sip.validate import SUPPORTED, check_request
 from pbx.store import Store
@@ -55,9 +56,10 @@ from pbx.tasks import Tasks
 from pbx.trunks.service import TrunkService
 from pbx.presence import PresenceWatch
 from pbx.subscriptions import ALLOW_EVENTS, Notifier
-from pbx.transport.stream import StreamTransport
-from pbx.transport.tls import self_signed, server_context
+from pbx.transport.stream import StreamTransport, TlsPeer
+from pbx.transport.tls import client_context, self_signed, server_context
 from pbx.transport.udp import UdpTransport
+from pbx.transport.ws import WebSocketTransport
 
 log = logging.getLogger("pbx.server")
 
@@ -132,7 +134,7 @@ class SipServer:
         )
         self.authenticator = RequestAuthenticator(digest, self.guard)
         self.transactions = TransactionLayer()
-        self.transports: dict[str, UdpTransport | StreamTransport] = {}
+        self.transports: dict[str, UdpTransport | StreamTransport | WebSocketTransport] = {}
         self.router = Router(general.personal_room_prefix, general.voicemail_number,
                              voicemail_main=general.voicemail_main)
         self.events = EventBus()
@@ -147,7 +149,8 @@ class SipServer:
             sip=self, ports=self.relay, media=media, engine=self.engine,
             prompts=lambda: self.prompts, directory=self.directory, location=self.location,
             router=self.router, events=self.events, clock=LoopClock(),
-            settings=CallSettings(tuple(general.codecs), general.language),
+            settings=CallSettings(tuple(general.codecs), general.language,
+                                  SrtpPolicy(general.media_encryption, general.srtp_require_tls)),
             carriers=self.trunks, planner=OutboundPlanner(self.events),
         )
         self.cdrs = CdrWriter(store.add_cdr)
@@ -165,6 +168,7 @@ class SipServer:
         }
         self.tasks = Tasks(log, "storing a recording's facts")
         self._owners: dict[int, ResponseOwner] = {}  # id(client transaction) → its owner
+        self._client_contexts: dict[tuple[str, bool], ssl.SSLContext] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flush_task: asyncio.Task[None] | None = None
@@ -196,7 +200,12 @@ class SipServer:
                 "TLS", self.receive, self._tls_context(), idle_timeout=general.tcp_idle_timeout
             )
             await tls.listen(general.bind, general.tls_port)
+            tls.on_error = self._transport_failed
             self.transports["TLS"] = tls
+        if "ws" in general.transports:
+            ws = WebSocketTransport(self.receive)
+            await ws.listen(general.bind, general.ws_port)
+            self.transports["WS"] = ws
         for name, transport in self.transports.items():
             log.info("listening on %s %s:%d", name, general.bind, transport.local_port)
         prompts = self.config.data_path / "prompts"
@@ -231,10 +240,10 @@ class SipServer:
             self._timer.cancel()
         self.trunks.stop()
         for transport in self.transports.values():
-            if isinstance(transport, StreamTransport):
-                await transport.close()
-            else:
+            if isinstance(transport, UdpTransport):
                 transport.close()
+            else:
+                await transport.close()
         await self._flush_once()
         await self.cdrs.tasks.drain()
         await self.tasks.drain()
@@ -312,6 +321,11 @@ class SipServer:
             elif isinstance(event, TransactionTimeout):
                 owner = owners.pop(id(event.tx), b2bua)
                 self._guard(owner.on_timeout, event.tx)
+            elif isinstance(event, TransportError):  # §8.1.3.1: as a 503 from the next hop
+                owner = owners.pop(id(event.tx), b2bua)
+                response = make_response(event.tx.request, 503,
+                                         f"Service Unavailable - {event.reason}")
+                self._guard(owner.on_response, event.tx, response)
         self._flush_output()
         self._arm_timer()
 
@@ -399,6 +413,25 @@ class SipServer:
     def send_direct(self, message: Request | Response, flow: Flow) -> None:
         """Send outside any transaction (ACK for a 2xx, a resent 2xx)."""
         self._send_direct(message, flow)
+
+    def expect_tls(self, flow: Flow, server_name: str, ca_file: str = "",
+                   verify: bool = True) -> None:
+        """Requests to ``flow`` (a carrier) may open a TLS connection, whose
+        certificate must be valid for ``server_name`` and chain to ``ca_file``
+        (else the system's CAs); ``verify=False`` checks nothing."""
+        transport = self.transports.get("TLS")
+        if not isinstance(transport, StreamTransport):
+            log.error("cannot reach %s over TLS: the tls transport is off", server_name)
+            return
+        key = (ca_file, verify)
+        if key not in self._client_contexts:
+            self._client_contexts[key] = client_context(ca_file, verify)
+        transport.expect(flow, TlsPeer(self._client_contexts[key], server_name))
+
+    def _transport_failed(self, flow: Flow, reason: str) -> None:
+        """A connection to ``flow`` could not be made: its requests fail now."""
+        self.transactions.transport_error(flow, reason)
+        self._process()
 
     def sent_by(self, transport: str) -> str:
         """Our ``host:port`` for Via and Contact on ``transport``."""

@@ -151,6 +151,7 @@ class Store:
                         voicemail=ext.voicemail,
                         email=ext.email,
                         voicemail_delete=ext.voicemail_delete,
+                        media_encryption=ext.media_encryption,
                     )
                 )
                 log.info("seeded extension %s", ext.number)

@@ -153,14 +153,16 @@ class Phone:
         return [m for m, flow in self.harness.sip.sent
                 if isinstance(m, Request) and m.method == method and flow == self.flow]
 
-    def reply(self, invite: Request, status: int, sdp: bool = True) -> Response:
-        """Answer an INVITE the PBX sent (180, 486, 200 with SDP …)."""
+    def reply(self, invite: Request, status: int, sdp: bool = True,
+              body: str | None = None) -> Response:
+        """Answer an INVITE the PBX sent (180, 486, 200 with SDP: ``body`` or a plain
+        RTP one …)."""
         response = make_response(invite, status, to_tag=f"{self.number}-tag")
         if status == 200:
             response.headers.add("Contact", f"<sip:{self.number}@127.0.0.1:{self.flow.port}>")
             if sdp:
                 response.headers.add("Content-Type", "application/sdp")
-                response.body = SDP_BODY.format(port=self.flow.port + 1000).encode()
+                response.body = (body or SDP_BODY.format(port=self.flow.port + 1000)).encode()
         tx = self.harness.tx_of(invite)
         self.harness.b2bua.on_response(tx, response)
         return response
@@ -211,7 +213,8 @@ class CallHarness:
             self.location.load([Binding(
                 id=f"{aor}|{number}", aor=aor, contact=f"sip:{number}@127.0.0.1:{phone.flow.port}",
                 expires_at=self.clock.now() + 3600, call_id=f"reg-{number}", cseq=1,
-                source_transport="UDP", source_host="127.0.0.1", source_port=phone.flow.port,
+                source_transport=phone.flow.transport, source_host="127.0.0.1",
+                source_port=phone.flow.port,
             )])
 
     def serve(self, number: str, app: Application, ident: str = "") -> None:
@@ -231,15 +234,17 @@ class CallHarness:
             await asyncio.sleep(0)
 
     async def call(self, caller: str, number: str, *, sdp: bool = True,
-                   headers: dict[str, str] | None = None, flow: Flow | None = None) -> Request:
+                   headers: dict[str, str] | None = None, flow: Flow | None = None,
+                   body: str | None = None) -> Request:
         """Extension ``caller``'s phone sends an INVITE for ``number`` (from
-        ``flow``, e.g. a carrier's address, with ``caller`` any number)."""
+        ``flow``, e.g. a carrier's address, with ``caller`` any number), its SDP
+        ``body`` or a plain RTP offer."""
         source = flow or self.phones[caller].flow
         n = next(_ids)
         call_id = f"call-{n}"
         headers = {"Contact": f"<sip:{caller}@{source.host}:{source.port}>", **(headers or {})}
         extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        body = SDP_BODY.format(port=source.port + 1000) if sdp else ""
+        body = (body or SDP_BODY.format(port=source.port + 1000)) if sdp else ""
         text = (f"INVITE sip:{number}@127.0.0.1 SIP/2.0\r\n"
                 f"Via: SIP/2.0/UDP {source.host}:{source.port};branch=z9hG4bK-{n}\r\n"
                 f"Max-Forwards: 70\r\nFrom: <sip:{caller}@127.0.0.1>;tag=from-{n}\r\n"

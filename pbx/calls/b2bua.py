@@ -43,7 +43,7 @@ from pbx.calls.media_paths import MediaPaths
 from pbx.calls.external import Planner, inbound
 from pbx.refusal import Refusal
 from pbx.calls.model import Call, Leg, LegState, Ring, TrunkStep
-from pbx.calls.offer_answer import OfferAnswer
+from pbx.calls.offer_answer import OfferAnswer, SrtpPolicy
 from pbx.calls.ports import Carriers, Ports, Signalling
 from pbx.calls.ringing import Ringer
 from pbx.calls.session import LegChannel
@@ -71,6 +71,7 @@ def parse_callerid(text: str, fallback: str) -> tuple[str, str]:
 class CallSettings:
     codecs: tuple[str, ...] = ("PCMU", "PCMA", "G722", "telephone-event")
     language: str = "en"
+    srtp: SrtpPolicy = SrtpPolicy()
 
 
 class CallerRing:
@@ -181,7 +182,8 @@ class B2BUA:
         self.server_invites: dict[int, Leg] = {}  # id(INVITE server transaction) → caller leg
         self.tasks = Tasks(log, "call task")
         self.legs = LegSignalling(sip, clock, self._lost)
-        self.sdp = OfferAnswer(list(settings.codecs), sip.media_address, media.renegotiated)
+        self.sdp = OfferAnswer(list(settings.codecs), sip.media_address, media.renegotiated,
+                               settings.srtp)
         self.ringer = Ringer(sip, self.legs, self.sdp, ports, location, clock, events,
                              self.spawn, carriers, self._external_member)
         self.transfers = Transfers(self, self.legs, self.ringer, media)
@@ -241,7 +243,8 @@ class B2BUA:
                 return
             try:
                 offer = SessionDescription.parse(request.body)
-                self.sdp.check(offer)
+                self.sdp.check(offer, self.sdp.srtp_mode(call.tenant, number, flow.transport,
+                                                         carrier is not None))
             except SdpError as exc:  # refused before anything rings
                 self.legs.refuse_sdp(request, exc)
                 return

@@ -98,21 +98,34 @@ class Ringer:
             return 0
         assert ring.media is not None
         caller_offer = call.a.offer if call.a is not None else None
+        rung = 0
         for binding in bindings:
             target = URI.parse(binding.contact)
             flow = reach(binding, target.host, target.port)
+            try:
+                srtp = self.sdp.srtp_mode(call.tenant, number, flow.transport)
+            except SdpError as exc:  # it requires SRTP, keys may not travel to it
+                log.warning("call %s: not ringing %s over %s: %s", call.id, binding.contact,
+                            flow.transport, exc)
+                call.path.append(f"srtp-needs-tls:{number}")
+                ring.failure = ring.failure or 488
+                continue
             version = new_session_version()
-            sdp = version.stamp(self.sdp.fork_offer(ring.media.local_port, caller_offer))
+            sdp = version.stamp(self.sdp.fork_offer(ring.media.local_port, caller_offer,
+                                                    srtp=srtp, transport=flow.transport))
             leg = Leg(call, flow, number, self._invite(call, number, target, flow, sdp),
                       outgoing=True, media=ring.media, local_sdp=sdp, version=version, ring=ring)
             ring.forks.append(leg)
             log.debug("call %s: INVITE %s via %s", call.id, binding.contact, flow)
             self.legs.invite(leg)
+            rung += 1
+        if not rung:
+            return 0
         ring.rang = True
-        call.path.append(f"ring:{number}x{len(bindings)}")
+        call.path.append(f"ring:{number}x{rung}")
         self.events.publish(CallRinging(call.tenant.id, call.id, number, self.clock.now(),
                                         call.caller_number, call.caller_name, did_of(call)))
-        return len(bindings)
+        return rung
 
     def _fork_trunk(self, ring: Ring, step: TrunkStep) -> int:
         """INVITE the number over the trunk; 0 when the trunk is unknown or down."""
@@ -223,6 +236,7 @@ class Ringer:
             return
         try:
             leg.offer = SessionDescription.parse(response.body)
+            self.sdp.check_answer(leg, leg.offer)
         except SdpError as exc:
             log.warning("call %s: bad SDP answer from %s: %s", ring.call.id, leg.number, exc)
             leg.state = LegState.ANSWERED

@@ -117,13 +117,22 @@ class TransactionTimeout:
 
 
 @dataclass(frozen=True, slots=True)
+class TransportError:
+    """The transport could not deliver our request (§17.1.4): the transaction is
+    over; the TU treats it as a 503 from the next hop (§8.1.3.1) and fails over."""
+
+    tx: ClientTransaction
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class TransactionTerminated:
     tx: Transaction
 
 
 Event = (
     RequestReceived | AckReceived | ResponseReceived | StrayResponse | TransactionTimeout
-    | TransactionTerminated
+    | TransportError | TransactionTerminated
 )
 
 
@@ -339,6 +348,16 @@ class TransactionLayer:
             self._start(tx, "A" if invite else "E", self.t1, now)
         self._start(tx, "B" if invite else "F", 64 * self.t1, now)
         return tx
+
+    def transport_error(self, dest: Flow, reason: str) -> None:
+        """Nothing can reach ``dest`` (a connection refused, a certificate that fails
+        verification): every client transaction still waiting on it ends with
+        :class:`TransportError` (§17.1.4)."""
+        failed = [tx for tx in self._clients.values() if tx.dest == dest
+                  and tx.state in (State.CALLING, State.TRYING, State.PROCEEDING)]
+        for tx in failed:
+            self._events.append(TransportError(tx, reason))
+            self._terminate(tx)
 
     def _receive_response(self, response: Response, dest: Flow, now: float) -> None:
         """§17.1.3: the top Via branch and the CSeq method find the transaction."""

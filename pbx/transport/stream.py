@@ -4,6 +4,13 @@ One ``StreamConnection`` (an ``asyncio.Protocol``) per connection wraps the pure
 ``StreamFramer``: bytes in, whole messages out.  Connections are kept in a table
 keyed by the peer's flow so that requests to a phone reuse the connection it
 registered on: a phone behind NAT or a firewall can only be reached that way.
+
+Over TLS we open connections only to peers we were told about (a carrier's
+trunk, :meth:`StreamTransport.expect`), each with its own client context and
+the name its certificate must carry; a phone re-opens its own flow.  When such
+a connection cannot be made (refused, no answer, a certificate that fails
+verification) the owner hears it through ``on_error``: the requests waiting
+for it fail at once (RFC 3261 §8.1.3.1: as a 503) instead of timing out.
 """
 
 from __future__ import annotations
@@ -12,15 +19,28 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pbx.sip.flow import Flow
 from pbx.sip.errors import ParseError
 from pbx.sip.parser import StreamFramer
+from pbx.transport.tls import failure
 from pbx.transport.udp import plain_host
 
 log = logging.getLogger("pbx.transport.stream")
 
 Receiver = Callable[[bytes, Flow], None]
+ErrorSink = Callable[[Flow, str], None]
+CONNECT_TIMEOUT = 5.0  # seconds for TCP connect and TLS handshake together
+
+
+@dataclass(frozen=True, slots=True)
+class TlsPeer:
+    """How to open a TLS connection to one peer: our client context (its CAs,
+    whether it verifies) and the name the peer's certificate must carry."""
+
+    context: ssl.SSLContext
+    server_name: str
 
 
 class StreamConnection(asyncio.Protocol):
@@ -99,6 +119,13 @@ class StreamTransport:
         self.idle_timeout = idle_timeout
         self.connections: dict[Flow, StreamConnection] = {}
         self.server: asyncio.Server | None = None
+        self.peers: dict[Flow, TlsPeer] = {}  # TLS flows we may open ourselves
+        self.connecting: dict[Flow, list[bytes]] = {}  # data waiting for a connection
+        self.on_error: ErrorSink | None = None
+
+    def expect(self, flow: Flow, peer: TlsPeer) -> None:
+        """Requests to ``flow`` may open a TLS connection, verified as ``peer`` says."""
+        self.peers[flow] = peer
 
     async def listen(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -112,25 +139,43 @@ class StreamTransport:
         return int(self.server.sockets[0].getsockname()[1])
 
     def send(self, data: bytes, flow: Flow) -> bool:
-        """Send over the flow's open connection; TCP opens a new one if needed."""
+        """Send over the flow's open connection; TCP opens a new one if needed, TLS
+        only to a peer it was told to :meth:`expect`."""
         connection = self.connections.get(flow)
         if connection is not None:
             return connection.write(data)
-        if self.ssl_context is not None:
+        waiting = self.connecting.get(flow)
+        if waiting is not None:
+            waiting.append(data)
+            return True
+        peer = self.peers.get(flow)
+        if self.ssl_context is not None and peer is None:
             return False  # a TLS phone re-opens its own flow (RFC 5626 §4.4)
-        asyncio.get_running_loop().create_task(self._connect_and_send(data, flow))
+        self.connecting[flow] = [data]
+        asyncio.get_running_loop().create_task(self._connect_and_send(flow, peer))
         return True
 
-    async def _connect_and_send(self, data: bytes, flow: Flow) -> None:
+    async def _connect_and_send(self, flow: Flow, peer: TlsPeer | None) -> None:
         loop = asyncio.get_running_loop()
+        tls = {} if peer is None else {"ssl": peer.context, "server_hostname": peer.server_name}
         try:
             _, connection = await asyncio.wait_for(
-                loop.create_connection(lambda: StreamConnection(self), flow.host, flow.port), 5.0
-            )
+                loop.create_connection(lambda: StreamConnection(self), flow.host, flow.port,
+                                       **tls), CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError) as exc:
-            log.info("cannot connect to %s: %s", flow, exc)
+            self.connecting.pop(flow, None)
+            if peer is None:
+                log.info("cannot connect to %s: %s", flow, exc)
+                return
+            reason = failure(exc) if not isinstance(exc, asyncio.TimeoutError) \
+                else f"no connection within {CONNECT_TIMEOUT:g} s"
+            log.warning("TLS to %s (%s:%d) refused: %s", peer.server_name, flow.host, flow.port,
+                        reason)
+            if self.on_error is not None:
+                self.on_error(flow, reason)
             return
-        connection.write(data)
+        for data in self.connecting.pop(flow, []):
+            connection.write(data)
 
     async def close(self) -> None:
         if self.server is not None:

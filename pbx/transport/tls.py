@@ -66,3 +66,27 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(str(cert), str(key))
     return context
+
+
+def client_context(ca_file: str = "", verify: bool = True) -> ssl.SSLContext:
+    """A context for connections we open (to a carrier): the peer's certificate
+    checked against ``ca_file`` (PEM, the carrier's CA pinned) or the system's CAs,
+    and its name against the host we dial (RFC 5922 §7.2).  ``verify=False``
+    checks nothing: for a carrier with a self-signed certificate one cannot pin."""
+    context = ssl.create_default_context(cafile=ca_file or None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def failure(exc: BaseException) -> str:
+    """Why a TLS connection failed, as an operator can act on it: the
+    verification message (``Hostname mismatch, certificate is not valid for
+    'x'``, ``unable to get local issuer certificate``) or the error itself."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed: {exc.reason or exc}"
+    return str(exc) or type(exc).__name__

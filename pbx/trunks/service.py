@@ -39,6 +39,9 @@ class TrunkSip(Protocol):
 
     def sent_by(self, transport: str) -> str: ...
 
+    def expect_tls(self, flow: Flow, server_name: str, ca_file: str = "",
+                   verify: bool = True) -> None: ...
+
 
 @dataclass
 class Carrier:
@@ -102,6 +105,9 @@ class TrunkService:
                 continue
             carrier = Carrier(key[0], settings, networks=[
                 ipaddress.ip_network(a, strict=False) for a in settings.addresses])
+            if settings.transport == "tls" and not settings.tls_verify:
+                log.warning("trunk %s: TLS certificate verification is off (tls_verify = no): "
+                            "anyone on the path can pose as the carrier", settings.name)
             self.carriers[key] = carrier
             self.tasks.spawn(self._resolve(carrier))
 
@@ -153,11 +159,20 @@ class TrunkService:
     def _sent_by(self, carrier: Carrier) -> str:
         return self.sip.sent_by(carrier.settings.transport.upper())
 
-    def _send(self, carrier: Carrier, request: Request) -> None:
+    def _flow(self, carrier: Carrier) -> Flow:
+        """Where requests over the trunk go: its outbound proxy or host, by address
+        once resolved; over TLS the certificate must name that host (RFC 5922 §7.2)."""
         settings = carrier.settings
         host, port = settings.next_hop
         address = next(iter(sorted(carrier.addresses)), host)
         flow = Flow(settings.transport.upper(), address, port)
+        if settings.transport == "tls":
+            self.sip.expect_tls(flow, host, settings.tls_ca_file, settings.tls_verify)
+        return flow
+
+    def _send(self, carrier: Carrier, request: Request) -> None:
+        settings = carrier.settings
+        flow = self._flow(carrier)
         tx = self.sip.send_request(request, flow, owner=self)
         self.pending[id(tx)] = carrier
         log.debug("trunk %s: REGISTER %s via %s", settings.name, request.uri, flow)
@@ -211,9 +226,7 @@ class TrunkService:
             carrier = shared
         if carrier is None:
             return None
-        host, port = carrier.settings.next_hop
-        address = next(iter(sorted(carrier.addresses)), host)
-        return carrier, Flow(carrier.settings.transport.upper(), address, port)
+        return carrier, self._flow(carrier)
 
     def status(self, organisation: int, name: str) -> Status | None:
         carrier = self.carriers.get((organisation, name))

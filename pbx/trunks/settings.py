@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -47,6 +48,10 @@ class TrunkSettings(BaseModel):
     host: str = Field(description="the carrier's registrar/proxy: a host name or address, "
                                   "optionally host:port")
     transport: Literal["udp", "tcp", "tls"] = "udp"
+    tls_verify: bool = Field(True, description="tls: check the carrier's certificate and that "
+                                               "it names the host (no: check nothing)")
+    tls_ca_file: str = Field("", max_length=1000, description="tls: a PEM file of the CAs "
+                             "trusted for this carrier; empty: the system's CAs")
     outbound_proxy: str = Field("", description="host[:port] every request goes through")
     auth: Literal["register", "ip"] = Field(
         "register", description="register: the PBX registers with digest credentials; "
@@ -109,6 +114,10 @@ class TrunkSettings(BaseModel):
             host_port(self.outbound_proxy, self.transport)
         if self.auth == "register" and not (self.username and self.password):
             raise ValueError("a registering trunk needs username and password")
+        if self.tls_ca_file and self.transport != "tls":
+            raise ValueError("tls_ca_file needs transport tls")
+        if self.tls_ca_file and not Path(self.tls_ca_file).is_file():
+            raise ValueError(f"tls_ca_file {self.tls_ca_file!r} is not a readable file")
         return self
 
     @property

@@ -404,9 +404,11 @@ def baresip_phone(
     tmp: Path, pbx: Pbx, number: str, password: str, *, transport: str = "udp",
     seconds: int = 30, extra_config: str = "", audio_file: Path | None = None,
     command: str | None = None, control: bool = False, apps: tuple[str, ...] = (),
+    account_params: str = "",
 ) -> Iterator[Baresip]:
     """A baresip phone registered as ``number``; it auto-answers.  ``apps`` are
-    application modules loaded before the account registers (``mwi.so``).
+    application modules loaded before the account registers (``mwi.so``);
+    ``account_params`` go on its account line (``;mediaenc=srtp-mand``).
 
     With ``audio_file`` (S16LE WAV, 8 kHz) it sends that file as its microphone
     and records what it hears to ``dump-*-dec.wav`` in its directory (the
@@ -440,7 +442,7 @@ def baresip_phone(
     param = f";transport={transport}"  # without it libre tries a DNS lookup (ENOSYS)
     (directory / "accounts").write_text(
         f"<sip:{number}@{host}:{port_sip}{param}>;auth_pass={password};"
-        f"answermode=auto;regint=60\n"
+        f"answermode=auto;regint=60{account_params}\n"
     )
     log = open(directory / "baresip.log", "wb")
     phone = Baresip(directory, port, control_port=control_port)

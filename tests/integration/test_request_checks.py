@@ -254,7 +254,7 @@ def sdp_with(client: SipClient, media: str) -> bytes:
          "399 {host} \"Malformed rtpmap '96 PCMU'\""),
         ("m=video 40000 RTP/AVP 97\r\na=rtpmap:97 H264/90000\r\n", 488,
          '304 {host} "no audio stream"'),
-        ("m=audio 40000 RTP/SAVP 0\r\n", 488, '302 {host} "no RTP/AVP audio stream"'),
+        ("m=audio 40000 RTP/SAVP 0\r\n", 488, '302 {host} "no usable SRTP crypto suite"'),  # no a=crypto
         ("m=audio 40000 RTP/AVP 3\r\n", 488, '305 {host} "no common codec"'),
         ("m=audio 40000 RTP/AVP 0\r\na=rtcp:x\r\n", 400, "399 {host} \"Malformed rtcp attribute 'x'\""),
     ],

@@ -7,8 +7,8 @@ import random
 import pytest
 
 from pbx.sdp import (
-    STATIC_PAYLOADS, TELEPHONE_EVENT, Codec, SdpError, SessionDescription, SessionVersion,
-    choose_audio, hold_direction, make_answer, make_offer, negotiate,
+    STATIC_PAYLOADS, TELEPHONE_EVENT, Codec, Crypto, SdpError, SessionDescription,
+    SessionVersion, choose_audio, hold_direction, make_answer, make_offer, negotiate, sdes_keys,
 )
 from tests.unit.rfc4475 import SDP_150
 
@@ -476,3 +476,93 @@ def test_mangled_offers_raise_only_sdp_error() -> None:
             make_answer(sdp, supported=SUPPORTED, **US)  # type: ignore[arg-type]
         except SdpError as exc:
             assert exc.status == 488 or str(exc).startswith("Malformed rtpmap")
+
+
+# ---------------------------------------------------------------- SDES (RFC 4568)
+
+KEY_80 = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0e"  # 30 bytes: key and salt
+KEY_32 = "ZWZnaGlqa2xtbm9wcXJzdHV2d3h5ent8fX5/gIGC"
+SRTP_PHONE = (  # a desk phone with SRTP "compulsory": both suites, an unusable AES-256 line first
+    "v=0\r\no=- 20035 20035 IN IP4 10.0.0.20\r\ns=SDP data\r\nc=IN IP4 10.0.0.20\r\nt=0 0\r\n"
+    "m=audio 11800 RTP/SAVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
+    "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+    "a=crypto:3 AES_256_CM_HMAC_SHA1_80 inline:Wm9vb29vb29vb29vb29vb29vb29vb29vb29vb29vb29vb29vb29v\r\n"
+    f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{KEY_80}|2^20\r\n"
+    f"a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{KEY_32}\r\na=sendrecv\r\n"
+)
+
+
+def test_crypto_lines_we_can_use_are_parsed_and_the_rest_kept_as_written() -> None:
+    audio = SessionDescription.parse(SRTP_PHONE).audio
+    assert audio is not None and audio.is_srtp
+    assert [(c.tag, c.key.suite, len(c.key.key)) for c in audio.crypto] == [
+        (1, "AES_CM_128_HMAC_SHA1_80", 30), (2, "AES_CM_128_HMAC_SHA1_32", 30)]
+    assert [name for name, _ in audio.attributes] == ["crypto"]  # the AES-256 line, untouched
+    for unusable in ("1 AES_CM_128_HMAC_SHA1_80 inline:" + KEY_80 + "|2^20|1:4",  # an MKI
+                     "1 AES_CM_128_HMAC_SHA1_80 inline:" + KEY_80 + " UNENCRYPTED_SRTP",
+                     "1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ=",  # 5 bytes
+                     "1 AES_CM_128_HMAC_SHA1_80 inline:!!notbase64!!",
+                     "x AES_CM_128_HMAC_SHA1_80 inline:" + KEY_80, "1 F8_128_HMAC_SHA1_80"):
+        assert Crypto.parse(unusable) is None, unusable
+    # a SAVP stream without a usable line is one the relay cannot carry
+    only_256 = SRTP_PHONE.replace("a=crypto:1", "a=x-crypto:1").replace("a=crypto:2", "a=x:2")
+    assert SessionDescription.parse(only_256).audio is None
+
+
+def test_an_srtp_offer_is_answered_with_its_first_usable_suite_and_our_own_key() -> None:
+    offer = SessionDescription.parse(SRTP_PHONE)
+    sdp = make_answer(offer, supported=SUPPORTED, srtp="optional", **US)  # type: ignore[arg-type]
+    audio = sdp.audio
+    assert audio is not None and audio.proto == "RTP/SAVP"
+    [ours] = audio.crypto
+    assert (ours.tag, ours.key.suite) == (1, "AES_CM_128_HMAC_SHA1_80")
+    assert ours.key != offer.media[0].crypto[0].key  # a key of our own
+    assert "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" in str(sdp)
+    assert SessionDescription.parse(str(sdp)).audio.crypto == [ours]  # type: ignore[union-attr]
+    assert sdes_keys(sdp.media[0], offer.media[0]) == (ours.key, offer.media[0].crypto[0].key)
+    # a re-INVITE keeps our key for the suite
+    again = make_answer(offer, supported=SUPPORTED, srtp="required", keys=[ours],
+                        **US)  # type: ignore[arg-type]
+    assert again.media[0].crypto == [ours]
+
+
+def test_srtp_modes_decide_which_streams_are_taken() -> None:
+    best_effort = SRTP_PHONE.replace("RTP/SAVP", "RTP/AVP")  # baresip's mediaenc=srtp
+    both = SRTP_PHONE + SIPP.split("t=0 0\n")[1].replace("\n", "\r\n")  # SAVP, then plain
+    cases = [
+        (SRTP_PHONE, "off", None), (SRTP_PHONE, "optional", 0), (SRTP_PHONE, "required", 0),
+        (best_effort, "off", 0), (best_effort, "optional", 0), (best_effort, "required", 0),
+        (SIPP, "off", 0), (SIPP, "optional", 0), (SIPP, "required", None),
+        (both, "off", 1), (both, "optional", 0), (both, "required", 0),
+    ]
+    for text, mode, taken in cases:
+        offer = SessionDescription.parse(text)
+        if taken is None:
+            with pytest.raises(SdpError) as caught:
+                choose_audio(offer, SUPPORTED, mode)
+            assert (caught.value.status, caught.value.code) == (488, 302)
+            continue
+        assert choose_audio(offer, SUPPORTED, mode) is offer.media[taken], (text, mode)
+        sdp = make_answer(offer, supported=SUPPORTED, srtp=mode, **US)  # type: ignore[arg-type]
+        accepted = sdp.media[taken]
+        assert bool(accepted.crypto) == (mode != "off" and bool(offer.media[taken].crypto))
+        assert accepted.proto == offer.media[taken].proto
+    with pytest.raises(SdpError, match="SRTP required"):
+        choose_audio(SessionDescription.parse(SIPP), SUPPORTED, "required")
+    with pytest.raises(ValueError):
+        choose_audio(SessionDescription.parse(SIPP), SUPPORTED, "sometimes")
+
+
+def test_our_srtp_offer_and_the_answer_give_the_keys_of_the_chosen_tag() -> None:
+    offered = Crypto.offered()
+    assert [(c.tag, c.key.suite) for c in offered] == [
+        (1, "AES_CM_128_HMAC_SHA1_80"), (2, "AES_CM_128_HMAC_SHA1_32")]
+    ours = make_offer(address="192.0.2.1", port=30000, codecs=[Codec(0, "PCMU", 8000)],
+                      session_id=1, version=1, proto="RTP/SAVP", crypto=offered)
+    assert "m=audio 30000 RTP/SAVP 0\r\n" in str(ours) and str(ours).count("a=crypto:") == 2
+    reply = SessionDescription.parse(SRTP_PHONE.replace(f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 "
+                                                        f"inline:{KEY_80}|2^20\r\n", ""))
+    assert sdes_keys(ours.media[0], reply.media[0]) == (offered[1].key,
+                                                         reply.media[0].crypto[0].key)
+    plain = SessionDescription.parse(SIPP)
+    assert sdes_keys(ours.media[0], plain.media[0]) is None
