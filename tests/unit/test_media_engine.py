@@ -391,11 +391,13 @@ class Wire:
 
 
 def phone_leg(label: str, codec: str = "PCMU") -> SimpleNamespace:
-    """A relay leg with a remote address, sending through a :class:`Wire`."""
+    """A relay leg with a remote address, sending through a :class:`Wire` (plain RTP)."""
+    wire = Wire()
     return SimpleNamespace(codec=codec, label=label, peer=None, send_to=("127.0.0.1", 4000),
-                           held=False, transport=Wire(), out_seq=100, out_ts=1000, out_at=0.0,
+                           held=False, transport=wire, out_seq=100, out_ts=1000, out_at=0.0,
                            payload_type=0 if codec == "PCMU" else 8, ssrc=hash(label) & 0xFFFF,
                            packets_out=0, bytes_out=0, dtmf_pt=101,
+                           emit=lambda packet, size, to: wire.sendto(packet, to),
                            relay=SimpleNamespace(unbridge=lambda leg: None))
 
 
