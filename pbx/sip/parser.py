@@ -31,9 +31,13 @@ def parse_message(data: bytes, *, check: bool = True) -> Request | Response:
     data = data.lstrip(b"\r\n")  # §7.5: CRLFs before the start line are ignored
     end = _HEADER_END.search(data)
     if end is None:
-        raise ParseError("Bad Request - No end of headers")
-    head = data[: end.start()].decode("utf-8", "surrogateescape")
-    rest = data[end.end() :]
+        # §18.3: a datagram is a whole message, so its end also ends a header
+        # section whose empty line is missing (RFC 4475 §3.1.2.15 ends so): the
+        # request is still answered.  Stream framing always cuts at the empty line.
+        head, rest = data.rstrip(b"\r\n").decode("utf-8", "surrogateescape"), b""
+    else:
+        head = data[: end.start()].decode("utf-8", "surrogateescape")
+        rest = data[end.end() :]
     lines = _unfold(head.split("\n"))
     message, start_error = _start_line(lines[0])
     headers = message.headers
