@@ -253,7 +253,15 @@ class SipServer:
     # ------------------------------------------------------------------- input
 
     def receive(self, data: bytes, flow: Flow) -> None:
-        """Entry point for every message from every transport."""
+        """Entry point for every message from every transport: whatever one
+        message causes stays with it, never reaching the transport (a TCP
+        connection carries other transactions)."""
+        try:
+            self._receive(data, flow)
+        except Exception:
+            log.exception("error on a message from %s:%d", flow.host, flow.port)
+
+    def _receive(self, data: bytes, flow: Flow) -> None:
         now = time.time()
         if self.guard.is_blocked(flow.host, now):
             return
@@ -331,6 +339,12 @@ class SipServer:
         except Exception:
             log.exception("error handling %s from %s", request.method, flow)
             response = make_response(request, 500, to_tag=new_tag())
+        if tx.answered:  # type: ignore[attr-defined]
+            # the handler answered, then failed: the peer has its answer, and a
+            # second final on this transaction must not spill into others
+            log.warning("%s from %s failed after its answer (%d %s not sent)",
+                        request.method, flow.host, response.status, response.reason)
+            return
         self.respond(response)
 
     @staticmethod
