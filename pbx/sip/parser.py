@@ -39,16 +39,18 @@ def parse_message(data: bytes, *, check: bool = True) -> Request | Response:
         head = data[: end.start()].decode("utf-8", "surrogateescape")
         rest = data[end.end() :]
     lines = _unfold(head.split("\n"))
-    message, start_error = _start_line(lines[0])
+    message, error = _start_line(lines[0])
     headers = message.headers
     for line in lines[1:]:
         name, colon, value = line.partition(":")
         name = name.rstrip(" \t")
         if not colon or not is_token(name):
-            raise _error(message, f"Bad Request - Malformed header line {line[:40]!r}")
+            # read on: the 400 needs the Via, CSeq... that may follow the bad line
+            error = error or ParseError(f"Bad Request - Malformed header line {line[:40]!r}")
+            continue
         headers.add(name, value.strip(" \t"))
-    if start_error is not None:
-        raise _error(message, start_error.reason, start_error.status)
+    if error is not None:
+        raise _error(message, error.reason, error.status)
     message.body = _body(message, rest)
     if check:
         _check(message)
@@ -70,8 +72,9 @@ def _unfold(raw: list[str]) -> list[str]:
 def _start_line(line: str) -> tuple[Request | Response, ParseError | None]:
     """The message the start line begins, and an error to raise once headers are read.
 
-    Errors in a request line are deferred so the 400 (or 505) can copy the
-    headers it needs; a broken status line is simply unparsable.
+    Errors in a request line (even a method that is no token) are deferred so
+    the 400 (or 505) can copy the headers it needs, when a Via follows; a
+    broken status line is simply unparsable.
     """
     if line.startswith("SIP/"):
         parts = line.split(" ", 2)
@@ -84,9 +87,9 @@ def _start_line(line: str) -> tuple[Request | Response, ParseError | None]:
         return Response(status, parts[2] if len(parts) == 3 else ""), None
     parts = line.split(" ")
     method = parts[0]
-    if not method or not is_token(method):
+    if not method:
         raise ParseError("Bad Request - Malformed request line")
-    if len(parts) != 3 or not all(parts):
+    if len(parts) != 3 or not all(parts) or not is_token(method):
         return Request(method, URI("sip", host="invalid")), ParseError(
             "Bad Request - Malformed request line"
         )

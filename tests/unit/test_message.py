@@ -182,6 +182,13 @@ def test_make_response_copies_and_tags() -> None:
         (b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nno colon here\r\n\r\n",
          "header line", True),
         (b"\x00\x01\x02garbage", "request line", False),
+        # a bad line before the Via and CSeq: still answered, the 400 copies them
+        (b"OPTIONS sip:a@b SIP/2.0\r\n: no name\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+         b"From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n",
+         "header line", True),
+        (b"OPT\x00IONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+         b"From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n",
+         "request line", True),
         # digits that are not ASCII: "²".isdigit() is true but int() refuses it
         ("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\n"
          "To: <sip:a@b>\r\nCall-ID: x\r\nCSeq: \u00b2 OPTIONS\r\n\r\n".encode(), "CSeq", True),
