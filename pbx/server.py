@@ -9,6 +9,7 @@ This module owns the clock and the one timer; everything it calls is pure.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import secrets
 import socket
@@ -36,7 +37,7 @@ from pbx.events import EventBus, MailboxChanged, Registered
 from pbx.location import LocationService
 from pbx.models import ConferenceRoom, Extension, Recording
 from pbx.mqtt import MqttPublisher
-from pbx.pike import AuthFailureGuard
+from pbx.pike import SourceGuard, scanner_pattern
 from pbx.registrar import Registrar, RegistrarPolicy
 from pbx.router import Router
 from pbx.sip.auth import DigestAuthenticator
@@ -120,9 +121,16 @@ class SipServer:
                 general.max_contacts,
             ),
         )
-        self.guard = AuthFailureGuard(
+        self.guard = SourceGuard(
             general.auth_max_failures, general.auth_failure_window, general.auth_block_time
         )
+        self.flood = SourceGuard(
+            general.flood_max_requests + 1, general.flood_window, general.flood_ban_time,
+            what="requests", trusted=self._trusted,
+        ) if general.flood_max_requests else None
+        self._trusted_networks = [ipaddress.ip_network(n, strict=False)
+                                  for n in general.flood_trusted]
+        self.scanners = scanner_pattern(general.scanner_user_agents)
         digest = DigestAuthenticator(
             general.realm,
             load_secret(config.data_path / "nonce.secret"),
@@ -263,7 +271,7 @@ class SipServer:
 
     def _receive(self, data: bytes, flow: Flow) -> None:
         now = time.time()
-        if self.guard.is_blocked(flow.host, now):
+        if self._dropped(data, flow.host, now):
             return
         try:
             message = parse_message(data)
@@ -271,11 +279,38 @@ class SipServer:
             self._reject_unparsable(exc, flow)
             return
         if isinstance(message, Request):
+            if self.scanners is not None and self.scanners.search(
+                    message.headers.get("User-Agent") or ""):
+                log.debug("scanner %s dropped: %s", flow.host, message.headers.get("User-Agent"))
+                return
             self._stamp_via(message, flow)
         reliable = flow.transport != "UDP"
         assert self._loop is not None
         self.transactions.receive(message, flow, reliable, self._loop.time())
         self._process()
+
+    def _dropped(self, data: bytes, host: str, now: float) -> bool:
+        """Sources banned for a flood or for failing authentication hear nothing;
+        every request counts towards a flood (responses do not: a phone answering
+        a burst of NOTIFYs is no flood)."""
+        if self.guard.is_blocked(host, now):
+            return True
+        if self.flood is None:
+            return False
+        if not data.startswith(b"SIP/"):
+            self.flood.record(host, now)
+        return self.flood.is_blocked(host, now)
+
+    def _trusted(self, host: str) -> bool:
+        """Never banned for a flood: the PBX itself, a trunk's carrier, ``flood_trusted``."""
+        general = self.config.general
+        if host in ("127.0.0.1", "::1", general.bind, self._media_address):
+            return True
+        if self._trusted_networks:
+            address = ipaddress.ip_address(host)
+            if any(address in network for network in self._trusted_networks):
+                return True
+        return self.trunks.carrier_of(Flow("UDP", host, 0)) is not None
 
     def _reject_unparsable(self, exc: ParseError, flow: Flow) -> None:
         """400 (or 505) where a response can be built, else drop (RFC 3261 §16.3)."""
@@ -397,6 +432,8 @@ class SipServer:
         """Start a client transaction to ``flow``; returns it for matching
         responses, which go to ``owner`` (default: call control)."""
         assert self._loop is not None
+        if self.config.general.user_agent and "User-Agent" not in request.headers:
+            request.headers.add("User-Agent", self.config.general.user_agent)
         tx = self.transactions.send_request(
             request, flow, flow.transport != "UDP", self._loop.time()
         )
@@ -474,7 +511,8 @@ class SipServer:
 
     def respond(self, response: Response) -> None:
         """Send a response through its server transaction."""
-        response.headers.set("Server", self.config.general.user_agent)
+        if self.config.general.user_agent:
+            response.headers.set("Server", self.config.general.user_agent)
         assert self._loop is not None
         self.transactions.send_response(response, self._loop.time())
         self._flush_output()

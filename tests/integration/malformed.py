@@ -116,7 +116,7 @@ def via(invite: Invite, rng: random.Random) -> None:
 
 
 def cseq(invite: Invite, rng: random.Random) -> None:
-    number = invite.get("CSeq").split()[0]
+    number = (invite.get("CSeq").split() or ["1"])[0]
     invite.set("CSeq", rng.choice([
         "INVITE", number, f"{number} BYE", f"-{number} INVITE", f"{number}{'9' * 12} INVITE",
         f"x{number} INVITE", f"{number} INVITE extra", f"{number}\tINVITE", "", "² INVITE",
@@ -178,7 +178,7 @@ def sdp(invite: Invite, rng: random.Random) -> None:
         lines = [_junk(rng) for _ in range(rng.randint(1, 5))]
     else:  # truncated
         text = "\r\n".join(lines)
-        invite.body = text[: rng.randrange(len(text))]
+        invite.body = text[: rng.randrange(len(text) + 1)]
         return
     invite.body = "\r\n".join(lines)
 
