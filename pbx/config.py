@@ -181,6 +181,7 @@ class General(CallPolicyConfig):
     scanner_user_agents: tuple[str, ...] = SCANNERS  # requests from these dropped unanswered
     location_flush_ms: int = Field(200, ge=10)
     tcp_idle_timeout: int = Field(3900, ge=10)
+    drain_time: int = Field(15, ge=0)  # s a stopping node waits for live calls to end
     external_address: str = ""  # address put in SDP/Contact when bind is 0.0.0.0 or behind NAT
     session_expires: int = Field(1800, ge=90)  # RFC 4028 session timer we ask for
     language: str = "en"  # system prompts and phones, of organisations that set none

@@ -70,6 +70,15 @@ KNOWN_METHODS = frozenset(
 
 Handler = Callable[[Request, Flow, object], None]
 
+# Requests a node serves before it is ready (prompts still being rendered) and
+# while it stops: everything in a dialog, and what never starts one.  A new
+# INVITE, SUBSCRIBE... then gets 503 with Retry-After (RFC 3261 §21.5.4), which
+# sends a phone to its next server or back later; a 405 would be final.
+STARTING_SERVES = frozenset({"ACK", "CANCEL", "OPTIONS", "REGISTER"})
+STOPPING_SERVES = frozenset({"ACK", "CANCEL"})
+RETRY_AFTER_STARTING = 5  # s: prompts take a few seconds on a first start
+RETRY_AFTER_STOPPING = 60  # s: a restart, or another node takes over meanwhile
+
 
 class ResponseOwner(Protocol):
     """Who started a client transaction and hears how it ends."""
@@ -176,6 +185,7 @@ class SipServer:
         self._calendar_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._media_address = general.external_address or general.bind  # a wildcard: see start()
+        self.phase = "starting"  # then "ready", and "stopping" once asked to stop
 
     # ---------------------------------------------------------------- life cycle
 
@@ -214,6 +224,8 @@ class SipServer:
             music = await asyncio.to_thread(MusicClass.from_folder, folder.name, folder)
             self.engine.set_music(music)
         self.trunks.start()  # registrations to carriers, once we can send
+        self.phase = "ready"
+        log.info("SIP ready: taking calls")
         self._flush_task = asyncio.create_task(self._flush_loop())
         self._calendar_task = asyncio.create_task(
             CalendarSync(self.store, self.directory.reload,
@@ -225,6 +237,18 @@ class SipServer:
     def _slug_of(self, organisation: int) -> str:
         tenant = self.directory.tenants.get(organisation)
         return tenant.slug if tenant is not None else str(organisation)
+
+    async def drain(self) -> None:
+        """Stop taking new calls, subscriptions and registrations (503 with
+        Retry-After) and give live calls up to ``drain_time`` seconds to end:
+        their BYEs, re-INVITEs and media are still served."""
+        self.phase = "stopping"
+        deadline = time.monotonic() + self.config.general.drain_time
+        if self.b2bua.active_calls:
+            log.info("draining %d call(s), at most %d s", self.b2bua.active_calls,
+                     self.config.general.drain_time)
+        while self.b2bua.active_calls and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
 
     async def stop(self) -> None:
         if self.mqtt is not None:
@@ -358,7 +382,7 @@ class SipServer:
     def _dispatch(self, request: Request, tx: object) -> None:
         flow: Flow = tx.dest  # type: ignore[attr-defined]
         try:
-            response = self._validate(request, flow)
+            response = self._validate(request, flow) or self._unavailable(request)
             if response is None:
                 handler = self.handlers.get(request.method)
                 if handler is None:
@@ -529,6 +553,20 @@ class SipServer:
         if request.max_forwards == 0 and request.method not in ("REGISTER", "OPTIONS"):
             return make_response(request, 483, to_tag=new_tag())
         return None
+
+    def _unavailable(self, request: Request) -> Response | None:
+        """503 with Retry-After for a request that would start something while
+        the node is not ready or is stopping; None to serve it."""
+        if self.phase == "ready" or request.to_addr.tag is not None:
+            return None
+        starting = self.phase == "starting"
+        if request.method in (STARTING_SERVES if starting else STOPPING_SERVES):
+            return None
+        response = make_response(request, 503, "Service Unavailable - Starting" if starting
+                                 else "Service Unavailable - Shutting down", to_tag=new_tag())
+        response.headers.add("Retry-After", str(RETRY_AFTER_STARTING if starting
+                                                else RETRY_AFTER_STOPPING))
+        return response
 
     def _is_loop(self, request: Request) -> bool:
         """A request carrying one of our own Vias came back to us (§16.3 step 4)."""

@@ -186,7 +186,7 @@ def sdp(invite: Invite, rng: random.Random) -> None:
 def oversize(invite: Invite, rng: random.Random) -> None:
     kind = rng.randrange(3)
     if kind == 0:
-        invite.headers.append(("X-Big", "x" * rng.choice([4000, 20000, 60000])))
+        invite.headers.append(("X-Big", "x" * rng.choice([4000, 20000, 40000])))
     elif kind == 1:
         invite.headers += [(f"X-H{i}", "y") for i in range(rng.choice([200, 2000]))]
     else:
