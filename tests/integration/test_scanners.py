@@ -72,7 +72,8 @@ def test_a_known_scanner_hears_nothing(pbx: Pbx, agent: str) -> None:
 def probe(pbx: Pbx, method: str, extension: str) -> tuple[int, str, list[str]] | None:
     """An svwar probe for ``extension`` (From and To it, as svwar does), from a fresh port."""
     with SipClient(pbx.host, pbx.sip_port, source="127.0.0.5") as scanner:
-        scanner.invite_text = scanner.request(method, extension, to=extension)
+        headers = {"Event": "dialog"} if method == "SUBSCRIBE" else None
+        scanner.invite_text = scanner.request(method, extension, to=extension, headers=headers)
         response = scanner.receive()
         if response is not None and method == "INVITE" and response.status >= 300:
             scanner.ack_failure(response)
@@ -80,10 +81,10 @@ def probe(pbx: Pbx, method: str, extension: str) -> tuple[int, str, list[str]] |
     return shape(response)
 
 
-@pytest.mark.parametrize("method", ["REGISTER", "INVITE", "OPTIONS"])
+@pytest.mark.parametrize("method", ["REGISTER", "INVITE", "OPTIONS", "SUBSCRIBE", "MESSAGE"])
 def test_extension_enumeration_learns_nothing(pbx: Pbx, method: str) -> None:
     existing, unknown = probe(pbx, method, "1001"), probe(pbx, method, UNKNOWN)
-    assert existing is not None and existing[0] in (200, 401, 407)
+    assert existing is not None and existing[0] in (200, 401, 405, 407)
     assert existing == unknown
 
 
