@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import OrderedDict, deque
+from array import array
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 log = logging.getLogger("pbx.pike")
@@ -67,7 +68,9 @@ class SourceGuard:
         self.trusted = trusted
         self.max_sources = max_sources
         # Both ordered by last change; as window and block_for are fixed, also by expiry.
-        self._events: OrderedDict[str, deque[float]] = OrderedDict()
+        # the last ``limit`` event times of a source, as machine doubles (a few
+        # hundred bytes a source: floods from spoofed addresses fill all of them)
+        self._events: OrderedDict[str, array[float]] = OrderedDict()
         self._blocked_until: OrderedDict[str, float] = OrderedDict()
 
     def __len__(self) -> int:
@@ -86,11 +89,13 @@ class SourceGuard:
             return False
         history = self._events.pop(source, None)
         if history is None:
-            history = deque(maxlen=self.limit)
+            history = array("d")
         history.append(now)
+        if len(history) > self.limit:
+            del history[0]
         if len(history) == self.limit and now - history[0] < self.window:
             if self.trusted is not None and self.trusted(source):
-                history.clear()
+                del history[:]
             else:
                 self._blocked_until[source] = now + self.block_for
                 log.warning("blocking %s for %.0f s after %d %s in %.1f s", source,
