@@ -28,10 +28,11 @@ from pbx.sip.auth import (
 )
 from pbx.sip.errors import ParseError, SipError
 from pbx.sip.flow import Flow
-from pbx.sip.message import Request, make_response
+from pbx.sip.dialog import Dialog, request_dialog_id
+from pbx.sip.message import Headers, Request, Response, make_response
 from pbx.sip.parser import StreamFramer, parse_message
 from pbx.sip.transaction import RequestReceived, TransactionLayer
-from pbx.sip.validate import check_request
+from pbx.sip.validate import DIALOG_CONTACT, check_request
 from tests.unit.rfc4475 import VECTORS
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -80,11 +81,23 @@ FLOW = Flow("UDP", "192.0.2.1", 5060)
 
 
 def exercise_request(request: Request) -> None:
-    """What the server does with a request: check it, answer it through a transaction."""
+    """What the server does with a request: check it, answer it through a
+    transaction; what passed the checks makes its dialog (as call control
+    does: only a missing Contact, which the checks tolerate, may be refused
+    there, with its SipError)."""
     try:
         check_request(request)
     except SipError:
         pass
+    else:
+        if request.method in DIALOG_CONTACT:
+            to = request.to_addr
+            probe = Response(200, headers=Headers([("To", f"{to};tag=ours")]))
+            try:
+                Dialog.as_uas(request, probe, FLOW)
+            except SipError as exc:
+                assert "Missing Contact" in exc.reason
+            request_dialog_id(request)
     for name in ("contact_star", "contacts", "expires", "replaces", "session_expires",
                  "refer_to", "content_type"):
         try:
