@@ -114,6 +114,8 @@ def answers_to(client: SipClient, invite: Invite, cancelled: bool) -> tuple[
         response = client.receive(2.0)
         if response is None:
             break
+        if (response.headers.get("Call-ID") or "") != invite.get("Call-ID").strip(" \t"):
+            continue  # an earlier request's answer, resent (UDP, a loaded machine)
         if response.headers.get("CSeq") == cancel_cseq(invite):
             cancels.append(response)
         elif response.status >= 200:
