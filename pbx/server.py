@@ -203,12 +203,14 @@ class SipServer:
                 general.bind, general.udp_port, self.receive
             )
         if "tcp" in general.transports:
-            tcp = StreamTransport("TCP", self.receive, idle_timeout=general.tcp_idle_timeout)
+            tcp = StreamTransport("TCP", self.receive, idle_timeout=general.tcp_idle_timeout,
+                                  refuse=self._reject_unparsable)
             await tcp.listen(general.bind, general.tcp_port)
             self.transports["TCP"] = tcp
         if "tls" in general.transports:
             tls = StreamTransport(
-                "TLS", self.receive, self._tls_context(), idle_timeout=general.tcp_idle_timeout
+                "TLS", self.receive, self._tls_context(), idle_timeout=general.tcp_idle_timeout,
+                refuse=self._reject_unparsable,
             )
             await tls.listen(general.bind, general.tls_port)
             self.transports["TLS"] = tls

@@ -152,13 +152,25 @@ def _error(message: Message, reason: str, status: int = 400) -> ParseError:
     return ParseError(reason, status=status, request=request)
 
 
+def _framing_error(head: bytes, reason: str) -> ParseError:
+    """The error a stream breaks on, carrying the request whose header section
+    broke it when that parses far enough to be answered (it hears why before
+    the connection closes)."""
+    try:
+        message: Message | None = parse_message(head + b"\r\n\r\n", check=False)
+    except ParseError as exc:
+        message = exc.request  # type: ignore[assignment]
+    return _error(message, reason) if message is not None else ParseError(reason)
+
+
 class StreamFramer:
     """Cuts a TCP/TLS byte stream into messages by Content-Length (§18.3).
 
     CRLF keep-alives between messages are consumed; a double CRLF is a ping
     (RFC 5626 §4.4.1) and counted in ``keepalive_pings`` so the transport can
     pong.  A stream that breaks framing raises ParseError: it cannot be
-    resynchronised and must be closed.
+    resynchronised and must be closed (the error carries the request that
+    broke it, when it can still be answered).
     """
 
     def __init__(self) -> None:
@@ -190,10 +202,10 @@ class StreamFramer:
             if match is not None:
                 value = match.group(1).strip()
                 if not value.isdigit():
-                    raise ParseError("Bad Request - Malformed Content-Length")
+                    raise _framing_error(head, "Bad Request - Malformed Content-Length")
                 length = int(value)
                 if length > MAX_BODY_BYTES:
-                    raise ParseError("Bad Request - Body too large")
+                    raise _framing_error(head, "Bad Request - Body too large")
             total = end + 4 + length
             if len(buffer) < total:
                 break
