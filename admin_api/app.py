@@ -32,6 +32,7 @@ class Health(BaseModel):
     transports: dict[str, int]
     calls: int = 0
     subscriptions: int = 0  # BLF and message-waiting subscriptions of phones
+    transactions: int = 0  # SIP transactions open or absorbing retransmissions (RFC 3261 §17)
     media_ports_free: int = 0
     media_ports_total: int = 0
     media_channels: int = 0  # channels the engine mixes (conferences, recorded and held calls)
@@ -60,6 +61,7 @@ def create_app(sip: SipServer, *, commands: CallCommands | None = None,
             transports={name: t.local_port for name, t in sip.transports.items()},
             calls=sip.b2bua.active_calls if sip.b2bua else 0,
             subscriptions=len(sip.notifier) if sip.notifier else 0,
+            transactions=len(sip.transactions),
             media_ports_free=sip.relay.pool.free if sip.relay else 0,
             media_ports_total=sip.relay.pool.size if sip.relay else 0,
             media_channels=len(sip.engine.ports),

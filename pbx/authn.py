@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pbx.pike import AuthFailureGuard
+from pbx.pike import SourceGuard
 from pbx.sip.auth import AuthOutcome, DigestAuthenticator, parse_auth_header
 from pbx.sip.message import Request, Response, make_response, new_tag
 
@@ -32,7 +32,7 @@ class AuthDecision:
 class RequestAuthenticator:
     """Authenticates requests against an organisation's credentials."""
 
-    def __init__(self, digest: DigestAuthenticator, guard: AuthFailureGuard) -> None:
+    def __init__(self, digest: DigestAuthenticator, guard: SourceGuard) -> None:
         self.digest = digest
         self.guard = guard
 
@@ -48,7 +48,7 @@ class RequestAuthenticator:
             return AuthDecision(response=self._challenge(request, proxy, now))
         result = self.digest.verify(request.method, credentials, password_for, now)
         if result.outcome is AuthOutcome.OK:
-            self.guard.record_success(source, now)
+            self.guard.forget(source, now)
             return AuthDecision(username=result.username)
         if result.outcome is AuthOutcome.STALE:
             return AuthDecision(response=self._challenge(request, proxy, now, stale=True))
@@ -62,7 +62,7 @@ class RequestAuthenticator:
             "authentication failed for %r from %s (%s %s)",
             result.username, source, request.method, request.uri,
         )
-        self.guard.record_failure(source, now)
+        self.guard.record(source, now)
         return AuthDecision(response=make_response(request, 403, to_tag=new_tag()))
 
     def _credentials(self, request: Request, proxy: bool) -> str | None:

@@ -34,6 +34,7 @@ from pbx.models import CallPolicy
 from pbx.numbering import COUNTRIES as NUMBERING_COUNTRIES
 from pbx.numbering import E164_PREFIX
 from pbx.outbound import MAX_STRIP, NAME, PREPEND, check_caller_id, parse_pattern
+from pbx.pike import SCANNERS
 from pbx.queue_settings import QueueConfig
 from pbx.trunks.settings import TRUNK_NAME, TrunkSettings
 from pbx.addresses import EmailAddresses, check_sender
@@ -161,7 +162,9 @@ class General(CallPolicyConfig):
     srtp_require_tls: bool = False
     database_url: str = ""
     data_dir: str = "data"
-    user_agent: str = "pbx/0.1"
+    # Server / User-Agent header; empty (default): none, so a scanner learns
+    # no software name or version from our answers
+    user_agent: str = ""
     min_expires: int = Field(60, ge=1)
     max_expires: int = Field(3600, ge=1)
     default_expires: int = Field(3600, ge=1)
@@ -174,8 +177,18 @@ class General(CallPolicyConfig):
     auth_max_failures: int = Field(10, ge=1)
     auth_failure_window: int = Field(60, ge=1)
     auth_block_time: int = Field(600, ge=0)
+    # flood control (Kamailio pike's defaults): more than flood_max_requests requests
+    # from one IP within flood_window s ban it for flood_ban_time s; 0 turns it off.
+    # The PBX's own addresses, trunks' hosts and flood_trusted (IPs or networks: a
+    # proxy in front) are never banned.
+    flood_max_requests: int = Field(16, ge=0)
+    flood_window: float = Field(2.0, gt=0)
+    flood_ban_time: float = Field(300.0, gt=0)
+    flood_trusted: tuple[str, ...] = ()
+    scanner_user_agents: tuple[str, ...] = SCANNERS  # requests from these dropped unanswered
     location_flush_ms: int = Field(200, ge=10)
     tcp_idle_timeout: int = Field(3900, ge=10)
+    drain_time: int = Field(15, ge=0)  # s a stopping node waits for live calls to end
     external_address: str = ""  # address put in SDP/Contact when bind is 0.0.0.0 or behind NAT
     session_expires: int = Field(1800, ge=90)  # RFC 4028 session timer we ask for
     language: str = "en"  # system prompts and phones, of organisations that set none
@@ -214,7 +227,18 @@ class General(CallPolicyConfig):
     webrtc_turn_password: str = ""
 
     _split_list = field_validator("transports", "domains", "codecs", "auth_algorithms",
-                                  "webrtc_ice_servers", mode="before")(split_commas)
+                                  "webrtc_ice_servers", "flood_trusted", "scanner_user_agents",
+                                  mode="before")(split_commas)
+
+    @field_validator("flood_trusted")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is no IP address or network") from None
+        return value
 
     @field_validator("webrtc_ice_servers")
     @classmethod

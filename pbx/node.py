@@ -159,6 +159,7 @@ async def run(config: Config) -> int:
         if task.exception() is not None:
             log.error("HTTP server failed: %s", task.exception())
     log.info("stopping")
+    await sip.drain()  # new calls get 503 + Retry-After while live ones end
     for server in servers:
         server.should_exit = True
     await asyncio.gather(*http_tasks, return_exceptions=True)

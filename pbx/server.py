@@ -9,6 +9,7 @@ This module owns the clock and the one timer; everything it calls is pure.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import secrets
 import socket
@@ -37,7 +38,7 @@ from pbx.events import EventBus, MailboxChanged, Registered
 from pbx.location import LocationService
 from pbx.models import ConferenceRoom, Extension, Recording
 from pbx.mqtt import MqttPublisher
-from pbx.pike import AuthFailureGuard
+from pbx.pike import SourceGuard, scanner_pattern
 from pbx.registrar import Registrar, RegistrarPolicy
 from pbx.router import Router
 from pbx.sip.auth import DigestAuthenticator
@@ -71,6 +72,15 @@ KNOWN_METHODS = frozenset(
 )
 
 Handler = Callable[[Request, Flow, object], None]
+
+# Requests a node serves before it is ready (prompts still being rendered) and
+# while it stops: everything in a dialog, and what never starts one.  A new
+# INVITE, SUBSCRIBE... then gets 503 with Retry-After (RFC 3261 §21.5.4), which
+# sends a phone to its next server or back later; a 405 would be final.
+STARTING_SERVES = frozenset({"ACK", "CANCEL", "OPTIONS", "REGISTER"})
+STOPPING_SERVES = frozenset({"ACK", "CANCEL"})
+RETRY_AFTER_STARTING = 5  # s: prompts take a few seconds on a first start
+RETRY_AFTER_STOPPING = 60  # s: a restart, or another node takes over meanwhile
 
 
 class ResponseOwner(Protocol):
@@ -123,9 +133,16 @@ class SipServer:
                 general.max_contacts,
             ),
         )
-        self.guard = AuthFailureGuard(
+        self.guard = SourceGuard(
             general.auth_max_failures, general.auth_failure_window, general.auth_block_time
         )
+        self.flood = SourceGuard(
+            general.flood_max_requests + 1, general.flood_window, general.flood_ban_time,
+            what="requests", trusted=self._trusted,
+        ) if general.flood_max_requests else None
+        self._trusted_networks = [ipaddress.ip_network(n, strict=False)
+                                  for n in general.flood_trusted]
+        self.scanners = scanner_pattern(general.scanner_user_agents)
         digest = DigestAuthenticator(
             general.realm,
             load_secret(config.data_path / "nonce.secret"),
@@ -175,6 +192,7 @@ class SipServer:
         self._calendar_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._media_address = general.external_address or general.bind  # a wildcard: see start()
+        self.phase = "starting"  # then "ready", and "stopping" once asked to stop
 
     # ---------------------------------------------------------------- life cycle
 
@@ -192,12 +210,14 @@ class SipServer:
                 general.bind, general.udp_port, self.receive
             )
         if "tcp" in general.transports:
-            tcp = StreamTransport("TCP", self.receive, idle_timeout=general.tcp_idle_timeout)
+            tcp = StreamTransport("TCP", self.receive, idle_timeout=general.tcp_idle_timeout,
+                                  refuse=self._reject_unparsable)
             await tcp.listen(general.bind, general.tcp_port)
             self.transports["TCP"] = tcp
         if "tls" in general.transports:
             tls = StreamTransport(
-                "TLS", self.receive, self._tls_context(), idle_timeout=general.tcp_idle_timeout
+                "TLS", self.receive, self._tls_context(), idle_timeout=general.tcp_idle_timeout,
+                refuse=self._reject_unparsable,
             )
             await tls.listen(general.bind, general.tls_port)
             tls.on_error = self._transport_failed
@@ -218,6 +238,8 @@ class SipServer:
             music = await asyncio.to_thread(MusicClass.from_folder, folder.name, folder)
             self.engine.set_music(music)
         self.trunks.start()  # registrations to carriers, once we can send
+        self.phase = "ready"
+        log.info("SIP ready: taking calls")
         self._flush_task = asyncio.create_task(self._flush_loop())
         self._calendar_task = asyncio.create_task(
             CalendarSync(self.store, self.directory.reload,
@@ -229,6 +251,18 @@ class SipServer:
     def _slug_of(self, organisation: int) -> str:
         tenant = self.directory.tenants.get(organisation)
         return tenant.slug if tenant is not None else str(organisation)
+
+    async def drain(self) -> None:
+        """Stop taking new calls, subscriptions and registrations (503 with
+        Retry-After) and give live calls up to ``drain_time`` seconds to end:
+        their BYEs, re-INVITEs and media are still served."""
+        self.phase = "stopping"
+        deadline = time.monotonic() + self.config.general.drain_time
+        if self.b2bua.active_calls:
+            log.info("draining %d call(s), at most %d s", self.b2bua.active_calls,
+                     self.config.general.drain_time)
+        while self.b2bua.active_calls and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
 
     async def stop(self) -> None:
         if self.mqtt is not None:
@@ -265,9 +299,17 @@ class SipServer:
     # ------------------------------------------------------------------- input
 
     def receive(self, data: bytes, flow: Flow) -> None:
-        """Entry point for every message from every transport."""
+        """Entry point for every message from every transport: whatever one
+        message causes stays with it, never reaching the transport (a TCP
+        connection carries other transactions)."""
+        try:
+            self._receive(data, flow)
+        except Exception:
+            log.exception("error on a message from %s:%d", flow.host, flow.port)
+
+    def _receive(self, data: bytes, flow: Flow) -> None:
         now = time.time()
-        if self.guard.is_blocked(flow.host, now):
+        if self._dropped(data, flow.host, now):
             return
         try:
             message = parse_message(data)
@@ -275,11 +317,38 @@ class SipServer:
             self._reject_unparsable(exc, flow)
             return
         if isinstance(message, Request):
+            if self.scanners is not None and self.scanners.search(
+                    message.headers.get("User-Agent") or ""):
+                log.debug("scanner %s dropped: %s", flow.host, message.headers.get("User-Agent"))
+                return
             self._stamp_via(message, flow)
         reliable = flow.transport != "UDP"
         assert self._loop is not None
         self.transactions.receive(message, flow, reliable, self._loop.time())
         self._process()
+
+    def _dropped(self, data: bytes, host: str, now: float) -> bool:
+        """Sources banned for a flood or for failing authentication hear nothing;
+        every request counts towards a flood (responses do not: a phone answering
+        a burst of NOTIFYs is no flood)."""
+        if self.guard.is_blocked(host, now):
+            return True
+        if self.flood is None:
+            return False
+        if not data.startswith(b"SIP/"):
+            self.flood.record(host, now)
+        return self.flood.is_blocked(host, now)
+
+    def _trusted(self, host: str) -> bool:
+        """Never banned for a flood: the PBX itself, a trunk's carrier, ``flood_trusted``."""
+        general = self.config.general
+        if host in ("127.0.0.1", "::1", general.bind, self._media_address):
+            return True
+        if self._trusted_networks:
+            address = ipaddress.ip_address(host)
+            if any(address in network for network in self._trusted_networks):
+                return True
+        return self.trunks.carrier_of(Flow("UDP", host, 0)) is not None
 
     def _reject_unparsable(self, exc: ParseError, flow: Flow) -> None:
         """400 (or 505) where a response can be built, else drop (RFC 3261 §16.3)."""
@@ -332,7 +401,7 @@ class SipServer:
     def _dispatch(self, request: Request, tx: object) -> None:
         flow: Flow = tx.dest  # type: ignore[attr-defined]
         try:
-            response = self._validate(request, flow)
+            response = self._validate(request, flow) or self._unavailable(request)
             if response is None:
                 handler = self.handlers.get(request.method)
                 if handler is None:
@@ -348,6 +417,12 @@ class SipServer:
         except Exception:
             log.exception("error handling %s from %s", request.method, flow)
             response = make_response(request, 500, to_tag=new_tag())
+        if tx.answered:  # type: ignore[attr-defined]
+            # the handler answered, then failed: the peer has its answer, and a
+            # second final on this transaction must not spill into others
+            log.warning("%s from %s failed after its answer (%d %s not sent)",
+                        request.method, flow.host, response.status, response.reason)
+            return
         self.respond(response)
 
     @staticmethod
@@ -401,6 +476,8 @@ class SipServer:
         """Start a client transaction to ``flow``; returns it for matching
         responses, which go to ``owner`` (default: call control)."""
         assert self._loop is not None
+        if self.config.general.user_agent and "User-Agent" not in request.headers:
+            request.headers.add("User-Agent", self.config.general.user_agent)
         tx = self.transactions.send_request(
             request, flow, flow.transport != "UDP", self._loop.time()
         )
@@ -497,7 +574,8 @@ class SipServer:
 
     def respond(self, response: Response) -> None:
         """Send a response through its server transaction."""
-        response.headers.set("Server", self.config.general.user_agent)
+        if self.config.general.user_agent:
+            response.headers.set("Server", self.config.general.user_agent)
         assert self._loop is not None
         self.transactions.send_response(response, self._loop.time())
         self._flush_output()
@@ -514,6 +592,20 @@ class SipServer:
         if request.max_forwards == 0 and request.method not in ("REGISTER", "OPTIONS"):
             return make_response(request, 483, to_tag=new_tag())
         return None
+
+    def _unavailable(self, request: Request) -> Response | None:
+        """503 with Retry-After for a request that would start something while
+        the node is not ready or is stopping; None to serve it."""
+        if self.phase == "ready" or request.to_addr.tag is not None:
+            return None
+        starting = self.phase == "starting"
+        if request.method in (STARTING_SERVES if starting else STOPPING_SERVES):
+            return None
+        response = make_response(request, 503, "Service Unavailable - Starting" if starting
+                                 else "Service Unavailable - Shutting down", to_tag=new_tag())
+        response.headers.add("Retry-After", str(RETRY_AFTER_STARTING if starting
+                                                else RETRY_AFTER_STOPPING))
+        return response
 
     def _is_loop(self, request: Request) -> bool:
         """A request carrying one of our own Vias came back to us (§16.3 step 4)."""

@@ -31,20 +31,26 @@ def parse_message(data: bytes, *, check: bool = True) -> Request | Response:
     data = data.lstrip(b"\r\n")  # §7.5: CRLFs before the start line are ignored
     end = _HEADER_END.search(data)
     if end is None:
-        raise ParseError("Bad Request - No end of headers")
-    head = data[: end.start()].decode("utf-8", "surrogateescape")
-    rest = data[end.end() :]
+        # §18.3: a datagram is a whole message, so its end also ends a header
+        # section whose empty line is missing (RFC 4475 §3.1.2.15 ends so): the
+        # request is still answered.  Stream framing always cuts at the empty line.
+        head, rest = data.rstrip(b"\r\n").decode("utf-8", "surrogateescape"), b""
+    else:
+        head = data[: end.start()].decode("utf-8", "surrogateescape")
+        rest = data[end.end() :]
     lines = _unfold(head.split("\n"))
-    message, start_error = _start_line(lines[0])
+    message, error = _start_line(lines[0])
     headers = message.headers
     for line in lines[1:]:
         name, colon, value = line.partition(":")
         name = name.rstrip(" \t")
         if not colon or not is_token(name):
-            raise _error(message, f"Bad Request - Malformed header line {line[:40]!r}")
+            # read on: the 400 needs the Via, CSeq... that may follow the bad line
+            error = error or ParseError(f"Bad Request - Malformed header line {line[:40]!r}")
+            continue
         headers.add(name, value.strip(" \t"))
-    if start_error is not None:
-        raise _error(message, start_error.reason, start_error.status)
+    if error is not None:
+        raise _error(message, error.reason, error.status)
     message.body = _body(message, rest)
     if check:
         _check(message)
@@ -66,8 +72,9 @@ def _unfold(raw: list[str]) -> list[str]:
 def _start_line(line: str) -> tuple[Request | Response, ParseError | None]:
     """The message the start line begins, and an error to raise once headers are read.
 
-    Errors in a request line are deferred so the 400 (or 505) can copy the
-    headers it needs; a broken status line is simply unparsable.
+    Errors in a request line (even a method that is no token) are deferred so
+    the 400 (or 505) can copy the headers it needs, when a Via follows; a
+    broken status line is simply unparsable.
     """
     if line.startswith("SIP/"):
         parts = line.split(" ", 2)
@@ -80,9 +87,9 @@ def _start_line(line: str) -> tuple[Request | Response, ParseError | None]:
         return Response(status, parts[2] if len(parts) == 3 else ""), None
     parts = line.split(" ")
     method = parts[0]
-    if not method or not is_token(method):
+    if not method:
         raise ParseError("Bad Request - Malformed request line")
-    if len(parts) != 3 or not all(parts):
+    if len(parts) != 3 or not all(parts) or not is_token(method):
         return Request(method, URI("sip", host="invalid")), ParseError(
             "Bad Request - Malformed request line"
         )
@@ -145,13 +152,25 @@ def _error(message: Message, reason: str, status: int = 400) -> ParseError:
     return ParseError(reason, status=status, request=request)
 
 
+def _framing_error(head: bytes, reason: str) -> ParseError:
+    """The error a stream breaks on, carrying the request whose header section
+    broke it when that parses far enough to be answered (it hears why before
+    the connection closes)."""
+    try:
+        message: Message | None = parse_message(head + b"\r\n\r\n", check=False)
+    except ParseError as exc:
+        message = exc.request  # type: ignore[assignment]
+    return _error(message, reason) if message is not None else ParseError(reason)
+
+
 class StreamFramer:
     """Cuts a TCP/TLS byte stream into messages by Content-Length (§18.3).
 
     CRLF keep-alives between messages are consumed; a double CRLF is a ping
     (RFC 5626 §4.4.1) and counted in ``keepalive_pings`` so the transport can
     pong.  A stream that breaks framing raises ParseError: it cannot be
-    resynchronised and must be closed.
+    resynchronised and must be closed (the error carries the request that
+    broke it, when it can still be answered).
     """
 
     def __init__(self) -> None:
@@ -183,10 +202,10 @@ class StreamFramer:
             if match is not None:
                 value = match.group(1).strip()
                 if not value.isdigit():
-                    raise ParseError("Bad Request - Malformed Content-Length")
+                    raise _framing_error(head, "Bad Request - Malformed Content-Length")
                 length = int(value)
                 if length > MAX_BODY_BYTES:
-                    raise ParseError("Bad Request - Body too large")
+                    raise _framing_error(head, "Bad Request - Body too large")
             total = end + 4 + length
             if len(buffer) < total:
                 break

@@ -76,6 +76,11 @@ class ServerTransaction(Transaction):
     via_key: tuple[str | None, str | None] | None = None  # raw first Via line and CSeq
     response_key: tuple[Any, ...] | None = None  # RFC 2543 peers: how responses find it
 
+    @property
+    def answered(self) -> bool:
+        """A final response went out: nothing more may be said but a 2xx retransmission."""
+        return self.last_response is not None and self.last_response.status >= 200
+
 
 @dataclass(frozen=True, slots=True)
 class RequestReceived:

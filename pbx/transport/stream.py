@@ -30,6 +30,7 @@ from pbx.transport.udp import plain_host
 log = logging.getLogger("pbx.transport.stream")
 
 Receiver = Callable[[bytes, Flow], None]
+Refuser = Callable[[ParseError, Flow], None]
 ErrorSink = Callable[[Flow, str], None]
 CONNECT_TIMEOUT = 5.0  # seconds for TCP connect and TLS handshake together
 
@@ -67,6 +68,9 @@ class StreamConnection(asyncio.Protocol):
             messages = self.framer.feed(data)
         except ParseError as exc:
             log.warning("closing %s: %s", self.flow, exc.reason)
+            assert self.flow is not None
+            if self.owner.refuse is not None:
+                self.owner.refuse(exc, self.flow)  # the 400 goes out before the close
             self.close()
             return
         if self.framer.keepalive_pings != self._pings:
@@ -112,9 +116,12 @@ class StreamTransport:
         receiver: Receiver,
         ssl_context: ssl.SSLContext | None = None,
         idle_timeout: float = 3900.0,
+        refuse: Refuser | None = None,
     ) -> None:
+        """``refuse`` answers the request a stream broke its framing on, if any."""
         self.name = name
         self.receiver = receiver
+        self.refuse = refuse
         self.ssl_context = ssl_context
         self.idle_timeout = idle_timeout
         self.connections: dict[Flow, StreamConnection] = {}

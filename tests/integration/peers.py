@@ -75,6 +75,11 @@ class Pbx:
         return self.sip_port + 1
 
     def start(self, timeout: float = 60.0) -> None:
+        self.start_process()
+        self.wait_ready(timeout)
+
+    def start_process(self) -> None:
+        """Start ``pbx serve``, not waiting for anything (see :meth:`wait_ready`)."""
         self.log_path = self.data_dir / f"pbx-{int(time.time() * 1000)}.log"
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
@@ -92,6 +97,10 @@ class Pbx:
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=self._env(),
         )
         log.close()
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until the node is up: its HTTP side answers /api/health."""
+        assert self.process is not None
         host = f"[{self.host}]" if ":" in self.host else self.host
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -192,7 +201,9 @@ def write_config(
     """A sip.conf with ``extensions`` (number → secret); their calls go to voicemail
     when they cannot take them only with ``mailboxes`` (the product's default is yes:
     most tests assert the 480/486 a phone gets without it)."""
-    settings: dict[str, object] = {"realm": "pbx.test", "domains": "pbx.test", "log_level": "DEBUG"}
+    # drain_time: a test that leaves a call up must not wait out the product's 15 s at stop
+    settings: dict[str, object] = {"realm": "pbx.test", "domains": "pbx.test", "log_level": "DEBUG",
+                                   "drain_time": 3}
     settings.update(general)
     lines = ["[general]"] + [f"{key} = {value}" for key, value in settings.items()]
     for number, secret in extensions.items():

@@ -101,3 +101,32 @@ def test_stream_transport_and_survival(pbx: Pbx, tmp_path: Path) -> None:
         assert client.receive().status == 200  # type: ignore[union-attr]
         assert client.register("1001", "pw-1001-secret").status == 200  # type: ignore[union-attr]
     assert pbx.process is not None and pbx.process.poll() is None
+
+
+def test_a_datagram_without_the_empty_line_gets_its_400(pbx: Pbx) -> None:
+    """RFC 4475 §3.1.2.15 "baddn" ending with ``l: 0`` CRLF and no empty line:
+    the datagram's end ends the message, so the phone hears why (it used to be
+    dropped: "No end of headers")."""
+    data = VECTORS["baddn"][0]
+    with SipClient(pbx.host, pbx.sip_port) as client:
+        client.send_raw(data[:-2])
+        response = client.receive(timeout=2)
+    assert response is not None and response.status == 400
+    assert response.reason.startswith("Bad Request - ")
+    assert response.call_id == "baddn.31415@c.example.com"
+
+
+def test_a_stream_broken_by_its_framing_hears_why(pbx: Pbx) -> None:
+    """Over TCP a malformed Content-Length leaves no way to find the next
+    message: the connection is closed, but the request gets its 400 first."""
+    with SipClient(pbx.host, pbx.sip_port, "TCP") as client:
+        client.send_raw(
+            f"OPTIONS sip:1001@{pbx.host} SIP/2.0\r\n"
+            f"Via: SIP/2.0/TCP {client.host_port()};branch=z9hG4bKbrokenframe\r\n"
+            "From: <sip:1001@pbx.test>;tag=1\r\nTo: <sip:1001@pbx.test>\r\nCall-ID: broken-frame\r\n"
+            "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 12x\r\n\r\n".encode())
+        response = client.receive(timeout=2)
+        assert response is not None and response.status == 400
+        assert response.reason == "Bad Request - Malformed Content-Length"
+        client.sock.settimeout(2)
+        assert client.sock.recv(1) == b""  # and the connection is closed

@@ -74,6 +74,8 @@ def test_overrides_replace_general_values(tmp_path: Path) -> None:
          "open = 1001\nclosed = voicemail 1002\n", "500", "closed"),
         ("[x]\ntype = queues\n", "x", "type"),
         ("[500]\ntype = ivr\n", "500", "tree"),
+        ("[general]\nflood_trusted = 10.0.0.0/8, proxy.example\n", "general", "flood_trusted"),
+        ("[general]\nflood_window = 0\n", "general", "flood_window"),
     ],
 )
 def test_errors_name_file_section_and_key(tmp_path: Path, text: str, section: str, key: str) -> None:
@@ -83,6 +85,21 @@ def test_errors_name_file_section_and_key(tmp_path: Path, text: str, section: st
         load_config(path)
     assert (info.value.section, info.value.key) == (section, key)
     assert str(path) in str(info.value)
+
+
+def test_flood_guard_keys(tmp_path: Path) -> None:
+    path = tmp_path / "sip.conf"
+    path.write_text("[general]\nflood_max_requests = 0\nflood_trusted = 10.0.0.0/8, 192.0.2.7\n"
+                    "scanner_user_agents = friendly-scanner, evil\nuser_agent = Acme\n")
+    general = load_config(path).general
+    assert general.flood_max_requests == 0
+    assert general.flood_trusted == ("10.0.0.0/8", "192.0.2.7")
+    assert general.scanner_user_agents == ("friendly-scanner", "evil")
+    assert general.user_agent == "Acme"
+    path.write_text("[general]\n")
+    general = load_config(path).general
+    assert (general.flood_max_requests, general.flood_window, general.flood_ban_time) == (16, 2, 300)
+    assert general.user_agent == "" and "sipvicious" in general.scanner_user_agents
 
 
 def test_voicemail_to_email_keys(tmp_path: Path) -> None:

@@ -181,7 +181,14 @@ def test_make_response_copies_and_tags() -> None:
          b"To: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n", "request line", True),
         (b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nno colon here\r\n\r\n",
          "header line", True),
-        (b"\x00\x01\x02garbage", "end of headers", False),
+        (b"\x00\x01\x02garbage", "request line", False),
+        # a bad line before the Via and CSeq: still answered, the 400 copies them
+        (b"OPTIONS sip:a@b SIP/2.0\r\n: no name\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+         b"From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n",
+         "header line", True),
+        (b"OPT\x00IONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+         b"From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n",
+         "request line", True),
         # digits that are not ASCII: "²".isdigit() is true but int() refuses it
         ("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\n"
          "To: <sip:a@b>\r\nCall-ID: x\r\nCSeq: \u00b2 OPTIONS\r\n\r\n".encode(), "CSeq", True),
@@ -247,3 +254,20 @@ def test_rewrite_top_via_keeps_the_others() -> None:
     again = parse_message(bytes(message))
     assert again.vias[0].params["received"] == "192.0.2.7"
     assert [v.branch for v in again.vias] == ["z9hG4bKabc", "z9hG4bKdef"]
+
+
+@pytest.mark.parametrize("length, reason", [("12x", "Malformed Content-Length"),
+                                            ("99999999", "Body too large")])
+def test_a_stream_broken_by_its_content_length_still_answers_the_request(
+        length: str, reason: str) -> None:
+    """The connection must close (no resynchronising), but the request that
+    broke it can hear why first."""
+    head = (f"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\n"
+            f"To: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: {length}\r\n\r\n")
+    with pytest.raises(ParseError) as info:
+        StreamFramer().feed(head.encode())
+    assert reason in info.value.reason
+    assert isinstance(info.value.request, Request) and info.value.request.call_id == "x"
+    with pytest.raises(ParseError) as info:  # no Via: nothing to answer
+        StreamFramer().feed(head.replace("Via: SIP/2.0/TCP h;branch=z9hG4bK1\r\n", "").encode())
+    assert info.value.request is None

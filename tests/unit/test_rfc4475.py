@@ -123,3 +123,20 @@ def test_every_vector_survives_the_stream_framer() -> None:
                     pass
         except ParseError:
             pass
+
+
+def test_a_datagram_without_the_empty_line_is_still_answered() -> None:
+    """RFC 4475 §3.1.2.15 as some copies carry it: the message ends with ``l: 0``
+    CRLF, no empty line.  On UDP the datagram's end ends the headers (§18.3),
+    so the request is answered 400 for its unquoted display name, not dropped."""
+    data = VECTORS["baddn"][0]
+    assert data.endswith(b"l: 0\r\n\r\n")
+    with pytest.raises(ParseError) as info:
+        parse_message(data[:-2])
+    assert info.value.status == 400
+    assert info.value.request is not None
+    assert info.value.reason.startswith("Bad Request - ")
+    # a well-formed request cut the same way is served as it is
+    options = VECTORS["zeromf"][0]
+    whole, cut = parse_message(options), parse_message(options.rstrip(b"\r\n"))
+    assert cut.call_id == whole.call_id and cut.body == b""

@@ -21,11 +21,12 @@ USERS = {"1001": "pw-1001-secret", "1002": "pw-1002-secret"}
 OURS = "192.0.2.10"  # what the (counting) resolver says this host is
 
 
-def server_on(tmp_path: Path, bind: str) -> SipServer:
+def server_on(tmp_path: Path, bind: str, general: str = "transports = udp\n") -> SipServer:
+    """A SipServer on ``bind`` (ports chosen by the kernel); ``general``: more settings."""
     rtp = free_ports(8)
     conf = tmp_path / "sip.conf"
     conf.write_text(
-        f"[general]\nbind = {bind}\nudp_port = 0\ntransports = udp\ndata_dir = {tmp_path}\n"
+        f"[general]\nbind = {bind}\nudp_port = 0\ntcp_port = 0\n{general}data_dir = {tmp_path}\n"
         f"rtp_port_min = {rtp}\nrtp_port_max = {rtp + 7}\nrealm = pbx.test\n"
         + "".join(f"[{n}]\nsecret = {pw}\n" for n, pw in USERS.items()))
     config = load_config(conf)
