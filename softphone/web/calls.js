@@ -171,13 +171,14 @@ export class Calls {
     this.calls.delete(call.id);
     if (call.pc) call.pc.close();
     if (call.state === "ringing" && !this.ringingCall()) { this.ringer.stop(); $("#ringing").hidden = true; }
-    if (call === this.active) {
-      this.active = null;
-      this.meter.stop();
-      $("#hold").setAttribute("aria-pressed", "false");
-      $("#remote").srcObject = null;
-    }
     const left = [...this.calls.values()].filter((c) => c.state !== "ringing");
+    if (call === this.active) {
+      // a call left waiting becomes the one the buttons act on (Hold resumes it)
+      this.active = left[0] || null;
+      this.meter.stop();
+      $("#remote").srcObject = null;
+      $("#hold").setAttribute("aria-pressed", String(Boolean(this.active && this.active.state === "on hold")));
+    }
     if (!left.length) this.idle();
     if (reason) this.status(`Call ended: ${reason}`);
     this.show();

@@ -345,3 +345,12 @@ def test_an_attended_transfer_names_the_consultation_dialog_in_replaces(ua: User
                       f"%3Bfrom-tag%3D{consult.local_tag}>")
     with pytest.raises(ValueError):  # one transfer at a time
         ua.transfer(call, "1004", 3.1)  # type: ignore[arg-type]
+
+
+def test_a_session_refresh_without_sdp_gets_our_description_again(ua: UserAgent) -> None:
+    invite, ok, _ = answered_call(ua)
+    refresh = reoffer(invite, ok, b"").replace(b"Content-Type: application/sdp\r\n", b"")
+    ua.receive(refresh, 2.0)
+    (answer,) = [m for m in sent(ua) if isinstance(m, Response) and m.status >= 200]
+    assert answer.status == 200 and answer.body == ok.body  # an offer: the same session (§14.2)
+    assert not events(ua)

@@ -1,0 +1,153 @@
+"""The browser softphone with several calls, against real peers: headless
+Chromium logged in as 1001, scripted SIP phones (1002, 1003) with real RTP.
+Call waiting (a second call rings while on one; answering it holds the
+first; the page switches between them), the far end holding the page, and
+attended transfer (a consultation call, then the held caller joined to the
+consulted party with REFER/Replaces, the PBX's own transfer code)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.audio import RtpPhone, tone_wav, voiced_frames
+from tests.integration.browser import Page, chromium_page, chromium_path
+from tests.integration.peers import ADMIN_PASSWORD, Pbx, running_pbx, user_of
+from tests.integration.sipclient import SipClient
+from tests.integration.test_softphone_page import PAGE_TONE, SECRETS, log_in, text, toned_frames
+from pbx.sip.message import Response
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(chromium_path() is None, reason="chromium not installed"),
+]
+
+PHONE_TONE = 600.0
+STATUS = "document.querySelector('#status').textContent"
+
+
+@contextlib.contextmanager
+def logged_in_page(tmp_path: Path, **general: object) -> Iterator[tuple[Pbx, Page]]:
+    """A PBX and a page logged in as 1001 whose microphone plays PAGE_TONE."""
+    microphone = tone_wav(tmp_path / "microphone.wav", PAGE_TONE, 60)
+    flags = (f"--use-file-for-fake-audio-capture={microphone}",
+             "--autoplay-policy=no-user-gesture-required")
+    with running_pbx(tmp_path, SECRETS, admin_password=ADMIN_PASSWORD, **general) as pbx, \
+            chromium_page(flags) as page:
+        user_of(pbx, "1001")
+        log_in(page, f"http://{pbx.host}:{pbx.http_port}/softphone/", "user1001",
+               "user1001-Pass-12345")
+        page.wait_for("document.querySelector('#line').textContent === 'Line 1001 ready'")
+        yield pbx, page
+
+
+def call_page(caller: SipClient, number: str, media: RtpPhone, page: Page) -> Response:
+    """``number`` calls 1001; the page rings and the test clicks Answer; the 200 (ACKed)."""
+    first = caller.start_invite(number, SECRETS[number], "1001", body=caller.sdp(media.port))
+    assert first is not None and first.status < 300, first
+    page.wait_for("!document.querySelector('#ringing').hidden")
+    assert number in text(page, "#caller")
+    page.eval("document.querySelector('#answer').click()")
+    final = first
+    while final is not None and final.status < 200:
+        final = caller.receive(10)
+    assert final is not None and final.status == 200, final
+    caller.in_dialog("ACK", final, cseq=final.cseq.number)
+    media.answered(final.body)
+    return final
+
+
+def hears_the_page(media: RtpPhone) -> bool:
+    """The page's tone arrives at this phone (what was on its way dropped first)."""
+    media.listen(0.5)
+    return toned_frames(media.listen(1.5))[0] > 25
+
+
+def hears_music_not_the_page(media: RtpPhone) -> bool:
+    media.listen(0.5)
+    held = media.listen(1.5)
+    return toned_frames(held)[0] < 5 and voiced_frames(held) > 25
+
+
+def listed(number: str, state: str) -> str:
+    """An expression: the page lists the call with ``number`` in ``state``."""
+    return (f"[...document.querySelectorAll('#calls li')].some(li => "
+            f"li.textContent.includes('({number}): {state}'))")
+
+
+def calls_list(page: Page) -> list[str]:
+    return list(page.eval("[...document.querySelectorAll('#calls li')].map(li => li.textContent)"))
+
+
+def talk_in(page: Page, number: str) -> None:
+    """Click Talk beside the call with ``number`` in the page's list of calls."""
+    page.eval(f"""[...document.querySelectorAll('#calls li')]
+        .find(li => li.textContent.includes({number!r})).querySelector('button').click()""")
+
+
+def test_a_second_call_rings_while_on_one_answering_holds_the_first_and_the_page_switches(
+        tmp_path: Path) -> None:
+    with logged_in_page(tmp_path) as (pbx, page), \
+            SipClient(pbx.host, pbx.sip_port) as first, RtpPhone() as first_media, \
+            SipClient(pbx.host, pbx.sip_port) as second, RtpPhone() as second_media:
+        ok = call_page(first, "1002", first_media, page)
+        page.wait_for(f"{STATUS} === 'In call (opus)'")
+        assert hears_the_page(first_media)
+
+        # the far end holds the page (re-INVITE sendonly to the PBX): the page hears
+        # the PBX's music, then the far end resumes
+        sdp = first.sdp(first_media.port)
+        first.in_dialog("INVITE", ok, body=sdp.replace(b"m=audio", b"a=sendonly\r\nm=audio"))
+        held = first.receive(5)
+        assert held is not None and held.status == 200, held
+        first.in_dialog("ACK", ok, cseq=held.cseq.number)
+        page.wait_for("window.softphone.meter.rms() > 0.01")  # music on hold in the page
+        first.in_dialog("INVITE", ok, body=sdp)
+        resumed = first.receive(5)
+        assert resumed is not None and resumed.status == 200, resumed
+        first.in_dialog("ACK", ok, cseq=resumed.cseq.number)
+
+        # 1003 calls while 1001 talks to 1002: it rings in the page (call waiting)
+        first_invite = second.start_invite("1003", SECRETS["1003"], "1001",
+                                           body=second.sdp(second_media.port))
+        assert first_invite is not None and first_invite.status < 300, first_invite
+        page.wait_for("!document.querySelector('#ringing').hidden")
+        assert "1003" in text(page, "#caller")
+        assert text(page, "#status") == "In call (opus)"  # still talking to 1002
+        assert page.eval("window.softphone.ringer.ringing") is True
+        assert hears_the_page(first_media)
+
+        # answering it holds 1002 (who hears music), 1003 hears the page
+        page.eval("document.querySelector('#answer').click()")
+        final = first_invite
+        while final is not None and final.status < 200:
+            final = second.receive(10)
+        assert final is not None and final.status == 200, final
+        second.in_dialog("ACK", final, cseq=final.cseq.number)
+        second_media.answered(final.body)
+        page.wait_for(f"{STATUS} === 'In call (opus)'")
+        page.wait_for("document.querySelectorAll('#calls li').length === 2")
+        assert hears_the_page(second_media)
+        assert hears_music_not_the_page(first_media)
+        page.wait_for(listed("1002", "on hold"))
+
+        # switch: talk to 1002 again, 1003 waits
+        talk_in(page, "1002")
+        assert hears_the_page(first_media)
+        assert hears_music_not_the_page(second_media)
+        page.wait_for(listed("1003", "on hold"))
+
+        # hang up 1002: 1003 stays on hold until the page talks to it
+        page.eval("document.querySelector('#hangup').click()")
+        assert first.hung_up()
+        page.wait_for(f"{STATUS} === 'Call ended: hung up'")
+        assert page.eval("document.querySelector('#in-call').hidden") is False
+        assert [item for item in calls_list(page) if "1003" in item]
+        page.eval("document.querySelector('#hold').click()")  # Hold pressed: resume it
+        assert hears_the_page(second_media)
+        page.eval("document.querySelector('#hangup').click()")
+        assert second.hung_up()
+        page.wait_for("document.querySelector('#in-call').hidden")
