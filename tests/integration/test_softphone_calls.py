@@ -8,15 +8,16 @@ consulted party with REFER/Replaces, the PBX's own transfer code)."""
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.audio import RtpPhone, tone_wav, voiced_frames
+from tests.integration.audio import RtpPhone, tone_share, tone_wav, voiced_frames
 from tests.integration.browser import Page, chromium_page, chromium_path
 from tests.integration.peers import ADMIN_PASSWORD, Pbx, running_pbx, user_of
-from tests.integration.sipclient import SipClient
+from tests.integration.sipclient import SipClient, register
 from tests.integration.test_softphone_page import PAGE_TONE, SECRETS, log_in, text, toned_frames
 from pbx.sip.message import Response
 
@@ -151,3 +152,44 @@ def test_a_second_call_rings_while_on_one_answering_holds_the_first_and_the_page
         page.eval("document.querySelector('#hangup').click()")
         assert second.hung_up()
         page.wait_for("document.querySelector('#in-call').hidden")
+
+
+def test_attended_transfer_consults_1003_then_joins_the_waiting_caller_to_it(
+        tmp_path: Path) -> None:
+    with logged_in_page(tmp_path) as (pbx, page), \
+            SipClient(pbx.host, pbx.sip_port) as caller, RtpPhone() as caller_media, \
+            SipClient(pbx.host, pbx.sip_port) as colleague, RtpPhone() as colleague_media:
+        register(colleague, "1003", SECRETS["1003"])
+        call_page(caller, "1002", caller_media, page)
+        page.wait_for(f"{STATUS} === 'In call (opus)'")
+
+        # Consult: the page calls 1003, the caller waits on hold
+        page.eval("""(() => { document.querySelector('#transfer-number').value = '1003';
+            document.querySelector('#consult').click(); })()""")
+        invite = colleague.receive_request(10, "INVITE")
+        assert invite is not None and invite.from_addr.uri.user == "1001"
+        colleague.respond(invite, 180)
+        page.wait_for(f"{STATUS} === 'Ringing…'")
+        colleague.respond(invite, 200, body=colleague.sdp(colleague_media.port))
+        assert colleague.receive_request(5, "ACK") is not None
+        colleague_media.answered(invite.body)
+        page.wait_for(f"{STATUS}.startsWith('In call')")
+        assert hears_the_page(colleague_media)
+        assert hears_music_not_the_page(caller_media)
+        page.wait_for("!document.querySelector('#complete-transfer').hidden")
+
+        # Complete: the PBX joins 1002 and 1003 and hangs up both of the page's calls
+        page.eval("document.querySelector('#complete-transfer').click()")
+        page.wait_for(f"{STATUS} === 'Call ended: transferred' "
+                      f"|| {STATUS} === 'Call ended: transferred to 1003'")
+        page.wait_for("document.querySelector('#in-call').hidden")
+        assert not calls_list(page)
+        caller_media.listen(0.3)
+        colleague_media.listen(0.3)
+        talker = threading.Thread(target=caller_media.send_tone, args=(PHONE_TONE, 2.5))
+        talker.start()
+        heard = colleague_media.listen(2.0)
+        talker.join()
+        frames = heard[: len(heard) // 160 * 160].reshape(-1, 160)
+        assert sum(tone_share(frame, PHONE_TONE) > 0.5 for frame in frames) > 40  # they talk
+        assert toned_frames(heard)[0] < 5  # and the page is out of it
