@@ -24,10 +24,12 @@ others), ``{"type": "transfer", "call", "number"}`` (blind) or
 ``{"type": "transfer", "call", "consult"}`` (attended: the far end of
 ``call`` is joined to the far end of the call ``consult``).
 Gateway → page: ``registered`` (``extension``, ``ice_servers``), ``incoming``
-(``call``, ``number``, ``name``), ``sdp`` (``call``: the answer to the page's
+(``call``, ``number``, ``name``, and ``via``, ``via_name``: the queue or
+colleague the call was first for, RFC 7044 History-Info), ``sdp`` (``call``: the answer to the page's
 offer), ``ringing``, ``connected`` (``codec``, ``far_end_holds``), ``held``,
 ``transferring`` (``number``), ``ended`` (``reason``), each with ``call``;
-``error`` (``reason``, ``call`` when about one).
+``error`` (``reason``, ``call`` when about one); ``agent`` (``state``,
+``reason``) when the user's queue agent state changes.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,7 @@ from sqlmodel import Session
 from admin_api.deps import find_token
 from pbx.calls.channel import KEYS
 from pbx.config import General
+from pbx.events import AgentStateChanged, EventBus
 from pbx.models import ApiUser
 from pbx.server import SipServer
 from pbx.sip.flow import Flow
@@ -97,6 +101,7 @@ class PageSession:
         self.sender = asyncio.ensure_future(self._send_all())
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._unwatch: Callable[[], None] = lambda: None
 
     def tell(self, kind: str, **fields: Any) -> None:
         self.outbox.put_nowait({"type": kind, **fields})
@@ -122,6 +127,16 @@ class PageSession:
             raise SipRefused("no answer from the PBX") from None
         if isinstance(event, RegistrationFailed):
             raise SipRefused(f"{event.code} {event.reason}")
+
+    def watch(self, bus: EventBus, organisation: int, extension: str) -> None:
+        """Tell the page when its user's agent state changes (queue calls, wrap-up)."""
+        def on_event(event: object) -> None:
+            if isinstance(event, AgentStateChanged) and event.organisation == organisation \
+                    and event.agent == extension:
+                self.tell("agent", state=event.state, reason=event.reason)
+
+        bus.subscribe(on_event)
+        self._unwatch = lambda: bus.unsubscribe(on_event)
 
     @property
     def sip(self) -> Line:
@@ -150,9 +165,11 @@ class PageSession:
         if isinstance(event, IncomingCall):
             call = PageCall(f"in-{next(self._ids)}", event.call)
             self.calls[call.id] = call
-            caller = event.call.caller
+            caller, via = event.call.caller, event.call.via
             self.tell("incoming", call=call.id, number=caller.uri.user or "",
-                      name=caller.display_name or "")
+                      name=caller.display_name or "",
+                      via=via.uri.user or "" if via is not None else "",
+                      via_name=via.display_name or "" if via is not None else "")
             return
         page = self._of(event.call)
         if page is None:
@@ -303,6 +320,7 @@ class PageSession:
     async def close(self) -> None:
         """The page is gone: hang up its calls, unregister its line."""
         self.sender.cancel()
+        self._unwatch()
         if self.line is None or self.line.ua is None:
             return
         for page in list(self.calls.values()):
@@ -371,6 +389,7 @@ async def softphone(websocket: WebSocket, token: str = "") -> None:
         await session.start(Account(user.extension, password, server, tenant.domain))
         session.tell("registered", extension=user.extension,
                      ice_servers=ice_servers(sip.config.general))
+        session.watch(sip.events, user.organisation_id, user.extension)
         while True:
             try:
                 message = await websocket.receive_json()

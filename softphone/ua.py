@@ -93,6 +93,20 @@ class Call:
         """Who called (an incoming call's From, with the PBX's display name)."""
         return self.invite.from_addr
 
+    @property
+    def via(self) -> Address | None:
+        """Whom an incoming call was for before the PBX retargeted it to us: the
+        first History-Info entry (RFC 7044), e.g. a queue with its name, or
+        a colleague whose call was forwarded.  None: it was for us."""
+        for value in self.invite.headers.get_all("History-Info") if not self.outgoing else ():
+            try:
+                entry = Address.parse(value)
+            except ParseError:
+                continue
+            if entry.params.get("index") == "1":
+                return entry
+        return None
+
 
 @dataclass(frozen=True)
 class Registered:

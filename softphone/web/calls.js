@@ -52,7 +52,10 @@ export class Calls {
   }
 
   incoming(message) {
-    const label = message.name ? `${message.name} (${message.number})` : message.number;
+    // a queue call says which queue (or a forwarded call whose it was): History-Info
+    const via = message.via_name || message.via;
+    const label = (message.name ? `${message.name} (${message.number})` : message.number)
+      + (via ? ` via ${via}` : "");
     const call = { id: message.call, pc: null, state: "ringing", label, incoming: true, held: false };
     this.calls.set(call.id, call);
     $("#caller").textContent = label;

@@ -110,6 +110,7 @@ function received(message) {
       iceServers = message.ice_servers;
       queues.start(sessionStorage.getItem("pbx-token"), message.extension);
       break;
+    case "agent": queues.refresh(); break; // pushed: a queue call, wrap-up …
     default: calls.received(message);
   }
 }

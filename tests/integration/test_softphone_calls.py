@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration.audio import RtpPhone, tone_share, tone_wav, voiced_frames
@@ -193,3 +194,42 @@ def test_attended_transfer_consults_1003_then_joins_the_waiting_caller_to_it(
         frames = heard[: len(heard) // 160 * 160].reshape(-1, 160)
         assert sum(tone_share(frame, PHONE_TONE) > 0.5 for frame in frames) > 40  # they talk
         assert toned_frames(heard)[0] < 5  # and the page is out of it
+
+
+SUPPORT = """
+[700]
+type = queue
+name = Support
+members = 1001
+wrapuptime = 4
+"""
+
+
+def test_a_queue_call_shows_the_queue_name_and_a_wrap_up_countdown_follows(
+        tmp_path: Path) -> None:
+    shown = "document.querySelector('#agent-state').textContent"
+    with logged_in_page(tmp_path, sections=SUPPORT) as (pbx, page), \
+            SipClient(pbx.host, pbx.sip_port) as caller, RtpPhone() as media:
+        page.wait_for(f"{shown} === 'available'")
+        first = caller.start_invite("1002", SECRETS["1002"], "700", body=caller.sdp(media.port))
+        assert first is not None and first.status < 300, first
+        page.wait_for("!document.querySelector('#ringing').hidden")
+        assert text(page, "#caller") == "User 1002 (1002) via Support"
+        page.wait_for(f"{shown} === 'ringing'")  # pushed, not polled: well within 5 s
+        page.eval("document.querySelector('#answer').click()")
+        final = first
+        while final is not None and final.status < 200:
+            final = caller.receive(10)
+        assert final is not None and final.status == 200, final
+        caller.in_dialog("ACK", final, cseq=final.cseq.number)
+        page.wait_for(f"{STATUS}.startsWith('In call')")
+        page.wait_for(f"{shown} === 'on a queue call'", timeout=3)
+        page.eval("document.querySelector('#hangup').click()")
+        assert caller.hung_up()
+
+        counted = page.wait_for(f"{shown}.startsWith('in wrap-up (') && {shown}", timeout=3)
+        agent = httpx.get(f"{pbx.api}/agents/1001", headers=user_of(pbx, "1001")).json()
+        assert agent["state"] == "wrap_up" and 0 < agent["wrap_up_left"] <= 4, agent
+        assert counted in ("in wrap-up (4 s left)", "in wrap-up (3 s left)"), counted
+        page.wait_for(f"{shown} === 'in wrap-up (1 s left)'", timeout=4)
+        page.wait_for(f"{shown} === 'available'", timeout=3)
