@@ -205,6 +205,9 @@ class General(CallPolicyConfig):
     webrtc_ice_servers: tuple[str, ...] = ()
     webrtc_turn_username: str = ""
     webrtc_turn_password: str = ""
+    # s a browser softphone's calls wait for its page to reconnect after its
+    # WebSocket dropped (the media goes on meanwhile); then they are hung up
+    webrtc_reconnect_grace: float = Field(30.0, ge=0, le=600)
 
     _split_list = field_validator("transports", "domains", "codecs", "auth_algorithms",
                                   "webrtc_ice_servers", mode="before")(split_commas)

@@ -49,6 +49,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlmodel import Session
 
 from admin_api.deps import find_token
+from admin_api.security import token_hash
 from pbx.calls.channel import KEYS
 from pbx.config import General
 from pbx.events import AgentStateChanged, EventBus
@@ -102,6 +103,7 @@ class PageSession:
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self._unwatch: Callable[[], None] = lambda: None
+        self.revoked = False
 
     def tell(self, kind: str, **fields: Any) -> None:
         self.outbox.put_nowait({"type": kind, **fields})
@@ -110,6 +112,35 @@ class PageSession:
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             while True:
                 await self.websocket.send_json(await self.outbox.get())
+
+    def detach(self) -> None:
+        """The page's WebSocket dropped: calls and media go on, nobody is told."""
+        self.sender.cancel()
+
+    def attach(self, websocket: WebSocket) -> None:
+        """The page is back (a new WebSocket, the same login)."""
+        self.websocket = websocket
+        self.outbox = asyncio.Queue()  # what was said meanwhile: the snapshot replaces it
+        self.sender = asyncio.ensure_future(self._send_all())
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """The calls as they are, for a page that comes back."""
+        def state(call: Call) -> str:
+            if call.state != "answered":
+                return "calling" if call.outgoing else call.state
+            return "on hold" if call.held else "talking"
+
+        return [{"call": page.id, "state": state(page.sip), "number": page.sip.caller.uri.user
+                 if not page.sip.outgoing else page.sip.invite.uri.user,
+                 "name": page.sip.caller.display_name or "" if not page.sip.outgoing else "",
+                 "codec": page.bridge.codec if page.bridge is not None else ""}
+                for page in self.calls.values()]
+
+    async def revoke(self) -> None:
+        """The login was ended (logout): the page gets nothing more."""
+        self.revoked = True
+        with contextlib.suppress(RuntimeError):
+            await self.websocket.close(code=4401, reason="logged out")
 
     def _soon(self, work: Any) -> None:
         task = asyncio.ensure_future(work)
@@ -383,13 +414,23 @@ async def softphone(websocket: WebSocket, token: str = "") -> None:
         return
     host = sip.config.general.bind if sip.config.general.bind not in ("0.0.0.0", "::") \
         else "127.0.0.1"
-    server = Flow("UDP", host, sip.transports["UDP"].local_port)
-    session = PageSession(websocket, host)
+    pages: Pages = websocket.app.state.softphone
+    hashed = token_hash(token)
+    grace = sip.config.general.webrtc_reconnect_grace
+    session = pages.resume(hashed)
+    dropped = False  # the WebSocket went away without the page closing it
     try:
-        await session.start(Account(user.extension, password, server, tenant.domain))
+        if session is None:
+            session = PageSession(websocket, host)
+            server = Flow("UDP", host, sip.transports["UDP"].local_port)
+            await session.start(Account(user.extension, password, server, tenant.domain))
+            session.watch(sip.events, user.organisation_id, user.extension)
+        else:
+            session.attach(websocket)
+        pages.add(hashed, session)
         session.tell("registered", extension=user.extension,
-                     ice_servers=ice_servers(sip.config.general))
-        session.watch(sip.events, user.organisation_id, user.extension)
+                     ice_servers=ice_servers(sip.config.general), calls=session.snapshot(),
+                     reconnect_grace=grace)
         while True:
             try:
                 message = await websocket.receive_json()
@@ -403,12 +444,72 @@ async def softphone(websocket: WebSocket, token: str = "") -> None:
                     log.info("softphone message %s refused: %s", message.get("type"), exc)
                     session.tell("error", reason=f"bad session description: {exc}")
     except SipRefused as exc:
+        assert session is not None
         session.tell("error", reason=f"registration refused: {exc}")
         await websocket.close(code=4502, reason=f"registration refused: {exc}")
-    except WebSocketDisconnect:
-        pass
+    except WebSocketDisconnect as exc:
+        dropped = exc.code not in (1000, 1001)  # not closed by the page (log out, leaving it)
     finally:
-        await session.close()
+        if session is not None:
+            pages.remove(hashed, session)
+            if dropped and session.calls and grace > 0 and not session.revoked:
+                log.info("softphone page of %s dropped; its calls wait %.0f s for it",
+                         user.extension, grace)
+                session.detach()
+                pages.park(hashed, session, grace)
+            else:
+                await session.close()
+
+
+class Pages:
+    """The open pages by login (token hash), and the pages whose WebSocket
+    dropped mid-call, kept for a grace period for the page to come back."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, set[PageSession]] = {}
+        self.parked: dict[str, tuple[PageSession, asyncio.TimerHandle]] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def add(self, hashed: str, session: PageSession) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.open.setdefault(hashed, set()).add(session)
+
+    def remove(self, hashed: str, session: PageSession) -> None:
+        self.open.get(hashed, set()).discard(session)
+
+    def park(self, hashed: str, session: PageSession, grace: float) -> None:
+        self._end(hashed)  # one waiting page per login
+        timer = asyncio.get_running_loop().call_later(grace, self._end, hashed)
+        self.parked[hashed] = (session, timer)
+
+    def resume(self, hashed: str) -> PageSession | None:
+        """The page that waits for this login, now taken back."""
+        session, timer = self.parked.pop(hashed, (None, None))
+        if timer is not None:
+            timer.cancel()
+        return session
+
+    def _end(self, hashed: str) -> None:
+        """No page came back in time (or the login ended): hang up, unregister."""
+        session = self.resume(hashed)
+        if session is not None:
+            log.info("softphone page did not come back: its calls end")
+            task = asyncio.ensure_future(session.close())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def revoked(self, hashed: str) -> None:
+        """A logout (from a worker thread): that login's pages are closed with 4401."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self._revoke, hashed)
+
+    def _revoke(self, hashed: str) -> None:
+        self._end(hashed)
+        for session in self.open.get(hashed, set()):
+            task = asyncio.ensure_future(session.revoke())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
 
 def install(app: FastAPI, sip: SipServer) -> None:
@@ -420,5 +521,7 @@ def install(app: FastAPI, sip: SipServer) -> None:
     bind = sip.config.general.bind
     if bind not in ("0.0.0.0", "::"):
         aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [bind]
+    app.state.softphone = pages = Pages()
+    app.state.on_logout.append(pages.revoked)
     app.include_router(router)
     app.mount("/softphone", StaticFiles(directory=WEB, html=True), name="softphone")

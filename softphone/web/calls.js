@@ -234,6 +234,20 @@ export class Calls {
     }, 200);
   }
 
+  // The line is back after a dropped WebSocket: ``list`` is what the gateway
+  // still has.  Calls it no longer has ended meanwhile; one that rang meanwhile rings.
+  resync(list) {
+    const live = new Map(list.map((c) => [c.call, c]));
+    for (const call of [...this.calls.values()]) if (!live.has(call.id)) this.end(call, "connection lost");
+    for (const c of list) {
+      const call = this.calls.get(c.call);
+      if (!call && c.state === "ringing") this.incoming({ call: c.call, number: c.number, name: c.name });
+      else if (call && call.state !== c.state && ["talking", "on hold"].includes(c.state)) {
+        this.update(call, c.state, c.state === "talking" ? `In call (${c.codec})` : "On hold");
+      }
+    }
+  }
+
   // every call is gone (the line closed)
   endAll(reason) {
     for (const call of [...this.calls.values()]) this.end(call, reason);

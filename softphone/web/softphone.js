@@ -72,6 +72,12 @@ function showDirectory() {
 
 $("#search").addEventListener("input", showDirectory);
 
+// A WebSocket that drops (not closed by the gateway with a 44xx/45xx reason)
+// is opened again with the same login, every second: the gateway keeps the
+// calls (their media flows on) for reconnectGrace seconds, then ends them.
+let reconnectGrace = 0;
+let graceTimer = null;
+
 function connect(token) {
   $("#login").hidden = true;
   $("#phone").hidden = false;
@@ -80,9 +86,16 @@ function connect(token) {
   socket = new WebSocket(`${scheme}://${location.host}/api/softphone?token=${encodeURIComponent(token)}`);
   socket.onmessage = (event) => received(JSON.parse(event.data));
   socket.onclose = (event) => {
-    $("#line").textContent = `Not connected: ${event.reason || "connection lost"}`;
-    if (event.code === 4401) { sessionStorage.removeItem("pbx-token"); $("#login").hidden = false; }
-    calls.endAll("connection lost");
+    socket = null;
+    if (event.code >= 4000) {
+      $("#line").textContent = `Not connected: ${event.reason || "connection lost"}`;
+      if (event.code === 4401) { sessionStorage.removeItem("pbx-token"); $("#login").hidden = false; queues.stop(); }
+      calls.endAll(event.reason || "connection lost");
+      return;
+    }
+    $("#line").textContent = "Connection lost: reconnecting…";
+    if (!graceTimer) graceTimer = setTimeout(() => calls.endAll("connection lost"), reconnectGrace * 1000);
+    setTimeout(() => connect(token), 1000);
   };
 }
 
@@ -92,6 +105,8 @@ $("#logout").addEventListener("click", async () => {
   const token = sessionStorage.getItem("pbx-token");
   sessionStorage.removeItem("pbx-token");
   if (socket) { socket.onclose = null; socket.close(1000, "logged out"); socket = null; }
+  clearTimeout(graceTimer);
+  graceTimer = null;
   calls.endAll("");
   queues.stop();
   await fetch("/api/logout", { method: "POST", headers: { Authorization: `Bearer ${token}` } });
@@ -101,13 +116,17 @@ $("#logout").addEventListener("click", async () => {
 });
 window.addEventListener("pagehide", () => { if (socket) socket.close(1000, "page closed"); });
 
-function send(message) { socket.send(JSON.stringify(message)); }
+function send(message) { if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message)); }
 
 function received(message) {
   switch (message.type) {
     case "registered":
       $("#line").textContent = `Line ${message.extension} ready`;
       iceServers = message.ice_servers;
+      reconnectGrace = message.reconnect_grace;
+      clearTimeout(graceTimer);
+      graceTimer = null;
+      calls.resync(message.calls);
       queues.start(sessionStorage.getItem("pbx-token"), message.extension);
       break;
     case "agent": queues.refresh(); break; // pushed: a queue call, wrap-up …

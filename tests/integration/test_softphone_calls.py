@@ -8,12 +8,16 @@ consulted party with REFER/Replaces, the PBX's own transfer code)."""
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from tests.integration.audio import RtpPhone, tone_share, tone_wav, voiced_frames
 from tests.integration.browser import Page, chromium_page, chromium_path
@@ -233,3 +237,142 @@ def test_a_queue_call_shows_the_queue_name_and_a_wrap_up_countdown_follows(
         assert counted in ("in wrap-up (4 s left)", "in wrap-up (3 s left)"), counted
         page.wait_for(f"{shown} === 'in wrap-up (1 s left)'", timeout=4)
         page.wait_for(f"{shown} === 'available'", timeout=3)
+
+
+class Cuttable:
+    """A TCP relay between the browser and the PBX's HTTP port that the test can
+    cut (every connection reset at once, as a dropped network does) and keep
+    shut for a while (connections refused)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open = True
+        self.links: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.open:
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            with self.lock:
+                self.links += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def cut(self, keep_shut: bool) -> None:
+        self.open = not keep_shut
+        with self.lock:
+            links, self.links = self.links, []
+        for link in links:  # the TCP connections end, without a WebSocket close frame
+            with contextlib.suppress(OSError):
+                link.shutdown(socket.SHUT_RDWR)
+            link.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.cut(keep_shut=True)
+
+
+@contextlib.contextmanager
+def page_behind_relay(tmp_path: Path, **general: object) -> Iterator[tuple[Pbx, Page, Cuttable]]:
+    microphone = tone_wav(tmp_path / "microphone.wav", PAGE_TONE, 60)
+    flags = (f"--use-file-for-fake-audio-capture={microphone}",
+             "--autoplay-policy=no-user-gesture-required")
+    with running_pbx(tmp_path, SECRETS, admin_password=ADMIN_PASSWORD, sections=AGENT,
+                     **general) as pbx, chromium_page(flags) as page:
+        relay = Cuttable((pbx.host, pbx.http_port))
+        try:
+            user_of(pbx, "1001")
+            log_in(page, f"http://127.0.0.1:{relay.port}/softphone/", "user1001",
+                   "user1001-Pass-12345")
+            page.wait_for("document.querySelector('#line').textContent === 'Line 1001 ready'")
+            yield pbx, page, relay
+        finally:
+            relay.close()
+
+
+AGENT = """
+[700]
+type = queue
+name = Support
+members = 1001
+"""
+LINE = "document.querySelector('#line').textContent"
+
+
+def agent_state(pbx: Pbx) -> str:
+    return str(httpx.get(f"{pbx.api}/agents/1001", headers=user_of(pbx, "1001")).json()["state"])
+
+
+def test_a_dropped_websocket_reconnects_and_the_call_goes_on(tmp_path: Path) -> None:
+    with page_behind_relay(tmp_path) as (pbx, page, relay), \
+            SipClient(pbx.host, pbx.sip_port) as caller, RtpPhone() as media:
+        call_page(caller, "1002", media, page)
+        page.wait_for(f"{STATUS} === 'In call (opus)'")
+        relay.cut(keep_shut=True)  # the network drops: the WebSocket is gone
+        page.wait_for(f"{LINE} === 'Connection lost: reconnecting…'")
+        assert hears_the_page(media)  # the media path is not the WebSocket's
+        assert agent_state(pbx) == "on_direct_call"
+        relay.open = True
+        page.wait_for(f"{LINE} === 'Line 1001 ready'", timeout=10)
+        assert text(page, "#status") == "In call (opus)"
+        assert hears_the_page(media)
+        page.eval("document.querySelector('#hangup').click()")  # signalling works again
+        assert caller.hung_up()
+        page.wait_for(f"{STATUS} === 'Call ended: hung up'")
+
+
+def test_a_page_that_does_not_come_back_in_time_has_its_call_ended(tmp_path: Path) -> None:
+    with page_behind_relay(tmp_path, webrtc_reconnect_grace=3) as (pbx, page, relay), \
+            SipClient(pbx.host, pbx.sip_port) as caller, RtpPhone() as media:
+        call_page(caller, "1002", media, page)
+        page.wait_for(f"{STATUS} === 'In call (opus)'")
+        assert agent_state(pbx) == "on_direct_call"
+        relay.cut(keep_shut=True)
+        started = time.monotonic()
+        assert caller.hung_up()  # after the grace the PBX gets the page's BYE
+        assert 2.0 < time.monotonic() - started < 6.0
+        for _ in range(30):
+            if agent_state(pbx) == "available":
+                break
+            time.sleep(0.1)
+        assert agent_state(pbx) == "available"  # the agent is free for queue calls again
+        page.wait_for(f"{STATUS} === 'Call ended: connection lost'", timeout=5)
+        relay.open = True
+        page.wait_for(f"{LINE} === 'Line 1001 ready'", timeout=10)  # a fresh line
+        assert page.eval("document.querySelector('#in-call').hidden") is True
+
+
+def test_logging_out_elsewhere_closes_the_page_and_its_token_is_refused(tmp_path: Path) -> None:
+    with logged_in_page(tmp_path) as (pbx, page):
+        token = page.eval("sessionStorage.getItem('pbx-token')")
+        gone = httpx.post(f"{pbx.api}/logout", headers={"Authorization": f"Bearer {token}"})
+        assert gone.status_code == 204
+        page.wait_for(f"{LINE} === 'Not connected: logged out'", timeout=5)
+        page.wait_for("!document.querySelector('#login').hidden")
+        url = f"ws://{pbx.host}:{pbx.http_port}/api/softphone?token={token}"
+        with connect(url) as refused, pytest.raises(ConnectionClosed):
+            refused.recv(timeout=5)
+        assert refused.close_code == 4401 and refused.close_reason == "invalid token"
+        for _ in range(30):
+            if pbx.health()["registrations"] == 0:
+                break
+            time.sleep(0.1)
+        assert pbx.health()["registrations"] == 0  # the page's line is unregistered
