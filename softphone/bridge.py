@@ -38,6 +38,27 @@ ENCODE = {"PCMU": ulaw_encode, "PCMA": alaw_encode}
 DECODE = {0: ulaw_decode, 8: alaw_decode}
 
 
+class NoMediaPath(Exception):
+    """The page offered no ICE candidate at all (e.g. relay only and its TURN
+    server unreachable): no media path can be found, so the call is not taken."""
+
+
+def all_candidates(sdp: str) -> str:
+    """The page's offer holds all its ICE candidates (it waits for gathering to
+    complete): mark every media section so (``a=end-of-candidates``, RFC 8840),
+    else ICE with no working pair would wait for more rather than fail."""
+    if "a=end-of-candidates" in sdp:
+        return sdp
+    out: list[str] = []
+    for line in sdp.strip().splitlines():
+        if line.startswith("m=") and any(seen.startswith("m=") for seen in out):
+            out.append("a=end-of-candidates")
+        out.append(line)
+    if any(line.startswith("m=") for line in out):
+        out.append("a=end-of-candidates")
+    return "\r\n".join(out) + "\r\n"
+
+
 class PbxTrack(MediaStreamTrack):
     """What the PBX sends, as an audio track for aiortc to encode: one 20 ms
     frame per ``recv``, in real time, silence while nothing arrived."""
@@ -153,7 +174,10 @@ class MediaBridge:
 
     async def answer_page(self, offer: str) -> str:
         """Take the page's offer; the answer (all candidates in it, no trickle)."""
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        if "a=candidate:" not in offer and "m=" in offer:
+            raise NoMediaPath("the browser offered no ICE candidate")
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=all_candidates(offer),
+                                                                 type="offer"))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         description = self.pc.localDescription
         self.codec = next((line.split()[1].split("/")[0] for line in description.sdp.splitlines()

@@ -23,7 +23,9 @@ Messages, page → gateway: ``{"type": "call", "id", "number", "sdp"}``,
 others), ``{"type": "transfer", "call", "number"}`` (blind) or
 ``{"type": "transfer", "call", "consult"}`` (attended: the far end of
 ``call`` is joined to the far end of the call ``consult``).
-Gateway → page: ``registered`` (``extension``, ``ice_servers``), ``incoming``
+Gateway → page: ``registered`` (``extension``, ``ice_servers``,
+``ice_transport_policy``, ``reconnect_grace`` and ``calls``: the calls still
+up when a dropped page comes back), ``incoming``
 (``call``, ``number``, ``name``, and ``via``, ``via_name``: the queue or
 colleague the call was first for, RFC 7044 History-Info), ``sdp`` (``call``: the answer to the page's
 offer), ``ringing``, ``connected`` (``codec``, ``far_end_holds``), ``held``,
@@ -56,7 +58,7 @@ from pbx.events import AgentStateChanged, EventBus
 from pbx.models import ApiUser
 from pbx.server import SipServer
 from pbx.sip.flow import Flow
-from softphone.bridge import MediaBridge
+from softphone.bridge import MediaBridge, NoMediaPath
 from softphone.line import Line
 from softphone.ua import (Account, Call, CallAnswered, CallEnded, CallRinging, Event,
                           IncomingCall, Registered, RegistrationFailed, RequestRefused,
@@ -311,13 +313,8 @@ class PageSession:
         @bridge.pc.on("connectionstatechange")
         async def on_state() -> None:
             page = self.calls.get(ident)
-            if bridge.pc.connectionState == "failed" and page is not None \
-                    and page.bridge is bridge:
-                log.info("softphone media failed (ICE/DTLS); ending call %s", ident)
-                page.ending = ICE_FAILED
-                self.sip.hangup(page.sip)
-                if page.sip.state == "ended":
-                    await self._finish(page, ICE_FAILED)
+            if page is not None and page.bridge is bridge:
+                await self._check_media(page)
 
         try:
             self.tell("sdp", call=ident, sdp=await bridge.answer_page(offer))
@@ -326,27 +323,43 @@ class PageSession:
             await bridge.close()
             raise
 
+    async def _check_media(self, page: PageCall) -> None:
+        """End the call if its media path failed (ICE or DTLS), at once."""
+        if page.bridge is None or page.bridge.pc.connectionState != "failed":
+            return
+        log.info("softphone media failed (ICE/DTLS); ending call %s", page.id)
+        page.ending = ICE_FAILED
+        self.sip.hangup(page.sip)
+        if page.sip.state == "ended":
+            await self._finish(page, ICE_FAILED)
+
     async def _dial(self, ident: str, number: str, offer: str) -> None:
         try:
             bridge, rtp = await self._media(ident, offer)
         except ValueError as exc:  # the page's offer is unusable for aiortc
             self.tell("ended", call=ident, reason=f"bad session description: {exc}")
             return
+        except NoMediaPath:
+            self.tell("ended", call=ident, reason=ICE_FAILED)
+            return
         page = PageCall(ident, self.sip.call(number, rtp), bridge)
         self.calls[ident] = page
         self._hold_others(page)  # a call placed from a call: a consultation
+        await self._check_media(page)  # it may have failed before the call existed
 
     async def _answer(self, page: PageCall, offer: str) -> None:
         try:
             page.bridge, rtp = await self._media(page.id, offer)
-        except ValueError as exc:
-            page.ending = f"bad session description: {exc}"
+        except (ValueError, NoMediaPath) as exc:  # refused: the PBX rings on elsewhere
+            page.ending = ICE_FAILED if isinstance(exc, NoMediaPath) else \
+                f"bad session description: {exc}"
             self.sip.hangup(page.sip)
             return
         if page.sip.state != "ringing":  # cancelled while the page was answering
             return
         self._hold_others(page)  # call waiting: the call we were on waits
         self.sip.answer(page.sip, rtp)
+        await self._check_media(page)
 
     async def close(self) -> None:
         """The page is gone: hang up its calls, unregister its line."""
@@ -428,9 +441,10 @@ async def softphone(websocket: WebSocket, token: str = "") -> None:
         else:
             session.attach(websocket)
         pages.add(hashed, session)
-        session.tell("registered", extension=user.extension,
-                     ice_servers=ice_servers(sip.config.general), calls=session.snapshot(),
-                     reconnect_grace=grace)
+        general = sip.config.general
+        session.tell("registered", extension=user.extension, ice_servers=ice_servers(general),
+                     ice_transport_policy=general.webrtc_ice_transport_policy,
+                     calls=session.snapshot(), reconnect_grace=grace)
         while True:
             try:
                 message = await websocket.receive_json()

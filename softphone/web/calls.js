@@ -13,6 +13,7 @@ export const ICE_FAILED = "media path failed (ICE): no audio path between your b
 
 export class Calls {
   // send(message) goes to the gateway; options() gives {iceServers, codecs, iceTransportPolicy}
+  // (the PBX's STUN/TURN settings, the codecs in order of preference)
   constructor(send, options) {
     this.send = send;
     this.options = options;
@@ -121,7 +122,7 @@ export class Calls {
       });
     }
     const { iceServers, codecs: wanted, iceTransportPolicy } = this.options();
-    const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: iceTransportPolicy || "all" });
+    const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy });
     call.pc = pc;
     const transceiver = pc.addTransceiver(this.microphone.getAudioTracks()[0], { direction: "sendrecv" });
     const codecs = RTCRtpReceiver.getCapabilities("audio").codecs;

@@ -11,9 +11,10 @@ const CODECS = ["audio/opus", "audio/PCMU", "audio/PCMA"];
 
 let socket = null;
 let iceServers = []; // STUN/TURN from the PBX's settings, for agents behind NAT
+let iceTransportPolicy = "all"; // "relay": media only through the TURN server
 const queues = new QueuesPanel();
 const calls = new Calls((message) => send(message), () => ({
-  iceServers, codecs: window.softphone.codecs, iceTransportPolicy: window.softphone.iceTransportPolicy,
+  iceServers, codecs: window.softphone.codecs, iceTransportPolicy,
 }));
 
 function status(text) { $("#status").textContent = text; }
@@ -123,6 +124,7 @@ function received(message) {
     case "registered":
       $("#line").textContent = `Line ${message.extension} ready`;
       iceServers = message.ice_servers;
+      iceTransportPolicy = message.ice_transport_policy;
       reconnectGrace = message.reconnect_grace;
       clearTimeout(graceTimer);
       graceTimer = null;
@@ -151,11 +153,8 @@ for (const key of KEYS) {
 }
 
 // what tests and a future level display read: the far end's loudest frequency;
-// a page (or a test) may narrow the codecs or force TURN (iceTransportPolicy "relay")
-window.softphone = {
-  meter: calls.meter, micMeter: calls.micMeter, ringer: calls.ringer, calls, codecs: CODECS,
-  iceTransportPolicy: "all",
-};
+// a page (or a test) may narrow the codecs
+window.softphone = { meter: calls.meter, micMeter: calls.micMeter, ringer: calls.ringer, calls, codecs: CODECS };
 
 const saved = sessionStorage.getItem("pbx-token");
 if (saved) connect(saved);

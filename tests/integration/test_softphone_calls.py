@@ -21,7 +21,7 @@ from websockets.sync.client import connect
 
 from tests.integration.audio import RtpPhone, tone_share, tone_wav, voiced_frames
 from tests.integration.browser import Page, chromium_page, chromium_path
-from tests.integration.peers import ADMIN_PASSWORD, Pbx, running_pbx, user_of
+from tests.integration.peers import ADMIN_PASSWORD, Pbx, free_ports, running_pbx, user_of
 from tests.integration.sipclient import SipClient, register
 from tests.integration.test_softphone_page import PAGE_TONE, SECRETS, log_in, text, toned_frames
 from pbx.sip.message import Response
@@ -376,3 +376,27 @@ def test_logging_out_elsewhere_closes_the_page_and_its_token_is_refused(tmp_path
                 break
             time.sleep(0.1)
         assert pbx.health()["registrations"] == 0  # the page's line is unregistered
+
+
+def test_a_failed_ice_ends_the_call_with_a_clear_message(tmp_path: Path) -> None:
+    """Media only through a TURN server (ice transport policy relay) that is not
+    there: the page offers no candidate, so no media path can be found: the
+    page refuses the call with a message saying so, rather than answering the
+    caller into silence."""
+    dead = free_ports(1)  # nothing listens there
+    with logged_in_page(tmp_path, webrtc_ice_servers=f"turn:127.0.0.1:{dead}?transport=tcp",
+                        webrtc_turn_username="agents", webrtc_turn_password="turn-secret",
+                        webrtc_ice_transport_policy="relay") as (pbx, page), \
+            SipClient(pbx.host, pbx.sip_port) as caller, RtpPhone() as media:
+        assert page.eval("window.softphone.calls.options().iceTransportPolicy") == "relay"
+        first = caller.start_invite("1002", SECRETS["1002"], "1001", body=caller.sdp(media.port))
+        assert first is not None and first.status < 300, first
+        page.wait_for("!document.querySelector('#ringing').hidden")
+        page.eval("document.querySelector('#answer').click()")
+        final = first
+        while final is not None and final.status < 200:
+            final = caller.receive(10)
+        assert final is not None and final.status == 486, final  # not answered into silence
+        page.wait_for(f"{STATUS}.startsWith('Call ended: media path failed (ICE)')", timeout=15)
+        assert "TURN" in text(page, "#status")
+        assert page.eval("document.querySelector('#in-call').hidden") is True

@@ -219,8 +219,8 @@ def test_the_page_dials_in_pcmu_sends_keys_transfers_and_is_hung_up_on(
         user = user_of(pbx, "1001")["Authorization"].split()[1]
         with connect(f"{url}?token={user}") as line:  # a page sending a broken offer
             assert json.loads(line.recv(timeout=5)) == {
-                "type": "registered", "extension": "1001", "ice_servers": [], "calls": [],
-                "reconnect_grace": 30.0}
+                "type": "registered", "extension": "1001", "ice_servers": [],
+                "ice_transport_policy": "all", "calls": [], "reconnect_grace": 30.0}
             line.send(json.dumps({"type": "call", "id": "c1", "number": "1002", "sdp": "not sdp"}))
             ended = json.loads(line.recv(timeout=5))
             assert ended["type"] == "ended" and ended["call"] == "c1", ended
