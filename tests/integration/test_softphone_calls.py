@@ -50,9 +50,11 @@ def logged_in_page(tmp_path: Path, **general: object) -> Iterator[tuple[Pbx, Pag
         yield pbx, page
 
 
-def call_page(caller: SipClient, number: str, media: RtpPhone, page: Page) -> Response:
-    """``number`` calls 1001; the page rings and the test clicks Answer; the 200 (ACKed)."""
-    first = caller.start_invite(number, SECRETS[number], "1001", body=caller.sdp(media.port))
+def answer_in_page(caller: SipClient, number: str, media: RtpPhone, page: Page,
+                   dialled: str = "1001") -> Response:
+    """``number`` calls ``dialled``; the page rings and the test clicks Answer;
+    the caller's final response."""
+    first = caller.start_invite(number, SECRETS[number], dialled, body=caller.sdp(media.port))
     assert first is not None and first.status < 300, first
     page.wait_for("!document.querySelector('#ringing').hidden")
     assert number in text(page, "#caller")
@@ -60,7 +62,14 @@ def call_page(caller: SipClient, number: str, media: RtpPhone, page: Page) -> Re
     final = first
     while final is not None and final.status < 200:
         final = caller.receive(10)
-    assert final is not None and final.status == 200, final
+    assert final is not None, "no final answer"
+    return final
+
+
+def call_page(caller: SipClient, number: str, media: RtpPhone, page: Page) -> Response:
+    """``number`` calls 1001 and the page answers; the 200 (ACKed)."""
+    final = answer_in_page(caller, number, media, page)
+    assert final.status == 200, final
     caller.in_dialog("ACK", final, cseq=final.cseq.number)
     media.answered(final.body)
     return final
@@ -219,7 +228,7 @@ def test_a_queue_call_shows_the_queue_name_and_a_wrap_up_countdown_follows(
         assert first is not None and first.status < 300, first
         page.wait_for("!document.querySelector('#ringing').hidden")
         assert text(page, "#caller") == "User 1002 (1002) via Support"
-        page.wait_for(f"{shown} === 'ringing'")  # pushed, not polled: well within 5 s
+        page.wait_for(f"{shown} === 'ringing'", timeout=3)  # pushed (the poll is every 5 s)
         page.eval("document.querySelector('#answer').click()")
         final = first
         while final is not None and final.status < 200:
@@ -389,14 +398,8 @@ def test_a_failed_ice_ends_the_call_with_a_clear_message(tmp_path: Path) -> None
                         webrtc_ice_transport_policy="relay") as (pbx, page), \
             SipClient(pbx.host, pbx.sip_port) as caller, RtpPhone() as media:
         assert page.eval("window.softphone.calls.options().iceTransportPolicy") == "relay"
-        first = caller.start_invite("1002", SECRETS["1002"], "1001", body=caller.sdp(media.port))
-        assert first is not None and first.status < 300, first
-        page.wait_for("!document.querySelector('#ringing').hidden")
-        page.eval("document.querySelector('#answer').click()")
-        final = first
-        while final is not None and final.status < 200:
-            final = caller.receive(10)
-        assert final is not None and final.status == 486, final  # not answered into silence
+        final = answer_in_page(caller, "1002", media, page)
+        assert final.status == 486, final  # not answered into silence
         page.wait_for(f"{STATUS}.startsWith('Call ended: media path failed (ICE)')", timeout=15)
         assert "TURN" in text(page, "#status")
         assert page.eval("document.querySelector('#in-call').hidden") is True
