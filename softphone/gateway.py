@@ -82,6 +82,16 @@ class PageCall:
     ending: str = ""  # why, when the page ended it (the reason the page is told)
     transfer_to: str = ""  # where the far end is being transferred
 
+    @property
+    def number(self) -> str:
+        """The far end's number: whom we called, or who called."""
+        sip = self.sip
+        return (sip.invite.uri.user if sip.outgoing else sip.caller.uri.user) or ""
+
+    @property
+    def name(self) -> str:
+        return "" if self.sip.outgoing else self.sip.caller.display_name or ""
+
 
 def reason_of(event: CallEnded) -> str:
     """Why a call ended, as the page says it."""
@@ -132,10 +142,8 @@ class PageSession:
                 return "calling" if call.outgoing else call.state
             return "on hold" if call.held else "talking"
 
-        return [{"call": page.id, "state": state(page.sip), "number": page.sip.caller.uri.user
-                 if not page.sip.outgoing else page.sip.invite.uri.user,
-                 "name": page.sip.caller.display_name or "" if not page.sip.outgoing else "",
-                 "codec": page.bridge.codec if page.bridge is not None else ""}
+        return [{"call": page.id, "state": state(page.sip), "number": page.number,
+                 "name": page.name, "codec": page.bridge.codec if page.bridge is not None else ""}
                 for page in self.calls.values()]
 
     async def revoke(self) -> None:
@@ -198,9 +206,8 @@ class PageSession:
         if isinstance(event, IncomingCall):
             call = PageCall(f"in-{next(self._ids)}", event.call)
             self.calls[call.id] = call
-            caller, via = event.call.caller, event.call.via
-            self.tell("incoming", call=call.id, number=caller.uri.user or "",
-                      name=caller.display_name or "",
+            via = event.call.via
+            self.tell("incoming", call=call.id, number=call.number, name=call.name,
                       via=via.uri.user or "" if via is not None else "",
                       via_name=via.display_name or "" if via is not None else "")
             return
@@ -292,14 +299,13 @@ class PageSession:
                                      or consult.sip.state != "answered"):
             self.tell("error", call=page.id, reason="transfer: the consultation call is not up")
             return
-        number = str(message.get("number", "")).strip() if consult is None else \
-            (consult.sip.invite.uri.user if consult.sip.outgoing else consult.sip.caller.uri.user)
+        number = str(message.get("number", "")).strip() if consult is None else consult.number
         try:
-            self.sip.transfer(page.sip, number or "", replaces=consult.sip if consult else None)
+            self.sip.transfer(page.sip, number, replaces=consult.sip if consult else None)
         except ValueError as exc:
             self.tell("error", call=page.id, reason=f"transfer: {exc}")
             return
-        page.transfer_to = number or ""
+        page.transfer_to = number
         if consult is not None:
             consult.ending = "transferred"
         self.tell("transferring", call=page.id, number=number)
