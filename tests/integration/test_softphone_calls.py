@@ -8,6 +8,7 @@ consulted party with REFER/Replaces, the PBX's own transfer code)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -403,3 +404,18 @@ def test_a_failed_ice_ends_the_call_with_a_clear_message(tmp_path: Path) -> None
         page.wait_for(f"{STATUS}.startsWith('Call ended: media path failed (ICE)')", timeout=15)
         assert "TURN" in text(page, "#status")
         assert page.eval("document.querySelector('#in-call').hidden") is True
+
+
+def test_messages_about_no_call_or_without_an_id_get_a_clear_error(tmp_path: Path) -> None:
+    with running_pbx(tmp_path, SECRETS, admin_password=ADMIN_PASSWORD) as pbx:
+        token = user_of(pbx, "1001")["Authorization"].split()[1]
+        with connect(f"ws://{pbx.host}:{pbx.http_port}/api/softphone?token={token}") as line:
+            assert json.loads(line.recv(timeout=5))["type"] == "registered"
+            for message, reason in (
+                    ({"type": "hangup", "call": "nope"}, "'hangup': no such call"),
+                    ({"type": "call", "number": "1002", "sdp": "v=0"},
+                     "a new call needs an id of its own"),
+                    ({"type": "transfer", "call": "nope", "number": "12a"},
+                     "dial a number: digits, * and #")):
+                line.send(json.dumps(message))
+                assert json.loads(line.recv(timeout=5)) == {"type": "error", "reason": reason}
