@@ -115,7 +115,7 @@ $("#logout").addEventListener("click", async () => {
   $("#login").hidden = false;
   status("Idle");
 });
-window.addEventListener("pagehide", () => { if (socket) socket.close(1000, "page closed"); });
+window.addEventListener("pagehide", () => { if (socket) { socket.onclose = null; socket.close(1000, "page closed"); } });
 
 function send(message) { if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message)); }
 
