@@ -419,3 +419,21 @@ def test_messages_about_no_call_or_without_an_id_get_a_clear_error(tmp_path: Pat
                      "dial a number: digits, * and #")):
                 line.send(json.dumps(message))
                 assert json.loads(line.recv(timeout=5)) == {"type": "error", "reason": reason}
+
+
+def test_a_media_path_lost_mid_call_ends_the_call_with_a_clear_message(tmp_path: Path) -> None:
+    """The browser's side of the media goes (its peer connection closed, as a
+    crashed tab or a dead network would): the gateway's ICE consent checks
+    fail (RFC 7675, ~30 s) and the call is hung up rather than left silent."""
+    with logged_in_page(tmp_path) as (pbx, page), \
+            SipClient(pbx.host, pbx.sip_port) as caller, RtpPhone() as media:
+        call_page(caller, "1002", media, page)
+        page.wait_for(f"{STATUS} === 'In call (opus)'")
+        page.eval("window.softphone.calls.active.pc.close()")
+        started = time.monotonic()
+        bye = None
+        while bye is None and time.monotonic() - started < 90:
+            bye = caller.receive_request(5, "BYE")
+        assert bye is not None, "the call was left up without media"
+        caller.respond(bye, 200)
+        page.wait_for(f"{STATUS}.startsWith('Call ended: media path failed (ICE)')")
