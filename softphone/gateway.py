@@ -70,6 +70,7 @@ WEB = Path(__file__).parent / "web"
 REGISTER_WAIT = 10.0  # s for the PBX to answer the line's REGISTER
 ICE_FAILED = ("media path failed (ICE): no audio path between your browser and the PBX; "
               "check your network, firewall or TURN settings")
+MEDIA_CLOSED = "media path closed by the browser"
 
 
 @dataclass(eq=False)
@@ -330,14 +331,16 @@ class PageSession:
             raise
 
     async def _check_media(self, page: PageCall) -> None:
-        """End the call if its media path failed (ICE or DTLS), at once."""
-        if page.bridge is None or page.bridge.pc.connectionState != "failed":
+        """End the call at once if its media path failed (ICE or DTLS) or the
+        browser closed it (DTLS close_notify): a live call has no other."""
+        state = page.bridge.pc.connectionState if page.bridge is not None else ""
+        if state not in ("failed", "closed"):
             return
-        log.info("softphone media failed (ICE/DTLS); ending call %s", page.id)
-        page.ending = ICE_FAILED
+        log.info("softphone media %s (ICE/DTLS); ending call %s", state, page.id)
+        page.ending = ICE_FAILED if state == "failed" else MEDIA_CLOSED
         self.sip.hangup(page.sip)
         if page.sip.state == "ended":
-            await self._finish(page, ICE_FAILED)
+            await self._finish(page, page.ending)
 
     async def _dial(self, ident: str, number: str, offer: str) -> None:
         try:
@@ -373,12 +376,12 @@ class PageSession:
         self._unwatch()
         if self.line is None or self.line.ua is None:
             return
-        for page in list(self.calls.values()):
-            page.ending = "hung up"
+        pages = list(self.calls.values())
+        self.calls.clear()  # closing their media below is no media failure
+        for page in pages:
             self.sip.hangup(page.sip)
             if page.bridge is not None:
                 await page.bridge.close()
-        self.calls.clear()
         if self.line.ua.registered:
             self.line.unregister()
             with contextlib.suppress(TimeoutError):

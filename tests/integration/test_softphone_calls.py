@@ -26,6 +26,7 @@ from tests.integration.peers import ADMIN_PASSWORD, Pbx, free_ports, running_pbx
 from tests.integration.sipclient import SipClient, register
 from tests.integration.test_softphone_page import PAGE_TONE, SECRETS, log_in, text, toned_frames
 from pbx.sip.message import Response
+from softphone.gateway import MEDIA_CLOSED
 
 pytestmark = [
     pytest.mark.integration,
@@ -422,9 +423,9 @@ def test_messages_about_no_call_or_without_an_id_get_a_clear_error(tmp_path: Pat
 
 
 def test_a_media_path_lost_mid_call_ends_the_call_with_a_clear_message(tmp_path: Path) -> None:
-    """The browser's side of the media goes (its peer connection closed, as a
-    crashed tab or a dead network would): the gateway's ICE consent checks
-    fail (RFC 7675, ~30 s) and the call is hung up rather than left silent."""
+    """The browser's side of the media goes (its peer connection closed): the
+    gateway sees the DTLS close, or else its ICE consent checks fail
+    (RFC 7675, ~30 s), and the call is hung up rather than left silent."""
     with logged_in_page(tmp_path) as (pbx, page), \
             SipClient(pbx.host, pbx.sip_port) as caller, RtpPhone() as media:
         call_page(caller, "1002", media, page)
@@ -436,4 +437,5 @@ def test_a_media_path_lost_mid_call_ends_the_call_with_a_clear_message(tmp_path:
             bye = caller.receive_request(5, "BYE")
         assert bye is not None, "the call was left up without media"
         caller.respond(bye, 200)
-        page.wait_for(f"{STATUS}.startsWith('Call ended: media path failed (ICE)')")
+        page.wait_for(f"{STATUS} === 'Call ended: {MEDIA_CLOSED}' "
+                      f"|| {STATUS}.startsWith('Call ended: media path failed (ICE)')")
