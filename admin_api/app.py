@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from admin_api import (
     audit, auth, call_control, callpolicy, calls, conferences, devices, events, extensions, ivrs,
-    licenses, mailboxes, media, numbers, organisations, outbound, profiles, provision,
+    licenses, mailboxes, media, numbers, organisations, outbound, presence, profiles, provision,
     queue_stats, queue_widget, queues, recordings, ringgroups, schedules, services,
     shared_mailboxes, timeconditions, trunks, users, voicemail, webhooks,
 )
@@ -76,8 +76,8 @@ def create_app(sip: SipServer, *, commands: CallCommands | None = None,
     app.mount("/admin", StaticFiles(directory=Path(__file__).parent / "web", html=True), name="admin")
     for module in (auth, organisations, users, extensions, devices, provision, licenses,
                    services, ringgroups, numbers, calls, call_control, recordings, audit,
-                   conferences, events, profiles, voicemail, mailboxes, shared_mailboxes, media,
-                   schedules, timeconditions, ivrs, trunks, outbound, callpolicy, webhooks,
+                   conferences, events, profiles, presence, voicemail, mailboxes, shared_mailboxes,
+                   media, schedules, timeconditions, ivrs, trunks, outbound, callpolicy, webhooks,
                    queue_stats, queue_widget, queues):
         app.include_router(module.router)
     return app

@@ -41,7 +41,7 @@ router = APIRouter(prefix="/api", tags=["ivrs"])
 READERS = ("admin", "supervisor")
 IvrName = Annotated[str, PathParam(pattern=NAME)]
 TREE_BODY: dict[str, Any] = {"requestBody": {
-    "required": True, "description": "the IVR tree (see README.md, IVR)",
+    "required": True, "description": "the IVR tree (see docs/switchboard.md, IVR)",
     "content": {"application/json": {"schema": {"type": "object"}}},
 }}
 YAML_BODY: dict[str, Any] = {"requestBody": {

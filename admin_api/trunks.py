@@ -84,7 +84,7 @@ def get_trunk(name: str, user: User, db: Db) -> TrunkOut:
 @router.post("/trunks", response_model=TrunkOut, status_code=201,
              responses={**ERRORS, **INVALID, 409: {"description": "the name is taken"}})
 def create_trunk(body: dict[str, Any], user: User, db: Db, sip: Sip) -> TrunkOut:
-    """Settings as ``TrunkSettings`` (see the README's trunk keys)."""
+    """Settings as ``TrunkSettings`` (see the trunk keys in docs/trunks.md)."""
     require(user, "admin")
     settings = _validated(body)
     _may_share(db, user, settings)

@@ -85,11 +85,13 @@ def message_for(db: Session, user: ApiUser, message_id: int, *, change: bool) ->
 def list_messages(
     user: User, db: Db, limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Offset = 0,
     mailbox: Annotated[str | None, Query(pattern=NUMBER)] = None,
+    own: Annotated[bool, Query(description="only one's own mailboxes, for admins and "
+                                           "supervisors too (the softphone page)")] = False,
 ) -> MessagePage:
     """The newest messages first: one's own mailboxes (a shared one's too), or
     every mailbox for admins and supervisors (``mailbox`` narrows it down)."""
     scope = [col(Voicemail.organisation_id) == user.organisation_id]
-    if user.role not in EVERY_MAILBOX:
+    if own or user.role not in EVERY_MAILBOX:
         mine = own_mailboxes(db, user)
         if mailbox is not None and mailbox not in mine:
             raise HTTPException(403, f"mailbox {mailbox} is another user's")

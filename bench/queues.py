@@ -98,9 +98,9 @@ SLACK = 1.3  # a loaded PBX takes the waiting callers in more slowly than sipp o
 DIST_GOAL = 50.0  # ms, p99 (issue 11)
 FEED_GOAL = 200.0
 HEALTH_EVERY = 0.5
-# the callers' media ports, below the ephemeral range and the PBX's RTP ports (30000-40000)
-TALKING_PORTS = range(25000, 30000)  # the agents' first callers: 1,240 at most
-WAITING_PORTS = range(10000, 25000)  # the waiting callers: sipp's per-call ports wrap at 2,500
+# the callers' media ports (the agents' first callers' and the waiting callers', two
+# windows of 4 ports a caller), below the ephemeral range and the PBX's RTP ports
+CALLER_PORTS = range(10000, 30000)
 
 
 def queues_conf(queues: int, agents: int) -> str:
@@ -127,7 +127,7 @@ def agent_phones(tmp: Path, pbx: Pbx, agents: dict[str, str], hold: float) -> It
     log = tmp / "agents.log"
     uas = subprocess.Popen(
         ["sipp", "-sf", str(SCENARIOS / "queue_agent.xml"), "-i", HOST, "-p", str(port),
-         "-mi", HOST, "-mp", str(free_ports(2)), "-d", str(int(hold * 1000)), "-nostdin",
+         "-mi", HOST, "-mp", str(free_udp_range(4, 10000, 30000)), "-d", str(int(hold * 1000)), "-nostdin",
          "-trace_logs", "-log_file", str(log)],
         cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -146,23 +146,36 @@ def agent_phones(tmp: Path, pbx: Pbx, agents: dict[str, str], hold: float) -> It
 
 
 @contextmanager
+def media_ports(count: int, ports: range) -> Iterator[tuple[int, list[int]]]:
+    """For ``count`` sipp callers: a base within ``ports`` (sipp holds it
+    itself) and a music sink on each caller's media port, held from now on,
+    so that the PBX started after it cannot pick its own ports there."""
+    for attempt in range(30):  # other programs' tests hold ports here for a while
+        try:
+            base = free_udp_range(4 * count + 8, ports.start, ports.stop)
+            break
+        except RuntimeError:
+            if attempt == 29:
+                raise
+            time.sleep(2)
+    media = [base + 4 * n for n in range(1, count + 1)]
+    with music_sinks(media):
+        yield base, media
+
+
+@contextmanager
 def callers(tmp: Path, pbx: Pbx, users: list[tuple[str, str, str]], rate: int,
-            timeout: float, ports: range) -> Iterator[list[int]]:
-    """Sipp callers, started now at ``rate`` a second, with a music sink on
-    each one's media port (within ``ports``); yields those ports; stopped on
-    leaving."""
-    base = free_udp_range(4 * len(users) + 8, ports.start, ports.stop)  # sipp holds base itself
-    ports = [base + 4 * n for n in range(1, len(users) + 1)]
+            timeout: float, base: int) -> Iterator[None]:
+    """Sipp callers, started now at ``rate`` a second, their media ports from
+    ``base`` (see :func:`media_ports`); stopped on leaving."""
     cmd, _ = sipp_command("queue_caller.xml", pbx, users,  # type: ignore[arg-type]
                           calls=len(users), rate=rate, timeout=timeout, tmp=tmp,
                           extra=["-l", str(len(users)), "-mi", HOST, "-mp", str(base)])
-    with music_sinks(ports):
-        uac = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-        try:
-            yield ports
-        finally:
-            stop(uac)
+    uac = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        stop(uac)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -275,8 +288,10 @@ def measure(waiting: int, agents: int, queues: int, rate: int, handoffs: int, wi
     caller_users = [(str(FIRST_CALLER + n), f"caller-{n}-pw", str(FIRST_QUEUE + n % queues))
                     for n in range(agents + waiting)]
     users = {**agent_users, **{c: pw for c, pw, _ in caller_users}}
-    with running_pbx(tmp, users, sections=queues_conf(queues, agents), rtp_ports="30000-40000",
-                     log_level="WARNING", auth_max_failures=1000000) as pbx, ExitStack() as stack:
+    with media_ports(agents, CALLER_PORTS) as (talking_base, _), \
+            media_ports(waiting, CALLER_PORTS) as (waiting_base, waiting_ports), \
+            running_pbx(tmp, users, sections=queues_conf(queues, agents), rtp_ports="30000-40000",
+                        log_level="WARNING", auth_max_failures=1000000) as pbx, ExitStack() as stack:
         assert pbx.process is not None
         pid = pbx.process.pid
         subprocess.run(["taskset", "-a", "-pc", SERVER_CORE, str(pid)], capture_output=True,
@@ -290,10 +305,11 @@ def measure(waiting: int, agents: int, queues: int, rate: int, handoffs: int, wi
         # the agents' first callers at the hand-off rate: their BYEs come as far apart
         started = time.monotonic()
         stack.enter_context(callers(tmp, pbx, caller_users[:agents], handoffs,
-                                    timeout=3 * hold + 60, ports=TALKING_PORTS))
+                                    timeout=3 * hold + 60, base=talking_base))
         time.sleep(talking_in + 0.5)
-        sinks = set(stack.enter_context(callers(tmp, pbx, caller_users[agents:], rate,
-                                                timeout=3 * hold + 60, ports=WAITING_PORTS)))
+        stack.enter_context(callers(tmp, pbx, caller_users[agents:], rate,
+                                    timeout=3 * hold + 60, base=waiting_base))
+        sinks = set(waiting_ports)
         # 1. the steady window: every caller in, every agent talking
         opens, closes = started + talking_in + waiting_in + SETTLE, started + hold - 0.5
         while time.monotonic() < opens or waiting_now(pbx, headers) < waiting:
@@ -389,6 +405,13 @@ def main() -> int:
                              "in the distribution round")
     parser.add_argument("--window", type=float, default=10.0,
                         help="seconds of the steady window (every caller waiting)")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="niceness of the PBX, this script and sipp (root may go below 0: "
+                             "on a shared machine they then take their cores before other work)")
+    parser.add_argument("--realtime", action="store_true",
+                        help="the PBX, this script and sipp in the round-robin real-time class "
+                             "(root): other work on their cores waits for them, within the "
+                             "kernel's real-time limit (95 %% of a core by default)")
     args = parser.parse_args()
     levels = [int(n) for n in args.callers.split(",")]
     if args.queues < 1 or args.agents < args.queues:
@@ -397,11 +420,15 @@ def main() -> int:
         parser.error("at most 2,500 waiting callers (sipp's per-call media ports wrap at "
                      "10,000) and 1,240 agents")
     os.sched_setaffinity(0, {DRIVER_CORE})  # this script and every sipp it starts
+    os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited by the PBX and sipp
+    if args.realtime:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(1))
     print(f"ACD queues: {args.queues} queues (rrmemory, wrap-up 0, each agent in two), "
           f"{args.agents} agents (one sipp UAS) freed {args.handoffs}/s, waiting callers joining at "
           f"{args.rate}/s (sipp), music on hold; "
           f"our commit {our_version()}; PBX on core {SERVER_CORE}, sipp and this script on "
-          f"core {DRIVER_CORE}")
+          f"core {DRIVER_CORE}{f', nice {args.nice}' if args.nice else ''}"
+          f"{', real-time (SCHED_RR 1)' if args.realtime else ''}")
     print(f"{'':30}{'steady window: all waiting, all agents talking':^52}{'round':^7}"
           f"{'agent BYE -> next INVITE ms':^37}{'event -> WebSocket ms':^36}")
     print(f"{'waiting':>7} {'agents':>6} {'queues':>6} {'in q':>7} {'win s':>5} {'cpu %':>6}"

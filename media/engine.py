@@ -15,6 +15,13 @@ room without whispers is everyone's sum minus one's own, and only rooms
 with a whispering supervisor are multiplied by a matrix.  That layout, the
 index arrays and the ``(channels, 160)`` buffers are built when someone
 joins, leaves or is muted, and reused by every tick until then.
+
+Callers on hold (G.711) are not rows of the mix: they hear nobody and nobody
+hears them.  Each music class's frame is encoded once a tick (µ-law and
+A-law) and that payload goes to every one of its listeners, only the RTP
+header being each leg's own (:class:`_Hold`); going on and off hold is a
+dict operation, not a new layout.  Their packets are still taken every tick,
+for the keys they press in the audio.
 """
 
 from __future__ import annotations
@@ -380,6 +387,76 @@ class _MatrixMix:
         mixed[self.rows] = self.matrix @ frames[self.rows]
 
 
+class _Hold:
+    """G.711 callers hearing music on hold, outside the mix: one encoded frame
+    per class and law each tick, handed to all of them.  Listeners are kept in
+    rows (``ports``; a port's ``index`` is its row after the mix's rows) with
+    each row's table entry in ``keys`` (2 × class + 1 for A-law): joining
+    appends, leaving moves the last row into the gap."""
+
+    def __init__(self) -> None:
+        self.ports: list[MixPort] = []
+        self.row: dict[MixPort, int] = {}
+        self.keys = np.zeros(64, dtype=np.intp)
+        self.classes: list[str] = []  # the music classes by number
+
+    def add(self, port: MixPort, music: str, first_row: int) -> None:
+        if music not in self.classes:
+            self.classes.append(music)
+        key = 2 * self.classes.index(music) + (port.leg.codec == "PCMA")
+        n = len(self.ports)
+        if n == len(self.keys):
+            self.keys = np.concatenate([self.keys, np.zeros(n, dtype=np.intp)])
+        self.keys[n] = key
+        self.row[port] = n
+        self.ports.append(port)
+        port.index = first_row + n
+
+    def remove(self, port: MixPort, first_row: int) -> bool:
+        """Take ``port`` out (False: it was not on hold here)."""
+        row = self.row.pop(port, None)
+        if row is None:
+            return False
+        last = self.ports.pop()
+        if last is not port:
+            self.ports[row] = last
+            self.row[last] = row
+            self.keys[row] = self.keys[len(self.ports)]
+            last.index = first_row + row
+        port.index = -1
+        return True
+
+    def renumber(self, first_row: int) -> None:
+        """The mix was laid out again: the rows after it moved."""
+        for row, port in enumerate(self.ports):
+            port.index = first_row + row
+
+    def encoded(self, music: dict[str, MusicClass], tick: int) -> np.ndarray:
+        """``(listeners, 160)``: what each listener is sent this tick, encoded
+        once per class and law (a gather of the table, no per-caller encoding)."""
+        frames = np.stack([music[name].frame(tick) for name in self.classes])
+        index = np.clip(frames, -32768, 32767).astype(np.int32)  # music is int16 (files)
+        index += 32768
+        table = np.empty((2 * len(self.classes), FRAME), dtype=np.uint8)
+        np.take(ULAW_ENCODE, index, out=table[0::2])
+        np.take(ALAW_ENCODE, index, out=table[1::2])
+        return np.take(table, self.keys[: len(self.ports)], axis=0)
+
+    def frames(self, payloads: list[bytes]) -> tuple[np.ndarray, list[MixPort]]:
+        """The listeners' frames that arrived this tick, decoded (for in-band
+        DTMF; what they say is heard by nobody), and whose they are."""
+        lengths = np.fromiter(map(len, payloads), dtype=np.intp, count=len(payloads))
+        rows = np.flatnonzero(lengths == FRAME)
+        if not len(rows):
+            return np.zeros((0, FRAME), dtype=np.float32), []
+        data = np.frombuffer(b"".join(payloads), dtype=np.uint8)
+        codes = data[(np.cumsum(lengths)[rows] - FRAME)[:, None] + _SAMPLES]
+        frames = _ULAW_IN[codes]
+        alaw = np.flatnonzero(self.keys[rows] & 1)
+        frames[alaw] = _ALAW_IN[codes[alaw]]
+        return frames, [self.ports[row] for row in rows.tolist()]
+
+
 class MediaEngine:
     """The clock, the rooms and their recorders."""
 
@@ -389,6 +466,8 @@ class MediaEngine:
         self.music: dict[str, MusicClass] = {}
         self.detector = DtmfDetector()
         self.listening: dict[MixPort, MusicClass] = {}
+        self._hold = _Hold()  # G.711 listeners of music, outside the mix
+        self._rooms_of: dict[int, list[Room]] = {}  # the rooms a leg (by id) is in, for leave
         self._stale = True  # rooms changed: lay the tick out again before the next one
         self._pairs: _Swap | None = None
         self._big: _SumMinusOwn | None = None
@@ -396,7 +475,7 @@ class MediaEngine:
         self._order: list[MixPort] = []  # the ports by row
         self._alone = slice(0, 0)  # the rows that hear nobody (alone, on hold), last
         self._music: list[tuple[MusicClass, np.ndarray]] = []
-        self._room_rows: dict[Room, np.ndarray] = {}
+        self._room_rows: dict[Room, np.ndarray] = {}  # of rooms playing a tone (a cache)
         self._recorded: list[tuple[Room, np.ndarray]] = []
         self._playing: set[Room] = set()
         self._wide: list[tuple[int, MixPort]] = []
@@ -426,50 +505,62 @@ class MediaEngine:
              kind: str = "conference") -> MixPort:
         """Put a call leg into room ``name`` (made as a ``kind`` room when new);
         the others hear a join tone."""
+        port = self._enter(name, leg, kind, on_dtmf, listen_only=listen_only)
+        self._changed()
+        if tone:
+            self.play(self.rooms[name], JOIN_TONE)
+        return port
+
+    def _enter(self, name: str, leg: RelayLeg, kind: str,
+               on_dtmf: Callable[[MixPort, str], None] | None,
+               listen_only: bool = False) -> MixPort:
+        """A port for ``leg`` in room ``name``; the caller says whether the mix changed."""
         room = self.room(name, kind)
         port = MixPort(leg, on_dtmf=on_dtmf)
         leg.relay.unbridge(leg)
         leg.peer = port  # the relay hands us its packets
         room.members.append(Member(port, listen_only=listen_only))
         self.ports.append(port)
-        self._changed()
-        if tone:
-            self.play(room, JOIN_TONE)
+        rooms = self._rooms_of.setdefault(id(leg), [])
+        if room not in rooms:
+            rooms.append(room)
         self._ensure_running()
         log.info("room %s: %s joined (%d members)", name, leg.label, len(room.members))
         return port
 
     def leave(self, leg: RelayLeg) -> None:
-        for room in list(self.rooms.values()):
-            for member in list(room.members):
-                if member.port.leg is leg:
-                    self.listening.pop(member.port, None)
-                    self.detector.forget(member.port)
-                    room.members.remove(member)
-                    self.ports.remove(member.port)
-                    if leg.peer is member.port:
-                        leg.peer = None
-                    log.info("room %s: %s left (%d members)", room.name, leg.label,
-                             len(room.members))
-                    party = room.stereo is not None and member.port in room.stereo
-                    if room.members and not party:  # a listener leaving closes nothing
-                        if room.kind == "conference":
-                            self.play(room, LEAVE_TONE)
-                    else:
-                        self.stop_recording(room)
-                        self._playing.discard(room)
-                        del self.rooms[room.name]
-                        for rest in room.members:  # a listener still in: out with the room
-                            self._drop(rest.port)
-        self._changed()
+        """The leg leaves every room it is in (found by the leg, not by a search)."""
+        mixed = False
+        for room in self._rooms_of.pop(id(leg), ()):
+            for member in [m for m in room.members if m.port.leg is leg]:
+                mixed |= self._forget(member.port)
+                room.members.remove(member)
+                log.info("room %s: %s left (%d members)", room.name, leg.label,
+                         len(room.members))
+                party = room.stereo is not None and member.port in room.stereo
+                if room.members and not party:  # a listener leaving closes nothing
+                    if room.kind == "conference":
+                        self.play(room, LEAVE_TONE)
+                elif self.rooms.get(room.name) is room:
+                    self.stop_recording(room)
+                    self._playing.discard(room)
+                    del self.rooms[room.name]
+                    for rest in room.members:  # a listener still in: out with the room
+                        mixed |= self._forget(rest.port)
+                        self._rooms_of.get(id(rest.port.leg), [room]).remove(room)
+        if mixed:
+            self._changed()
 
-    def _drop(self, port: MixPort) -> None:
+    def _forget(self, port: MixPort) -> bool:
+        """The port is out of the engine; True if it was a row of the mix
+        (a listener of music on hold is not: no new layout for it)."""
         self.listening.pop(port, None)
         self.detector.forget(port)
         if port in self.ports:
             self.ports.remove(port)
         if port.leg.peer is port:
             port.leg.peer = None
+        return not self._hold.remove(port, len(self._order))
 
     def supervise(self, name: str, leg: RelayLeg, agent: MixPort, mode: str,
                   on_dtmf: Callable[[MixPort, str], None] | None = None) -> MixPort:
@@ -497,8 +588,12 @@ class MediaEngine:
         music = self.music.get(music_class) or self.music.setdefault(
             music_class, MusicClass(music_class, default_music())
         )
-        port = self.join(f"moh-{id(leg)}", leg, tone=False, kind="hold", on_dtmf=on_dtmf)
+        port = self._enter(f"moh-{id(leg)}", leg, "hold", on_dtmf)
         self.listening[port] = music
+        if port.wide is None:  # G.711: the class's payload, sent as it is
+            self._hold.add(port, music.name, len(self._order))
+        else:  # G.722 / Opus: encoded for this leg alone, as a row of the mix
+            self._changed()
         return port
 
     def set_music(self, music: MusicClass) -> None:
@@ -512,8 +607,7 @@ class MediaEngine:
         self._changed()
 
     def stop_music(self, leg: RelayLeg) -> None:
-        for port in [p for p in self.listening if p.leg is leg]:
-            del self.listening[port]
+        """Music off: the leg leaves its hold room (and any other)."""
         self.leave(leg)
 
     def renegotiated(self, leg: RelayLeg) -> None:
@@ -522,6 +616,10 @@ class MediaEngine:
         for port in self.ports:
             if port.leg is leg:
                 port.follow_codec()
+                music = self.listening.get(port)
+                if music is not None and self._hold.remove(port, len(self._order)) \
+                        and port.wide is None:  # its law may have changed: its entry too
+                    self._hold.add(port, music.name, len(self._order))
         self._changed()
 
     def set_muted(self, port: MixPort, muted: bool) -> None:
@@ -613,15 +711,25 @@ class MediaEngine:
                 port.send(port.wide.encode(mixed[row]), now)
             else:
                 port.send(data[row * FRAME : (row + 1) * FRAME], now)
+        for row, port in enumerate(self._hold.ports, len(self._order)):  # music on hold
+            port.send(data[row * FRAME : (row + 1) * FRAME], now)
 
     def mix(self) -> np.ndarray | None:
         """The compute part of a tick: ``(ports, 160)`` encoded bytes; row ``port.index``
-        is what ``port`` sends."""
+        is what ``port`` sends (the mix's rows, then the listeners of music on hold)."""
         ports = self.ports
         if not ports:
             return None
-        if self._stale or len(self._order) != len(ports):
+        hold = self._hold
+        if self._stale or len(self._order) + len(hold.ports) != len(ports):
             self._lay_out()
+        if hold.ports:  # their keys, pressed in the audio
+            # most send nothing (a silent phone): no jitter buffer to look into then
+            held, whose = hold.frames([port.take() or b"" if port.buffer else b""
+                                       for port in hold.ports])
+            if whose:
+                for port, digit in self.detector.feed(held, whose):
+                    port.on_dtmf(port, digit)  # type: ignore[attr-defined]
         self._last, self._frames = self._frames, self._last
         frames, mixed = self._frames, self._mixed
         self._conceal(self._decode([port.take() or b"" for port in self._order]))
@@ -640,9 +748,13 @@ class MediaEngine:
         index = self._index  # the sample + 32768: the encoding tables' index
         np.clip(mixed, -32768, 32767, out=index, casting="unsafe")  # rounds toward zero
         np.add(index, 32768, out=index)
-        encoded = np.take(ULAW_ENCODE, index)  # a new array: handed to the sender
+        rows = len(self._order)
+        encoded = np.empty((rows + len(hold.ports), FRAME), dtype=np.uint8)  # to the sender
+        np.take(ULAW_ENCODE, index, out=encoded[:rows])
         if len(self._alaw):
             encoded[self._alaw] = np.take(ALAW_ENCODE, index[self._alaw])
+        if hold.ports:
+            encoded[rows:] = hold.encoded(self.music, self.ticks)
         return encoded
 
     def _lay_out(self) -> None:
@@ -653,7 +765,10 @@ class MediaEngine:
         big: list[Room] = []
         whispered: list[Room] = []
         others: list[Room] = []  # alone (on hold, waiting in a lobby) or empty
+        held = self._hold.row
         for room in self.rooms.values():
+            if len(room.members) == 1 and room.members[0].port in held:
+                continue  # hears the music, outside the mix
             if any(m.whisper_to is not None for m in room.members):
                 whispered.append(room)
             elif len(room.members) > BIG_ROOM:
@@ -663,7 +778,7 @@ class MediaEngine:
         order = [m.port for rooms in (pairs, big, whispered, others)
                  for room in rooms for m in room.members]
         placed = set(order)
-        order += [port for port in self.ports if port not in placed]
+        order += [port for port in self.ports if port not in placed and port not in held]
         n = len(order)
         previous = np.array([port.index for port in order], dtype=np.intp)
         for row, port in enumerate(order):
@@ -692,14 +807,15 @@ class MediaEngine:
         self._wide = [(row, port) for row, port in enumerate(order) if port.wide is not None]
         listening = [port for port in order if port.on_dtmf is not None]
         self._listeners = (np.array([port.index for port in listening], dtype=np.intp), listening)
-        self._room_rows = {room: np.array([m.port.index for m in room.members], dtype=np.intp)
-                           for room in self.rooms.values()}
+        self._room_rows = {}
         self._recorded = [(room, self._recorded_rows(room))
                           for room in self.rooms.values() if room.recorder is not None]
         by_class: dict[MusicClass, list[int]] = {}
         for port, music in self.listening.items():
-            by_class.setdefault(music, []).append(port.index)
+            if port not in held:  # G.722 / Opus listeners: rows of the mix
+                by_class.setdefault(music, []).append(port.index)
         self._music = [(music, np.array(rows, dtype=np.intp)) for music, rows in by_class.items()]
+        self._hold.renumber(n)
         self._stale = False
 
     def _recorded_rows(self, room: Room) -> np.ndarray:
@@ -761,7 +877,7 @@ class MediaEngine:
         chunks: list[np.ndarray] = []
         rows: list[np.ndarray] = []
         for room in list(self._playing):
-            members = self._room_rows.get(room)
+            members = self._rows_of(room)
             tone = room.tone
             if tone is None or members is None:
                 self._playing.discard(room)
@@ -782,6 +898,15 @@ class MediaEngine:
         if not (sizes == 1).all():  # a room of several hears its tone on every row
             block = block[np.repeat(np.arange(len(chunks)), sizes)]
         mixed[np.concatenate(rows)] += block  # a port is in one room: no row twice
+
+    def _rows_of(self, room: Room) -> np.ndarray | None:
+        """The mix's rows of a room's members (None: not laid out, or on hold),
+        found when the room first plays something after a new layout."""
+        rows = self._room_rows.get(room)
+        if rows is None and room.members and all(self._in_layout(m.port) for m in room.members):
+            rows = self._room_rows[room] = np.array([m.port.index for m in room.members],
+                                                    dtype=np.intp)
+        return rows
 
     def _record(self, frames: np.ndarray) -> None:
         """What the recorders hear: the two parties in stereo, or the room in mono."""

@@ -75,11 +75,17 @@ class CallEnded:
     quality: dict[str, Any] = field(default_factory=dict)  # per leg: loss, jitter, MOS
     trunk: str = ""  # the trunk it came in or went out by
     direction: str = "internal"  # internal, inbound, outbound
+    # False: no record of its own, folded into ``merged_into`` (a pickup, Replaces, a
+    # service connecting its dial) or a service's ring given up; every call.started
+    # still ends with one call.ended, so whoever follows calls by id can forget it
+    recorded: bool = True
+    merged_into: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Registered:
-    """An extension's set of registered devices changed (a REGISTER succeeded)."""
+    """An extension's set of registered devices changed: a REGISTER succeeded,
+    or registrations expired or were dropped (``contacts``: how many are left)."""
 
     organisation: int
     extension: str

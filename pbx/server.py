@@ -42,7 +42,7 @@ from pbx.router import Router
 from pbx.sip.auth import DigestAuthenticator
 from pbx.sip.errors import ParseError, SipError
 from pbx.sip.flow import Flow
-from pbx.sip.message import Request, Response, make_response, new_tag
+from pbx.sip.message import URI, Request, Response, make_response, new_tag
 from pbx.sip.parser import parse_message
 from pbx.sip.transaction import (
     AckReceived, RequestReceived, ResponseReceived, StrayResponse, TransactionLayer,
@@ -53,6 +53,7 @@ from pbx.store import Store
 from pbx.planner import OutboundPlanner
 from pbx.tasks import Tasks
 from pbx.trunks.service import TrunkService
+from pbx.presence import PresenceWatch
 from pbx.subscriptions import ALLOW_EVENTS, Notifier
 from pbx.transport.stream import StreamTransport
 from pbx.transport.tls import self_signed, server_context
@@ -151,7 +152,9 @@ class SipServer:
         )
         self.cdrs = CdrWriter(store.add_cdr)
         self.events.subscribe(self.cdrs.on_event)
-        self.notifier = Notifier(self, self.b2bua.live_calls)
+        self.presence = PresenceWatch(self.directory, self.location, self.events,
+                                      self.b2bua.live_calls)
+        self.notifier = Notifier(self, self.b2bua.live_calls, self.presence)
         b2bua = self.b2bua
         self.handlers: dict[str, Handler] = {
             "REGISTER": self._on_register,
@@ -375,6 +378,7 @@ class SipServer:
             if dropped:
                 log.info("dropped %d registration(s) of %s%s", dropped, aor,
                          f" by {login}" if login else "")
+                self._registration_changed(aor, time.time())
 
         self._loop.call_soon_threadsafe(drop)
 
@@ -554,6 +558,15 @@ class SipServer:
             contacts = len(self.location.lookup(aor, now))
             self.events.publish(Registered(tenant.id, ext.number, contacts, now))
 
+    def _registration_changed(self, aor: str, now: float) -> None:
+        """Tell the bus how many devices an extension has left after some were
+        dropped or expired (presence shows it offline at none)."""
+        uri = URI.parse(aor)
+        tenant = self.directory.tenant_for(uri.host)
+        if tenant is not None and uri.user in tenant.extensions:
+            contacts = len(self.location.lookup(aor, now))
+            self.events.publish(Registered(tenant.id, uri.user, contacts, now))
+
     # ------------------------------------------------------------------ output
 
     def _flush_output(self) -> None:
@@ -595,9 +608,12 @@ class SipServer:
                 except Exception:
                     log.exception("recording retention job failed")
             await asyncio.sleep(interval)
-            expired = self.location.expire(time.time())
+            now = time.time()
+            expired = self.location.expire(now)
             for binding in expired:
                 log.info("registration of %s expired (%s)", binding.aor, binding.contact)
+            for aor in {binding.aor for binding in expired}:
+                self._registration_changed(aor, now)
             try:
                 await self._flush_once()
             except Exception:

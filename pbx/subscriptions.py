@@ -1,9 +1,13 @@
 """The notifier: SUBSCRIBE and NOTIFY (RFC 6665), server side.
 
-Phones subscribe to two event packages:
+Phones subscribe to three event packages:
 
 - ``dialog`` (RFC 4235): the calls of a colleague's extension, for the busy
   lamp field (BLF) keys provisioning puts on desk phones;
+- ``presence`` (RFC 3856): a colleague's presence as a PIDF document
+  (RFC 3863): open/closed, on the phone, and the presence profile (Lunch,
+  Meeting … with its end time) as RPID activities (RFC 4480) and a note,
+  kept by :class:`~pbx.presence.PresenceWatch`;
 - ``message-summary`` (RFC 3842): the phone's own mailbox, for its
   message-waiting lamp, which counts the shared mailboxes its extension is
   member of too.
@@ -12,7 +16,8 @@ A subscription is a dialog (our To tag, the phone's Contact and route set)
 that lives until it expires, is ended with ``Expires: 0``, or a NOTIFY is
 refused with 481 or gets no answer.  State comes from the event bus: call
 events make us compute the watched extensions' dialogs from the B2BUA's live
-calls; voicemail events make us count the mailbox's messages (off the loop).
+calls; the presence watch tells us of presence changes; voicemail events
+make us count the mailbox's messages (off the loop).
 Each subscription has at most one NOTIFY in flight; a change meanwhile is
 sent, as the full state of that moment, once the phone has answered.
 
@@ -47,6 +52,8 @@ from pbx.events import (
 from pbx.location import Binding, LocationService, reach
 from pbx.sip.flow import Flow
 from pbx.models import Extension
+from pbx.presence import PresenceStatus, PresenceWatch, pidf
+from pbx.profiles import zone
 from pbx.sip.dialog import Dialog, DialogId, request_dialog_id
 from pbx.sip.errors import SipError
 from pbx.sip.message import (
@@ -98,7 +105,8 @@ class Package:
 # RFC 4235 §3.4 and RFC 3842 §3.4: one hour unless the subscriber asks otherwise
 DIALOG = Package("dialog", "application/dialog-info+xml", 3600)
 MESSAGE_SUMMARY = Package("message-summary", "application/simple-message-summary", 3600)
-PACKAGES = {package.name: package for package in (DIALOG, MESSAGE_SUMMARY)}
+PRESENCE = Package("presence", "application/pidf+xml", 3600)  # RFC 3856 §6.4
+PACKAGES = {package.name: package for package in (DIALOG, PRESENCE, MESSAGE_SUMMARY)}
 ALLOW_EVENTS = ", ".join(PACKAGES)
 
 
@@ -151,11 +159,11 @@ def remaining(expires_at: float, now: float) -> int:
 def resource_for(package: Package, tenant: Tenant, subscriber: Extension, target: str,
                  voicemail_number: str) -> str:
     """Whose state a new subscription of ``subscriber`` to Request-URI user
-    ``target`` watches.  ``dialog``: any extension of the subscriber's
-    organisation (else 404).  ``message-summary``: only the subscriber's own
+    ``target`` watches.  ``dialog`` and ``presence``: any extension of the
+    subscriber's organisation (else 404).  ``message-summary``: only the subscriber's own
     mailbox, named by the extension, the mailbox or the voicemail number the
     provisioned phones subscribe to (else 403)."""
-    if package is DIALOG:
+    if package in (DIALOG, PRESENCE):
         if target not in tenant.extensions:
             raise SipError(404, "Not Found - No such extension")
         return target
@@ -239,7 +247,8 @@ def message_summary(account: str, new: int, old: int) -> bytes:
 # ------------------------------------------------------------------ the glue
 
 
-State = tuple[Any, ...]  # dialog: tuple[DialogState, ...]; message-summary: (new, old)
+# dialog: tuple[DialogState, ...]; presence: (PresenceStatus,); message-summary: (new, old)
+State = tuple[Any, ...]
 
 
 @dataclass(eq=False)
@@ -262,6 +271,8 @@ class Subscription:
     in_flight: bool = False
     ended: bool = False
     timer: asyncio.TimerHandle | None = None
+    unfollow: Callable[[], None] | None = None  # presence: stops the watch telling us
+    timezone: str = ""  # presence: the organisation's, for the profile's end time
 
     @property
     def key(self) -> tuple[int, str]:
@@ -275,6 +286,9 @@ class Subscription:
         if self.package is DIALOG:
             assert self.state is not None
             return dialog_info(uri, self.version, with_ended(self.shown or (), self.state))
+        if self.package is PRESENCE:
+            assert self.state is not None
+            return pidf(uri, self.state[0], zone(self.timezone))
         new, old = self.state or (0, 0)
         return message_summary(uri, new, old)
 
@@ -282,9 +296,11 @@ class Subscription:
 class Notifier:
     """Every subscription of the node, and the NOTIFYs that keep them current."""
 
-    def __init__(self, server: NotifierHost, live_calls: Callable[[], Iterable[Call]]) -> None:
+    def __init__(self, server: NotifierHost, live_calls: Callable[[], Iterable[Call]],
+                 presence: PresenceWatch) -> None:
         self.server = server
         self.live_calls = live_calls
+        self.presence = presence
         self.subscriptions: dict[DialogId, Subscription] = {}
         # (organisation, package) → resource → its subscriptions
         self.watchers: dict[tuple[int, str], dict[str, set[Subscription]]] = {}
@@ -331,7 +347,11 @@ class Notifier:
         tag = new_tag()
         probe = make_response(request, 200, to_tag=tag)
         sub = Subscription(package, event_id, tenant.id, tenant.domain, resource,
-                           subscriber.number, Dialog.as_uas(request, probe, flow))
+                           subscriber.number, Dialog.as_uas(request, probe, flow),
+                           timezone=tenant.timezone)
+        if package is PRESENCE:
+            sub.unfollow = self.presence.follow(
+                tenant.id, lambda changed: self._presence_changed(sub, changed))
         self.subscriptions[sub.dialog.id] = sub
         self.watchers.setdefault(sub.key, {}).setdefault(resource, set()).add(sub)
         log.info("%s subscribes to %s of %s for %d s", subscriber.number, package.name, resource,
@@ -418,14 +438,25 @@ class Notifier:
                 sub.state = dialogs.get(resource, ())
                 self._notify(sub)
 
+    def _presence_changed(self, sub: Subscription, changed: list[PresenceStatus]) -> None:
+        for status in changed:
+            if status.extension == sub.resource:
+                sub.state = (status,)
+                self._notify(sub)
+
     def _dialogs(self, organisation: int) -> dict[str, tuple[DialogState, ...]]:
         return extension_dialogs(self.live_calls(), organisation)
 
     def _with_state(self, sub: Subscription, then: Callable[[Subscription], None]) -> None:
         """Bring ``sub.state`` up to date, then hand it to ``then``: at once for
-        dialogs, after counting the mailbox in a thread for message summaries."""
+        dialogs and presence, after counting the mailbox in a thread for message
+        summaries."""
         if sub.package is DIALOG:
             sub.state = self._dialogs(sub.organisation).get(sub.resource, ())
+            then(sub)
+        elif sub.package is PRESENCE:
+            status = self.presence.statuses(sub.organisation).get(sub.resource)
+            sub.state = (status or PresenceStatus(sub.resource, "offline"),)
             then(sub)
         else:
             self._spawn(self._count([sub], then))
@@ -551,6 +582,9 @@ class Notifier:
 
     def _forget(self, sub: Subscription) -> None:
         sub.ended = True
+        if sub.unfollow is not None:
+            sub.unfollow()
+            sub.unfollow = None
         if sub.timer is not None:
             sub.timer.cancel()
             sub.timer = None

@@ -24,10 +24,11 @@ The model follows Asterisk's app_queue with FreeSWITCH's tiers:
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 import random
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from pbx.events import (
@@ -529,16 +530,23 @@ class Acd:
     def waiting(self) -> list[Caller]:
         """Every caller of the node in the order agents serve them: heavier
         queues first, then priority callers, then the longest waiting."""
+        return list(self._in_order())
+
+    def _in_order(self) -> Iterator[Caller]:
+        """:meth:`waiting`, lazily: each queue keeps its callers in order (joins
+        are inserted by bisection), so the node's order is a merge of the queues'
+        lists, not a sort of every caller on each dispatch."""
         weight = {key: q.settings.weight for key, q in self.queues.items()}
-        return sorted((c for q in self.queues.values() for c in q.callers),
-                      key=lambda c: (-weight[c.organisation, c.queue], *c.key))
+        return heapq.merge(*(q.callers for q in self.queues.values() if q.callers),
+                           key=lambda c: (-weight[c.organisation, c.queue], *c.key))
 
     def dispatch(self) -> list[Offer]:
         """Offer free agents to waiting callers (see the module's docstring)."""
         now = self.now()
         offers = []
         drained: set[tuple[int, str]] = set()  # queues with no agent to offer to anyone
-        for caller in self.waiting():
+        queues = sum(1 for q in self.queues.values() if q.callers)
+        for caller in self._in_order():
             key = (caller.organisation, caller.queue)
             if key in drained:
                 continue
@@ -552,6 +560,8 @@ class Acd:
             if not free:
                 if not queue.settings.penalty_wait:  # else a later caller may reach further
                     drained.add(key)
+                    if len(drained) == queues:
+                        break  # no queue has an agent left for anyone: the rest would wait
                 continue
             chosen = tuple(free if strategy == "ringall" and not caller.callback else free[:1])
             self._offer(queue, caller, chosen, now)
@@ -582,7 +592,7 @@ class Acd:
         overflows = []
         announcements = []
         staffed = {key: self.staffed(queue) for key, queue in self.queues.items()}
-        for caller in self.waiting():
+        for caller in self.waiting():  # a copy: overflows leave their queues
             key = (caller.organisation, caller.queue)
             queue = self.queues[key]
             if caller.callback:

@@ -17,7 +17,8 @@ store and come back after a restart.
 The end of a connected call comes as the call's ``CallEnded`` on the event bus
 (the channels belong to call control from ``connect`` on); agents' own calls
 (``CallAnswered`` / ``CallEnded`` of calls that are not the queue's) make them
-``on_direct_call``.
+``on_direct_call``.  A call folded into another (a pickup, Replaces) ends with
+``merged_into``: its agents stay on a direct call until that one ends.
 """
 
 from __future__ import annotations
@@ -369,9 +370,13 @@ class QueueApp:
                 self.acd.completed(live.caller, event.at - live.answered_at,
                                    "caller" if by_caller else "agent")
                 self._dispatch_soon()
-            for organisation, extension in self.direct.pop(event.call_id, []):
-                self.acd.direct_call(organisation, extension, False)
-                self._dispatch_soon()
+            into = event.merged_into
+            for key in self.direct.pop(event.call_id, []):
+                if into and key not in self.direct.get(into, []):
+                    self.direct.setdefault(into, []).append(key)  # the agent talks on there
+                else:
+                    self.acd.direct_call(*key, False)
+                    self._dispatch_soon()
 
     def _direct(self, call_id: str, key: tuple[int, str]) -> None:
         """An agent is on a call of their own (placed or answered)."""

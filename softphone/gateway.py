@@ -31,7 +31,8 @@ colleague the call was first for, RFC 7044 History-Info), ``sdp`` (``call``: the
 offer), ``ringing``, ``connected`` (``codec``, ``far_end_holds``), ``held``,
 ``transferring`` (``number``), ``ended`` (``reason``), each with ``call``;
 ``error`` (``reason``, ``call`` when about one); ``agent`` (``state``,
-``reason``) when the user's queue agent state changes.
+``reason``) when the user's queue agent state changes; and once registered
+``presence``, ``voicemail``, ``history`` (:mod:`softphone.feeds`).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from pbx.events import AgentStateChanged, EventBus
 from pbx.models import ApiUser
 from pbx.server import SipServer
 from pbx.sip.flow import Flow
+from softphone import feeds
 from softphone.bridge import MediaBridge, NoMediaPath
 from softphone.line import Line
 from softphone.ua import (Account, Call, CallAnswered, CallEnded, CallRinging, Event,
@@ -436,6 +438,7 @@ async def softphone(websocket: WebSocket, token: str = "") -> None:
         return
     host = sip.config.general.bind if sip.config.general.bind not in ("0.0.0.0", "::") \
         else "127.0.0.1"
+    stop_feeds = None
     pages: Pages = websocket.app.state.softphone
     hashed = token_hash(token)
     grace = sip.config.general.webrtc_reconnect_grace
@@ -454,6 +457,7 @@ async def softphone(websocket: WebSocket, token: str = "") -> None:
         session.tell("registered", extension=user.extension, ice_servers=ice_servers(general),
                      ice_transport_policy=general.webrtc_ice_transport_policy,
                      calls=session.snapshot(), reconnect_grace=grace)
+        stop_feeds = feeds.follow(sip, tenant.id, user.extension, session.tell)
         while True:
             try:
                 message = await websocket.receive_json()
@@ -473,6 +477,8 @@ async def softphone(websocket: WebSocket, token: str = "") -> None:
     except WebSocketDisconnect as exc:
         dropped = exc.code not in (1000, 1001)  # not closed by the page (log out, leaving it)
     finally:
+        if stop_feeds is not None:
+            stop_feeds()
         if session is not None:
             pages.remove(hashed, session)
             if dropped and session.calls and grace > 0 and not session.revoked:

@@ -25,10 +25,11 @@ from pbx.calls.channel import Application
 from pbx.calls.media_paths import MediaPaths, RecordingSettings
 from pbx.config import Config, ConferenceConfig, ExtensionConfig, General, RingGroupConfig
 from pbx.directory import Directory, Tenant
-from pbx.events import Event, EventBus
+from pbx.events import CallEnded, Event, EventBus
 from pbx.location import Binding, LocationService
 from pbx.sip.flow import Flow
 from pbx.models import ConferenceRoom, Extension
+from pbx.queue_settings import QueueConfig
 from pbx.router import Destination, Router, ServiceDest
 from pbx.sip.message import Request, Response, make_response
 from pbx.sip.parser import parse_message
@@ -170,12 +171,13 @@ class CallHarness:
 
     def __init__(self, extensions: Iterable[str] = ("1001", "1002", "1003", "1004"),
                  ring_groups: tuple[RingGroupConfig, ...] = (),
-                 rooms: tuple[ConferenceConfig, ...] = ()) -> None:
+                 rooms: tuple[ConferenceConfig, ...] = (),
+                 queues: tuple[QueueConfig, ...] = ()) -> None:
         numbers = tuple(extensions)
         config = Config(general=General(),
                         extensions=tuple(ExtensionConfig(number=n, secret="s3cret-Pw")
                                          for n in numbers),
-                        ring_groups=ring_groups, conferences=rooms)
+                        ring_groups=ring_groups, conferences=rooms, queues=queues)
         self.store = Store("sqlite://")
         self.store.seed(config)
         self.directory = Directory(self.store, "pbx.test")
@@ -281,6 +283,10 @@ class CallHarness:
 
     def events_of(self, kind: type) -> list[Event]:
         return [e for e in self.seen if isinstance(e, kind)]
+
+    def records(self) -> list[CallEnded]:
+        """The ends of calls that make a record (not those folded into another)."""
+        return [e for e in self.seen if isinstance(e, CallEnded) and e.recorded]
 
     @property
     def free_ports(self) -> int:

@@ -598,11 +598,11 @@ class B2BUA:
         b.release()
         if other is not call:
             other.write_cdr = False
+            other.merged_into = call.id
             if other.b is b.leg:
                 other.b = None
-            self.calls.pop(other.id, None)
-            other.ended = True
             b.leg.call = call
+            self.end_call(other, "answered", 200, "connect")
         if a.leg is call.a:
             call.b = b.leg
         else:
@@ -836,13 +836,13 @@ class B2BUA:
         for leg in call.legs():
             if leg.channel is not None:
                 leg.channel.ended()  # type: ignore[attr-defined]
-        if call.write_cdr:
-            self.events.publish(CallEnded(
-                call.tenant.id, call.id, caller, call.dialled, answered_by, disposition, status,
-                now - call.started_at, now, started_at=call.started_at,
-                answered_at=call.answered_at, hangup_by=hangup_by, path=tuple(call.path),
-                quality=quality, trunk=call.trunk, direction=call.direction,
-            ))
+        self.events.publish(CallEnded(
+            call.tenant.id, call.id, caller, call.dialled, answered_by, disposition, status,
+            now - call.started_at, now, started_at=call.started_at,
+            answered_at=call.answered_at, hangup_by=hangup_by, path=tuple(call.path),
+            quality=quality, trunk=call.trunk, direction=call.direction,
+            recorded=call.write_cdr, merged_into=call.merged_into,
+        ))
         for listener in call.on_end:
             listener()
         if ports:

@@ -167,6 +167,7 @@ class Call:
     direction: str = "internal"  # internal, inbound (from a carrier), outbound (to one)
     on_end: list[Callable[[], None]] = field(default_factory=list)
     write_cdr: bool = True  # False: merged into another call (one call, one record)
+    merged_into: str = ""  # the call it was folded into (pickup, Replaces, connect)
 
     def legs(self) -> list[Leg]:
         forks = self.ring.forks if self.ring is not None else []

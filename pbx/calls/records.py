@@ -46,5 +46,5 @@ class CdrWriter:
         self.tasks = Tasks(log, "storing a call record")
 
     def on_event(self, event: Event) -> None:
-        if isinstance(event, CallEnded):
+        if isinstance(event, CallEnded) and event.recorded:
             self.tasks.thread(self.add_cdr, cdr_of(event))

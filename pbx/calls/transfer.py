@@ -228,6 +228,7 @@ class Transfers:
         own = new.call
         own.a = None
         own.write_cdr = False  # one call, one record: the replaced one goes on
+        own.merged_into = target.id
         new.call = target
         partner = target.b if old is target.a else target.a
         if not self.ops.answer_incoming(new, prefer=partner):
@@ -266,6 +267,7 @@ class Transfers:
         which rings elsewhere: the ring stops, the picker keeps its own port."""
         own = picker.call
         own.write_cdr = False  # the picked-up call is the one on record
+        own.merged_into = target.id
         log.info("call %s: %s picks up call %s", own.id, picker.number, target.id)
         if target.ring is not None:
             self.ringer.finish(target.ring)

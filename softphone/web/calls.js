@@ -204,7 +204,7 @@ export class Calls {
   // every call but the ringing one, each with a button to talk in it
   show() {
     const calls = [...this.calls.values()].filter((c) => c.state !== "ringing");
-    $("#calls").replaceChildren(...calls.map((call) => {
+    $("#call-list").replaceChildren(...calls.map((call) => {
       const item = document.createElement("li");
       item.dataset.call = call.id;
       item.textContent = `${call.label}: ${call.state}`;
@@ -216,7 +216,7 @@ export class Calls {
       }
       return item;
     }));
-    $("#calls").hidden = calls.length < 2;
+    $("#call-list").hidden = calls.length < 2;
     const consulting = calls.length === 2 && calls.every((c) => ["talking", "on hold", "holding"].includes(c.state));
     $("#complete-transfer").hidden = !consulting;
   }

@@ -3,6 +3,9 @@
 // gateway; the calls themselves are calls.js's.
 import { Calls } from "./calls.js";
 import { QueuesPanel } from "./queues.js";
+import { Presence, ProfileSwitch } from "./presence.js";
+import { CallHistory } from "./history.js";
+import { Voicemail } from "./voicemail.js";
 
 const $ = (selector) => document.querySelector(selector);
 const KEYS = "123456789*0#";
@@ -13,6 +16,8 @@ let socket = null;
 let iceServers = []; // STUN/TURN from the PBX's settings, for agents behind NAT
 let iceTransportPolicy = "all"; // "relay": media only through the TURN server
 const queues = new QueuesPanel();
+const presence = new Presence();
+const selfService = { profile: new ProfileSwitch(), history: new CallHistory(), voicemail: new Voicemail() };
 const calls = new Calls((message) => send(message), () => ({
   iceServers, codecs: window.softphone.codecs, iceTransportPolicy,
 }));
@@ -66,7 +71,7 @@ function showDirectory() {
       $("#number").value = `**${colleague.number}`;
       $("#dial").requestSubmit();
     });
-    item.append(button, pickUp);
+    item.append(presence.badge(colleague.number), button, pickUp);
     return item;
   }));
 }
@@ -130,7 +135,11 @@ function received(message) {
       graceTimer = null;
       calls.resync(message.calls);
       queues.start(sessionStorage.getItem("pbx-token"), message.extension);
+      Object.values(selfService).forEach((panel) => panel.start(sessionStorage.getItem("pbx-token"), message.extension));
       break;
+    case "presence": presence.update(message); break;
+    case "voicemail": selfService.voicemail.refresh(); break;
+    case "history": selfService.history.changed(); break;
     case "agent": queues.refresh(); break; // pushed: a queue call, wrap-up …
     default: calls.received(message);
   }

@@ -24,7 +24,7 @@ import soundfile
 from pbx.sip.message import Request, Response
 from tests.integration.audio import level
 from tests.integration.peers import (
-    ADMIN_PASSWORD, Pbx, login_once, run_sipp, running_pbx, sipp_callee, user_of,
+    ADMIN_PASSWORD, Pbx, login_once, organisation, run_sipp, running_pbx, sipp_callee, user_of,
 )
 from tests.integration.sipclient import SipClient
 from tests.integration.voicemail_calls import BEEP_HZ, leave_message, messages
@@ -92,6 +92,8 @@ def test_forward_to_voicemail_takes_a_message(pbx: Pbx) -> None:
     assert httpx.get(audio_url, headers=other).status_code == 403
     assert httpx.delete(f"{pbx.api}/voicemail/{message['id']}", headers=other).status_code == 403
     assert any(m["id"] == message["id"] for m in messages(pbx, headers, 1))
+    own = httpx.get(f"{pbx.api}/voicemail", headers=headers, params={"own": "true"})
+    assert own.status_code == 200 and own.json()["items"] == []  # the admin has no mailbox
     marked = httpx.patch(f"{pbx.api}/voicemail/{message['id']}", headers=mine,
                          json={"heard": True})
     assert marked.status_code == 200 and marked.json()["heard"] is True
@@ -454,3 +456,45 @@ def test_calls_an_extension_cannot_take_leave_a_message_by_default(pbx: Pbx) -> 
     assert any("user-busy:voicemail" in p for p in paths)
     for message in found:
         assert httpx.delete(f"{pbx.api}/voicemail/{message['id']}", headers=mine).status_code == 204
+
+
+def test_colleagues_see_each_others_profile_status_not_its_settings(pbx: Pbx) -> None:
+    """1002 goes to Lunch until a time: an agent of the organisation (1004) sees
+    the name and end time in /api/presence, not the profile's settings (403 on
+    the profile itself); another organisation's admin sees nothing of it."""
+    headers = admin(pbx)
+    assert httpx.post(f"{pbx.api}/extensions", headers=headers,
+                      json={"number": "1004"}).status_code == 201
+    made = httpx.post(f"{pbx.api}/users", headers=headers, json={
+        "username": "agent1004", "password": "agent1004-Pass-12345", "role": "agent",
+        "extension": "1004"})
+    assert made.status_code == 201, made.text
+    agent = pbx.login("agent1004", "agent1004-Pass-12345")
+    lunch = profile_id(pbx, "1002", "Lunch")
+    switched = httpx.post(f"{pbx.api}/extensions/1002/profile", headers=headers,
+                          json={"profile_id": lunch, "until": "2099-01-01T13:00:00+01:00"})
+    assert switched.status_code == 200, switched.text
+    try:
+        listing = httpx.get(f"{pbx.api}/presence", headers=agent)
+        assert listing.status_code == 200, listing.text
+        by_number = {c["extension"]: c for c in listing.json()}
+        assert set(by_number) >= {"1001", "1002", "1003", "1004"}
+        colleague = by_number["1002"]
+        assert colleague["profile"] == "Lunch"
+        assert colleague["until"].startswith("2099-01-01T12:00:00")
+        assert colleague["line"] in ("available", "offline")
+        assert "divert" not in listing.text and "caller_id" not in listing.text
+        one = httpx.get(f"{pbx.api}/presence/1002", headers=agent)
+        assert one.status_code == 200 and one.json() == colleague
+        assert httpx.get(f"{pbx.api}/presence/9999", headers=agent).status_code == 404
+        # the profile's settings stay with its owner, supervisors and admins
+        assert httpx.get(f"{pbx.api}/extensions/1002/profile", headers=agent).status_code == 403
+        assert httpx.get(f"{pbx.api}/extensions/1002/profiles", headers=agent).status_code == 403
+        other = organisation(pbx, "elsewhere", "business")
+        theirs = httpx.get(f"{pbx.api}/presence", headers=other)
+        assert theirs.status_code == 200 and theirs.json() == []
+        assert httpx.get(f"{pbx.api}/presence/1002", headers=other).status_code == 404
+        assert httpx.get(f"{pbx.api}/presence").status_code == 401
+    finally:
+        httpx.post(f"{pbx.api}/extensions/1002/profile", headers=headers,
+                   json={"profile_id": None})

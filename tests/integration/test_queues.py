@@ -28,7 +28,8 @@ pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not i
 
 AGENTS = [f"10{n}" for n in range(11, 20)]  # 1011 … 1019
 CALLERS = [f"20{n:02d}" for n in range(1, 21)]  # 2001 … 2020
-USERS = {n: f"pw-{n}-secret" for n in (*AGENTS, *CALLERS)}
+PICKUP = ("1021", "1022")  # an agent of 716 who picks up a call ringing at a colleague
+USERS = {n: f"pw-{n}-secret" for n in (*AGENTS, *CALLERS, *PICKUP)}
 QUEUES = """
 [710]
 type = queue
@@ -70,6 +71,10 @@ wrapuptime = 2
 type = queue
 members = 1018
 survey = yes
+
+[716]
+type = queue
+members = 1021
 
 [715]
 type = queue
@@ -300,6 +305,50 @@ def test_an_agent_in_two_queues_takes_one_call_at_a_time_after_wrap_up(pbx: Pbx,
     assert then["at"] - done["at"] >= 2  # the wrap-up, by the PBX's own clock
     states = [e["state"] for e in feed.of("agent.state", agent="1015")]
     assert states[-4:] == ["wrap_up", "available", "ringing", "on_queue_call"]
+
+
+def test_an_agent_is_available_again_after_a_directed_pickup(pbx: Pbx, feed: Feed) -> None:
+    """Regression: after picking up a colleague's ringing call (``**1022``) and
+    hanging up, the agent stayed ``on_direct_call`` and got no queue calls."""
+    agent_number, colleague_number = PICKUP
+    with registered(pbx, colleague_number) as colleague, registered(pbx, agent_number) as agent:
+        rang: list[Any] = []
+
+        def ring() -> None:  # the colleague's phone rings (180) and is not answered
+            invite = colleague.receive_request(5, "INVITE")
+            if invite is not None:
+                rang.append(invite)
+                colleague.respond(invite, 180)
+
+        with SipClient(pbx.host, pbx.sip_port) as phone, RtpPhone() as rtp:
+            ringing = threading.Thread(target=ring)
+            ringing.start()
+            first = phone.start_invite("2010", USERS["2010"], colleague_number,
+                                       body=phone.sdp(rtp.port))
+            ringing.join()
+            assert rang and first is not None and first.status == 180, first
+            _, ok = agent.invite(agent_number, USERS[agent_number], f"**{colleague_number}",
+                                 body=agent.sdp(rtp.port + 2))
+            assert ok is not None and ok.status == 200, ok
+            agent.in_dialog("ACK", ok, cseq=ok.cseq.number)
+            cancel = colleague.receive_request(3, "CANCEL")
+            assert cancel is not None  # the colleague's phone stops ringing
+            colleague.respond(cancel, 200)
+            colleague.respond(rang[0], 487)
+            feed.wait("agent.state", agent=agent_number, state="on_direct_call")
+            agent.in_dialog("BYE", ok)
+            assert phone.hung_up()
+        api = f"{pbx.api}/agents/{agent_number}"
+        deadline = time.monotonic() + 5
+        while httpx.get(api, headers=pbx.admin_headers()).json()["state"] != "available":
+            assert time.monotonic() < deadline, feed.of("agent.state", agent=agent_number)
+            time.sleep(0.1)
+        # and the queue offers the agent its next caller
+        with caller(pbx, "2011", "716") as (caller_phone, _, caller_ok):
+            offered = agent.receive_request(5, "INVITE")
+            assert offered is not None and offered.from_addr.uri.user == "2011"
+            agent.respond(offered, 486)
+            caller_phone.in_dialog("BYE", caller_ok)
 
 
 def answer_as(agent: SipClient, rtp: RtpPhone) -> tuple[Any, Any]:

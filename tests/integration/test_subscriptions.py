@@ -102,6 +102,55 @@ def test_sipp_blf_key_follows_a_ringing_call(pbx: Pbx, tmp_path: Path) -> None:
     assert pbx.health()["subscriptions"] == 0  # the key unsubscribed
 
 
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed")
+def test_sipp_presence_follows_profile_call_and_registration(pbx: Pbx, tmp_path: Path) -> None:
+    """1003's presence key on 1002 (RFC 3856): open and available; 1002 goes
+    to Lunch over the API (RPID meal, "Lunch until HH:MM"); 1002 calls 1001
+    (on-the-phone and meal); hangs up (meal); its phone unregisters (closed);
+    the key unsubscribes.  The scenario checks each PIDF body."""
+    log = tmp_path / "presence-messages.log"
+    outcome: list[SippResult] = []
+    key = threading.Thread(target=lambda: outcome.append(run_sipp(
+        "subscribe_presence.xml", pbx, [("1003", USERS["1003"])], timeout=90, tmp=tmp_path,
+        extra=["-key", "watch", "1002", "-trace_msg", "-message_file", str(log)])))
+    admin = pbx.admin_headers()
+    with SipClient(pbx.host, pbx.sip_port) as desk, SipClient(pbx.host, pbx.sip_port) as far:
+        desk.call_id += "-presence-desk"
+        far.call_id += "-presence-far"
+        for phone, number in ((desk, "1002"), (far, "1001")):
+            registered = phone.register(number, USERS[number])
+            assert registered is not None and registered.status == 200
+        key.start()
+        try:
+            wait_for(log, "<note>Available</note>")
+            profiles = httpx.get(f"{pbx.api}/extensions/1002/profiles", headers=admin).json()
+            lunch = next(p["id"] for p in profiles["items"] if p["name"] == "Lunch")
+            until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+            switched = httpx.post(f"{pbx.api}/extensions/1002/profile", headers=admin,
+                                  json={"profile_id": lunch, "until": until})
+            assert switched.status_code == 200, switched.text
+            wait_for(log, "Lunch until")
+            rang, final = desk.call("1002", USERS["1002"], "1001", far)
+            assert rang is not None and final is not None and final.status == 200, final
+            wait_for(log, "<rpid:on-the-phone")
+            desk.in_dialog("BYE", final)
+            assert far.hung_up()
+            bye_ok = desk.receive(5)
+            assert bye_ok is not None and bye_ok.cseq.method == "BYE" and bye_ok.status == 200
+            wait_for(log, "<note>Available, Lunch until")
+            # every device of 1002 goes (an earlier test's desk phone too)
+            gone = desk.register("1002", USERS["1002"], contacts=["*"], expires=0)
+            assert gone is not None and gone.status == 200
+            wait_for(log, "<basic>closed</basic>")
+        finally:
+            key.join(100)
+            httpx.post(f"{pbx.api}/extensions/1002/profile", headers=admin,
+                       json={"profile_id": None})
+    result = outcome[0]
+    assert result.returncode == 0 and result.successful == 1, result.output
+    assert pbx.health()["subscriptions"] == 0  # the key unsubscribed
+
+
 def test_message_waiting_lamp_follows_the_mailbox(pbx: Pbx) -> None:
     """1003's phone subscribes to its mailbox: a message is left (yes, 1/0),
     marked heard through the API (no, 0/1), deleted (0/0); then it unsubscribes."""
@@ -186,7 +235,7 @@ def test_expires_zero_fetches_the_state_once(pbx: Pbx, event: str) -> None:
 
 
 @pytest.mark.parametrize(("target", "event", "expires", "status"), [
-    ("1002", "presence", 600, 489),  # a package we do not serve
+    ("1002", "conference", 600, 489),  # a package we do not serve
     ("4711", "dialog", 600, 404),  # no such extension
     ("1002", "dialog", 30, 423),  # too short
     ("1002", "message-summary", 600, 403),  # a colleague's mailbox
@@ -199,7 +248,7 @@ def test_subscriptions_refused_with_a_reason(
         answer = phone.subscribe("1001", USERS["1001"], target, event, expires=expires)
         assert answer is not None and answer.status == status, answer
         if status == 489:
-            assert answer.headers.get("Allow-Events") == "dialog, message-summary"
+            assert answer.headers.get("Allow-Events") == "dialog, presence, message-summary"
         if status == 423:
             assert answer.headers.get("Min-Expires") == "60"
         assert phone.receive_request(1, "NOTIFY") is None
@@ -210,7 +259,7 @@ def test_options_announce_the_event_packages(pbx: Pbx) -> None:
         phone.request("OPTIONS", "1001", to="1001")
         answer: Response | None = phone.receive()
         assert answer is not None and answer.status == 200
-        assert answer.headers.get("Allow-Events") == "dialog, message-summary"
+        assert answer.headers.get("Allow-Events") == "dialog, presence, message-summary"
         assert "SUBSCRIBE" in (answer.headers.get("Allow") or "").split(", ")
 
 

@@ -61,7 +61,7 @@ def of(calls: CallHarness, kind: type[E]) -> list[E]:
 
 
 def ended(calls: CallHarness) -> list[CallEnded]:
-    return of(calls, CallEnded)
+    return calls.records()
 
 
 # ------------------------------------------------------------------ hang up

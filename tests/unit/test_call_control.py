@@ -47,8 +47,9 @@ async def test_a_picked_up_call_is_answered_on_the_bus(calls: CallHarness) -> No
     answered = calls.events_of(CallAnswered)
     assert [e.answered_by for e in answered] == ["1003"]  # type: ignore[attr-defined]
     calls.b2bua.end_calls_of(calls.tenant.id, "1003")
-    ended = calls.events_of(CallEnded)
-    assert len(ended) == 1 and ended[0].answered_by == "1003"  # type: ignore[attr-defined]
+    own, picked = calls.events_of(CallEnded)  # the picker's own call first: folded in
+    assert (own.recorded, own.merged_into) == (False, picked.call_id)  # type: ignore[attr-defined]
+    assert picked.recorded and picked.answered_by == "1003"  # type: ignore[attr-defined]
 
 
 async def answered_call(calls: CallHarness, caller: str = "1001",

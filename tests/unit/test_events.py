@@ -49,6 +49,7 @@ def test_events_as_json_fields() -> None:
         "dialled": "1002", "answered_by": "1002", "disposition": "answered", "status": 200,
         "duration": 12.5, "at": 100.0, "started_at": 0.0, "answered_at": None,
         "hangup_by": "", "path": (), "quality": {}, "trunk": "", "direction": "internal",
+        "recorded": True, "merged_into": "",
     }
     assert as_dict(CallRinging(1, "c", "1002", 99.0, "+46701234567", "Bo", "+4681234567")) == {
         "type": "call.ringing", "organisation": 1, "call_id": "c", "extension": "1002",

@@ -378,3 +378,117 @@ def test_prompts_in_many_rooms_play_at_once_each_to_its_own_members() -> None:
                 got = encoded[member.port.index]
                 assert np.array_equal(got, ulaw_encode(expected.astype(np.int16))), (name, tick)
     assert not engine._playing  # every prompt has ended
+
+
+class Wire:
+    """A leg's socket as the engine sees it: what was sent, and where."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def sendto(self, data: bytes, to: tuple[str, int]) -> None:
+        self.sent.append(data)
+
+
+def phone_leg(label: str, codec: str = "PCMU") -> SimpleNamespace:
+    """A relay leg with a remote address, sending through a :class:`Wire`."""
+    return SimpleNamespace(codec=codec, label=label, peer=None, send_to=("127.0.0.1", 4000),
+                           held=False, transport=Wire(), out_seq=100, out_ts=1000, out_at=0.0,
+                           payload_type=0 if codec == "PCMU" else 8, ssrc=hash(label) & 0xFFFF,
+                           packets_out=0, bytes_out=0, dtmf_pt=101,
+                           relay=SimpleNamespace(unbridge=lambda leg: None))
+
+
+def music_engine() -> object:
+    from media.engine import MediaEngine, MusicClass
+
+    engine = MediaEngine()
+    engine._ensure_running = lambda: None  # type: ignore[method-assign]  # ticks by hand
+    ramp = np.arange(FRAME * 8, dtype=np.int16) * 7 - 4000  # every frame differs
+    engine.set_music(MusicClass("default", ramp))
+    engine.set_music(MusicClass("sales", -ramp))
+    return engine
+
+
+def test_callers_on_hold_get_their_class_encoded_once_in_their_own_law() -> None:
+    """Music on hold outside the mix: each listener receives exactly its class's
+    frame in its own law, in its own RTP stream (sequence, timestamp, SSRC go
+    on from the leg's), while a call beside them is mixed as before."""
+    import struct
+
+    from media.g711 import alaw_encode, ulaw_encode
+
+    engine = music_engine()
+    held = {("a", "default", "PCMU"): None, ("b", "default", "PCMA"): None,
+            ("c", "sales", "PCMU"): None, ("d", "sales", "PCMA"): None}
+    legs = {key: phone_leg(key[0], key[2]) for key in held}
+    for (label, music, _), leg in legs.items():
+        engine.hold_music(leg, music)  # type: ignore[attr-defined]
+    caller, agent = phone_leg("caller"), phone_leg("agent")
+    engine.join("call", caller, tone=False)  # type: ignore[attr-defined]
+    engine.join("call", agent, tone=False)  # type: ignore[attr-defined]
+    for tick in range(3):
+        engine.tick()  # type: ignore[attr-defined]
+        engine.ticks += 1  # type: ignore[attr-defined]
+        frames = {name: engine.music[name].frame(tick) for name in ("default", "sales")}  # type: ignore[attr-defined]
+        for (label, music, codec), leg in legs.items():
+            packet = leg.transport.sent[tick]
+            _, pt, seq, ts, ssrc = struct.unpack("!BBHII", packet[:12])
+            encode = ulaw_encode if codec == "PCMU" else alaw_encode
+            assert packet[12:] == encode(frames[music]).tobytes(), (label, tick)
+            assert (pt, seq, ts, ssrc) == (leg.payload_type, 101 + tick, 1000 + 160 * (tick + 1),
+                                           leg.ssrc)
+        assert len(caller.transport.sent) == len(agent.transport.sent) == tick + 1
+    assert engine._hold.ports[0].index >= len(engine._order)  # type: ignore[attr-defined]  # after the mix
+
+
+def test_going_on_and_off_hold_lays_nothing_out_again() -> None:
+    """Hundreds of queue callers come and go: the mix keeps its layout, and a
+    listener leaving hands its row to the last one, who still hears its class."""
+    from media.g711 import ulaw_encode
+
+    engine = music_engine()
+    caller, agent = phone_leg("caller"), phone_leg("agent")
+    engine.join("call", caller, tone=False)  # type: ignore[attr-defined]
+    engine.join("call", agent, tone=False)  # type: ignore[attr-defined]
+    engine.mix()  # type: ignore[attr-defined]
+    layout = engine._order  # type: ignore[attr-defined]
+    legs = [phone_leg(f"q{n}") for n in range(5)]
+    for n, leg in enumerate(legs):
+        engine.hold_music(leg, "sales" if n == 4 else "default")  # type: ignore[attr-defined]
+    engine.stop_music(legs[1])  # type: ignore[attr-defined]
+    engine.stop_music(legs[2])  # type: ignore[attr-defined]
+    assert not engine._stale and engine._order is layout  # type: ignore[attr-defined]
+    assert legs[1].peer is None and "moh-%d" % id(legs[1]) not in engine.rooms  # type: ignore[attr-defined]
+
+    def each_hears_its_class(encoded: np.ndarray) -> None:
+        for leg, music in ((legs[0], "default"), (legs[3], "default"), (legs[4], "sales")):
+            want = ulaw_encode(engine.music[music].frame(engine.ticks))  # type: ignore[attr-defined]
+            assert np.array_equal(encoded[leg.peer.index], want), leg.label
+
+    encoded = engine.mix()  # type: ignore[attr-defined]
+    assert engine._order is layout and len(encoded) == 2 + 3  # type: ignore[attr-defined]
+    each_hears_its_class(encoded)
+    engine.leave(caller)  # type: ignore[attr-defined]  # a call's change: a new layout
+    assert engine._stale  # type: ignore[attr-defined]
+    encoded = engine.mix()  # type: ignore[attr-defined]
+    assert len(encoded) == 1 + 3  # the agent alone in the room, then the three on hold
+    each_hears_its_class(encoded)
+
+
+def test_a_key_pressed_in_the_audio_while_on_hold_is_heard() -> None:
+    """A queue caller's phone without RFC 4733 presses 1 in the audio: the
+    engine still finds it though the caller is not a row of the mix."""
+    from media.dtmf import dtmf_tone
+    from media.g711 import alaw_encode
+
+    engine = music_engine()
+    pressed: list[str] = []
+    leg = phone_leg("caller", "PCMA")
+    port = engine.hold_music(leg, on_dtmf=lambda port, key: pressed.append(key))  # type: ignore[attr-defined]
+    tone = dtmf_tone("1", ms=80).astype(np.int16)
+    for seq in range(4):
+        port.buffer[seq] = alaw_encode(tone[seq * FRAME : (seq + 1) * FRAME]).tobytes()
+        port.next_seq = 0 if seq == 0 else port.next_seq
+        engine.mix()  # type: ignore[attr-defined]
+    assert pressed == ["1"]

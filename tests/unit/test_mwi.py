@@ -16,6 +16,7 @@ from pbx.directory import Directory, Tenant
 from pbx.events import EventBus, MailboxChanged, Registered
 from pbx.location import Binding, LocationService
 from pbx.models import Extension, Voicemail
+from pbx.presence import PresenceWatch
 from pbx.sip.flow import Flow
 from pbx.sip.message import Request, Response, make_response
 from pbx.sip.parser import parse_message
@@ -97,12 +98,18 @@ class FakeServer:
         return "<sip:pbx@127.0.0.1:5060>"
 
 
-def subscribe(user: str, target: str) -> Request:
+def notifier_of(server: FakeServer) -> Notifier:
+    """A notifier on ``server``, with its presence watch (no live calls)."""
+    watch = PresenceWatch(server.directory, server.location, server.events, lambda: [])
+    return Notifier(server, lambda: [], watch)  # type: ignore[arg-type]
+
+
+def subscribe(user: str, target: str, event: str = "message-summary") -> Request:
     text = (f"SUBSCRIBE sip:{target}@pbx.test SIP/2.0\r\n"
             f"Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-{user}\r\nMax-Forwards: 70\r\n"
             f"From: <sip:{user}@pbx.test>;tag=t{user}\r\nTo: <sip:{target}@pbx.test>\r\n"
             f"Call-ID: sub-{user}\r\nCSeq: 1 SUBSCRIBE\r\nContact: <sip:{user}@127.0.0.1:5080>\r\n"
-            "Event: message-summary\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n")
+            f"Event: {event}\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n")
     request = parse_message(text.encode())
     assert isinstance(request, Request)
     return request
@@ -130,7 +137,7 @@ async def test_shared_messages_light_every_members_lamp_subscribed_or_not(
         db.commit()
     setup.directory.reload()
     server = FakeServer(setup.directory, setup.store)
-    notifier = Notifier(server, lambda: [])  # type: ignore[arg-type]
+    notifier = notifier_of(server)
     notifier.on_subscribe(subscribe("1002", "1002"), Flow("UDP", "127.0.0.1", 5080), None)
     await eventually(lambda: summaries(server, "1002") == ["0/0"])
     first = server.sent[-1][0]
@@ -157,7 +164,7 @@ async def test_shared_messages_light_every_members_lamp_subscribed_or_not(
 async def test_no_unsolicited_notify_without_the_setting(tmp_path: Path) -> None:
     setup = Setup(tmp_path)
     server = FakeServer(setup.directory, setup.store)
-    Notifier(server, lambda: [])  # type: ignore[arg-type]
+    notifier_of(server)
     server.location.load([DESK])
     server.events.publish(Registered(setup.org, "1003", 1, 1.0))
     server.events.publish(MailboxChanged(setup.org, "2000", 1.0))

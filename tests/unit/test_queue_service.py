@@ -16,8 +16,8 @@ from pbx.calls.channel import Channel, Party
 from pbx.config import Config, General
 from pbx.directory import Tenant
 from pbx.events import (
-    AgentStateChanged, CallAnswered, CallEnded, QueueAbandoned, QueueAnswered, QueueCallback,
-    QueueCompleted, QueueOverflowed, SurveyAnswered,
+    AgentStateChanged, CallAnswered, CallEnded, CallStarted, QueueAbandoned, QueueAnswered,
+    QueueCallback, QueueCompleted, QueueOverflowed, SurveyAnswered,
 )
 from pbx.models import Extension, Profile
 from pbx.profiles import Presence, zone
@@ -312,6 +312,20 @@ def test_agents_on_their_own_calls_are_not_offered_queue_calls() -> None:
     assert board.calls.ringing() == ["1003"]
     board.end("direct1", "caller")
     states = [e.state for e in board.of(AgentStateChanged) if e.agent == "1002"]
+    assert states == ["available", "on_direct_call", "available"]
+
+
+def test_an_agent_who_picked_up_a_call_is_free_when_that_call_ends() -> None:
+    """Regression: the picker's own call (``**1002``) is folded into the picked-up
+    one and ends with it; the agent stayed ``on_direct_call`` for ever."""
+    board = Switchboard(queue("1002,1003"))
+    board.app.on_event(CallStarted(ORG, "own", "1003", "**1002", board.clock.now()))
+    board.app.on_event(CallEnded(ORG, "own", "1003", "**1002", "", "pickup", 200, 0.0,
+                                 board.clock.now(), recorded=False, merged_into="picked"))
+    board.app.on_event(CallAnswered(ORG, "picked", "1003", board.clock.now()))
+    assert board.app.acd.agents[ORG, "1003"].state(board.clock.now()) == "on_direct_call"
+    board.end("picked", "caller")
+    states = [e.state for e in board.of(AgentStateChanged) if e.agent == "1003"]
     assert states == ["available", "on_direct_call", "available"]
 
 

@@ -12,6 +12,8 @@ from pbx.calls.channel import Channel, Party
 from pbx.calls.views import conferences_in_use
 from pbx.config import ConferenceConfig
 from pbx.events import CallAnswered, CallEnded
+from pbx.queue_settings import QueueConfig
+from queues.service import QueueApp
 from tests.harness import CallHarness
 
 
@@ -124,7 +126,8 @@ async def test_dial_and_connect_make_one_call_with_one_record() -> None:
     calls.b2bua.end_calls_of(calls.tenant.id, "1002")
     await calls.settle()
     assert calls.b2bua.active_calls == 0
-    assert len(calls.events_of(CallEnded)) == 1
+    dial, record = calls.events_of(CallEnded)  # the agent's dial ends folded into the call
+    assert calls.records() == [record] and dial.merged_into == record.call_id  # type: ignore[attr-defined]
     assert calls.free_ports == calls.ports.pool.size
 
 
@@ -233,4 +236,30 @@ async def test_after_the_agent_hangs_up_the_caller_goes_back_to_the_service() ->
     survey[0].hang_up()
     await calls.settle()
     assert calls.b2bua.active_calls == 0 and calls.free_ports == calls.ports.pool.size
-    assert len(calls.events_of(CallEnded)) == 1
+    assert len(calls.records()) == 1
+
+
+async def test_an_agent_who_picked_up_a_call_gets_queue_calls_again_after_it() -> None:
+    """Regression: the picker's own call (``**1002``, folded into the picked-up
+    one) published no end, so the queue kept the agent ``on_direct_call``."""
+    calls = CallHarness(queues=(QueueConfig(number="700", members=("1001",)),))
+    queues = QueueApp(calls.directory, calls.b2bua, calls.clock,  # type: ignore[arg-type]
+                      calls.events.publish)
+    calls.events.subscribe(queues.on_event)
+    calls.serve("700", queues)
+    calls.register("1001", "1002")
+    agent = queues.acd.agents[calls.tenant.id, "1001"]
+    await calls.call("1003", "1002")
+    picker = await calls.call("1001", "**1002")
+    assert calls.statuses(picker)[-1] == 200
+    assert agent.state(calls.clock.now()) == "on_direct_call"
+    calls.acked(picker)
+    calls.b2bua.on_bye(calls.in_dialog(picker, "BYE"), calls.phones["1001"].flow, None)
+    await calls.settle()
+    assert calls.b2bua.active_calls == 0
+    assert agent.state(calls.clock.now()) == "available"
+    rung = len(calls.phones["1001"].invites())
+    await calls.call("1004", "700")
+    calls.clock.advance(0)
+    await calls.settle()
+    assert len(calls.phones["1001"].invites()) == rung + 1  # the queue offers the agent a call
