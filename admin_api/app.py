@@ -52,6 +52,7 @@ def create_app(sip: SipServer, *, commands: CallCommands | None = None,
     app.state.webhooks = outbox
     app.state.queue_stats = statistics
     app.state.queues = queue_app
+    app.state.on_logout = []  # callables taking a revoked token's hash (the softphone's pages)
 
     @app.get("/api/health", response_model=Health, tags=["system"])
     def health() -> Health:

@@ -113,10 +113,13 @@ def login(body: Login, request: Request, db: Db) -> TokenOut:
 
 
 @router.post("/logout", status_code=204, responses=ERRORS)
-def logout(token: Token, db: Db) -> Response:
-    """End this login (or revoke this API token): it stops working at once."""
+def logout(token: Token, db: Db, request: Request) -> Response:
+    """End this login (or revoke this API token): it stops working at once,
+    and what holds it open (a softphone page's WebSocket) is told."""
     db.delete(token)
     db.commit()
+    for revoked in request.app.state.on_logout:  # called from a worker thread
+        revoked(token.token_hash)
     return Response(status_code=204)
 
 

@@ -49,6 +49,7 @@ class AgentOut(BaseModel):
     state: str = Field(description=", ".join(AGENT_STATES))
     pause_reason: str | None
     queues: list[str]
+    wrap_up_left: float | None = Field(None, description="seconds of wrap-up left, in wrap_up")
 
 
 class MemberOut(AgentOut):
@@ -92,9 +93,11 @@ class PauseIn(BaseModel):
 
 
 def _agent_out(queues: QueueApp, agent: Agent) -> AgentOut:
-    return AgentOut(extension=agent.extension, state=agent.state(queues.clock.now()),
-                    pause_reason=agent.pause_reason,
-                    queues=list(queues.acd.queues_of(agent)))
+    now = queues.clock.now()
+    state = agent.state(now)
+    return AgentOut(extension=agent.extension, state=state, pause_reason=agent.pause_reason,
+                    queues=list(queues.acd.queues_of(agent)),
+                    wrap_up_left=round(agent.wrap_until - now, 1) if state == "wrap_up" else None)
 
 
 def _summary(queues: QueueApp, queue: Queue) -> QueueOut:

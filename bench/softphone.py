@@ -41,7 +41,9 @@ from aiortc.contrib.media import MediaBlackhole  # noqa: E402
 
 from bench.machine import cpu_seconds  # noqa: E402
 from softphone.bridge import FRAME, RATE, MediaBridge  # noqa: E402
-from softphone.sip_ua import SipUserAgent, UaListener  # noqa: E402
+from pbx.sip.flow import Flow  # noqa: E402
+from softphone.line import Line  # noqa: E402
+from softphone.ua import Account, CallAnswered, CallEnded, Event, Registered  # noqa: E402
 from tests.integration.peers import ADMIN_PASSWORD, Pbx, running_pbx, sipp_callee, user_of  # noqa: E402
 
 CALLEE = "9000"
@@ -80,7 +82,8 @@ async def webrtc_call(pbx: Pbx, token: str) -> tuple[object, RTCPeerConnection]:
     sink = MediaBlackhole()
     pc.on("track", sink.addTrack)
     await pc.setLocalDescription(await pc.createOffer())
-    await ws.send(json.dumps({"type": "call", "number": CALLEE, "sdp": pc.localDescription.sdp}))
+    await ws.send(json.dumps({"type": "call", "id": "bench", "number": CALLEE,
+                              "sdp": pc.localDescription.sdp}))
     while True:
         message = json.loads(await ws.recv())
         if message["type"] == "sdp":
@@ -92,14 +95,29 @@ async def webrtc_call(pbx: Pbx, token: str) -> tuple[object, RTCPeerConnection]:
             raise RuntimeError(f"page call failed: {message}")
 
 
-async def sip_call(pbx: Pbx, number: str, secret: str) -> tuple[SipUserAgent, asyncio.Task[None]]:
-    """One plain SIP phone calling the echo phone, talking G.711 in real time."""
+async def sip_call(pbx: Pbx, number: str, secret: str) -> tuple[Line, asyncio.Task[None]]:
+    """One plain SIP phone (the softphones' own line) calling the echo phone,
+    talking G.711 in real time."""
     bridge = MediaBridge(pbx.host)  # only its RTP leg: no peer connection is used
-    ua = SipUserAgent((pbx.host, pbx.sip_port), "pbx.test", number, secret, UaListener())
-    await ua.start()
-    await ua.register()
-    _, answer = await ua.invite(CALLEE, await bridge.open_rtp((0,)), lambda response: None)
-    bridge.connect_pbx(answer)
+    events: asyncio.Queue[Event | str] = asyncio.Queue()
+    line = Line(Account(number, secret, Flow("UDP", pbx.host, pbx.sip_port), "pbx.test"),
+                events.put_nowait)
+    await line.connect()
+    line.register()
+
+    async def wait_for(kind: type) -> Event:
+        while True:
+            event = await asyncio.wait_for(events.get(), 10)
+            if isinstance(event, kind):
+                return event
+            if isinstance(event, (str, CallEnded)):
+                raise RuntimeError(f"SIP call failed: {event}")
+
+    await wait_for(Registered)
+    line.call(CALLEE, await bridge.open_rtp())
+    answered = await wait_for(CallAnswered)
+    assert isinstance(answered, CallAnswered)
+    bridge.connect_pbx(answered.media)
 
     async def talk() -> None:
         start, sent = time.monotonic(), 0
@@ -109,7 +127,7 @@ async def sip_call(pbx: Pbx, number: str, secret: str) -> tuple[SipUserAgent, as
             sent += 1
             await asyncio.sleep(max(0.0, start + sent * FRAME / RATE - time.monotonic()))
 
-    return ua, asyncio.ensure_future(talk())
+    return line, asyncio.ensure_future(talk())
 
 
 def measure(pid: int, seconds: float) -> float:
@@ -125,7 +143,7 @@ async def run_webrtc(pbx: Pbx, tokens: list[str], seconds: float) -> float:
     assert pbx.process is not None
     load = await asyncio.to_thread(measure, pbx.process.pid, seconds)
     for ws, pc in calls:
-        await ws.send(json.dumps({"type": "hangup"}))
+        await ws.send(json.dumps({"type": "hangup", "call": "bench"}))
         await pc.close()
         await ws.close()
     return load
@@ -136,9 +154,13 @@ async def run_sip(pbx: Pbx, phones: dict[str, str], seconds: float) -> float:
     await asyncio.sleep(1.0)
     assert pbx.process is not None
     load = await asyncio.to_thread(measure, pbx.process.pid, seconds)
-    for ua, talking in calls:
+    for line, talking in calls:
         talking.cancel()
-        await ua.close()
+        for call in list(line.agent.calls.values()):
+            line.hangup(call)
+        line.unregister()
+        await asyncio.sleep(0.1)
+        line.disconnect()
     return load
 
 

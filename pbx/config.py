@@ -225,6 +225,12 @@ class General(CallPolicyConfig):
     webrtc_ice_servers: tuple[str, ...] = ()
     webrtc_turn_username: str = ""
     webrtc_turn_password: str = ""
+    # "relay": the page sends media only through the TURN server (its address
+    # stays hidden; networks that block direct UDP), "all": any path ICE finds
+    webrtc_ice_transport_policy: str = Field("all", pattern="^(all|relay)$")
+    # s a browser softphone's calls wait for its page to reconnect after its
+    # WebSocket dropped (the media goes on meanwhile); then they are hung up
+    webrtc_reconnect_grace: float = Field(30.0, ge=0, le=600)
 
     _split_list = field_validator("transports", "domains", "codecs", "auth_algorithms",
                                   "webrtc_ice_servers", "flood_trusted", "scanner_user_agents",
@@ -248,6 +254,14 @@ class General(CallPolicyConfig):
                                 url):
                 raise ValueError(f"{url!r} is no STUN/TURN URL (stun:host:3478, "
                                  "turn:host:3478?transport=udp)")
+        return value
+
+    @field_validator("webrtc_ice_transport_policy")
+    @classmethod
+    def _relay_needs_turn(cls, value: str, info: ValidationInfo) -> str:
+        if value == "relay" and not any(url.startswith("turn")
+                                        for url in info.data.get("webrtc_ice_servers", ())):
+            raise ValueError("relay needs a turn: server in webrtc_ice_servers")
         return value
 
     @field_validator("transports")

@@ -305,7 +305,9 @@ class QueueApp:
                 self._remember(member)
 
         dialling = self.calls.dial(organisation, agent,
-                                   caller=Party(organisation, caller.number, name),
+                                   caller=Party(organisation, caller.number, name,
+                                                service=caller.queue,
+                                                service_name=settings.name),
                                    on_answer=answered, on_fail=failed,
                                    timeout=settings.timeout, devices_only=True)
         self.queue_dials.add(dialling.id)

@@ -1,6 +1,8 @@
 """The softphone gateway's media: one aiortc peer connection to the page
 (ICE, DTLS-SRTP, Opus or G.711 as the browser offers) joined to one plain RTP
-stream to the PBX (G.711, RFC 4733 keys), like a desk phone's.
+stream to the PBX (G.711, RFC 4733 keys), like a desk phone's.  The SIP
+offer/answer for that stream is the user agent's (:mod:`softphone.ua`): the
+bridge is told where to send as a :class:`~softphone.ua.MediaPlan`.
 
 aiortc decodes what the page says; it is resampled to 8 kHz and sent to the
 PBX as 20 ms G.711 packets.  What the PBX sends is decoded and handed to
@@ -25,16 +27,36 @@ from aiortc.mediastreams import MediaStreamError
 
 from media.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from pbx.calls.channel import KEYS
-from pbx.sdp import SessionDescription
+from softphone.ua import MediaPlan
 
 log = logging.getLogger("softphone.media")
 
 RATE = 8000
 FRAME = 160  # 20 ms at 8 kHz
 DTMF_PT = 101
-ENCODE = {0: ulaw_encode, 8: alaw_encode}
+ENCODE = {"PCMU": ulaw_encode, "PCMA": alaw_encode}
 DECODE = {0: ulaw_decode, 8: alaw_decode}
-G711 = {0: "PCMU", 8: "PCMA"}
+
+
+class NoMediaPath(Exception):
+    """The page offered no ICE candidate at all (e.g. relay only and its TURN
+    server unreachable): no media path can be found, so the call is not taken."""
+
+
+def all_candidates(sdp: str) -> str:
+    """The page's offer holds all its ICE candidates (it waits for gathering to
+    complete): mark every media section so (``a=end-of-candidates``, RFC 8840),
+    else ICE with no working pair would wait for more rather than fail."""
+    if "a=end-of-candidates" in sdp:
+        return sdp
+    out: list[str] = []
+    for line in sdp.strip().splitlines():
+        if line.startswith("m=") and any(seen.startswith("m=") for seen in out):
+            out.append("a=end-of-candidates")
+        out.append(line)
+    if any(line.startswith("m=") for line in out):
+        out.append("a=end-of-candidates")
+    return "\r\n".join(out) + "\r\n"
 
 
 class PbxTrack(MediaStreamTrack):
@@ -77,6 +99,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         self.track = track
         self.transport: asyncio.DatagramTransport | None = None
         self.remote: tuple[str, int] | None = None
+        self.codec = "PCMU"
         self.payload_type = 0
         self.dtmf_type = DTMF_PT
         self.ssrc = secrets.randbits(32)
@@ -108,7 +131,7 @@ class RtpLeg(asyncio.DatagramProtocol):
         """One 20 ms frame of 8 kHz int16 samples (held back while a key sounds)."""
         if self.transport is None or self.remote is None or self.keying:
             return
-        payload = ENCODE[self.payload_type](samples).tobytes()
+        payload = ENCODE[self.codec](samples).tobytes()
         self.transport.sendto(self._packet(self.payload_type, payload, self.timestamp), self.remote)
         self.timestamp = (self.timestamp + FRAME) & 0xFFFFFFFF
 
@@ -142,9 +165,7 @@ class MediaBridge:
         self.rtp = RtpLeg(self.from_pbx)
         self.pc.addTrack(self.from_pbx)
         self._pump: asyncio.Task[None] | None = None
-        self.codec = ""
-        self.payload_types: tuple[int, ...] = (0, 8)
-        self.session, self.version = secrets.randbits(31), 0  # the SDP o= line's
+        self.codec = ""  # the page's (what the browser and aiortc agreed)
 
         @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
@@ -153,47 +174,30 @@ class MediaBridge:
 
     async def answer_page(self, offer: str) -> str:
         """Take the page's offer; the answer (all candidates in it, no trickle)."""
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        if "a=candidate:" not in offer and "m=" in offer:
+            raise NoMediaPath("the browser offered no ICE candidate")
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=all_candidates(offer),
+                                                                 type="offer"))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         description = self.pc.localDescription
         self.codec = next((line.split()[1].split("/")[0] for line in description.sdp.splitlines()
                            if line.startswith("a=rtpmap:")), "")
         return description.sdp
 
-    async def open_rtp(self, payload_types: tuple[int, ...] = (0, 8)) -> bytes:
-        """Our RTP socket and the SDP describing it to the PBX: G.711 (as an
-        offer both laws, as an answer the one chosen from the PBX's) and keys."""
+    async def open_rtp(self) -> tuple[str, int]:
+        """Our RTP socket toward the PBX: its address, for the SIP offer or answer."""
         loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: self.rtp, local_addr=(self.host, 0))
-        self.payload_types = payload_types
-        return self.sdp()
+        transport, _ = await loop.create_datagram_endpoint(lambda: self.rtp,
+                                                           local_addr=(self.host, 0))
+        return transport.get_extra_info("sockname")[:2]
 
-    def sdp(self, direction: str = "sendrecv") -> bytes:
-        """Our side of the RTP stream, ``sendonly`` to hold the far end; each
-        description a new version of the session (RFC 3264 §8)."""
-        assert self.rtp.transport is not None
-        port = self.rtp.transport.get_extra_info("sockname")[1]
-        family = "IP6" if ":" in self.host else "IP4"
-        keys, types = self.rtp.dtmf_type, self.payload_types
-        self.version += 1
-        return (f"v=0\r\no=softphone {self.session} {self.version} IN {family} {self.host}\r\n"
-                f"s=softphone\r\nc=IN {family} {self.host}\r\nt=0 0\r\n"
-                f"m=audio {port} RTP/AVP {' '.join(map(str, types))} {keys}\r\n"
-                + "".join(f"a=rtpmap:{pt} {G711[pt]}/8000\r\n" for pt in types)
-                + f"a=rtpmap:{keys} telephone-event/8000\r\na=fmtp:{keys} 0-15\r\n"
-                f"a=ptime:20\r\na={direction}\r\n").encode()
-
-    def connect_pbx(self, sdp: bytes) -> None:
-        """Send to where the PBX's SDP says, in the codec it chose."""
-        description = SessionDescription.parse(sdp)
-        audio = description.audio
-        if audio is None:
-            raise ValueError("the PBX's SDP has no audio")
-        self.rtp.remote = (audio.connection or description.connection or self.host, audio.port)
-        chosen = [c.payload_type for c in audio.codecs if c.payload_type in ENCODE]
-        self.rtp.payload_type = chosen[0] if chosen else 0
-        self.rtp.dtmf_type = next((c.payload_type for c in audio.codecs
-                                   if c.name.lower() == "telephone-event"), DTMF_PT)
+    def connect_pbx(self, plan: MediaPlan) -> None:
+        """Send to where the offer/answer says, in the codec agreed (again when a
+        re-INVITE moves it)."""
+        rtp = self.rtp
+        rtp.remote = (plan.host, plan.port)
+        rtp.codec, rtp.payload_type = plan.codec, plan.payload_type
+        rtp.dtmf_type = plan.event_type if plan.event_type is not None else DTMF_PT
 
     async def _to_pbx(self, track: MediaStreamTrack) -> None:
         """The page's audio, resampled to 8 kHz mono, out in 20 ms packets."""

@@ -1,9 +1,9 @@
-"""The softphone's asyncio glue: the SIP socket, the RTP socket and the clocks.
+"""The command-line softphone on the wire: its line to the PBX
+(:class:`~softphone.line.Line`) and one RTP socket for its calls.
 
-:class:`Phone` owns one connection to the PBX (a connected UDP socket, or a
-TCP/TLS stream cut into messages by the stack's ``StreamFramer``) and feeds
-the pure :class:`~softphone.ua.UserAgent`; one timer follows the agent's
-``get_timer``.  :class:`MediaLeg` is the call's RTP: every 20 ms it sends the
+:class:`Phone` is a line whose events go to a queue the session reads, with
+the call's media started and stopped as they pass.  :class:`MediaLeg` is
+the call's RTP: every 20 ms it sends the
 next frame of what is played (silence when nothing is) through
 :class:`~media.rtp.RtpSender` and keeps the frames that arrive, which
 become the recording.
@@ -12,7 +12,6 @@ become the recording.
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,10 +21,8 @@ import numpy as np
 import soundfile
 
 from media.rtp import FRAME, KeyListener, RtpPacket, RtpSender, decode, frames, silence
-from pbx.sip.errors import ParseError
-from pbx.sip.parser import StreamFramer
-from softphone.ua import (Account, Call, CallAnswered, CallEnded, Event, MediaPlan, Unregistered,
-                         UserAgent)
+from softphone.line import Line
+from softphone.ua import Account, CallAnswered, CallEnded, Event, MediaPlan, Unregistered
 
 RATE = 8000
 TICK = FRAME / RATE
@@ -121,134 +118,28 @@ class MediaLeg(asyncio.DatagramProtocol):
             self.transport.close()
 
 
-class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, phone: Phone) -> None:
-        self.phone = phone
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
-        if data.strip(b"\r\n\x00 "):
-            self.phone.received(data)
-
-    def error_received(self, exc: Exception) -> None:
-        self.phone.lost(f"the PBX is not reachable: {exc}")
-
-
-class _Stream(asyncio.Protocol):
-    def __init__(self, phone: Phone) -> None:
-        self.phone = phone
-        self.framer = StreamFramer()
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            messages = self.framer.feed(data)
-        except ParseError as exc:
-            self.phone.lost(f"the PBX broke the stream: {exc.reason}")
-            return
-        for message in messages:
-            self.phone.received(message)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.phone.lost("the PBX closed the connection")
-
-
-class Phone:
+class Phone(Line):
     """The softphone on the wire: the agent, its connection and its calls' media."""
 
     def __init__(self, account: Account) -> None:
-        self.account = account
         self.events: asyncio.Queue[Event | str] = asyncio.Queue()  # a str: the connection is gone
-        self.ua: UserAgent | None = None
+        super().__init__(account, self._event)
         self.leg: MediaLeg | None = None  # one RTP port for the phone's life: one call at a time
-        self._transport: asyncio.BaseTransport | None = None
-        self._send: Callable[[bytes], None] = lambda data: None
-        self._timer: asyncio.TimerHandle | None = None
-        self._local_host = ""
 
-    async def connect(self, verify_tls: bool = True) -> None:
-        """Open the connection to the PBX (OSError when it cannot be opened)."""
-        loop = asyncio.get_running_loop()
-        server = self.account.server
-        if server.transport == "UDP":
-            self._transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Datagrams(self), remote_addr=(server.host, server.port))
-        else:
-            context = None
-            if server.transport == "TLS":
-                context = ssl.create_default_context()
-                if not verify_tls:
-                    context.check_hostname = False
-                    context.verify_mode = ssl.CERT_NONE
-            self._transport, _ = await asyncio.wait_for(loop.create_connection(
-                lambda: _Stream(self), server.host, server.port, ssl=context), 10)
-        transport = self._transport
-        self._send = transport.sendto if server.transport == "UDP" else transport.write  # type: ignore[attr-defined]
-        host, port = transport.get_extra_info("sockname")[:2]
-        self._local_host = host
-        self.leg = await MediaLeg.open(host)
-        sent_by = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.ua = UserAgent(self.account, sent_by, self.leg.address)
+    async def connect(self, verify_tls: bool = True, rtp: tuple[str, int] = ("", 0)) -> None:
+        """Open the connection to the PBX and the RTP socket beside it."""
+        await super().connect(verify_tls)
+        self.leg = await MediaLeg.open(self.local_host)
+        self.agent.rtp = self.leg.address
 
-    @property
-    def agent(self) -> UserAgent:
-        assert self.ua is not None, "connect() first"
-        return self.ua
-
-    # ------------------------------------------------------------ SIP in and out
-
-    def received(self, data: bytes) -> None:
-        self.agent.receive(data, time.monotonic())
-        self.flush()
-
-    def lost(self, why: str) -> None:
-        self.events.put_nowait(why)
-
-    def flush(self) -> None:
-        """Send what the agent has to say, act on its events, re-arm its timer."""
-        agent = self.agent
-        for data in agent.messages_to_send():
-            self._send(data)
-        while (event := agent.next_event()) is not None:
-            self._media_for(event)
-            self.events.put_nowait(event)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        when = agent.get_timer()
-        if when is not None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_at(loop.time() + max(0.0, when - time.monotonic()),
-                                       self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        self.agent.handle_timer(time.monotonic())
-        self.flush()
-
-    def _media_for(self, event: Event) -> None:
-        assert self.leg is not None
+    def _event(self, event: Event | str) -> None:
         if isinstance(event, CallAnswered):
+            assert self.leg is not None
             self.leg.start(event.media)
         elif isinstance(event, CallEnded):
+            assert self.leg is not None
             self.leg.stop()
-
-    # ------------------------------------------------------------ what the user does
-
-    def register(self) -> None:
-        self.agent.register(time.monotonic())
-        self.flush()
-
-    def call(self, target: str) -> Call:
-        call = self.agent.call(target, time.monotonic())
-        self.flush()
-        return call
-
-    def answer(self, call: Call) -> None:
-        self.agent.answer(call, time.monotonic())
-        self.flush()
-
-    def hangup(self, call: Call) -> None:
-        self.agent.hangup(call, time.monotonic())
-        self.flush()
+        self.events.put_nowait(event)
 
     async def next_event(self, timeout: float | None = None) -> Event | str:
         return await asyncio.wait_for(self.events.get(), timeout)
@@ -258,8 +149,7 @@ class Phone:
         for call in list(self.ua.calls.values()) if self.ua is not None else []:
             self.hangup(call)
         if self.ua is not None and self.ua.registered:
-            self.agent.unregister(time.monotonic())
-            self.flush()
+            self.unregister()
             deadline = time.monotonic() + 1.0
             while time.monotonic() < deadline:
                 try:
@@ -268,10 +158,6 @@ class Phone:
                     break
                 if isinstance(event, (Unregistered, str)):
                     break
-        if self._timer is not None:
-            self._timer.cancel()
         if self.leg is not None:
             self.leg.close()
-        if self._transport is not None:
-            self._transport.close()
-
+        self.disconnect()

@@ -6,10 +6,13 @@ calls).  The PBX's own stack does the work: the transaction layer
 (retransmissions, timers), dialogs, digest answers and the trunk's
 registration logic (challenge, refresh before expiry).  This class adds what
 a phone does: place a call (answering the 407 once), ring and answer one,
-hang up (CANCEL, a 486, or BYE), and SDP offer/answer with G.711 and
-telephone-event.  Nothing here reads a clock or a socket: the glue
-(:mod:`softphone.phone`) passes ``now`` in, sends :meth:`messages_to_send`
-and acts on :meth:`next_event`.
+hang up (CANCEL, a 486, or BYE), several calls at once (call waiting),
+hold and resume (re-INVITE, RFC 3264 §8.4), blind and attended transfer
+(REFER, RFC 3515, with Replaces, RFC 3891) and SDP offer/answer with G.711
+and telephone-event.  Nothing here reads a clock or a socket: the glue
+(:mod:`softphone.line`) passes ``now`` in, sends :meth:`messages_to_send`
+and acts on :meth:`next_event`.  Both softphones drive it: the command-line
+one and the browser page's gateway (:mod:`softphone.gateway`).
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from pbx.sip.auth import build_authorization
 from pbx.sip.dialog import Dialog
 from pbx.sip.errors import ParseError, SipError
 from pbx.sip.flow import Flow
-from pbx.sip.message import (URI, Headers, Request, Response, make_response, new_branch,
-                             new_call_id, new_tag)
+from pbx.sip.message import (URI, Address, Headers, Request, Response, make_response,
+                             new_branch, new_call_id, new_tag)
 from pbx.sip.parser import parse_message
 from pbx.sip.transaction import (AckReceived, RequestReceived, ResponseReceived, StrayResponse,
                                  Transaction, TransactionLayer, TransactionTimeout, build_cancel)
@@ -57,6 +60,7 @@ class MediaPlan:
     codec: str
     payload_type: int
     event_type: int | None
+    direction: str = "sendrecv"  # ours: sendonly while we hold, recvonly while they hold us
 
 
 @dataclass(eq=False)
@@ -79,6 +83,29 @@ class Call:
     ack: Request | None = None  # our ACK of their 2xx, sent again for each 2xx retransmission
     session: SessionVersion = field(default_factory=lambda: SessionVersion(secrets.randbits(31)))
     local_sdp: SessionDescription | None = None
+    rtp: tuple[str, int] = ("", 0)  # our RTP address for this call's SDP
+    held: bool = False  # we hold the far end (our last offer was sendonly)
+    reinvite: Transaction | None = None  # our re-INVITE (hold, resume) in progress
+    refer: Transaction | None = None  # our REFER (transfer) in progress
+
+    @property
+    def caller(self) -> Address:
+        """Who called (an incoming call's From, with the PBX's display name)."""
+        return self.invite.from_addr
+
+    @property
+    def via(self) -> Address | None:
+        """Whom an incoming call was for before the PBX retargeted it to us: the
+        first History-Info entry (RFC 7044), e.g. a queue with its name, or
+        a colleague whose call was forwarded.  None: it was for us."""
+        for value in self.invite.headers.get_all("History-Info") if not self.outgoing else ():
+            try:
+                entry = Address.parse(value)
+            except ParseError:
+                continue
+            if entry.params.get("index") == "1":
+                return entry
+        return None
 
 
 @dataclass(frozen=True)
@@ -116,20 +143,41 @@ class CallAnswered:
 
 
 @dataclass(frozen=True)
+class RequestRefused:
+    """Our hold, resume or transfer request in the call was refused; the call goes on."""
+
+    call: Call
+    method: str
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class TransferProgress:
+    """How the transfer we asked for goes (the status line of a REFER NOTIFY)."""
+
+    call: Call
+    code: int
+
+
+@dataclass(frozen=True)
 class CallEnded:
     call: Call
     code: int  # the SIP status that ended it; 0: a BYE (ours or theirs)
     reason: str
 
 
-Event = Registered | RegistrationFailed | Unregistered | IncomingCall | CallRinging | CallAnswered | CallEnded
+Event = (Registered | RegistrationFailed | Unregistered | IncomingCall | CallRinging | CallAnswered
+         | RequestRefused | TransferProgress | CallEnded)
 
 
-def media_plan(remote: SessionDescription, answer: SessionDescription) -> MediaPlan:
+def media_plan(remote: SessionDescription, answer: SessionDescription,
+               ours: SessionDescription) -> MediaPlan:
     """Send to ``remote``'s audio address with the voice codec and telephone-event
-    of ``answer`` (the answerer's description names the payload types agreed)."""
-    theirs, agreed = remote.audio, answer.audio
-    if theirs is None or agreed is None:
+    of ``answer`` (the answerer's description names the payload types agreed),
+    in the direction of ``ours`` (our own description)."""
+    theirs, agreed, mine = remote.audio, answer.audio, ours.audio
+    if theirs is None or agreed is None or mine is None:
         raise SdpError("no audio stream", 488, 304)
     voice = next(c for c in agreed.codecs if not c.is_event)
     if voice.name.upper() not in CODECS:
@@ -137,24 +185,25 @@ def media_plan(remote: SessionDescription, answer: SessionDescription) -> MediaP
     event = agreed.telephone_event
     host = theirs.connection or remote.connection or remote.origin.address
     return MediaPlan(host, theirs.port, voice.name.upper(), voice.payload_type,
-                     event.payload_type if event is not None else None)
+                     event.payload_type if event is not None else None, mine.direction)
 
 
 class UserAgent:
     """A registered phone's SIP side: registration, calls, and the messages they take."""
 
-    def __init__(self, account: Account, sent_by: str, rtp: tuple[str, int]) -> None:
+    def __init__(self, account: Account, sent_by: str, rtp: tuple[str, int] = ("", 0)) -> None:
         self.account = account
         self.sent_by = sent_by  # our host:port, for Via and Contact
-        self.rtp = rtp  # our RTP address and port, for the SDP
+        self.rtp = rtp  # our RTP address and port for the SDP, unless a call brings its own
         server = account.server
         self.reliable = server.transport != "UDP"
         self.layer = TransactionLayer()
         self.contact = f"<sip:{account.user}@{sent_by};transport={server.transport.lower()}>"
         host = f"[{server.host}]" if ":" in server.host else server.host
         self.domain = f"[{account.domain}]" if ":" in account.domain else account.domain  # in URIs
-        trunk = TrunkSettings(
-            name="softphone", host=f"{host}:{server.port}", transport=server.transport.lower(),
+        registrar = f"{host}:{server.port}" if account.domain == server.host else self.domain
+        trunk = TrunkSettings(  # the REGISTER's Request-URI names our domain (§10.2)
+            name="softphone", host=registrar, transport=server.transport.lower(),
             username=account.user, password=account.password, from_domain=self.domain,
             expiry=account.expiry)
         self.registration = Registration(trunk, self.contact)
@@ -240,12 +289,18 @@ class UserAgent:
 
     # ------------------------------------------------------------ calls
 
-    def call(self, target: str, now: float) -> Call:
-        """INVITE ``target`` (a number or user at our domain, or a sip: URI)."""
+    def uri(self, target: str) -> URI:
+        """``target`` (a number or user at our domain, or a sip: URI) as a URI."""
         account = self.account
-        uri = URI.parse(target) if target.startswith(("sip:", "sips:")) else URI(
+        return URI.parse(target) if target.startswith(("sip:", "sips:")) else URI(
             "sip", user=target, host=account.domain,
             port=account.server.port if account.domain == account.server.host else None)
+
+    def call(self, target: str, now: float, rtp: tuple[str, int] | None = None) -> Call:
+        """INVITE ``target`` (a number or user at our domain, or a sip: URI),
+        offering RTP at ``rtp`` (by default the phone's)."""
+        account = self.account
+        uri = self.uri(target)
         local_tag = new_tag()
         headers = Headers()
         headers.add("From", f"<sip:{account.user}@{self.domain}>;tag={local_tag}")
@@ -253,11 +308,8 @@ class UserAgent:
         headers.add("Call-ID", new_call_id())
         headers.add("CSeq", "1 INVITE")
         invite = Request("INVITE", uri, headers)
-        call = Call(invite.call_id, True, str(uri), invite, local_tag)
-        call.local_sdp = call.session.stamp(make_offer(
-            address=self.rtp[0], port=self.rtp[1], session_id=call.session.session_id,
-            version=call.session.version,
-            codecs=[STATIC_PAYLOADS[0], STATIC_PAYLOADS[8], TELEPHONE_EVENT]))
+        call = Call(invite.call_id, True, str(uri), invite, local_tag, rtp=rtp or self.rtp)
+        call.local_sdp = self._offer(call)
         self.calls[call.call_id] = call
         self._send_invite(call, None, "", now)
         return call
@@ -280,21 +332,34 @@ class UserAgent:
         call.invite = Request("INVITE", old.uri, headers, bytes(call.local_sdp))
         call.tx = self.layer.send_request(call.invite, self.account.server, self.reliable, now)
 
-    def answer(self, call: Call, now: float) -> None:
-        """Pick up a ringing incoming call (200 with our SDP answer)."""
+    def _offer(self, call: Call, direction: str = "sendrecv") -> SessionDescription:
+        """Our offer in ``call``: G.711 both laws and keys, each a new version."""
+        return call.session.stamp(make_offer(
+            address=call.rtp[0], port=call.rtp[1], session_id=call.session.session_id,
+            version=call.session.version, direction=direction,
+            codecs=[STATIC_PAYLOADS[0], STATIC_PAYLOADS[8], TELEPHONE_EVENT]))
+
+    def _answer_to(self, call: Call, offer: SessionDescription) -> SessionDescription:
+        return call.session.stamp(make_answer(
+            offer, address=call.rtp[0], port=call.rtp[1], supported=SUPPORTED,
+            session_id=call.session.session_id, version=call.session.version,
+            direction="sendonly" if call.held else None))
+
+    def answer(self, call: Call, now: float, rtp: tuple[str, int] | None = None) -> None:
+        """Pick up a ringing incoming call (200 with our SDP answer, RTP at
+        ``rtp``, by default the phone's)."""
         if call.outgoing or call.state != "ringing":
             raise ValueError("no incoming call is ringing")
+        call.rtp = rtp or self.rtp
         try:
             offer = SessionDescription.parse(call.invite.body)
-            answer = make_answer(offer, address=self.rtp[0], port=self.rtp[1],
-                                 supported=SUPPORTED, session_id=call.session.session_id,
-                                 version=call.session.version)
-            plan = media_plan(offer, answer)
+            answer = self._answer_to(call, offer)
+            plan = media_plan(offer, answer, answer)
         except SdpError as exc:
             self._respond(call.invite, exc.status, exc.reason, call.local_tag, now)
             self._end(call, exc.status, exc.reason)
             return
-        call.local_sdp = call.session.stamp(answer)
+        call.local_sdp = answer
         ok = self._ok(call.invite, call.local_tag, call.local_sdp)
         self.layer.send_response(ok, now)
         call.dialog = Dialog.as_uas(call.invite, ok, self.account.server)
@@ -320,6 +385,49 @@ class UserAgent:
         else:
             self._respond(call.invite, 486, None, call.local_tag, now)
             self._end(call, 486, "Busy Here - declined")
+
+    def hold(self, call: Call, now: float, held: bool = True) -> None:
+        """Hold the far end (re-INVITE ``sendonly``: the PBX plays them music)
+        or, with ``held`` False, resume; :class:`CallAnswered` follows with
+        the new direction, or :class:`RequestRefused`."""
+        if call.state != "answered" or call.dialog is None or call.reinvite is not None:
+            raise ValueError("no answered call to hold or resume")
+        call.held = held
+        call.local_sdp = self._offer(call, "sendonly" if held else "sendrecv")
+        request = self._in_dialog_request(call, "INVITE", body=bytes(call.local_sdp),
+                                          content_type="application/sdp")
+        call.reinvite = self.layer.send_request(request, self.account.server, self.reliable, now)
+
+    def transfer(self, call: Call, target: str, now: float, replaces: Call | None = None) -> None:
+        """REFER the far end of ``call`` to ``target`` (RFC 3515): blind, or with
+        ``replaces`` attended, the PBX joining the far end to the party of
+        that other answered call of ours (RFC 3891).  How it goes comes as
+        :class:`TransferProgress`; the PBX then hangs up what it moved."""
+        if call.state != "answered" or call.dialog is None or call.refer is not None:
+            raise ValueError("no answered call to transfer")
+        uri = self.uri(target)
+        refer_to = str(URI(uri.scheme, uri.user, uri.host, uri.port))
+        if replaces is not None:
+            other = replaces.dialog
+            if other is None or replaces.state != "answered":
+                raise ValueError("the consultation call is not answered")
+            dialog = f"{other.call_id};to-tag={other.remote_tag};from-tag={other.local_tag}"
+            refer_to += "?Replaces=" + dialog.replace(";", "%3B").replace("=", "%3D")
+        request = self._in_dialog_request(call, "REFER", headers=[
+            ("Refer-To", f"<{refer_to}>"),
+            ("Referred-By", f"<sip:{self.account.user}@{self.domain}>")])
+        call.refer = self.layer.send_request(request, self.account.server, self.reliable, now)
+
+    def _in_dialog_request(self, call: Call, method: str, *, body: bytes = b"",
+                           content_type: str | None = None,
+                           headers: list[tuple[str, str]] | None = None) -> Request:
+        assert call.dialog is not None
+        request = call.dialog.create_request(method, self.sent_by, body=body,
+                                             content_type=content_type,
+                                             headers=[("Contact", self.contact),
+                                                      *(headers or [])])
+        request.headers.add("User-Agent", USER_AGENT)
+        return request
 
     # ------------------------------------------------------------ what the layer says
 
@@ -352,7 +460,17 @@ class UserAgent:
 
     def _call_response(self, tx: Transaction | None, response: Response, now: float) -> None:
         call = self.calls.get(response.call_id)
-        if call is None or response.cseq.method != "INVITE":
+        if call is None:
+            return
+        if tx is not None and tx in (call.reinvite, call.refer):
+            self._in_dialog_response(call, tx, response, now)
+            return
+        if response.cseq.method != "INVITE":
+            return
+        if tx is None and call.dialog is not None and response.cseq.number != call.invite.cseq.number:
+            if response.status < 300:  # a re-INVITE's 2xx again: our ACK was lost
+                self._outbox.append(bytes(call.dialog.create_request(
+                    "ACK", self.sent_by, cseq=response.cseq.number)))
             return
         if tx is not None and tx is not call.tx:
             return  # the answer to an earlier INVITE (the one challenged)
@@ -378,6 +496,34 @@ class UserAgent:
         else:
             self._end(call, status, response.reason)
 
+    def _in_dialog_response(self, call: Call, tx: Transaction, response: Response,
+                            now: float) -> None:
+        """The answer to our re-INVITE (ACK a 2xx; the media as agreed now) or REFER."""
+        if response.status < 200:
+            return
+        method = response.cseq.method
+        if tx is call.refer:
+            call.refer = None
+        else:
+            call.reinvite = None
+        if response.status >= 300:
+            if method == "INVITE":  # the session stays as it was (RFC 3261 §14.1)
+                call.held = not call.held
+            self._events.append(RequestRefused(call, method, response.status, response.reason))
+            return
+        if method != "INVITE" or call.dialog is None:
+            return
+        self._outbox.append(bytes(call.dialog.create_request(
+            "ACK", self.sent_by, cseq=response.cseq.number)))
+        try:
+            answer = SessionDescription.parse(response.body)
+            assert call.local_sdp is not None
+            plan = media_plan(answer, answer, call.local_sdp)
+        except SdpError as exc:
+            self._events.append(RequestRefused(call, method, exc.status, f"unusable answer: {exc}"))
+            return
+        self._events.append(CallAnswered(call, plan))
+
     def _answered(self, call: Call, response: Response, now: float) -> None:
         """A 2xx to our INVITE: ACK it (every copy), then the call is up."""
         if call.ack is not None:
@@ -392,7 +538,8 @@ class UserAgent:
             return
         try:
             answer = SessionDescription.parse(response.body)
-            plan = media_plan(answer, answer)
+            assert call.local_sdp is not None
+            plan = media_plan(answer, answer, call.local_sdp)
         except SdpError as exc:
             call.state = "answered"
             self.hangup(call, now)
@@ -429,18 +576,22 @@ class UserAgent:
             self._end(call, 0, "the far end hung up")
         elif request.method in ("INVITE", "UPDATE") and request.body:
             self._reoffer(call, request, now)
+        elif request.method == "NOTIFY" and (request.headers.get("Event") or "").startswith("refer"):
+            self.layer.send_response(self._ok(request, call.local_tag, None), now)
+            line = request.body.decode("utf-8", "replace").split()
+            if len(line) > 1 and line[0].startswith("SIP/") and line[1].isdigit():
+                self._events.append(TransferProgress(call, int(line[1])))
         else:  # a session refresh without SDP, INFO, NOTIFY …: fine by us
             body = call.local_sdp if request.method == "INVITE" else None
             self.layer.send_response(self._ok(request, call.local_tag, body), now)
 
     def _reoffer(self, call: Call, request: Request, now: float) -> None:
-        """A new offer in the dialog (hold, a transfer moving the media): answer it."""
+        """A new offer in the dialog (the far end holds us or resumes, a transfer
+        moves the media): answer it, keeping our own hold."""
         try:
             offer = SessionDescription.parse(request.body)
-            answer = call.session.stamp(make_answer(
-                offer, address=self.rtp[0], port=self.rtp[1], supported=SUPPORTED,
-                session_id=call.session.session_id, version=call.session.version))
-            plan = media_plan(offer, answer)
+            answer = self._answer_to(call, offer)
+            plan = media_plan(offer, answer, answer)
         except SdpError as exc:
             self.layer.send_response(make_response(request, exc.status, exc.reason), now)
             return
@@ -450,7 +601,7 @@ class UserAgent:
 
     def _incoming(self, invite: Request, now: float) -> None:
         call = Call(invite.call_id, False, str(invite.from_addr), invite, new_tag(),
-                    state="ringing")
+                    state="ringing", rtp=self.rtp)
         self.calls[call.call_id] = call
         self._respond(invite, 180, None, call.local_tag, now)
         self._events.append(IncomingCall(call))

@@ -551,7 +551,8 @@ class B2BUA:
         tenant = self.directory.tenants.get(organisation, self.directory.default)
         call = Call(id=new_call_id(), tenant=tenant, dialled=number, started_at=self.clock.now(),
                     caller_name=caller.name, caller_number=caller.number,
-                    devices_only=devices_only)
+                    devices_only=devices_only, service=caller.service,
+                    service_name=caller.service_name)
         call.dialling = DialRing(self, call, on_answer, on_fail)
         self.calls[call.id] = call
         log.info("call %s: the PBX calls %s for %s", call.id, number, caller.number)

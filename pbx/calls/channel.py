@@ -67,6 +67,8 @@ class Party:
     dialled: str = ""  # what they dialled to get here
     diverted_from: str = ""  # the extension whose call was diverted here, if any
     diversion_reason: str = ""  # RFC 5806: user-busy, no-answer, unconditional, unavailable
+    service: str = ""  # the switchboard service a call a service places comes from (a queue)
+    service_name: str = ""  # its name, shown to whoever is rung ("Support")
     language: str = "en"  # of the prompts they hear
 
 

@@ -154,6 +154,8 @@ class Call:
     caller_number: str = ""
     diverted_from: str = ""
     diversion_reason: str = ""
+    service: str = ""  # the service (number) that places this call, e.g. a queue ringing an agent
+    service_name: str = ""
     transfer: Transfer | None = None
     recording: Path | None = None  # the file being written now
     recordings: list[Path] = field(default_factory=list)

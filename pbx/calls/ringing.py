@@ -203,6 +203,11 @@ class Ringer:
             headers.add("Diversion", f"<sip:{diverted}@{realm}>;reason={reason};counter={call.hops}")
             headers.add("History-Info", f"<sip:{diverted}@{realm}>;index=1")
             headers.add("History-Info", f"<sip:{number}@{realm}>;index=1.1")
+        elif call.service:  # RFC 7044: first for the service (its name shown), then mapped to us
+            service = call.service_name.replace('"', "")
+            shown = f'"{service}" ' if service else ""
+            headers.add("History-Info", f"{shown}<sip:{call.service}@{realm}>;index=1")
+            headers.add("History-Info", f"<sip:{number}@{realm}>;index=1.1;mp=1")
         headers.add("Content-Type", SDP)
         return Request("INVITE", target, headers, bytes(sdp))
 

@@ -13,6 +13,7 @@ export class QueuesPanel {
     this.extension = null;
     this.agent = null;
     this.timer = null;
+    this.countdown = null; // the wrap-up's, once a second
     $("#queue-login").addEventListener("click", () =>
       this.change(this.agent.state === "logged_out" ? "login" : "logout"));
     $("#pause").addEventListener("click", () => {
@@ -39,7 +40,23 @@ export class QueuesPanel {
     if (this.agent) this.timer = setInterval(() => this.refresh(), 5000);
   }
 
-  stop() { clearInterval(this.timer); $("#queues").hidden = true; }
+  stop() { clearInterval(this.timer); clearInterval(this.countdown); $("#queues").hidden = true; }
+
+  // After a queue call: the seconds of wrap-up left, counted down in the page;
+  // at the end the agent's state is asked again (available, or paused).
+  wrapUp(agent) {
+    clearInterval(this.countdown);
+    this.countdown = null;
+    if (agent.state !== "wrap_up" || agent.wrap_up_left == null) return;
+    const ends = Date.now() + agent.wrap_up_left * 1000;
+    const tick = () => {
+      const left = Math.max(0, Math.ceil((ends - Date.now()) / 1000));
+      $("#agent-state").textContent = `in wrap-up (${left} s left)`;
+      if (left === 0) { clearInterval(this.countdown); this.countdown = null; this.refresh(); }
+    };
+    tick();
+    this.countdown = setInterval(tick, 1000);
+  }
 
   async change(action, body) {
     const agent = await this.request("POST", `/api/agents/${this.extension}/${action}`, body);
@@ -65,6 +82,7 @@ export class QueuesPanel {
     $("#queues").hidden = false;
     const reason = agent.state === "paused" && agent.pause_reason ? ` (${agent.pause_reason})` : "";
     $("#agent-state").textContent = (STATES[agent.state] || agent.state) + reason;
+    this.wrapUp(agent);
     $("#agent-queues").textContent = `in ${agent.queues.join(", ")}`;
     $("#queue-login").textContent = agent.state === "logged_out" ? "Log in to my queues" : "Log out of my queues";
     $("#pause").textContent = agent.state === "paused" ? "Resume work" : "Pause";

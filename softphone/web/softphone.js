@@ -1,9 +1,7 @@
 // The browser softphone: one of the user's devices.  Signalling over the
 // admin API's WebSocket (/api/softphone), audio over WebRTC to the PBX's
-// gateway.  The page always makes the offer, with all its ICE candidates in
-// it (no trickle): the gateway answers it.
-import { Meter } from "./meter.js";
-import { Ringer } from "./ringer.js";
+// gateway; the calls themselves are calls.js's.
+import { Calls } from "./calls.js";
 import { QueuesPanel } from "./queues.js";
 import { Presence, ProfileSwitch } from "./presence.js";
 import { CallHistory } from "./history.js";
@@ -15,25 +13,16 @@ const KEYS = "123456789*0#";
 const CODECS = ["audio/opus", "audio/PCMU", "audio/PCMA"];
 
 let socket = null;
-let pc = null;
-let microphone = null;
-const meter = new Meter(); // the far end
-const micMeter = new Meter(); // the user's microphone
-const ringer = new Ringer();
+let iceServers = []; // STUN/TURN from the PBX's settings, for agents behind NAT
+let iceTransportPolicy = "all"; // "relay": media only through the TURN server
 const queues = new QueuesPanel();
 const presence = new Presence();
 const selfService = { profile: new ProfileSwitch(), history: new CallHistory(), voicemail: new Voicemail() };
-const SILENT = 0.001; // RMS below this is no sound
-const SILENCE_WARNING_MS = 3000;
-let micTimer = null;
-let iceServers = []; // STUN/TURN from the PBX's settings, for agents behind NAT
+const calls = new Calls((message) => send(message), () => ({
+  iceServers, codecs: window.softphone.codecs, iceTransportPolicy,
+}));
 
 function status(text) { $("#status").textContent = text; }
-
-function inCall(active) {
-  $("#in-call").hidden = !active;
-  $("#dial").hidden = active;
-}
 
 $("#login").addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -70,7 +59,7 @@ function showDirectory() {
     const button = document.createElement("button");
     button.textContent = "Call";
     button.addEventListener("click", () => {
-      if (pc) { $("#transfer-number").value = colleague.number; return; }
+      if (calls.talking) { $("#transfer-number").value = colleague.number; return; }
       $("#number").value = colleague.number;
       $("#dial").requestSubmit();
     });
@@ -78,7 +67,7 @@ function showDirectory() {
     pickUp.textContent = "Pick up";
     pickUp.title = "Answer this colleague's ringing call (directed pickup, **number)";
     pickUp.addEventListener("click", () => {
-      if (pc) return;
+      if (calls.talking) return;
       $("#number").value = `**${colleague.number}`;
       $("#dial").requestSubmit();
     });
@@ -89,6 +78,12 @@ function showDirectory() {
 
 $("#search").addEventListener("input", showDirectory);
 
+// A WebSocket that drops (not closed by the gateway with a 44xx/45xx reason)
+// is opened again with the same login, every second: the gateway keeps the
+// calls (their media flows on) for reconnectGrace seconds, then ends them.
+let reconnectGrace = 0;
+let graceTimer = null;
+
 function connect(token) {
   $("#login").hidden = true;
   $("#phone").hidden = false;
@@ -97,9 +92,16 @@ function connect(token) {
   socket = new WebSocket(`${scheme}://${location.host}/api/softphone?token=${encodeURIComponent(token)}`);
   socket.onmessage = (event) => received(JSON.parse(event.data));
   socket.onclose = (event) => {
-    $("#line").textContent = `Not connected: ${event.reason || "connection lost"}`;
-    if (event.code === 4401) { sessionStorage.removeItem("pbx-token"); $("#login").hidden = false; }
-    hangUpLocally("connection lost");
+    socket = null;
+    if (event.code >= 4000) {
+      $("#line").textContent = `Not connected: ${event.reason || "connection lost"}`;
+      if (event.code === 4401) { sessionStorage.removeItem("pbx-token"); $("#login").hidden = false; queues.stop(); }
+      calls.endAll(event.reason || "connection lost");
+      return;
+    }
+    $("#line").textContent = "Connection lost: reconnecting…";
+    if (!graceTimer) graceTimer = setTimeout(() => calls.endAll("connection lost"), reconnectGrace * 1000);
+    setTimeout(() => connect(token), 1000);
   };
 }
 
@@ -109,146 +111,43 @@ $("#logout").addEventListener("click", async () => {
   const token = sessionStorage.getItem("pbx-token");
   sessionStorage.removeItem("pbx-token");
   if (socket) { socket.onclose = null; socket.close(1000, "logged out"); socket = null; }
-  hangUpLocally("");
+  clearTimeout(graceTimer);
+  graceTimer = null;
+  calls.endAll("");
   queues.stop();
   await fetch("/api/logout", { method: "POST", headers: { Authorization: `Bearer ${token}` } });
   $("#phone").hidden = true;
   $("#login").hidden = false;
   status("Idle");
 });
-window.addEventListener("pagehide", () => { if (socket) socket.close(1000, "page closed"); });
+window.addEventListener("pagehide", () => { if (socket) { socket.onclose = null; socket.close(1000, "page closed"); } });
 
-function send(message) { socket.send(JSON.stringify(message)); }
+function send(message) { if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message)); }
 
-async function received(message) {
+function received(message) {
   switch (message.type) {
     case "registered":
       $("#line").textContent = `Line ${message.extension} ready`;
       iceServers = message.ice_servers;
+      iceTransportPolicy = message.ice_transport_policy;
+      reconnectGrace = message.reconnect_grace;
+      clearTimeout(graceTimer);
+      graceTimer = null;
+      calls.resync(message.calls);
       queues.start(sessionStorage.getItem("pbx-token"), message.extension);
       Object.values(selfService).forEach((panel) => panel.start(sessionStorage.getItem("pbx-token"), message.extension));
       break;
     case "presence": presence.update(message); break;
     case "voicemail": selfService.voicemail.refresh(); break;
     case "history": selfService.history.changed(); break;
-    case "incoming":
-      $("#caller").textContent = message.name ? `${message.name} (${message.number})` : message.number;
-      $("#ringing").hidden = false;
-      $("#dial").hidden = true;
-      status("Incoming call");
-      ringer.start();
-      if (window.Notification && Notification.permission === "granted") {
-        new Notification("Incoming call", { body: $("#caller").textContent, tag: "softphone" });
-      }
-      break;
-    case "sdp": await pc.setRemoteDescription({ type: "answer", sdp: message.sdp }); break;
-    case "ringing": status("Ringing…"); break;
-    case "connected":
-      status(`In call (${message.codec})`);
-      $("#hold").setAttribute("aria-pressed", "false");
-      if (!micTimer) watchMicrophone();
-      break;
-    case "held": status("On hold"); $("#hold").setAttribute("aria-pressed", "true"); break;
-    case "transferring": status(`Transferring to ${message.number}…`); break;
-    case "ended": hangUpLocally(message.reason); break;
-    case "error": status(message.reason); break;
+    case "agent": queues.refresh(); break; // pushed: a queue call, wrap-up …
+    default: calls.received(message);
   }
 }
 
-// A peer connection with the microphone on it; its offer once ICE gathering is done.
-async function offer() {
-  microphone = await navigator.mediaDevices.getUserMedia({
-    audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-  });
-  pc = new RTCPeerConnection({ iceServers });
-  const transceiver = pc.addTransceiver(microphone.getAudioTracks()[0], { direction: "sendrecv" });
-  const codecs = RTCRtpReceiver.getCapabilities("audio").codecs;
-  const preferred = window.softphone.codecs.flatMap((name) => codecs.filter((c) => c.mimeType.toLowerCase() === name.toLowerCase()));
-  if (preferred.length) transceiver.setCodecPreferences(preferred);
-  pc.ontrack = (event) => {
-    const stream = event.streams[0] || new MediaStream([event.track]);
-    $("#remote").srcObject = stream;
-    meter.listen(stream);
-  };
-  pc.oniceconnectionstatechange = () => {
-    if (pc && pc.iceConnectionState === "failed") { send({ type: "hangup" }); hangUpLocally("media path failed (ICE)"); }
-  };
-  await pc.setLocalDescription(await pc.createOffer());
-  if (pc.iceGatheringState !== "complete") {
-    await new Promise((done) => {
-      pc.addEventListener("icegatheringstatechange", () => { if (pc.iceGatheringState === "complete") done(); });
-    });
-  }
-  return pc.localDescription.sdp;
-}
-
-// The microphone's level on the meter, and a warning when the page has sent
-// silence for a while although not muted (a dead or blocked microphone).
-function watchMicrophone() {
-  micMeter.listen(microphone);
-  let lastSound = Date.now();
-  micTimer = setInterval(() => {
-    const level = micMeter.rms();
-    const muted = !microphone || !microphone.getAudioTracks()[0].enabled;
-    $("#mic-level").value = level;
-    if (level > SILENT || muted) lastSound = Date.now();
-    $("#no-audio").hidden = Date.now() - lastSound < SILENCE_WARNING_MS;
-  }, 200);
-}
-
-function hangUpLocally(reason) {
-  ringer.stop();
-  clearInterval(micTimer);
-  micTimer = null;
-  $("#hold").setAttribute("aria-pressed", "false");
-  micMeter.stop();
-  $("#mic-level").value = 0;
-  $("#no-audio").hidden = true;
-  if (pc) { pc.close(); pc = null; }
-  if (microphone) { microphone.getTracks().forEach((track) => track.stop()); microphone = null; }
-  meter.stop();
-  $("#ringing").hidden = true;
-  $("#mute").setAttribute("aria-pressed", "false");
-  inCall(false);
-  if (reason) status(`Call ended: ${reason}`);
-}
-
-$("#answer").addEventListener("click", async () => {
-  ringer.stop();
-  $("#ringing").hidden = true;
-  inCall(true);
-  status("Answering…");
-  send({ type: "answer", sdp: await offer() });
-});
-
-$("#reject").addEventListener("click", () => { send({ type: "reject" }); hangUpLocally("rejected"); });
-
-$("#dial").addEventListener("submit", async (event) => {
+$("#dial").addEventListener("submit", (event) => {
   event.preventDefault();
-  const number = $("#number").value.trim();
-  inCall(true);
-  status(`Calling ${number}…`);
-  send({ type: "call", number, sdp: await offer() });
-});
-
-$("#hangup").addEventListener("click", () => send({ type: "hangup" }));
-
-// hold: the far end hears the PBX's music until resumed
-$("#hold").addEventListener("click", () => {
-  send({ type: $("#hold").getAttribute("aria-pressed") === "true" ? "resume" : "hold" });
-});
-
-// blind transfer: the far end is connected to the number, the page's call ends
-$("#transfer").addEventListener("submit", (event) => {
-  event.preventDefault();
-  send({ type: "transfer", number: $("#transfer-number").value.trim() });
-});
-
-$("#mute").addEventListener("click", () => {
-  if (!microphone) return;
-  const track = microphone.getAudioTracks()[0];
-  track.enabled = !track.enabled;
-  $("#mute").setAttribute("aria-pressed", String(!track.enabled));
+  calls.dial($("#number").value.trim());
 });
 
 for (const key of KEYS) {
@@ -256,14 +155,15 @@ for (const key of KEYS) {
   button.textContent = key;
   button.dataset.key = key;
   button.addEventListener("click", () => {
-    if (pc) send({ type: "dtmf", digit: key });
+    if (calls.talking) send({ type: "dtmf", call: calls.talking.id, digit: key });
     else $("#number").value += key;
   });
   $("#keypad").append(button);
 }
 
-// what tests and a future level display read: the far end's loudest frequency
-window.softphone = { meter, micMeter, ringer, codecs: CODECS };
+// what tests and a future level display read: the far end's loudest frequency;
+// a page (or a test) may narrow the codecs
+window.softphone = { meter: calls.meter, micMeter: calls.micMeter, ringer: calls.ringer, calls, codecs: CODECS };
 
 const saved = sessionStorage.getItem("pbx-token");
 if (saved) connect(saved);

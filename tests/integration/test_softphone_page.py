@@ -219,14 +219,15 @@ def test_the_page_dials_in_pcmu_sends_keys_transfers_and_is_hung_up_on(
         user = user_of(pbx, "1001")["Authorization"].split()[1]
         with connect(f"{url}?token={user}") as line:  # a page sending a broken offer
             assert json.loads(line.recv(timeout=5)) == {
-                "type": "registered", "extension": "1001", "ice_servers": []}
+                "type": "registered", "extension": "1001", "ice_servers": [],
+                "ice_transport_policy": "all", "calls": [], "reconnect_grace": 30.0}
             colleagues = json.loads(line.recv(timeout=5))  # softphone.feeds: presence first
             assert (colleagues["type"], colleagues["full"]) == ("presence", True)
-            line.send(json.dumps({"type": "call", "number": "1002", "sdp": "not sdp"}))
+            line.send(json.dumps({"type": "call", "id": "c1", "number": "1002", "sdp": "not sdp"}))
             ended = json.loads(line.recv(timeout=5))
             while ended["type"] in ("presence", "history"):  # 1001's line changes, the call ends
                 ended = json.loads(line.recv(timeout=5))
-            assert ended["type"] == "ended", ended
+            assert ended["type"] == "ended" and ended["call"] == "c1", ended
             assert ended["reason"].startswith("bad session description"), ended
 
         register(phone, "1002", SECRETS["1002"])

@@ -189,6 +189,25 @@ async def test_a_queue_dial_rings_the_agents_phones_and_nothing_else() -> None:
     assert outcome == [486] and calls.phones["1003"].invites() == []
 
 
+async def test_a_service_ringing_an_agent_names_itself_in_history_info() -> None:
+    """RFC 7044: the call was first for the queue (its name shown), then mapped
+    to the agent; the agent's phone (the browser softphone) shows the queue."""
+    calls = CallHarness()
+    calls.register("1002")
+    calls.b2bua.dial(calls.tenant.id, "1002",
+                     caller=Party(calls.tenant.id, "1001", "Bertil", service="700",
+                                  service_name="Support"),
+                     on_answer=lambda agent: None, on_fail=lambda status: None,
+                     devices_only=True)
+    await calls.settle()
+    (invite,) = calls.phones["1002"].invites()
+    first, second = invite.headers.get_all("History-Info")
+    assert first == f'"Support" <sip:700@{calls.tenant.domain}>;index=1'
+    assert second == f"<sip:1002@{calls.tenant.domain}>;index=1.1;mp=1"
+    assert invite.headers.get("Diversion") is None  # not a diversion of someone's call
+    assert invite.from_addr.display_name == "Bertil"
+
+
 async def test_after_the_agent_hangs_up_the_caller_goes_back_to_the_service() -> None:
     calls = CallHarness()
     calls.register("1002")

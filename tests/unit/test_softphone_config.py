@@ -33,3 +33,16 @@ def test_a_url_that_is_no_stun_or_turn_is_a_config_error(tmp_path: Path) -> None
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert (info.value.section, info.value.key) == ("general", "webrtc_ice_servers")
+
+
+def test_relay_only_needs_a_turn_server(tmp_path: Path) -> None:
+    path = tmp_path / "sip.conf"
+    path.write_text("[general]\nwebrtc_ice_servers = stun:stun.example.org\n"
+                    "webrtc_ice_transport_policy = relay\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert (info.value.section, info.value.key) == ("general", "webrtc_ice_transport_policy")
+    path.write_text("[general]\nwebrtc_ice_servers = turn:turn.example.org\n"
+                    "webrtc_ice_transport_policy = relay\nwebrtc_reconnect_grace = 10\n")
+    general = load_config(path).general
+    assert (general.webrtc_ice_transport_policy, general.webrtc_reconnect_grace) == ("relay", 10)

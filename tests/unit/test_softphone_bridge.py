@@ -1,0 +1,33 @@
+"""The gateway's media bridge on the page's side: its offer holds every ICE
+candidate (no trickle), which aiortc must be told, and an offer without any
+candidate can never connect."""
+
+import asyncio
+
+import pytest
+
+from softphone.bridge import MediaBridge, NoMediaPath, all_candidates
+
+OFFER = ("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+         "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n"
+         "a=candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host\r\n")
+
+
+def test_every_media_section_is_marked_complete() -> None:
+    two = OFFER + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n"
+    marked = all_candidates(two).splitlines()
+    ends = [i for i, line in enumerate(marked) if line == "a=end-of-candidates"]
+    assert len(ends) == 2 and marked[ends[0] + 1].startswith("m=video") and ends[1] == len(marked) - 1
+    assert all_candidates(all_candidates(two)) == all_candidates(two)
+
+
+def test_an_offer_without_candidates_is_no_media_path() -> None:
+    async def answer() -> None:
+        bridge = MediaBridge("127.0.0.1")
+        try:
+            await bridge.answer_page(OFFER.replace(OFFER.splitlines()[-1] + "\r\n", ""))
+        finally:
+            await bridge.close()
+
+    with pytest.raises(NoMediaPath):
+        asyncio.run(answer())
