@@ -70,6 +70,16 @@ KNOWN_METHODS = frozenset(
 Handler = Callable[[Request, Flow, object], None]
 
 
+class Steerer(Protocol):
+    """Moves messages between the workers of a node (``pbx.steering``)."""
+
+    def elsewhere(self, message: Request | Response, data: bytes, flow: Flow) -> bool: ...
+
+    def send(self, data: bytes, flow: Flow) -> bool: ...
+
+    def at_home(self, organisation: int, name: str, *args: object) -> bool: ...
+
+
 class ResponseOwner(Protocol):
     """Who started a client transaction and hears how it ends."""
 
@@ -168,6 +178,8 @@ class SipServer:
         self._calendar_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._media_address = general.external_address or general.bind  # a wildcard: see start()
+        self.steering: Steerer | None = None  # one of several workers (pbx serve --workers)
+        self.jobs = True  # runs the store-wide jobs (calendar sync); one worker of a node does
 
     # ---------------------------------------------------------------- life cycle
 
@@ -180,19 +192,20 @@ class SipServer:
                      general.bind, self._media_address)
         self.location.load(await asyncio.to_thread(self.store.load_bindings, time.time()))
         log.info("restored %d registrations", len(self.location))
+        shared = self.steering is not None  # the ports are the node's, every worker's
         if "udp" in general.transports:
             self.transports["UDP"] = await UdpTransport.listen(
-                general.bind, general.udp_port, self.receive
+                general.bind, general.udp_port, self.receive, reuse_port=shared
             )
         if "tcp" in general.transports:
             tcp = StreamTransport("TCP", self.receive, idle_timeout=general.tcp_idle_timeout)
-            await tcp.listen(general.bind, general.tcp_port)
+            await tcp.listen(general.bind, general.tcp_port, reuse_port=shared)
             self.transports["TCP"] = tcp
         if "tls" in general.transports:
             tls = StreamTransport(
                 "TLS", self.receive, self._tls_context(), idle_timeout=general.tcp_idle_timeout
             )
-            await tls.listen(general.bind, general.tls_port)
+            await tls.listen(general.bind, general.tls_port, reuse_port=shared)
             self.transports["TLS"] = tls
         for name, transport in self.transports.items():
             log.info("listening on %s %s:%d", name, general.bind, transport.local_port)
@@ -207,9 +220,10 @@ class SipServer:
             self.engine.set_music(music)
         self.trunks.start()  # registrations to carriers, once we can send
         self._flush_task = asyncio.create_task(self._flush_loop())
-        self._calendar_task = asyncio.create_task(
-            CalendarSync(self.store, self.directory.reload,
-                         allow_private=general.calendar_private_hosts).run())
+        if self.jobs:
+            self._calendar_task = asyncio.create_task(
+                CalendarSync(self.store, self.directory.reload,
+                             allow_private=general.calendar_private_hosts).run())
         if general.mqtt_url:
             self.mqtt = MqttPublisher(general.mqtt_url, self.events, self._slug_of)
             self.mqtt.start()
@@ -252,8 +266,9 @@ class SipServer:
 
     # ------------------------------------------------------------------- input
 
-    def receive(self, data: bytes, flow: Flow) -> None:
-        """Entry point for every message from every transport."""
+    def receive(self, data: bytes, flow: Flow, steered: bool = False) -> None:
+        """Entry point for every message from every transport (``steered``: handed
+        over by the worker that received it)."""
         now = time.time()
         if self.guard.is_blocked(flow.host, now):
             return
@@ -261,6 +276,9 @@ class SipServer:
             message = parse_message(data)
         except ParseError as exc:
             self._reject_unparsable(exc, flow)
+            return
+        if self.steering is not None and not steered \
+                and self.steering.elsewhere(message, data, flow):
             return
         if isinstance(message, Request):
             self._stamp_via(message, flow)
@@ -351,12 +369,18 @@ class SipServer:
     def end_calls_of(self, organisation: int, number: str) -> None:
         """End the live calls of an organisation's extension ``number``; callable
         from any thread (the admin API's workers), the work runs on the SIP loop."""
+        if self.steering is not None and self.steering.at_home(organisation, "end_calls_of",
+                                                                number):
+            return
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.b2bua.end_calls_of, organisation, number)
 
     def mailbox_changed(self, organisation: int, mailbox: str) -> None:
         """A message of ``mailbox`` was marked or deleted (the admin API): tell
         the event bus, so message-waiting lamps follow.  Callable from any thread."""
+        if self.steering is not None and self.steering.at_home(organisation, "mailbox_changed",
+                                                                mailbox):
+            return
         if self._loop is not None:
             self._loop.call_soon_threadsafe(
                 self.events.publish, MailboxChanged(organisation, mailbox, time.time()))
@@ -365,6 +389,9 @@ class SipServer:
         """Drop an extension's registrations (only one device's, with ``login``)
         when it or the device is removed or its secret changes: a stolen phone
         stops ringing at once.  Callable from any thread."""
+        if self.steering is not None and self.steering.at_home(organisation, "unregister",
+                                                                extension, login):
+            return
         tenant = self.directory.tenants.get(organisation)
         if tenant is None or self._loop is None:
             return
@@ -561,8 +588,11 @@ class SipServer:
             self._send_direct(message, dest)
 
     def _send_direct(self, message: Request | Response, flow: Flow) -> None:
+        data = bytes(message)
+        if self.steering is not None and self.steering.send(data, flow):
+            return  # over a connection another worker holds
         transport = self.transports.get(flow.transport)
-        if transport is None or not transport.send(bytes(message), flow):
+        if transport is None or not transport.send(data, flow):
             log.info("cannot send to %s", flow)
 
     def _arm_timer(self) -> None:

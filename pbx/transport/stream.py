@@ -100,10 +100,13 @@ class StreamTransport:
         self.connections: dict[Flow, StreamConnection] = {}
         self.server: asyncio.Server | None = None
 
-    async def listen(self, host: str, port: int) -> None:
+    async def listen(self, host: str, port: int, reuse_port: bool = False) -> None:
+        """Listen on ``host:port`` (with ``reuse_port``, beside the node's other
+        workers: a connection belongs to the worker that accepted it)."""
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
-            lambda: StreamConnection(self), host, port, ssl=self.ssl_context, reuse_address=True
+            lambda: StreamConnection(self), host, port, ssl=self.ssl_context, reuse_address=True,
+            reuse_port=reuse_port or None,
         )
 
     @property
