@@ -79,6 +79,8 @@ class Steerer(Protocol):
 
     def at_home(self, organisation: int, name: str, *args: object) -> bool: ...
 
+    def everywhere(self, name: str, *args: object) -> None: ...
+
 
 class ResponseOwner(Protocol):
     """Who started a client transaction and hears how it ends."""

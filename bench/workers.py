@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""REGISTER rate of ``pbx serve --workers N`` against one worker, one run.
+
+An organisation lives on one worker, so the load is spread over
+``--organisations`` (default 2) organisations, each with its own domain and
+``--users`` extensions, seeded into the store before the start.  sipp sends
+every registration (REGISTER → 401 → REGISTER with MD5 digest → 200) from a
+socket of its own (``-t un``), as real phones do from addresses of their own:
+the kernel spreads them over the workers by source port, and a worker passes
+on what belongs to another.  Nothing is pinned: the PBX's workers and sipp
+share the machine's cores.  Printed per worker count and offered rate:
+registrations per second sustained, failed, retransmissions, the PBX's CPU
+(all processes) per registration, and the gain over the first worker count.
+
+    .venv/bin/python bench/workers.py [--workers 1,2] [--rates 1000,2000,3000] \\
+        [--calls 20000] [--users 500] [--organisations 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlmodel import Session  # noqa: E402
+
+from bench.machine import cpu_seconds  # noqa: E402
+from pbx.models import Extension, Organisation  # noqa: E402
+from pbx.store import Store  # noqa: E402
+from tests.integration.peers import SCENARIOS, free_ports, running_pbx  # noqa: E402
+
+
+def seed(data: Path, organisations: int, users: int) -> list[tuple[str, str, str]]:
+    """Organisations ``org1.test``… with extensions 2000…; returns (user, secret, domain)."""
+    store = Store(f"sqlite:///{data / 'pbx.sqlite3'}")
+    phones = []
+    with Session(store.engine) as session:
+        for index in range(organisations):
+            domain = f"org{index + 1}.test"
+            org = Organisation(slug=f"org{index + 1}", name=domain, domain=domain)
+            session.add(org)
+            session.flush()
+            for number in range(2000, 2000 + users):
+                secret = f"pw-{index}-{number}"
+                session.add(Extension(organisation_id=org.id, number=str(number), secret=secret))
+                phones.append((str(number), secret, domain))
+        session.commit()
+    store.close()
+    return phones
+
+
+def scenario(tmp: Path) -> Path:
+    """register.xml with the phone's domain (field 3) in Request-URI, From and To."""
+    text = (SCENARIOS / "register.xml").read_text()
+    text = text.replace("REGISTER sip:[remote_ip]:[remote_port]", "REGISTER sip:[field3]")
+    text = text.replace("sip:[field0]@[remote_ip]", "sip:[field0]@[field3]")
+    path = tmp / "register_domain.xml"
+    path.write_text(text)
+    return path
+
+
+def measure(host: str, port: int, pid: int, tmp: Path, phones: Path, rate: int,
+            calls: int) -> tuple[float, int, int, float]:
+    """Registrations per second, failed, retransmissions, CPU µs per registration."""
+    stats = tmp / f"sipp-{rate}-{time.monotonic_ns()}.csv"
+    command = ["sipp", f"{host}:{port}", "-sf", str(scenario(tmp)), "-inf", str(phones),
+               "-i", host, "-p", str(free_ports(1)), "-t", "un", "-m", str(calls),
+               "-r", str(rate), "-l", "3000", "-nostdin", "-timeout", "120s", "-timeout_error",
+               "-trace_stat", "-stf", str(stats), "-fd", "1", "-max_socket", "4000"]
+    before, started = cpu_seconds(pid), time.monotonic()
+    proc = subprocess.run(command, capture_output=True, text=True, errors="replace", cwd=tmp)
+    elapsed, cpu = time.monotonic() - started, cpu_seconds(pid) - before
+    if not stats.exists():
+        raise RuntimeError(f"sipp wrote no statistics:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    lines = stats.read_text().splitlines()
+    counts = dict(zip(lines[0].split(";"), lines[-1].split(";")))
+    ok = int(counts["SuccessfulCall(C)"])
+    return (ok / elapsed, int(counts["FailedCall(C)"]), int(counts["Retransmissions(C)"]),
+            cpu / max(ok, 1) * 1e6)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
+    parser.add_argument("--rates", default="1000,2000,3000",
+                        help="offered registrations per second, comma-separated")
+    parser.add_argument("--calls", type=int, default=20000, help="registrations per run")
+    parser.add_argument("--users", type=int, default=500, help="extensions per organisation")
+    parser.add_argument("--organisations", type=int, default=2)
+    args = parser.parse_args()
+    if shutil.which("sipp") is None:
+        print("sipp is not installed (apt-get install -y sip-tester)", file=sys.stderr)
+        return 2
+    counts = [int(n) for n in args.workers.split(",")]
+    rates = [int(rate) for rate in args.rates.split(",")]
+    print(f"{args.organisations} organisations x {args.users} users, {args.calls} "
+          f"registrations per run, UDP (a socket per registration), MD5 qop=auth, "
+          f"nothing pinned")
+    print(f"{'workers':>8}{'offered/s':>10}{'reg/s':>8}{'failed':>8}{'retrans':>9}"
+          f"{'us/reg':>8}{'gain':>7}")
+    first: dict[int, float] = {}
+    failed = False
+    with tempfile.TemporaryDirectory() as name:
+        for workers in counts:
+            tmp = Path(tempfile.mkdtemp(dir=name))
+            (tmp / "data").mkdir()
+            phones = seed(tmp / "data", args.organisations, args.users)
+            csv = tmp / "phones.csv"
+            csv.write_text("SEQUENTIAL\n" + "".join(
+                f"{user};[authentication username={user} password={secret}];3600;{domain}\n"
+                for user, secret, domain in phones))
+            with running_pbx(tmp, {}, log_level="WARNING", auth_max_failures=1000000,
+                             workers=workers, max_contacts=1000) as pbx:
+                assert pbx.process is not None
+                for rate in rates:
+                    rate_ok, bad, retrans, us = measure(pbx.host, pbx.sip_port, pbx.process.pid,
+                                                        tmp, csv, rate, args.calls)
+                    failed |= bad > 0
+                    first.setdefault(rate, rate_ok)
+                    print(f"{workers:>8}{rate:>10}{rate_ok:>8.0f}{bad:>8}{retrans:>9}{us:>8.0f}"
+                          f"{rate_ok / first[rate]:>7.2f}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
