@@ -116,7 +116,6 @@ def as_worker(sip: SipServer, outbox: WebhookOutbox, workers: Workers, group: st
     worker 0 (the admin API's) tells the others what the API changed."""
     steering = Steering(sip, workers, group)
     sip.steering = steering
-    sip.jobs = workers.index == 0
     sip.trunks.registers = workers.is_home
     steering.commands["webhooks"] = lambda: sip.tasks.thread(outbox.reload)
     if workers.index == 0:
@@ -147,15 +146,18 @@ async def run(config: Config, workers: Workers = Workers(), group: str = "",
               ready: Callable[[], None] | None = None) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code.  As worker
     ``workers.index`` of several (``group`` names the node), only worker 0
-    serves HTTP and runs the store-wide jobs (voicemail email, webhooks);
+    serves HTTP and runs the store-wide jobs (voicemail email, webhooks; none
+    with ``jobs = no``, a cluster's other nodes);
     ``ready`` is called (in a thread: it may wait) once SIP answers, before
     HTTP opens."""
     config.data_path.mkdir(parents=True, exist_ok=True)
     store = await asyncio.to_thread(Store, config.database_url)
     first = workers.index == 0
+    jobs = first and config.general.jobs  # one worker, on one node of a cluster
     if first:
         await asyncio.to_thread(store.seed, config)
     sip = SipServer(config, store)
+    sip.jobs = jobs
     stats, queue_events = queue_statistics(sip)
     commands, queues = register_services(sip, stats)
     outbox, sender = webhooks_of(config, store)
@@ -169,7 +171,7 @@ async def run(config: Config, workers: Workers = Workers(), group: str = "",
     watch.watches = workers.is_home
     watch.start()
     mailer = Mailer(store, sip.events, config)  # voicemail to email, from the outbox
-    if first:
+    if jobs:
         mailer.start()
         sender.start()
     # Everything loaded so far lives as long as the process: keep the collector
@@ -204,7 +206,7 @@ async def run(config: Config, workers: Workers = Workers(), group: str = "",
     await asyncio.gather(*http_tasks, return_exceptions=True)
     stop_wait.cancel()
     await watch.stop()
-    if first:
+    if jobs:
         await mailer.stop()
         await sender.stop()
     await queue_events.drain()

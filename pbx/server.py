@@ -620,7 +620,7 @@ class SipServer:
         interval = self.config.general.location_flush_ms / 1000
         retention_due = 0.0
         while True:
-            if time.monotonic() >= retention_due:
+            if self.jobs and time.monotonic() >= retention_due:
                 retention_due = time.monotonic() + 3600
                 try:
                     await self.expire_recordings()
