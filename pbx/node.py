@@ -26,6 +26,7 @@ from ivr.tenant import hours
 from ivr.voicemail import VoicemailApp
 from pbx.calls.commands import CallCommands
 from pbx.calls.views import extension_dialogs
+from pbx.cluster import DirectoryFollower, libpq_url
 from pbx.config import Config
 from pbx.models import ConferenceRoom
 from pbx.queue_settings import QueueConfig
@@ -167,6 +168,10 @@ async def run(config: Config, workers: Workers = Workers(), group: str = "",
     if steering is not None:
         await steering.start()
     await sip.start()
+    shared = libpq_url(config.database_url) if first else None  # a cluster's store
+    follower = DirectoryFollower(shared, sip.directory) if shared else None
+    if follower is not None:
+        follower.start()
     watch = SwitchboardWatch(sip.directory, sip.events.publish)  # opens/closes → events
     watch.watches = workers.is_home
     watch.start()
@@ -206,6 +211,8 @@ async def run(config: Config, workers: Workers = Workers(), group: str = "",
     await asyncio.gather(*http_tasks, return_exceptions=True)
     stop_wait.cancel()
     await watch.stop()
+    if follower is not None:
+        await follower.stop()
     if jobs:
         await mailer.stop()
         await sender.stop()

@@ -227,3 +227,28 @@ def test_phones_move_to_the_other_node_when_theirs_dies(tmp_path: Path, database
     finally:
         for pbx in nodes:
             pbx.stop()
+
+
+def test_a_change_made_on_one_node_is_served_by_the_other(tmp_path: Path, database: str) -> None:
+    """The directory follows over PostgreSQL (LISTEN/NOTIFY): an extension made
+    through one node's API registers on the other at once."""
+    (tmp_path / "data").mkdir()
+    nodes = [node(tmp_path, "a", database, jobs=True)]
+    try:
+        nodes.append(node(tmp_path, "b", database, jobs=False))
+        made = httpx.post(f"{nodes[0].api}/extensions", headers=nodes[0].admin_headers(),
+                          json={"number": "2001"})
+        assert made.status_code == 201, made.text
+        deadline = time.monotonic() + 10
+        with SipClient(nodes[1].host, nodes[1].sip_port, domain=DEFAULT) as phone:
+            while True:
+                answer = phone.register("2001", made.json()["secret"])
+                assert answer is not None
+                if answer.status == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.3)
+        assert answer.status == 200, answer
+        assert "changed the store: reloading" in nodes[1].log()
+    finally:
+        for pbx in nodes:
+            pbx.stop()
