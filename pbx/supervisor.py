@@ -11,6 +11,7 @@ organisations it cannot serve.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -23,6 +24,8 @@ from pbx.config import Config
 from pbx.workers import Workers, port_share
 
 log = logging.getLogger("pbx.supervisor")
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def default_workers() -> int:
@@ -42,9 +45,14 @@ def run_node(config: Config, workers: Workers = Workers(), group: str = "",
     return uvloop.run(run(config, workers, group, ready))
 
 
-def _worker(config: Config, workers: Workers, group: str, supervisor: Connection) -> None:
+def _worker(config: Config, workers: Workers, group: str, supervisor: Connection,
+            parent: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)  # the loop installs its own
+    # a supervisor killed outright (SIGKILL) takes its workers along: no orphan holds the ports
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        raise SystemExit(1)
     for handler in logging.getLogger().handlers:
         handler.setFormatter(logging.Formatter(
             f"%(asctime)s %(levelname)s w{workers.index} %(name)s: %(message)s"))
@@ -79,7 +87,8 @@ def supervise(config: Config, count: int) -> int:
     for index in range(count):
         ours, theirs = context.Pipe()
         process = context.Process(target=_worker, name=f"pbx-worker-{index}",
-                                  args=(config, Workers(index, count), group, theirs))
+                                  args=(config, Workers(index, count), group, theirs,
+                                        os.getpid()))
         process.start()
         theirs.close()
         processes.append(process)
