@@ -350,10 +350,11 @@ def sipp_count(screen: str, label: str) -> int:
 @contextmanager
 def sipp_callee(
     tmp: Path, pbx: Pbx, number: str, password: str, extra: list[str] | None = None,
-    pin_cpu: int | None = None, scenario: str | None = None,
+    pin_cpu: int | None = None, scenario: str | None = None, domain: str | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A sipp phone registered as extension ``number``: the built-in UAS echoing
-    RTP, or ``scenario`` from tests/integration/scenarios."""
+    """A sipp phone registered as extension ``number`` (of the organisation of
+    ``domain``, default the PBX's own): the built-in UAS echoing RTP, or
+    ``scenario`` from tests/integration/scenarios."""
     from tests.integration.sipclient import SipClient
 
     port = free_ports(1)
@@ -364,7 +365,7 @@ def sipp_callee(
         command = ["taskset", "-c", str(pin_cpu), *command]
     uas = subprocess.Popen(command, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        with SipClient(pbx.host, pbx.sip_port) as registrar:
+        with SipClient(pbx.host, pbx.sip_port, domain=domain) as registrar:
             response = registrar.register(
                 number, password, contacts=[f"<sip:{number}@127.0.0.1:{port}>"], expires=3600
             )
