@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 
 from pbx.models import Voicemail
 from pbx.store import Store
-from tests.integration.carrier import start_kamailio, stop_group
+from tests.integration.carrier import kamailio_rpc, start_kamailio, stop_group
 from tests.integration.peers import (
     ADMIN_PASSWORD, REPO, Pbx, free_ports, organisation, postgres_url, write_config,
 )
@@ -59,6 +59,14 @@ class Edge:
     host: str
     sip_port: int
     log: Path
+    rpc: Path
+
+    def inactive(self, node: Pbx) -> bool:
+        """The edge's dispatcher has set ``node`` inactive (its pings unanswered)."""
+        reply = kamailio_rpc(self.rpc, "dispatcher.list")
+        targets = reply["result"]["RECORDS"][0]["SET"]["TARGETS"]
+        uri = f"sip:{node.host}:{node.sip_port}"
+        return any(t["DEST"]["URI"] == uri and "I" in t["DEST"]["FLAGS"] for t in targets)
 
     def phone(self, domain: str) -> SipClient:
         return SipClient(self.host, self.sip_port, domain=domain)
@@ -72,8 +80,9 @@ def edge(tmp: Path, nodes: list[Pbx]) -> Iterator[Edge]:
     listing = tmp / "dispatcher.list"
     listing.write_text("".join(f"1 sip:{node.host}:{node.sip_port} 0 0\n" for node in nodes))
     text = (REPO / "deploy" / "kamailio" / "kamailio.cfg").read_text()
+    rpc = tmp / "kamailio-rpc.sock"
     for name, value in (("EDGE_ADDR", "127.0.0.1"), ("EDGE_PORT", str(port)),
-                        ("DISPATCHER_LIST", str(listing))):
+                        ("DISPATCHER_LIST", str(listing)), ("RPC_SOCKET", str(rpc))):
         text, count = re.subn(rf'#!substdef "!{name}![^!]*!g"',
                               f'#!substdef "!{name}!{value}!g"', text)
         assert count == 1, name
@@ -82,7 +91,7 @@ def edge(tmp: Path, nodes: list[Pbx]) -> Iterator[Edge]:
     log = tmp / "kamailio.log"
     process = start_kamailio(config, log, tmp, ("127.0.0.1", port))
     try:
-        yield Edge("127.0.0.1", port, log)
+        yield Edge("127.0.0.1", port, log, rpc)
     finally:
         stop_group(process)
 
@@ -203,7 +212,10 @@ def test_phones_move_to_the_other_node_when_theirs_dies(tmp_path: Path, database
                 assert doomed.process is not None
                 os.kill(doomed.process.pid, signal.SIGKILL)
                 doomed.process.wait()
-                time.sleep(9)  # the edge's OPTIONS ping (every 5 s, 3 s to answer) finds it gone
+                deadline = time.monotonic() + 30  # pinged every 5 s, 3 s to answer
+                while not front.inactive(doomed):
+                    assert time.monotonic() < deadline, "the edge never noticed the node died"
+                    time.sleep(0.5)
 
                 registered = survivor.health()["registrations"]
                 register(bob, "1002", USERS["1002"])  # their refresh, now on the other node
