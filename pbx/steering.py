@@ -6,7 +6,10 @@ send on connections other workers hold, and carry what the admin API (worker
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pbx.steering")
 
 MAX_FLOWS = 200_000  # connections remembered by the worker that holds them
+RELOAD_WAIT = 10.0  # seconds the admin API waits for the other workers' reloads
 
 
 class Steering:
@@ -38,14 +42,17 @@ class Steering:
             "unregister": sip.unregister,
             "mailbox_changed": sip.mailbox_changed,
             "reload": self._reload,
+            "reloaded": self._reloaded,
             "music": self._music,
         }
+        self._reloads = itertools.count()
+        self._waiting: dict[int, tuple[list[int], threading.Event]] = {}
         set_origin(workers.mark)
 
     async def start(self) -> None:
         await self.link.open()
         if self.workers.index == 0:  # the admin API's worker: its reloads are everyone's
-            self.sip.directory.on_reload(lambda: self.everywhere("reload"))
+            self.sip.directory.on_reload(self._reload_everywhere)
 
     def close(self) -> None:
         self.link.close()
@@ -128,9 +135,38 @@ class Steering:
             return
         command(*args)
 
-    def _reload(self) -> None:
-        self.sip.tasks.thread(self.sip.directory.reload)
+    def _reload_everywhere(self) -> None:
+        """Worker 0 reloaded its directory (in the reloading thread): the others
+        reload too, and the admin API answers once they have, so a phone of an
+        extension just made registers whichever worker it reaches."""
+        token = next(self._reloads)
+        done = threading.Event()
+        self._waiting[token] = ([self.workers.count - 1], done)
+        self.everywhere("reload", token)
+        loop = self.sip.loop
+        if loop is not None and not loop_thread(loop) and not done.wait(RELOAD_WAIT):
+            log.warning("workers still reloading after %.0f s", RELOAD_WAIT)
+        self._waiting.pop(token, None)
+
+    def _reload(self, token: int) -> None:
+        self.sip.tasks.thread(self.sip.directory.reload,
+                              then=lambda _: self.link.command(0, "reloaded", token))
+
+    def _reloaded(self, token: int) -> None:
+        waiting = self._waiting.get(token)
+        if waiting is not None:
+            waiting[0][0] -= 1
+            if waiting[0][0] <= 0:
+                waiting[1].set()
 
     def _music(self, name: str) -> None:
         folder = self.sip.config.data_path / "moh" / name
         self.sip.tasks.thread(MusicClass.from_folder, name, folder, then=self.sip.engine.set_music)
+
+
+def loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    """Is this the thread ``loop`` runs in (where waiting for it would hang it)?"""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
