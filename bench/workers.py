@@ -26,6 +26,7 @@ failed calls and the PBX's CPU per call.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -158,7 +159,7 @@ def main() -> int:
     rates = [int(rate) for rate in args.rates.split(",")]
     print(f"{args.organisations} organisations x {args.users} users, {args.calls} "
           f"registrations per run, UDP (a socket per registration), MD5 qop=auth, "
-          f"nothing pinned")
+          f"nothing pinned; load average {os.getloadavg()[0]:.1f} at start")
     print(f"{'workers':>8}{'offered/s':>10}{'reg/s':>8}{'failed':>8}{'retrans':>9}"
           f"{'us/reg':>8}{'gain':>7}")
     first: dict[int, float] = {}
@@ -192,6 +193,7 @@ def main() -> int:
                     first.setdefault(-rate, setup)
                     calls_seen.append(f"{workers:>8}{rate:>10}{setup:>9.0f}{bad:>8}{ms:>9.1f}"
                                       f"{setup / first[-rate]:>7.2f}")
+    print(f"load average {os.getloadavg()[0]:.1f} at the end (the machine is shared)")
     if calls_seen:
         print(f"calls with RTP (G.711 pcap, echoed), {args.call_count} per run, "
               f"{args.duration} ms each")
