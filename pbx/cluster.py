@@ -1,10 +1,10 @@
 """Nodes of a cluster on one PostgreSQL follow each other's admin changes.
 
 Each node keeps the directory (organisations, extensions, dial plan) in
-memory and reloads it when its admin API changes the store.  A node that
-reloads says so with PostgreSQL's ``NOTIFY`` on :data:`CHANNEL`; the others
-``LISTEN`` and reload theirs: PostgreSQL's own publish/subscribe, nothing of
-ours on the wire.  On SQLite (one node) there is nothing to follow.
+memory and reloads it when its admin API changes the store (and so the
+webhooks' subscriptions).  A node that reloads says so with PostgreSQL's
+``NOTIFY`` on :data:`CHANNEL`; the others ``LISTEN`` and reload theirs:
+PostgreSQL's own publish/subscribe, nothing of ours on the wire.  On SQLite (one node) there is nothing to follow.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable, Sequence
 
 from pbx.directory import Directory
 
@@ -34,14 +35,17 @@ def libpq_url(url: str) -> str | None:
 class DirectoryFollower:
     """Tells the other nodes of this node's reloads, and reloads on theirs."""
 
-    def __init__(self, url: str, directory: Directory) -> None:
+    def __init__(self, url: str, directory: Directory,
+                 also: Sequence[Callable[[], None]] = ()) -> None:
+        """``also``: what else reloads on another node's change (blocking calls)."""
         self.url = url
         self.directory = directory
+        self.also = list(also)
         self.node = f"{socket.gethostname()}/{os.getpid()}"
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self.directory.on_reload(self._reloaded)
+        self.directory.on_reload(self.changed)
         self._task = asyncio.get_running_loop().create_task(self._listen())
 
     async def stop(self) -> None:
@@ -49,7 +53,7 @@ class DirectoryFollower:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    def _reloaded(self) -> None:
+    def changed(self) -> None:
         """After a reload (in the reloading thread): tell the others, unless it
         was theirs."""
         if getattr(_following, "active", False):
@@ -66,6 +70,8 @@ class DirectoryFollower:
         _following.active = True
         try:
             self.directory.reload()
+            for reload in self.also:
+                reload()
         finally:
             _following.active = False
 

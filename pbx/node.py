@@ -169,8 +169,9 @@ async def run(config: Config, workers: Workers = Workers(), group: str = "",
         await steering.start()
     await sip.start()
     shared = libpq_url(config.database_url) if first else None  # a cluster's store
-    follower = DirectoryFollower(shared, sip.directory) if shared else None
+    follower = DirectoryFollower(shared, sip.directory, also=[outbox.reload]) if shared else None
     if follower is not None:
+        outbox.reloaded.append(follower.changed)  # webhooks changed through this node's API
         follower.start()
     watch = SwitchboardWatch(sip.directory, sip.events.publish)  # opens/closes → events
     watch.watches = workers.is_home
