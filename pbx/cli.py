@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="SQLAlchemy URL, e.g. postgresql://host/db (default: SQLite in data dir)")
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     serve.add_argument("--workers", type=_count, metavar="N",
-                       help="worker processes sharing the SIP port (default: one per core; "
-                            "1: a single process)")
+                       help="worker processes sharing the SIP port (default: [general] "
+                            "workers, else one per core; 1: a single process)")
     ivr = commands.add_parser("ivr", help="IVR trees", description="IVR trees of the store.")
     ivr_commands = ivr.add_subparsers(dest="ivr_command", required=True, metavar="COMMAND")
     sim = ivr_commands.add_parser(
@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from pbx.supervisor import default_workers, run_node, supervise
 
-    workers = args.workers or default_workers()
+    workers = args.workers or config.general.workers or default_workers()
     return run_node(config) if workers == 1 else supervise(config, workers)
 
 
