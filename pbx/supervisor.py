@@ -11,6 +11,7 @@ organisations it cannot serve.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import multiprocessing
@@ -63,7 +64,8 @@ def _worker(config: Config, workers: Workers, group: str, supervisor: Connection
     def ready() -> None:
         supervisor.send(True)
         if workers.index == 0:
-            supervisor.recv()  # the others are up too
+            with contextlib.suppress(EOFError):  # EOF: the node stops before it was whole
+                supervisor.recv()  # the others are up too
 
     raise SystemExit(run_node(mine, workers, group, ready))
 
@@ -92,18 +94,21 @@ def supervise(config: Config, count: int) -> int:
         process.start()
         theirs.close()
         processes.append(process)
+        if index == 0:
+            first = ours  # told to open HTTP once all are up
         while not stopping and process.is_alive() and not ours.poll(0.2):
             pass
-        if not process.is_alive():
+        try:
+            if not stopping:
+                ours.recv()
+        except EOFError:  # it died before it was up
+            process.join(5)
             log.error("worker %d did not start (exit code %s)", index, process.exitcode)
             stopping, code = True, 1
+        if index > 0:
+            ours.close()
         if stopping:
             break
-        ours.recv()
-        if index == 0:
-            first = ours
-        else:
-            ours.close()
     else:
         assert first is not None
         first.send(True)  # worker 0 opens HTTP now
@@ -116,6 +121,8 @@ def supervise(config: Config, count: int) -> int:
             if dead.exitcode:
                 log.error("%s exited (code %s): stopping the node", dead.name, dead.exitcode)
             stopping, code = True, 1 if dead.exitcode else 0
+    if first is not None:
+        first.close()  # worker 0 may still wait for the others
     for process in processes:
         if process.is_alive():
             os.kill(process.pid, signal.SIGTERM)  # type: ignore[arg-type]
