@@ -129,6 +129,8 @@ async def reload_music(sip: Sip, name: str) -> MusicClass:
     folder = sip.config.data_path / "moh" / name
     music = await asyncio.to_thread(MusicClass.from_folder, name, folder)
     sip.engine.set_music(music)
+    if sip.steering is not None:  # the node's other workers play it too
+        sip.steering.everywhere("music", name)
     return music
 
 

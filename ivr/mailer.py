@@ -45,6 +45,7 @@ log = logging.getLogger("ivr.mailer")
 PORTS = {"starttls": 587, "tls": 465, "none": 25}  # RFC 6409, RFC 8314, RFC 5321
 SMTP_TIMEOUT = 60.0  # seconds for each step of an SMTP conversation
 STOP_GRACE = 10.0  # seconds a send under way gets to finish when the PBX stops
+POLL = 30.0  # seconds between looks at the outbox: other workers and nodes leave messages too
 TRANSCRIBE_SECONDS = 120.0  # a transcription may take this long, plus 4 s a second of message
 
 
@@ -156,7 +157,7 @@ class Mailer:
                 next_due = self.clock() + 30
             if self._stopping:
                 return
-            timeout = None if next_due is None else max(0.0, next_due - self.clock())
+            timeout = POLL if next_due is None else min(POLL, max(0.0, next_due - self.clock()))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 

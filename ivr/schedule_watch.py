@@ -46,6 +46,8 @@ class SwitchboardWatch:
                  now: Callable[[], float] = time.time) -> None:
         self.directory = directory
         self.publish = publish
+        # whose switchboards: all, unless one of several workers (its organisations')
+        self.watches: Callable[[int], bool] = lambda organisation: True
         self.now = now
         self._seen: dict[tuple[int, str], _Seen] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -95,6 +97,8 @@ class SwitchboardWatch:
         events: list[SwitchboardChanged] = []
         seen: dict[tuple[int, str], _Seen] = {}
         for tenant in self.directory.tenants.values():
+            if not self.watches(tenant.id):
+                continue
             for name, schedule in tenant.schedules.items():
                 key = (tenant.id, name)
                 last = self._seen.get(key)

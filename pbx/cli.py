@@ -9,7 +9,6 @@ IVR of the store with a list of keys; ``pbx softphone`` is a SIP phone.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -23,6 +22,12 @@ def _port_range(text: str) -> PortRange:
         return PortRange.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a number of workers: {text}")
+    return int(text)
 
 
 def _steps(text: str) -> list[str]:
@@ -64,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--database-url", metavar="URL",
                        help="SQLAlchemy URL, e.g. postgresql://host/db (default: SQLite in data dir)")
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument("--workers", type=_count, metavar="N",
+                       help="worker processes sharing the SIP port (default: [general] "
+                            "workers, else one per core; 1: a single process)")
     ivr = commands.add_parser("ivr", help="IVR trees", description="IVR trees of the store.")
     ivr_commands = ivr.add_subparsers(dest="ivr_command", required=True, metavar="COMMAND")
     sim = ivr_commands.add_parser(
@@ -125,13 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=config.general.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from pbx.node import run
+    from pbx.supervisor import default_workers, run_node, supervise
 
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(run(config))
-    return uvloop.run(run(config))
+    workers = args.workers or config.general.workers or default_workers()
+    return run_node(config) if workers == 1 else supervise(config, workers)
 
 
 def _ivr(args: argparse.Namespace) -> int:

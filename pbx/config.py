@@ -214,6 +214,10 @@ class General(CallPolicyConfig):
     voicemail_delete: bool = False  # Asterisk's delete: the message goes once emailed
     mqtt_url: str = ""
     calendar_private_hosts: bool = False  # calendar feeds from private addresses (on premises)
+    # the store-wide jobs (voicemail email, webhook deliveries, calendar sync, recording
+    # retention): in a cluster on one PostgreSQL exactly one node runs them
+    jobs: bool = True
+    workers: int = Field(0, ge=0)  # processes sharing the SIP ports; 0: one per core
     park_slots: str = "701-720"  # the parking lot of every organisation (Asterisk's parkpos)
     park_timeout: int = Field(300, ge=10, le=86400)  # s parked before it comes back
     webhooks_allow_http: bool = False  # http:// and private addresses (tests, on premises)

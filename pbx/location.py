@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pbx.sip.flow import Flow
+from pbx.sip.message import Address
 
 
 @dataclass(slots=True)
@@ -34,17 +35,32 @@ class Binding:
     instance: str = ""
     user_agent: str = ""
     login: str = ""  # the SIP user name that registered it: the extension's or a device's
+    path: str = ""  # the Path an edge proxy (Kamailio) put in the REGISTER, comma-joined (RFC 3327)
+
+
+def path_routes(binding: Binding) -> list[str]:
+    """The Route headers a request to the device carries: its Path (RFC 3327 §5.3),
+    so it goes back through the proxies its REGISTER came through."""
+    return [binding.path] if binding.path else []
 
 
 def reach(binding: Binding, contact_host: str, contact_port: int | None) -> Flow:
     """Where requests to a registered device go.
 
-    Over TCP/TLS: the connection it registered on (RFC 5626), the only way
+    Registered through an edge proxy (a Path): to the first proxy of the
+    Path, which knows the way on.  Over TCP/TLS: the connection it registered on (RFC 5626), the only way
     through its NAT or firewall.  Over UDP: the Contact address, unless that
     is a private address other than the one the REGISTER came from, i.e. the
     phone sits behind NAT (Kamailio's ``nat_uac_test``): then the source.
     """
     source = Flow(binding.source_transport, binding.source_host, binding.source_port)
+    if binding.path:
+        first = Address.parse(binding.path.split(">", 1)[0] + ">").uri
+        transport = first.params.get("transport", "udp").upper()
+        if transport == binding.source_transport and first.host == binding.source_host \
+                and (first.port or 5060) == binding.source_port:
+            return source  # the very connection the proxy sent the REGISTER on
+        return Flow(transport, first.host, first.port or 5060)
     if binding.source_transport != "UDP":
         return source
     try:

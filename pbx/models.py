@@ -95,6 +95,7 @@ class Binding(SQLModel, table=True):
     source_port: int
     user_agent: str = Field(default="", max_length=300)
     login: str = Field(default="", max_length=80)
+    path: str = Field(default="", max_length=1000)  # RFC 3327 Path, comma-joined (an edge proxy)
 
 
 class Number(SQLModel, table=True):

@@ -8,7 +8,7 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import uvicorn
 
@@ -26,12 +26,15 @@ from ivr.tenant import hours
 from ivr.voicemail import VoicemailApp
 from pbx.calls.commands import CallCommands
 from pbx.calls.views import extension_dialogs
+from pbx.cluster import DirectoryFollower, libpq_url
 from pbx.config import Config
 from pbx.models import ConferenceRoom
 from pbx.queue_settings import QueueConfig
 from pbx.server import SipServer
+from pbx.steering import Steering
 from pbx.store import Store
 from pbx.webhooks import WebhookOutbox, WebhookSender, WebhookSettings
+from pbx.workers import Workers
 from queues.history import QueueEventWriter, QueueHistory
 from queues.live import QueueStatistics, retained_snapshots
 from queues.service import AgentCodes, QueueApp
@@ -108,31 +111,25 @@ def queue_statistics(sip: SipServer) -> tuple[QueueStatistics, QueueEventWriter]
     return stats, writer
 
 
-async def run(config: Config) -> int:
-    """Run until SIGINT/SIGTERM; returns the process exit code."""
-    config.data_path.mkdir(parents=True, exist_ok=True)
-    store = await asyncio.to_thread(Store, config.database_url)
-    await asyncio.to_thread(store.seed, config)
-    sip = SipServer(config, store)
-    stats, queue_events = queue_statistics(sip)
-    commands, queues = register_services(sip, stats)
-    outbox, sender = webhooks_of(config, store)
-    await asyncio.to_thread(outbox.reload)
-    sip.events.subscribe(outbox.on_event)
-    await sip.start()
-    watch = SwitchboardWatch(sip.directory, sip.events.publish)  # opens/closes → events
-    watch.start()
-    mailer = Mailer(store, sip.events, config)  # voicemail to email, from the outbox
-    mailer.start()
-    sender.start()
-    # Everything loaded so far lives as long as the process: keep the collector
-    # from walking it again and again, and let it run less often under load
-    # (tens of thousands of short-lived transactions at registration storms).
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+def as_worker(sip: SipServer, outbox: WebhookOutbox, workers: Workers, group: str) -> Steering:
+    """Make ``sip`` one of the node's workers: messages steered to the worker
+    of their organisation, trunks registered and switchboards watched by it;
+    worker 0 (the admin API's) tells the others what the API changed."""
+    steering = Steering(sip, workers, group)
+    sip.steering = steering
+    sip.trunks.registers = workers.is_home
+    steering.commands["webhooks"] = lambda: sip.tasks.thread(outbox.reload)
+    if workers.index == 0:
+        outbox.reloaded.append(lambda: steering.everywhere("webhooks"))
+    return steering
+
+
+def web_servers(sip: SipServer, commands: CallCommands, outbox: WebhookOutbox,
+                stats: QueueStatistics, queues: QueueApp) -> list[uvicorn.Server]:
+    """The admin API and web pages over HTTP, and HTTPS when configured."""
     app = create_app(sip, commands=commands, outbox=outbox, statistics=stats, queue_app=queues)
     install_softphone(app, sip)  # the browser softphone: /softphone/ and its WebSocket
-    general = config.general
+    general = sip.config.general
     web = [uvicorn.Config(app, host=general.bind, port=general.http_port, log_level="warning",
                           lifespan="off")]
     if general.https_port:
@@ -143,16 +140,67 @@ async def run(config: Config) -> int:
     servers = [uvicorn.Server(settings) for settings in web]
     for server in servers:
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    return servers
+
+
+async def run(config: Config, workers: Workers = Workers(), group: str = "",
+              ready: Callable[[], None] | None = None) -> int:
+    """Run until SIGINT/SIGTERM; returns the process exit code.  As worker
+    ``workers.index`` of several (``group`` names the node), only worker 0
+    serves HTTP and runs the store-wide jobs (voicemail email, webhooks; none
+    with ``jobs = no``, a cluster's other nodes);
+    ``ready`` is called (in a thread: it may wait) once SIP answers, before
+    HTTP opens."""
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    store = await asyncio.to_thread(Store, config.database_url)
+    first = workers.index == 0
+    jobs = first and config.general.jobs  # one worker, on one node of a cluster
+    if first:
+        await asyncio.to_thread(store.seed, config)
+    sip = SipServer(config, store)
+    sip.jobs = jobs
+    stats, queue_events = queue_statistics(sip)
+    commands, queues = register_services(sip, stats)
+    outbox, sender = webhooks_of(config, store)
+    await asyncio.to_thread(outbox.reload)
+    sip.events.subscribe(outbox.on_event)
+    steering = as_worker(sip, outbox, workers, group) if workers.count > 1 else None
+    if steering is not None:
+        await steering.start()
+    await sip.start()
+    shared = libpq_url(config.database_url) if first else None  # a cluster's store
+    follower = DirectoryFollower(shared, sip.directory, also=[outbox.reload]) if shared else None
+    if follower is not None:
+        outbox.reloaded.append(follower.changed)  # webhooks changed through this node's API
+        follower.start()
+    watch = SwitchboardWatch(sip.directory, sip.events.publish)  # opens/closes → events
+    watch.watches = workers.is_home
+    watch.start()
+    mailer = Mailer(store, sip.events, config)  # voicemail to email, from the outbox
+    if jobs:
+        mailer.start()
+        sender.start()
+    # Everything loaded so far lives as long as the process: keep the collector
+    # from walking it again and again, and let it run less often under load
+    # (tens of thousands of short-lived transactions at registration storms).
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+    if ready is not None:
+        await asyncio.to_thread(ready)
+    general = config.general
+    servers = web_servers(sip, commands, outbox, stats, queues) if first else []
     http_tasks = {asyncio.create_task(server.serve()) for server in servers}
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    log.info("PBX ready (realm %s, data %s)", config.general.realm, config.data_path)
+    log.info("PBX ready (realm %s, data %s%s)", config.general.realm, config.data_path,
+             f", worker {workers.index} of {workers.count}" if workers.count > 1 else "")
     host = f"[{general.bind}]" if ":" in general.bind else general.bind
-    log.info("admin pages: http://%s:%d/admin/%s", host, general.http_port,
-             f" and https://{host}:{general.https_port}/admin/" if general.https_port else "")
+    if first:
+        log.info("admin pages: http://%s:%d/admin/%s", host, general.http_port,
+                 f" and https://{host}:{general.https_port}/admin/" if general.https_port else "")
     stop_wait = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({stop_wait, *http_tasks}, return_when=asyncio.FIRST_COMPLETED)
     for task in done & http_tasks:
@@ -165,9 +213,14 @@ async def run(config: Config) -> int:
     await asyncio.gather(*http_tasks, return_exceptions=True)
     stop_wait.cancel()
     await watch.stop()
-    await mailer.stop()
-    await sender.stop()
+    if follower is not None:
+        await follower.stop()
+    if jobs:
+        await mailer.stop()
+        await sender.stop()
     await queue_events.drain()
     await sip.stop()
+    if steering is not None:
+        steering.close()
     store.close()
     return 0

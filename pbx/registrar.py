@@ -53,6 +53,7 @@ class Registrar:
             return self._answer(request, aor, now)  # a query (§10.2.3)
 
         header_expires = request.expires
+        path = ", ".join(request.headers.get_all("Path"))[:1000]
         changes: list[tuple[str, Binding | None]] = []
         for contact in request.contacts:
             if contact.uri.scheme not in ("sip", "sips"):
@@ -98,6 +99,7 @@ class Registrar:
                         source_port=flow.port,
                         user_agent=(request.headers.get("User-Agent") or "")[:300],
                         login=login or user,
+                        path=path,
                     ),
                 )
             )
@@ -148,6 +150,8 @@ class Registrar:
             remaining = max(0, int(binding.expires_at - now))
             response.headers.add("Contact", f"<{binding.contact}>;expires={remaining}")
         response.headers.add("Date", formatdate(now, usegmt=True))
+        for path in request.headers.get_all("Path"):  # RFC 3327 §5.3: the Path stored
+            response.headers.add("Path", path)
         return response
 
 

@@ -83,6 +83,18 @@ RETRY_AFTER_STARTING = 5  # s: prompts take a few seconds on a first start
 RETRY_AFTER_STOPPING = 60  # s: a restart, or another node takes over meanwhile
 
 
+class Steerer(Protocol):
+    """Moves messages between the workers of a node (``pbx.steering``)."""
+
+    def elsewhere(self, message: Request | Response, data: bytes, flow: Flow) -> bool: ...
+
+    def send(self, data: bytes, flow: Flow) -> bool: ...
+
+    def at_home(self, organisation: int, name: str, *args: object) -> bool: ...
+
+    def everywhere(self, name: str, *args: object) -> None: ...
+
+
 class ResponseOwner(Protocol):
     """Who started a client transaction and hears how it ends."""
 
@@ -193,6 +205,8 @@ class SipServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._media_address = general.external_address or general.bind  # a wildcard: see start()
         self.phase = "starting"  # then "ready", and "stopping" once asked to stop
+        self.steering: Steerer | None = None  # one of several workers (pbx serve --workers)
+        self.jobs = True  # runs the store-wide jobs (calendar sync); one worker of a node does
 
     # ---------------------------------------------------------------- life cycle
 
@@ -205,26 +219,27 @@ class SipServer:
                      general.bind, self._media_address)
         self.location.load(await asyncio.to_thread(self.store.load_bindings, time.time()))
         log.info("restored %d registrations", len(self.location))
+        shared = self.steering is not None  # the ports are the node's, every worker's
         if "udp" in general.transports:
             self.transports["UDP"] = await UdpTransport.listen(
-                general.bind, general.udp_port, self.receive
+                general.bind, general.udp_port, self.receive, reuse_port=shared
             )
         if "tcp" in general.transports:
             tcp = StreamTransport("TCP", self.receive, idle_timeout=general.tcp_idle_timeout,
                                   refuse=self._reject_unparsable)
-            await tcp.listen(general.bind, general.tcp_port)
+            await tcp.listen(general.bind, general.tcp_port, reuse_port=shared)
             self.transports["TCP"] = tcp
         if "tls" in general.transports:
             tls = StreamTransport(
                 "TLS", self.receive, self._tls_context(), idle_timeout=general.tcp_idle_timeout,
                 refuse=self._reject_unparsable,
             )
-            await tls.listen(general.bind, general.tls_port)
+            await tls.listen(general.bind, general.tls_port, reuse_port=shared)
             tls.on_error = self._transport_failed
             self.transports["TLS"] = tls
         if "ws" in general.transports:
             ws = WebSocketTransport(self.receive)
-            await ws.listen(general.bind, general.ws_port)
+            await ws.listen(general.bind, general.ws_port, reuse_port=shared)
             self.transports["WS"] = ws
         for name, transport in self.transports.items():
             log.info("listening on %s %s:%d", name, general.bind, transport.local_port)
@@ -241,9 +256,10 @@ class SipServer:
         self.phase = "ready"
         log.info("SIP ready: taking calls")
         self._flush_task = asyncio.create_task(self._flush_loop())
-        self._calendar_task = asyncio.create_task(
-            CalendarSync(self.store, self.directory.reload,
-                         allow_private=general.calendar_private_hosts).run())
+        if self.jobs:
+            self._calendar_task = asyncio.create_task(
+                CalendarSync(self.store, self.directory.reload,
+                             allow_private=general.calendar_private_hosts).run())
         if general.mqtt_url:
             self.mqtt = MqttPublisher(general.mqtt_url, self.events, self._slug_of)
             self.mqtt.start()
@@ -298,16 +314,17 @@ class SipServer:
 
     # ------------------------------------------------------------------- input
 
-    def receive(self, data: bytes, flow: Flow) -> None:
-        """Entry point for every message from every transport: whatever one
-        message causes stays with it, never reaching the transport (a TCP
-        connection carries other transactions)."""
+    def receive(self, data: bytes, flow: Flow, steered: bool = False) -> None:
+        """Entry point for every message from every transport (``steered``: handed
+        over by the worker that received it): whatever one message causes stays
+        with it, never reaching the transport (a TCP connection carries other
+        transactions)."""
         try:
-            self._receive(data, flow)
+            self._receive(data, flow, steered)
         except Exception:
             log.exception("error on a message from %s:%d", flow.host, flow.port)
 
-    def _receive(self, data: bytes, flow: Flow) -> None:
+    def _receive(self, data: bytes, flow: Flow, steered: bool) -> None:
         now = time.time()
         if self._dropped(data, flow.host, now):
             return
@@ -315,6 +332,9 @@ class SipServer:
             message = parse_message(data)
         except ParseError as exc:
             self._reject_unparsable(exc, flow)
+            return
+        if self.steering is not None and not steered \
+                and self.steering.elsewhere(message, data, flow):
             return
         if isinstance(message, Request):
             if self.scanners is not None and self.scanners.search(
@@ -443,12 +463,18 @@ class SipServer:
     def end_calls_of(self, organisation: int, number: str) -> None:
         """End the live calls of an organisation's extension ``number``; callable
         from any thread (the admin API's workers), the work runs on the SIP loop."""
+        if self.steering is not None and self.steering.at_home(organisation, "end_calls_of",
+                                                                number):
+            return
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.b2bua.end_calls_of, organisation, number)
 
     def mailbox_changed(self, organisation: int, mailbox: str) -> None:
         """A message of ``mailbox`` was marked or deleted (the admin API): tell
         the event bus, so message-waiting lamps follow.  Callable from any thread."""
+        if self.steering is not None and self.steering.at_home(organisation, "mailbox_changed",
+                                                                mailbox):
+            return
         if self._loop is not None:
             self._loop.call_soon_threadsafe(
                 self.events.publish, MailboxChanged(organisation, mailbox, time.time()))
@@ -457,6 +483,9 @@ class SipServer:
         """Drop an extension's registrations (only one device's, with ``login``)
         when it or the device is removed or its secret changes: a stolen phone
         stops ringing at once.  Callable from any thread."""
+        if self.steering is not None and self.steering.at_home(organisation, "unregister",
+                                                                extension, login):
+            return
         tenant = self.directory.tenants.get(organisation)
         if tenant is None or self._loop is None:
             return
@@ -699,8 +728,11 @@ class SipServer:
             self._send_direct(message, dest)
 
     def _send_direct(self, message: Request | Response, flow: Flow) -> None:
+        data = bytes(message)
+        if self.steering is not None and self.steering.send(data, flow):
+            return  # over a connection another worker holds
         transport = self.transports.get(flow.transport)
-        if transport is None or not transport.send(bytes(message), flow):
+        if transport is None or not transport.send(data, flow):
             log.info("cannot send to %s", flow)
 
     def _arm_timer(self) -> None:
@@ -726,7 +758,7 @@ class SipServer:
         interval = self.config.general.location_flush_ms / 1000
         retention_due = 0.0
         while True:
-            if time.monotonic() >= retention_due:
+            if self.jobs and time.monotonic() >= retention_due:
                 retention_due = time.monotonic() + 3600
                 try:
                     await self.expire_recordings()

@@ -49,7 +49,7 @@ from pbx.events import (
     CallAnswered, CallEnded, CallRinging, CallStarted, Event, EventBus, MailboxChanged,
     Registered,
 )
-from pbx.location import Binding, LocationService, reach
+from pbx.location import Binding, LocationService, path_routes, reach
 from pbx.sip.flow import Flow
 from pbx.models import Extension
 from pbx.presence import PresenceStatus, PresenceWatch, pidf
@@ -224,6 +224,8 @@ def unsolicited_notify(binding: Binding, body: bytes, sent_by: Callable[[str], s
     headers.add("Via", f"SIP/2.0/{flow.transport} {sent_by(flow.transport)};"
                        f"branch={new_branch()};rport")
     headers.add("Max-Forwards", "70")
+    for route in path_routes(binding):
+        headers.add("Route", route)
     headers.add("From", f"<sip:pbx@{URI.parse(binding.aor).host}>;tag={new_tag()}")
     headers.add("To", f"<{binding.aor}>")
     headers.add("Call-ID", new_call_id())

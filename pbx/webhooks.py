@@ -32,7 +32,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -291,10 +291,13 @@ class WebhookOutbox:
         self.tasks = Tasks(log, "queueing webhook deliveries")
         self._pending: list[Event] = []
         self._writing = False
+        self.reloaded: list[Callable[[], None]] = []  # told after each reload (other workers)
 
     def reload(self) -> None:
         """Read which organisations' webhooks want what (blocking: a query)."""
         self.subscribed = subscriptions(self.store)
+        for listener in self.reloaded:
+            listener()
 
     def on_event(self, event: Event) -> None:
         filters = self.subscribed.get(event.organisation, ())

@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pbx.events import CallRinging, EventBus
-from pbx.location import LocationService, reach
+from pbx.location import LocationService, path_routes, reach
 from pbx.sip.flow import Flow
 from pbx.sdp import SdpError, SessionDescription
 from pbx.sip.auth import build_authorization
@@ -113,8 +113,11 @@ class Ringer:
             version = new_session_version()
             sdp = version.stamp(self.sdp.fork_offer(ring.media.local_port, caller_offer,
                                                     srtp=srtp, transport=flow.transport))
-            leg = Leg(call, flow, number, self._invite(call, number, target, flow, sdp),
-                      outgoing=True, media=ring.media, local_sdp=sdp, version=version, ring=ring)
+            invite = self._invite(call, number, target, flow, sdp)
+            for route in path_routes(binding):
+                invite.headers.add("Route", route)
+            leg = Leg(call, flow, number, invite, outgoing=True, media=ring.media,
+                      local_sdp=sdp, version=version, ring=ring)
             ring.forks.append(leg)
             log.debug("call %s: INVITE %s via %s", call.id, binding.contact, flow)
             self.legs.invite(leg)

@@ -705,14 +705,25 @@ def _has_tag(to_value: str) -> bool:
         return True  # cannot tell where parameters start: leave it untouched
 
 
+_origin = ""  # "-w<N>" in worker N of several (pbx.workers), else empty
+
+
+def set_origin(mark: str) -> None:
+    """Suffix every branch, tag and Call-ID this process makes with ``mark``, so a
+    response or an in-dialog request that reaches another worker of the node
+    names the worker whose transaction or dialog it belongs to."""
+    global _origin
+    _origin = mark
+
+
 def new_branch() -> str:
     """A branch with the RFC 3261 magic cookie, unique over space and time."""
-    return "z9hG4bK" + secrets.token_hex(8)
+    return "z9hG4bK" + secrets.token_hex(8) + _origin
 
 
 def new_tag() -> str:
-    return secrets.token_hex(5)
+    return secrets.token_hex(5) + _origin
 
 
 def new_call_id() -> str:
-    return secrets.token_hex(12)
+    return secrets.token_hex(12) + _origin

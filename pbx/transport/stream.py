@@ -134,10 +134,13 @@ class StreamTransport:
         """Requests to ``flow`` may open a TLS connection, verified as ``peer`` says."""
         self.peers[flow] = peer
 
-    async def listen(self, host: str, port: int) -> None:
+    async def listen(self, host: str, port: int, reuse_port: bool = False) -> None:
+        """Listen on ``host:port`` (with ``reuse_port``, beside the node's other
+        workers: a connection belongs to the worker that accepted it)."""
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
-            lambda: StreamConnection(self), host, port, ssl=self.ssl_context, reuse_address=True
+            lambda: StreamConnection(self), host, port, ssl=self.ssl_context, reuse_address=True,
+            reuse_port=reuse_port or None,
         )
 
     @property

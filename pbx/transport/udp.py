@@ -34,7 +34,10 @@ class UdpTransport(asyncio.DatagramProtocol):
         self.family = socket.AF_INET
 
     @classmethod
-    async def listen(cls, host: str, port: int, receiver: Receiver) -> UdpTransport:
+    async def listen(cls, host: str, port: int, receiver: Receiver,
+                     reuse_port: bool = False) -> UdpTransport:
+        """Bind ``host:port``; with ``reuse_port`` beside the node's other workers
+        (SO_REUSEPORT: the kernel spreads senders over them by address hash)."""
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -42,6 +45,8 @@ class UdpTransport(asyncio.DatagramProtocol):
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         _, protocol = await loop.create_datagram_endpoint(lambda: cls(receiver), sock=sock)
         protocol.family = family

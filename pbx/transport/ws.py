@@ -41,10 +41,11 @@ class WebSocketTransport:
         self.connections: dict[Flow, asyncio.Queue[bytes | None]] = {}
         self.server: Server | None = None
 
-    async def listen(self, host: str, port: int) -> None:
+    async def listen(self, host: str, port: int, reuse_port: bool = False) -> None:
+        """Listen on ``host:port`` (with ``reuse_port``, beside the node's other workers)."""
         self.server = await serve(self._serve, host, port, subprotocols=[SUBPROTOCOL],
                                   process_request=_require_sip, max_size=MAX_MESSAGE,
-                                  server_header=None)
+                                  server_header=None, reuse_port=reuse_port or None)
 
     @property
     def local_port(self) -> int:

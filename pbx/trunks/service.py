@@ -68,6 +68,9 @@ class TrunkService:
 
     def __init__(self, directory: Directory, sip: TrunkSip, events: EventBus,
                  now: Callable[[], float]) -> None:
+        # which organisations' trunks this process registers: all, unless it is
+        # one of several workers (each registers those of its organisations)
+        self.registers: Callable[[int], bool] = lambda organisation: True
         self.directory = directory
         self.sip = sip
         self.events = events
@@ -124,7 +127,8 @@ class TrunkService:
                 log.warning("trunk %s: cannot resolve %s: %s", settings.name, host, exc)
                 continue
             carrier.addresses.update(str(info[4][0]) for info in infos)
-        if settings.auth == "register" and carrier.registration is None:
+        if settings.auth == "register" and carrier.registration is None \
+                and self.registers(carrier.organisation):
             carrier.registration = Registration(settings, self._contact(settings))
         self._arm()
 

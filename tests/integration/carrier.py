@@ -292,20 +292,25 @@ class Carrier:
         )
 
     def _rpc(self, method: str, *params: object, check: bool = True) -> dict[str, Any]:
-        """One JSON-RPC call over Kamailio's datagram socket (module jsonrpcs)."""
-        client = self.runtime / f"client-{random.randrange(1 << 30)}.sock"
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.bind(str(client))
-            try:
-                sock.settimeout(5)
-                request = {"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1}
-                sock.sendto(json.dumps(request).encode(), str(self.rpc_socket))
-                reply: dict[str, Any] = json.loads(sock.recv(65535))
-            finally:
-                client.unlink()
-        if check and "error" in reply:
-            raise RuntimeError(f"kamailio {method}{params}: {reply['error']}")
-        return reply
+        return kamailio_rpc(self.rpc_socket, method, *params, check=check)
+
+
+def kamailio_rpc(server: Path, method: str, *params: object,
+                 check: bool = True) -> dict[str, Any]:
+    """One JSON-RPC call over Kamailio's datagram socket ``server`` (module jsonrpcs)."""
+    client = server.parent / f"client-{random.randrange(1 << 30)}.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(client))
+        try:
+            sock.settimeout(5)
+            request = {"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1}
+            sock.sendto(json.dumps(request).encode(), str(server))
+            reply: dict[str, Any] = json.loads(sock.recv(65535))
+        finally:
+            client.unlink()
+    if check and "error" in reply:
+        raise RuntimeError(f"kamailio {method}{params}: {reply['error']}")
+    return reply
 
 
 @contextmanager

@@ -69,6 +69,7 @@ class Pbx:
     admin_password: str | None = None  # the bootstrap admin's; None: generated into a file
     https_port: int = field(default_factory=lambda: free_ports(1))
     log_level: str | None = None  # --log-level, over the config's (a bench's WARNING)
+    workers: int = 1  # --workers: processes sharing the SIP port
 
     @property
     def tls_port(self) -> int:
@@ -93,6 +94,7 @@ class Pbx:
                 "--data-dir", str(self.data_dir),
                 "--rtp-ports", self.rtp_ports or f"{self.sip_port + 2}-{self.sip_port + 200}",
                 *(["--log-level", self.log_level] if self.log_level else []),
+                "--workers", str(self.workers),
             ],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=self._env(),
         )
@@ -217,14 +219,14 @@ def write_config(
 def running_pbx(
     tmp: Path, extensions: dict[str, str], host: str = "127.0.0.1", sections: str = "",
     rtp_ports: str = "", admin_password: str | None = None, mailboxes: bool = False,
-    **general: object,
+    workers: int = 1, **general: object,
 ) -> Iterator[Pbx]:
     config = write_config(tmp / "sip.conf", extensions, sections, mailboxes=mailboxes, **general)
     (tmp / "data").mkdir(exist_ok=True)
     for attempt in range(3):
         # a port found free can be taken before the PBX binds it: pick again then
         pbx = Pbx(host, free_ports(2, host), free_ports(1, host), tmp / "data", config,
-                  rtp_ports=rtp_ports, admin_password=admin_password)
+                  rtp_ports=rtp_ports, admin_password=admin_password, workers=workers)
         try:
             pbx.start()
             break
@@ -359,10 +361,11 @@ def sipp_count(screen: str, label: str) -> int:
 @contextmanager
 def sipp_callee(
     tmp: Path, pbx: Pbx, number: str, password: str, extra: list[str] | None = None,
-    pin_cpu: int | None = None, scenario: str | None = None,
+    pin_cpu: int | None = None, scenario: str | None = None, domain: str | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A sipp phone registered as extension ``number``: the built-in UAS echoing
-    RTP, or ``scenario`` from tests/integration/scenarios."""
+    """A sipp phone registered as extension ``number`` (of the organisation of
+    ``domain``, default the PBX's own): the built-in UAS echoing RTP, or
+    ``scenario`` from tests/integration/scenarios."""
     from tests.integration.sipclient import SipClient
 
     port = free_ports(1)
@@ -373,7 +376,7 @@ def sipp_callee(
         command = ["taskset", "-c", str(pin_cpu), *command]
     uas = subprocess.Popen(command, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        with SipClient(pbx.host, pbx.sip_port) as registrar:
+        with SipClient(pbx.host, pbx.sip_port, domain=domain) as registrar:
             response = registrar.register(
                 number, password, contacts=[f"<sip:{number}@127.0.0.1:{port}>"], expires=3600
             )

@@ -115,6 +115,8 @@ class SipClient:
         response = make_response(request, status, to_tag=self.tag)
         if 100 < status < 300 and request.method == "INVITE":
             response.headers.add("Contact", f"<sip:phone@{self.host_port()}>")
+            for route in request.headers.get_all("Record-Route"):  # RFC 3261 §12.1.1
+                response.headers.add("Record-Route", route)
         for name, value in (headers or {}).items():
             response.headers.add(name, value)
         if body:
@@ -246,7 +248,8 @@ class SipClient:
 
     def in_dialog(self, method: str, ok: Response, *, cseq: int | None = None,
                   body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-        """ACK/BYE/re-INVITE… inside the dialog the 2xx ``ok`` created (UAC side)."""
+        """ACK/BYE/re-INVITE… inside the dialog the 2xx ``ok`` created (UAC side),
+        along its route set (the Record-Route of a proxy on the way, reversed)."""
         target = ok.contacts[0].uri
         if cseq is None:
             self.cseq += 1
@@ -258,6 +261,7 @@ class SipClient:
             f"Call-ID: {ok.call_id}", f"CSeq: {cseq} {method}", "Max-Forwards: 70",
             f"Contact: <sip:phone@{self.host_port()}>",
         ]
+        lines += [f"Route: {route}" for route in reversed(ok.headers.get_all("Record-Route"))]
         for name, value in (headers or {}).items():
             lines.append(f"{name}: {value}")
         if body and "Content-Type" not in (headers or {}):
@@ -410,6 +414,7 @@ def uas_dialog(invite: Request, ok: Response) -> Response:
         ("Call-ID", invite.call_id), ("CSeq", f"{invite.cseq.number} INVITE"),
         ("Contact", invite.headers.get("Contact")),
         ("Via", invite.headers.get_all("Via")[0]),
+        *(("Record-Route", route) for route in reversed(invite.headers.get_all("Record-Route"))),
     ])
     return Response(200, "OK", headers)
 

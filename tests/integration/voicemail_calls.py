@@ -22,11 +22,11 @@ BEEP_HZ = 1000.0  # the tone after the greeting (ivr.voicemail.TONE)
 
 
 def leave_message(pbx: Pbx, caller: str, password: str, target: str, seconds: float,
-                  frequency: float) -> None:
+                  frequency: float, domain: str | None = None) -> None:
     """Call ``target`` as ``caller``, expect the PBX to answer, wait for the greeting's
     tone to end (after the greeting and the caller's options: up to ~20 s), send
     ``seconds`` of ``frequency`` and hang up."""
-    with SipClient(pbx.host, pbx.sip_port) as phone, RtpPhone() as rtp:
+    with SipClient(pbx.host, pbx.sip_port, domain=domain) as phone, RtpPhone() as rtp:
         phone.call_id += f"-vm-{frequency:.0f}"
         _, ok = phone.invite(caller, password, target, body=phone.sdp(rtp.port, codecs="0 101"))
         assert ok is not None and ok.status == 200, ok  # voicemail answers

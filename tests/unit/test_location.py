@@ -1,6 +1,7 @@
 """The location service: bindings per AOR, expiry, write-back change tracking."""
 
-from pbx.location import LocationService, binding_id
+from pbx.location import LocationService, binding_id, path_routes, reach
+from pbx.sip.flow import Flow
 from pbx.location import Binding
 
 
@@ -65,3 +66,19 @@ def test_refreshes_do_not_grow_the_expiry_heap_without_bound() -> None:
     for i in range(10_000):
         location.put(binding("sip:1@x", "sip:a@h", 1000 + i))
     assert len(location._expiry) < 4 * len(location) + 65
+
+
+def test_a_device_registered_through_an_edge_proxy_is_reached_through_it() -> None:
+    """RFC 3327: the Path Kamailio added becomes the Route of requests to the
+    phone, which go to the proxy, not to the phone's own address."""
+    phone = binding("sip:1001@acme.test", "sip:1001@192.0.2.7:5062", 100.0)
+    phone.source_host, phone.source_port = "192.0.2.7", 5062
+    assert reach(phone, "192.0.2.7", 5062) == Flow("UDP", "192.0.2.7", 5062)
+    assert path_routes(phone) == []
+    phone.source_host, phone.source_port = "198.51.100.5", 5070
+    phone.path = "<sip:198.51.100.5:5060;lr;received=sip:192.0.2.7:5062>"
+    assert reach(phone, "192.0.2.7", 5062) == Flow("UDP", "198.51.100.5", 5060)
+    assert path_routes(phone) == [phone.path]
+    phone.source_transport, phone.source_port = "TCP", 5060
+    phone.path = "<sip:198.51.100.5:5060;transport=tcp;lr>, <sip:203.0.113.1;lr>"
+    assert reach(phone, "192.0.2.7", 5062) == Flow("TCP", "198.51.100.5", 5060)  # its connection
