@@ -169,6 +169,14 @@ class General(CallPolicyConfig):
     auth_block_time: int = Field(600, ge=0)
     location_flush_ms: int = Field(200, ge=10)
     tcp_idle_timeout: int = Field(3900, ge=10)
+    # overload control (pbx/overload.py): shed new INVITE/REGISTER/SUBSCRIBE with
+    # 503 + Retry-After when one of these limits is reached
+    overload_control: bool = True
+    overload_loop_lag_ms: float = Field(100.0, gt=0)
+    overload_udp_backlog_kb: float = Field(256.0, gt=0)
+    overload_transactions: int = Field(2000, ge=1)
+    overload_media_tick_ms: float = Field(15.0, gt=0)
+    overload_retry_after: int = Field(10, ge=0)
     external_address: str = ""  # address put in SDP/Contact when bind is 0.0.0.0 or behind NAT
     session_expires: int = Field(1800, ge=90)  # RFC 4028 session timer we ask for
     language: str = "en"  # system prompts and phones, of organisations that set none

@@ -32,10 +32,14 @@ from pbx.calls.ports import LoopClock
 from pbx.calls.records import CdrWriter
 from pbx.config import WILDCARDS, Config, ConfigError
 from pbx.directory import Directory, Tenant
-from pbx.events import EventBus, MailboxChanged, Registered
+from pbx.events import NODE, EventBus, MailboxChanged, OverloadChanged, Registered
 from pbx.location import LocationService
 from pbx.models import ConferenceRoom, Extension, Recording
 from pbx.mqtt import MqttPublisher
+from pbx.overload import (
+    SHED_METHODS, LoadGovernor, LoadSample, OverloadChange, OverloadLimits,
+)
+from pbx.overload_watch import OverloadWatch
 from pbx.pike import AuthFailureGuard
 from pbx.registrar import Registrar, RegistrarPolicy
 from pbx.router import Router
@@ -168,6 +172,12 @@ class SipServer:
         self._calendar_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._media_address = general.external_address or general.bind  # a wildcard: see start()
+        self.governor = LoadGovernor(OverloadLimits(
+            general.overload_loop_lag_ms, general.overload_udp_backlog_kb,
+            general.overload_transactions, general.overload_media_tick_ms,
+            general.overload_retry_after))
+        self.overload = (OverloadWatch(self.governor, self._load_sample, self._overload_changed)
+                         if general.overload_control else None)
 
     # ---------------------------------------------------------------- life cycle
 
@@ -206,6 +216,8 @@ class SipServer:
             music = await asyncio.to_thread(MusicClass.from_folder, folder.name, folder)
             self.engine.set_music(music)
         self.trunks.start()  # registrations to carriers, once we can send
+        if self.overload is not None:
+            self.overload.start()
         self._flush_task = asyncio.create_task(self._flush_loop())
         self._calendar_task = asyncio.create_task(
             CalendarSync(self.store, self.directory.reload,
@@ -226,6 +238,8 @@ class SipServer:
                 task.cancel()
         if self._timer is not None:
             self._timer.cancel()
+        if self.overload is not None:
+            self.overload.stop()
         self.trunks.stop()
         for transport in self.transports.values():
             if isinstance(transport, StreamTransport):
@@ -314,6 +328,8 @@ class SipServer:
 
     def _dispatch(self, request: Request, tx: object) -> None:
         flow: Flow = tx.dest  # type: ignore[attr-defined]
+        if self.governor.overloaded and self._shed(request):
+            return
         try:
             response = self._validate(request, flow)
             if response is None:
@@ -332,6 +348,37 @@ class SipServer:
             log.exception("error handling %s from %s", request.method, flow)
             response = make_response(request, 500, to_tag=new_tag())
         self.respond(response)
+
+    def _shed(self, request: Request) -> bool:
+        """Refuse a new out-of-dialog INVITE, REGISTER or SUBSCRIBE with 503 and
+        Retry-After while overloaded (pbx/overload.py); True when refused."""
+        if request.method not in SHED_METHODS or request.to_addr.tag:
+            return False
+        headers = request.headers
+        if self.governor.admit("Authorization" in headers or "Proxy-Authorization" in headers):
+            return False
+        response = make_response(request, 503, "Service Unavailable - Overloaded",
+                                 to_tag=new_tag())
+        response.headers.add("Retry-After", str(self.governor.limits.retry_after))
+        self.respond(response)
+        return True
+
+    def _load_sample(self, loop_lag_ms: float) -> LoadSample:
+        """The overload probe's reading of this node (its lag measured by the probe)."""
+        udp = self.transports.get("UDP")
+        return LoadSample(
+            loop_lag_ms,
+            udp.backlog_bytes() / 1024 if isinstance(udp, UdpTransport) else 0.0,
+            self.transactions.unanswered,
+            self.engine.tick_ms if self.engine.ports else 0.0,
+        )
+
+    def _overload_changed(self, change: OverloadChange) -> None:
+        sample = change.sample
+        self.events.publish(OverloadChanged(
+            NODE, change.overloaded, change.reason, round(sample.loop_lag_ms, 1),
+            round(sample.udp_backlog_kb, 1), sample.transactions, round(sample.media_tick_ms, 2),
+            change.shed, time.time()))
 
     @staticmethod
     def _guard(handler: Callable[..., None], *args: object) -> None:

@@ -1,0 +1,65 @@
+"""The overload probe: the I/O half of :mod:`pbx.overload`.
+
+Every ``interval`` it measures how late the event loop woke it (lag), asks the
+node for its other signals, feeds the governor and reports a change of state.
+Under uvloop a UDP flood does not show as lag (the loop serves its timers
+between datagrams, the datagrams wait in the kernel), which is why the node's
+signals include the bytes waiting in its SIP UDP socket
+(:meth:`pbx.transport.udp.UdpTransport.backlog_bytes`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from pbx.overload import LoadGovernor, LoadSample, OverloadChange
+
+log = logging.getLogger("pbx.overload")
+
+PROBE_INTERVAL = 0.1  # seconds
+
+
+class OverloadWatch:
+    """Runs the probe as a task; ``read(lag_ms)`` gives the node's sample."""
+
+    def __init__(self, governor: LoadGovernor, read: Callable[[float], LoadSample],
+                 on_change: Callable[[OverloadChange], None],
+                 interval: float = PROBE_INTERVAL) -> None:
+        self.governor = governor
+        self.read = read
+        self.on_change = on_change
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self.interval
+            await asyncio.sleep(self.interval)
+            now = loop.time()
+            try:
+                change = self.governor.observe(self.read(max(0.0, now - due) * 1000), now)
+                if change is not None:
+                    self._report(change)
+            except Exception:
+                log.exception("overload probe failed")
+
+    def _report(self, change: OverloadChange) -> None:
+        sample = change.sample
+        if change.overloaded:
+            log.warning("overload: shedding new INVITE/REGISTER/SUBSCRIBE with 503 (%s; loop "
+                        "lag %.0f ms, UDP backlog %.0f kB, %d open transactions, media tick "
+                        "%.1f ms)", change.reason, sample.loop_lag_ms, sample.udp_backlog_kb,
+                        sample.transactions, sample.media_tick_ms)
+        else:
+            log.warning("overload over: %d requests were refused with 503", change.shed)
+        self.on_change(change)
