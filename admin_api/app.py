@@ -34,7 +34,7 @@ class Overload(BaseModel):
     reason: str  # the signal that last reached its limit
     shed: int  # requests refused since the start
     loop_lag_ms: float
-    udp_backlog_kb: float
+    udp_wait_ms: float  # estimated wait of a datagram in the SIP UDP socket
     transactions: int  # server transactions still owing their final answer
 
 
@@ -59,7 +59,7 @@ def overload_of(governor: LoadGovernor) -> Overload:
     return Overload(overloaded=governor.overloaded, level=round(governor.level, 3),
                     reason=governor.reason, shed=governor.shed,
                     loop_lag_ms=round(sample.loop_lag_ms, 1),
-                    udp_backlog_kb=round(sample.udp_backlog_kb, 1),
+                    udp_wait_ms=round(sample.udp_wait_ms, 1),
                     transactions=sample.transactions)
 
 

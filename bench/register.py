@@ -75,6 +75,7 @@ class Result:
     elapsed: float
     cpu_seconds: float
     core_busy_seconds: float
+    rejected: int = 0  # failed on an answer the scenario did not expect (a 503)
 
     @property
     def rate(self) -> float:
@@ -97,9 +98,11 @@ class Result:
 
 
 @contextmanager
-def running_ours(tmp: Path, users: dict[str, str]) -> Iterator[Server]:
-    """A fresh ``pbx serve``, all its threads moved to the server core once it is up."""
-    with running_pbx(tmp, users, log_level="WARNING", auth_max_failures=1000000) as pbx:
+def running_ours(tmp: Path, users: dict[str, str], **general: object) -> Iterator[Server]:
+    """A fresh ``pbx serve`` (``general``: more of its settings), all its threads
+    moved to the server core once it is up."""
+    settings: dict[str, object] = {"log_level": "WARNING", "auth_max_failures": 1000000}
+    with running_pbx(tmp, users, **(settings | general)) as pbx:
         assert pbx.process is not None
         if shutil.which("taskset"):
             subprocess.run(["taskset", "-a", "-pc", SERVER_CORE, str(pbx.process.pid)],
@@ -128,14 +131,15 @@ def running_kamailio(tmp: Path, users: dict[str, str], children: int) -> Iterato
 
 
 def measure(server: Server, users_csv: Path, rate: int, calls: int, transport: str,
-            tmp: Path) -> Result:
-    """Run the REGISTER scenario against ``server`` and read sipp's final counts."""
+            tmp: Path, limit: int = 2000) -> Result:
+    """Run the REGISTER scenario against ``server`` (at most ``limit`` registrations
+    under way at once) and read sipp's final counts."""
     stats = tmp / f"sipp-{server.name}-{rate}-{time.monotonic_ns()}.csv"
     command = [
         "sipp", f"{server.host}:{server.port}", "-sf", str(SCENARIOS / "register.xml"),
         "-inf", str(users_csv), "-i", server.host, "-p", str(free_ports(1)),
         "-t", transport, "-m", str(calls), "-r", str(rate),
-        "-l", "2000", "-nostdin", "-timeout", "120s", "-timeout_error",
+        "-l", str(limit), "-nostdin", "-timeout", "120s", "-timeout_error",
         "-trace_stat", "-stf", str(stats), "-fd", "1",
     ]
     if shutil.which("taskset"):
@@ -150,7 +154,8 @@ def measure(server: Server, users_csv: Path, rate: int, calls: int, transport: s
         raise RuntimeError(f"sipp wrote no statistics:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     counts = _last_stats(stats)
     return Result(int(counts["SuccessfulCall(C)"]), int(counts["FailedCall(C)"]),
-                  int(counts["Retransmissions(C)"]), elapsed, cpu, busy)
+                  int(counts["Retransmissions(C)"]), elapsed, cpu, busy,
+                  int(counts["FailedUnexpectedMessage(C)"]))
 
 
 def main() -> int:

@@ -173,7 +173,7 @@ class General(CallPolicyConfig):
     # 503 + Retry-After when one of these limits is reached
     overload_control: bool = True
     overload_loop_lag_ms: float = Field(100.0, gt=0)
-    overload_udp_backlog_kb: float = Field(256.0, gt=0)
+    overload_udp_wait_ms: float = Field(200.0, gt=0)
     overload_transactions: int = Field(2000, ge=1)
     overload_media_tick_ms: float = Field(15.0, gt=0)
     overload_retry_after: int = Field(10, ge=0)

@@ -165,7 +165,7 @@ class OverloadChanged:
     overloaded: bool
     reason: str
     loop_lag_ms: float
-    udp_backlog_kb: float
+    udp_wait_ms: float
     transactions: int
     media_tick_ms: float
     shed: int

@@ -22,9 +22,10 @@ PROBE_INTERVAL = 0.1  # seconds
 
 
 class OverloadWatch:
-    """Runs the probe as a task; ``read(lag_ms)`` gives the node's sample."""
+    """Runs the probe as a task; ``read(lag_ms, seconds)`` gives the node's sample
+    (``seconds`` since the last one)."""
 
-    def __init__(self, governor: LoadGovernor, read: Callable[[float], LoadSample],
+    def __init__(self, governor: LoadGovernor, read: Callable[[float, float], LoadSample],
                  on_change: Callable[[OverloadChange], None],
                  interval: float = PROBE_INTERVAL) -> None:
         self.governor = governor
@@ -42,12 +43,15 @@ class OverloadWatch:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
-            due = loop.time() + self.interval
+            due = last + self.interval
             await asyncio.sleep(self.interval)
             now = loop.time()
             try:
-                change = self.governor.observe(self.read(max(0.0, now - due) * 1000), now)
+                sample = self.read(max(0.0, now - due) * 1000, now - last)
+                last = now
+                change = self.governor.observe(sample, now)
                 if change is not None:
                     self._report(change)
             except Exception:
@@ -57,8 +61,8 @@ class OverloadWatch:
         sample = change.sample
         if change.overloaded:
             log.warning("overload: shedding new INVITE/REGISTER/SUBSCRIBE with 503 (%s; loop "
-                        "lag %.0f ms, UDP backlog %.0f kB, %d open transactions, media tick "
-                        "%.1f ms)", change.reason, sample.loop_lag_ms, sample.udp_backlog_kb,
+                        "lag %.0f ms, UDP wait %.0f ms, %d open transactions, media tick "
+                        "%.1f ms)", change.reason, sample.loop_lag_ms, sample.udp_wait_ms,
                         sample.transactions, sample.media_tick_ms)
         else:
             log.warning("overload over: %d requests were refused with 503", change.shed)

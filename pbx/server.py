@@ -37,7 +37,7 @@ from pbx.location import LocationService
 from pbx.models import ConferenceRoom, Extension, Recording
 from pbx.mqtt import MqttPublisher
 from pbx.overload import (
-    SHED_METHODS, LoadGovernor, LoadSample, OverloadChange, OverloadLimits,
+    LoadGovernor, LoadSample, OverloadChange, OverloadLimits, udp_wait_ms,
 )
 from pbx.overload_watch import OverloadWatch
 from pbx.pike import AuthFailureGuard
@@ -173,7 +173,7 @@ class SipServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._media_address = general.external_address or general.bind  # a wildcard: see start()
         self.governor = LoadGovernor(OverloadLimits(
-            general.overload_loop_lag_ms, general.overload_udp_backlog_kb,
+            general.overload_loop_lag_ms, general.overload_udp_wait_ms,
             general.overload_transactions, general.overload_media_tick_ms,
             general.overload_retry_after))
         self.overload = (OverloadWatch(self.governor, self._load_sample, self._overload_changed)
@@ -271,6 +271,11 @@ class SipServer:
         now = time.time()
         if self.guard.is_blocked(flow.host, now):
             return
+        if self.governor.overloaded:  # new work refused unparsed (pbx/overload.py)
+            refusal = self.governor.refusal(data, new_tag(), self.config.general.user_agent)
+            if refusal is not None:
+                self._send_bytes(refusal, flow)
+                return
         try:
             message = parse_message(data)
         except ParseError as exc:
@@ -328,8 +333,6 @@ class SipServer:
 
     def _dispatch(self, request: Request, tx: object) -> None:
         flow: Flow = tx.dest  # type: ignore[attr-defined]
-        if self.governor.overloaded and self._shed(request):
-            return
         try:
             response = self._validate(request, flow)
             if response is None:
@@ -349,26 +352,15 @@ class SipServer:
             response = make_response(request, 500, to_tag=new_tag())
         self.respond(response)
 
-    def _shed(self, request: Request) -> bool:
-        """Refuse a new out-of-dialog INVITE, REGISTER or SUBSCRIBE with 503 and
-        Retry-After while overloaded (pbx/overload.py); True when refused."""
-        if request.method not in SHED_METHODS or request.to_addr.tag:
-            return False
-        headers = request.headers
-        if self.governor.admit("Authorization" in headers or "Proxy-Authorization" in headers):
-            return False
-        response = make_response(request, 503, "Service Unavailable - Overloaded",
-                                 to_tag=new_tag())
-        response.headers.add("Retry-After", str(self.governor.limits.retry_after))
-        self.respond(response)
-        return True
-
-    def _load_sample(self, loop_lag_ms: float) -> LoadSample:
-        """The overload probe's reading of this node (its lag measured by the probe)."""
+    def _load_sample(self, loop_lag_ms: float, seconds: float) -> LoadSample:
+        """The overload probe's reading of this node (its lag measured by the probe,
+        ``seconds`` after the last reading)."""
         udp = self.transports.get("UDP")
+        wait = 0.0
+        if isinstance(udp, UdpTransport):
+            wait = udp_wait_ms(udp.backlog_bytes(), *udp.take_counts(), seconds)
         return LoadSample(
-            loop_lag_ms,
-            udp.backlog_bytes() / 1024 if isinstance(udp, UdpTransport) else 0.0,
+            loop_lag_ms, wait,
             self.transactions.unanswered,
             self.engine.tick_ms if self.engine.ports else 0.0,
         )
@@ -377,7 +369,7 @@ class SipServer:
         sample = change.sample
         self.events.publish(OverloadChanged(
             NODE, change.overloaded, change.reason, round(sample.loop_lag_ms, 1),
-            round(sample.udp_backlog_kb, 1), sample.transactions, round(sample.media_tick_ms, 2),
+            round(sample.udp_wait_ms, 1), sample.transactions, round(sample.media_tick_ms, 2),
             change.shed, time.time()))
 
     @staticmethod
@@ -608,8 +600,11 @@ class SipServer:
             self._send_direct(message, dest)
 
     def _send_direct(self, message: Request | Response, flow: Flow) -> None:
+        self._send_bytes(bytes(message), flow)
+
+    def _send_bytes(self, data: bytes, flow: Flow) -> None:
         transport = self.transports.get(flow.transport)
-        if transport is None or not transport.send(bytes(message), flow):
+        if transport is None or not transport.send(data, flow):
             log.info("cannot send to %s", flow)
 
     def _arm_timer(self) -> None:

@@ -36,6 +36,8 @@ class UdpTransport(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.family = socket.AF_INET
         self.sock: socket.socket | None = None
+        self.datagrams = 0  # read since the last take_counts(), and their bytes
+        self.payload_bytes = 0
 
     @classmethod
     async def listen(cls, host: str, port: int, receiver: Receiver) -> UdpTransport:
@@ -51,6 +53,12 @@ class UdpTransport(asyncio.DatagramProtocol):
         protocol.family = family
         protocol.sock = sock
         return protocol
+
+    def take_counts(self) -> tuple[int, int]:
+        """Datagrams read and their bytes since the last call (the read rate)."""
+        counts = self.datagrams, self.payload_bytes
+        self.datagrams = self.payload_bytes = 0
+        return counts
 
     def backlog_bytes(self) -> int:
         """Bytes of datagrams the kernel holds for us, not yet read (its accounting,
@@ -75,6 +83,8 @@ class UdpTransport(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[type-arg]
         if not data.strip(b"\r\n\x00 "):
             return  # CRLF / NUL keep-alives some phones send to hold a NAT binding open
+        self.datagrams += 1
+        self.payload_bytes += len(data)
         self.receiver(data, Flow("UDP", plain_host(addr[0]), addr[1]))
 
     def error_received(self, exc: Exception) -> None:

@@ -22,12 +22,15 @@ USERS = {n: f"pw-{n}-secret" for n in ("1001", "1002", "1003", "1004")}
 
 @pytest.fixture
 def pbx(tmp_path: Path) -> Iterator[Pbx]:
-    # one INVITE waiting for its answer is all this node takes: a ringing call overloads it
-    with running_pbx(tmp_path, USERS, overload_transactions=1, overload_retry_after=7) as server:
+    # one INVITE waiting for its answer is all this node takes: a ringing call overloads
+    # it (the other limits out of reach: a loaded test machine must not trip them)
+    with running_pbx(tmp_path, USERS, overload_transactions=1, overload_retry_after=7,
+                     overload_loop_lag_ms=10000, overload_udp_wait_ms=10000) as server:
         yield server
 
 
-def health_until(pbx: Pbx, check: Callable[[dict], bool], what: str) -> dict:  # type: ignore[type-arg]
+def health_until(pbx: Pbx, check: Callable[[dict], bool],  # type: ignore[type-arg]
+                 what: str) -> dict:  # type: ignore[type-arg]
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         overload = pbx.health()["overload"]
@@ -57,9 +60,10 @@ def test_new_work_gets_503_while_an_established_call_hangs_up(pbx: Pbx) -> None:
         ringer = threading.Thread(target=ring)
         ringer.start()
         carol.call_id += "-ringing"
-        assert carol.start_invite("1003", USERS["1003"], "1004").status == 180  # type: ignore[union-attr]
+        ringing = carol.start_invite("1003", USERS["1003"], "1004")
+        assert ringing is not None and ringing.status == 180
         ringer.join()
-        overload = health_until(pbx, lambda o: o["level"] == 1.0, "full shedding")
+        overload = health_until(pbx, lambda o: o["level"] >= 0.9, "full shedding (9 in 10)")
         assert overload["reason"] == "transactions" and overload["transactions"] >= 1
 
         with SipClient(pbx.host, pbx.sip_port) as newcomer:
