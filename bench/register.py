@@ -225,9 +225,12 @@ def _users_csv(tmp: Path, users: dict[str, str]) -> Path:
     return csv
 
 
-def _kamailio_config(host: str, port: int, users: dict[str, str]) -> str:
-    """A plain registrar with digest auth (MD5, qop=auth) against an in-memory htable."""
-    modules = "\n".join(f'loadmodule "{name}.so"' for name in KAMAILIO_MODULES)
+def kamailio_head(host: str, port: int, users: dict[str, str],
+                  modules: tuple[str, ...] = KAMAILIO_MODULES) -> str:
+    """The start of a Kamailio config: listening on ``host:port`` (UDP, TCP),
+    ``modules`` loaded, usrloc in memory, digest auth (MD5, nonce counts)
+    against the in-memory htable ``users`` filled at start-up."""
+    loads = "\n".join(f'loadmodule "{name}.so"' for name in modules)
     passwords = "\n".join(f'    $sht(users=>{user}) = "{password}";'
                           for user, password in users.items())
     return f"""#!KAMAILIO
@@ -237,7 +240,7 @@ auto_aliases=no
 listen=udp:{host}:{port}
 listen=tcp:{host}:{port}
 
-{modules}
+{loads}
 
 modparam("usrloc", "db_mode", 0)
 modparam("auth", "nonce_count", 1)
@@ -247,7 +250,12 @@ modparam("htable", "htable", "users=>size=12;autoexpire=0")
 event_route[htable:mod-init] {{
 {passwords}
 }}
+"""
 
+
+def _kamailio_config(host: str, port: int, users: dict[str, str]) -> str:
+    """A plain registrar with digest auth (MD5, qop=auth) against an in-memory htable."""
+    return kamailio_head(host, port, users) + f"""
 request_route {{
     if (!mf_process_maxfwd_header("10")) {{
         sl_send_reply("483", "Too Many Hops");
