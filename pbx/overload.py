@@ -9,8 +9,9 @@ REGISTERs and SUBSCRIBEs answered ``503 Service Unavailable`` with
 ACK, re-INVITE), responses and media are never shed: they finish work the
 node already took on.
 
-The level follows the highest signal relative to its limit (its *pressure*)
-with hysteresis: it rises fast while the pressure is at or over 1, creeps
+The level follows the highest signal relative to its limit (its *pressure*),
+taken as the lower of the last two samples so one late wake-up (the process
+descheduled for a moment on a shared core) does not count, with hysteresis: it rises fast while the pressure is at or over 1, creeps
 down between ``LOW`` and 1 and falls under ``LOW``, so the node neither flaps
 between shedding and accepting at every probe nor stays stuck at a level
 its load no longer needs.  It stops at ``MAX_LEVEL``: a signal the shedding
@@ -125,6 +126,7 @@ class LoadGovernor:
         self._episode_start = 0  # ``shed`` when the current episode began
         self._credit = 0.0
         self._last: float | None = None
+        self._last_pressure = 0.0
 
     @property
     def overloaded(self) -> bool:
@@ -136,7 +138,8 @@ class LoadGovernor:
         self._last = now
         self.sample = sample
         was = self.overloaded
-        pressure, signal = sample.pressure(self.limits)
+        current, signal = sample.pressure(self.limits)
+        pressure, self._last_pressure = min(current, self._last_pressure), current
         if pressure >= 1.0:
             # the first sample over a limit starts shedding at once; then it climbs,
             # faster the further over (a sudden storm fills the queue in a second)
