@@ -36,6 +36,7 @@ class Overload(BaseModel):
     loop_lag_ms: float
     udp_wait_ms: float  # estimated wait of a datagram in the SIP UDP socket
     transactions: int  # server transactions still owing their final answer
+    cpu: float  # the node's share of a core over the last probe window
 
 
 class Health(BaseModel):
@@ -60,7 +61,7 @@ def overload_of(governor: LoadGovernor) -> Overload:
                     reason=governor.reason, shed=governor.shed,
                     loop_lag_ms=round(sample.loop_lag_ms, 1),
                     udp_wait_ms=round(sample.udp_wait_ms, 1),
-                    transactions=sample.transactions)
+                    transactions=sample.transactions, cpu=round(sample.cpu, 2))
 
 
 def create_app(sip: SipServer, *, commands: CallCommands | None = None,

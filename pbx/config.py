@@ -177,6 +177,7 @@ class General(CallPolicyConfig):
     overload_transactions: int = Field(2000, ge=1)
     overload_media_tick_ms: float = Field(15.0, gt=0)
     overload_retry_after: int = Field(10, ge=0)
+    overload_busy_cpu: float = Field(0.6, ge=0, le=1)
     external_address: str = ""  # address put in SDP/Contact when bind is 0.0.0.0 or behind NAT
     session_expires: int = Field(1800, ge=90)  # RFC 4028 session timer we ask for
     language: str = "en"  # system prompts and phones, of organisations that set none

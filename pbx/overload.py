@@ -9,6 +9,12 @@ REGISTERs and SUBSCRIBEs answered ``503 Service Unavailable`` with
 ACK, re-INVITE), responses and media are never shed: they finish work the
 node already took on.
 
+The timed signals (loop lag, UDP queue wait, media tick) count only while
+the node itself is busy (``busy_cpu``: its share of a core over the probe's
+window): a node that waits for a core other programs hold is late too, but
+refusing work does not give it the core back, it only throws its goodput
+away.  Open transactions count always.
+
 The level follows the highest signal relative to its limit (its *pressure*),
 taken as the lower of the last two samples so one late wake-up (the process
 descheduled for a moment on a shared core) does not count, with hysteresis: it rises fast while the pressure is at or over 1, creeps
@@ -59,6 +65,7 @@ class OverloadLimits:
     transactions: int = 2000  # server transactions still owing their final answer
     media_tick_ms: float = 15.0  # the 20 ms media tick's own cost
     retry_after: int = 10  # seconds, in the 503's Retry-After
+    busy_cpu: float = 0.6  # share of a core the node must use for the timed signals to count
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +76,17 @@ class LoadSample:
     udp_wait_ms: float = 0.0
     transactions: int = 0
     media_tick_ms: float = 0.0
+    cpu: float = 1.0  # the node's share of a core since the last sample
 
     def pressure(self, limits: OverloadLimits) -> tuple[float, str]:
         """The highest ratio of a signal to its limit, and that signal's name."""
-        ratios = (
-            (self.loop_lag_ms / limits.loop_lag_ms, "loop_lag"),
-            (self.udp_wait_ms / limits.udp_wait_ms, "udp_wait"),
-            (self.transactions / limits.transactions, "transactions"),
-            (self.media_tick_ms / limits.media_tick_ms, "media_tick"),
-        )
+        ratios = [(self.transactions / limits.transactions, "transactions")]
+        if self.cpu >= limits.busy_cpu:
+            ratios += [
+                (self.loop_lag_ms / limits.loop_lag_ms, "loop_lag"),
+                (self.udp_wait_ms / limits.udp_wait_ms, "udp_wait"),
+                (self.media_tick_ms / limits.media_tick_ms, "media_tick"),
+            ]
         return max(ratios)
 
 

@@ -11,7 +11,9 @@ signals include the bytes waiting in its SIP UDP socket
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import time
 from collections.abc import Callable
 
 from pbx.overload import LoadGovernor, LoadSample, OverloadChange
@@ -23,7 +25,7 @@ PROBE_INTERVAL = 0.1  # seconds
 
 class OverloadWatch:
     """Runs the probe as a task; ``read(lag_ms, seconds)`` gives the node's sample
-    (``seconds`` since the last one)."""
+    (``seconds`` since the last one), to which the probe adds the node's CPU share."""
 
     def __init__(self, governor: LoadGovernor, read: Callable[[float, float], LoadSample],
                  on_change: Callable[[OverloadChange], None],
@@ -43,14 +45,15 @@ class OverloadWatch:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        last = loop.time()
+        last, cpu_last = loop.time(), time.process_time()
         while True:
             due = last + self.interval
             await asyncio.sleep(self.interval)
-            now = loop.time()
+            now, cpu_now = loop.time(), time.process_time()
             try:
-                sample = self.read(max(0.0, now - due) * 1000, now - last)
-                last = now
+                sample = dataclasses.replace(self.read(max(0.0, now - due) * 1000, now - last),
+                                             cpu=(cpu_now - cpu_last) / max(now - last, 1e-3))
+                last, cpu_last = now, cpu_now
                 change = self.governor.observe(sample, now)
                 if change is not None:
                     self._report(change)

@@ -175,7 +175,7 @@ class SipServer:
         self.governor = LoadGovernor(OverloadLimits(
             general.overload_loop_lag_ms, general.overload_udp_wait_ms,
             general.overload_transactions, general.overload_media_tick_ms,
-            general.overload_retry_after))
+            general.overload_retry_after, general.overload_busy_cpu))
         self.overload = (OverloadWatch(self.governor, self._load_sample, self._overload_changed)
                          if general.overload_control else None)
 

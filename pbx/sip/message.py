@@ -126,6 +126,8 @@ def split_outside_quotes(value: str, sep: str) -> list[str]:
     """Split on ``sep`` where it is not inside a quoted string or ``<...>``."""
     if sep not in value:
         return [value]
+    if '"' not in value and "<" not in value:
+        return value.split(sep)  # the common case, without the walk below (a hot path)
     parts: list[str] = []
     start = 0
     quoted = angle = False

@@ -121,6 +121,15 @@ def test_calm_node_refuses_nothing_and_reports_nothing() -> None:
     assert not any(refused(governor) for _ in range(1000)) and governor.shed == 0
 
 
+def test_a_late_node_that_waits_for_a_core_others_hold_sheds_nothing() -> None:
+    """Starved, not overloaded: refusing work would not give the core back."""
+    governor = LoadGovernor(LIMITS)
+    starved = LoadSample(loop_lag_ms=400, udp_wait_ms=900, media_tick_ms=30, cpu=0.3)
+    assert run(governor, starved, 0.0, 2.0) == [] and governor.level == 0.0
+    changes = run(governor, LoadSample(transactions=150, cpu=0.3), 2.0, 0.3)
+    assert changes and changes[0].reason == "transactions"  # open work counts always
+
+
 def test_udp_wait_is_the_queue_over_the_read_rate() -> None:
     assert datagram_truesize(500) == 1280  # measured on loopback: 1000 x 500 B = 1,280,000
     # 200 requests of 500 bytes queued, 1,000 read in the last 0.1 s: 20 ms to reach the last
