@@ -23,11 +23,16 @@ server's core.
 
     .venv/bin/python bench/register.py [--users 1000] [--calls 20000] \\
         [--rates 1000,2000] [--repeat 1] [--children 4] [--transport u1]
+
+``--profile FILE`` runs only ours, under cProfile (slower: its figures are
+not comparable), writes the profile to FILE and prints where the time went
+in our code, by cumulative time.
 """
 
 from __future__ import annotations
 
 import argparse
+import pstats
 import shutil
 import subprocess
 import sys
@@ -169,18 +174,20 @@ def main() -> int:
     parser.add_argument("--children", type=int, default=4,
                         help="Kamailio workers per transport (-n)")
     parser.add_argument("--transport", default="u1", help="sipp -t value: u1 (UDP) or t1 (TCP)")
+    parser.add_argument("--profile", type=Path, help="profile ours with cProfile into this file")
     args = parser.parse_args()
     if shutil.which("sipp") is None:
         print("sipp is not installed (apt-get install -y sip-tester)", file=sys.stderr)
         return 2
-    peer = shutil.which("kamailio") is not None
-    if not peer:
+    peer = shutil.which("kamailio") is not None and args.profile is None
+    if not peer and args.profile is None:
         print("kamailio is not installed: measuring our PBX only "
               "(apt-get install -y kamailio for the side-by-side run)", file=sys.stderr)
     rates = [int(rate) for rate in args.rates.split(",")]
     users = {str(100000 + i): f"pw-{i}-x" for i in range(args.users)}
+    profiling = ("-m", "cProfile", "-o", str(args.profile.resolve())) if args.profile else ()
     servers: list[Callable[[Path], AbstractContextManager[Server]]] = [
-        partial(running_ours, users=users)]
+        partial(running_ours, users=users, python_options=profiling)]
     if peer:
         servers.append(partial(running_kamailio, users=users, children=args.children))
 
@@ -213,6 +220,8 @@ def main() -> int:
                           f"{result.cpu_share:>6.0%}{result.cpu_per_registration:>8.0f}"
                           f"{result.other_share:>7.0%}{ratio}",
                           flush=True)
+    if args.profile:
+        pstats.Stats(str(args.profile)).sort_stats("cumulative").print_stats(r"/(pbx|media)/", 30)
     return 1 if failed else 0
 
 
