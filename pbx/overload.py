@@ -17,8 +17,9 @@ away.  Open transactions count always.
 
 The level follows the highest signal relative to its limit (its *pressure*),
 taken as the lower of the last two samples so one late wake-up (the process
-descheduled for a moment on a shared core) does not count, with hysteresis: it rises fast while the pressure is at or over 1, creeps
-down between ``LOW`` and 1 and falls under ``LOW``, so the node neither flaps
+descheduled for a moment on a shared core) does not count, with hysteresis:
+it rises fast while the pressure is at or over 1, creeps down between
+``LOW`` and 1 and falls under ``LOW``, so the node neither flaps
 between shedding and accepting at every probe nor stays stuck at a level
 its load no longer needs.  It stops at ``MAX_LEVEL``: a signal the shedding
 cannot relieve (a core other programs hold makes the loop late whatever the

@@ -93,7 +93,8 @@ def test_the_refusal_is_a_503_for_the_request_built_from_its_raw_lines() -> None
     response = parse_message(raw)
     request = parse_message(REGISTER)
     assert isinstance(response, Response) and response.status == 503
-    assert response.headers.get("Retry-After") == "7" and response.headers.get("Server") == "pbx/0.1"
+    assert response.headers.get("Retry-After") == "7"
+    assert response.headers.get("Server") == "pbx/0.1"
     assert response.to_addr.tag == "t1" and response.from_addr.tag == "a1"
     for name in ("Via", "From", "Call-ID", "CSeq"):
         assert response.headers.get(name) == request.headers.get(name)
