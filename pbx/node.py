@@ -8,6 +8,7 @@ import asyncio
 import gc
 import logging
 import signal
+import time
 from collections.abc import Iterable
 
 import uvicorn
@@ -108,6 +109,22 @@ def queue_statistics(sip: SipServer) -> tuple[QueueStatistics, QueueEventWriter]
     return stats, writer
 
 
+async def collect_garbage(every: float = 60.0) -> None:
+    """A full collection every minute.  With the high thresholds above, a call's
+    reference cycles (its legs, dialogs, parsed messages) reach the oldest
+    generation while the call lasts and, once it ended, wait there for a full
+    collection that comes rarely: bench/soak.py saw the RSS climb ~6 MB a
+    minute at 2 calls/s, and a collection before each tracemalloc snapshot
+    took the growth from 5.7 MB to 0.6 MB per 100 s.  Frozen start-up objects
+    are not walked, so the pause is short."""
+    while True:
+        await asyncio.sleep(every)
+        started = time.perf_counter()
+        found = gc.collect()
+        log.debug("full garbage collection: %d objects in %.1f ms", found,
+                  (time.perf_counter() - started) * 1000)
+
+
 async def run(config: Config) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code."""
     config.data_path.mkdir(parents=True, exist_ok=True)
@@ -130,6 +147,7 @@ async def run(config: Config) -> int:
     # (tens of thousands of short-lived transactions at registration storms).
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+    collector = asyncio.create_task(collect_garbage())
     app = create_app(sip, commands=commands, outbox=outbox, statistics=stats, queue_app=queues)
     install_softphone(app, sip)  # the browser softphone: /softphone/ and its WebSocket
     general = config.general
@@ -165,6 +183,7 @@ async def run(config: Config) -> int:
     stop_wait.cancel()
     await watch.stop()
     await mailer.stop()
+    collector.cancel()
     await sender.stop()
     await queue_events.drain()
     await sip.stop()
