@@ -15,7 +15,10 @@ load generators on core 1), reusing the single benches:
   every call succeeded.  Ours: the B2BUA with its media relay (bench/calls.py's
   set-up).  Kamailio: a stateful proxy (tm, record-route, digest against the
   same users) with the rtpengine module driving rtpengine (userspace) for the
-  media; the callee (sipp, ``pstn_phone.xml``, echoing RTP) registers at each.
+  media (``--delete-delay=0``: a call's ports are free at its BYE); the callee
+  (sipp, ``pstn_phone.xml``, echoing RTP) registers at each.  A Kamailio run
+  whose log shows rtpengine refusing a call (out of ports, no proxy) counts
+  as failed: sipp's call succeeds without its media anchored.
 - **relayed RTP streams at < 0.5 % loss** (bench/relay.py's phones and
   relays): ``--relay-calls`` bridged calls in turn, ``--relay-seconds`` each;
   the most streams (two per call) relayed with less than 0.5 % loss.
@@ -64,6 +67,7 @@ from tests.integration.peers import (  # noqa: E402
 CALLER, CALLEE = "1001", "1002"
 CALL_USERS = {CALLER: "bench-1001-pw", CALLEE: "bench-1002-pw"}
 LOSS_LIMIT = 0.5  # %
+MEDIA_REFUSED = ("no available proxies", "Ran out of ports")  # Kamailio's log, rtpengine module
 
 
 @dataclass
@@ -197,13 +201,13 @@ onreply_route[MEDIA] {{
 
 
 @contextmanager
-def running_kamailio_proxy(tmp: Path, concurrent: int) -> Iterator[tuple[Endpoint, list[int]]]:
+def running_kamailio_proxy(tmp: Path, concurrent: int) -> Iterator[tuple[Endpoint, Path]]:
     """rtpengine (userspace) and Kamailio in front of it, both on the server core;
-    yields where sipp sends and the two processes' pids."""
+    yields where sipp sends and Kamailio's log."""
     engine = relay.Rtpengine(int(SERVER_CORE), 1)
     ports = 4 * concurrent + 400
     base = relay.free_udp_range(ports + 1)
-    engine.start(base, base + ports)
+    engine.start(base, base + ports, ("--delete-delay=0",))
     host, port = "127.0.0.1", free_ports(1)
     config = tmp / "kamailio-proxy.cfg"
     config.write_text(kamailio_proxy_config(host, port, base + ports))
@@ -212,7 +216,7 @@ def running_kamailio_proxy(tmp: Path, concurrent: int) -> Iterator[tuple[Endpoin
                                  options=["-m", "256", "-M", "32", "-n", "4"],
                                  prefix=["taskset", "-c", SERVER_CORE])
         try:
-            yield Endpoint(host, port), [process.pid, engine.pid]
+            yield Endpoint(host, port), tmp / "kamailio-proxy.log"
         finally:
             stop_group(process)
     finally:
@@ -220,12 +224,12 @@ def running_kamailio_proxy(tmp: Path, concurrent: int) -> Iterator[tuple[Endpoin
 
 
 @contextmanager
-def running_our_b2bua(tmp: Path) -> Iterator[tuple[Endpoint, list[int]]]:
+def running_our_b2bua(tmp: Path) -> Iterator[tuple[Endpoint, Path]]:
     with running_pbx(tmp, CALL_USERS, rtp_ports="30000-40000", log_level="WARNING",
                      auth_max_failures=1000000) as pbx:
         assert pbx.process is not None
         pin(pbx.process.pid)
-        yield Endpoint(pbx.host, pbx.sip_port), [pbx.process.pid]
+        yield Endpoint(pbx.host, pbx.sip_port), pbx.log_path
 
 
 def call_burst(endpoint: Endpoint, tmp: Path, rate: int, args: argparse.Namespace,
@@ -243,7 +247,6 @@ def call_setup(args: argparse.Namespace, tmp: Path, peer: bool) -> list[Row]:
     rates = [int(rate) for rate in args.call_rates.split(",")]
     concurrent = int(max(rates) * (args.hold + 2))
     best: dict[str, int] = {}
-    detail: dict[str, str] = {}
     paths: list[tuple[str, Callable[[Path], object], str | None]] = [
         ("ours", running_our_b2bua, None)]
     if peer:
@@ -253,11 +256,14 @@ def call_setup(args: argparse.Namespace, tmp: Path, peer: bool) -> list[Row]:
         best[name] = 0
         for rate in rates:
             workdir = Path(tempfile.mkdtemp(dir=tmp))
-            with start(workdir) as (endpoint, _pids):  # type: ignore[attr-defined]
+            with start(workdir) as (endpoint, log):  # type: ignore[attr-defined]
                 result = call_burst(endpoint, workdir, rate, args, scenario)
+                refused = sum(log.read_text(errors="replace").count(sign)
+                              for sign in MEDIA_REFUSED)
             offered = int(rate * args.call_seconds)
-            detail[name] = f"{rate}/s: {result.successful} ok, {result.failed} failed"
-            if result.failed or result.successful < offered:
+            if result.failed or refused or result.successful < offered:
+                print(f"    {name} at {rate}/s: {result.successful} ok, {result.failed} failed, "
+                      f"{refused} without media", file=sys.stderr, flush=True)
                 break
             best[name] = rate
     ours, theirs = best["ours"], best.get("kamailio")

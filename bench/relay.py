@@ -284,8 +284,9 @@ class Rtpengine:
                 "to-tag": f"callee{call}", "sdp": sdp(phone_ports[callee], codecs[callee])}))
         return leg_ports
 
-    def start(self, base_port: int, ng_port: int) -> None:
-        """The daemon on media ports ``base_port`` … ``ng_port - 1``, ng on ``ng_port``."""
+    def start(self, base_port: int, ng_port: int, options: tuple[str, ...] = ()) -> None:
+        """The daemon on media ports ``base_port`` … ``ng_port - 1``, ng on ``ng_port``,
+        with more command-line ``options``."""
         self.log.seek(0)
         self.log.truncate()
         self.process = subprocess.Popen(
@@ -293,7 +294,7 @@ class Rtpengine:
              f"--interface={HOST}", f"--listen-ng={HOST}:{ng_port}",
              f"--port-min={base_port}", f"--port-max={ng_port - 1}",
              f"--num-threads={self.threads}", f"--media-num-threads={self.threads}",
-             "--foreground", "--log-stderr", "--log-level=4"],
+             "--foreground", "--log-stderr", "--log-level=4", *options],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log)
         self.pid = self.process.pid  # taskset execs rtpengine: the same process
         self.ng = NgClient(ng_port)
