@@ -18,10 +18,25 @@ from admin_api import (
 )
 from admin_api.users import bootstrap_admin
 from pbx.calls.commands import CallCommands
+from pbx.overload import LoadGovernor
 from pbx.server import SipServer
 from pbx.webhooks import WebhookOutbox
 from queues.live import QueueStatistics
 from queues.service import QueueApp
+
+
+class Overload(BaseModel):
+    """Overload control (pbx/overload.py): is the node shedding new work, why, and
+    the probe's last measures."""
+
+    overloaded: bool
+    level: float  # share of new INVITE/REGISTER/SUBSCRIBE refused with 503 (0 to 1)
+    reason: str  # the signal that last reached its limit
+    shed: int  # requests refused since the start
+    loop_lag_ms: float
+    udp_wait_ms: float  # estimated wait of a datagram in the SIP UDP socket
+    transactions: int  # server transactions still owing their final answer
+    cpu: float  # the node's share of a core over the last probe window
 
 
 class Health(BaseModel):
@@ -38,6 +53,16 @@ class Health(BaseModel):
     media_channels: int = 0  # channels the engine mixes (conferences, recorded and held calls)
     media_tick_ms: float = 0.0  # the last 20 ms tick: all of it, and its compute part
     media_mix_ms: float = 0.0
+    overload: Overload | None = None
+
+
+def overload_of(governor: LoadGovernor) -> Overload:
+    sample = governor.sample
+    return Overload(overloaded=governor.overloaded, level=round(governor.level, 3),
+                    reason=governor.reason, shed=governor.shed,
+                    loop_lag_ms=round(sample.loop_lag_ms, 1),
+                    udp_wait_ms=round(sample.udp_wait_ms, 1),
+                    transactions=sample.transactions, cpu=round(sample.cpu, 2))
 
 
 def create_app(sip: SipServer, *, commands: CallCommands | None = None,
@@ -68,6 +93,7 @@ def create_app(sip: SipServer, *, commands: CallCommands | None = None,
             media_channels=len(sip.engine.ports),
             media_tick_ms=round(sip.engine.tick_ms, 3),
             media_mix_ms=round(sip.engine.mix_ms, 3),
+            overload=overload_of(sip.governor),
         )
 
     @app.get("/", include_in_schema=False)

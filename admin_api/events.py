@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from sqlmodel import Session
 
 from admin_api.deps import find_token
-from pbx.events import Event, as_dict
+from pbx.events import NODE, Event, as_dict
 from pbx.models import ApiUser
 
 log = logging.getLogger("admin_api")
@@ -22,7 +22,9 @@ router = APIRouter(prefix="/api", tags=["events"])
 
 
 def concerns(user: ApiUser, event: Event) -> bool:
-    """Is ``event`` one ``user`` may see?"""
+    """Is ``event`` one ``user`` may see?  Node-wide ones (overload) go to admins."""
+    if event.organisation == NODE:
+        return user.role == "admin"
     if event.organisation != user.organisation_id:
         return False
     if user.role in ("admin", "supervisor"):

@@ -299,18 +299,7 @@ class Rtpengine:
         rtp_ports = 4 * calls + 200  # RTP and RTCP on each side of a call, and some slack
         base_port = free_udp_range(rtp_ports + 1)
         ng_port = base_port + rtp_ports
-        self.log.seek(0)
-        self.log.truncate()
-        self.process = subprocess.Popen(
-            ["taskset", "-c", str(self.cpu), "rtpengine", "--config-file=none", "--table=-1",
-             f"--interface={HOST}", f"--listen-ng={HOST}:{ng_port}",
-             f"--port-min={base_port}", f"--port-max={ng_port - 1}",
-             f"--num-threads={self.threads}", f"--media-num-threads={self.threads}",
-             "--foreground", "--log-stderr", "--log-level=4"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log)
-        self.pid = self.process.pid  # taskset execs rtpengine: the same process
-        self.ng = NgClient(ng_port)
-        self.wait_ready()
+        self.start(base_port, ng_port)
         leg_ports = [0] * len(phone_ports)
         self.call_ids = []
         for call in range(calls):
@@ -327,6 +316,22 @@ class Rtpengine:
                 "command": "answer", "call-id": call_id, "from-tag": f"caller{call}",
                 "to-tag": f"callee{call}", "sdp": sdp(phone_ports[callee], codecs[callee])}))
         return leg_ports
+
+    def start(self, base_port: int, ng_port: int, options: tuple[str, ...] = ()) -> None:
+        """The daemon on media ports ``base_port`` … ``ng_port - 1``, ng on ``ng_port``,
+        with more command-line ``options``."""
+        self.log.seek(0)
+        self.log.truncate()
+        self.process = subprocess.Popen(
+            ["taskset", "-c", str(self.cpu), "rtpengine", "--config-file=none", "--table=-1",
+             f"--interface={HOST}", f"--listen-ng={HOST}:{ng_port}",
+             f"--port-min={base_port}", f"--port-max={ng_port - 1}",
+             f"--num-threads={self.threads}", f"--media-num-threads={self.threads}",
+             "--foreground", "--log-stderr", "--log-level=4", *options],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.pid = self.process.pid  # taskset execs rtpengine: the same process
+        self.ng = NgClient(ng_port)
+        self.wait_ready()
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Ping over ng until rtpengine answers; RuntimeError with its log if it died."""

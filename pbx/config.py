@@ -189,6 +189,15 @@ class General(CallPolicyConfig):
     location_flush_ms: int = Field(200, ge=10)
     tcp_idle_timeout: int = Field(3900, ge=10)
     drain_time: int = Field(15, ge=0)  # s a stopping node waits for live calls to end
+    # overload control (pbx/overload.py): shed new INVITE/REGISTER/SUBSCRIBE with
+    # 503 + Retry-After when one of these limits is reached
+    overload_control: bool = True
+    overload_loop_lag_ms: float = Field(100.0, gt=0)
+    overload_udp_wait_ms: float = Field(200.0, gt=0)
+    overload_transactions: int = Field(2000, ge=1)
+    overload_media_tick_ms: float = Field(15.0, gt=0)
+    overload_retry_after: int = Field(10, ge=0)
+    overload_busy_cpu: float = Field(0.6, ge=0, le=1)
     external_address: str = ""  # address put in SDP/Contact when bind is 0.0.0.0 or behind NAT
     session_expires: int = Field(1800, ge=90)  # RFC 4028 session timer we ask for
     language: str = "en"  # system prompts and phones, of organisations that set none

@@ -156,6 +156,28 @@ class CallRefused:
     at: float
 
 
+NODE = 0  # the organisation of node-wide events: no tenant's
+
+
+@dataclass(frozen=True, slots=True)
+class OverloadChanged:
+    """The node started (``overloaded``) or stopped refusing new calls,
+    registrations and subscriptions with 503 (pbx/overload.py).  ``reason`` names
+    the signal that reached its limit; the measures are the probe's at the
+    change; ``shed`` counts the refusals of an episode that ends.  Node-wide:
+    ``organisation`` is :data:`NODE`."""
+
+    organisation: int
+    overloaded: bool
+    reason: str
+    loop_lag_ms: float
+    udp_wait_ms: float
+    transactions: int
+    media_tick_ms: float
+    shed: int
+    at: float
+
+
 # ------------------------------------------------------------------ ACD queues
 # What queues publish (queues/): statistics, the wallboard, MQTT and webhooks
 # are built from these alone.  ``queue`` is the queue's number; ``wait`` and
@@ -279,14 +301,15 @@ QueueEvent = (QueueJoined | QueueOffered | QueueAnswered | QueueCompleted | Queu
               | QueueOverflowed | QueueCallback | AgentStateChanged | SurveyAnswered)
 
 Event = (CallStarted | CallRinging | CallAnswered | CallEnded | Registered | MailboxChanged
-         | VoicemailLeft | SwitchboardChanged | TrunkStatus | CallRefused | QueueEvent)
+         | VoicemailLeft | SwitchboardChanged | TrunkStatus | CallRefused | OverloadChanged
+         | QueueEvent)
 
 
 _TYPES: dict[type, str] = {
     CallStarted: "call.started", CallRinging: "call.ringing", CallAnswered: "call.answered",
     CallEnded: "call.ended", CallRefused: "call.refused", Registered: "registration",
     MailboxChanged: "voicemail", VoicemailLeft: "voicemail.left",
-    SwitchboardChanged: "switchboard", TrunkStatus: "trunk",
+    SwitchboardChanged: "switchboard", TrunkStatus: "trunk", OverloadChanged: "overload",
     QueueJoined: "queue.joined", QueueOffered: "queue.offered", QueueAnswered: "queue.answered",
     QueueCompleted: "queue.completed", QueueAbandoned: "queue.abandoned",
     QueueOverflowed: "queue.overflowed", QueueCallback: "queue.callback",
@@ -298,7 +321,7 @@ EVENT_TYPES = tuple(_TYPES.values())
 def event_type(event: Event) -> str:
     """``call.started``, ``call.ringing``, ``call.answered``, ``call.ended``,
     ``call.refused``, ``registration``, ``voicemail``, ``voicemail.left``, ``switchboard``,
-    ``trunk``."""
+    ``trunk``, ``overload``, ``queue.*``, ``agent.state``."""
     return _TYPES[type(event)]
 
 

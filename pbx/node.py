@@ -8,6 +8,7 @@ import asyncio
 import gc
 import logging
 import signal
+import time
 from collections.abc import Callable, Iterable
 
 import uvicorn
@@ -143,6 +144,22 @@ def web_servers(sip: SipServer, commands: CallCommands, outbox: WebhookOutbox,
     return servers
 
 
+async def collect_garbage(every: float = 60.0) -> None:
+    """A full collection every minute.  With the high thresholds above, a call's
+    reference cycles (its legs, dialogs, parsed messages) reach the oldest
+    generation while the call lasts and, once it ended, wait there for a full
+    collection that comes rarely: bench/soak.py saw the RSS climb ~6 MB a
+    minute at 2 calls/s, and a collection before each tracemalloc snapshot
+    took the growth from 5.7 MB to 0.6 MB per 100 s.  Frozen start-up objects
+    are not walked, so the pause is short."""
+    while True:
+        await asyncio.sleep(every)
+        started = time.perf_counter()
+        found = gc.collect()
+        log.debug("full garbage collection: %d objects in %.1f ms", found,
+                  (time.perf_counter() - started) * 1000)
+
+
 async def run(config: Config, workers: Workers = Workers(), group: str = "",
               ready: Callable[[], None] | None = None) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code.  As worker
@@ -185,6 +202,7 @@ async def run(config: Config, workers: Workers = Workers(), group: str = "",
     # (tens of thousands of short-lived transactions at registration storms).
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+    collector = asyncio.create_task(collect_garbage())
     if ready is not None:
         await asyncio.to_thread(ready)
     general = config.general
@@ -212,6 +230,7 @@ async def run(config: Config, workers: Workers = Workers(), group: str = "",
         server.should_exit = True
     await asyncio.gather(*http_tasks, return_exceptions=True)
     stop_wait.cancel()
+    collector.cancel()
     await watch.stop()
     if follower is not None:
         await follower.stop()

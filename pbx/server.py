@@ -34,10 +34,14 @@ from pbx.calls.ports import LoopClock
 from pbx.calls.records import CdrWriter
 from pbx.config import WILDCARDS, Config, ConfigError
 from pbx.directory import Directory, Tenant
-from pbx.events import EventBus, MailboxChanged, Registered
+from pbx.events import NODE, EventBus, MailboxChanged, OverloadChanged, Registered
 from pbx.location import LocationService
 from pbx.models import ConferenceRoom, Extension, Recording
 from pbx.mqtt import MqttPublisher
+from pbx.overload import (
+    LoadGovernor, LoadSample, OverloadChange, OverloadLimits, udp_wait_ms,
+)
+from pbx.overload_watch import OverloadWatch
 from pbx.pike import SourceGuard, scanner_pattern
 from pbx.registrar import Registrar, RegistrarPolicy
 from pbx.router import Router
@@ -207,6 +211,12 @@ class SipServer:
         self.phase = "starting"  # then "ready", and "stopping" once asked to stop
         self.steering: Steerer | None = None  # one of several workers (pbx serve --workers)
         self.jobs = True  # runs the store-wide jobs (calendar sync); one worker of a node does
+        self.governor = LoadGovernor(OverloadLimits(
+            general.overload_loop_lag_ms, general.overload_udp_wait_ms,
+            general.overload_transactions, general.overload_media_tick_ms,
+            general.overload_retry_after, general.overload_busy_cpu))
+        self.overload = (OverloadWatch(self.governor, self._load_sample, self._overload_changed)
+                         if general.overload_control else None)
 
     # ---------------------------------------------------------------- life cycle
 
@@ -253,6 +263,8 @@ class SipServer:
             music = await asyncio.to_thread(MusicClass.from_folder, folder.name, folder)
             self.engine.set_music(music)
         self.trunks.start()  # registrations to carriers, once we can send
+        if self.overload is not None:
+            self.overload.start()
         self.phase = "ready"
         log.info("SIP ready: taking calls")
         self._flush_task = asyncio.create_task(self._flush_loop())
@@ -288,6 +300,8 @@ class SipServer:
                 task.cancel()
         if self._timer is not None:
             self._timer.cancel()
+        if self.overload is not None:
+            self.overload.stop()
         self.trunks.stop()
         for transport in self.transports.values():
             if isinstance(transport, UdpTransport):
@@ -328,6 +342,11 @@ class SipServer:
         now = time.time()
         if self._dropped(data, flow.host, now):
             return
+        if self.governor.overloaded:  # new work refused unparsed (pbx/overload.py)
+            refusal = self.governor.refusal(data, new_tag(), self.config.general.user_agent)
+            if refusal is not None:
+                self._send_bytes(refusal, flow)
+                return
         try:
             message = parse_message(data)
         except ParseError as exc:
@@ -444,6 +463,26 @@ class SipServer:
                         request.method, flow.host, response.status, response.reason)
             return
         self.respond(response)
+
+    def _load_sample(self, loop_lag_ms: float, seconds: float) -> LoadSample:
+        """The overload probe's reading of this node (its lag measured by the probe,
+        ``seconds`` after the last reading)."""
+        udp = self.transports.get("UDP")
+        wait = 0.0
+        if isinstance(udp, UdpTransport):
+            wait = udp_wait_ms(udp.backlog_bytes(), *udp.take_counts(), seconds)
+        return LoadSample(
+            loop_lag_ms, wait,
+            self.transactions.unanswered,
+            self.engine.tick_ms if self.engine.ports else 0.0,
+        )
+
+    def _overload_changed(self, change: OverloadChange) -> None:
+        sample = change.sample
+        self.events.publish(OverloadChanged(
+            NODE, change.overloaded, change.reason, round(sample.loop_lag_ms, 1),
+            round(sample.udp_wait_ms, 1), sample.transactions, round(sample.media_tick_ms, 2),
+            change.shed, time.time()))
 
     @staticmethod
     def _guard(handler: Callable[..., None], *args: object) -> None:
@@ -728,7 +767,9 @@ class SipServer:
             self._send_direct(message, dest)
 
     def _send_direct(self, message: Request | Response, flow: Flow) -> None:
-        data = bytes(message)
+        self._send_bytes(bytes(message), flow)
+
+    def _send_bytes(self, data: bytes, flow: Flow) -> None:
         if self.steering is not None and self.steering.send(data, flow):
             return  # over a connection another worker holds
         transport = self.transports.get(flow.transport)

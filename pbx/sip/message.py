@@ -82,6 +82,29 @@ MAX_CSEQ = 2**31 - 1
 MAX_DELTA = 2**32 - 1
 
 
+_URI_FORBIDDEN = re.compile(r'[ \t\r\n<>"]')
+_NAMES: dict[str, tuple[str, str]] = {}  # a name as written → (key, canonical name)
+_NAMES_MAX = 4096  # names as written are few (a dozen per message); a flood of odd ones is not kept
+
+
+def header_key(name: str) -> tuple[str, str]:
+    """``(lower-case key, canonical name)`` of a header name, remembered: the
+    same dozen names arrive in every message, so the hot path looks them up
+    once (the parser's profile under REGISTER load showed it)."""
+    entry = _NAMES.get(name)
+    if entry is None:
+        full = canonical(name)
+        entry = (full.lower(), full)
+        if len(_NAMES) < _NAMES_MAX and is_token(name):
+            _NAMES[name] = entry
+    return entry
+
+
+def is_header_name(name: str) -> bool:
+    """A valid header name (a token); those seen before need no regex."""
+    return name in _NAMES or is_token(name)
+
+
 def canonical(name: str) -> str:
     """The full, conventionally cased name of a header (compact forms expanded)."""
     low = name.lower()
@@ -103,6 +126,8 @@ def split_outside_quotes(value: str, sep: str) -> list[str]:
     """Split on ``sep`` where it is not inside a quoted string or ``<...>``."""
     if sep not in value:
         return [value]
+    if '"' not in value and "<" not in value:
+        return value.split(sep)  # the common case, without the walk below (a hot path)
     parts: list[str] = []
     start = 0
     quoted = angle = False
@@ -202,12 +227,10 @@ class URI:
         if not colon or not scheme or not scheme[0].isalpha() or not rest:
             raise ParseError(f"Bad Request - Malformed URI {text[:80]!r}")
         scheme = scheme.lower()
-        if scheme not in ("sip", "sips"):
-            if any(c in rest for c in " \t\r\n<>\""):
-                raise ParseError(f"Bad Request - Malformed URI {text[:80]!r}")
-            return cls(scheme, opaque=rest)
-        if any(c in rest for c in " \t\r\n<>\""):
+        if _URI_FORBIDDEN.search(rest) is not None:
             raise ParseError(f"Bad Request - Malformed URI {text[:80]!r}")
+        if scheme not in ("sip", "sips"):
+            return cls(scheme, opaque=rest)
         user = password = None
         at = rest.rfind("@")
         if at >= 0:
@@ -420,12 +443,12 @@ class Headers:
         self._items: list[tuple[str, str, str]] = []
         self.cache: dict[str, object] = {}
         for name, value in items:
-            name = canonical(name)
-            self._items.append((name.lower(), name, value))
+            key, name = header_key(name)
+            self._items.append((key, name, value))
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first field's raw value, or ``default``."""
-        key = canonical(name).lower()
+        key = header_key(name)[0]
         for k, _, value in self._items:
             if k == key:
                 return value
@@ -433,7 +456,7 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Every value, list-valued headers split at their commas."""
-        key = canonical(name).lower()
+        key = header_key(name)[0]
         values = [value for k, _, value in self._items if k == key]
         if key in LIST_HEADERS:
             return [
@@ -445,18 +468,17 @@ class Headers:
         return values
 
     def count(self, name: str) -> int:
-        key = canonical(name).lower()
+        key = header_key(name)[0]
         return sum(1 for k, _, _ in self._items if k == key)
 
     def add(self, name: str, value: str) -> None:
-        name = canonical(name)
-        self._items.append((name.lower(), name, value))
+        key, name = header_key(name)
+        self._items.append((key, name, value))
         self.cache.clear()
 
     def set(self, name: str, value: str) -> None:
         """Replace every field of this name by one, where the first one was."""
-        name = canonical(name)
-        key = name.lower()
+        key, name = header_key(name)
         position = next((i for i, item in enumerate(self._items) if item[0] == key), None)
         self._items = [item for item in self._items if item[0] != key]
         entry = (key, name, value)
@@ -467,7 +489,7 @@ class Headers:
         self.cache.clear()
 
     def remove(self, name: str) -> None:
-        key = canonical(name).lower()
+        key = header_key(name)[0]
         self._items = [item for item in self._items if item[0] != key]
         self.cache.clear()
 

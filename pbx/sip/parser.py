@@ -14,7 +14,9 @@ from __future__ import annotations
 import re
 
 from pbx.sip.errors import ParseError
-from pbx.sip.message import URI, Message, Request, Response, is_number, is_token
+from pbx.sip.message import (
+    URI, Message, Request, Response, is_header_name, is_number, is_token,
+)
 
 MAX_HEADER_BYTES = 65536
 MAX_BODY_BYTES = 1 << 20
@@ -44,7 +46,7 @@ def parse_message(data: bytes, *, check: bool = True) -> Request | Response:
     for line in lines[1:]:
         name, colon, value = line.partition(":")
         name = name.rstrip(" \t")
-        if not colon or not is_token(name):
+        if not colon or not is_header_name(name):
             # read on: the 400 needs the Via, CSeq... that may follow the bad line
             error = error or ParseError(f"Bad Request - Malformed header line {line[:40]!r}")
             continue

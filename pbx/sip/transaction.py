@@ -46,6 +46,9 @@ class State(enum.Enum):
     TERMINATED = "terminated"
 
 
+_OPEN = (State.TRYING, State.PROCEEDING)  # a server transaction still owes its final answer
+
+
 @dataclass(eq=False, slots=True)
 class Transaction:
     """What the four kinds share.  Identity equality: the TU keys its state by ``id(tx)``.
@@ -228,6 +231,7 @@ class TransactionLayer:
         self._seq = itertools.count(1)
         self._outbox: list[tuple[Flow, Message]] = []
         self._events: deque[Event] = deque()
+        self.unanswered = 0  # server transactions without a final response: work in hand
 
     # ------------------------------------------------------------ queues
 
@@ -310,6 +314,8 @@ class TransactionLayer:
     def _terminate(self, tx: Transaction) -> None:
         if tx.state is State.TERMINATED:
             return
+        if isinstance(tx, ServerTransaction) and tx.state in _OPEN:
+            self.unanswered -= 1
         tx.state = State.TERMINATED
         tx.retransmit_seq = tx.lifetime_seq = 0
         if isinstance(tx, ServerTransaction):
@@ -439,6 +445,7 @@ class TransactionLayer:
             key, message, method, dest, reliable, State.PROCEEDING if invite else State.TRYING
         )
         self._servers[key] = tx
+        self.unanswered += 1
         if key[0] != RFC2543:
             # make_response copies these lines verbatim: equal text, equal key
             headers = message.headers
@@ -508,7 +515,9 @@ class TransactionLayer:
         self._outbox.append((tx.dest, response))
         if status < 200:
             tx.state = State.PROCEEDING
-        elif tx.method != "INVITE":
+            return
+        self.unanswered -= 1
+        if tx.method != "INVITE":
             tx.state = State.COMPLETED
             self._wait(tx, "J", 0.0 if tx.reliable else 64 * self.t1, now)
         elif status < 300:

@@ -70,6 +70,7 @@ class Pbx:
     https_port: int = field(default_factory=lambda: free_ports(1))
     log_level: str | None = None  # --log-level, over the config's (a bench's WARNING)
     workers: int = 1  # --workers: processes sharing the SIP port
+    python_options: tuple[str, ...] = ()  # before ``-m pbx``: a bench's ``-m cProfile -o F``
 
     @property
     def tls_port(self) -> int:
@@ -85,7 +86,7 @@ class Pbx:
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "pbx", "serve",
+                sys.executable, *self.python_options, "-m", "pbx", "serve",
                 "--config", str(self.config),
                 "--bind", self.host,
                 "--sip-port", str(self.sip_port),
@@ -219,14 +220,15 @@ def write_config(
 def running_pbx(
     tmp: Path, extensions: dict[str, str], host: str = "127.0.0.1", sections: str = "",
     rtp_ports: str = "", admin_password: str | None = None, mailboxes: bool = False,
-    workers: int = 1, **general: object,
+    workers: int = 1, python_options: tuple[str, ...] = (), **general: object,
 ) -> Iterator[Pbx]:
     config = write_config(tmp / "sip.conf", extensions, sections, mailboxes=mailboxes, **general)
     (tmp / "data").mkdir(exist_ok=True)
     for attempt in range(3):
         # a port found free can be taken before the PBX binds it: pick again then
         pbx = Pbx(host, free_ports(2, host), free_ports(1, host), tmp / "data", config,
-                  rtp_ports=rtp_ports, admin_password=admin_password, workers=workers)
+                  rtp_ports=rtp_ports, admin_password=admin_password, workers=workers,
+                  python_options=python_options)
         try:
             pbx.start()
             break

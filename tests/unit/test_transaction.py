@@ -695,3 +695,24 @@ def test_timers_follow_configured_t1_t2_t4() -> None:
     layer.messages_to_send()
     ends = [t for t, _, kind in run_clock(layer, 100.0) if "TransactionTerminated" in kind]
     assert ends == [21.0, 52.0]  # Timer K = T4; Timer D stays 32 s (§17.1.1.2)
+
+
+def test_unanswered_counts_server_transactions_that_owe_a_final_answer() -> None:
+    """The overload governor's measure of work in hand: a provisional answer or a
+    retransmission does not change it, a final answer ends it, timers leave it at 0."""
+    layer = TransactionLayer()
+    invite = request("INVITE")
+    register = request("REGISTER", branch="z9hG4bKr1", uri="sip:pbx.example")
+    layer.receive(invite, PHONE, False, 0.0)
+    layer.receive(register, PHONE, False, 0.0)
+    layer.receive(register, PHONE, False, 0.5)  # a retransmission: the same transaction
+    assert layer.unanswered == 2
+    layer.send_response(make_response(invite, 180, to_tag="b2"), 0.6)
+    assert layer.unanswered == 2
+    layer.send_response(make_response(register, 200, to_tag="t"), 0.7)
+    assert layer.unanswered == 1
+    layer.send_response(make_response(invite, 486, to_tag="b2"), 0.8)
+    assert layer.unanswered == 0
+    while (deadline := layer.get_timer()) is not None:
+        layer.handle_timer(deadline)
+    assert layer.unanswered == 0 and len(layer) == 0
