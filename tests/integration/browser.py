@@ -87,6 +87,17 @@ class Page:
             handle.write(base64.b64decode(data))
 
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a browser and every process of its group (it may have gone already)."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 @contextmanager
 def chromium_page(flags: tuple[str, ...] = ()) -> Iterator[Page]:
     """A headless Chromium with one tab (started with ``flags`` besides
@@ -119,13 +130,7 @@ def chromium_page(flags: tuple[str, ...] = ()) -> Iterator[Page]:
                 page.send("Runtime.enable")
                 yield page
         finally:
-            with suppress(ProcessLookupError):  # it may have gone already
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop(process)
 
 
 FIREFOX_PREFS = {
@@ -200,10 +205,4 @@ def firefox_page() -> Iterator[FirefoxPage]:
                 with suppress(Exception):  # the browser may have gone already
                     marionette.delete_session()
         finally:
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop(process)
