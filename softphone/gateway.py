@@ -25,7 +25,7 @@ others), ``{"type": "transfer", "call", "number"}`` (blind) or
 ``call`` is joined to the far end of the call ``consult``),
 ``{"type": "renew", "call", "sdp"}`` (a new offer for an answered call's
 media: the page's network changed or its ICE failed; answered with ``sdp``,
-or ``error`` when refused, the old media path then stays).
+or ``error`` with ``renew`` when refused, the old media path then stays).
 Gateway → page: ``registered`` (``extension``, ``ice_servers``,
 ``ice_transport_policy``, ``reconnect_grace`` and ``calls``: the calls still
 up when a dropped page comes back), ``incoming``
@@ -285,7 +285,7 @@ class PageSession:
                 self.sip.hold(page.sip, kind == "hold")
             except ValueError as exc:
                 self.tell("error", call=page.id, reason=f"{kind}: {exc}")
-        elif kind == "renew" and page.bridge is not None and page.sip.state == "answered":
+        elif kind == "renew":
             await self._renew(page, str(message.get("sdp", "")))
         elif kind == "dtmf" and page.bridge is not None:
             digit = str(message.get("digit", ""))
@@ -350,13 +350,15 @@ class PageSession:
     async def _renew(self, page: PageCall, offer: str) -> None:
         """The page renewed the call's media path (its network changed, its
         ICE went): a new peer connection on the same RTP leg, so the SIP call
-        and the far end see nothing.  A refused offer leaves the old one."""
-        assert page.bridge is not None
+        and the far end see nothing.  A refused offer leaves the old one (the
+        page is told with ``renew`` set, so it keeps its old one too)."""
         try:
+            if page.bridge is None or page.sip.state != "answered":
+                raise ValueError("the call is not up")
             answer = await page.bridge.renew(offer)
         except (ValueError, NoMediaPath) as exc:
             log.info("softphone media renewal of call %s refused: %s", page.id, exc)
-            self.tell("error", call=page.id, reason=f"media path not renewed: {exc}")
+            self.tell("error", call=page.id, reason=f"media path not renewed: {exc}", renew=True)
             return
         log.info("softphone media of call %s renewed", page.id)
         self.tell("sdp", call=page.id, sdp=answer)

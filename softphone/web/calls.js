@@ -61,7 +61,7 @@ export class Calls {
       case "transferring": if (call) this.update(call, "transferring", `Transferring to ${message.number}…`); break;
       case "ended": if (call) this.end(call, message.reason); break;
       case "error":
-        if (call && call.retired) { call.pc.close(); call.pc = call.retired; call.retired = null; } // renewal refused
+        if (call && call.retired && message.renew) { call.pc.close(); call.pc = call.retired; call.retired = null; }
         this.status(message.reason);
         break;
     }
@@ -180,7 +180,7 @@ export class Calls {
   // old one is closed once the gateway answered (until then it may still carry
   // audio).  Nothing happens while the WebSocket is down: resync renews.
   async renew(call) {
-    if (call.retired || !call.pc || ["ringing", "calling", "answering"].includes(call.state)) return;
+    if (call.retired || !call.pc || ["ringing", "calling", "ringing out", "answering"].includes(call.state)) return;
     const old = call.pc;
     call.retired = old;
     call.renewed = true;

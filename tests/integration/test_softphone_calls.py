@@ -454,12 +454,18 @@ def test_a_network_change_renews_the_media_path_and_the_sip_call_goes_on(tmp_pat
     """The page sees its network change (``online``): it makes a new peer
     connection and sends its offer; the gateway answers it with a new one on
     the same RTP leg.  The old path is closed, audio flows both ways over the
-    new one, and the SIP phone's call never noticed (no BYE, no re-INVITE)."""
+    new one, and the SIP phone's call never noticed (no BYE, no re-INVITE).
+    A renewal with an offer the gateway cannot use leaves the old path."""
     with logged_in_page(tmp_path) as (pbx, page), \
             SipClient(pbx.host, pbx.sip_port) as caller, RtpPhone() as media:
         call_page(caller, "1002", media, page)
         page.wait_for(f"{STATUS} === 'In call (opus)'")
+        # a renewal the gateway cannot use is refused and the path stays
+        page.eval("window.softphone.calls.send({type: 'renew', sdp: 'v=0',"
+                  " call: window.softphone.calls.active.id})")
+        page.wait_for(f"{STATUS}.startsWith('media path not renewed: ')")
         assert hears_the_page(media)
+
         page.eval("window.firstPath = window.softphone.calls.active.pc;"
                   "window.dispatchEvent(new Event('online'))")
         page.wait_for("window.softphone.calls.active.pc !== window.firstPath"
