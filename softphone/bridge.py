@@ -18,6 +18,7 @@ import secrets
 import struct
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import cast
 
 import av
@@ -156,21 +157,60 @@ class RtpLeg(asyncio.DatagramProtocol):
 
 
 class MediaBridge:
-    """One call's media: the page's peer connection and the RTP leg to the PBX."""
+    """One call's media: the page's peer connection and the RTP leg to the PBX.
 
-    def __init__(self, host: str) -> None:
+    The peer connection may be replaced (:meth:`renew`) while the RTP leg, and
+    so the SIP call's media, stays.  ``on_state`` is told when the current
+    peer connection's state changes (never a replaced one's)."""
+
+    def __init__(self, host: str,
+                 on_state: Callable[[MediaBridge], Awaitable[None]] | None = None) -> None:
         self.host = host
-        self.pc = RTCPeerConnection()
+        self.on_state = on_state
         self.from_pbx = PbxTrack()
         self.rtp = RtpLeg(self.from_pbx)
-        self.pc.addTrack(self.from_pbx)
         self._pump: asyncio.Task[None] | None = None
         self.codec = ""  # the page's (what the browser and aiortc agreed)
+        self.pc = self._peer_connection()
 
-        @self.pc.on("track")
+    def _peer_connection(self) -> RTCPeerConnection:
+        """A new peer connection fed by (and feeding) the RTP leg."""
+        pc = RTCPeerConnection()
+        self.from_pbx = self.rtp.track = PbxTrack()
+        pc.addTrack(self.from_pbx)
+
+        @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "audio":
+            if track.kind == "audio" and pc is self.pc:
+                if self._pump is not None:
+                    self._pump.cancel()
                 self._pump = asyncio.ensure_future(self._to_pbx(track))
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc is self.pc and self.on_state is not None:
+                await self.on_state(self)
+
+        return pc
+
+    async def renew(self, offer: str) -> str:
+        """The page's new peer connection for this call (its network changed,
+        its ICE failed): answered like the first, the old one closed; the RTP
+        leg to the PBX is kept, so the SIP call does not notice.  When the
+        offer is refused the old peer connection stays."""
+        old_pc, old_track = self.pc, self.from_pbx
+        self.pc = self._peer_connection()
+        try:
+            answer = await self.answer_page(offer)
+        except BaseException:
+            new_pc, new_track, self.pc = self.pc, self.from_pbx, old_pc
+            self.from_pbx = self.rtp.track = old_track
+            new_track.stop()
+            await new_pc.close()
+            raise
+        old_track.stop()
+        await old_pc.close()
+        return answer
 
     async def answer_page(self, offer: str) -> str:
         """Take the page's offer; the answer (all candidates in it, no trickle)."""

@@ -22,7 +22,10 @@ Messages, page → gateway: ``{"type": "call", "id", "number", "sdp"}``,
 ``{"type": "hold", "call"}``, ``{"type": "resume", "call"}`` (holds the
 others), ``{"type": "transfer", "call", "number"}`` (blind) or
 ``{"type": "transfer", "call", "consult"}`` (attended: the far end of
-``call`` is joined to the far end of the call ``consult``).
+``call`` is joined to the far end of the call ``consult``),
+``{"type": "renew", "call", "sdp"}`` (a new offer for an answered call's
+media: the page's network changed or its ICE failed; answered with ``sdp``,
+or ``error`` with ``renew`` when refused, the old media path then stays).
 Gateway → page: ``registered`` (``extension``, ``ice_servers``,
 ``ice_transport_policy``, ``reconnect_grace`` and ``calls``: the calls still
 up when a dropped page comes back), ``incoming``
@@ -282,6 +285,8 @@ class PageSession:
                 self.sip.hold(page.sip, kind == "hold")
             except ValueError as exc:
                 self.tell("error", call=page.id, reason=f"{kind}: {exc}")
+        elif kind == "renew":
+            await self._renew(page, str(message.get("sdp", "")))
         elif kind == "dtmf" and page.bridge is not None:
             digit = str(message.get("digit", ""))
             if len(digit) == 1 and digit in KEYS:
@@ -317,14 +322,12 @@ class PageSession:
         """A call's media: its peer connection answered to the page, and the RTP
         address for the SIP side.  When ICE or DTLS fails the call is ended at
         once with a reason that says so, rather than left up with no audio."""
-        bridge = MediaBridge(self.host)
-
-        @bridge.pc.on("connectionstatechange")
-        async def on_state() -> None:
+        async def on_state(bridge: MediaBridge) -> None:
             page = self.calls.get(ident)
             if page is not None and page.bridge is bridge:
                 await self._check_media(page)
 
+        bridge = MediaBridge(self.host, on_state)
         try:
             self.tell("sdp", call=ident, sdp=await bridge.answer_page(offer))
             return bridge, await bridge.open_rtp()
@@ -343,6 +346,23 @@ class PageSession:
         self.sip.hangup(page.sip)
         if page.sip.state == "ended":
             await self._finish(page, page.ending)
+
+    async def _renew(self, page: PageCall, offer: str) -> None:
+        """The page renewed the call's media path (its network changed, its
+        ICE went): a new peer connection on the same RTP leg, so the SIP call
+        and the far end see nothing.  A refused offer leaves the old one (the
+        page is told with ``renew`` set, so it keeps its old one too)."""
+        try:
+            if page.bridge is None or page.sip.state != "answered":
+                raise ValueError("the call is not up")
+            answer = await page.bridge.renew(offer)
+        except (ValueError, NoMediaPath) as exc:
+            log.info("softphone media renewal of call %s refused: %s", page.id, exc)
+            self.tell("error", call=page.id, reason=f"media path not renewed: {exc}", renew=True)
+            return
+        log.info("softphone media of call %s renewed", page.id)
+        self.tell("sdp", call=page.id, sdp=answer)
+        await self._check_media(page)
 
     async def _dial(self, ident: str, number: str, offer: str) -> None:
         try:

@@ -2,22 +2,29 @@
 // consultation before an attended transfer).  Each call has its own WebRTC
 // peer connection to the gateway, all fed by the one microphone; the page
 // always makes the offer, with all its ICE candidates in it (no trickle).
+//
+// A call's media path is renewed (a new peer connection, a new offer sent as
+// "renew"; the gateway swaps its side, the SIP call is untouched) when its
+// ICE goes disconnected or failed after it had connected, when the network
+// changes, and when the WebSocket comes back after a drop.  A path that never
+// connected, or whose renewal fails too, ends the call with ICE_FAILED.
 import { Meter } from "./meter.js";
 import { Ringer } from "./ringer.js";
 
 const $ = (selector) => document.querySelector(selector);
 const SILENT = 0.001; // RMS below this is no sound
 const SILENCE_WARNING_MS = 3000;
+const DISCONNECTED_MS = 2000; // ICE "disconnected" this long (it may recover by itself): renew
 export const ICE_FAILED = "media path failed (ICE): no audio path between your browser and the PBX; "
   + "check your network, firewall or TURN settings";
 
 export class Calls {
-  // send(message) goes to the gateway; options() gives {iceServers, codecs, iceTransportPolicy}
+  // send(message) goes to the gateway (false while it cannot); options() gives {iceServers, codecs, iceTransportPolicy}
   // (the PBX's STUN/TURN settings, the codecs in order of preference)
   constructor(send, options) {
     this.send = send;
     this.options = options;
-    this.calls = new Map(); // id → {id, pc, state, label, incoming, held, stream}
+    this.calls = new Map(); // id → {id, pc, state, label, incoming, held, stream, codec, retired}
     this.active = null; // the call the user talks in (or last talked in)
     this.microphone = null;
     this.meter = new Meter(); // the far end of the active call
@@ -36,11 +43,16 @@ export class Calls {
     const call = this.calls.get(message.call);
     switch (message.type) {
       case "incoming": this.incoming(message); break;
-      case "sdp": if (call && call.pc) call.pc.setRemoteDescription({ type: "answer", sdp: message.sdp }); break;
+      case "sdp":
+        if (!call || !call.pc) break;
+        call.pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+        if (call.retired) { call.retired.close(); call.retired = null; } // the gateway took the new one
+        break;
       case "ringing": if (call) this.update(call, "ringing out", "Ringing…"); break;
       case "connected":
         if (!call) break;
         call.held = false;
+        call.codec = message.codec;
         this.update(call, "talking", message.far_end_holds
           ? `Held by the far end (${message.codec})` : `In call (${message.codec})`);
         if (!this.micTimer) this.watchMicrophone();
@@ -48,7 +60,10 @@ export class Calls {
       case "held": if (call) { call.held = true; this.update(call, "on hold", "On hold"); } break;
       case "transferring": if (call) this.update(call, "transferring", `Transferring to ${message.number}…`); break;
       case "ended": if (call) this.end(call, message.reason); break;
-      case "error": this.status(message.reason); break;
+      case "error":
+        if (call && call.retired && message.renew) { call.pc.close(); call.pc = call.retired; call.retired = null; }
+        this.status(message.reason);
+        break;
     }
   }
 
@@ -132,12 +147,7 @@ export class Calls {
       call.stream = event.streams[0] || new MediaStream([event.track]);
       if (call === this.active) this.listen(call);
     };
-    pc.oniceconnectionstatechange = () => {
-      if (pc.iceConnectionState === "failed" && this.calls.get(call.id) === call) {
-        this.send({ type: "hangup", call: call.id });
-        this.end(call, ICE_FAILED);
-      }
-    };
+    pc.oniceconnectionstatechange = () => this.iceChanged(call, pc);
     await pc.setLocalDescription(await pc.createOffer());
     if (pc.iceGatheringState !== "complete") {
       await new Promise((done) => {
@@ -145,6 +155,47 @@ export class Calls {
       });
     }
     return pc.localDescription.sdp;
+  }
+
+  // ------------------------------------------------------------------ media path renewal
+
+  iceChanged(call, pc) {
+    if (this.calls.get(call.id) !== call || call.pc !== pc) return; // a retired one
+    const state = pc.iceConnectionState;
+    if (state === "connected" || state === "completed") {
+      if (call.renewed && call.state === "talking") this.update(call, "talking", `In call (${call.codec})`);
+      pc.wasConnected = true;
+    } else if (state === "failed" && !pc.wasConnected) {
+      this.send({ type: "hangup", call: call.id }); // never had a path (or its renewal found none)
+      this.end(call, ICE_FAILED);
+    } else if (state === "failed") {
+      this.renew(call);
+    } else if (state === "disconnected") {
+      setTimeout(() => { if (call.pc === pc && pc.iceConnectionState === "disconnected") this.renew(call); },
+        DISCONNECTED_MS);
+    }
+  }
+
+  // A fresh peer connection for ``call`` and its offer to the gateway; the
+  // old one is closed once the gateway answered (until then it may still carry
+  // audio).  Nothing happens while the WebSocket is down: resync renews.
+  async renew(call) {
+    if (call.retired || !call.pc || ["ringing", "calling", "ringing out", "answering"].includes(call.state)) return;
+    const old = call.pc;
+    call.retired = old;
+    call.renewed = true;
+    if (call === this.active) this.status("Audio path lost: reconnecting…");
+    const sdp = await this.offer(call);
+    if (this.calls.get(call.id) !== call) { call.pc.close(); return; } // ended meanwhile
+    if (!this.send({ type: "renew", call: call.id, sdp })) {
+      call.pc.close();
+      call.pc = old;
+      call.retired = null;
+    }
+  }
+
+  renewAll() {
+    for (const call of this.calls.values()) this.renew(call);
   }
 
   // ------------------------------------------------------------------ what the page shows
@@ -246,6 +297,8 @@ export class Calls {
       else if (call && call.state !== c.state && ["talking", "on hold"].includes(c.state)) {
         this.update(call, c.state, c.state === "talking" ? `In call (${c.codec})` : "On hold");
       }
+      // a path that went while the WebSocket was down (the network changed under both)
+      if (call && call.pc && !["connected", "completed"].includes(call.pc.iceConnectionState)) this.renew(call);
     }
   }
 

@@ -122,7 +122,12 @@ $("#logout").addEventListener("click", async () => {
 });
 window.addEventListener("pagehide", () => { if (socket) { socket.onclose = null; socket.close(1000, "page closed"); } });
 
-function send(message) { if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message)); }
+// whether it went: not while the WebSocket is down (reconnecting)
+function send(message) {
+  if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+  socket.send(JSON.stringify(message));
+  return true;
+}
 
 function received(message) {
   switch (message.type) {
@@ -160,6 +165,12 @@ for (const key of KEYS) {
   });
   $("#keypad").append(button);
 }
+
+// The network changed (another Wi-Fi, a VPN, a cable): the calls' media paths
+// are renewed at once rather than left to fail.  While the WebSocket is down
+// this happens when it is back (resync).
+window.addEventListener("online", () => calls.renewAll());
+if (navigator.connection) navigator.connection.addEventListener("change", () => calls.renewAll());
 
 // what tests and a future level display read: the far end's loudest frequency;
 // a page (or a test) may narrow the codecs

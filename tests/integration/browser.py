@@ -87,6 +87,17 @@ class Page:
             handle.write(base64.b64decode(data))
 
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a browser and every process of its group (it may have gone already)."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 @contextmanager
 def chromium_page(flags: tuple[str, ...] = ()) -> Iterator[Page]:
     """A headless Chromium with one tab (started with ``flags`` besides
@@ -119,10 +130,79 @@ def chromium_page(flags: tuple[str, ...] = ()) -> Iterator[Page]:
                 page.send("Runtime.enable")
                 yield page
         finally:
-            with suppress(ProcessLookupError):  # it may have gone already
-                os.killpg(process.pid, signal.SIGTERM)
+            stop(process)
+
+
+FIREFOX_PREFS = {
+    "media.navigator.streams.fake": True,  # a 1 kHz tone as the microphone
+    "media.navigator.permission.disabled": True,
+    "media.autoplay.default": 0,  # the far end plays, WebAudio runs without a click
+    "media.autoplay.blocking_policy": 0,
+    "media.cubeb.force_mock_context": True,  # no sound card: else WebAudio stays suspended
+    "media.peerconnection.ice.loopback": True,
+    "media.peerconnection.ice.obfuscate_host_addresses": False,
+    "browser.shell.checkDefaultBrowser": False,
+    "datareporting.policy.dataSubmissionEnabled": False,
+    "toolkit.telemetry.reportingpolicy.firstRun": False,
+    "app.update.disabledForTesting": True,
+}
+
+
+def firefox_path() -> str | None:
+    return shutil.which("firefox-esr") or shutil.which("firefox")
+
+
+class FirefoxPage(Page):
+    """A Firefox tab driven over Marionette (Mozilla's own remote protocol;
+    no geckodriver needed): the same interface as a Chromium :class:`Page`."""
+
+    def __init__(self, marionette: Any) -> None:
+        self.marionette = marionette
+
+    def goto(self, url: str) -> None:
+        self.marionette.navigate(url)
+        self.wait_for("document.readyState === 'complete'")
+
+    def eval(self, expression: str) -> Any:
+        """The value of a JavaScript expression (promises awaited), run in the
+        page's own scope (no sandbox: the page's globals are visible)."""
+        from marionette_driver.errors import JavascriptException
+
+        try:
+            return self.marionette.execute_async_script(
+                "const [expression, done] = arguments;"
+                "Promise.resolve(window.eval(expression)).then(done);",
+                script_args=[expression], sandbox=None, script_timeout=30000)
+        except JavascriptException as exc:
+            raise RuntimeError(str(exc)) from None
+
+
+@contextmanager
+def firefox_page() -> Iterator[FirefoxPage]:
+    """A headless Firefox (a fresh profile with fake media and loopback ICE
+    allowed) with one tab, stopped afterwards."""
+    from marionette_driver.marionette import Marionette
+
+    binary = firefox_path()
+    if binary is None:
+        raise RuntimeError("firefox is not installed (apt-get install firefox-esr)")
+    port = free_ports(1)
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
+        prefs = {**FIREFOX_PREFS, "marionette.port": port}
+        with open(os.path.join(profile, "user.js"), "w") as handle:
+            handle.writelines(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n"
+                              for k, v in prefs.items())
+        process = subprocess.Popen(
+            [binary, "--headless", "--marionette", "--no-remote", "--profile", profile,
+             "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            marionette = Marionette(host="127.0.0.1", port=port)
+            marionette.start_session(timeout=60)
             try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                yield FirefoxPage(marionette)
+            finally:
+                with suppress(Exception):  # the browser may have gone already
+                    marionette.delete_session()
+        finally:
+            stop(process)

@@ -442,3 +442,64 @@ def test_a_media_path_lost_mid_call_ends_the_call_with_a_clear_message(tmp_path:
         caller.respond(bye, 200)
         page.wait_for(f"{STATUS} === 'Call ended: {MEDIA_CLOSED}' "
                       f"|| {STATUS}.startsWith('Call ended: media path failed (ICE)')")
+
+
+def hears_the_phone(page: Page) -> dict[str, float]:
+    """The phone's PHONE_TONE arrives in the page (WebAudio FFT there)."""
+    return page.wait_for("""(() => { const l = window.softphone.meter.loudest();
+        return l && Math.abs(l.frequency - 600) < 20 && l.level > -60 ? l : null; })()""")
+
+
+def test_a_network_change_renews_the_media_path_and_the_sip_call_goes_on(tmp_path: Path) -> None:
+    """The page sees its network change (``online``): it makes a new peer
+    connection and sends its offer; the gateway answers it with a new one on
+    the same RTP leg.  The old path is closed, audio flows both ways over the
+    new one, and the SIP phone's call never noticed (no BYE, no re-INVITE).
+    A renewal with an offer the gateway cannot use leaves the old path."""
+    with logged_in_page(tmp_path) as (pbx, page), \
+            SipClient(pbx.host, pbx.sip_port) as caller, RtpPhone() as media:
+        call_page(caller, "1002", media, page)
+        page.wait_for(f"{STATUS} === 'In call (opus)'")
+        # a renewal the gateway cannot use is refused and the path stays
+        page.eval("window.softphone.calls.send({type: 'renew', sdp: 'v=0',"
+                  " call: window.softphone.calls.active.id})")
+        page.wait_for(f"{STATUS}.startsWith('media path not renewed: ')")
+        assert hears_the_page(media)
+
+        page.eval("window.firstPath = window.softphone.calls.active.pc;"
+                  "window.dispatchEvent(new Event('online'))")
+        page.wait_for("window.softphone.calls.active.pc !== window.firstPath"
+                      " && window.firstPath.connectionState === 'closed'"
+                      " && window.softphone.calls.active.pc.iceConnectionState === 'connected'")
+        page.wait_for(f"{STATUS} === 'In call (opus)'")
+        talker = threading.Thread(target=media.send_tone, args=(PHONE_TONE, 4.0))
+        talker.start()
+        assert hears_the_page(media)
+        hears_the_phone(page)
+        talker.join()
+        assert caller.receive_request(0.5) is None  # the SIP leg saw nothing of it
+        page.eval("document.querySelector('#hangup').click()")  # still the same call
+        assert caller.hung_up()
+        page.wait_for(f"{STATUS} === 'Call ended: hung up'")
+
+
+def test_a_failed_ice_mid_call_is_renewed_by_the_page(tmp_path: Path) -> None:
+    """The page's ICE fails after it had connected (what a lost network
+    does): the page renews the path at once instead of ending the call, and
+    the far end hears it again.  (A path that is gone with no new offer still
+    ends the call: the test below.)"""
+    with logged_in_page(tmp_path) as (pbx, page), \
+            SipClient(pbx.host, pbx.sip_port) as caller, RtpPhone() as media:
+        call_page(caller, "1002", media, page)
+        page.wait_for(f"{STATUS} === 'In call (opus)'")
+        page.eval("""(() => { const calls = window.softphone.calls, call = calls.active;
+            window.firstPath = call.pc;
+            Object.defineProperty(call.pc, 'iceConnectionState', { get: () => 'failed' });
+            calls.iceChanged(call, call.pc); })()""")
+        page.wait_for("window.softphone.calls.active.pc !== window.firstPath"
+                      " && window.firstPath.connectionState === 'closed'")
+        page.wait_for(f"{STATUS} === 'In call (opus)'")
+        assert hears_the_page(media)
+        assert caller.receive_request(0.5) is None
+        page.eval("document.querySelector('#hangup').click()")
+        assert caller.hung_up()

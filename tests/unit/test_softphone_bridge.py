@@ -6,6 +6,8 @@ import asyncio
 
 import pytest
 
+from aiortc import RTCPeerConnection
+
 from softphone.bridge import MediaBridge, NoMediaPath, all_candidates
 
 OFFER = ("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -31,3 +33,41 @@ def test_an_offer_without_candidates_is_no_media_path() -> None:
 
     with pytest.raises(NoMediaPath):
         asyncio.run(answer())
+
+
+async def client_offer() -> tuple[RTCPeerConnection, str]:
+    """An aiortc client standing in for the page: its offer, candidates in it."""
+    pc = RTCPeerConnection()
+    pc.addTransceiver("audio", direction="sendrecv")
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc, pc.localDescription.sdp
+
+
+def test_a_renewed_media_path_is_a_new_peer_connection_on_the_same_rtp_leg() -> None:
+    """The page's new offer replaces the peer connection (the old one
+    closed); the RTP leg to the PBX, and so the
+    SIP call's media, stays.  A refused offer leaves the old one in place."""
+    async def renew() -> None:
+        bridge = MediaBridge("127.0.0.1")
+        first_client, offer = await client_offer()
+        second_client, second_offer = await client_offer()
+        try:
+            await bridge.answer_page(offer)
+            await bridge.open_rtp()
+            first, rtp, socket = bridge.pc, bridge.rtp, bridge.rtp.transport
+            answer = await bridge.renew(second_offer)
+            assert "a=candidate:" in answer and bridge.pc is not first
+            assert first.connectionState == "closed"
+            assert bridge.rtp is rtp and rtp.transport is socket and rtp.track is bridge.from_pbx
+
+            kept, track = bridge.pc, bridge.from_pbx
+            with pytest.raises(NoMediaPath):
+                await bridge.renew(OFFER.replace(OFFER.splitlines()[-1] + "\r\n", ""))
+            assert bridge.pc is kept and rtp.track is track is bridge.from_pbx
+            assert kept.connectionState != "closed"
+        finally:
+            await bridge.close()
+            await first_client.close()
+            await second_client.close()
+
+    asyncio.run(renew())
