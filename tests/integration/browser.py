@@ -61,13 +61,20 @@ class Page:
         return result["result"].get("value")
 
     def wait_for(self, expression: str, timeout: float = 10.0) -> Any:
+        """Poll until ``expression`` is truthy; one that throws is not yet true
+        (the element it reads may not be drawn yet), its error told at the timeout."""
         deadline = time.monotonic() + timeout
         while True:
-            value = self.eval(expression)
+            error = None
+            try:
+                value = self.eval(expression)
+            except RuntimeError as exc:
+                value, error = None, exc
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise TimeoutError(f"waited {timeout}s for {expression}")
+                raise TimeoutError(f"waited {timeout}s for {expression}"
+                                   + (f" (last: {error})" if error else ""))
             time.sleep(0.1)
 
     def log_in(self, url: str, username: str, password: str) -> None:
