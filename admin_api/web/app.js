@@ -204,9 +204,14 @@ function cell(name, value) {
   return String(value);
 }
 
+// Each show() call is numbered: an answer that arrives after a newer view was
+// asked for is dropped, so a slow list never draws over the page one is on.
+let shown = 0;
+
 async function show(name) {
   if (name !== current) detail("");
   current = name;
+  const ticket = ++shown;
   const view = VIEWS[name];
   document.querySelectorAll("#tabs button").forEach((b) => b.setAttribute("aria-selected", b.dataset.view === name));
   $("#view-title").textContent = view.title;
@@ -222,10 +227,12 @@ async function show(name) {
   if (view.tools) view.tools(tools);
   try {
     const data = await api("GET", fill(view.list));
+    if (ticket !== shown) return;
     const rows = view.rows ? view.rows(data) : Array.isArray(data) ? data : (data.items || data.services || []);
     render(view, rows);
     $("#view-more").textContent = data && data.total !== undefined ? `${rows.length} of ${data.total}` : "";
   } catch (error) {
+    if (ticket !== shown) return;
     render(view, []);
     $("#view-error").textContent = error.message;
   }

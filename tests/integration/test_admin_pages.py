@@ -85,6 +85,15 @@ def test_the_switchboard_page_closes_and_reopens_with_one_button(tmp_path: Path)
         page.eval(f"{row}.querySelector('button').click()")
         page.wait_for(f"{row}.textContent.startsWith('receptionopenschedule')")
         assert page.eval(buttons) == ["Close now"]
+        # a list that answers late never draws over the view asked for after it
+        page.eval("""(() => { const fetchNow = window.fetch;
+            window.fetch = (path, init) => path.startsWith('/api/extensions')
+                ? new Promise((done) => setTimeout(() => done(fetchNow(path, init)), 800))
+                : fetchNow(path, init);
+            show('extensions'); show('switchboard'); })()""")
+        page.eval("new Promise((done) => setTimeout(done, 1500))")
+        assert page.eval(f"{row}.textContent").startswith("receptionopenschedule")
+        assert page.eval("document.querySelector('#view-title').textContent") == "Switchboard"
 
 
 def test_outbound_routes_are_added_and_reordered_and_international_calls_blocked(
