@@ -43,7 +43,8 @@ class Health(BaseModel):
     """What a load balancer or an operator checks: is the node up, how busy."""
 
     status: str
-    registrations: int
+    registrations: int  # bindings known, in a cluster those saved by the other nodes too
+    registrations_accepted: int = 0  # REGISTERs this node answered 200 since it started
     transports: dict[str, int]
     calls: int = 0
     subscriptions: int = 0  # BLF and message-waiting subscriptions of phones
@@ -84,6 +85,7 @@ def create_app(sip: SipServer, *, commands: CallCommands | None = None,
         return Health(
             status="ok",
             registrations=len(sip.location),
+            registrations_accepted=sip.registrar.accepted,
             transports={name: t.local_port for name, t in sip.transports.items()},
             calls=sip.b2bua.active_calls if sip.b2bua else 0,
             subscriptions=len(sip.notifier) if sip.notifier else 0,

@@ -133,14 +133,35 @@ class LocationService:
         heapq.heapify(self._expiry)
 
     def remove(self, aor: str, ident: str) -> None:
+        if self._drop(aor, ident):
+            self._dirty.pop(ident, None)
+            self._removed.add(ident)
+
+    def _drop(self, aor: str, ident: str) -> bool:
         bindings = self._by_aor.get(aor)
         if bindings is None or bindings.pop(ident, None) is None:
-            return
+            return False
         self._count -= 1
         if not bindings:
             del self._by_aor[aor]
-        self._dirty.pop(ident, None)
-        self._removed.add(ident)
+        return True
+
+    def follow(self, aors: Iterable[str] | None, saved: Iterable[Binding]) -> None:
+        """Take the bindings of ``aors`` as another node saved them (``saved``,
+        read from the store; ``aors`` None: every AOR in ``saved``).  Changes of
+        ours not yet written are newer and stay; nothing is marked to write."""
+        by_aor: dict[str, dict[str, Binding]] = {}
+        for binding in saved:
+            by_aor.setdefault(binding.aor, {})[binding.id] = binding
+        for aor in by_aor if aors is None else aors:
+            theirs = by_aor.get(aor, {})
+            for ident in [i for i in self._by_aor.get(aor, {}) if i not in theirs]:
+                if ident not in self._dirty:
+                    self._drop(aor, ident)
+            for ident, binding in theirs.items():
+                if ident not in self._dirty and ident not in self._removed:
+                    self._store(binding)
+                    heapq.heappush(self._expiry, (binding.expires_at, aor, ident))
 
     def remove_all(self, aor: str, login: str | None = None) -> int:
         """Drop the bindings of ``aor`` (only those ``login`` made, if given)."""

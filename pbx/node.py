@@ -27,7 +27,7 @@ from ivr.tenant import hours
 from ivr.voicemail import VoicemailApp
 from pbx.calls.commands import CallCommands
 from pbx.calls.views import extension_dialogs
-from pbx.cluster import DirectoryFollower, libpq_url
+from pbx.cluster import BindingsFollower, DirectoryFollower, libpq_url
 from pbx.config import Config
 from pbx.models import ConferenceRoom
 from pbx.queue_settings import QueueConfig
@@ -185,11 +185,16 @@ async def run(config: Config, workers: Workers = Workers(), group: str = "",
     if steering is not None:
         await steering.start()
     await sip.start()
-    shared = libpq_url(config.database_url) if first else None  # a cluster's store
-    follower = DirectoryFollower(shared, sip.directory, also=[outbox.reload]) if shared else None
+    shared = libpq_url(config.database_url)  # a cluster's store
+    follower = DirectoryFollower(shared, sip.directory, also=[outbox.reload]) \
+        if shared and first else None
     if follower is not None:
         outbox.reloaded.append(follower.changed)  # webhooks changed through this node's API
         follower.start()
+    registrations = BindingsFollower(shared, sip.follow_bindings) if shared else None
+    if registrations is not None:  # every worker: any may be an organisation's next home
+        sip.announce = registrations.node
+        registrations.start()
     watch = SwitchboardWatch(sip.directory, sip.events.publish)  # opens/closes → events
     watch.watches = workers.is_home
     watch.start()
@@ -232,8 +237,9 @@ async def run(config: Config, workers: Workers = Workers(), group: str = "",
     stop_wait.cancel()
     collector.cancel()
     await watch.stop()
-    if follower is not None:
-        await follower.stop()
+    for following in (follower, registrations):
+        if following is not None:
+            await following.stop()
     if jobs:
         await mailer.stop()
         await sender.stop()

@@ -35,6 +35,7 @@ class Registrar:
     def __init__(self, location: LocationService, policy: RegistrarPolicy) -> None:
         self.location = location
         self.policy = policy
+        self.accepted = 0  # REGISTERs answered 200 (Kamailio's registrar:accepted_regs)
 
     def register(
         self, request: Request, user: str, aor: str, flow: Flow, now: float, login: str = "",
@@ -145,6 +146,7 @@ class Registrar:
 
     def _answer(self, request: Request, aor: str, now: float) -> Response:
         """200 OK listing every current binding with its remaining time (§10.3 step 8)."""
+        self.accepted += 1
         response = make_response(request, 200, to_tag=new_tag())
         for binding in self.location.lookup(aor, now):
             remaining = max(0, int(binding.expires_at - now))

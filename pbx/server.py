@@ -32,6 +32,7 @@ from pbx.calls.offer_answer import SrtpPolicy
 from pbx.calls.media_paths import MediaPaths, RecordingSettings
 from pbx.calls.ports import LoopClock
 from pbx.calls.records import CdrWriter
+from pbx.cluster import BINDINGS_CHANNEL, bindings_note
 from pbx.config import WILDCARDS, Config, ConfigError
 from pbx.directory import Directory, Tenant
 from pbx.events import NODE, EventBus, MailboxChanged, OverloadChanged, Registered
@@ -142,6 +143,8 @@ class SipServer:
                                    language=general.language, tone_country=general.tone_country,
                                    policy=general)
         self.location = LocationService()
+        # this node's name in the bindings notes of a cluster (None: alone on its store)
+        self.announce: str | None = None
         self.registrar = Registrar(
             self.location,
             RegistrarPolicy(
@@ -821,8 +824,19 @@ class SipServer:
         upserts, removals = self.location.take_changes()
         if not upserts and not removals:
             return
+        notify = None
+        if self.announce is not None:
+            aors = {b.aor for b in upserts} | {ident.split("|", 1)[0] for ident in removals}
+            notify = (BINDINGS_CHANNEL, bindings_note(self.announce, aors))
         try:
-            await asyncio.to_thread(self.store.save_bindings, upserts, removals)
+            await asyncio.to_thread(self.store.save_bindings, upserts, removals, notify)
         except Exception:
             self.location.restore_changes(upserts, removals)
             raise
+
+    async def follow_bindings(self, aors: list[str] | None) -> None:
+        """Another node saved bindings of ``aors`` (None: too many to name):
+        take the store's, so calls reach those phones from this node too (it
+        may be the one their organisation fails over to)."""
+        saved = await asyncio.to_thread(self.store.bindings_of, aors, time.time())
+        self.location.follow(aors, saved)

@@ -6,7 +6,7 @@ thread by the asyncio side, never on the event loop.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 from pathlib import Path
 
@@ -324,12 +324,27 @@ class Store:
             rows = session.exec(select(Binding)).all()
             return [Registration(**row.model_dump()) for row in rows]
 
-    def save_bindings(self, upserts: Iterable[Registration], removals: Iterable[str]) -> None:
+    def bindings_of(self, aors: Sequence[str] | None, now: float) -> list[Registration]:
+        """The registrations of ``aors`` (None: of all) still valid at ``now``."""
+        query = select(Binding).where(Binding.expires_at > now)
+        with Session(self.engine) as session:
+            if aors is None:
+                rows = list(session.exec(query).all())
+            else:
+                rows = [row for start in range(0, len(aors), 500)
+                        for row in session.exec(query.where(
+                            Binding.aor.in_(aors[start:start + 500]))).all()]  # type: ignore[attr-defined]
+            return [Registration(**row.model_dump()) for row in rows]
+
+    def save_bindings(self, upserts: Iterable[Registration], removals: Iterable[str],
+                      notify: tuple[str, str] | None = None) -> None:
         """Write a batch of changed and removed bindings in one transaction.
 
         One multi-row ``INSERT … ON CONFLICT DO UPDATE`` (SQLite and PostgreSQL
         both have it) instead of an ORM merge per row: a registration storm
-        must not hold the interpreter in the database thread.
+        must not hold the interpreter in the database thread.  ``notify``
+        (channel, payload): a PostgreSQL ``NOTIFY`` sent in the same
+        transaction, so listeners hear of the batch only once it is there.
         """
         columns = list(Binding.model_fields)
         rows = [{name: getattr(binding, name) for name in columns} for binding in upserts]
@@ -343,3 +358,6 @@ class Store:
                 connection.execute(
                     insert.on_conflict_do_update(index_elements=["id"], set_=update), rows
                 )
+            if notify is not None:
+                connection.execute(text("SELECT pg_notify(:channel, :payload)"),
+                                   {"channel": notify[0], "payload": notify[1]})

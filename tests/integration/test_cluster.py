@@ -2,8 +2,9 @@
 the SIP edge in front of two PBX nodes on one PostgreSQL (one of them runs
 the store-wide jobs).  Phones register and call through the edge only; each
 organisation is hashed to a node.  Then the node of the default organisation
-is killed: its phones re-register through the edge, which now sends them to
-the other node, and call again; the voicemail, the recording and the call
+is killed: the other node knew its phones' registrations all along (from the
+store, told by NOTIFY), so calls reach them at once; they re-register through
+the edge, which now sends them to the other node, and call again; the voicemail, the recording and the call
 records it made are all still in the store; the call under way on the other
 node goes on and ends normally."""
 
@@ -124,13 +125,13 @@ def talk_and_hang_up(caller: SipClient, number: str, secret: str, callee: SipCli
 
 
 def homes(edge: Edge, nodes: list[Pbx], phones: dict[str, tuple[str, str]]) -> dict[str, Pbx]:
-    """Which node each domain's REGISTER reached (its registrations count went up)."""
+    """Which node each domain's REGISTER reached (the one that accepted it)."""
     found = {}
     for domain, (number, secret) in phones.items():
-        before = [n.health()["registrations"] for n in nodes]
+        before = [n.health()["registrations_accepted"] for n in nodes]
         with edge.phone(domain) as phone:
             register(phone, number, secret)
-        after = [n.health()["registrations"] for n in nodes]
+        after = [n.health()["registrations_accepted"] for n in nodes]
         (index,) = [i for i in range(len(nodes)) if after[i] > before[i]]
         found[domain] = nodes[index]
     return found
@@ -209,6 +210,11 @@ def test_phones_move_to_the_other_node_when_theirs_dies(tmp_path: Path, database
                     time.sleep(0.5)
                 assert len(cdrs) >= 3 and recordings and messages, (cdrs, recordings, messages)
 
+                deadline = time.monotonic() + 10  # each node reads what the other saved
+                while survivor.health()["registrations"] != doomed.health()["registrations"]:
+                    assert time.monotonic() < deadline, "the nodes never shared registrations"
+                    time.sleep(0.2)
+
                 assert doomed.process is not None
                 os.kill(doomed.process.pid, signal.SIGKILL)
                 doomed.process.wait()
@@ -217,12 +223,18 @@ def test_phones_move_to_the_other_node_when_theirs_dies(tmp_path: Path, database
                     assert time.monotonic() < deadline, "the edge never noticed the node died"
                     time.sleep(0.5)
 
-                registered = survivor.health()["registrations"]
-                register(bob, "1002", USERS["1002"])  # their refresh, now on the other node
-                register(dave, "1004", "pw-1004-secret")
-                assert survivor.health()["registrations"] == registered + 2
+                # the survivor knows their registrations: calls reach them at once
                 alice.call_id += "-after"
                 talk_and_hang_up(alice, "1001", USERS["1001"], bob, "1002", 41006, "again")
+                known, accepted = (survivor.health()[k] for k in ("registrations",
+                                                                    "registrations_accepted"))
+                register(bob, "1002", USERS["1002"])  # their refresh, now on the other node
+                register(dave, "1004", "pw-1004-secret")
+                health = survivor.health()
+                assert (health["registrations"], health["registrations_accepted"]) == (
+                    known, accepted + 2)  # refreshed there, none added
+                alice.call_id += "-refreshed"
+                talk_and_hang_up(alice, "1001", USERS["1001"], dave, "1004", 41008, "refreshed")
 
                 # the call on the surviving node went on all along: its callee hangs up
                 assert survivor.health()["calls"] == 1

@@ -1,5 +1,6 @@
 """The location service: bindings per AOR, expiry, write-back change tracking."""
 
+from pbx.cluster import bindings_note, read_bindings_note
 from pbx.location import LocationService, binding_id, path_routes, reach
 from pbx.sip.flow import Flow
 from pbx.location import Binding
@@ -59,6 +60,48 @@ def test_failed_write_is_restored_unless_superseded() -> None:
     location.take_changes()
     location.restore_changes(upserts, removals)  # the old write failed after the newer one was taken
     assert location.take_changes() == ([], [])
+
+
+def test_another_nodes_saved_bindings_replace_ours_but_not_our_unsaved_changes() -> None:
+    location = LocationService()
+    location.put(binding("sip:1@x", "sip:gone@h", 100))  # saved here, then removed there
+    location.put(binding("sip:1@x", "sip:kept@h", 100))
+    location.take_changes()
+    location.put(binding("sip:1@x", "sip:kept@h", 500))  # our refresh, not yet written
+    location.put(binding("sip:3@x", "sip:other@h", 100))
+    location.take_changes()
+    location.remove("sip:3@x", binding_id("sip:3@x", "sip:other@h"))  # our removal, unwritten
+    saved = [binding("sip:1@x", "sip:kept@h", 300), binding("sip:1@x", "sip:new@h", 300),
+             binding("sip:2@x", "sip:moved@h", 300), binding("sip:3@x", "sip:other@h", 100)]
+    location.put(binding("sip:1@x", "sip:kept@h", 500))
+    location.follow(["sip:1@x", "sip:2@x", "sip:3@x"], saved)
+    assert {(b.contact, b.expires_at) for b in location.lookup("sip:1@x", 0)} == {
+        ("sip:kept@h", 500), ("sip:new@h", 300)}
+    assert [b.contact for b in location.lookup("sip:2@x", 0)] == ["sip:moved@h"]
+    assert location.lookup("sip:3@x", 0) == []
+    assert len(location) == 3
+    upserts, removals = location.take_changes()  # only our own changes are written
+    assert [b.contact for b in upserts] == ["sip:kept@h"]
+    assert removals == [binding_id("sip:3@x", "sip:other@h")]
+    # theirs expire at their time, ours at ours
+    assert sorted(b.contact for b in location.expire(now=400)) == ["sip:moved@h", "sip:new@h"]
+    assert [b.contact for b in location.expire(now=600)] == ["sip:kept@h"]
+
+
+def test_a_note_naming_every_aor_reads_them_all() -> None:
+    location = LocationService()
+    location.put(binding("sip:1@x", "sip:a@h", 100))
+    location.take_changes()
+    location.follow(None, [binding("sip:2@x", "sip:b@h", 100)])
+    assert len(location) == 2  # with no names, nothing of ours is dropped
+
+
+def test_bindings_notes_name_the_aors_until_they_would_be_too_long() -> None:
+    note = bindings_note("host/42", {"sip:2@x", "sip:1@x"})
+    assert note == "host/42\nsip:1@x\nsip:2@x"
+    assert read_bindings_note(note) == ("host/42", ["sip:1@x", "sip:2@x"])
+    many = bindings_note("host/42", {f"sip:{n}@example.com" for n in range(1000)})
+    assert read_bindings_note(many) == ("host/42", None)
 
 
 def test_refreshes_do_not_grow_the_expiry_heap_without_bound() -> None:
