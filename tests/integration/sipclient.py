@@ -183,6 +183,20 @@ class SipClient:
             first = self.receive(wait)
         return first
 
+    def final(self, first: Response | None, wait: float = 10.0) -> Response | None:
+        """The final response to the INVITE whose first response was ``first``
+        (``first`` itself when final; None: none came within ``wait``)."""
+        while first is not None and first.status < 200:
+            first = self.receive(wait)
+        return first
+
+    def answered(self, first: Response | None, wait: float = 10.0) -> Response:
+        """The 200 to the INVITE whose first response was ``first``, ACKed."""
+        final = self.final(first, wait)
+        assert final is not None and final.status == 200, final
+        self.in_dialog("ACK", final, cseq=final.cseq.number)
+        return final
+
     def call(
         self, user: str, password: str, target: str, phone: SipClient, status: int = 200,
         rtp_port: int = 41000,

@@ -382,7 +382,10 @@ def _call_over(pbx: Pbx, before: set[int | None]) -> bool:
 @pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed")
 def test_media_ports_and_calls_are_freed_after_1000_calls(tmp_path: Path) -> None:
     users = {"1001": USERS["1001"], "1002": USERS["1002"]}
-    with running_pbx(tmp_path, users, rtp_ports="30000-32000", log_level="INFO") as server:
+    # what leaks is the question here, not load: on a busy machine the
+    # governor's 503s (tests/integration/test_overload.py) would fail calls
+    with running_pbx(tmp_path, users, rtp_ports="30000-32000", log_level="INFO",
+                     overload_control="no") as server:
         with sipp_callee(tmp_path, server, "1002", USERS["1002"], ["-l", "1000"]):
             result = run_sipp(
                 "call_uac.xml", server, [("1001", USERS["1001"], "1002")], tmp=tmp_path,
@@ -555,9 +558,7 @@ def test_session_timer_is_granted(pbx: Pbx) -> None:
             headers={"Content-Type": "application/sdp", "Supported": "timer",
                      "Session-Expires": "120"},
         )
-        final = caller.receive(5)
-        while final is not None and final.status < 200:
-            final = caller.receive(5)
+        final = caller.final(caller.receive(5), 5)
         worker.join()
         assert final is not None and final.status == 200
         assert final.headers.get("Session-Expires") == "120;refresher=uac"

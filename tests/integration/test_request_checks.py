@@ -59,9 +59,7 @@ def authenticated_invite(
     client.invite_text = client.request(
         "INVITE", "1001", to=target, contacts=contacts, authorization=authorization,
         body=client.sdp() if body is None else body, headers={"Content-Type": SDP, **(headers or {})})
-    final = client.receive(5)
-    while final is not None and final.status < 200:
-        final = client.receive(5)
+    final = client.final(client.receive(5), 5)
     if final is not None and final.status >= 300:
         client.ack_failure(final)
     return final
@@ -163,9 +161,7 @@ def test_rfc4475_escaped_invite_with_lpc_rtpmap_is_routed(pbx: Pbx) -> None:
             "CSeq: 234234 INVITE", f"CSeq: 234235 INVITE\r\nProxy-Authorization: {authorization}")
         client.invite_text = text
         client.send_raw(text.encode())
-        final = client.receive(5)
-        while final is not None and final.status < 200:
-            final = client.receive(5)
+        final = client.final(client.receive(5), 5)
         assert final is not None and (final.status, final.reason) == (404, "Not Found")
         client.ack_failure(final)
 

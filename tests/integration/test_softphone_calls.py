@@ -61,9 +61,7 @@ def answer_in_page(caller: SipClient, number: str, media: RtpPhone, page: Page,
     page.wait_for("!document.querySelector('#ringing').hidden")
     assert number in text(page, "#caller")
     page.eval("document.querySelector('#answer').click()")
-    final = first
-    while final is not None and final.status < 200:
-        final = caller.receive(10)
+    final = caller.final(first)
     assert final is not None, "no final answer"
     return final
 
@@ -139,11 +137,7 @@ def test_a_second_call_rings_while_on_one_answering_holds_the_first_and_the_page
 
         # answering it holds 1002 (who hears music), 1003 hears the page
         page.eval("document.querySelector('#answer').click()")
-        final = first_invite
-        while final is not None and final.status < 200:
-            final = second.receive(10)
-        assert final is not None and final.status == 200, final
-        second.in_dialog("ACK", final, cseq=final.cseq.number)
+        final = second.answered(first_invite)
         second_media.answered(final.body)
         page.wait_for(f"{STATUS} === 'In call (opus)'")
         page.wait_for("document.querySelectorAll('#call-list li').length === 2")
@@ -232,11 +226,7 @@ def test_a_queue_call_shows_the_queue_name_and_a_wrap_up_countdown_follows(
         assert text(page, "#caller") == "User 1002 (1002) via Support"
         page.wait_for(f"{shown} === 'ringing'", timeout=3)  # pushed (the poll is every 5 s)
         page.eval("document.querySelector('#answer').click()")
-        final = first
-        while final is not None and final.status < 200:
-            final = caller.receive(10)
-        assert final is not None and final.status == 200, final
-        caller.in_dialog("ACK", final, cseq=final.cseq.number)
+        caller.answered(first)
         page.wait_for(f"{STATUS}.startsWith('In call')")
         page.wait_for(f"{shown} === 'on a queue call'", timeout=3)
         page.eval("document.querySelector('#hangup').click()")

@@ -70,11 +70,7 @@ def test_a_call_to_the_extension_rings_the_page_which_answers_talks_and_hangs_up
         assert "1002" in text(page, "#caller")
         assert page.eval("window.softphone.ringer.ringing") is True  # the ringtone plays
         page.eval("document.querySelector('#answer').click()")
-        final = first
-        while final is not None and final.status < 200:
-            final = caller.receive(10)
-        assert final is not None and final.status == 200, final
-        caller.in_dialog("ACK", final, cseq=final.cseq.number)
+        final = caller.answered(first)
         assert desk.receive_request(5, "CANCEL") is not None  # first answer wins
         page.wait_for("document.querySelector('#status').textContent === 'In call (opus)'")
         assert page.eval("window.softphone.ringer.ringing") is False
@@ -120,11 +116,7 @@ def test_a_call_to_the_extension_rings_the_page_which_answers_talks_and_hangs_up
         page.eval("document.querySelector('#reject').click()")
         page.wait_for("document.querySelector('#status').textContent === 'Call ended: rejected'")
         desk.respond(invite, 200, body=desk.sdp(talk.port + 2))
-        final = first
-        while final is not None and final.status < 200:
-            final = caller.receive(10)
-        assert final is not None and final.status == 200, final
-        caller.in_dialog("ACK", final, cseq=final.cseq.number)
+        final = caller.answered(first)
 
         record = answered_record(pbx.api, login_once(pbx, "admin", ADMIN_PASSWORD))
         assert record["disposition"] == "answered", record
@@ -284,11 +276,7 @@ def test_the_page_dials_in_pcmu_sends_keys_transfers_and_is_hung_up_on(
             assert first is not None and first.status < 300, first
             page.wait_for("!document.querySelector('#ringing').hidden")
             page.eval("document.querySelector('#answer').click()")
-            final = first
-            while final is not None and final.status < 200:
-                final = caller.receive(10)
-            assert final is not None and final.status == 200, final
-            caller.in_dialog("ACK", final, cseq=final.cseq.number)
+            caller.answered(first)
             page.wait_for("document.querySelector('#status').textContent.startsWith('In call')")
             page.eval("document.querySelector('#hangup').click()")
             assert caller.hung_up()
@@ -311,11 +299,7 @@ def test_the_page_dials_in_pcmu_sends_keys_transfers_and_is_hung_up_on(
             ringing.join()
             assert rang and first is not None and first.status == 180, first
             page.eval("document.querySelectorAll('#colleagues li button')[1].click()")
-            final = first
-            while final is not None and final.status < 200:
-                final = caller.receive(10)
-            assert final is not None and final.status == 200, final
-            caller.in_dialog("ACK", final, cseq=final.cseq.number)
+            caller.answered(first)
             page.wait_for("document.querySelector('#status').textContent.startsWith('In call')")
             assert phone.receive_request(5, "CANCEL") is not None  # 1002's phone stops ringing
             page.eval("document.querySelector('#hangup').click()")
