@@ -7,7 +7,11 @@ An organisation lives on one worker, so the load is spread over
 every registration (REGISTER → 401 → REGISTER with MD5 digest → 200) from a
 socket of its own (``-t un``), as real phones do from addresses of their own:
 the kernel spreads them over the workers by source port, and a worker passes
-on what belongs to another.  Nothing is pinned: the PBX's workers and sipp
+on what belongs to another.  With ``--sources one`` sipp sends everything
+from one socket (``-t u1``), as Kamailio or an SBC in front of the node
+does: one worker receives it all and passes the other organisation's half
+on, and sipp spends far less per registration (no socket each), which
+leaves the PBX more of a 2-core machine.  Nothing is pinned: the PBX's workers and sipp
 share the machine's cores.  Printed per worker count and offered rate:
 registrations per second sustained, failed, retransmissions, the PBX's CPU
 (all processes) per registration, and the gain over the first worker count.
@@ -20,7 +24,7 @@ failed calls and the PBX's CPU per call.
 
     .venv/bin/python bench/workers.py [--workers 1,2] [--rates 1000,2000,3000] \\
         [--calls 20000] [--users 500] [--organisations 2] [--call-rates 50,100] \\
-        [--call-count 2000] [--duration 3000]
+        [--call-count 2000] [--duration 3000] [--sources each|one]
 """
 
 from __future__ import annotations
@@ -86,7 +90,7 @@ def call_scenario(tmp: Path) -> Path:
 
 
 def measure_calls(pbx: Pbx, tmp: Path, phones: list[tuple[str, str, str]], rate: int,
-                  calls: int, duration: int) -> tuple[float, int, float]:
+                  calls: int, duration: int, transport: str) -> tuple[float, int, float]:
     """Calls set up per second, failed calls, CPU ms per call."""
     assert pbx.process is not None
     callers = [(user, secret, domain) for user, secret, domain in phones if user == "2000"]
@@ -101,7 +105,7 @@ def measure_calls(pbx: Pbx, tmp: Path, phones: list[tuple[str, str, str]], rate:
                 stack.enter_context(sipp_callee(tmp, pbx, user, secret, ["-l", "5000"],
                                                 domain=domain))
         command = ["sipp", f"{pbx.host}:{pbx.sip_port}", "-sf", str(call_scenario(tmp)),
-                   "-inf", str(csv), "-i", pbx.host, "-p", str(free_ports(1)), "-t", "un",
+                   "-inf", str(csv), "-i", pbx.host, "-p", str(free_ports(1)), "-t", transport,
                    "-m", str(calls), "-r", str(rate), "-d", str(duration), "-l", "5000",
                    "-nostdin", "-timeout", f"{calls / rate + 60:.0f}s", "-timeout_error",
                    "-trace_stat", "-stf", str(stats), "-fd", "1", "-max_socket", "6000"]
@@ -122,11 +126,11 @@ def last_stats(stats: Path) -> dict[str, str]:
 
 
 def measure(host: str, port: int, pid: int, tmp: Path, phones: Path, rate: int,
-            calls: int) -> tuple[float, int, int, float]:
+            calls: int, transport: str) -> tuple[float, int, int, float]:
     """Registrations per second, failed, retransmissions, CPU µs per registration."""
     stats = tmp / f"sipp-{rate}-{time.monotonic_ns()}.csv"
     command = ["sipp", f"{host}:{port}", "-sf", str(scenario(tmp)), "-inf", str(phones),
-               "-i", host, "-p", str(free_ports(1)), "-t", "un", "-m", str(calls),
+               "-i", host, "-p", str(free_ports(1)), "-t", transport, "-m", str(calls),
                "-r", str(rate), "-l", "3000", "-nostdin", "-timeout", "120s", "-timeout_error",
                "-trace_stat", "-stf", str(stats), "-fd", "1", "-max_socket", "4000"]
     before, started = cpu_seconds(pid), time.monotonic()
@@ -151,14 +155,19 @@ def main() -> int:
     parser.add_argument("--call-rates", default="50,100", help="offered calls per second")
     parser.add_argument("--call-count", type=int, default=2000, help="calls per run")
     parser.add_argument("--duration", type=int, default=3000, help="call length in ms")
+    parser.add_argument("--sources", choices=("each", "one"), default="each",
+                        help="a socket per registration and call (phones), or one (an edge proxy)")
     args = parser.parse_args()
     if shutil.which("sipp") is None:
         print("sipp is not installed (apt-get install -y sip-tester)", file=sys.stderr)
         return 2
+    transport = "un" if args.sources == "each" else "u1"
     counts = [int(n) for n in args.workers.split(",")]
     rates = [int(rate) for rate in args.rates.split(",")]
     print(f"{args.organisations} organisations x {args.users} users, {args.calls} "
-          f"registrations per run, UDP (a socket per registration), MD5 qop=auth, "
+          f"registrations per run, UDP ("
+          f"{'a socket per registration' if args.sources == 'each' else 'one socket'}), "
+          f"MD5 qop=auth, "
           f"nothing pinned; load average {os.getloadavg()[0]:.1f} at start")
     print(f"{'workers':>8}{'offered/s':>10}{'reg/s':>8}{'failed':>8}{'retrans':>9}"
           f"{'us/reg':>8}{'gain':>7}")
@@ -181,14 +190,14 @@ def main() -> int:
                 assert pbx.process is not None
                 for rate in rates:
                     rate_ok, bad, retrans, us = measure(pbx.host, pbx.sip_port, pbx.process.pid,
-                                                        tmp, csv, rate, args.calls)
+                                                        tmp, csv, rate, args.calls, transport)
                     failed |= bad > 0
                     first.setdefault(rate, rate_ok)
                     print(f"{workers:>8}{rate:>10}{rate_ok:>8.0f}{bad:>8}{retrans:>9}{us:>8.0f}"
                           f"{rate_ok / first[rate]:>7.2f}", flush=True)
                 for rate in call_rates:
                     setup, bad, ms = measure_calls(pbx, tmp, phones, rate, args.call_count,
-                                                   args.duration)
+                                                   args.duration, transport)
                     failed |= bad > 0
                     first.setdefault(-rate, setup)
                     calls_seen.append(f"{workers:>8}{rate:>10}{setup:>9.0f}{bad:>8}{ms:>9.1f}"

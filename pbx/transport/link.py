@@ -1,7 +1,6 @@
-"""The link between the workers of one node: a Unix datagram socket each.
+"""The link between the workers of one node: Unix stream connections.
 
-Three kinds of frames, each one datagram (a SIP message fits: the kernel
-takes datagrams far larger than SIP's 64 KiB limit on a local socket):
+Three kinds of frames, each sent whole with its length in front:
 
 * ``R`` *received*: a message the kernel handed to this worker but that
   belongs to another (:mod:`pbx.workers`), with the flow it came on;
@@ -10,6 +9,12 @@ takes datagrams far larger than SIP's 64 KiB limit on a local socket):
 * ``C`` *command*: what the admin API (in worker 0) asks of the worker an
   organisation lives on, as a JSON list ``[name, *args]``.
 
+Streams, not datagrams: a Unix datagram socket queues at most
+``net.unix.max_dgram_qlen`` messages (10 by default) for its reader, so a
+burst of forwarded REGISTERs was refused (``EAGAIN``) and the phones had to
+retransmit; a stream buffers by bytes, and asyncio queues what the kernel
+cannot take yet.  Each worker listens; the first frame for a peer opens a
+connection to it, which carries this worker's frames from then on.
 Addresses are in Linux's abstract namespace (no file to clean up), named by
 the supervisor's ``group`` so two nodes on one machine never cross.
 """
@@ -55,9 +60,54 @@ def decode(frame: bytes) -> tuple[bytes, int, Flow, bytes]:
 
 
 _NOWHERE = Flow("", "", 0)
+_LENGTH = struct.Struct("!I")
 
 
-class WorkerLink(asyncio.DatagramProtocol):
+class _Inbound(asyncio.Protocol):
+    """One peer's connection to this worker: cuts its bytes into frames."""
+
+    def __init__(self, deliver: Callable[[bytes], None]) -> None:
+        self.deliver = deliver
+        self.buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        start = 0
+        while len(buffer) - start >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(buffer, start)
+            end = start + _LENGTH.size + length
+            if len(buffer) < end:
+                break
+            self.deliver(bytes(buffer[start + _LENGTH.size:end]))
+            start = end
+        del buffer[:start]
+
+
+class _Outbound(asyncio.Protocol):
+    """This worker's connection to one peer; what is sent before it is open waits."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.early: list[bytes] = []
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.writelines(self.early)
+        self.early.clear()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+
+    def write(self, data: bytes) -> None:
+        if self.transport is None:
+            self.early.append(data)
+        else:
+            self.transport.write(data)
+
+
+class WorkerLink:
     """This worker's end of the link: frames out to peers, frames in to handlers."""
 
     def __init__(self, group: str, index: int, count: int,
@@ -70,25 +120,27 @@ class WorkerLink(asyncio.DatagramProtocol):
         self.on_received = on_received
         self.on_send = on_send
         self.on_command = on_command
-        self.transport: asyncio.DatagramTransport | None = None
-        self.sock: socket.socket | None = None
+        self.server: asyncio.AbstractServer | None = None
+        self._peers: dict[int, _Outbound] = {}
 
     async def open(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-        sock.setblocking(False)
+        # sockets made here: uvloop mangles abstract addresses passed as paths
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(link_address(self.group, self.index))
-        self.sock = sock
-        await asyncio.get_running_loop().create_datagram_endpoint(lambda: self, sock=sock)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        sock.listen(64)
+        sock.setblocking(False)
+        self.server = await asyncio.get_running_loop().create_unix_server(
+            lambda: _Inbound(self.deliver), sock=sock)
 
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        if self.server is not None:
+            self.server.close()
+        for peer in self._peers.values():
+            if peer.transport is not None:
+                peer.transport.close()
+        self._peers.clear()
 
-    def datagram_received(self, frame: bytes, addr: Any) -> None:
+    def deliver(self, frame: bytes) -> None:
         sender = -1
         try:
             kind, sender, flow, data = decode(frame)
@@ -104,18 +156,29 @@ class WorkerLink(asyncio.DatagramProtocol):
         except Exception:
             log.exception("frame from worker %d dropped", sender)
 
-    def error_received(self, exc: Exception) -> None:
-        log.warning("worker link: %s", exc)
-
     def _to(self, worker: int, frame: bytes) -> None:
-        """Straight on the socket: uvloop's ``sendto`` mangles abstract addresses."""
-        if self.sock is None or self.transport is None or self.transport.is_closing():
+        if self.server is None:
             log.warning("worker link closed: frame for worker %d dropped", worker)
             return
+        peer = self._peers.get(worker)
+        if peer is None or peer.closed:
+            peer = self._peers[worker] = _Outbound()
+            asyncio.get_running_loop().create_task(self._connect(worker, peer))
+        peer.write(_LENGTH.pack(len(frame)) + frame)
+
+    async def _connect(self, worker: int, peer: _Outbound) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self.sock.sendto(frame, link_address(self.group, worker))
-        except OSError as exc:  # that worker is gone (stopping), or too far behind
-            log.warning("worker %d unreachable: %s", worker, exc)
+            sock.connect(link_address(self.group, worker))  # local: at once or refused
+            sock.setblocking(False)
+            await asyncio.get_running_loop().create_unix_connection(lambda: peer, sock=sock)
+        except OSError as exc:  # that worker is not up yet, or gone (stopping)
+            sock.close()
+            log.warning("worker %d unreachable: %s (%d frames dropped)", worker, exc,
+                        len(peer.early))
+            peer.closed = True
+            if self._peers.get(worker) is peer:
+                del self._peers[worker]
 
     def forward(self, worker: int, data: bytes, flow: Flow) -> None:
         """Hand a received message to the worker it belongs to."""

@@ -3,12 +3,16 @@ of the link between workers (pbx.transport.link)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+from typing import Any
+
 import pytest
 
 from pbx.sip.flow import Flow
 from pbx.sip.message import Request, Response, new_branch, new_tag, set_origin
 from pbx.sip.parser import parse_message
-from pbx.transport.link import decode, encode
+from pbx.transport.link import WorkerLink, decode, encode
 from pbx.workers import Workers, owner, port_share, worker_of
 
 PHONE = Flow("UDP", "192.0.2.10", 5062)
@@ -96,3 +100,35 @@ def test_a_frame_carries_kind_sender_flow_and_bytes() -> None:
     assert decode(encode(b"R", 3, flow, b"INVITE ...")) == (b"R", 3, flow, b"INVITE ...")
     with pytest.raises(ValueError):
         decode(b"R")
+
+
+def test_a_burst_of_frames_crosses_the_link_whole_and_in_order() -> None:
+    """Far more frames at once than a Unix datagram socket queues (10 by
+    default, where forwarded REGISTERs were refused), some of them large."""
+    group = f"test-{os.getpid()}"
+    got: list[tuple[bytes, Flow, int]] = []
+    commands: list[tuple[str, list[Any]]] = []
+
+    async def run() -> None:
+        zero = WorkerLink(group, 0, 2, lambda *a: None, lambda *a: None, lambda *a: None)
+        one = WorkerLink(group, 1, 2, lambda data, flow, sender: got.append((data, flow, sender)),
+                         lambda *a: None, lambda name, args: commands.append((name, args)))
+        await zero.open()
+        await one.open()
+        try:
+            flow = Flow("UDP", "192.0.2.7", 5062)
+            for n in range(2000):
+                zero.forward(1, b"REGISTER %d " % n + b"x" * (n * 7 % 5000), flow)
+            zero.command(1, "reload", 42)
+            for _ in range(200):
+                if commands:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            zero.close()
+            one.close()
+
+    asyncio.run(run())
+    assert len(got) == 2000 and commands == [("reload", [42])]
+    assert all(data.startswith(b"REGISTER %d " % n) and len(data) == len(b"REGISTER %d " % n)
+               + n * 7 % 5000 and sender == 0 for n, (data, _, sender) in enumerate(got))
