@@ -68,10 +68,11 @@ def overload_of(governor: LoadGovernor) -> Overload:
 
 def create_app(sip: SipServer, *, commands: CallCommands | None = None,
                outbox: WebhookOutbox | None = None, statistics: QueueStatistics | None = None,
-               queue_app: QueueApp | None = None) -> FastAPI:
+               queue_app: QueueApp | None = None, bootstrap: bool = True) -> FastAPI:
     """The API of node ``sip``; ``commands`` act on its live calls, ``outbox``
     learns of every change to the organisations' webhooks, ``statistics`` are
-    the live queue figures and ``queue_app`` runs its ACD queues."""
+    the live queue figures and ``queue_app`` runs its ACD queues; ``bootstrap``:
+    make the first admin if there is none (one worker of a node does)."""
     app = FastAPI(title="PBX admin API", version="0.1.0")
     app.state.sip = sip
     app.state.calls = commands
@@ -102,7 +103,8 @@ def create_app(sip: SipServer, *, commands: CallCommands | None = None,
     def home() -> RedirectResponse:
         return RedirectResponse("/admin/")
 
-    bootstrap_admin(sip)
+    if bootstrap:
+        bootstrap_admin(sip)
     app.mount("/admin", StaticFiles(directory=Path(__file__).parent / "web", html=True), name="admin")
     for module in (auth, organisations, users, extensions, devices, provision, licenses,
                    services, ringgroups, numbers, calls, call_control, recordings, audit,

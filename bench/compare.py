@@ -26,14 +26,18 @@ load generators on core 1), reusing the single benches:
   before and after ``--memory-registrations`` distinct phones register, then
   with ``--memory-calls`` calls up, divided by the count.
 
-The column ``N workers`` waits for ``pbx serve --workers N`` (another branch):
-it is printed as ``-`` until that exists.  Ratios are ours / theirs (for CPU
-per registration, lower is better for us).
+The column ``N workers`` is ``pbx serve --workers N`` (``--workers``, default
+one per core) under the same sipp load, for REGISTER: an organisation lives
+on one worker, so its registrations come from ``--organisations`` (2)
+organisations of 500 extensions each (bench/workers.py's seeding), and
+nothing is pinned (the workers need every core, sipp shares them).  Ratios
+are ours / theirs (for CPU per registration, lower is better for us); the
+row ``N workers / Kamailio`` compares the N-worker rate with Kamailio's.
 
     .venv/bin/python bench/compare.py [--register-rate 4000] [--register-calls 20000] \\
         [--call-rates 50,100,150,200] [--call-seconds 10] [--hold 2] \\
         [--relay-calls 200,400,600] [--relay-seconds 6] \\
-        [--memory-registrations 5000] [--memory-calls 200]
+        [--memory-registrations 5000] [--memory-calls 200] [--workers N]
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import relay  # noqa: E402
+from bench import workers as worker_bench  # noqa: E402
 from bench.machine import our_version  # noqa: E402
 from bench.register import (  # noqa: E402
     KAMAILIO_MODULES, REALM, SERVER_CORE, SIPP_CORE, _users_csv, kamailio_head, measure,
@@ -118,14 +123,41 @@ def registrations(args: argparse.Namespace, tmp: Path, peer: bool) -> list[Row]:
             results[name] = measure(server, csv, args.register_rate, args.register_calls, "u1",
                                     workdir)
     ours, theirs = results["ours"], results.get("kamailio")
-    return [
-        Row(f"REGISTER/s, digest, offered {args.register_rate}/s", f"{ours.rate:.0f}", "-",
+    spread = several_workers(args, tmp) if args.workers > 1 else None
+    rows = [
+        Row(f"REGISTER/s, digest, offered {args.register_rate}/s", f"{ours.rate:.0f}",
+            f"{spread[0]:.0f}" if spread else "-",
             f"{theirs.rate:.0f}" if theirs else "-", "Kamailio registrar",
             f"{ours.rate / theirs.rate:.2f}" if theirs else "-"),
-        Row("  CPU us per registration", f"{ours.cpu_per_registration:.0f}", "-",
+        Row("  CPU us per registration", f"{ours.cpu_per_registration:.0f}",
+            f"{spread[1]:.0f}" if spread else "-",
             f"{theirs.cpu_per_registration:.0f}" if theirs else "-", "Kamailio registrar",
             f"{ours.cpu_per_registration / theirs.cpu_per_registration:.1f}" if theirs else "-"),
     ]
+    if spread and theirs:
+        rows.append(Row(f"  {args.workers} workers / Kamailio", "-", f"{spread[0]:.0f}",
+                        f"{theirs.rate:.0f}", "Kamailio registrar",
+                        f"{spread[0] / theirs.rate:.2f}"))
+    return rows
+
+
+def several_workers(args: argparse.Namespace, tmp: Path) -> tuple[float, float]:
+    """REGISTER/s and CPU µs per registration of ``pbx serve --workers N``,
+    the same sipp load (one socket) over the organisations' phones."""
+    workdir = Path(tempfile.mkdtemp(dir=tmp))
+    (workdir / "data").mkdir()
+    phones = worker_bench.seed(workdir / "data", args.organisations, 500)
+    csv = workdir / "phones.csv"
+    csv.write_text("SEQUENTIAL\n" + "".join(
+        f"{user};[authentication username={user} password={secret}];3600;{domain}\n"
+        for user, secret, domain in phones))
+    with running_pbx(workdir, {}, log_level="WARNING", auth_max_failures=1000000,
+                     workers=args.workers, max_contacts=1000) as pbx:
+        assert pbx.process is not None
+        rate, _, _, us = worker_bench.measure(pbx.host, pbx.sip_port, pbx.process.pid, workdir,
+                                              csv, args.register_rate, args.register_calls,
+                                              "u1")
+    return rate, us
 
 
 # --------------------------------------------------------------------- calls
@@ -348,6 +380,10 @@ def main() -> int:
     parser.add_argument("--relay-seconds", type=float, default=6.0)
     parser.add_argument("--memory-registrations", type=int, default=5000)
     parser.add_argument("--memory-calls", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="the N of the N-workers column (1: not measured)")
+    parser.add_argument("--organisations", type=int, default=2,
+                        help="organisations the N-workers registrations come from")
     parser.add_argument("--only", default="register,calls,relay,memory",
                         help="comma-separated parts to run")
     args = parser.parse_args()
@@ -370,7 +406,8 @@ def main() -> int:
                 rows.extend(run())
                 print(f"... {part} measured", file=sys.stderr, flush=True)
     print(f"ours {our_version()} (1 worker), servers on core {SERVER_CORE}, load on core "
-          f"{SIPP_CORE}; N workers: not in this branch yet")
+          f"{SIPP_CORE}; N workers: {args.workers} over {args.organisations} organisations, "
+          f"nothing pinned")
     print(f"{'measure':<50}{'ours':>9}{'N workers':>11}{'theirs':>9}  {'ratio':>6}  peer")
     for row in rows:
         print(f"{row.measure:<50}{row.ours:>9}{row.workers:>11}{row.theirs:>9}  {row.ratio:>6}"

@@ -5,15 +5,21 @@ the HTTP side in one process and one event loop, stopped cleanly on a signal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
+import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from admin_api.app import create_app
+from admin_api.forward import HomeWorkers
 from ivr.app import IvrApp
 from ivr.conference import ConferenceApp
 from ivr.diversion import DiversionApp
@@ -32,7 +38,7 @@ from pbx.config import Config
 from pbx.models import ConferenceRoom
 from pbx.queue_settings import QueueConfig
 from pbx.server import SipServer
-from pbx.steering import Steering
+from pbx.steering import Steering, followed, following
 from pbx.store import Store
 from pbx.webhooks import WebhookOutbox, WebhookSender, WebhookSettings
 from pbx.workers import Workers
@@ -115,33 +121,68 @@ def queue_statistics(sip: SipServer) -> tuple[QueueStatistics, QueueEventWriter]
 def as_worker(sip: SipServer, outbox: WebhookOutbox, workers: Workers, group: str) -> Steering:
     """Make ``sip`` one of the node's workers: messages steered to the worker
     of their organisation, trunks registered and switchboards watched by it;
-    worker 0 (the admin API's) tells the others what the API changed."""
+    each tells the others what its admin API changed."""
     steering = Steering(sip, workers, group)
     sip.steering = steering
     sip.trunks.registers = workers.is_home
-    steering.commands["webhooks"] = lambda: sip.tasks.thread(outbox.reload)
-    if workers.index == 0:
-        outbox.reloaded.append(lambda: steering.everywhere("webhooks"))
+    steering.commands["webhooks"] = lambda: sip.tasks.thread(followed(outbox.reload))
+    outbox.reloaded.append(lambda: None if following() else steering.everywhere("webhooks"))
     return steering
 
 
 def web_servers(sip: SipServer, commands: CallCommands, outbox: WebhookOutbox,
-                stats: QueueStatistics, queues: QueueApp) -> list[uvicorn.Server]:
-    """The admin API and web pages over HTTP, and HTTPS when configured."""
-    app = create_app(sip, commands=commands, outbox=outbox, statistics=stats, queue_app=queues)
+                stats: QueueStatistics, queues: QueueApp, workers: Workers = Workers(),
+                group: str = "") -> list[tuple[uvicorn.Server, list[socket.socket] | None]]:
+    """The admin API and web pages, each server with the sockets it serves on
+    (None: its configured port).  Worker 0 serves HTTP (and HTTPS when
+    configured), passing an organisation homed on another worker there
+    (admin_api/forward.py); the other workers serve the same app on their
+    private Unix socket (:func:`api_socket`)."""
+    app = create_app(sip, commands=commands, outbox=outbox, statistics=stats, queue_app=queues,
+                     bootstrap=workers.index == 0)
     install_softphone(app, sip)  # the browser softphone: /softphone/ and its WebSocket
     general = sip.config.general
-    web = [uvicorn.Config(app, host=general.bind, port=general.http_port, log_level="warning",
+    if workers.index != 0:
+        path = api_socket(group, workers.index)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        path.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(path))
+        path.chmod(0o600)
+        listener.listen(128)
+        # X-Forwarded-For comes from worker 0 only: the socket is its alone
+        config = uvicorn.Config(app, log_level="warning", lifespan="off",
+                                proxy_headers=True, forwarded_allow_ips="*")
+        return [(quiet(uvicorn.Server(config)), [listener])]
+    front: Any = app if workers.count == 1 else HomeWorkers(
+        app, sip.store, workers, lambda index: str(api_socket(group, index)))
+    web = [uvicorn.Config(front, host=general.bind, port=general.http_port, log_level="warning",
                           lifespan="off")]
     if general.https_port:
         cert, key = sip.tls_files()
-        web.append(uvicorn.Config(app, host=general.bind, port=general.https_port,
+        web.append(uvicorn.Config(front, host=general.bind, port=general.https_port,
                                   log_level="warning", lifespan="off", ssl_certfile=str(cert),
                                   ssl_keyfile=str(key)))
-    servers = [uvicorn.Server(settings) for settings in web]
-    for server in servers:
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    return servers
+    return [(quiet(uvicorn.Server(settings)), None) for settings in web]
+
+
+def api_socket(group: str, index: int) -> Path:
+    """Where worker ``index`` of node ``group`` serves the admin API to worker 0."""
+    return Path(tempfile.gettempdir()) / f"pbx-{group}" / f"api-{index}.sock"
+
+
+def forget_api_socket(group: str, index: int) -> None:
+    """Remove a stopping worker's API socket, and the node's folder once empty."""
+    path = api_socket(group, index)
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # another worker's socket is still there
+        path.parent.rmdir()
+
+
+def quiet(server: uvicorn.Server) -> uvicorn.Server:
+    """The node handles SIGINT/SIGTERM itself (draining calls first)."""
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    return server
 
 
 async def collect_garbage(every: float = 60.0) -> None:
@@ -208,18 +249,22 @@ async def run(config: Config, workers: Workers = Workers(), group: str = "",
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
     collector = asyncio.create_task(collect_garbage())
+    # a worker's private API socket listens before the node is ready: worker 0
+    # passes requests there as soon as it opens the HTTP port
+    servers = web_servers(sip, commands, outbox, stats, queues, workers, group)
+    # said before the supervisor hears it: worker 0 opens HTTP once all have
+    log.info("PBX ready (realm %s, data %s%s)", config.general.realm, config.data_path,
+             f", worker {workers.index} of {workers.count}" if workers.count > 1 else "")
     if ready is not None:
         await asyncio.to_thread(ready)
     general = config.general
-    servers = web_servers(sip, commands, outbox, stats, queues) if first else []
-    http_tasks = {asyncio.create_task(server.serve()) for server in servers}
+    http_tasks = {asyncio.create_task(server.serve(sockets=sockets))
+                  for server, sockets in servers}
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    log.info("PBX ready (realm %s, data %s%s)", config.general.realm, config.data_path,
-             f", worker {workers.index} of {workers.count}" if workers.count > 1 else "")
     host = f"[{general.bind}]" if ":" in general.bind else general.bind
     if first:
         log.info("admin pages: http://%s:%d/admin/%s", host, general.http_port,
@@ -231,15 +276,15 @@ async def run(config: Config, workers: Workers = Workers(), group: str = "",
             log.error("HTTP server failed: %s", task.exception())
     log.info("stopping")
     await sip.drain()  # new calls get 503 + Retry-After while live ones end
-    for server in servers:
+    for server, _ in servers:
         server.should_exit = True
     await asyncio.gather(*http_tasks, return_exceptions=True)
     stop_wait.cancel()
     collector.cancel()
     await watch.stop()
-    for following in (follower, registrations):
-        if following is not None:
-            await following.stop()
+    for listener in (follower, registrations):
+        if listener is not None:
+            await listener.stop()
     if jobs:
         await mailer.stop()
         await sender.stop()
@@ -247,5 +292,6 @@ async def run(config: Config, workers: Workers = Workers(), group: str = "",
     await sip.stop()
     if steering is not None:
         steering.close()
+        forget_api_socket(group, workers.index)
     store.close()
     return 0

@@ -51,8 +51,8 @@ class Steering:
 
     async def start(self) -> None:
         await self.link.open()
-        if self.workers.index == 0:  # the admin API's worker: its reloads are everyone's
-            self.sip.directory.on_reload(self._reload_everywhere)
+        # each worker's API serves its organisations: its reloads are everyone's
+        self.sip.directory.on_reload(self._reload_everywhere)
 
     def close(self) -> None:
         self.link.close()
@@ -136,21 +136,25 @@ class Steering:
         command(*args)
 
     def _reload_everywhere(self) -> None:
-        """Worker 0 reloaded its directory (in the reloading thread): the others
-        reload too, and the admin API answers once they have, so a phone of an
-        extension just made registers whichever worker it reaches."""
+        """This worker reloaded its directory (in the reloading thread) after its
+        admin API changed the store: the others reload too, and the API answers
+        once they have, so a phone of an extension just made registers
+        whichever worker it reaches.  A reload that follows another worker's
+        goes no further."""
+        if following():
+            return
         token = next(self._reloads)
         done = threading.Event()
         self._waiting[token] = ([self.workers.count - 1], done)
-        self.everywhere("reload", token)
+        self.everywhere("reload", token, self.workers.index)
         loop = self.sip.loop
         if loop is not None and not loop_thread(loop) and not done.wait(RELOAD_WAIT):
             log.warning("workers still reloading after %.0f s", RELOAD_WAIT)
         self._waiting.pop(token, None)
 
-    def _reload(self, token: int) -> None:
-        self.sip.tasks.thread(self.sip.directory.reload,
-                              then=lambda _: self.link.command(0, "reloaded", token))
+    def _reload(self, token: int, origin: int) -> None:
+        self.sip.tasks.thread(followed(self.sip.directory.reload),
+                              then=lambda _: self.link.command(origin, "reloaded", token))
 
     def _reloaded(self, token: int) -> None:
         waiting = self._waiting.get(token)
@@ -162,6 +166,25 @@ class Steering:
     def _music(self, name: str) -> None:
         folder = self.sip.config.data_path / "moh" / name
         self.sip.tasks.thread(MusicClass.from_folder, name, folder, then=self.sip.engine.set_music)
+
+
+_following = threading.local()  # set while a thread reloads after another worker
+
+
+def following() -> bool:
+    """Is this thread reloading because another worker did (not to be passed on)?"""
+    return getattr(_following, "active", False)
+
+
+def followed(reload: Callable[[], None]) -> Callable[[], None]:
+    """``reload`` run as following another worker's change."""
+    def run() -> None:
+        _following.active = True
+        try:
+            reload()
+        finally:
+            _following.active = False
+    return run
 
 
 def loop_thread(loop: asyncio.AbstractEventLoop) -> bool:

@@ -6,11 +6,13 @@ a phone's connection belongs to the worker that accepted it)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from tests.integration.peers import ADMIN_PASSWORD, Pbx, organisation, running_pbx
 from tests.integration.sipclient import SipClient, place_call, uas_dialog
@@ -92,3 +94,44 @@ def test_messages_crossed_between_the_workers(pbx: Pbx, acme: dict[str, str]) ->
 def test_health_answers_once_every_worker_is_up(pbx: Pbx) -> None:
     assert "2 workers running" in pbx.log()
     assert pbx.log().index("worker 1 of 2") < pbx.log().index("admin pages")
+
+
+def test_the_api_of_an_organisation_on_the_second_worker_is_served_by_it(
+        pbx: Pbx, acme: dict[str, str]) -> None:
+    """Worker 0's HTTP port passes acme's requests (organisation 2, on worker 1)
+    to worker 1, which holds its calls: the live calls, presence and event
+    feed, a call hung up through the API; an extension acme's admin makes
+    there registers on whichever worker a phone reaches."""
+    admin = pbx.login("acme-admin", "acme-pass-1234")
+    feed_url = f"ws://{pbx.host}:{pbx.http_port}/api/events?token={admin['Authorization'][7:]}"
+    with connect(feed_url) as feed, \
+            SipClient(pbx.host, pbx.sip_port, domain="acme.test") as callee, \
+            SipClient(pbx.host, pbx.sip_port, domain="acme.test") as caller:
+        registered = callee.register("2002", acme["2002"])
+        assert registered is not None and registered.status == 200, registered
+        ok, _ = place_call(caller, "2001", acme["2001"], callee, "2002", 44000, "live")
+        assert ok.status == 200 and callee.receive_request(3, "ACK") is not None
+        live = httpx.get(f"{pbx.api}/calls/live", headers=admin)
+        assert live.status_code == 200, live.text
+        assert [(c["caller"], c["answered_by"]) for c in live.json()] == [("2001", "2002")]
+        presence = httpx.get(f"{pbx.api}/presence/2002", headers=admin)
+        assert presence.status_code == 200 and presence.json()["line"] == "on_call", presence.text
+        ended = httpx.delete(f"{pbx.api}/calls/{live.json()[0]['id']}", headers=admin)
+        assert ended.status_code == 204, ended.text
+        assert caller.hung_up() and callee.hung_up()
+        seen: list[str] = []
+        while "call.ended" not in seen:
+            seen.append(json.loads(feed.recv(timeout=5))["type"])
+        assert seen[:3] == ["registration", "call.started", "call.ringing"], seen
+        assert "call.answered" in seen
+    default = httpx.get(f"{pbx.api}/calls/live", headers=pbx.login("admin", ADMIN_PASSWORD))
+    assert default.json() == []  # the default organisation's (worker 0) saw none of it
+    assert httpx.get(f"{pbx.api}/calls/live",
+                     headers={"Authorization": "Bearer forged"}).status_code == 401
+
+    made = httpx.post(f"{pbx.api}/extensions", headers=admin, json={"number": "2003"})
+    assert made.status_code == 201, made.text
+    for _ in range(PAIRS):  # fresh sockets: either worker gets the REGISTER first
+        with SipClient(pbx.host, pbx.sip_port, domain="acme.test") as phone:
+            answer = phone.register("2003", made.json()["secret"], expires=0)
+            assert answer is not None and answer.status == 200, answer
