@@ -24,7 +24,10 @@ failed calls and the PBX's CPU per call.
 
     .venv/bin/python bench/workers.py [--workers 1,2] [--rates 1000,2000,3000] \\
         [--calls 20000] [--users 500] [--organisations 2] [--call-rates 50,100] \\
-        [--call-count 2000] [--duration 3000] [--sources each|one]
+        [--call-count 2000] [--duration 3000] [--sources each|one] [--no-overload-control]
+
+``--no-overload-control`` measures what the workers carry without the
+governor's 503s (pbx/overload.py), which otherwise count as failed.
 """
 
 from __future__ import annotations
@@ -155,6 +158,8 @@ def main() -> int:
     parser.add_argument("--call-rates", default="50,100", help="offered calls per second")
     parser.add_argument("--call-count", type=int, default=2000, help="calls per run")
     parser.add_argument("--duration", type=int, default=3000, help="call length in ms")
+    parser.add_argument("--no-overload-control", action="store_true",
+                        help="overload_control = no: nothing shed")
     parser.add_argument("--sources", choices=("each", "one"), default="each",
                         help="a socket per registration and call (phones), or one (an edge proxy)")
     args = parser.parse_args()
@@ -163,11 +168,12 @@ def main() -> int:
         return 2
     transport = "un" if args.sources == "each" else "u1"
     counts = [int(n) for n in args.workers.split(",")]
-    rates = [int(rate) for rate in args.rates.split(",")]
+    rates = [int(rate) for rate in args.rates.split(",") if rate]
     print(f"{args.organisations} organisations x {args.users} users, {args.calls} "
           f"registrations per run, UDP ("
           f"{'a socket per registration' if args.sources == 'each' else 'one socket'}), "
-          f"MD5 qop=auth, "
+          f"MD5 qop=auth, overload control "
+          f"{'off' if args.no_overload_control else 'on'}, "
           f"nothing pinned; load average {os.getloadavg()[0]:.1f} at start")
     print(f"{'workers':>8}{'offered/s':>10}{'reg/s':>8}{'failed':>8}{'retrans':>9}"
           f"{'us/reg':>8}{'gain':>7}")
@@ -185,8 +191,9 @@ def main() -> int:
                 f"{user};[authentication username={user} password={secret}];3600;{domain}\n"
                 for user, secret, domain in phones))
             with running_pbx(tmp, {}, log_level="WARNING", auth_max_failures=1000000,
-                             rtp_ports="20000-29999",
-                             workers=workers, max_contacts=1000) as pbx:
+                             rtp_ports="20000-29999", workers=workers, max_contacts=1000,
+                             overload_control="no" if args.no_overload_control else "yes"
+                             ) as pbx:
                 assert pbx.process is not None
                 for rate in rates:
                     rate_ok, bad, retrans, us = measure(pbx.host, pbx.sip_port, pbx.process.pid,
