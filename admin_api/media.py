@@ -124,16 +124,6 @@ def write_atomically(path: Path, write: Any) -> None:
         raise
 
 
-async def reload_music(sip: Sip, name: str) -> MusicClass:
-    """Read the class's folder again and hand it to the engine (on the loop, where it runs)."""
-    folder = sip.config.data_path / "moh" / name
-    music = await asyncio.to_thread(MusicClass.from_folder, name, folder)
-    sip.engine.set_music(music)
-    if sip.steering is not None:  # the node's other workers play it too
-        sip.steering.everywhere("music", name)
-    return music
-
-
 @router.get("/moh", response_model=list[MusicClassOut], responses=ERRORS)
 async def music_classes(sip: Sip, user: User) -> list[MusicClassOut]:
     """The music classes the engine plays, their files and how long they last."""
@@ -154,7 +144,7 @@ async def put_music(name: ClassName, filename: FileName, request: Request, sip: 
     path = sip.config.data_path / "moh" / name / filename
     before = {"bytes": path.stat().st_size} if path.is_file() else None
     await asyncio.to_thread(write_atomically, path, lambda f: f.write(data))
-    music = await reload_music(sip, name)
+    music = await sip.music_changed(name)
     audit(db, user, "moh.upload", f"{name}/{filename}", before,
           {"bytes": len(data), "seconds": round(len(samples) / ENGINE_RATE, 2)})
     db.commit()
@@ -172,7 +162,7 @@ async def delete_music(name: ClassName, filename: FileName, sip: Sip, user: User
         raise HTTPException(404, f"no music file {name}/{filename}")
     before = {"bytes": path.stat().st_size}
     path.unlink()
-    await reload_music(sip, name)
+    await sip.music_changed(name)
     audit(db, user, "moh.delete", f"{name}/{filename}", before, None)
     db.commit()
     return Response(status_code=204)

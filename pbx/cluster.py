@@ -8,6 +8,9 @@ Registrations work the same way: a node that saves a batch of bindings
 notifies :data:`BINDINGS_CHANNEL` in the same transaction, naming the
 addresses of record, and the others read those from the store, so a node
 taking over an organisation reaches its phones before they register again.
+A music-on-hold class changed through one node's API is named on
+:data:`MUSIC_CHANNEL`, and every other worker of every node reads its files
+again from the shared data directory.
 PostgreSQL's own publish/subscribe, nothing of ours on the wire.  On SQLite
 (one node) there is nothing to follow.
 """
@@ -19,7 +22,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 
 from pbx.directory import Directory
 
@@ -27,6 +30,7 @@ log = logging.getLogger("pbx.cluster")
 
 CHANNEL = "pbx_directory"
 BINDINGS_CHANNEL = "pbx_bindings"
+MUSIC_CHANNEL = "pbx_music"
 RETRY = 5.0  # seconds before listening again after the database went away
 NOTE_LIMIT = 7900  # bytes: PostgreSQL refuses a NOTIFY payload of 8000 or more
 EVERY = "*"  # a bindings note naming no AOR: too many to name, read them all
@@ -57,70 +61,87 @@ def read_bindings_note(payload: str) -> tuple[str, list[str] | None]:
     return node, None if aors == [EVERY] else aors
 
 
-async def listen(url: str, channel: str, handle: Callable[[str], Awaitable[None]]) -> None:
-    """Call ``handle`` with each payload notified on ``channel``, for ever,
-    listening again after the database went away."""
+def music_note(node: str, name: str) -> str:
+    """The payload telling the others that ``node`` changed music class ``name``."""
+    return f"{node}\n{name}"
+
+
+async def listen(url: str, handlers: Mapping[str, Callable[[str], Awaitable[None]]]) -> None:
+    """Call each channel's handler with the payloads notified on it, for ever
+    (one connection for them all), listening again after the database went away."""
     import psycopg
 
     while True:
         try:
             async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
-                await connection.execute(f"LISTEN {channel}")
-                log.info("following the other nodes' changes (LISTEN %s)", channel)
+                for channel in handlers:
+                    await connection.execute(f"LISTEN {channel}")
+                log.info("following the other nodes' changes (LISTEN %s)", ", ".join(handlers))
                 async for note in connection.notifies():
-                    await handle(note.payload)
+                    await handlers[note.channel](note.payload)
         except psycopg.Error as exc:
-            log.warning("listening on %s failed (%s); again in %.0f s", channel, exc, RETRY)
+            log.warning("listening on %s failed (%s); again in %.0f s", ", ".join(handlers),
+                        exc, RETRY)
             await asyncio.sleep(RETRY)
 
 
 class _Follower:
-    """Listens on one channel from start to stop, payloads to ``_note``."""
-
-    channel = ""
+    """Listens from start to stop, the payloads of each channel to its handler."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.node = node_name()
         self._task: asyncio.Task[None] | None = None
 
+    def handlers(self) -> dict[str, Callable[[str], Awaitable[None]]]:
+        raise NotImplementedError
+
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(
-            listen(self.url, self.channel, self._note))
+        self._task = asyncio.get_running_loop().create_task(listen(self.url, self.handlers()))
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def _note(self, payload: str) -> None:
-        raise NotImplementedError
 
+class PeerFollower(_Follower):
+    """Takes what the cluster's other workers saved: their registrations into this
+    worker's location service, their music-on-hold changes into its engine."""
 
-class BindingsFollower(_Follower):
-    """Reads the bindings another node saved into this node's location service."""
-
-    channel = BINDINGS_CHANNEL
-
-    def __init__(self, url: str, follow: Callable[[list[str] | None], Awaitable[None]]) -> None:
-        """``follow``: takes the store's bindings of these AORs (None: of all)."""
+    def __init__(self, url: str, bindings: Callable[[list[str] | None], Awaitable[None]],
+                 music: Callable[[str], Awaitable[object]]) -> None:
+        """``bindings``: takes the store's bindings of these AORs (None: of all);
+        ``music``: reads a music class's folder again."""
         super().__init__(url)
-        self.follow = follow
+        self.bindings = bindings
+        self.music = music
 
-    async def _note(self, payload: str) -> None:
+    def handlers(self) -> dict[str, Callable[[str], Awaitable[None]]]:
+        return {BINDINGS_CHANNEL: self._bindings, MUSIC_CHANNEL: self._music}
+
+    async def _bindings(self, payload: str) -> None:
         node, aors = read_bindings_note(payload)
         if node == self.node:
             return
         try:
-            await self.follow(aors)
+            await self.bindings(aors)
         except Exception:  # the store went away: the phones' next REGISTER mends it
             log.exception("cannot read the bindings node %s saved", node)
+
+    async def _music(self, payload: str) -> None:
+        node, _, name = payload.partition("\n")
+        if node == self.node:
+            return
+        log.info("node %s changed music class %s: reading it again", node, name)
+        try:
+            await self.music(name)
+        except Exception:
+            log.exception("cannot read music class %s again", name)
 
 
 class DirectoryFollower(_Follower):
     """Tells the other nodes of this node's reloads, and reloads on theirs."""
-
-    channel = CHANNEL
 
     def __init__(self, url: str, directory: Directory,
                  also: Sequence[Callable[[], None]] = ()) -> None:
@@ -128,6 +149,9 @@ class DirectoryFollower(_Follower):
         super().__init__(url)
         self.directory = directory
         self.also = list(also)
+
+    def handlers(self) -> dict[str, Callable[[str], Awaitable[None]]]:
+        return {CHANNEL: self._note}
 
     def start(self) -> None:
         self.directory.on_reload(self.changed)

@@ -33,7 +33,7 @@ from ivr.tenant import hours
 from ivr.voicemail import VoicemailApp
 from pbx.calls.commands import CallCommands
 from pbx.calls.views import extension_dialogs
-from pbx.cluster import BindingsFollower, DirectoryFollower, libpq_url
+from pbx.cluster import DirectoryFollower, PeerFollower, libpq_url
 from pbx.config import Config
 from pbx.models import ConferenceRoom
 from pbx.queue_settings import QueueConfig
@@ -232,10 +232,11 @@ async def run(config: Config, workers: Workers = Workers(), group: str = "",
     if follower is not None:
         outbox.reloaded.append(follower.changed)  # webhooks changed through this node's API
         follower.start()
-    registrations = BindingsFollower(shared, sip.follow_bindings) if shared else None
-    if registrations is not None:  # every worker: any may be an organisation's next home
-        sip.announce = registrations.node
-        registrations.start()
+    # every worker: any may be an organisation's next home, and each plays music
+    peers = PeerFollower(shared, sip.follow_bindings, sip.load_music) if shared else None
+    if peers is not None:
+        sip.announce = peers.node
+        peers.start()
     watch = SwitchboardWatch(sip.directory, sip.events.publish)  # opens/closes → events
     watch.watches = workers.is_home
     watch.start()
@@ -282,7 +283,7 @@ async def run(config: Config, workers: Workers = Workers(), group: str = "",
     stop_wait.cancel()
     collector.cancel()
     await watch.stop()
-    for listener in (follower, registrations):
+    for listener in (follower, peers):
         if listener is not None:
             await listener.stop()
     if jobs:

@@ -32,7 +32,7 @@ from pbx.calls.offer_answer import SrtpPolicy
 from pbx.calls.media_paths import MediaPaths, RecordingSettings
 from pbx.calls.ports import LoopClock
 from pbx.calls.records import CdrWriter
-from pbx.cluster import BINDINGS_CHANNEL, bindings_note
+from pbx.cluster import BINDINGS_CHANNEL, MUSIC_CHANNEL, bindings_note, music_note
 from pbx.config import WILDCARDS, Config, ConfigError
 from pbx.directory import Directory, Tenant
 from pbx.events import NODE, EventBus, MailboxChanged, OverloadChanged, Registered
@@ -263,8 +263,7 @@ class SipServer:
         self.prompts = PromptLibrary(prompts, general.language)
         moh = self.config.data_path / "moh"
         for folder in [moh / "default", *sorted(p for p in moh.glob("*") if p.is_dir())]:
-            music = await asyncio.to_thread(MusicClass.from_folder, folder.name, folder)
-            self.engine.set_music(music)
+            await self.load_music(folder.name)
         self.trunks.start()  # registrations to carriers, once we can send
         if self.overload is not None:
             self.overload.start()
@@ -833,6 +832,24 @@ class SipServer:
         except Exception:
             self.location.restore_changes(upserts, removals)
             raise
+
+    async def load_music(self, name: str) -> MusicClass:
+        """Read music class ``name`` from its folder (again) and play it from now on."""
+        folder = self.config.data_path / "moh" / name
+        music = await asyncio.to_thread(MusicClass.from_folder, name, folder)
+        self.engine.set_music(music)
+        return music
+
+    async def music_changed(self, name: str) -> MusicClass:
+        """The admin API changed music class ``name``: play it here, and have the
+        node's other workers (and a cluster's other nodes) read it again."""
+        music = await self.load_music(name)
+        if self.announce is not None:  # every worker of every node listens
+            await asyncio.to_thread(self.store.notify, MUSIC_CHANNEL,
+                                    music_note(self.announce, name))
+        elif self.steering is not None:
+            self.steering.everywhere("music", name)
+        return music
 
     async def follow_bindings(self, aors: list[str] | None) -> None:
         """Another node saved bindings of ``aors`` (None: too many to name):

@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from media.engine import MusicClass
 from pbx.sip.flow import Flow
 from pbx.sip.message import Request, Response, set_origin
 from pbx.transport.link import WorkerLink
@@ -164,8 +163,7 @@ class Steering:
                 waiting[1].set()
 
     def _music(self, name: str) -> None:
-        folder = self.sip.config.data_path / "moh" / name
-        self.sip.tasks.thread(MusicClass.from_folder, name, folder, then=self.sip.engine.set_music)
+        asyncio.get_running_loop().create_task(self.sip.load_music(name))
 
 
 _following = threading.local()  # set while a thread reloads after another worker

@@ -25,6 +25,8 @@ from pbx.models import (
 )
 from pbx.passwords import hash_password
 
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+
 log = logging.getLogger("pbx.store")
 
 
@@ -324,6 +326,11 @@ class Store:
             rows = session.exec(select(Binding)).all()
             return [Registration(**row.model_dump()) for row in rows]
 
+    def notify(self, channel: str, payload: str) -> None:
+        """PostgreSQL ``NOTIFY`` (for the cluster's other nodes, pbx/cluster.py)."""
+        with self.engine.begin() as connection:
+            connection.execute(_NOTIFY, {"channel": channel, "payload": payload})
+
     def bindings_of(self, aors: Sequence[str] | None, now: float) -> list[Registration]:
         """The registrations of ``aors`` (None: of all) still valid at ``now``."""
         query = select(Binding).where(Binding.expires_at > now)
@@ -359,5 +366,4 @@ class Store:
                     insert.on_conflict_do_update(index_elements=["id"], set_=update), rows
                 )
             if notify is not None:
-                connection.execute(text("SELECT pg_notify(:channel, :payload)"),
-                                   {"channel": notify[0], "payload": notify[1]})
+                connection.execute(_NOTIFY, {"channel": notify[0], "payload": notify[1]})

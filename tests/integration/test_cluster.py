@@ -27,6 +27,7 @@ from sqlmodel import Session, select
 from pbx.models import Voicemail
 from pbx.store import Store
 from tests.integration.carrier import kamailio_rpc, start_kamailio, stop_group
+from tests.integration.test_admin_media import classes, tone_file
 from tests.integration.peers import (
     ADMIN_PASSWORD, REPO, Pbx, free_ports, organisation, postgres_url, write_config,
 )
@@ -255,7 +256,8 @@ def test_phones_move_to_the_other_node_when_theirs_dies(tmp_path: Path, database
 
 def test_a_change_made_on_one_node_is_served_by_the_other(tmp_path: Path, database: str) -> None:
     """The directory follows over PostgreSQL (LISTEN/NOTIFY): an extension made
-    through one node's API registers on the other at once."""
+    through one node's API registers on the other at once; music on hold
+    uploaded through one node's API plays on the other (its engine lists it)."""
     (tmp_path / "data").mkdir()
     nodes = [node(tmp_path, "a", database, jobs=True)]
     try:
@@ -273,6 +275,14 @@ def test_a_change_made_on_one_node_is_served_by_the_other(tmp_path: Path, databa
                 time.sleep(0.3)
         assert answer.status == 200, answer
         assert "changed the store: reloading" in nodes[1].log()
+
+        put = httpx.put(f"{nodes[0].api}/moh/default/1-tone.wav",
+                        headers=nodes[0].admin_headers(), content=tone_file(1000, 2.0))
+        assert put.status_code == 200, put.text
+        deadline = time.monotonic() + 10
+        while classes(nodes[1], nodes[1].admin_headers())["default"]["seconds"] != 2.0:
+            assert time.monotonic() < deadline, "the other node never read the music again"
+            time.sleep(0.3)
     finally:
         for pbx in nodes:
             pbx.stop()
