@@ -145,6 +145,7 @@ class General(CallPolicyConfig):
     tcp_port: int = Field(5060, ge=0, le=65535)
     tls_port: int = Field(5061, ge=0, le=65535)
     ws_port: int = Field(5066, ge=0, le=65535)  # SIP over WebSocket (RFC 7118), transport ws
+    wss_port: int = Field(7443, ge=0, le=65535)  # the same over TLS (the TLS certificate), wss
     http_port: int = Field(8080, ge=0, le=65535)
     https_port: int = Field(8443, ge=0, le=65535)  # the same over TLS (0: off)
     transports: tuple[str, ...] = ("udp", "tcp", "tls")
@@ -281,9 +282,9 @@ class General(CallPolicyConfig):
     @classmethod
     def _known_transports(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         lowered = tuple(t.lower() for t in value)
-        unknown = set(lowered) - {"udp", "tcp", "tls", "ws"}
+        unknown = set(lowered) - {"udp", "tcp", "tls", "ws", "wss"}
         if unknown:
-            raise ValueError(f"unknown transport(s) {sorted(unknown)}; use udp, tcp, tls, ws")
+            raise ValueError(f"unknown transport(s) {sorted(unknown)}; use udp, tcp, tls, ws, wss")
         return lowered
 
     @field_validator("mqtt_url")

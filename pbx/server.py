@@ -250,10 +250,12 @@ class SipServer:
             await tls.listen(general.bind, general.tls_port, reuse_port=shared)
             tls.on_error = self._transport_failed
             self.transports["TLS"] = tls
-        if "ws" in general.transports:
-            ws = WebSocketTransport(self.receive)
-            await ws.listen(general.bind, general.ws_port, reuse_port=shared)
-            self.transports["WS"] = ws
+        for name, port in (("ws", general.ws_port), ("wss", general.wss_port)):
+            if name in general.transports:
+                ws = WebSocketTransport(self.receive,
+                                        self._tls_context() if name == "wss" else None)
+                await ws.listen(general.bind, port, reuse_port=shared)
+                self.transports[ws.name] = ws
         for name, transport in self.transports.items():
             log.info("listening on %s %s:%d", name, general.bind, transport.local_port)
         prompts = self.config.data_path / "prompts"

@@ -6,7 +6,9 @@ over TCP or TLS, it is reached only over the connection it opened: its
 Contact names a ``.invalid`` host (§5.2), so requests to it go back over the
 connection it registered on (the location service keeps that flow).
 Messages go out as text frames when they are UTF-8, binary ones otherwise
-(§5.1), in order, through one writer per connection.
+(§5.1), in order, through one writer per connection.  Over TLS (``wss``,
+what a browser on an HTTPS page must use) the transport is WSS, in Via and
+in the flows it keeps.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Callable
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -34,10 +37,11 @@ MAX_MESSAGE = 65535  # bytes; a SIP message larger than this is no phone's
 class WebSocketTransport:
     """The WS listener and its connections, keyed by the client's flow."""
 
-    name = "WS"
-
-    def __init__(self, receiver: Receiver) -> None:
+    def __init__(self, receiver: Receiver, tls: ssl.SSLContext | None = None) -> None:
+        """``tls``: serve ``wss`` with this context."""
         self.receiver = receiver
+        self.tls = tls
+        self.name = "WSS" if tls is not None else "WS"
         self.connections: dict[Flow, asyncio.Queue[bytes | None]] = {}
         self.server: Server | None = None
 
@@ -45,7 +49,8 @@ class WebSocketTransport:
         """Listen on ``host:port`` (with ``reuse_port``, beside the node's other workers)."""
         self.server = await serve(self._serve, host, port, subprotocols=[SUBPROTOCOL],
                                   process_request=_require_sip, max_size=MAX_MESSAGE,
-                                  server_header=None, reuse_port=reuse_port or None)
+                                  server_header=None, reuse_port=reuse_port or None,
+                                  ssl=self.tls)
 
     @property
     def local_port(self) -> int:

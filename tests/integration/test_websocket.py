@@ -1,11 +1,13 @@
 """SIP over WebSocket (RFC 7118) against a running PBX: a web client (the
 ``websockets`` library, as JsSIP would speak) registers with digest auth over
-a ``sip`` WebSocket, calls a UDP phone, and is called back over the same
-connection; a handshake without the ``sip`` subprotocol is refused."""
+a ``sip`` WebSocket, plain (ws) and over TLS (wss), calls a UDP phone, and is
+called back over the same connection (Via WS or WSS); a handshake without the
+``sip`` subprotocol is refused."""
 
 from __future__ import annotations
 
 import itertools
+import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,19 +31,31 @@ _n = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
-    port = free_ports(1)
-    with running_pbx(tmp_path_factory.mktemp("ws"), USERS, transports="udp, tcp, tls, ws",
-                     ws_port=port) as server:
-        server.ws_port = port  # type: ignore[attr-defined]
+    ws, wss = free_ports(1), free_ports(1)
+    with running_pbx(tmp_path_factory.mktemp("ws"), USERS, transports="udp, tcp, tls, ws, wss",
+                     ws_port=ws, wss_port=wss) as server:
+        server.ws_port, server.wss_port = ws, wss  # type: ignore[attr-defined]
         yield server
+
+
+def web_socket(pbx: Pbx, scheme: str) -> ClientConnection:
+    """A ``sip`` WebSocket to the PBX, over TLS for ``wss`` (its own certificate,
+    made at start: the test trusts it as a browser told to would)."""
+    if scheme == "ws":
+        return connect(f"ws://{pbx.host}:{pbx.ws_port}", subprotocols=["sip"])  # type: ignore[attr-defined, list-item]
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return connect(f"wss://{pbx.host}:{pbx.wss_port}", subprotocols=["sip"],  # type: ignore[attr-defined, list-item]
+                   ssl=context)
 
 
 class WebClient:
     """A SIP user agent over one WebSocket."""
 
-    def __init__(self, ws: ClientConnection, user: str) -> None:
+    def __init__(self, ws: ClientConnection, user: str, transport: str = "WS") -> None:
         self.user = user
         self.ws = ws
+        self.transport = transport
         self.call_id = f"ws-{next(_n)}@{INVALID}"
         self.tag = f"t{next(_n)}"
 
@@ -49,7 +63,7 @@ class WebClient:
                 headers: str = "", to_tag: str = "") -> None:
         target = f"sip:{to}@pbx.test"
         text = (f"{method} {target} SIP/2.0\r\n"
-                f"Via: SIP/2.0/WS {INVALID};branch=z9hG4bK-ws{next(_n)}\r\n"
+                f"Via: SIP/2.0/{self.transport} {INVALID};branch=z9hG4bK-ws{next(_n)}\r\n"
                 f"Max-Forwards: 70\r\nFrom: <sip:{self.user}@pbx.test>;tag={self.tag}\r\n"
                 f"To: <{target}>{';tag=' + to_tag if to_tag else ''}\r\n"
                 f"Call-ID: {self.call_id}\r\nCSeq: {cseq} {method}\r\n"
@@ -89,12 +103,11 @@ def sdp(port: int) -> str:
             f"m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
 
 
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
 def test_a_web_client_registers_calls_and_is_called_over_its_websocket(
-        pbx: Pbx, tmp_path: Path) -> None:
-    url = f"ws://{pbx.host}:{pbx.ws_port}"  # type: ignore[attr-defined]
-    with connect(url, subprotocols=["sip"]) as ws, \
-            SipClient(pbx.host, pbx.sip_port) as phone:  # type: ignore[list-item]
-        web = WebClient(ws, "1001")
+        pbx: Pbx, tmp_path: Path, scheme: str) -> None:
+    with web_socket(pbx, scheme) as ws, SipClient(pbx.host, pbx.sip_port) as phone:
+        web = WebClient(ws, "1001", scheme.upper())
         registered = web.authenticated("REGISTER", "1001", password=USERS["1001"])
         assert registered.status == 200, pbx.log()[-2000:]
         assert any(INVALID in str(c.uri) for c in registered.contacts)
@@ -103,7 +116,7 @@ def test_a_web_client_registers_calls_and_is_called_over_its_websocket(
         picked: list[Request] = []
         worker = threading.Thread(target=lambda: picked.append(phone.pick_up(41010)))
         worker.start()
-        web.call_id, web.tag = f"ws-call@{INVALID}", "caller"
+        web.call_id, web.tag = f"{scheme}-call@{INVALID}", "caller"
         ok = web.authenticated("INVITE", "1002", body=sdp(40010), password=USERS["1001"])
         worker.join()
         assert ok.status == 200 and b"m=audio" in ok.body, pbx.log()[-2000:]
@@ -121,7 +134,7 @@ def test_a_web_client_registers_calls_and_is_called_over_its_websocket(
         invite = web.receive()
         while not (isinstance(invite, Request) and invite.method == "INVITE"):
             invite = web.receive()
-        assert "SIP/2.0/WS" in (invite.headers.get("Via") or "")
+        assert f"SIP/2.0/{scheme.upper()} " in (invite.headers.get("Via") or "")
         web.ws.send(bytes(make_response(invite, 486, to_tag="busy")).decode())
         caller.join()
         assert results and results[0] is not None and results[0].status == 486
