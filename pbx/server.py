@@ -157,7 +157,7 @@ class SipServer:
         )
         self.flood = SourceGuard(
             general.flood_max_requests + 1, general.flood_window, general.flood_ban_time,
-            what="requests", trusted=self._trusted,
+            what="requests and connections", trusted=self._trusted,
         ) if general.flood_max_requests else None
         self._trusted_networks = [ipaddress.ip_network(n, strict=False)
                                   for n in general.flood_trusted]
@@ -239,13 +239,13 @@ class SipServer:
             )
         if "tcp" in general.transports:
             tcp = StreamTransport("TCP", self.receive, idle_timeout=general.tcp_idle_timeout,
-                                  refuse=self._reject_unparsable)
+                                  refuse=self._reject_unparsable, admit=self._admit)
             await tcp.listen(general.bind, general.tcp_port, reuse_port=shared)
             self.transports["TCP"] = tcp
         if "tls" in general.transports:
             tls = StreamTransport(
                 "TLS", self.receive, self._tls_context(), idle_timeout=general.tcp_idle_timeout,
-                refuse=self._reject_unparsable,
+                refuse=self._reject_unparsable, admit=self._admit,
             )
             await tls.listen(general.bind, general.tls_port, reuse_port=shared)
             tls.on_error = self._transport_failed
@@ -253,7 +253,8 @@ class SipServer:
         for name, port in (("ws", general.ws_port), ("wss", general.wss_port)):
             if name in general.transports:
                 ws = WebSocketTransport(self.receive,
-                                        self._tls_context() if name == "wss" else None)
+                                        self._tls_context() if name == "wss" else None,
+                                        admit=self._admit)
                 await ws.listen(general.bind, port, reuse_port=shared)
                 self.transports[ws.name] = ws
         for name, transport in self.transports.items():
@@ -374,11 +375,20 @@ class SipServer:
         """Sources banned for a flood or for failing authentication hear nothing;
         every request counts towards a flood (responses do not: a phone answering
         a burst of NOTIFYs is no flood)."""
+        return self._banned(host, now, counts=not data.startswith(b"SIP/"))
+
+    def _admit(self, host: str) -> bool:
+        """A new TCP, TLS or WebSocket connection counts towards a flood like a
+        request (a source opening connections without end is banned like one
+        sending requests without end); a banned source's is closed at once."""
+        return not self._banned(host, time.time(), counts=True)
+
+    def _banned(self, host: str, now: float, counts: bool) -> bool:
         if self.guard.is_blocked(host, now):
             return True
         if self.flood is None:
             return False
-        if not data.startswith(b"SIP/"):
+        if counts:
             self.flood.record(host, now)
         return self.flood.is_blocked(host, now)
 

@@ -47,8 +47,9 @@ class TlsPeer:
 class StreamConnection(asyncio.Protocol):
     """One TCP or TLS connection: framing, keep-alive pongs, idle timeout."""
 
-    def __init__(self, owner: StreamTransport) -> None:
+    def __init__(self, owner: StreamTransport, inbound: bool = True) -> None:
         self.owner = owner
+        self.inbound = inbound  # accepted (asked of ``admit``), not opened by us
         self.framer = StreamFramer()
         self.transport: asyncio.Transport | None = None
         self.flow: Flow | None = None
@@ -58,8 +59,13 @@ class StreamConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         host, port = transport.get_extra_info("peername")[:2]
-        self.flow = Flow(self.owner.name, plain_host(host), port)
-        self.owner.connections[self.flow] = self
+        flow = Flow(self.owner.name, plain_host(host), port)
+        if self.inbound and self.owner.admit is not None and not self.owner.admit(flow.host):
+            log.info("connection from %s closed: the source is banned", flow)
+            transport.close()
+            return
+        self.flow = flow
+        self.owner.connections[flow] = self
         self._touch()
 
     def data_received(self, data: bytes) -> None:
@@ -117,11 +123,15 @@ class StreamTransport:
         ssl_context: ssl.SSLContext | None = None,
         idle_timeout: float = 3900.0,
         refuse: Refuser | None = None,
+        admit: Callable[[str], bool] | None = None,
     ) -> None:
-        """``refuse`` answers the request a stream broke its framing on, if any."""
+        """``refuse`` answers the request a stream broke its framing on, if any;
+        ``admit`` is asked of each accepted connection's source host (False:
+        closed at once)."""
         self.name = name
         self.receiver = receiver
         self.refuse = refuse
+        self.admit = admit
         self.ssl_context = ssl_context
         self.idle_timeout = idle_timeout
         self.connections: dict[Flow, StreamConnection] = {}
@@ -170,7 +180,8 @@ class StreamTransport:
         tls = {} if peer is None else {"ssl": peer.context, "server_hostname": peer.server_name}
         try:
             _, connection = await asyncio.wait_for(
-                loop.create_connection(lambda: StreamConnection(self), flow.host, flow.port,
+                loop.create_connection(lambda: StreamConnection(self, inbound=False),
+                                       flow.host, flow.port,
                                        **tls), CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError) as exc:
             self.connecting.pop(flow, None)

@@ -37,10 +37,13 @@ MAX_MESSAGE = 65535  # bytes; a SIP message larger than this is no phone's
 class WebSocketTransport:
     """The WS listener and its connections, keyed by the client's flow."""
 
-    def __init__(self, receiver: Receiver, tls: ssl.SSLContext | None = None) -> None:
-        """``tls``: serve ``wss`` with this context."""
+    def __init__(self, receiver: Receiver, tls: ssl.SSLContext | None = None,
+                 admit: Callable[[str], bool] | None = None) -> None:
+        """``tls``: serve ``wss`` with this context; ``admit`` is asked of each
+        handshake's source host (False: 403)."""
         self.receiver = receiver
         self.tls = tls
+        self.admit = admit
         self.name = "WSS" if tls is not None else "WS"
         self.connections: dict[Flow, asyncio.Queue[bytes | None]] = {}
         self.server: Server | None = None
@@ -48,7 +51,7 @@ class WebSocketTransport:
     async def listen(self, host: str, port: int, reuse_port: bool = False) -> None:
         """Listen on ``host:port`` (with ``reuse_port``, beside the node's other workers)."""
         self.server = await serve(self._serve, host, port, subprotocols=[SUBPROTOCOL],
-                                  process_request=_require_sip, max_size=MAX_MESSAGE,
+                                  process_request=self._check, max_size=MAX_MESSAGE,
                                   server_header=None, reuse_port=reuse_port or None,
                                   ssl=self.tls)
 
@@ -96,6 +99,15 @@ class WebSocketTransport:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+
+
+    def _check(self, connection: ServerConnection, request: Request) -> Response | None:
+        """A banned source's handshake is refused; so is one without ``sip``."""
+        host = plain_host(connection.remote_address[0])
+        if self.admit is not None and not self.admit(host):
+            log.info("WebSocket from %s refused: the source is banned", host)
+            return connection.respond(403, "Forbidden\n")
+        return _require_sip(connection, request)
 
 
 def _require_sip(connection: ServerConnection, request: Request) -> Response | None:

@@ -6,6 +6,7 @@ scanners and phones come from other loopback addresses (all of 127/8 is ours).""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -140,3 +141,36 @@ def test_a_flood_is_banned_while_a_phone_elsewhere_keeps_working(pbx: Pbx) -> No
         again.request("OPTIONS", "1001")
         assert again.receive(1) is None  # still banned
     assert "blocking 127.0.0.2 for 300 s after 17 requests" in pbx.log()
+
+
+def closed_at_once(sock: socket.socket) -> bool:
+    """The PBX closed this connection without a word (within 1 s)."""
+    sock.settimeout(1)
+    try:
+        return sock.recv(1) == b""
+    except (TimeoutError, socket.timeout):
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_a_tcp_connection_flood_is_banned_while_a_phone_elsewhere_keeps_working(
+        pbx: Pbx) -> None:
+    """Connections count like requests: 127.0.0.4 opens TCP connections and
+    sends nothing; the 17th within 2 s bans it, and its connections from then
+    on are closed at once, while a TCP phone on 127.0.0.5 registers."""
+    opened: list[socket.socket] = []
+    try:
+        for _ in range(20):
+            sock = socket.create_connection((pbx.host, pbx.sip_port), timeout=3,
+                                            source_address=("127.0.0.4", 0))
+            opened.append(sock)
+        assert not closed_at_once(opened[0])  # the first ones were let in
+        assert closed_at_once(opened[-1])  # then the source was banned
+        with SipClient(pbx.host, pbx.sip_port, "TCP", source="127.0.0.5") as phone:
+            registered = phone.register("1001", USERS["1001"])
+            assert registered is not None and registered.status == 200, registered
+    finally:
+        for sock in opened:
+            sock.close()
+    assert "blocking 127.0.0.4 for 300 s after 17 requests and connections" in pbx.log()
