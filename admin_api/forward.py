@@ -59,7 +59,7 @@ class HomeWorkers:
         self.store = store
         self.workers = workers
         self.socket_of = socket_of
-        self._organisations: dict[str, int | None] = {}
+        self._organisations: dict[str, int] = {}
         self._clients: dict[int, httpx.AsyncClient] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -81,11 +81,15 @@ class HomeWorkers:
         key = _key(scope)
         if key is None:
             return None
-        if key not in self._organisations:
+        organisation = self._organisations.get(key)
+        if organisation is None:
+            organisation = await asyncio.to_thread(self._look_up, key)
+            if organisation is None:
+                return None  # not remembered: the slug or token may exist soon
             if len(self._organisations) >= REMEMBERED:
                 self._organisations.clear()
-            self._organisations[key] = await asyncio.to_thread(self._look_up, key)
-        return self._organisations[key]
+            self._organisations[key] = organisation
+        return organisation
 
     def _look_up(self, key: str) -> int | None:
         kind, _, value = key.partition(":")
@@ -145,7 +149,7 @@ class HomeWorkers:
         query = scope.get("query_string", b"").decode("latin-1")
         uri = f"ws://{host}{scope['path']}" + (f"?{query}" if query else "")
         passed = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in _headers(scope)
-                  if k in (b"authorization", b"cookie", b"origin", b"user-agent")]
+                  if k in (b"authorization", b"cookie", b"origin")]
         try:
             upstream = await unix_connect(
                 self.socket_of(worker), uri, additional_headers=[
