@@ -38,6 +38,10 @@ from pbx.store import Store
 from pbx.workers import Workers
 
 log = logging.getLogger("pbx.api.forward")
+# the passed WebSockets' own log: never below INFO, where websockets writes the
+# request line of each handshake, and a browser's WebSocket URL carries its token
+_client_log = logging.getLogger("pbx.api.forward.websocket")
+_client_log.setLevel(logging.INFO)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -155,7 +159,7 @@ class HomeWorkers:
                 self.socket_of(worker), uri, additional_headers=[
                     *passed, ("X-Forwarded-For", _client_host(scope).decode("latin-1"))],
                 subprotocols=scope.get("subprotocols") or None, max_size=None,
-                open_timeout=10)
+                open_timeout=10, logger=_client_log)
         except InvalidStatus as exc:  # refused there (a bad token): refused here
             await send({"type": "websocket.close", "code": 1008,
                         "reason": f"refused ({exc.response.status_code})"})
