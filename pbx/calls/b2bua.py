@@ -243,8 +243,9 @@ class B2BUA:
                 return
             try:
                 offer = SessionDescription.parse(request.body)
-                self.sdp.check(offer, self.sdp.srtp_mode(call.tenant, number, flow.transport,
-                                                         carrier is not None))
+                self.sdp.check(offer, self.sdp.srtp_mode(
+                    call.tenant, number, flow.transport,
+                    carrier.settings.name if carrier is not None else None))
             except SdpError as exc:  # refused before anything rings
                 self.legs.refuse_sdp(request, exc)
                 return

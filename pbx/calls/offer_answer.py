@@ -10,7 +10,8 @@ phone talks to a plain one): the extension's ``media_encryption`` (else the
 node's) says ``off``, ``optional`` or ``required``.  A phone's offer is
 answered in kind where the mode allows; our INVITEs offer RTP/SAVP with keys
 to a ``required`` phone, best-effort RTP/AVP with keys to an ``optional``
-phone reached over TLS, plain RTP otherwise.  Carriers' legs are plain.
+phone reached over TLS, plain RTP otherwise.  A carrier's legs follow its
+trunk's ``media_encryption`` (off unless set).
 SDES keys are readable by anyone who reads the SIP: with ``srtp_require_tls``
 no key is sent or taken over signalling that is not TLS; without it a
 warning is logged for each leg whose keys travel in the clear.
@@ -68,12 +69,17 @@ class OfferAnswer:
         self.srtp = srtp or SrtpPolicy()
 
     def srtp_mode(self, tenant: Tenant, number: str, transport: str,
-                  carrier: bool = False) -> str:
-        """The SRTP mode of a leg with extension ``number``'s phone over ``transport``
-        (a carrier's leg: off).  SdpError (488) for a phone that requires SRTP
-        where keys may not travel (``srtp_require_tls`` and no TLS)."""
-        ext = None if carrier else tenant.extensions.get(number)
-        mode = (getattr(ext, "media_encryption", "") or self.srtp.default) if ext else "off"
+                  trunk: str | None = None) -> str:
+        """The SRTP mode of a leg with extension ``number``'s phone over ``transport``,
+        or with the carrier of ``trunk`` (its ``media_encryption``).  SdpError
+        (488) for a peer that requires SRTP where keys may not travel
+        (``srtp_require_tls`` and no TLS)."""
+        if trunk is not None:
+            carrier = tenant.trunks.get(trunk)
+            mode = carrier.media_encryption if carrier is not None else "off"
+        else:
+            ext = tenant.extensions.get(number)
+            mode = (getattr(ext, "media_encryption", "") or self.srtp.default) if ext else "off"
         if mode != "off" and self.srtp.require_tls and transport != "TLS":
             if mode == "required":
                 raise SdpError("SRTP keys need SIP over TLS", 488, 302)
@@ -82,8 +88,9 @@ class OfferAnswer:
 
     def leg_mode(self, leg: Leg) -> str:
         call = leg.call
-        carrier = bool(leg.trunk) or (leg is call.a and call.direction == "inbound")
-        return self.srtp_mode(call.tenant, leg.number, leg.flow.transport, carrier)
+        trunk = leg.trunk or (call.trunk if leg is call.a and call.direction == "inbound"
+                              else None)
+        return self.srtp_mode(call.tenant, leg.number, leg.flow.transport, trunk or None)
 
     @staticmethod
     def offered_security(mode: str, transport: str) -> tuple[str, list[Crypto]]:

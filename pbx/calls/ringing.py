@@ -143,10 +143,13 @@ class Ringer:
         version = new_session_version()
         caller_offer = call.a.offer if call.a is not None else None
         try:
+            srtp = self.sdp.srtp_mode(call.tenant, step.number, flow.transport, step.trunk)
             offer = self.sdp.fork_offer(ring.media.local_port, caller_offer,
-                                        carrier.settings.codecs)
-        except SdpError:
-            call.path.append(f"no-codec:{step.trunk}")
+                                        carrier.settings.codecs, srtp=srtp,
+                                        transport=flow.transport)
+        except SdpError as exc:  # none of its codecs, or SRTP keys may not go to it
+            log.warning("call %s: not calling over %s: %s", call.id, step.trunk, exc)
+            call.path.append(f"no-media:{step.trunk}")
             ring.failure = ring.failure or 488
             return 0
         sdp = version.stamp(offer)

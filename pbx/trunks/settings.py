@@ -69,6 +69,10 @@ class TrunkSettings(BaseModel):
     codecs: Listed = Field((), description="the codecs offered to the carrier, in order "
                                            "(PCMU, PCMA, G722, opus, telephone-event); "
                                            "empty: the node's")
+    media_encryption: Literal["off", "optional", "required"] = Field(
+        "off", description="SRTP (SDES, RFC 4568) on the carrier's legs: off; optional "
+                           "(keys offered, plain RTP taken); required (RTP/SAVP only, "
+                           "else 488); keys travel in the SIP, so use transport = tls")
     did_from: Literal["ruri", "to"] = Field(
         "ruri", description="where an inbound INVITE names the number dialled")
     caller_id: Literal["from", "pai", "rpid"] = Field(

@@ -3,7 +3,8 @@ on their own loopback addresses, certificates from a CA made here) and one
 PBX with a route over them.  The carrier whose certificate is valid for its
 address and chains to the pinned CA gets the INVITE; one whose certificate
 names another host, or comes from a CA nobody pinned, is refused with the
-reason in the log, and the call fails over or is answered 503 at once."""
+reason in the log, and the call fails over or is answered 503 at once.  A
+fourth carrier's trunk requires SRTP: its INVITE offers SDES keys."""
 
 from __future__ import annotations
 
@@ -102,6 +103,7 @@ def carriers(tmp_path_factory: pytest.TempPathFactory,
         "good": TlsCarrier("127.0.0.2", *authority.issue(tmp, "127.0.0.2")),
         "misnamed": TlsCarrier("127.0.0.3", *authority.issue(tmp, "sip.elsewhere.test")),
         "untrusted": TlsCarrier("127.0.0.4", *stranger.issue(tmp, "127.0.0.4")),
+        "secure": TlsCarrier("127.0.0.5", *authority.issue(tmp, "127.0.0.5")),
     }
     try:
         yield made
@@ -120,6 +122,7 @@ host = {carrier.host}:{carrier.port}
 transport = tls
 auth = ip
 tls_ca_file = {authority.cert}
+media_encryption = {"required" if name == "secure" else "off"}
 """ for name, carrier in carriers.items())
     trunks += f"""
 [registering]
@@ -135,6 +138,11 @@ tls_ca_file = {authority.cert}
 type = route
 patterns = +4670.
 trunks = misnamed, untrusted, good
+
+[srtp]
+type = route
+patterns = +4672.
+trunks = secure
 
 [nowhere]
 type = route
@@ -161,6 +169,7 @@ def test_a_call_fails_over_from_unverifiable_carriers_to_the_verified_one(
     assert took < 10  # no waiting out transaction timers on the refused ones
     [invite] = carriers["good"].invites()
     assert invite.uri.user == "+46701234567" and "TLS" in invite.headers.get("Via", "")
+    assert b"RTP/AVP" in invite.body and b"a=crypto" not in invite.body  # its SRTP is off
     assert carriers["misnamed"].invites() == [] and carriers["untrusted"].invites() == []
     log = pbx.log()
     assert ("TLS to 127.0.0.3 (127.0.0.3:%d) refused: certificate verify failed: IP address "
@@ -188,3 +197,15 @@ def test_a_registration_to_an_unverifiable_carrier_shows_why(pbx: Pbx) -> None:
         time.sleep(0.3)
     assert state["state"] == "failed" and state["code"] == 503, state
     assert "certificate verify failed: IP address mismatch" in state["reason"], state
+
+
+def test_a_carrier_that_requires_srtp_is_offered_sdes_keys_over_tls(
+        pbx: Pbx, carriers: dict[str, TlsCarrier]) -> None:
+    """A trunk with media_encryption = required: the INVITE to the carrier offers
+    RTP/SAVP with SDES keys (RFC 4568), over the verified TLS connection."""
+    status, _ = call(pbx, "0721234567")
+    assert status == 486, pbx.log()[-3000:]
+    [invite] = carriers["secure"].invites()
+    audio = next(line for line in invite.body.decode().splitlines() if line.startswith("m=audio"))
+    assert audio.split()[2] == "RTP/SAVP", invite.body
+    assert b"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" in invite.body, invite.body

@@ -3,10 +3,13 @@ SRTP, which offer is refused, which keys each relay leg is given."""
 
 from __future__ import annotations
 
+import pytest
+
 from pbx.calls.offer_answer import SrtpPolicy
-from pbx.sdp import SessionDescription
+from pbx.sdp import SdpError, SessionDescription
 from pbx.sip.flow import Flow
 from pbx.sip.message import Request
+from pbx.trunks.settings import TrunkSettings
 from tests.harness import SDP_BODY, CallHarness
 
 KEY = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0e"
@@ -113,3 +116,19 @@ async def test_an_optional_phone_over_tls_is_offered_best_effort_keys() -> None:
     assert calls.statuses(invite)[-1] == 200
     b = next(iter(calls.b2bua.calls.values())).b.media  # type: ignore[union-attr]
     assert b.tx_key is None
+
+
+def test_a_carriers_legs_follow_its_trunks_media_encryption() -> None:
+    calls = CallHarness()
+    offers = calls.b2bua.sdp
+    for name, mode in (("plain", "off"), ("best-effort", "optional"), ("secure", "required")):
+        calls.tenant.trunks[name] = TrunkSettings(name=name, host="192.0.2.1", auth="ip",
+                                                  media_encryption=mode)  # type: ignore[arg-type]
+    assert offers.srtp_mode(calls.tenant, "+4681", "TLS", "plain") == "off"
+    assert offers.srtp_mode(calls.tenant, "+4681", "TLS", "best-effort") == "optional"
+    assert offers.srtp_mode(calls.tenant, "+4681", "TLS", "secure") == "required"
+    assert offers.srtp_mode(calls.tenant, "+4681", "TLS", "gone") == "off"  # removed meanwhile
+    offers.srtp = SrtpPolicy("optional", require_tls=True)  # keys over TLS only
+    assert offers.srtp_mode(calls.tenant, "+4681", "UDP", "best-effort") == "off"
+    with pytest.raises(SdpError):
+        offers.srtp_mode(calls.tenant, "+4681", "UDP", "secure")
