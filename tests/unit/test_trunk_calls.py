@@ -15,10 +15,11 @@ from pbx.config import CallPolicyConfig
 from pbx.directory import Tenant
 from pbx.events import CallEnded
 from pbx.models import Number
+from pbx.sdp import SessionDescription
 from pbx.sip.flow import Flow
 from pbx.sip.message import Request, make_response
 from pbx.trunks.settings import TrunkSettings
-from tests.harness import CallHarness
+from tests.harness import SDP_BODY, CallHarness
 
 CARRIER = Flow("UDP", "198.51.100.7", 5060)
 SETTINGS = {name: TrunkSettings(name=name, host=f"{name}.carrier.test", username="46812345",
@@ -207,3 +208,26 @@ async def test_a_ring_group_rings_a_mobile_through_the_trunk() -> None:
     carrier_answers(calls, mobile, 200)
     assert calls.statuses(invite)[-1] == 200
     assert calls.phones["1002"].requests("CANCEL")
+
+
+async def test_a_carrier_whose_trunk_requires_srtp_is_answered_in_kind() -> None:
+    """Inbound: the carrier's leg follows its trunk's media_encryption, the
+    phone's leg its own (plain here)."""
+    calls = harness()
+    calls.tenant.trunks["first"] = SETTINGS["first"].model_copy(
+        update={"media_encryption": "required"})
+    calls.register("1002")
+    plain = await calls.call("+46701234567", "+4681234567", flow=CARRIER)
+    assert calls.statuses(plain) == [488]  # plain RTP refused before anything rings
+    assert calls.phones["1002"].invites() == []
+    key = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0e"
+    savp = (SDP_BODY.format(port=41000).replace("RTP/AVP", "RTP/SAVP").replace(
+        "a=sendrecv", f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\na=sendrecv"))
+    secure = await calls.call("+46701234567", "+4681234567", flow=CARRIER, body=savp)
+    [fork] = calls.phones["1002"].invites()
+    assert b"a=crypto" not in fork.body  # the phone, over UDP with mode optional: plain
+    calls.phones["1002"].reply(fork, 200)
+    ok = calls.responses(secure)[-1]
+    assert ok.status == 200
+    answer = SessionDescription.parse(ok.body).audio
+    assert answer is not None and answer.proto == "RTP/SAVP" and len(answer.crypto) == 1
