@@ -146,11 +146,8 @@ def several_workers(args: argparse.Namespace, tmp: Path) -> tuple[float, float]:
     the same sipp load (one socket) over the organisations' phones."""
     workdir = Path(tempfile.mkdtemp(dir=tmp))
     (workdir / "data").mkdir()
-    phones = worker_bench.seed(workdir / "data", args.organisations, 500)
-    csv = workdir / "phones.csv"
-    csv.write_text("SEQUENTIAL\n" + "".join(
-        f"{user};[authentication username={user} password={secret}];3600;{domain}\n"
-        for user, secret, domain in phones))
+    csv = worker_bench.phones_csv(workdir / "phones.csv",
+                                  worker_bench.seed(workdir / "data", args.organisations, 500))
     with running_pbx(workdir, {}, log_level="WARNING", auth_max_failures=1000000,
                      workers=args.workers, max_contacts=1000) as pbx:
         assert pbx.process is not None

@@ -73,6 +73,14 @@ def seed(data: Path, organisations: int, users: int) -> list[tuple[str, str, str
     return phones
 
 
+def phones_csv(path: Path, phones: list[tuple[str, str, str]]) -> Path:
+    """sipp's injection file for register_domain.xml: user, credentials, expiry, domain."""
+    path.write_text("SEQUENTIAL\n" + "".join(
+        f"{user};[authentication username={user} password={secret}];3600;{domain}\n"
+        for user, secret, domain in phones))
+    return path
+
+
 def scenario(tmp: Path) -> Path:
     """register.xml with the phone's domain (field 3) in Request-URI, From and To."""
     text = (SCENARIOS / "register.xml").read_text()
@@ -186,10 +194,7 @@ def main() -> int:
             tmp = Path(tempfile.mkdtemp(dir=name))
             (tmp / "data").mkdir()
             phones = seed(tmp / "data", args.organisations, args.users)
-            csv = tmp / "phones.csv"
-            csv.write_text("SEQUENTIAL\n" + "".join(
-                f"{user};[authentication username={user} password={secret}];3600;{domain}\n"
-                for user, secret, domain in phones))
+            csv = phones_csv(tmp / "phones.csv", phones)
             with running_pbx(tmp, {}, log_level="WARNING", auth_max_failures=1000000,
                              rtp_ports="20000-29999", workers=workers, max_contacts=1000,
                              overload_control="no" if args.no_overload_control else "yes"

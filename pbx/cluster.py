@@ -21,10 +21,10 @@ import asyncio
 import logging
 import os
 import socket
-import threading
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 
 from pbx.directory import Directory
+from pbx.tasks import Following
 
 log = logging.getLogger("pbx.cluster")
 
@@ -35,7 +35,7 @@ RETRY = 5.0  # seconds before listening again after the database went away
 NOTE_LIMIT = 7900  # bytes: PostgreSQL refuses a NOTIFY payload of 8000 or more
 EVERY = "*"  # a bindings note naming no AOR: too many to name, read them all
 
-_following = threading.local()  # set while a reload follows another node's
+_from_node = Following()  # set while a reload follows another node's
 
 
 def libpq_url(url: str) -> str | None:
@@ -160,7 +160,7 @@ class DirectoryFollower(_Follower):
     def changed(self) -> None:
         """After a reload (in the reloading thread): tell the others, unless it
         was theirs."""
-        if getattr(_following, "active", False):
+        if _from_node.active():
             return
         import psycopg
 
@@ -171,15 +171,11 @@ class DirectoryFollower(_Follower):
             log.error("cannot tell the other nodes of a change: %s", exc)
 
     def _follow(self) -> None:
-        _following.active = True
-        try:
-            self.directory.reload()
-            for reload in self.also:
-                reload()
-        finally:
-            _following.active = False
+        self.directory.reload()
+        for reload in self.also:
+            reload()
 
     async def _note(self, payload: str) -> None:
         if payload != self.node:
             log.info("node %s changed the store: reloading", payload)
-            await asyncio.to_thread(self._follow)
+            await asyncio.to_thread(_from_node.run(self._follow))

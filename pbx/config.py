@@ -29,7 +29,7 @@ from ivr.schedule import DAYS, Definition
 from ivr.tree import IvrTree, YamlError, read_yaml
 from media.languages import LANGUAGES
 from media.tones import COUNTRIES
-from pbx.fields import Listed, split_commas
+from pbx.fields import Listed, check_networks, split_commas
 from pbx.models import CallPolicy
 from pbx.numbering import COUNTRIES as NUMBERING_COUNTRIES
 from pbx.numbering import E164_PREFIX
@@ -250,15 +250,7 @@ class General(CallPolicyConfig):
                                   "webrtc_ice_servers", "flood_trusted", "scanner_user_agents",
                                   mode="before")(split_commas)
 
-    @field_validator("flood_trusted")
-    @classmethod
-    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for network in value:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ValueError(f"{network!r} is no IP address or network") from None
-        return value
+    _networks = field_validator("flood_trusted")(check_networks)
 
     @field_validator("webrtc_ice_servers")
     @classmethod

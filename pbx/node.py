@@ -38,7 +38,7 @@ from pbx.config import Config
 from pbx.models import ConferenceRoom
 from pbx.queue_settings import QueueConfig
 from pbx.server import SipServer
-from pbx.steering import Steering, followed, following
+from pbx.steering import Steering, from_worker
 from pbx.store import Store
 from pbx.webhooks import WebhookOutbox, WebhookSender, WebhookSettings
 from pbx.workers import Workers
@@ -125,8 +125,9 @@ def as_worker(sip: SipServer, outbox: WebhookOutbox, workers: Workers, group: st
     steering = Steering(sip, workers, group)
     sip.steering = steering
     sip.trunks.registers = workers.is_home
-    steering.commands["webhooks"] = lambda: sip.tasks.thread(followed(outbox.reload))
-    outbox.reloaded.append(lambda: None if following() else steering.everywhere("webhooks"))
+    steering.commands["webhooks"] = lambda: sip.tasks.thread(from_worker.run(outbox.reload))
+    outbox.reloaded.append(
+        lambda: None if from_worker.active() else steering.everywhere("webhooks"))
     return steering
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pbx.sip.flow import Flow
 from pbx.sip.message import Request, Response, set_origin
+from pbx.tasks import Following
 from pbx.transport.link import WorkerLink
 from pbx.workers import Workers, owner
 
@@ -140,7 +141,7 @@ class Steering:
         once they have, so a phone of an extension just made registers
         whichever worker it reaches.  A reload that follows another worker's
         goes no further."""
-        if following():
+        if from_worker.active():
             return
         token = next(self._reloads)
         done = threading.Event()
@@ -152,7 +153,7 @@ class Steering:
         self._waiting.pop(token, None)
 
     def _reload(self, token: int, origin: int) -> None:
-        self.sip.tasks.thread(followed(self.sip.directory.reload),
+        self.sip.tasks.thread(from_worker.run(self.sip.directory.reload),
                               then=lambda _: self.link.command(origin, "reloaded", token))
 
     def _reloaded(self, token: int) -> None:
@@ -166,23 +167,7 @@ class Steering:
         asyncio.get_running_loop().create_task(self.sip.load_music(name))
 
 
-_following = threading.local()  # set while a thread reloads after another worker
-
-
-def following() -> bool:
-    """Is this thread reloading because another worker did (not to be passed on)?"""
-    return getattr(_following, "active", False)
-
-
-def followed(reload: Callable[[], None]) -> Callable[[], None]:
-    """``reload`` run as following another worker's change."""
-    def run() -> None:
-        _following.active = True
-        try:
-            reload()
-        finally:
-            _following.active = False
-    return run
+from_worker = Following()  # set while a thread reloads after another worker
 
 
 def loop_thread(loop: asyncio.AbstractEventLoop) -> bool:

@@ -6,10 +6,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+class Following:
+    """A mark a thread carries while it repeats what another process did (a
+    reload after another worker's or another node's), so that it is not passed
+    back on; one per kind of peer, since a reload that follows a node is still
+    news to this node's other workers."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def active(self) -> bool:
+        """Is this thread repeating another's change?"""
+        return getattr(self._local, "active", False)
+
+    def run(self, work: Callable[[], None]) -> Callable[[], None]:
+        """``work``, to be run with the mark set."""
+        def marked() -> None:
+            self._local.active = True
+            try:
+                work()
+            finally:
+                self._local.active = False
+        return marked
 
 
 class Tasks:

@@ -5,14 +5,13 @@ field)."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pbx.fields import Listed
+from pbx.fields import Listed, check_networks
 
 TRUNK_NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,39}$"
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253})$")
@@ -84,15 +83,7 @@ class TrunkSettings(BaseModel):
     shared: bool = Field(False, description="the operator's: every organisation may route out")
     enabled: bool = True
 
-    @field_validator("addresses")
-    @classmethod
-    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"{item!r} is not an address or CIDR") from None
-        return value
+    _networks = field_validator("addresses")(check_networks)
 
     @field_validator("codecs")
     @classmethod

@@ -14,7 +14,7 @@ import pytest
 from pbx.sip.flow import Flow
 from pbx.sip.message import set_origin
 from pbx.sip.parser import parse_message
-from pbx.steering import Steering, followed, following
+from pbx.steering import Steering, from_worker
 from pbx.workers import Workers
 
 TCP_PHONE = Flow("TCP", "192.0.2.10", 40123)
@@ -107,6 +107,6 @@ def test_the_admin_api_waits_until_every_worker_has_reloaded(steering: Steering)
 
 
 def test_a_reload_that_follows_another_workers_goes_no_further(steering: Steering) -> None:
-    followed(steering._reload_everywhere)()  # as the "reload" command runs it
+    from_worker.run(steering._reload_everywhere)()  # as the "reload" command runs it
     assert steering.link.sent == []  # type: ignore[attr-defined]
-    assert not following()  # the thread is itself again
+    assert not from_worker.active()  # the thread is itself again
