@@ -33,7 +33,6 @@ Receiver = Callable[[bytes, Flow], None]
 Refuser = Callable[[ParseError, Flow], None]
 ErrorSink = Callable[[Flow, str], None]
 CONNECT_TIMEOUT = 5.0  # seconds for TCP connect and TLS handshake together
-HANDSHAKE_TIMEOUT = 10.0  # seconds a phone has for its TLS handshake once accepted
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +57,7 @@ class StreamConnection(asyncio.Protocol):
         self._idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
         host, port = transport.get_extra_info("peername")[:2]
         flow = Flow(self.owner.name, plain_host(host), port)
         if self.inbound and self.owner.admit is not None and not self.owner.admit(flow.host):
@@ -65,30 +65,7 @@ class StreamConnection(asyncio.Protocol):
             transport.close()
             return
         self.flow = flow
-        if self.inbound and self.owner.ssl_context is not None:
-            # TLS only once the source is admitted: a banned one costs no handshake
-            asyncio.get_running_loop().create_task(self._handshake(transport))  # type: ignore[arg-type]
-            return
-        self._ready(transport)  # type: ignore[arg-type]
-
-    async def _handshake(self, raw: asyncio.Transport) -> None:
-        assert self.owner.ssl_context is not None
-        try:
-            secured = await asyncio.get_running_loop().start_tls(
-                raw, self, self.owner.ssl_context, server_side=True,
-                ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
-        except (OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
-            log.info("TLS handshake with %s failed: %s", self.flow, exc)
-            raw.close()
-            return
-        if secured is None:  # the peer went away during the handshake
-            return
-        self._ready(secured)
-
-    def _ready(self, transport: asyncio.Transport) -> None:
-        assert self.flow is not None
-        self.transport = transport
-        self.owner.connections[self.flow] = self
+        self.owner.connections[flow] = self
         self._touch()
 
     def data_received(self, data: bytes) -> None:
@@ -171,9 +148,8 @@ class StreamTransport:
         """Listen on ``host:port`` (with ``reuse_port``, beside the node's other
         workers: a connection belongs to the worker that accepted it)."""
         loop = asyncio.get_running_loop()
-        # plain TCP even for TLS: each connection starts TLS once it is admitted
         self.server = await loop.create_server(
-            lambda: StreamConnection(self), host, port, reuse_address=True,
+            lambda: StreamConnection(self), host, port, ssl=self.ssl_context, reuse_address=True,
             reuse_port=reuse_port or None,
         )
 
